@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Idempotent setup of the project virtual environment at .venv.
+# Installs torch (CPU build unless a CUDA build is already present), the core and dev
+# requirements, the ROS 2 Jazzy pip wheels, builds tf2_msgs from its one-line definition,
+# and installs this package in editable mode. Re-running only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+STAMP="$VENV/.setup-stamp"
+# The stamp holds a hash of every input of the setup; a change re-runs the affected steps.
+want=$( { cat requirements/*.txt scripts/setup_venv.sh; cat scripts/build_tf2_msgs.sh msgs/tf2_msgs/* 2>/dev/null || true; } | sha256sum | cut -c1-16)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  echo "setup: $VENV is up to date"
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP="$VENV/bin/python -m pip install -q --disable-pip-version-check"
+
+# torch: keep an existing build (a CUDA build on a GPU machine); otherwise the CPU build.
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0+cpu}
+  if [ -d /opt/wheels ]; then
+    $PIP --find-links /opt/wheels "$TORCH_SPEC" || $PIP "torch==2.13.0"
+  else
+    $PIP --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0" || $PIP "torch==2.13.0"
+  fi
+fi
+$PIP -r requirements/core.txt -r requirements/dev.txt
+$PIP -r requirements/ros-jazzy.txt
+if [ -x scripts/build_tf2_msgs.sh ]; then
+  scripts/build_tf2_msgs.sh "$VENV"
+fi
+$PIP --no-deps -e .
+echo "$want" > "$STAMP"
+echo "setup: $VENV ready"

@@ -1,0 +1,180 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Transformer building blocks shared by DINOv2, the aggregator and the heads.
+
+Parameter names (``fc1``, ``qkv``, ``q_norm``, ``ls1.gamma``, ...) are chosen so that a module tree
+made of these layers produces exactly the key names of the released VGGT checkpoints.
+
+Shapes: ``B`` batch (frames for frame attention), ``T`` tokens, ``C`` channels, ``H`` heads,
+``D = C / H`` head dimension.
+"""
+
+from typing import Callable, Optional, Tuple, Union
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from vggt4d_ros.model.rope import RopeTable, RotaryPositionEmbedding2D
+
+# (output [B,T,C], q [B,H,T,D], k [B,H,T,D]) when a block is asked for its queries and keys.
+AttentionWithQK = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class Mlp(nn.Module):
+    """Two-layer perceptron ``fc2(act(fc1(x)))`` applied on the last dimension."""
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: Optional[int] = None,
+        out_features: Optional[int] = None,
+        act_layer: Callable[..., nn.Module] = nn.GELU,
+        drop: float = 0.0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        out_features = out_features or in_features
+        hidden_features = hidden_features or in_features
+        self.fc1 = nn.Linear(in_features, hidden_features, bias=bias)
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden_features, out_features, bias=bias)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``x[..., in_features]`` to ``[..., out_features]``."""
+        x = self.drop(self.act(self.fc1(x)))
+        return self.drop(self.fc2(x))
+
+
+class LayerScale(nn.Module):
+    """Per-channel learned scale ``x * gamma``."""
+
+    def __init__(self, dim: int, init_values: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(init_values * torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale ``x[..., dim]`` channel-wise."""
+        return x * self.gamma
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with optional QK-LayerNorm and 2D RoPE, on SDPA.
+
+    ``q_norm``/``k_norm`` normalise each head's ``D`` channels and run *before* RoPE, as in VGGT.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
+        qk_norm: bool = False,
+        norm_layer: Callable[..., nn.Module] = nn.LayerNorm,
+        rope: Optional[RotaryPositionEmbedding2D] = None,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.q_norm = norm_layer(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = norm_layer(self.head_dim) if qk_norm else nn.Identity()
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        self.rope = rope
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pos: Optional[RopeTable] = None,
+        attn_mask: Optional[torch.Tensor] = None,
+        return_qk: bool = False,
+        kv_index: Optional[torch.Tensor] = None,
+    ) -> Union[torch.Tensor, AttentionWithQK]:
+        """Attend over the tokens of ``x``.
+
+        Args:
+            x: tokens ``[B,T,C]``.
+            pos: RoPE cos/sin tables broadcastable to ``[B,H,T,D]``; ignored without ``rope``.
+            attn_mask: optional boolean mask broadcastable to ``[B,H,T,T]``, True = may attend.
+                ``None`` keeps SDPA on its fused no-mask kernels.
+            return_qk: also return the q and k (after QK-norm and RoPE, all tokens).
+            kv_index: optional ``Long[T_kv]`` token indices whose keys/values are kept (same for
+                every batch element); the others are dropped before SDPA, which keeps the
+                fused kernels usable (an ``attn_mask`` may force a slower kernel).
+
+        Returns:
+            ``[B,T,C]``, or ``(out, q[B,H,T,D], k[B,H,T,D])`` when ``return_qk``.
+        """
+        batch, tokens, channels = x.shape
+        qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        q = self.q_norm(q)
+        k = self.k_norm(k)
+        if self.rope is not None and pos is not None:
+            q = self.rope(q, pos)
+            k = self.rope(k, pos)
+        k_used, v_used = k, v
+        if kv_index is not None:
+            k_used, v_used = k.index_select(2, kv_index), v.index_select(2, kv_index)
+        out = F.scaled_dot_product_attention(q, k_used, v_used, attn_mask=attn_mask)
+        out = self.proj(out.transpose(1, 2).reshape(batch, tokens, channels))
+        if return_qk:
+            return out, q, k
+        return out
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + ls1(attn(norm1(x)))`` then ``x + ls2(mlp(norm2(x)))``."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
+        ffn_bias: bool = True,
+        init_values: Optional[float] = None,
+        norm_layer: Callable[..., nn.Module] = nn.LayerNorm,
+        qk_norm: bool = False,
+        rope: Optional[RotaryPositionEmbedding2D] = None,
+    ) -> None:
+        super().__init__()
+        self.norm1 = norm_layer(dim)
+        self.attn = Attention(
+            dim,
+            num_heads=num_heads,
+            qkv_bias=qkv_bias,
+            proj_bias=proj_bias,
+            qk_norm=qk_norm,
+            norm_layer=norm_layer,
+            rope=rope,
+        )
+        self.ls1 = LayerScale(dim, init_values) if init_values is not None else nn.Identity()
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), bias=ffn_bias)
+        self.ls2 = LayerScale(dim, init_values) if init_values is not None else nn.Identity()
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pos: Optional[RopeTable] = None,
+        attn_mask: Optional[torch.Tensor] = None,
+        return_qk: bool = False,
+        kv_index: Optional[torch.Tensor] = None,
+    ) -> Union[torch.Tensor, AttentionWithQK]:
+        """Run the block on ``x[B,T,C]``; see :meth:`Attention.forward` for the arguments."""
+        attended = self.attn(
+            self.norm1(x), pos=pos, attn_mask=attn_mask, return_qk=return_qk, kv_index=kv_index
+        )
+        if return_qk:
+            attended, q, k = attended
+        x = x + self.ls1(attended)
+        x = x + self.ls2(self.mlp(self.norm2(x)))
+        if return_qk:
+            return x, q, k
+        return x

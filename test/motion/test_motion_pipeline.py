@@ -1,0 +1,203 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""The window pipeline on the tiny model (CPU): shapes, determinism, pass 2, edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vggt4d_ros.model import layers
+from vggt4d_ros.model.config import VGGTConfig
+from vggt4d_ros.model.vggt import VGGT
+from vggt4d_ros.motion.cues import CueLayers
+from vggt4d_ros.motion.pipeline import layers_for_depth
+from vggt4d_ros.motion.pipeline import PipelineConfig
+from vggt4d_ros.motion.pipeline import token_mask
+from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.refine import RefineConfig
+
+HEIGHT, WIDTH = 56, 70
+
+
+@pytest.fixture(scope='module')
+def model() -> VGGT:
+    torch.manual_seed(0)
+    net = VGGT(VGGTConfig.tiny()).eval()
+    # Random LayerScale/special tokens large enough that every block matters.
+    with torch.no_grad():
+        for name, param in net.aggregator.named_parameters():
+            if name.endswith('gamma') or name in ('camera_token', 'register_token'):
+                param.copy_(torch.randn_like(param) * 0.5)
+    return net
+
+
+def _images(frames: int, seed: int = 1) -> torch.Tensor:
+    return torch.rand(frames, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(seed))
+
+
+def test_window_result_shapes_and_dtypes(model):
+    pipe = VGGT4DPipeline(model, PipelineConfig())
+    result = pipe.run_tensor(_images(6), list(range(6)))
+    frames, hp, wp = 6, HEIGHT // 14, WIDTH // 14
+    assert result.num_frames == frames
+    assert result.depth.shape == (frames, HEIGHT, WIDTH) and result.depth.dtype == torch.float32
+    assert result.depth_conf.shape == (frames, HEIGHT, WIDTH)
+    assert result.intrinsics.shape == (frames, 3, 3)
+    assert result.extrinsics.shape == (frames, 3, 4)
+    assert result.saliency.shape == (frames, hp, wp)
+    assert result.coarse_masks.dtype == torch.bool and result.refined_masks.dtype == torch.bool
+    for name in ('pass1', 'cues', 'coarse', 'pass2', 'refine', 'total'):
+        assert result.timings[name] >= 0
+    assert torch.isfinite(result.saliency).all()
+    assert result.coarse_masks.any()  # random weights still produce some dynamic patches
+    # Refinement only keeps coarse pixels (up to the closing/dilation border).
+    grown = torch.nn.functional.max_pool2d(result.coarse_masks.float().unsqueeze(1), 9, 1, 4)
+    assert not (result.refined_masks & ~(grown.squeeze(1) > 0)).any()
+
+
+def test_run_from_uint8_frames(model):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (30, 40, 3), dtype=np.uint8) for _ in range(4)]
+    pipe = VGGT4DPipeline(model, PipelineConfig(refine_enabled=False))
+    result = pipe.run(frames, [10, 20, 30, 40])
+    assert result.stamps_ns == [10, 20, 30, 40]
+    assert result.images.shape[-1] == 518 and result.images.shape[-2] % 14 == 0
+    assert result.masks_at_camera().shape == (4, 30, 40)
+    assert 'preprocess' in result.timings
+    assert torch.equal(result.refined_masks, result.coarse_masks)
+
+
+def test_two_runs_are_identical(model):
+    pipe = VGGT4DPipeline(model, PipelineConfig())
+    first = pipe.run_tensor(_images(5), list(range(5)))
+    second = pipe.run_tensor(_images(5), list(range(5)))
+    for name in ('depth', 'extrinsics', 'saliency', 'coarse_masks', 'refined_masks'):
+        assert torch.equal(getattr(first, name), getattr(second, name)), name
+
+
+def test_token_mask_is_any_pixel_max_pool():
+    masks = torch.zeros(2, 28, 42, dtype=torch.bool)
+    masks[0, 15, 30] = True  # one pixel of patch (1, 2)
+    tokens = token_mask(masks)
+    assert tokens.shape == (2, 6)
+    assert tokens[0].tolist() == [False, False, False, False, False, True]
+    assert not tokens[1].any()
+
+
+def _explicit_bias_forward(original):
+    """Attention.forward with every key/value removal replaced by a -inf additive bias."""
+
+    def forward(self, x, pos=None, attn_mask=None, return_qk=False, kv_index=None):
+        tokens = x.shape[1]
+        keep = None
+        if kv_index is not None:
+            keep = torch.zeros(tokens, dtype=torch.bool, device=x.device)
+            keep[kv_index] = True
+            keep = keep.view(1, 1, 1, tokens)
+        elif attn_mask is not None:
+            keep = attn_mask
+        bias = None
+        if keep is not None:
+            bias = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
+            bias = bias.masked_fill(~keep, float('-inf'))
+        return original(self, x, pos=pos, attn_mask=bias, return_qk=return_qk)
+
+    return forward
+
+
+def test_masked_pass_two_equals_explicit_minus_inf_bias(model, monkeypatch):
+    pipe = VGGT4DPipeline(model, PipelineConfig())
+    images = _images(4)
+    masks = torch.zeros(4, HEIGHT, WIDTH, dtype=torch.bool)
+    masks[:, 10:30, 20:50] = True
+    masks[2, :, :14] = True
+    first = pipe._pass_one(images)
+    ours = pipe._pass_two(images, masks, first.patch_features)
+    unmasked = pipe._pass_two(images, torch.zeros_like(masks), first.patch_features)
+    monkeypatch.setattr(layers.Attention, 'forward',
+                        _explicit_bias_forward(layers.Attention.forward))
+    reference = pipe._pass_two(images, masks, first.patch_features)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(ours, unmasked, atol=1e-4)
+
+
+def test_empty_mask_pass_two_reproduces_pass_one_poses(model):
+    """Pass 2 reuses pass 1's patch features; with nothing masked it is the same forward."""
+    pipe = VGGT4DPipeline(model, PipelineConfig())
+    images = _images(4)
+    with torch.no_grad():
+        plain = model(images, heads={'camera'})['pose_enc'][0]
+    first = pipe._pass_one(images)
+    second = pipe._pass_two(images, torch.zeros(4, HEIGHT, WIDTH, dtype=torch.bool),
+                            first.patch_features)
+    from vggt4d_ros.geometry.pose_encoding import pose_encoding_to_extri_intri
+    expected, _ = pose_encoding_to_extri_intri(plain, (HEIGHT, WIDTH))
+    torch.testing.assert_close(second, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('frames', [1, 2, 3])
+def test_short_windows_are_finite(model, frames):
+    pipe = VGGT4DPipeline(model, PipelineConfig())
+    result = pipe.run_tensor(_images(frames), list(range(frames)))
+    assert torch.isfinite(result.saliency).all()
+    assert torch.isfinite(result.extrinsics).all()
+    if frames == 1:  # nobody to compare with: no cue, no mask
+        assert not result.coarse_masks.any() and not result.refined_masks.any()
+
+
+def test_no_window_policy_masks_only_frames_with_a_cue(model):
+    from vggt4d_ros.motion.cues import CueConfig
+    config = PipelineConfig(cues=CueConfig(empty_window='none'))
+    result = VGGT4DPipeline(model, config).run_tensor(_images(3), [0, 1, 2])
+    assert result.saliency[1].abs().sum() == 0
+    assert not result.coarse_masks[1].any()
+
+
+def test_static_scene_gate_empties_every_mask(model):
+    still = _images(1).expand(6, -1, -1, -1).clone()  # the same frame six times
+    gated = VGGT4DPipeline(model, PipelineConfig(min_cue_contrast=1e9))
+    result = gated.run_tensor(still, list(range(6)))
+    assert not result.coarse_masks.any() and not result.refined_masks.any()
+    assert result.saliency.abs().sum() == 0
+    open_gate = VGGT4DPipeline(model, PipelineConfig(min_cue_contrast=0.0))
+    assert open_gate.run_tensor(still, list(range(6))).coarse_masks.any()
+
+
+def test_gradient_refinement_mode_runs(model):
+    config = PipelineConfig(refine=RefineConfig(mode='gradient'))
+    result = VGGT4DPipeline(model, config).run_tensor(_images(4), list(range(4)))
+    assert result.refined_masks.shape == (4, HEIGHT, WIDTH)
+
+
+def test_layers_for_depth():
+    release = CueLayers()
+    assert layers_for_depth(release, 24) is release
+    tiny = layers_for_depth(release, 4)
+    assert tiny.mean_qq_middle == (0, 1) and tiny.std_qq_deep == (3,)
+    assert tiny.mean_qq_deep == (2, 3) and tiny.mean_kk_shallow == (0,)
+
+
+def test_mismatched_stamps_and_sizes_are_errors(model):
+    pipe = VGGT4DPipeline(model, PipelineConfig())
+    with pytest.raises(ValueError, match='stamps'):
+        pipe.run_tensor(_images(3), [1, 2])
+    with pytest.raises(ValueError, match='multiple of 14'):
+        pipe.run_tensor(torch.rand(2, 3, 50, 70), [1, 2])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_cuda_pipeline_is_deterministic_and_close_to_cpu(model):
+    cpu = VGGT4DPipeline(model, PipelineConfig()).run_tensor(_images(6), list(range(6)))
+    gpu_model = VGGT(VGGTConfig.tiny()).eval()
+    gpu_model.load_state_dict(model.state_dict())
+    pipe = VGGT4DPipeline(gpu_model, PipelineConfig(), device='cuda')
+    first = pipe.run_tensor(_images(6), list(range(6)))
+    second = pipe.run_tensor(_images(6), list(range(6)))
+    for name in ('depth', 'extrinsics', 'saliency', 'coarse_masks', 'refined_masks'):
+        assert torch.equal(getattr(first, name), getattr(second, name)), name
+    assert first.refined_masks.device.type == 'cuda'
+    torch.testing.assert_close(first.saliency.cpu(), cpu.saliency, atol=1e-3, rtol=1e-3)
+    for name in ('pass1', 'cues', 'coarse', 'pass2', 'refine'):
+        assert first.timings[name] > 0

@@ -1,0 +1,196 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Stage-3 refinement on an analytic scene: a textured wall, a translating camera, a moving box."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vggt4d_ros.motion.refine import _ellipse_kernel
+from vggt4d_ros.motion.refine import backproject
+from vggt4d_ros.motion.refine import close_then_dilate
+from vggt4d_ros.motion.refine import refine_masks
+from vggt4d_ros.motion.refine import RefineConfig
+from vggt4d_ros.motion.refine import statistical_inliers
+
+HEIGHT, WIDTH, FOCAL = 48, 64, 40.0
+WALL_Z, BOX_Z, BOX_HALF = 5.0, 3.0, 0.4
+# A coarse false positive on the static wall, in the even frames only (a flickering cue).
+PATCH = (slice(4, 12), slice(46, 60))
+
+
+def _scene(frames: int = 5):
+    """Depth, images, poses, intrinsics and the true box masks of the analytic scene."""
+    intr = torch.tensor([[FOCAL, 0, WIDTH / 2], [0, FOCAL, HEIGHT / 2], [0, 0, 1.0]])
+    v, u = torch.meshgrid(torch.arange(HEIGHT) + 0.5, torch.arange(WIDTH) + 0.5, indexing='ij')
+    ray_x, ray_y = (u - WIDTH / 2) / FOCAL, (v - HEIGHT / 2) / FOCAL
+    depth, images, poses, boxes = [], [], [], []
+    for i in range(frames):
+        cam_x = 0.2 * i
+        box_x = -0.3 + 0.6 * i  # the box moves faster than the camera
+        hit_x, hit_y = cam_x + BOX_Z * ray_x, BOX_Z * ray_y
+        box = ((hit_x - box_x).abs() <= BOX_HALF) & (hit_y.abs() <= BOX_HALF)
+        wall_x, wall_y = cam_x + WALL_Z * ray_x, WALL_Z * ray_y
+        wall_rgb = torch.stack([0.5 + 0.3 * torch.sin(2 * wall_x), 0.5 + 0.3 * torch.cos(wall_y),
+                                0.4 + 0.2 * torch.sin(wall_x + wall_y)])
+        box_rgb = torch.tensor([0.9, 0.1, 0.1]).view(3, 1, 1).expand(3, HEIGHT, WIDTH)
+        depth.append(torch.where(box, BOX_Z, WALL_Z))
+        images.append(torch.where(box, box_rgb, wall_rgb))
+        pose = torch.eye(4)
+        pose[0, 3] = cam_x
+        poses.append(pose)
+        boxes.append(box)
+    return (torch.stack(depth), torch.stack(images), torch.stack(poses),
+            intr.expand(frames, 3, 3).clone(), torch.stack(boxes))
+
+
+def _coarse(boxes: torch.Tensor) -> torch.Tensor:
+    coarse = boxes.clone()
+    coarse[::2, PATCH[0], PATCH[1]] = True
+    return coarse
+
+
+def test_backproject_uses_pixel_centres():
+    depth, _, poses, intr, _ = _scene(2)
+    points = backproject(depth, intr, poses)
+    assert points.shape == (2, HEIGHT, WIDTH, 3)
+    # Pixel (0,0) centre is at (0.5,0.5): X = cam_x + z (0.5 - cx)/f.
+    expected_x = 0.2 + WALL_Z * (0.5 - WIDTH / 2) / FOCAL
+    assert abs(points[1, 0, 0, 0].item() - expected_x) < 1e-5
+    assert torch.allclose(points[..., 2], depth)
+
+
+@pytest.mark.parametrize('mode', ['cluster', 'gradient'])
+def test_refinement_keeps_the_moving_box_and_drops_the_static_patch(mode):
+    depth, images, poses, intr, boxes = _scene()
+    out = refine_masks(images, depth, _coarse(boxes), poses, intr, RefineConfig(mode=mode))
+    raw = out.raw_masks
+    assert raw.shape == boxes.shape and raw.dtype == torch.bool
+    inter = (raw & boxes).sum().item()
+    union = (raw | boxes).sum().item()
+    assert inter / union > 0.9
+    assert not raw[:, PATCH[0], PATCH[1]].any()
+    assert (out.masks | ~raw).all()  # morphology only grows the raw mask here
+    assert not out.masks[:, PATCH[0], PATCH[1]].any()
+
+
+def test_refinement_is_deterministic():
+    depth, images, poses, intr, boxes = _scene(4)
+    first = refine_masks(images, depth, _coarse(boxes), poses, intr)
+    second = refine_masks(images, depth, _coarse(boxes), poses, intr)
+    assert torch.equal(first.masks, second.masks)
+    assert torch.equal(first.labels, second.labels)
+
+
+def test_statistical_outlier_removal_exact_and_image_search_agree():
+    depth, _, poses, intr, _ = _scene(2)
+    depth = depth.clone()
+    spikes = [(10, 10), (30, 50), (40, 5)]
+    for row, col in spikes:
+        depth[:, row, col] = 40.0  # isolated points far behind the wall
+    points = backproject(depth, intr, poses)
+    valid = torch.ones_like(depth, dtype=torch.bool)
+    exact = statistical_inliers(points, valid, RefineConfig(neighbour_search='exact'))
+    image = statistical_inliers(points, valid, RefineConfig(neighbour_search='image'))
+    for row, col in spikes:
+        assert not exact[:, row, col].any() and not image[:, row, col].any()
+    assert (exact == image).float().mean() > 0.99
+    assert exact.float().mean() > 0.9
+
+
+def test_morphology_matches_opencv():
+    gen = np.random.default_rng(0)
+    mask = gen.random((3, 30, 40)) > 0.8
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    assert np.array_equal(_ellipse_kernel(5, torch.device('cpu')).numpy(), kernel)
+    expected = []
+    for frame in mask.astype(np.uint8) * 255:
+        closed = cv2.morphologyEx(frame, cv2.MORPH_CLOSE, kernel, iterations=1)
+        expected.append(cv2.dilate(closed, np.ones((3, 3), np.uint8), iterations=1) > 0)
+    ours = close_then_dilate(torch.from_numpy(mask))
+    assert np.array_equal(ours.numpy(), np.stack(expected))
+
+
+def test_empty_coarse_masks_give_empty_refined_masks():
+    depth, images, poses, intr, boxes = _scene(3)
+    out = refine_masks(images, depth, torch.zeros_like(boxes), poses, intr)
+    assert not out.masks.any()
+
+
+def test_fewer_candidates_than_clusters():
+    depth, images, poses, intr, boxes = _scene(3)
+    coarse = torch.zeros_like(boxes)
+    rows, cols = torch.nonzero(boxes[1], as_tuple=True)
+    coarse[1, rows[:5], cols[:5]] = True  # 5 box pixels < 30 clusters
+    out = refine_masks(images, depth, coarse, poses, intr)
+    assert out.raw_masks[1].sum() == 5
+    assert not out.raw_masks[0].any() and not out.raw_masks[2].any()
+
+
+@pytest.mark.parametrize('mode', ['cluster', 'gradient'])
+def test_all_dynamic_frames_stay_dynamic(mode):
+    depth, images, poses, intr, boxes = _scene(3)
+    coarse = torch.ones_like(boxes)
+    out = refine_masks(images, depth, coarse, poses, intr, RefineConfig(mode=mode))
+    # No correspondence can land on a static pixel: every cluster is dynamic.
+    assert torch.equal(out.raw_masks, out.inliers)
+    assert out.masks.float().mean() > 0.95
+
+
+def test_nan_and_inf_depth_are_never_candidates():
+    depth, images, poses, intr, boxes = _scene(4)
+    depth = depth.clone()
+    depth[:, 20:24, 20:40] = float('nan')
+    depth[:, 0:2, :] = float('inf')
+    depth[:, 46:, :] = -1.0
+    out = refine_masks(images, depth, _coarse(boxes), poses, intr)
+    assert not out.raw_masks[:, 20:24, 20:40].any()
+    assert not out.raw_masks[:, 0:2].any() and not out.raw_masks[:, 46:].any()
+    assert not out.inliers[:, 20:24, 20:40].any()
+    assert torch.isfinite(out.scores[torch.isfinite(out.scores)]).all()
+    # The box is still found where its depth is valid.
+    assert (out.raw_masks & boxes).sum() > 0.5 * (boxes & ~torch.isnan(depth)).sum()
+
+
+def test_projection_gradient_norm_matches_autograd_on_a_depth_ramp():
+    from vggt4d_ros.motion.refine import _residual_gradient_norm, _sample
+    height, width = 20, 30
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64),
+                            torch.arange(width, dtype=torch.float64), indexing='ij')
+    depth = (4.0 + 0.05 * xs - 0.03 * ys).unsqueeze(0)  # a planar depth ramp
+    intr = torch.tensor([[[25.0, 0, 15], [0, 24.0, 10], [0, 0, 1]]], dtype=torch.float64)
+    angle = torch.tensor(0.2, dtype=torch.float64)
+    rot = torch.tensor([[torch.cos(angle), 0, torch.sin(angle)], [0, 1, 0],
+                        [-torch.sin(angle), 0, torch.cos(angle)]], dtype=torch.float64)
+    trans = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+    world = torch.tensor([[0.3, 0.2, 4.0], [-0.5, 0.1, 3.5], [0.2, -0.3, 5.0]],
+                         dtype=torch.float64, requires_grad=True)
+    cam = world @ rot.T + trans
+    proj = cam @ intr[0].T
+    x, y = proj[:, 0] / proj[:, 2], proj[:, 1] / proj[:, 2]
+    sampled = _sample(depth.unsqueeze(1), x.unsqueeze(0), y.unsqueeze(0), 'bilinear')[0, 0]
+    residual = sampled - cam[:, 2]
+    grads = torch.stack([torch.autograd.grad(r, world, retain_graph=True)[0][i]
+                         for i, r in enumerate(residual)])
+    ours = _residual_gradient_norm(depth, intr, cam.detach().unsqueeze(0),
+                                   x.detach().unsqueeze(0), y.detach().unsqueeze(0))[0]
+    torch.testing.assert_close(ours, grads.norm(dim=1), atol=1e-9, rtol=1e-9)
+
+
+def test_exact_outlier_removal_matches_a_kdtree_reference():
+    from scipy.spatial import cKDTree
+    gen = np.random.default_rng(3)
+    points = gen.normal(size=(1, 12, 15, 3)).astype(np.float32)
+    points[0, 2, 3] = 30.0  # a far outlier
+    pts = points.reshape(-1, 3).astype(np.float64)
+    dist, _ = cKDTree(pts).query(pts, k=20)  # Open3D: the point itself is one of the 20
+    mean_dist = dist.mean(axis=1)
+    limit = mean_dist.mean() + 2.5 * mean_dist.std(ddof=1)
+    expected = (mean_dist > 0) & (mean_dist < limit)
+    ours = statistical_inliers(torch.from_numpy(points), torch.ones(1, 12, 15, dtype=torch.bool),
+                               RefineConfig(neighbour_search='exact'))
+    assert np.array_equal(ours.reshape(-1).numpy(), expected)
+    assert not ours[0, 2, 3]

@@ -1,0 +1,314 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Motion cues from the Gram statistics of VGGT's global attention (VGGT4D stage 1b).
+
+For a reference frame t, a source frame s in the temporal window W(t), a layer set L and the
+16 heads, the release builds the raw Gram tensor G(l, h, p, j) = <a_t(p), b_s(j)> of plain dot
+products (no 1/sqrt(d), no softmax) and reduces it to two statistics per reference patch p:
+
+    mean:  S(t, p) = mean over l, h, s, j of G
+    std:   V(t, p) = unbiased std over j of  m(t, p, j),   m = mean over l, h, s of G
+
+Both are linear in the source vectors, so the window mean is taken first:
+b_bar_t(j) = mean_{s in W(t)} b_s(j). Then m(t) = sum_l a_t^l (b_bar_t^l)^T / (L*H) is an
+[N, L*H*d] x [L*H*d, N] product per frame (accumulated layer by layer, frames batched) and
+S(t, p) = <a_t(p), mean_j b_bar_t(j)> / (L*H). The [|W|, L, H, N, N] tensor of the release is
+never built. All accumulation is in fp32.
+
+The five maps (A: qq mean, B: qq std, Cd: qq mean, Dk: kk mean, E: qk std) are min-max
+normalised per frame and combined into D = N[(1-A)(1-B) Cd (1-Dk) E].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Mapping, Sequence
+
+import torch
+
+EmptyWindowPolicy = Literal['nearest', 'none']
+
+
+@dataclass(frozen=True)
+class CueLayers:
+    """Global-attention block indices (0-based) of each motion-cue map (release defaults)."""
+
+    mean_qq_middle: tuple[int, ...] = (3, 4, 5, 6, 7)  # map A
+    std_qq_deep: tuple[int, ...] = (18, 19)  # map B
+    mean_qq_deep: tuple[int, ...] = (17, 18, 19, 20, 21)  # map Cd
+    mean_kk_shallow: tuple[int, ...] = (0,)  # map Dk
+    std_qk_shallow: tuple[int, ...] = (0,)  # map E (q of the reference, k of the sources)
+
+    def q_blocks(self) -> tuple[int, ...]:
+        """Global blocks whose queries are needed."""
+        used = self.mean_qq_middle + self.std_qq_deep + self.mean_qq_deep + self.std_qk_shallow
+        return tuple(sorted(set(used)))
+
+    def k_blocks(self) -> tuple[int, ...]:
+        """Global blocks whose keys are needed."""
+        return tuple(sorted(set(self.mean_kk_shallow + self.std_qk_shallow)))
+
+
+@dataclass(frozen=True)
+class CueConfig:
+    """Everything that defines the saliency computation.
+
+    Attributes:
+        layers: global blocks per map.
+        offsets: temporal window, frame-index offsets from the reference (0 is ignored).
+        eps: min-max normalisation epsilon.
+        empty_window: what a frame whose window is empty (short windows) uses:
+            'nearest' = the closest other frame(s) in index distance, 'none' = no cue (D = 0).
+        frame_chunk: reference frames per batched N x N matmul (bounds the [chunk, N, N] buffer).
+
+    """
+
+    layers: CueLayers = CueLayers()
+    offsets: tuple[int, ...] = (-6, -4, -2, 2, 4, 6)
+    eps: float = 1e-6
+    empty_window: EmptyWindowPolicy = 'nearest'
+    frame_chunk: int = 16
+
+
+@dataclass
+class CueMaps:
+    """Saliency and the raw statistics it came from.
+
+    Attributes:
+        saliency: [S,hp,wp] D in [0,1] (all zero for frames without any source frame).
+        raw: map name ('A','B','Cd','Dk','E') -> [S,hp,wp] fp32 raw statistic
+            (layer/head/window means of plain dot products, before any normalisation).
+        has_window: [S] bool, False where the frame had no source frame at all.
+        window_weights: [S,S] fp32, row t = averaging weights over the sources of frame t.
+
+    """
+
+    saliency: torch.Tensor
+    raw: dict[str, torch.Tensor]
+    has_window: torch.Tensor
+    window_weights: torch.Tensor
+
+
+def window_weights(
+    num_frames: int,
+    offsets: Sequence[int],
+    empty_window: EmptyWindowPolicy = 'nearest',
+    device: torch.device | str = 'cpu',
+) -> torch.Tensor:
+    """Averaging matrix of the temporal window.
+
+    Row t holds 1/|W(t)| at the source frames W(t) = {t+o : o in offsets, o != 0} clipped to
+    [0, S-1]. With ``empty_window='nearest'`` an empty row falls back to the other frame(s)
+    closest in index; with 'none' it stays zero.
+
+    Returns:
+        [S,S] float32.
+
+    """
+    weights = torch.zeros(num_frames, num_frames, dtype=torch.float32)
+    for ref in range(num_frames):
+        sources = sorted({ref + o for o in offsets if o != 0 and 0 <= ref + o < num_frames})
+        if not sources and empty_window == 'nearest' and num_frames > 1:
+            others = [s for s in range(num_frames) if s != ref]
+            closest = min(abs(s - ref) for s in others)
+            sources = [s for s in others if abs(s - ref) == closest]
+        if sources:
+            weights[ref, sources] = 1.0 / len(sources)
+    return weights.to(device)
+
+
+def _select(tensors: Mapping[int, torch.Tensor], layers: Sequence[int]) -> list[torch.Tensor]:
+    """Return the captured tensors of ``layers`` (clear error for a block not captured)."""
+    missing = [layer for layer in layers if layer not in tensors]
+    if missing:
+        raise KeyError(f'global block {missing[0]} was not captured (have {sorted(tensors)})')
+    return [tensors[layer] for layer in layers]
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """[S,heads,N,d] (any dtype) -> [S,N,heads*d] float32: all heads of one layer side by side."""
+    frames, heads, tokens, dim = x.shape
+    return x.float().permute(0, 2, 1, 3).reshape(frames, tokens, heads * dim)
+
+
+def gram_mean(
+    ref: Sequence[torch.Tensor], src: Sequence[torch.Tensor], weights: torch.Tensor
+) -> torch.Tensor:
+    """Mean statistic S(t,p) = mean_{l,h,s,j} <a_t(p), b_s(j)>.
+
+    One layer at a time (fp32), so no [S,N,L*heads*d] stack is ever built.
+
+    Args:
+        ref: L reference tensors [S,heads,N,d].
+        src: L source tensors [S,heads,N,d] (same layers).
+        weights: [S,S] window averaging matrix.
+
+    Returns:
+        [S,N] float32.
+
+    """
+    total = None
+    for ref_layer, src_layer in zip(ref, src):
+        window_mean = weights @ _flat(src_layer).mean(dim=1)  # [S,heads*d], mean over s and j
+        part = torch.einsum('snf,sf->sn', _flat(ref_layer), window_mean)
+        total = part if total is None else total + part
+    layer_heads = sum(layer.shape[1] for layer in ref)
+    return total / layer_heads
+
+
+def gram_spatial_std(
+    ref: Sequence[torch.Tensor],
+    src: Sequence[torch.Tensor],
+    weights: torch.Tensor,
+    frame_chunk: int = 16,
+) -> torch.Tensor:
+    """Std statistic V(t,p) = std_j mean_{l,h,s} <a_t(p), b_s(j)> (unbiased over j).
+
+    Per chunk of reference frames, m(t) = sum_l a_t^l (b_bar_t^l)^T / (L*heads) is accumulated
+    layer by layer into one [chunk,N,N] buffer (fp32).
+
+    Args:
+        ref: L reference tensors [S,heads,N,d].
+        src: L source tensors [S,heads,N,d].
+        weights: [S,S] window averaging matrix.
+        frame_chunk: reference frames per batched matmul.
+
+    Returns:
+        [S,N] float32.
+
+    """
+    frames, _, tokens, _ = ref[0].shape
+    layer_heads = sum(layer.shape[1] for layer in ref)
+    out = torch.empty(frames, tokens, device=ref[0].device)
+    correction = 1 if tokens > 1 else 0
+    for start in range(0, frames, frame_chunk):
+        stop = min(start + frame_chunk, frames)
+        gram = None
+        for ref_layer, src_layer in zip(ref, src):
+            window_src = torch.einsum('ts,snf->tnf', weights[start:stop], _flat(src_layer))
+            part = torch.bmm(_flat(ref_layer[start:stop]), window_src.transpose(1, 2))
+            gram = part if gram is None else gram.add_(part)
+        out[start:stop] = torch.std(gram / layer_heads, dim=-1, correction=correction)
+    return out
+
+
+def minmax_per_frame(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(x - min) / (max - min + eps) over every axis but the first.
+
+    Args:
+        x: [S,...].
+
+    Returns:
+        same shape, in [0, 1).
+
+    """
+    flat = x.reshape(x.shape[0], -1)
+    low = flat.min(dim=1).values.view(-1, *([1] * (x.dim() - 1)))
+    high = flat.max(dim=1).values.view(-1, *([1] * (x.dim() - 1)))
+    return (x - low) / (high - low + eps)
+
+
+def compute_cues(
+    q: Mapping[int, torch.Tensor],
+    k: Mapping[int, torch.Tensor],
+    grid_hw: tuple[int, int],
+    config: CueConfig = CueConfig(),
+) -> CueMaps:
+    """Raw Gram statistics and the dynamic saliency D of every frame.
+
+    Args:
+        q: global block -> queries [S,heads,N,d] (patch tokens, after QK-norm and RoPE).
+        k: global block -> keys [S,heads,N,d].
+        grid_hw: (hp, wp) with hp*wp = N.
+        config: layers, window, epsilon.
+
+    Returns:
+        CueMaps with saliency [S,hp,wp].
+
+    """
+    layers = config.layers
+    any_tensor = next(iter(q.values()))
+    frames, _, tokens, _ = any_tensor.shape
+    if grid_hw[0] * grid_hw[1] != tokens:
+        raise ValueError(f'grid {grid_hw} does not hold {tokens} patch tokens')
+    device = any_tensor.device
+    weights = window_weights(frames, config.offsets, config.empty_window, device)
+
+    def mean_map(a: Mapping[int, torch.Tensor], b: Mapping[int, torch.Tensor],
+                 block_ids: Sequence[int]) -> torch.Tensor:
+        return gram_mean(_select(a, block_ids), _select(b, block_ids), weights)
+
+    def std_map(a: Mapping[int, torch.Tensor], b: Mapping[int, torch.Tensor],
+                block_ids: Sequence[int]) -> torch.Tensor:
+        return gram_spatial_std(_select(a, block_ids), _select(b, block_ids), weights,
+                                config.frame_chunk)
+
+    raw = {
+        'A': mean_map(q, q, layers.mean_qq_middle),
+        'B': std_map(q, q, layers.std_qq_deep),
+        'Cd': mean_map(q, q, layers.mean_qq_deep),
+        'Dk': mean_map(k, k, layers.mean_kk_shallow),
+        'E': std_map(q, k, layers.std_qk_shallow),
+    }
+    raw = {name: value.view(frames, *grid_hw) for name, value in raw.items()}
+    norm = {name: minmax_per_frame(value, config.eps) for name, value in raw.items()}
+    product = (1 - norm['A']) * (1 - norm['B']) * norm['Cd'] * (1 - norm['Dk']) * norm['E']
+    saliency = minmax_per_frame(product, config.eps)
+    has_window = weights.sum(dim=1) > 0
+    # A frame without any source frame has no temporal cue: its statistics are zero, and it
+    # must not get the per-frame normalisation's guaranteed peak of 1.
+    saliency = saliency * has_window.view(-1, 1, 1)
+    return CueMaps(saliency=saliency, raw=raw, has_window=has_window, window_weights=weights)
+
+
+def dynamic_saliency(
+    q: Mapping[int, torch.Tensor],
+    k: Mapping[int, torch.Tensor],
+    grid_hw: tuple[int, int],
+    offsets: Sequence[int] = (-6, -4, -2, 2, 4, 6),
+    eps: float = 1e-6,
+    layers: CueLayers = CueLayers(),
+    empty_window: EmptyWindowPolicy = 'nearest',
+) -> torch.Tensor:
+    """Dynamic saliency D of every frame (see module docstring).
+
+    Args:
+        q: global block -> queries [S,heads,N,d].
+        k: global block -> keys [S,heads,N,d].
+        grid_hw: (hp, wp).
+        offsets: temporal window offsets.
+        eps: normalisation epsilon.
+        layers: block sets of the five maps.
+        empty_window: policy for frames whose window is empty.
+
+    Returns:
+        [S,hp,wp] float32 in [0,1].
+
+    """
+    config = CueConfig(layers=layers, offsets=tuple(offsets), eps=eps, empty_window=empty_window)
+    return compute_cues(q, k, grid_hw, config).saliency
+
+
+def cue_contrast(raw: Mapping[str, torch.Tensor], eps: float = 1e-12) -> torch.Tensor:
+    """Scale-free contrast of the raw statistics, per frame (input of the static-scene gate).
+
+    Per-frame min-max normalisation stretches ANY variation to [0,1], even noise in a static
+    frame. This measures how much variation there was before the stretch: for each raw map X,
+    rho_X(t) = (max_p X - min_p X) / (median_p |X| + eps). Under a rescaling of q and k the
+    numerator and denominator scale alike, so rho is scale-free. The contrast is the geometric
+    mean of rho over the five maps.
+
+    Args:
+        raw: map name -> [S,hp,wp] raw statistic.
+
+    Returns:
+        [S] float32.
+
+    """
+    logs = []
+    for value in raw.values():
+        flat = value.reshape(value.shape[0], -1)
+        spread = flat.max(dim=1).values - flat.min(dim=1).values
+        scale = flat.abs().median(dim=1).values
+        logs.append(torch.log(spread / (scale + eps) + eps))
+    return torch.exp(torch.stack(logs).mean(dim=0))

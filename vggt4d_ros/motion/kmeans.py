@@ -1,0 +1,151 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Batched, seeded k-means in torch (k-means++ seeding, Lloyd iterations), GPU friendly.
+
+The release clusters with scikit-learn on the CPU (``KMeans(random_state=42)``). This is the
+same algorithm family run on the pipeline's device: greedy k-means++ seeding with a seeded
+generator (2 + ln k candidates per step, like scikit-learn), then a fixed number of Lloyd
+iterations. A fixed count means no host synchronisation; an optional tolerance stops earlier
+at the price of one sync per iteration. Results are deterministic for a given device and
+seed, not bit-identical to scikit-learn.
+
+Batches of point sets with different sizes are padded and carry a validity mask, so the 3D
+clustering of every frame of a window runs as one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+import torch
+
+
+@dataclass(frozen=True)
+class KMeansConfig:
+    """k-means settings.
+
+    Attributes:
+        clusters: k.
+        iterations: Lloyd iterations (upper bound when ``tolerance`` is set).
+        tolerance: stop when the largest centroid move, relative to the data's mean variance,
+            falls below it (sklearn's criterion); None = always run ``iterations`` (no syncs).
+        seed: seed of the k-means++ generator.
+
+    """
+
+    clusters: int
+    iterations: int = 30
+    tolerance: float | None = None
+    seed: int = 42
+
+
+def _squared_distances(points: torch.Tensor, point_norms: torch.Tensor,
+                       centroids: torch.Tensor) -> torch.Tensor:
+    """[B,M,C] x [B,k,C] -> [B,M,k] squared Euclidean distances (clamped at 0).
+
+    ``point_norms`` [B,M] = ||x||^2 is passed in because it never changes between calls.
+    """
+    centroid_norms = (centroids * centroids).sum(-1).unsqueeze(1)  # [B,1,k]
+    base = point_norms.unsqueeze(-1) + centroid_norms
+    return torch.baddbmm(base, points, centroids.transpose(1, 2), alpha=-2).clamp_min_(0)
+
+
+def _assign(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """Nearest centroid [B,M]: argmin_k ||c_k||^2 - 2 x.c_k (||x||^2 does not matter)."""
+    centroid_norms = (centroids * centroids).sum(-1).unsqueeze(1)
+    scores = torch.baddbmm(centroid_norms, points, centroids.transpose(1, 2), alpha=-2)
+    return scores.argmin(dim=-1)
+
+
+def kmeans_plus_plus(
+    points: torch.Tensor, valid: torch.Tensor, clusters: int, generator: torch.Generator,
+    local_trials: int | None = None,
+) -> torch.Tensor:
+    """Seed centroids with greedy k-means++ (as scikit-learn does).
+
+    Each step draws ``local_trials`` candidates with probability proportional to D^2 and keeps
+    the one that lowers the total D^2 most (default 2 + floor(ln k), sklearn's choice).
+
+    Args:
+        points: [B,M,C] float32.
+        valid: [B,M] bool; invalid points are never picked.
+        clusters: k.
+        generator: seeded generator on ``points.device``.
+        local_trials: candidates per step.
+
+    Returns:
+        [B,k,C] centroids. When a set has fewer distinct valid points than k, the extra
+        centroids repeat existing points (their clusters stay empty).
+
+    """
+    batch = points.shape[0]
+    trials = local_trials or 2 + int(math.log(clusters))
+    rows = torch.arange(batch, device=points.device)
+    weight = valid.float()
+    # Sets without any valid point still sample (from all points) so shapes stay static.
+    weight = torch.where(weight.sum(1, keepdim=True) > 0, weight, torch.ones_like(weight))
+    norms = (points * points).sum(-1)  # [B,M]
+    first = torch.multinomial(weight, 1, generator=generator)  # [B,1]
+    centroids = [points[rows.unsqueeze(1), first]]  # [B,1,C]
+    closest = _squared_distances(points, norms, centroids[0]).squeeze(-1)  # [B,M]
+    for _ in range(1, clusters):
+        # D^2 sampling; where every valid point is already a centroid (D^2 = 0 everywhere)
+        # fall back to uniform over the valid points (a tiny additive weight).
+        prob = closest * weight + 1e-30 * weight
+        picks = torch.multinomial(prob, trials, replacement=True, generator=generator)
+        candidates = points[rows.unsqueeze(1), picks]  # [B,L,C]
+        trial_closest = torch.minimum(closest.unsqueeze(-1),
+                                      _squared_distances(points, norms, candidates))  # [B,M,L]
+        potential = torch.einsum('bml,bm->bl', trial_closest, weight)
+        best = potential.argmin(dim=1, keepdim=True)  # [B,1]
+        centroids.append(candidates[rows.unsqueeze(1), best])  # [B,1,C]
+        closest = trial_closest[rows.unsqueeze(1), :, best].squeeze(1)  # [B,M]
+    return torch.cat(centroids, dim=1)
+
+
+def kmeans(
+    points: torch.Tensor, config: KMeansConfig, valid: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cluster each point set of a batch.
+
+    Args:
+        points: [B,M,C] (any float dtype; computed in float32).
+        config: k, iterations, tolerance, seed.
+        valid: [B,M] bool, or None for all valid.
+
+    Returns:
+        labels [B,M] int64 (-1 for invalid points) and centroids [B,k,C] float32.
+
+    """
+    points = points.float()
+    batch, count, _ = points.shape
+    if valid is None:
+        valid = torch.ones(batch, count, dtype=torch.bool, device=points.device)
+    generator = torch.Generator(device=points.device).manual_seed(config.seed)
+    centroids = kmeans_plus_plus(points, valid, config.clusters, generator)
+    weight = valid.float().unsqueeze(-1)  # [B,M,1]
+    cluster_ids = torch.arange(config.clusters, device=points.device)
+    scale = None
+    if config.tolerance is not None:
+        total = weight.sum(1).clamp_min(1)
+        mean = (points * weight).sum(1) / total
+        scale = (((points - mean.unsqueeze(1)) ** 2 * weight).sum(1) / total).mean()
+    for _ in range(config.iterations):
+        labels = _assign(points, centroids)
+        # One-hot membership as a comparison (deterministic matmul; no scatter atomics).
+        member = (labels.unsqueeze(-1) == cluster_ids).float() * weight  # [B,M,k]
+        sums = torch.bmm(member.transpose(1, 2), points)  # [B,k,C]
+        sizes = member.sum(1).unsqueeze(-1)  # [B,k,1]
+        # Empty clusters keep their centroid (sklearn relocates them; rare with ++ seeding).
+        updated = torch.where(sizes > 0, sums / sizes.clamp_min(1), centroids)
+        if scale is not None:
+            shift = ((updated - centroids) ** 2).sum(-1).max()
+            centroids = updated
+            if bool(shift <= config.tolerance * scale):
+                break
+        else:
+            centroids = updated
+    labels = _assign(points, centroids)
+    labels = torch.where(valid, labels, torch.full_like(labels, -1))
+    return labels, centroids

@@ -1,0 +1,314 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""The VGGT4D window pipeline: pass 1, cues, coarse mask, masked pass 2, refinement.
+
+One call processes one window of S frames end to end on the pipeline's device:
+
+    pass 1   VGGT forward (camera + depth heads) capturing global-block q/k and DINOv2 patches
+    cues     Gram statistics -> dynamic saliency D [S,hp,wp]          (motion.cues)
+    coarse   feature clustering + multi-Otsu -> coarse masks [S,h,w]  (motion.coarse)
+    pass 2   VGGT forward (camera head only) with the dynamic keys/values removed in the first
+             5 frame and global blocks, reusing pass 1's patch features -> poses
+    refine   reprojection test of coarse-dynamic 3D clusters -> refined masks (motion.refine)
+
+Outputs follow the release: depth, confidence and intrinsics from pass 1, poses from pass 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, replace
+import time
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vggt4d_ros.geometry.image_transform import plan_resize
+from vggt4d_ros.geometry.image_transform import ResizeCrop
+from vggt4d_ros.geometry.image_transform import to_network
+from vggt4d_ros.geometry.pose_encoding import pose_encoding_to_extri_intri
+from vggt4d_ros.model.hooks import CaptureRequest
+from vggt4d_ros.model.hooks import KeyValueMask
+from vggt4d_ros.motion.coarse import coarse_masks
+from vggt4d_ros.motion.coarse import CoarseConfig
+from vggt4d_ros.motion.cues import compute_cues
+from vggt4d_ros.motion.cues import cue_contrast
+from vggt4d_ros.motion.cues import CueConfig
+from vggt4d_ros.motion.cues import CueLayers
+from vggt4d_ros.motion.refine import refine_masks
+from vggt4d_ros.motion.refine import RefineConfig
+from vggt4d_ros.motion.result import WindowResult
+
+STAGES = ('preprocess', 'pass1', 'cues', 'coarse', 'pass2', 'refine')
+RELEASE_DEPTH = 24
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every setting of the window pipeline (defaults = the release, spec section 2.9).
+
+    Attributes:
+        resize_mode: VGGT preprocessing, 'crop' (release) or 'pad'.
+        cues: temporal window, cue layers, epsilon (layers are for the 24-block model; other
+            depths get them rescaled, see :func:`layers_for_depth`).
+        coarse: feature k-means and multi-Otsu settings.
+        refine: stage-3 settings.
+        refine_enabled: False = refined masks are the coarse masks (skips stage 3).
+        masked_frame_blocks: frame-attention blocks whose dynamic keys are removed in pass 2.
+        masked_global_blocks: global-attention blocks likewise.
+        token_mask_threshold: a patch is dynamic when max-pooled mask > this (release 0.5).
+        min_cue_contrast: static-scene gate; frames whose raw-statistic contrast
+            (:func:`motion.cues.cue_contrast`) is below it get no dynamic mask. 0 = off
+            (release behaviour: every frame's saliency peaks at 1). Calibrate on real weights.
+        profile: synchronise the device after every stage for exact wall-clock timings; off,
+            stages are timed with CUDA events and the host waits once at the end.
+
+    """
+
+    resize_mode: str = 'crop'
+    cues: CueConfig = CueConfig()
+    coarse: CoarseConfig = CoarseConfig()
+    refine: RefineConfig = RefineConfig()
+    refine_enabled: bool = True
+    masked_frame_blocks: tuple[int, ...] = (0, 1, 2, 3, 4)
+    masked_global_blocks: tuple[int, ...] = (0, 1, 2, 3, 4)
+    token_mask_threshold: float = 0.5
+    min_cue_contrast: float = 0.0
+    profile: bool = False
+
+
+def layers_for_depth(layers: CueLayers, depth: int) -> CueLayers:
+    """Map release block indices (24-block model) onto a model with ``depth`` blocks.
+
+    Index l becomes floor(l * depth / 24), duplicates removed; identity for depth 24. This
+    keeps the shallow / middle / deep structure for the tiny test model.
+    """
+    if depth == RELEASE_DEPTH:
+        return layers
+
+    def scale(ids: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(sorted({min(i * depth // RELEASE_DEPTH, depth - 1) for i in ids}))
+
+    return CueLayers(mean_qq_middle=scale(layers.mean_qq_middle),
+                     std_qq_deep=scale(layers.std_qq_deep),
+                     mean_qq_deep=scale(layers.mean_qq_deep),
+                     mean_kk_shallow=scale(layers.mean_kk_shallow),
+                     std_qk_shallow=scale(layers.std_qk_shallow))
+
+
+def token_mask(masks: torch.Tensor, patch: int = 14, threshold: float = 0.5) -> torch.Tensor:
+    """Pixel masks [S,h,w] -> patch masks [S,N]: a patch is dynamic if any pixel is (max pool).
+
+    Args:
+        masks: [S,h,w] bool.
+
+    Returns:
+        [S,N] bool, N = (h/patch)*(w/patch), row-major.
+
+    """
+    pooled = F.max_pool2d(masks.float().unsqueeze(1), kernel_size=patch, stride=patch)
+    return (pooled.squeeze(1) > threshold).flatten(1)
+
+
+class _StageTimer:
+    """Per-stage timings: CUDA events (one wait at the end) or synchronised wall clock."""
+
+    def __init__(self, device: torch.device, profile: bool) -> None:
+        self.use_events = device.type == 'cuda' and not profile
+        self.sync = device.type == 'cuda' and profile
+        self.device = device
+        self.events: dict[str, tuple[torch.cuda.Event, torch.cuda.Event]] = {}
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.use_events:
+            start, stop = (torch.cuda.Event(enable_timing=True),
+                           torch.cuda.Event(enable_timing=True))
+            start.record()
+            yield
+            stop.record()
+            self.events[name] = (start, stop)
+            return
+        if self.sync:
+            torch.cuda.synchronize(self.device)
+        begin = time.perf_counter()
+        yield
+        if self.sync:
+            torch.cuda.synchronize(self.device)
+        self.seconds[name] = time.perf_counter() - begin
+
+    def finish(self) -> dict[str, float]:
+        if self.events:
+            last = list(self.events.values())[-1][1]
+            last.synchronize()
+            for name, (start, stop) in self.events.items():
+                self.seconds[name] = start.elapsed_time(stop) / 1000.0
+        timings = dict(self.seconds)
+        timings['total'] = sum(timings.values())
+        return timings
+
+
+@dataclass
+class _PassOne:
+    depth: torch.Tensor
+    depth_conf: torch.Tensor
+    intrinsics: torch.Tensor
+    q: dict[int, torch.Tensor]
+    k: dict[int, torch.Tensor]
+    patch_features: torch.Tensor
+
+
+class VGGT4DPipeline:
+    """Run VGGT4D on windows of frames with a given VGGT model.
+
+    Args:
+        model: a ``vggt4d_ros.model.vggt.VGGT`` (weights loaded by the caller).
+        config: pipeline settings.
+        device: where everything runs.
+        dtype: compute dtype of the network. With fp32 weights and a lower ``dtype`` on CUDA
+            the passes run under autocast (the release's mode); with weights already in
+            ``dtype`` (``model.to(dtype)``) no autocast is used; on CPU autocast is never used.
+            Post-processing is fp32.
+
+    """
+
+    def __init__(self, model: torch.nn.Module, config: PipelineConfig = PipelineConfig(),
+                 device: torch.device | str = 'cpu', dtype: torch.dtype = torch.float32
+                 ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = config
+        self.dtype = dtype
+        depth = model.config.depth
+        self.patch = model.config.patch_size
+        self.cue_config = replace(config.cues,
+                                  layers=layers_for_depth(config.cues.layers, depth))
+        self.frame_blocks = tuple(b for b in config.masked_frame_blocks if b < depth)
+        self.global_blocks = tuple(b for b in config.masked_global_blocks if b < depth)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        weights_dtype = next(self.model.parameters()).dtype
+        if self.dtype == weights_dtype or self.device.type != 'cuda':
+            return contextlib.nullcontext()
+        return torch.autocast(device_type='cuda', dtype=self.dtype)
+
+    def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]) -> WindowResult:
+        """Process one window of camera images.
+
+        Args:
+            frames: S images HxWx3 uint8 RGB, all the same size.
+            stamps_ns: S source stamps.
+
+        Returns:
+            WindowResult on the pipeline's device.
+
+        """
+        if len(frames) != len(stamps_ns):
+            raise ValueError(f'{len(frames)} frames but {len(stamps_ns)} stamps')
+        if not frames:
+            raise ValueError('a window needs at least one frame')
+        begin = time.perf_counter()
+        plan = plan_resize(tuple(frames[0].shape[:2]), mode=self.config.resize_mode)
+        images = to_network(frames, plan).to(self.device, non_blocking=True)
+        preprocess = time.perf_counter() - begin
+        result = self.run_tensor(images, stamps_ns, plan)
+        result.timings['preprocess'] = preprocess
+        result.timings['total'] += preprocess
+        return result
+
+    @torch.no_grad()
+    def run_tensor(self, images: torch.Tensor, stamps_ns: Sequence[int],
+                   transform: ResizeCrop | None = None) -> WindowResult:
+        """Process one preprocessed window.
+
+        Args:
+            images: [S,3,h,w] float in [0,1], h and w multiples of 14.
+            stamps_ns: S stamps.
+            transform: camera <-> network mapping; None = the images are the camera images.
+
+        Returns:
+            WindowResult on the pipeline's device.
+
+        """
+        frames, _, height, width = images.shape
+        if len(stamps_ns) != frames:
+            raise ValueError(f'{frames} images but {len(stamps_ns)} stamps')
+        if height % self.patch or width % self.patch:
+            raise ValueError(f'image size {height}x{width} is not a multiple of {self.patch}')
+        if transform is None:
+            transform = ResizeCrop(camera_hw=(height, width), resized_hw=(height, width),
+                                   network_hw=(height, width), offset_yx=(0, 0))
+        images = images.to(self.device, torch.float32)
+        grid_hw = (height // self.patch, width // self.patch)
+        timer = _StageTimer(self.device, self.config.profile)
+
+        with timer.stage('pass1'):
+            first = self._pass_one(images)
+        with timer.stage('cues'):
+            cues = compute_cues(first.q, first.k, grid_hw, self.cue_config)
+            cue_ok = cues.has_window
+            if self.config.min_cue_contrast > 0:
+                cue_ok = cue_ok & (cue_contrast(cues.raw) >= self.config.min_cue_contrast)
+            saliency = cues.saliency * cue_ok.view(-1, 1, 1)
+            del first.q, first.k
+        with timer.stage('coarse'):
+            coarse = coarse_masks(saliency, first.patch_features, (height, width),
+                                  self.config.coarse)
+            # Frames without a usable cue get no mask even if clusters shared with other
+            # frames carry saliency.
+            coarse_mask = coarse.masks & cue_ok.view(-1, 1, 1)
+        with timer.stage('pass2'):
+            extrinsics = self._pass_two(images, coarse_mask, first.patch_features)
+        with timer.stage('refine'):
+            cam_to_world = _invert_extrinsics(extrinsics)
+            if self.config.refine_enabled:
+                refined = refine_masks(images, first.depth, coarse_mask, cam_to_world,
+                                       first.intrinsics, self.config.refine).masks
+            else:
+                refined = coarse_mask.clone()
+        timings = timer.finish()
+        return WindowResult(
+            stamps_ns=[int(s) for s in stamps_ns], images=images, depth=first.depth,
+            depth_conf=first.depth_conf, intrinsics=first.intrinsics, extrinsics=extrinsics,
+            saliency=saliency, coarse_masks=coarse_mask, refined_masks=refined,
+            transform=transform, timings=timings)
+
+    def _pass_one(self, images: torch.Tensor) -> _PassOne:
+        layers = self.cue_config.layers
+        request = CaptureRequest(q_global_blocks=layers.q_blocks(),
+                                 k_global_blocks=layers.k_blocks(), patch_features=True)
+        with self._autocast():
+            out = self.model(images, capture=request, heads={'camera', 'depth'})
+        captures = out['captures']
+        _, intrinsics = pose_encoding_to_extri_intri(out['pose_enc'][0].float(),
+                                                     tuple(images.shape[-2:]))
+        return _PassOne(
+            depth=out['depth'][0, ..., 0].float(), depth_conf=out['depth_conf'][0].float(),
+            intrinsics=intrinsics.float(),
+            q={b: t[0] for b, t in captures.q.items()},
+            k={b: t[0] for b, t in captures.k.items()},
+            patch_features=captures.patch_features)
+
+    def _pass_two(self, images: torch.Tensor, masks: torch.Tensor,
+                  patch_features: torch.Tensor) -> torch.Tensor:
+        dynamic = token_mask(masks, self.patch, self.config.token_mask_threshold)
+        kv_mask = KeyValueMask(dynamic=dynamic.unsqueeze(0), frame_blocks=self.frame_blocks,
+                               global_blocks=self.global_blocks)
+        with self._autocast():
+            out = self.model(images, kv_mask=kv_mask, heads={'camera'},
+                             patch_tokens=patch_features)
+        extrinsics, _ = pose_encoding_to_extri_intri(out['pose_enc'][0].float(),
+                                                     tuple(images.shape[-2:]))
+        return extrinsics.float()
+
+
+def _invert_extrinsics(extrinsics: torch.Tensor) -> torch.Tensor:
+    """Camera-from-world [S,3,4] -> world-from-camera [S,4,4] (rigid inverse)."""
+    rot, trans = extrinsics[:, :, :3], extrinsics[:, :, 3:]
+    pose = torch.eye(4, device=extrinsics.device).repeat(extrinsics.shape[0], 1, 1)
+    pose[:, :3, :3] = rot.transpose(1, 2)
+    pose[:, :3, 3:] = -rot.transpose(1, 2) @ trans
+    return pose

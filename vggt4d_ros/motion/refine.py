@@ -1,0 +1,488 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Mask refinement (VGGT4D stage 3), vectorised over frames, clusters and views.
+
+Release behaviour ('cluster' mode), per frame i:
+
+1. back-project every pixel with pass-1 depth and intrinsics and pass-2 camera-to-world
+   (pixel centres at +0.5);
+2. statistical outlier removal (20 neighbours, std ratio 2.5, as Open3D);
+3. 3D k-means (30 clusters) of the inlier points inside the coarse mask (the candidates);
+4. project each candidate into every other frame j; keep the correspondence when it lies in
+   the image with z > 0, is not occluded (z - 0.01 < d_j) and lands on a coarse-static pixel;
+   sample d_j (nearest), the coarse mask (bilinear > 0.5) and RGB (bilinear) with the
+   release's normalisation (x / (W-1), align_corners=True);
+5. a cluster is dynamic when fewer than 5 % of its (S-1)*|c| correspondences are kept, or when
+   mean|z - d_j| + mean(sum_rgb |I_i - I_j|) / 3 > 0.1;
+6. refined mask = union of dynamic clusters, closed with a 5x5 ellipse, dilated 3x3.
+
+'gradient' mode (an option, not in the release) scores each candidate pixel on its own with a
+first-order, projection-gradient-normalised depth residual |r_j| / ||dr_j/dX|| (see
+docs/method.md) plus the same photometric term, then thresholds per pixel; pixels without
+enough kept views inherit their cluster's decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from vggt4d_ros.motion.kmeans import kmeans
+from vggt4d_ros.motion.kmeans import KMeansConfig
+
+RefineMode = Literal['cluster', 'gradient']
+NeighbourSearch = Literal['image', 'exact']
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Stage-3 settings (release defaults).
+
+    Attributes:
+        mode: 'cluster' (release) or 'gradient' (per-pixel projection-gradient score).
+        sor_neighbours: neighbours of the statistical outlier removal (the point included,
+            as Open3D's KNN search returns the query point itself).
+        sor_std_ratio: keep points whose mean neighbour distance < mean + ratio * std.
+        neighbour_search: 'exact' = brute-force kNN over all points of the frame (chunked);
+            'image' = kNN restricted to a (2r+1)^2 pixel window (organised depth maps keep
+            3D neighbours close in the image; far faster, see docs/method.md).
+        image_radius: r of the 'image' search.
+        clusters: 3D k-means clusters per frame.
+        kmeans_iterations: Lloyd iterations.
+        seed: k-means++ seed.
+        occlusion_margin: z - margin < d_j counts as visible (normalised depth units).
+        min_valid_ratio: below this kept / ((S-1)*|c|) the cluster is dynamic.
+        threshold: score above which a cluster (pixel) is dynamic.
+        consistent_pixel_centres: sample frame j at (x - 0.5, y - 0.5) so projection and
+            back-projection use the same pixel-centre convention (release: False).
+        gradient_floor: lower bound of ||dr/dX|| in 'gradient' mode (the e_z term alone has
+            norm 1, so 1.0 only ever down-weights residuals).
+        close_kernel: elliptic closing size; dilate_kernel: square dilation size (0 = off).
+        point_budget: max candidate-point x frame pairs projected at once (memory bound).
+
+    """
+
+    mode: RefineMode = 'cluster'
+    sor_neighbours: int = 20
+    sor_std_ratio: float = 2.5
+    neighbour_search: NeighbourSearch = 'image'
+    image_radius: int = 4
+    clusters: int = 30
+    kmeans_iterations: int = 30
+    seed: int = 42
+    occlusion_margin: float = 0.01
+    min_valid_ratio: float = 0.05
+    threshold: float = 0.1
+    consistent_pixel_centres: bool = False
+    gradient_floor: float = 1.0
+    close_kernel: int = 5
+    dilate_kernel: int = 3
+    point_budget: int = 1 << 23
+
+
+@dataclass
+class RefineResult:
+    """Stage-3 outputs.
+
+    Attributes:
+        masks: [S,h,w] bool refined dynamic masks (after morphology).
+        raw_masks: [S,h,w] bool before morphology.
+        inliers: [S,h,w] bool statistical-outlier-removal inliers.
+        labels: [S,h,w] int64 cluster of each candidate pixel (-1 static inlier, -2 outlier).
+        scores: [S,k] cluster scores ('cluster' mode; inf where too few correspondences) or
+            [S,h,w] pixel scores ('gradient' mode; inf where the pixel had too few kept
+            views, 0 off the candidates).
+
+    """
+
+    masks: torch.Tensor
+    raw_masks: torch.Tensor
+    inliers: torch.Tensor
+    labels: torch.Tensor
+    scores: torch.Tensor
+
+
+def backproject(depth: torch.Tensor, intrinsics: torch.Tensor,
+                cam_to_world: torch.Tensor) -> torch.Tensor:
+    """World points of every pixel, pixel centres at +0.5.
+
+    Args:
+        depth: [S,h,w].
+        intrinsics: [S,3,3].
+        cam_to_world: [S,4,4].
+
+    Returns:
+        [S,h,w,3] float32 (non-finite where depth is).
+
+    """
+    frames, height, width = depth.shape
+    ys, xs = torch.meshgrid(torch.arange(height, device=depth.device, dtype=torch.float32),
+                            torch.arange(width, device=depth.device, dtype=torch.float32),
+                            indexing='ij')
+    pixels = torch.stack([xs + 0.5, ys + 0.5, torch.ones_like(xs)], dim=-1)  # [h,w,3]
+    # inv_ex: no singularity check, so no host synchronisation on CUDA.
+    k_inv = torch.linalg.inv_ex(intrinsics.float()).inverse
+    rays = torch.einsum('sij,hwj->shwi', k_inv, pixels)
+    cam = rays * depth.float().unsqueeze(-1)
+    rot = cam_to_world[:, :3, :3].float()
+    trans = cam_to_world[:, :3, 3].float()
+    return torch.einsum('sij,shwj->shwi', rot, cam) + trans.view(frames, 1, 1, 3)
+
+
+def _mean_knn_distance_exact(points: torch.Tensor, valid: torch.Tensor, neighbours: int,
+                             chunk: int = 4096) -> torch.Tensor:
+    """Mean distance to the k nearest valid points (the point itself included), brute force.
+
+    Args:
+        points: [M,3]; valid: [M] bool.
+
+    Returns:
+        [M] float32, +inf for invalid points.
+
+    """
+    safe = torch.where(valid.unsqueeze(-1), points, torch.zeros_like(points))
+    out = torch.full(valid.shape, float('inf'), device=points.device)
+    count = int(neighbours)
+    for start in range(0, points.shape[0], chunk):
+        dist = torch.cdist(safe[start:start + chunk], safe)
+        dist = dist.masked_fill(~valid.unsqueeze(0), float('inf'))
+        take = min(count, dist.shape[1])
+        nearest = dist.topk(take, dim=1, largest=False).values
+        out[start:start + chunk] = nearest.mean(dim=1)
+    return torch.where(valid, out, torch.full_like(out, float('inf')))
+
+
+def _mean_knn_distance_image(points: torch.Tensor, valid: torch.Tensor, neighbours: int,
+                             radius: int) -> torch.Tensor:
+    """Mean distance to the k nearest valid points within a (2r+1)^2 pixel window.
+
+    Args:
+        points: [S,h,w,3]; valid: [S,h,w] bool.
+
+    Returns:
+        [S,h,w] float32, +inf for invalid points and where fewer than k neighbours exist.
+
+    """
+    frames, height, width, _ = points.shape
+    size = 2 * radius + 1
+    safe = torch.where(valid.unsqueeze(-1), points, torch.zeros_like(points)).permute(0, 3, 1, 2)
+    # im2col: every pixel's (2r+1)^2 window in one kernel, [S,3,(2r+1)^2,h*w].
+    windows = F.unfold(safe, size, padding=radius).view(frames, 3, size * size, -1)
+    window_ok = F.unfold(valid.float().unsqueeze(1), size, padding=radius) > 0.5
+    centre = safe.reshape(frames, 3, 1, -1)
+    dist = (windows - centre).pow(2).sum(1).sqrt()  # [S,(2r+1)^2,h*w]
+    dist = dist.masked_fill(~window_ok, float('inf'))
+    take = min(neighbours, size * size)
+    nearest = dist.topk(take, dim=1, largest=False).values
+    out = nearest.mean(dim=1).view(frames, height, width)
+    return torch.where(valid, out, torch.full_like(out, float('inf')))
+
+
+def statistical_inliers(points: torch.Tensor, valid: torch.Tensor,
+                        config: RefineConfig = RefineConfig(), frame_chunk: int = 2
+                        ) -> torch.Tensor:
+    """Open3D-style statistical outlier removal, per frame.
+
+    A point is an inlier when its mean distance to its k nearest neighbours (itself included)
+    is > 0 and < mean + ratio * std of those means over the frame (Bessel-corrected std,
+    points with a zero mean excluded from the statistics as in Open3D).
+
+    Args:
+        points: [S,h,w,3]; valid: [S,h,w] bool (finite, positive depth).
+        frame_chunk: frames per batch of the 'image' search (bounds its [c,3,(2r+1)^2,h*w]
+            im2col buffer: about 400 MB per 2 frames at 392x518, r=4).
+
+    Returns:
+        [S,h,w] bool.
+
+    """
+    frames = points.shape[0]
+    if config.neighbour_search == 'exact':
+        mean_dist = torch.stack([
+            _mean_knn_distance_exact(points[f].reshape(-1, 3), valid[f].reshape(-1),
+                                     config.sor_neighbours).view(valid.shape[1:])
+            for f in range(frames)])
+    else:
+        mean_dist = torch.cat([
+            _mean_knn_distance_image(points[f:f + frame_chunk], valid[f:f + frame_chunk],
+                                     config.sor_neighbours, config.image_radius)
+            for f in range(0, frames, frame_chunk)])
+    # A point whose finite neighbours are fewer than k sees an inf in the mean: outlier.
+    counted = torch.isfinite(mean_dist) & (mean_dist > 0)
+    flat = mean_dist.reshape(frames, -1)
+    flat_counted = counted.reshape(frames, -1)
+    num = flat_counted.sum(1).float()
+    values = torch.where(flat_counted, flat, torch.zeros_like(flat))
+    mean = values.sum(1) / num.clamp_min(1)
+    var = torch.where(flat_counted, (flat - mean.unsqueeze(1)) ** 2,
+                      torch.zeros_like(flat)).sum(1)
+    std = (var / (num - 1).clamp_min(1)).sqrt()
+    limit = (mean + config.sor_std_ratio * std).view(frames, 1, 1)
+    return counted & (mean_dist < limit)
+
+
+def _ellipse_kernel(size: int, device: torch.device) -> torch.Tensor:
+    """Return OpenCV's MORPH_ELLIPSE structuring element of a square size, [size,size] float."""
+    radius = size // 2
+    kernel = torch.zeros(size, size, device=device)
+    if radius == 0:
+        return kernel + 1
+    inv_r2 = 1.0 / (radius * radius)
+    for row in range(size):
+        dy = row - radius
+        half = 0
+        if abs(dy) <= radius:
+            half = int(round(radius * (max(0.0, 1.0 - dy * dy * inv_r2)) ** 0.5))
+        low, high = max(radius - half, 0), min(radius + half + 1, size)
+        kernel[row, low:high] = 1
+    return kernel
+
+
+def _dilate(mask: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Binary dilation of [S,h,w] bool with a [k,k] kernel (outside the image = False)."""
+    size = kernel.shape[0]
+    hits = F.conv2d(mask.float().unsqueeze(1), kernel.view(1, 1, size, size),
+                    padding=size // 2)
+    return hits.squeeze(1) > 0.5
+
+
+def _erode(mask: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Binary erosion of [S,h,w] bool (outside the image = True, as OpenCV's default)."""
+    size = kernel.shape[0]
+    pad = size // 2
+    padded = F.pad(mask.float().unsqueeze(1), (pad, pad, pad, pad), value=1.0)
+    hits = F.conv2d(padded, kernel.view(1, 1, size, size))
+    return hits.squeeze(1) > kernel.sum() - 0.5
+
+
+def close_then_dilate(mask: torch.Tensor, close_kernel: int = 5,
+                      dilate_kernel: int = 3) -> torch.Tensor:
+    """Morphological closing (ellipse) then dilation (square), like the release's OpenCV calls.
+
+    Args:
+        mask: [S,h,w] bool.
+
+    Returns:
+        [S,h,w] bool.
+
+    """
+    if close_kernel > 0:
+        ellipse = _ellipse_kernel(close_kernel, mask.device)
+        mask = _erode(_dilate(mask, ellipse), ellipse)
+    if dilate_kernel > 0:
+        mask = _dilate(mask, torch.ones(dilate_kernel, dilate_kernel, device=mask.device))
+    return mask
+
+
+@dataclass
+class _Views:
+    """Per (reference frame i, other frame j, pixel of i) projection results for a chunk."""
+
+    keep: torch.Tensor  # [c,S,M] bool
+    depth_error: torch.Tensor  # [c,S,M] |z - d_j| (0 where not kept)
+    rgb_error: torch.Tensor  # [c,S,M] sum_rgb |I_i - I_j| (0 where not kept)
+    gradient_norm: torch.Tensor | None  # [c,S,M] ||dr_j/dX|| (gradient mode only)
+
+
+def _sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor, mode: str) -> torch.Tensor:
+    """Sample [S,C,h,w] at pixel-index coordinates x, y [S,P] (align_corners=True) -> [S,C,P]."""
+    height, width = image.shape[-2:]
+    grid = torch.stack([x / max(width - 1, 1) * 2 - 1, y / max(height - 1, 1) * 2 - 1], -1)
+    grid = torch.nan_to_num(grid, nan=-2.0, posinf=-2.0, neginf=-2.0)  # outside -> zeros
+    out = F.grid_sample(image, grid.unsqueeze(1), mode=mode, align_corners=True)
+    return out.squeeze(2)
+
+
+def _project_chunk(ref_frames: torch.Tensor, points: torch.Tensor, colours: torch.Tensor,
+                   depth: torch.Tensor, coarse: torch.Tensor, images: torch.Tensor,
+                   intrinsics: torch.Tensor, world_to_cam: torch.Tensor,
+                   config: RefineConfig, with_gradient: bool) -> _Views:
+    """Project the pixels of reference frames ``ref_frames`` into every frame.
+
+    Args:
+        ref_frames: [c] int64 frame indices.
+        points: [S,M,3] world points; colours: [S,M,3].
+        depth: [S,h,w]; coarse: [S,h,w] bool; images: [S,3,h,w].
+        intrinsics: [S,3,3]; world_to_cam: [S,4,4].
+
+    """
+    frames, height, width = depth.shape
+    chunk = ref_frames.shape[0]
+    count = points.shape[1]
+    ref_points = points[ref_frames]  # [c,M,3]
+    rot, trans = world_to_cam[:, :3, :3], world_to_cam[:, :3, 3]
+    # cam[j, i, m] = R_j X_i(m) + t_j, laid out [S_j, c*M, 3] for one grid_sample per frame.
+    flat = ref_points.reshape(1, chunk * count, 3)
+    cam = torch.einsum('jab,jpb->jpa', rot, flat.expand(frames, -1, -1)) + trans.unsqueeze(1)
+    proj = torch.einsum('jab,jpb->jpa', intrinsics, cam)
+    z = proj[..., 2]
+    x, y = proj[..., 0] / z, proj[..., 1] / z
+    inside = (x > 0) & (x < width) & (y > 0) & (y < height) & (z > 0)
+    shift = 0.5 if config.consistent_pixel_centres else 0.0
+    xs, ys = x - shift, y - shift
+    sampled_depth = _sample(depth.unsqueeze(1), xs, ys, 'nearest')[:, 0]  # [S,P]
+    stacked = torch.cat([coarse.float().unsqueeze(1), images], dim=1)
+    bilinear = _sample(stacked, xs, ys, 'bilinear')  # [S,4,P]
+    lands_dynamic = bilinear[:, 0] > 0.5
+    other = torch.arange(frames, device=depth.device).view(-1, 1) != ref_frames.repeat_interleave(
+        count).view(1, -1)
+    visible = z - config.occlusion_margin < sampled_depth
+    keep = inside & visible & ~lands_dynamic & other & torch.isfinite(sampled_depth)
+    depth_error = torch.where(keep, (z - sampled_depth).abs(), torch.zeros_like(z))
+    ref_colours = colours[ref_frames].reshape(1, chunk * count, 3).transpose(1, 2)
+    rgb_error = (ref_colours - bilinear[:, 1:]).abs().sum(1)
+    rgb_error = torch.where(keep, rgb_error, torch.zeros_like(rgb_error))
+    gradient = None
+    if with_gradient:
+        gradient = _residual_gradient_norm(depth, intrinsics, cam, xs, ys)
+
+    def per_ref(x: torch.Tensor) -> torch.Tensor:  # [S_j, c*M] -> [c, S_j, M]
+        return x.view(frames, chunk, count).transpose(0, 1)
+
+    views = _Views(per_ref(keep), per_ref(depth_error), per_ref(rgb_error),
+                   None if gradient is None else per_ref(gradient))
+    return views
+
+
+def _residual_gradient_norm(depth: torch.Tensor, intrinsics: torch.Tensor, cam: torch.Tensor,
+                            xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """||dr_j/dX|| with r_j(X) = d_j(pi(K_j(R_j X + t_j))) - [R_j X + t_j]_z.
+
+    dr/dX = (grad d_j(u)^T J_pi(X_cam) - e_z^T) R_j; R_j is orthonormal, so the norm is that of
+    the bracket. grad d_j is the central-difference depth gradient, sampled bilinearly.
+
+    Args:
+        depth: [S,h,w]; intrinsics: [S,3,3]; cam: [S,P,3] points in each camera j.
+        xs, ys: [S,P] sampling coordinates.
+
+    Returns:
+        [S,P].
+
+    """
+    padded = F.pad(depth.unsqueeze(1), (1, 1, 1, 1), mode='replicate')
+    grad_x = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
+    grad_y = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
+    grads = _sample(torch.cat([grad_x, grad_y], dim=1), xs, ys, 'bilinear')  # [S,2,P]
+    fx, fy = intrinsics[:, 0, 0].unsqueeze(1), intrinsics[:, 1, 1].unsqueeze(1)
+    cx_, cy_, cz = cam[..., 0], cam[..., 1], cam[..., 2]
+    inv_z = 1.0 / cz
+    # J_pi = [[fx/z, 0, -fx x/z^2], [0, fy/z, -fy y/z^2]]; row = grad^T J_pi - e_z.
+    gx, gy = grads[:, 0], grads[:, 1]
+    row_x = gx * fx * inv_z
+    row_y = gy * fy * inv_z
+    row_z = -(gx * fx * cx_ + gy * fy * cy_) * inv_z * inv_z - 1.0
+    norm = torch.sqrt(row_x ** 2 + row_y ** 2 + row_z ** 2)
+    return torch.nan_to_num(norm, nan=1.0, posinf=1.0)
+
+
+def _compact(candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel indices of each frame's candidates, padded to the largest count.
+
+    Reads the largest count back to the host once (the only sync of the refinement).
+
+    Args:
+        candidates: [S,M] bool.
+
+    Returns:
+        index [S,C] int64 (pixel index, padding points at a non-candidate) and valid [S,C].
+
+    """
+    counts = candidates.sum(1)
+    width = int(counts.max()) if candidates.numel() else 0
+    # A stable sort puts each frame's candidate pixels first, in raster order.
+    order = torch.sort((~candidates).to(torch.uint8), dim=1, stable=True).indices
+    index = order[:, :width]
+    valid = torch.arange(width, device=candidates.device).unsqueeze(0) < counts.unsqueeze(1)
+    return index, valid
+
+
+def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor,
+                 cam_to_world: torch.Tensor, intrinsics: torch.Tensor,
+                 config: RefineConfig = RefineConfig()) -> RefineResult:
+    """Stage 3 of VGGT4D.
+
+    Args:
+        images: [S,3,h,w] in [0,1].
+        depth: [S,h,w] pass-1 depth (non-finite or <= 0 values are never candidates).
+        coarse: [S,h,w] bool coarse masks.
+        cam_to_world: [S,4,4] pass-2 poses.
+        intrinsics: [S,3,3] pass-1, network pixels.
+
+    Returns:
+        RefineResult with masks [S,h,w] bool.
+
+    """
+    frames, height, width = depth.shape
+    count = height * width
+    depth = depth.float()
+    images = images.float()
+    intrinsics = intrinsics.float()
+    cam_to_world = cam_to_world.float()
+    valid_depth = torch.isfinite(depth) & (depth > 0)
+    clean_depth = torch.where(valid_depth, depth, torch.ones_like(depth))
+    points = backproject(clean_depth, intrinsics, cam_to_world)
+    inliers = statistical_inliers(points, valid_depth, config)
+    candidates = (inliers & coarse.bool()).reshape(frames, count)
+
+    index, valid = _compact(candidates)  # [S,C]
+    gather3 = index.unsqueeze(-1).expand(-1, -1, 3)
+    cand_points = points.reshape(frames, count, 3).gather(1, gather3)
+    cand_colours = images.permute(0, 2, 3, 1).reshape(frames, count, 3).gather(1, gather3)
+    km = KMeansConfig(config.clusters, config.kmeans_iterations, None, config.seed)
+    if index.shape[1]:
+        labels, _ = kmeans(cand_points, km, valid)  # [S,C], -1 on padding
+    else:
+        labels = index.clone()  # no candidate anywhere: nothing to cluster
+    world_to_cam = torch.linalg.inv_ex(cam_to_world).inverse
+    sample_depth = torch.where(valid_depth, depth, torch.full_like(depth, float('nan')))
+    gradient_mode = config.mode == 'gradient'
+    slots = index.shape[1]
+    chunk = max(1, config.point_budget // max(frames * slots, 1))
+    clusters = config.clusters
+    # Per candidate, summed over the other views: kept count, geometric and photometric error.
+    per_point = torch.zeros(frames, slots, 3, device=depth.device)
+    for start in range(0, frames if slots else 0, chunk):
+        ref = torch.arange(start, min(start + chunk, frames), device=depth.device)
+        views = _project_chunk(ref, cand_points, cand_colours, sample_depth, coarse, images,
+                               intrinsics, world_to_cam, config, gradient_mode)
+        geometric = views.depth_error
+        if gradient_mode:
+            geometric = geometric / views.gradient_norm.clamp_min(config.gradient_floor)
+        per_point[ref] = torch.stack([views.keep.float().sum(1), geometric.sum(1),
+                                      views.rgb_error.sum(1)], dim=-1)
+    # Per-cluster sums as a one-hot matmul (deterministic, unlike float scatter atomics).
+    member = (labels.unsqueeze(-1) == torch.arange(clusters, device=depth.device)).float()
+    member = member * valid.unsqueeze(-1).float()  # [S,C,k]
+    kept, geo_sum, rgb_sum = torch.bmm(member.transpose(1, 2), per_point).unbind(-1)
+    sizes = member.sum(1)  # [S,k]
+    ratio = kept / ((frames - 1) * sizes + 1e-6)
+    score = (geo_sum + rgb_sum / 3) / kept.clamp_min(1)
+    too_few = ratio < config.min_valid_ratio
+    cluster_dynamic = (too_few | (score > config.threshold)).gather(1, labels.clamp_min(0))
+    if gradient_mode:
+        # Pixels with enough kept views decide on their own score; the others (no evidence)
+        # inherit their cluster's decision, as a whole cluster without evidence would.
+        pixel_kept, pixel_geo, pixel_rgb = per_point.unbind(-1)
+        pixel_score = (pixel_geo + pixel_rgb / 3) / pixel_kept.clamp_min(1)
+        evidence = pixel_kept / max(frames - 1, 1) >= config.min_valid_ratio
+        dynamic_slot = valid & torch.where(evidence, pixel_score > config.threshold,
+                                           cluster_dynamic)
+        slot_scores = torch.where(evidence, pixel_score, torch.full_like(pixel_score,
+                                                                         float('inf')))
+        slot_scores = torch.where(valid, slot_scores, torch.zeros_like(slot_scores))
+        scores = torch.zeros(frames, count, device=depth.device).scatter(1, index, slot_scores)
+        scores = scores.view(frames, height, width)
+    else:
+        scores = torch.where(too_few, torch.full_like(score, float('inf')), score)
+        dynamic_slot = valid & cluster_dynamic
+    raw = torch.zeros(frames, count, dtype=torch.bool, device=depth.device)
+    raw = raw.scatter(1, index, dynamic_slot).view(frames, height, width)
+    full_labels = torch.where(inliers, -1, -2).reshape(frames, count).long()
+    slot_labels = torch.where(valid, labels, full_labels.gather(1, index))
+    full_labels = full_labels.scatter(1, index, slot_labels).view(frames, height, width)
+    masks = close_then_dilate(raw, config.close_kernel, config.dilate_kernel)
+    return RefineResult(masks=masks, raw_masks=raw, inliers=inliers, labels=full_labels,
+                        scores=scores)

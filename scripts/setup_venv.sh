@@ -9,7 +9,7 @@ VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 STAMP="$VENV/.setup-stamp"
 # The stamp holds a hash of every input of the setup; a change re-runs the affected steps.
-want=$( { cat requirements/*.txt scripts/setup_venv.sh; cat scripts/build_tf2_msgs.sh msgs/tf2_msgs/* 2>/dev/null || true; } | sha256sum | cut -c1-16)
+want=$( { cat requirements/*.txt scripts/setup_venv.sh; cat scripts/build_tf2_msgs.sh requirements/ros-build-jazzy.txt msgs/tf2_msgs/* msgs/tf2_msgs/msg/* 2>/dev/null || true; } | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   echo "setup: $VENV is up to date"
   exit 0

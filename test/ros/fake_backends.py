@@ -1,0 +1,79 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Window backends for node plumbing tests (loaded in the node process via backend_factory).
+
+The scene is a fronto-parallel plane 2 units in front of a camera that slides along +x at
+0.5 units/s (position from the stamp, so overlapping windows agree). The upper-left quarter of
+every frame is reported as dynamic. Everything is analytic: no network runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from vggt4d_ros.geometry.image_transform import plan_resize
+from vggt4d_ros.geometry.image_transform import to_network
+from vggt4d_ros.motion.result import WindowResult
+
+SPEED = 0.5
+PLANE_DEPTH = 2.0
+
+
+class PlaneBackend:
+    """``run(frames, stamps_ns) -> WindowResult`` for the sliding-plane scene.
+
+    Args:
+        delay_s: sleep per window (simulates a slow GPU for overload tests).
+        target: network width (small keeps the test fast).
+
+    """
+
+    def __init__(self, delay_s: float = 0.0, target: int = 126) -> None:
+        self.delay_s = delay_s
+        self.target = target
+        self.windows = 0
+
+    def run(self, frames, stamps_ns) -> WindowResult:
+        time.sleep(self.delay_s)
+        self.windows += 1
+        count = len(frames)
+        plan = plan_resize(tuple(frames[0].shape[:2]), mode='crop', target=self.target)
+        height, width = plan.network_hw
+        images = to_network(list(frames), plan)
+        seconds = np.asarray(stamps_ns, dtype=np.float64) * 1e-9
+        extrinsics = torch.zeros(count, 3, 4)
+        extrinsics[:, :, :3] = torch.eye(3)
+        # camera-from-world with world = camera 0: x_cam = x_world - (c_i - c_0).
+        extrinsics[:, 0, 3] = torch.from_numpy(-(seconds - seconds[0]) * SPEED).float()
+        intrinsics = torch.tensor([[float(width), 0.0, width / 2.0],
+                                   [0.0, float(width), height / 2.0],
+                                   [0.0, 0.0, 1.0]]).repeat(count, 1, 1)
+        masks = torch.zeros(count, height, width, dtype=torch.bool)
+        masks[:, :height // 2, :width // 2] = True
+        patches = (height // 14, width // 14)
+        return WindowResult(
+            stamps_ns=[int(s) for s in stamps_ns],
+            images=images,
+            depth=torch.full((count, height, width), PLANE_DEPTH),
+            depth_conf=torch.full((count, height, width), 5.0),
+            intrinsics=intrinsics,
+            extrinsics=extrinsics,
+            saliency=torch.zeros(count, *patches),
+            coarse_masks=masks.clone(),
+            refined_masks=masks,
+            transform=plan,
+            timings={'total': self.delay_s},
+        )
+
+
+def make_plane(params, device, dtype) -> PlaneBackend:
+    """backend_factory for a fast analytic backend."""
+    return PlaneBackend()
+
+
+def make_slow_plane(params, device, dtype) -> PlaneBackend:
+    """backend_factory for a backend that needs 0.4 s per window (forces live-mode drops)."""
+    return PlaneBackend(delay_s=0.4)

@@ -1,0 +1,270 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Message conversions, frames, queue and parameter helpers (no DDS, in-process)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy')
+
+from sensor_msgs.msg import CompressedImage  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from vggt4d_ros.ros import conversions  # noqa: E402
+from vggt4d_ros.ros import frames  # noqa: E402
+from vggt4d_ros.ros.frame_queue import FrameQueue  # noqa: E402
+from vggt4d_ros.ros.outputs import body_twist  # noqa: E402
+from vggt4d_ros.ros.outputs import header_at  # noqa: E402
+from vggt4d_ros.ros.params import attribute_docs  # noqa: E402
+from vggt4d_ros.ros.params import build_config  # noqa: E402
+from vggt4d_ros.ros.params import scalar_fields  # noqa: E402
+
+
+def _image_msg(pixels: np.ndarray, encoding: str, pad: int = 0) -> Image:
+    height, width = pixels.shape[:2]
+    rows = pixels.reshape(height, -1)
+    padded = np.zeros((height, rows.shape[1] + pad), np.uint8)
+    padded[:, :rows.shape[1]] = rows
+    return Image(height=height, width=width, encoding=encoding, step=padded.shape[1],
+                 data=padded.tobytes())
+
+
+@pytest.fixture
+def rgb():
+    return np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize('pad', [0, 3])
+def test_every_supported_encoding_decodes_to_rgb(rgb, pad):
+    bgr = rgb[..., ::-1]
+    alpha = np.full(rgb.shape[:2] + (1,), 7, np.uint8)
+    cases = {
+        'rgb8': (rgb, rgb),
+        'bgr8': (bgr, rgb),
+        'rgba8': (np.concatenate([rgb, alpha], axis=2), rgb),
+        'bgra8': (np.concatenate([bgr, alpha], axis=2), rgb),
+        'mono8': (rgb[..., 0], np.repeat(rgb[..., :1], 3, axis=2)),
+    }
+    for encoding, (pixels, expected) in cases.items():
+        decoded = conversions.image_msg_to_rgb(_image_msg(np.ascontiguousarray(pixels),
+                                                          encoding, pad))
+        np.testing.assert_array_equal(decoded, expected, err_msg=encoding)
+        assert decoded.flags['C_CONTIGUOUS'] and decoded.dtype == np.uint8
+
+
+def test_unsupported_encoding_and_short_data_raise(rgb):
+    with pytest.raises(conversions.UnsupportedEncodingError, match='16UC1'):
+        conversions.image_msg_to_rgb(Image(height=2, width=2, encoding='16UC1', step=4,
+                                           data=bytes(8)))
+    short = _image_msg(rgb, 'rgb8')
+    short.data = bytes(10)
+    with pytest.raises(conversions.ImageDecodeError):
+        conversions.image_msg_to_rgb(short)
+
+
+def test_compressed_png_round_trip_and_garbage(rgb):
+    ok, png = cv2.imencode('.png', rgb[..., ::-1])
+    assert ok
+    decoded = conversions.compressed_msg_to_rgb(CompressedImage(format='png',
+                                                                data=png.tobytes()))
+    np.testing.assert_array_equal(decoded, rgb)
+    for garbage in (b'not an image at all', b''):
+        with pytest.raises(conversions.ImageDecodeError):
+            conversions.compressed_msg_to_rgb(CompressedImage(format='jpeg', data=garbage))
+
+
+def test_mask_message_keeps_source_header_and_size():
+    header = header_at(1_700_000_000_123_456_789, 'cam_optical')
+    mask = np.zeros((4, 7), np.uint8)
+    mask[1:3, 2:5] = 255
+    for build in (conversions.numpy_to_image_msg, conversions.numpy_to_image_msg_fallback):
+        msg = build(mask, 'mono8', header)
+        assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (1_700_000_000, 123_456_789)
+        assert msg.header.frame_id == 'cam_optical'
+        assert (msg.height, msg.width, msg.step, msg.encoding) == (4, 7, 7, 'mono8')
+        assert msg.is_bigendian == 0
+        np.testing.assert_array_equal(np.frombuffer(bytes(msg.data), np.uint8).reshape(4, 7),
+                                      mask)
+
+
+def test_cloud_fallback_layout_and_round_trip():
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(50, 3)).astype(np.float32)
+    colors = rng.integers(0, 256, (50, 3), dtype=np.uint8)
+    header = header_at(5, 'map')
+    structured = conversions._structured_points(points, colors)
+    cloud = conversions.make_cloud_fallback(header, structured)
+    assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
+        ('x', 0, 7, 1), ('y', 4, 7, 1), ('z', 8, 7, 1), ('rgb', 12, 7, 1)]
+    assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (1, 50, 16, 800)
+    assert not cloud.is_bigendian and len(cloud.data) == 800
+    decoded_points, decoded_colors = conversions.cloud_to_numpy(cloud)
+    np.testing.assert_array_equal(decoded_points, points)
+    np.testing.assert_array_equal(decoded_colors, colors)
+    # rgb bits are 0x00RRGGBB, the layout RViz's RGB8 transformer reads.
+    bits = np.frombuffer(bytes(cloud.data), np.uint32).reshape(50, 4)[:, 3]
+    expected = (colors[:, 0].astype(np.uint32) << 16) | (colors[:, 1].astype(np.uint32) << 8) \
+        | colors[:, 2]
+    np.testing.assert_array_equal(bits, expected)
+
+
+def test_make_cloud_matches_fallback_and_sets_is_dense():
+    points = np.array([[0, 1, 2], [3, 4, 5]], np.float32)
+    colors = np.array([[255, 0, 0], [0, 0, 255]], np.uint8)
+    header = header_at(7, 'map')
+    cloud = conversions.make_cloud(header, points, colors)
+    fallback = conversions.make_cloud_fallback(header,
+                                               conversions._structured_points(points, colors))
+    for name in ('height', 'width', 'point_step', 'row_step', 'is_bigendian', 'fields'):
+        assert getattr(cloud, name) == getattr(fallback, name), name
+    assert bytes(cloud.data) == bytes(fallback.data)
+    assert cloud.is_dense
+    points[0, 0] = np.nan
+    assert not conversions.make_cloud(header, points, colors).is_dense
+
+
+def test_quaternions_round_trip_and_optical_rotation():
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        rotation *= np.sign(np.linalg.det(rotation))
+        quat = frames.quaternion_from_matrix(rotation)
+        assert quat[3] >= 0
+        np.testing.assert_allclose(frames.matrix_from_quaternion(quat), rotation, atol=1e-9)
+    # The optical -> body rotation is the standard camera_optical quaternion.
+    np.testing.assert_allclose(frames.quaternion_from_matrix(frames.R_BODY_FROM_OPTICAL),
+                               [-0.5, 0.5, -0.5, 0.5])
+
+
+def test_map_convention_turns_optical_forward_into_ros_forward():
+    convention = frames.make_convention('map_to_camera', 'map', 'odom', 'base_link', 'cam', None)
+    forward_optical = np.array([[0.0, 0.0, 2.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    # optical z (forward) -> ROS x; optical x (right) -> -y; optical y (down) -> -z.
+    np.testing.assert_allclose(convention.points_to_world(forward_optical),
+                               [[2, 0, 0], [0, -1, 0], [0, 0, -1]], atol=1e-6)
+    moved = np.eye(4)
+    moved[:3, 3] = [0.0, 0.0, 1.5]  # camera moved 1.5 forward along its optical axis
+    pose = convention.child_pose(moved)
+    np.testing.assert_allclose(pose[:3, 3], [1.5, 0, 0], atol=1e-12)
+    assert convention.world_frame == 'map' and convention.child_frame == 'cam'
+
+
+def test_odom_convention_starts_at_identity_and_uses_extrinsic():
+    base_from_camera = frames.pose_from_xyz_quat([0.2, 0.0, 0.5, -0.5, 0.5, -0.5, 0.5])
+    convention = frames.make_convention('odom_to_base', 'map', 'odom', 'base_link', 'cam',
+                                        base_from_camera)
+    np.testing.assert_allclose(convention.child_pose(np.eye(4)), np.eye(4), atol=1e-12)
+    forward = np.eye(4)
+    forward[2, 3] = 1.0  # one unit along the optical axis = one unit along base x
+    np.testing.assert_allclose(convention.child_pose(forward)[:3, 3], [1, 0, 0], atol=1e-12)
+    assert (convention.world_frame, convention.child_frame) == ('odom', 'base_link')
+    with pytest.raises(ValueError):
+        frames.make_convention('odom_to_base', 'map', 'odom', 'base_link', 'cam', None)
+
+
+def test_body_twist_of_a_forward_motion():
+    previous, current = np.eye(4), np.eye(4)
+    current[:3, :3] = cv2.Rodrigues(np.array([0.0, 0.0, 0.1]))[0]
+    current[:3, 3] = [0.5, 0.0, 0.0]
+    linear, angular = body_twist(previous, current, 0.5)
+    np.testing.assert_allclose(angular, [0, 0, 0.2], atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(linear), 1.0, atol=1e-9)
+
+
+def test_live_queue_drops_oldest_and_counts():
+    queue = FrameQueue(3, drop_oldest=True)
+    for item in range(5):
+        assert queue.put(item)
+    assert queue.dropped == 2
+    assert [queue.get(0.01) for _ in range(3)] == [2, 3, 4]
+    assert queue.get(0.01) is None
+
+
+def test_replay_queue_blocks_and_never_drops():
+    queue = FrameQueue(2, drop_oldest=False)
+    taken = []
+
+    def consume():
+        while len(taken) < 6:
+            item = queue.get(1.0)
+            if item is not None:
+                taken.append(item)
+                time.sleep(0.01)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for item in range(6):
+        assert queue.put(item)
+    consumer.join(5)
+    assert taken == list(range(6)) and queue.dropped == 0
+    queue.put('a')
+    queue.put('b')
+    queue.close()  # a blocked producer is released by close
+    assert queue.put('c') is False
+
+
+def test_config_parameters_round_trip():
+    from vggt4d_ros.mapping.mapper import MapperConfig
+    from vggt4d_ros.motion.pipeline import PipelineConfig
+
+    for config_cls in (MapperConfig, PipelineConfig):
+        flat = scalar_fields(config_cls)
+        assert flat, config_cls
+        assert build_config(config_cls, {k: v[0] for k, v in flat.items()}) == config_cls()
+    nested = build_config(PipelineConfig, {'refine_enabled': False, 'coarse.clusters': 9})
+    assert nested.refine_enabled is False and nested.coarse.clusters == 9
+
+
+def test_attribute_docs_parses_continuations():
+    class Example:
+        """Doc.
+
+        Attributes:
+            alpha: first line
+                continues here.
+            beta: second.
+
+        """
+
+    assert attribute_docs(Example) == {'alpha': 'first line continues here.', 'beta': 'second.'}
+
+
+def test_header_at_splits_nanoseconds():
+    header = header_at(3_000_000_007, 'f')
+    assert isinstance(header, Header)
+    assert (header.stamp.sec, header.stamp.nanosec, header.frame_id) == (3, 7, 'f')
+    assert conversions.stamp_to_ns(header.stamp) == 3_000_000_007
+
+
+def test_make_cloud_uses_create_cloud_and_falls_back_on_old_versions(monkeypatch):
+    points = np.array([[0, 1, 2], [3, 4, 5]], np.float32)
+    colors = np.array([[1, 2, 3], [4, 5, 6]], np.uint8)
+    header = header_at(9, 'map')
+    expected = conversions.make_cloud_fallback(header,
+                                               conversions._structured_points(points, colors))
+    calls = []
+
+    class Modern:
+        @staticmethod
+        def create_cloud(header, fields, structured):
+            calls.append('modern')
+            return conversions.make_cloud_fallback(header, structured)
+
+    class Old:  # converts to float32 first, as early sensor_msgs_py did
+        @staticmethod
+        def create_cloud(header, fields, structured):
+            calls.append('old')
+            return np.asarray(structured, dtype=np.float32)
+
+    for module in (Modern, Old):
+        monkeypatch.setattr(conversions, '_point_cloud2', module)
+        cloud = conversions.make_cloud(header, points, colors)
+        assert bytes(cloud.data) == bytes(expected.data) and cloud.point_step == 16
+    assert calls == ['modern', 'old']

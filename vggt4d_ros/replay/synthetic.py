@@ -1,0 +1,401 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Synthetic dynamic scene with exact ground truth, rendered by ray casting in numpy.
+
+The scene is a textured room (floor, ceiling, four walls) with two static boxes, a ball rolling
+on a circle and a crate that slides and turns. A camera sweeps an arc around the room centre
+(plenty of parallax) while looking at it. Every frame gives RGB, z-depth, the dynamic mask
+(pixels whose first hit is a moving object) and the world-from-camera pose, all exact.
+
+World frame: z up (REP-103). Camera frame: optical (x right, y down, z forward). Intrinsics
+follow OpenCV: pixel (u, v) has its centre at integer coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import sys
+from typing import Callable, Iterator
+
+import numpy as np
+
+from vggt4d_ros.replay import messages as m
+from vggt4d_ros.replay.bag import BagWriter
+from vggt4d_ros.replay.bag import Storage
+
+CAMERA_FRAME = 'camera_optical_frame'
+WORLD_FRAME = 'world'
+TOPICS = {
+    'image': '/camera/image_raw',
+    'camera_info': '/camera/camera_info',
+    'pose': '/ground_truth/pose',
+    'depth': '/ground_truth/depth',
+    'mask': '/ground_truth/dynamic_mask',
+}
+_FAR = 1e6
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Size and timing of the synthetic sequence.
+
+    Attributes:
+        num_frames: frames to render.
+        width, height: image size in pixels.
+        fps: frame rate; stamps are ``start_ns + i / fps``.
+        horizontal_fov_deg: horizontal field of view.
+        seed: texture and motion-phase seed (same seed, same bytes).
+        supersample: colour anti-aliasing factor per axis (depth and mask are not averaged).
+        start_ns: stamp of the first frame.
+
+    """
+
+    num_frames: int = 24
+    width: int = 160
+    height: int = 120
+    fps: float = 10.0
+    horizontal_fov_deg: float = 70.0
+    seed: int = 0
+    supersample: int = 2
+    start_ns: int = 1_700_000_000_000_000_000
+
+    @classmethod
+    def large(cls, seed: int = 0) -> 'SceneConfig':
+        """A longer, sharper sequence for a more telling (slower) demo."""
+        return cls(num_frames=96, width=320, height=240, seed=seed)
+
+    def intrinsics(self) -> np.ndarray:
+        """K [3,3] (OpenCV convention, square pixels)."""
+        focal = 0.5 * self.width / np.tan(np.radians(self.horizontal_fov_deg) / 2.0)
+        return np.array([[focal, 0.0, (self.width - 1) / 2.0],
+                         [0.0, focal, (self.height - 1) / 2.0],
+                         [0.0, 0.0, 1.0]])
+
+    def stamp_ns(self, index: int) -> int:
+        return self.start_ns + int(round(index * 1e9 / self.fps))
+
+
+@dataclass
+class RenderedFrame:
+    """One rendered frame.
+
+    Attributes:
+        stamp_ns: image stamp.
+        rgb: [H,W,3] uint8.
+        depth: [H,W] float32 z-depth in metres.
+        dynamic_mask: [H,W] uint8, 255 where a moving object is seen.
+        world_from_camera: [4,4] float64 pose of the optical frame.
+
+    """
+
+    stamp_ns: int
+    rgb: np.ndarray
+    depth: np.ndarray
+    dynamic_mask: np.ndarray
+    world_from_camera: np.ndarray
+
+
+@dataclass
+class _Hits:
+    """Nearest hit per ray: distance, unit normal, surface coordinates, material, dynamic flag."""
+
+    t: np.ndarray
+    normal: np.ndarray
+    uv: np.ndarray
+    material: np.ndarray
+    dynamic: np.ndarray
+
+    @classmethod
+    def empty(cls, count: int) -> '_Hits':
+        return cls(np.full(count, _FAR), np.zeros((count, 3)), np.zeros((count, 2)),
+                   np.zeros(count, dtype=np.int64), np.zeros(count, dtype=bool))
+
+    def merge(self, t: np.ndarray, normal: np.ndarray, uv: np.ndarray, material: int,
+              dynamic: bool) -> None:
+        closer = t < self.t
+        self.t = np.where(closer, t, self.t)
+        self.normal[closer] = normal[closer]
+        self.uv[closer] = uv[closer]
+        self.material[closer] = material
+        self.dynamic[closer] = dynamic
+
+
+def _yaw(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _face_uv(local: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """Surface coordinates [P,2]: the two local coordinates other than the hit face's axis."""
+    first = np.where(axis == 0, local[:, 1], local[:, 0])
+    second = np.where(axis == 2, local[:, 1], local[:, 2])
+    return np.stack([first, second], axis=1)
+
+
+def _box_hits(origin: np.ndarray, dirs: np.ndarray, center: np.ndarray, half: np.ndarray,
+              rotation: np.ndarray, inside: bool) -> tuple[np.ndarray, ...]:
+    """Ray / oriented-box intersection (slab method).
+
+    Args:
+        origin: [3] ray origin (world); dirs: [P,3] ray directions (world).
+        center, half, rotation: box centre, half extents and world-from-box rotation.
+        inside: rays start inside (room walls: take the exit point, normal pointing inward).
+
+    Returns:
+        t [P] (``_FAR`` when missed), normal [P,3] world, uv [P,2].
+
+    """
+    local_o = rotation.T @ (origin - center)
+    local_d = dirs @ rotation
+    with np.errstate(divide='ignore', invalid='ignore'):
+        inv = 1.0 / np.where(np.abs(local_d) < 1e-12, 1e-12, local_d)
+        t0 = (-half - local_o) * inv
+        t1 = (half - local_o) * inv
+    t_near, t_far = np.minimum(t0, t1), np.maximum(t0, t1)
+    if inside:
+        t = t_far.min(axis=1)
+        axis = t_far.argmin(axis=1)
+        hit = t > 0
+    else:
+        t = t_near.max(axis=1)
+        axis = t_near.argmax(axis=1)
+        hit = (t <= t_far.min(axis=1)) & (t > 1e-6)
+    rows = np.arange(len(dirs))
+    sign = np.sign(local_d[rows, axis])
+    normal_local = np.zeros_like(local_d)
+    # Outside: the normal faces the ray (against its direction); inside: likewise (inward).
+    normal_local[rows, axis] = -sign
+    local_hit = local_o + local_d * t[:, None]
+    uv = _face_uv(local_hit, axis)
+    return np.where(hit, t, _FAR), normal_local @ rotation.T, uv
+
+
+def _sphere_hits(origin: np.ndarray, dirs: np.ndarray, center: np.ndarray, radius: float,
+                 rotation: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Ray / sphere intersection; uv are longitude/latitude in the ball's own (rolling) frame."""
+    offset = origin - center
+    a = np.einsum('pi,pi->p', dirs, dirs)
+    b = 2.0 * dirs @ offset
+    c = offset @ offset - radius ** 2
+    disc = b * b - 4 * a * c
+    root = np.sqrt(np.maximum(disc, 0.0))
+    t = (-b - root) / (2 * a)
+    hit = (disc > 0) & (t > 1e-6)
+    point = origin + dirs * t[:, None]
+    normal = (point - center) / radius
+    local = normal @ rotation
+    uv = np.stack([np.arctan2(local[:, 1], local[:, 0]) * radius * 2.0,
+                   np.arcsin(np.clip(local[:, 2], -1, 1)) * radius * 2.0], axis=1)
+    return np.where(hit, t, _FAR), normal, uv
+
+
+class _Textures:
+    """Procedural textures: per-material colour, checker and two octaves of value noise."""
+
+    COLORS = np.array([
+        [0.75, 0.68, 0.55],  # 0 floor
+        [0.85, 0.85, 0.80],  # 1 ceiling
+        [0.55, 0.65, 0.80],  # 2 walls
+        [0.45, 0.70, 0.45],  # 3 pillar
+        [0.70, 0.55, 0.35],  # 4 table block
+        [0.90, 0.25, 0.20],  # 5 ball (dynamic)
+        [0.95, 0.75, 0.15],  # 6 crate (dynamic)
+    ])
+    CHECKER = np.array([0.5, 0.6, 0.35, 0.25, 0.2, 0.12, 0.15])
+
+    def __init__(self, rng: np.random.Generator, grid: int = 48) -> None:
+        self.noise = rng.random((len(self.COLORS), 2, grid, grid, 3))
+        self.grid = grid
+
+    def _value_noise(self, material: np.ndarray, octave: int, uv: np.ndarray) -> np.ndarray:
+        pos = uv % self.grid
+        base = np.floor(pos).astype(np.int64)
+        frac = pos - base
+        nxt = (base + 1) % self.grid
+        g = self.noise[:, octave]
+        c00 = g[material, base[:, 0], base[:, 1]]
+        c10 = g[material, nxt[:, 0], base[:, 1]]
+        c01 = g[material, base[:, 0], nxt[:, 1]]
+        c11 = g[material, nxt[:, 0], nxt[:, 1]]
+        fx, fy = frac[:, :1], frac[:, 1:]
+        return (c00 * (1 - fx) + c10 * fx) * (1 - fy) + (c01 * (1 - fx) + c11 * fx) * fy
+
+    def shade(self, hits: _Hits, light: np.ndarray) -> np.ndarray:
+        """Linear RGB [P,3] in [0,1] of the hit surfaces."""
+        material = hits.material
+        coarse = self._value_noise(material, 0, hits.uv * 2.5)
+        fine = self._value_noise(material, 1, hits.uv * 11.0)
+        checker = (np.floor(hits.uv[:, 0] * 2.0) + np.floor(hits.uv[:, 1] * 2.0)) % 2
+        amount = self.CHECKER[material][:, None]
+        albedo = self.COLORS[material] * (1 - amount + amount * checker[:, None])
+        albedo = albedo * (0.55 + 0.6 * coarse) * (0.8 + 0.35 * fine)
+        lambert = np.clip(hits.normal @ light, 0.0, 1.0)[:, None]
+        return np.clip(albedo * (0.5 + 0.55 * lambert), 0.0, 1.0)
+
+
+class SyntheticScene:
+    """The room, its objects and the camera path; ``render(i)`` gives frame i."""
+
+    ROOM_CENTER = np.array([0.0, 0.0, 1.5])
+    ROOM_HALF = np.array([4.0, 4.0, 1.5])
+    STATIC_BOXES = (  # centre, half extents, yaw, material
+        (np.array([-1.4, 1.3, 1.0]), np.array([0.25, 0.25, 1.0]), 0.3, 3),
+        (np.array([1.3, -1.4, 0.35]), np.array([0.45, 0.3, 0.35]), -0.4, 4),
+    )
+
+    def __init__(self, config: SceneConfig | None = None) -> None:
+        self.config = config or SceneConfig()
+        rng = np.random.default_rng(self.config.seed)
+        self.textures = _Textures(rng)
+        self.phase = rng.uniform(0.0, 2 * np.pi, size=2)
+        self.light = np.array([0.3, -0.4, 0.87]) / np.linalg.norm([0.3, -0.4, 0.87])
+
+    def time_of(self, index: int) -> float:
+        return index / self.config.fps
+
+    def world_from_camera(self, index: int) -> np.ndarray:
+        """[4,4] pose of the optical frame: an arc around the room looking at its centre."""
+        progress = index / max(self.config.num_frames - 1, 1)
+        angle = -0.55 + 1.1 * progress
+        position = np.array([3.0 * np.cos(angle), 3.0 * np.sin(angle),
+                             1.45 + 0.15 * np.sin(2 * np.pi * progress)])
+        target = np.array([0.0, 0.2 * np.sin(np.pi * progress), 0.55])
+        forward = (target - position) / np.linalg.norm(target - position)
+        right = np.cross(forward, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        down = np.cross(forward, right)
+        pose = np.eye(4)
+        pose[:3, :3] = np.stack([right, down, forward], axis=1)
+        pose[:3, 3] = position
+        return pose
+
+    def ball_state(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Centre [3] and rolling rotation [3,3] of the ball (radius 0.35) at frame ``index``."""
+        angle = self.phase[0] + 1.3 * self.time_of(index)
+        center = np.array([0.2 + 0.9 * np.cos(angle), 0.3 + 0.9 * np.sin(angle), 0.35])
+        spin = 0.9 * 1.3 * self.time_of(index) / 0.35
+        c, s = np.cos(spin), np.sin(spin)
+        roll = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+        return center, _yaw(angle) @ roll
+
+    def crate_state(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Centre [3] and yaw rotation [3,3] of the sliding crate at frame ``index``."""
+        t = self.time_of(index)
+        center = np.array([-0.6 + 0.7 * np.sin(self.phase[1] + 1.7 * t), -0.7, 0.3])
+        return center, _yaw(0.8 * t)
+
+    def _cast(self, origin: np.ndarray, dirs: np.ndarray, index: int) -> _Hits:
+        hits = _Hits.empty(len(dirs))
+        t, normal, uv = _box_hits(origin, dirs, self.ROOM_CENTER, self.ROOM_HALF, np.eye(3),
+                                  inside=True)
+        up = normal[:, 2]
+        room_material = np.where(up > 0.5, 0, np.where(up < -0.5, 1, 2))
+        hits.t, hits.normal, hits.uv = t, normal, uv
+        hits.material = room_material.astype(np.int64)
+        for center, half, yaw, material in self.STATIC_BOXES:
+            t, normal, uv = _box_hits(origin, dirs, center, half, _yaw(yaw), inside=False)
+            hits.merge(t, normal, uv, material, dynamic=False)
+        center, rotation = self.ball_state(index)
+        t, normal, uv = _sphere_hits(origin, dirs, center, 0.35, rotation)
+        hits.merge(t, normal, uv, 5, dynamic=True)
+        center, rotation = self.crate_state(index)
+        t, normal, uv = _box_hits(origin, dirs, center, np.array([0.35, 0.22, 0.3]), rotation,
+                                  inside=False)
+        hits.merge(t, normal, uv, 6, dynamic=True)
+        return hits
+
+    def _rays(self, pose: np.ndarray, factor: int) -> np.ndarray:
+        """World ray directions [H*f*W*f,3] with camera-frame z = 1 (so t is z-depth)."""
+        cfg = self.config
+        k = cfg.intrinsics()
+        step = 1.0 / factor
+        offsets = (np.arange(factor) + 0.5) * step - 0.5
+        us = (np.arange(cfg.width)[:, None] + offsets[None, :]).reshape(-1)
+        vs = (np.arange(cfg.height)[:, None] + offsets[None, :]).reshape(-1)
+        grid_u, grid_v = np.meshgrid(us, vs)
+        cam = np.stack([(grid_u - k[0, 2]) / k[0, 0], (grid_v - k[1, 2]) / k[1, 1],
+                        np.ones_like(grid_u)], axis=-1).reshape(-1, 3)
+        return cam @ pose[:3, :3].T
+
+    def render(self, index: int) -> RenderedFrame:
+        """Render frame ``index`` (0-based)."""
+        cfg = self.config
+        pose = self.world_from_camera(index)
+        origin = pose[:3, 3]
+        hits = self._cast(origin, self._rays(pose, 1), index)
+        depth = hits.t.reshape(cfg.height, cfg.width).astype(np.float32)
+        mask = (hits.dynamic.reshape(cfg.height, cfg.width) * 255).astype(np.uint8)
+        factor = max(int(cfg.supersample), 1)
+        if factor > 1:
+            fine = self._cast(origin, self._rays(pose, factor), index)
+            colour = self.textures.shade(fine, self.light)
+            colour = colour.reshape(cfg.height, factor, cfg.width, factor, 3).mean(axis=(1, 3))
+        else:
+            colour = self.textures.shade(hits, self.light).reshape(cfg.height, cfg.width, 3)
+        # Display gamma so the image looks like a camera's.
+        rgb = np.clip(np.round(255.0 * colour ** (1 / 2.2)), 0, 255).astype(np.uint8)
+        return RenderedFrame(cfg.stamp_ns(index), rgb, depth, mask, pose)
+
+    def frames(self) -> Iterator[RenderedFrame]:
+        for index in range(self.config.num_frames):
+            yield self.render(index)
+
+
+def write_synthetic_bag(path: str | Path, config: SceneConfig | None = None,
+                        storage: Storage = 'mcap',
+                        progress: Callable[[int, int], None] | None = None) -> Path:
+    """Render the scene into a new rosbag2 directory.
+
+    Topics (all stamped with the image stamp): ``/camera/image_raw`` (Image rgb8),
+    ``/camera/camera_info``, ``/ground_truth/pose`` (PoseStamped, world-from-optical-frame in
+    ``world``), ``/ground_truth/depth`` (Image 32FC1, metres) and ``/ground_truth/dynamic_mask``
+    (Image mono8, 255 = moving object). Images use frame id ``camera_optical_frame``.
+
+    Returns:
+        The bag directory.
+
+    """
+    scene = SyntheticScene(config)
+    cfg = scene.config
+    path = Path(path)
+    k = cfg.intrinsics()
+    with BagWriter(path, storage) as bag:
+        for index, frame in enumerate(scene.frames()):
+            stamp = frame.stamp_ns
+            bag.write(TOPICS['image'], m.IMAGE,
+                      m.image_msg(frame.rgb, stamp, CAMERA_FRAME, 'rgb8'), stamp)
+            bag.write(TOPICS['camera_info'], m.CAMERA_INFO,
+                      m.camera_info_msg(k, (cfg.height, cfg.width), stamp, CAMERA_FRAME), stamp)
+            bag.write(TOPICS['pose'], m.POSE_STAMPED,
+                      m.pose_stamped_msg(frame.world_from_camera, stamp, WORLD_FRAME), stamp)
+            bag.write(TOPICS['depth'], m.IMAGE,
+                      m.image_msg(frame.depth, stamp, CAMERA_FRAME, '32FC1'), stamp)
+            bag.write(TOPICS['mask'], m.IMAGE,
+                      m.image_msg(frame.dynamic_mask, stamp, CAMERA_FRAME, 'mono8'), stamp)
+            if progress is not None:
+                progress(index + 1, cfg.num_frames)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vggt4d_ros.replay.synthetic OUT_BAG [--large] [--storage sqlite3]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description='Write the synthetic demo bag.')
+    parser.add_argument('bag', type=Path, help='output rosbag2 directory (must not exist)')
+    parser.add_argument('--large', action='store_true', help='96 frames at 320x240')
+    parser.add_argument('--frames', type=int, default=None)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    args = parser.parse_args(argv)
+    config = SceneConfig.large(args.seed) if args.large else SceneConfig(seed=args.seed)
+    if args.frames:
+        config = SceneConfig(**{**config.__dict__, 'num_frames': args.frames})
+    write_synthetic_bag(args.bag, config, args.storage)
+    print(f'wrote {config.num_frames} frames to {args.bag}', file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,153 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Create, warm up and release the window backend (VGGT4D on a torch device).
+
+A backend is any object with ``run(frames, stamps_ns) -> WindowResult``; the default is
+``VGGT4DPipeline`` around a VGGT model. Loading follows the non-negotiables: a weights path is
+loaded strictly, a missing or mismatched checkpoint raises ``BackendError`` naming the file, and
+random weights are used only when explicitly allowed and the weights path is empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import gc
+import importlib
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from vggt4d_ros.ros.params import NodeParams
+
+
+class BackendError(RuntimeError):
+    """The backend cannot be created (message says why and what to change)."""
+
+
+@dataclass
+class LoadedBackend:
+    """A ready backend and what was loaded.
+
+    Attributes:
+        backend: object with ``run(frames, stamps_ns) -> WindowResult``.
+        device: torch device it runs on.
+        dtype: compute dtype.
+        description: one line for the log (model size, weights, device, dtype).
+
+    """
+
+    backend: Any
+    device: torch.device
+    dtype: torch.dtype
+    description: str
+
+
+def resolve_device(name: str) -> torch.device:
+    """Torch device from the ``device`` parameter (``auto``: cuda when available)."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise BackendError(f'device={name!r} but CUDA is not available (use device:=cpu or auto)')
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """Compute dtype from the ``dtype`` parameter (``auto``: bf16 on Ampere+, fp16 before)."""
+    if name == 'auto':
+        if device.type != 'cuda':
+            return torch.float32
+        major, _ = torch.cuda.get_device_capability(device)
+        return torch.bfloat16 if major >= 8 else torch.float16
+    return {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}[name]
+
+
+def _load_factory(spec: str) -> Callable[..., Any]:
+    module_name, _, attribute = spec.partition(':')
+    if not module_name or not attribute:
+        raise BackendError(f'backend_factory={spec!r} must be "module:function"')
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise BackendError(f'backend_factory={spec!r}: {error}') from error
+
+
+def build_vggt4d(params: NodeParams, device: torch.device, dtype: torch.dtype,
+                 pipeline_config: Any) -> tuple[Any, str]:
+    """VGGT (weights loaded) wrapped in VGGT4DPipeline; returns (pipeline, description)."""
+    from vggt4d_ros.model.config import VGGTConfig
+    from vggt4d_ros.model.vggt import VGGT
+    from vggt4d_ros.model.weights import CheckpointError
+    from vggt4d_ros.model.weights import load_weights
+    from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+
+    config = VGGTConfig.tiny() if params.model_config == 'tiny' else VGGTConfig.full()
+    if not params.weights and not params.allow_random_weights:
+        raise BackendError('no weights: set the weights parameter to a VGGT checkpoint '
+                           '(.pt/.safetensors), or allow_random_weights:=true for a demo')
+    if params.weights and not os.path.isfile(params.weights):
+        raise BackendError(f'weights file {params.weights!r} does not exist')
+    with device:  # build the parameters on the target device (1.26 B of them for 'full')
+        model = VGGT(config)
+    if params.weights:
+        try:
+            load_weights(model, params.weights)
+        except CheckpointError as error:
+            raise BackendError(str(error)) from error
+        source = params.weights
+    else:
+        source = 'RANDOM weights (allow_random_weights=true: outputs are meaningless)'
+    model = model.to(device).eval()
+    weights = 'fp32 weights'
+    if params.weights_dtype == 'compute' and dtype != torch.float32:
+        model = model.to(dtype)  # the pipeline then runs without autocast
+        weights = f'{dtype} weights'
+    pipeline = VGGT4DPipeline(model, pipeline_config, device, dtype)
+    return pipeline, (f'VGGT {params.model_config} with {source} on {device} ({dtype}, '
+                      f'{weights})')
+
+
+def load_backend(params: NodeParams, pipeline_config: Any = None) -> LoadedBackend:
+    """Create the backend described by the parameters.
+
+    Raises:
+        BackendError: bad device, missing/mismatched weights, bad factory.
+
+    """
+    device = resolve_device(params.device)
+    dtype = resolve_dtype(params.dtype, device)
+    if params.backend_factory:
+        backend = _load_factory(params.backend_factory)(params, device, dtype)
+        return LoadedBackend(backend, device, dtype,
+                             f'backend {params.backend_factory} on {device} ({dtype})')
+    backend, description = build_vggt4d(params, device, dtype, pipeline_config)
+    return LoadedBackend(backend, device, dtype, description)
+
+
+def warm_up(backend: Any, window_size: int, height: int, width: int) -> float:
+    """Run one window of mid-grey frames with a little noise; returns seconds taken."""
+    rng = np.random.default_rng(0)
+    frames = [np.clip(128 + rng.normal(0, 20, (height, width, 3)), 0, 255).astype(np.uint8)
+              for _ in range(window_size)]
+    stamps = [index * 100_000_000 for index in range(window_size)]
+    start = time.perf_counter()
+    backend.run(frames, stamps)
+    return time.perf_counter() - start
+
+
+def release(device: torch.device | None) -> None:
+    """Return cached GPU memory after the backend was dropped."""
+    gc.collect()
+    if device is not None and device.type == 'cuda':
+        torch.cuda.empty_cache()
+
+
+def gpu_memory_mb(device: torch.device | None) -> tuple[float, float]:
+    """(allocated, reserved) MiB on a CUDA device; (0, 0) otherwise."""
+    if device is None or device.type != 'cuda':
+        return 0.0, 0.0
+    return (torch.cuda.memory_allocated(device) / 2**20,
+            torch.cuda.memory_reserved(device) / 2**20)

@@ -1,0 +1,235 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Message <-> numpy conversions for images, masks, point clouds and poses.
+
+Where a ROS install provides ``cv_bridge`` or ``sensor_msgs_py`` they are used for the output
+messages; otherwise small numpy paths build the same messages field for field (tested).
+"""
+
+from __future__ import annotations
+
+import array
+
+import cv2
+from geometry_msgs.msg import Pose
+from geometry_msgs.msg import Transform
+from geometry_msgs.msg import TransformStamped
+import numpy as np
+from sensor_msgs.msg import CompressedImage
+from sensor_msgs.msg import Image
+from sensor_msgs.msg import PointField
+from std_msgs.msg import Header
+
+from vggt4d_ros.ros.frames import quaternion_from_matrix
+
+try:  # Present on a ROS install; the pip wheels do not ship it.
+    from cv_bridge import CvBridge
+except ImportError:  # pragma: no cover - depends on the machine
+    CvBridge = None
+try:
+    from sensor_msgs_py import point_cloud2 as _point_cloud2
+except ImportError:  # pragma: no cover - depends on the machine
+    _point_cloud2 = None
+
+#: Input encodings the node accepts and their channel counts.
+SUPPORTED_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
+
+#: x, y, z, rgb as four float32 (point_step 16); rgb holds 0x00RRGGBB bit-cast to float32,
+#: the layout RViz's RGB8 colour transformer reads.
+CLOUD_FIELDS = [
+    PointField(name='x', offset=0, datatype=PointField.FLOAT32, count=1),
+    PointField(name='y', offset=4, datatype=PointField.FLOAT32, count=1),
+    PointField(name='z', offset=8, datatype=PointField.FLOAT32, count=1),
+    PointField(name='rgb', offset=12, datatype=PointField.FLOAT32, count=1),
+]
+CLOUD_DTYPE = np.dtype([('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('rgb', '<f4')])
+
+
+class UnsupportedEncodingError(ValueError):
+    """An image encoding the node does not convert (see ``SUPPORTED_ENCODINGS``)."""
+
+
+class ImageDecodeError(ValueError):
+    """An image message whose data cannot be turned into pixels."""
+
+
+def stamp_to_ns(stamp) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def image_msg_to_rgb(msg: Image) -> np.ndarray:
+    """Convert a sensor_msgs/Image to RGB pixels [H,W,3] uint8 (a new, contiguous array).
+
+    Raises:
+        UnsupportedEncodingError: the encoding is not in ``SUPPORTED_ENCODINGS``.
+        ImageDecodeError: step or data size do not match height x width.
+
+    """
+    channels = SUPPORTED_ENCODINGS.get(msg.encoding)
+    if channels is None:
+        raise UnsupportedEncodingError(msg.encoding)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ImageDecodeError(f'empty image {width}x{height}')
+    if step < width * channels or len(msg.data) < step * height:
+        raise ImageDecodeError(
+            f'{msg.encoding} {width}x{height}: step {step}, {len(msg.data)} bytes of data')
+    rows = np.frombuffer(msg.data, dtype=np.uint8, count=step * height).reshape(height, step)
+    pixels = rows[:, :width * channels].reshape(height, width, channels)
+    if msg.encoding == 'rgb8':
+        return pixels.copy()
+    conversion = {
+        'bgr8': cv2.COLOR_BGR2RGB,
+        'rgba8': cv2.COLOR_RGBA2RGB,
+        'bgra8': cv2.COLOR_BGRA2RGB,
+        'mono8': cv2.COLOR_GRAY2RGB,
+    }[msg.encoding]
+    return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+
+
+def compressed_msg_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (jpeg, png, ...) to RGB [H,W,3] uint8.
+
+    Raises:
+        ImageDecodeError: OpenCV cannot decode the data.
+
+    """
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    if decoded is None:
+        raise ImageDecodeError(f'cannot decode {len(buffer)} bytes of {msg.format!r} data')
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
+def numpy_to_image_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
+    """Build a sensor_msgs/Image from uint8 pixels [H,W] (mono8) or [H,W,3] (rgb8).
+
+    Uses cv_bridge when importable; the fallback fills the same fields the same way.
+    """
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if CvBridge is not None:
+        return _CV_BRIDGE.cv2_to_imgmsg(pixels, encoding=encoding, header=header)
+    return numpy_to_image_msg_fallback(pixels, encoding, header)
+
+
+def numpy_to_image_msg_fallback(pixels: np.ndarray, encoding: str, header: Header) -> Image:
+    """Numpy-only twin of ``cv_bridge.CvBridge.cv2_to_imgmsg`` for uint8 images."""
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = int(pixels.strides[0])
+    data = array.array('B')
+    data.frombytes(pixels.tobytes())
+    msg.data = data
+    return msg
+
+
+def mask_overlay(rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend dynamic pixels towards red: rgb [H,W,3] uint8, mask [H,W] uint8 0/255."""
+    overlay = rgb.copy()
+    dynamic = mask > 0
+    red = np.array([255.0, 0.0, 0.0])
+    overlay[dynamic] = ((1.0 - alpha) * rgb[dynamic] + alpha * red).astype(np.uint8)
+    return overlay
+
+
+def pack_rgb(colors: np.ndarray) -> np.ndarray:
+    """Pack colours [N,3] uint8 into float32 [N] whose bits are 0x00RRGGBB."""
+    colors = colors.astype(np.uint32)
+    packed = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
+    return packed.astype(np.uint32).view(np.float32)
+
+
+def unpack_rgb(packed: np.ndarray) -> np.ndarray:
+    """Inverse of ``pack_rgb``: float32 [N] -> colours [N,3] uint8."""
+    bits = np.ascontiguousarray(packed, dtype=np.float32).view(np.uint32)
+    return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255], axis=1).astype(np.uint8)
+
+
+def make_cloud(header: Header, points: np.ndarray, colors: np.ndarray):
+    """Unorganised PointCloud2 (x, y, z, rgb float32) from points [N,3] and colours [N,3] uint8.
+
+    Uses ``sensor_msgs_py.point_cloud2.create_cloud`` when importable, else an identical numpy
+    path. ``is_dense`` is True when no coordinate is NaN or infinite.
+    """
+    structured = _structured_points(points, colors)
+    cloud = None
+    if _point_cloud2 is not None:
+        try:
+            cloud = _point_cloud2.create_cloud(header, CLOUD_FIELDS, structured)
+        except (AssertionError, TypeError, ValueError):
+            cloud = None  # early sensor_msgs_py versions take no structured arrays
+        if cloud is not None and len(cloud.data) != CLOUD_DTYPE.itemsize * len(structured):
+            cloud = None
+    if cloud is None:
+        cloud = make_cloud_fallback(header, structured)
+    cloud.is_dense = bool(np.isfinite(points).all())
+    return cloud
+
+
+def make_cloud_fallback(header: Header, structured: np.ndarray):
+    """Numpy-only twin of ``create_cloud(header, CLOUD_FIELDS, structured)`` (height 1)."""
+    from sensor_msgs.msg import PointCloud2
+
+    cloud = PointCloud2()
+    cloud.header = header
+    cloud.height = 1
+    cloud.width = int(structured.shape[0])
+    cloud.fields = list(CLOUD_FIELDS)
+    cloud.is_bigendian = False
+    cloud.point_step = CLOUD_DTYPE.itemsize
+    cloud.row_step = CLOUD_DTYPE.itemsize * cloud.width
+    cloud.is_dense = False
+    data = array.array('B')
+    data.frombytes(structured.tobytes())
+    cloud.data = data
+    return cloud
+
+
+def cloud_to_numpy(cloud) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a cloud built by ``make_cloud``: points [N,3] float32 and colours [N,3] uint8."""
+    if cloud.point_step != CLOUD_DTYPE.itemsize:
+        raise ValueError(f'point_step {cloud.point_step}, expected {CLOUD_DTYPE.itemsize}')
+    records = np.frombuffer(bytes(cloud.data), dtype=CLOUD_DTYPE)
+    points = np.stack([records['x'], records['y'], records['z']], axis=1)
+    return points, unpack_rgb(records['rgb'])
+
+
+def _structured_points(points: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    if points.ndim != 2 or points.shape[1] != 3 or colors.shape != points.shape:
+        raise ValueError(f'points {points.shape} and colours {colors.shape} must both be [N,3]')
+    structured = np.empty(points.shape[0], dtype=CLOUD_DTYPE)
+    structured['x'], structured['y'], structured['z'] = points.astype(np.float32).T
+    structured['rgb'] = pack_rgb(colors)
+    return structured
+
+
+def pose_to_msg(pose: np.ndarray) -> Pose:
+    """geometry_msgs/Pose of a 4x4 transform."""
+    msg = Pose()
+    msg.position.x, msg.position.y, msg.position.z = (float(v) for v in pose[:3, 3])
+    quat = quaternion_from_matrix(pose[:3, :3])
+    msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = (
+        float(v) for v in quat)
+    return msg
+
+
+def transform_stamped(pose: np.ndarray, header: Header, child_frame: str) -> TransformStamped:
+    """geometry_msgs/TransformStamped of a 4x4 transform (parent = ``header.frame_id``)."""
+    msg = TransformStamped()
+    msg.header = header
+    msg.child_frame_id = child_frame
+    transform = Transform()
+    transform.translation.x, transform.translation.y, transform.translation.z = (
+        float(v) for v in pose[:3, 3])
+    quat = quaternion_from_matrix(pose[:3, :3])
+    transform.rotation.x, transform.rotation.y, transform.rotation.z, transform.rotation.w = (
+        float(v) for v in quat)
+    msg.transform = transform
+    return msg
+
+
+_CV_BRIDGE = CvBridge() if CvBridge is not None else None

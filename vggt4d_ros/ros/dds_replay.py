@@ -1,0 +1,298 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Replay a rosbag2 through the real node over DDS: the slow, end-to-end check of the ROS path.
+
+The offline replay tool drives the engine directly (deterministic, fast). This driver instead
+starts ``vggt4d_node`` in replay mode in its own process, publishes the bag's images with their
+original stamps, and records what the node publishes: masks, odometry poses, the static map.
+Flow control keeps at most ``max_in_flight`` images unconfirmed (the node's frames_received
+counter on /diagnostics), so nothing is lost however slow the model is; at the end the node is
+deactivated, which makes it process its queue and flush the last partial window.
+
+Usage::
+
+    python -m vggt4d_ros.ros.dds_replay BAG --out DIR [--image-topic T] [-p name:=value ...]
+
+writes ``DIR/masks/<stamp_ns>.png``, ``DIR/trajectory.tum`` (poses from ~/odometry) and
+``DIR/static_map.npz``, and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from dataclasses import field
+import os
+from pathlib import Path
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+PROFILE = Path(__file__).resolve().parents[2] / 'ci' / 'fastdds_ci_shm.xml'
+NODE = 'vggt4d_replay'
+
+
+def dds_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Single-host DDS settings (SHM-only profile when the repository file exists).
+
+    Values already set in ``base`` (default: ``os.environ``) win, so a caller can point both
+    sides at another profile or domain.
+    """
+    env = dict(os.environ if base is None else base)
+    if PROFILE.is_file():
+        env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
+        env.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', str(PROFILE))
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 101)))
+    env.setdefault('ROS_HOME', tempfile.mkdtemp(prefix='vggt4d_ros_home_'))
+    env['PYTHONUNBUFFERED'] = '1'
+    return env
+
+
+def parameter_arguments(params: dict[str, Any]) -> list[str]:
+    """``--ros-args`` parameter overrides (``-p name:=value``) for a dict of values."""
+    arguments = []
+    for key, value in params.items():
+        if isinstance(value, bool):
+            value = 'true' if value else 'false'
+        elif isinstance(value, str) and value == '':
+            value = "''"
+        elif isinstance(value, (list, tuple)):
+            value = '[' + ','.join(str(item) for item in value) + ']'
+        arguments += ['-p', f'{key}:={value}']
+    return arguments
+
+
+@dataclass
+class DdsReplayResult:
+    """What the node published for one bag.
+
+    Attributes:
+        masks: stamp_ns -> [H,W] uint8 0/255 mask, in publication order.
+        poses: stamp_ns -> [4,4] pose of the odometry child frame in its world frame.
+        static_map: last latched map (points [N,3] float32, colours [N,3] uint8), or None.
+        frames_sent: images published.
+        diagnostics: last /diagnostics key/values of the node.
+        node_log: path of the node's log file.
+
+    """
+
+    masks: dict[int, np.ndarray] = field(default_factory=dict)
+    poses: dict[int, np.ndarray] = field(default_factory=dict)
+    static_map: tuple[np.ndarray, np.ndarray] | None = None
+    frames_sent: int = 0
+    diagnostics: dict[str, str] = field(default_factory=dict)
+    node_log: str = ''
+
+
+class _Recorder:
+    """Test-side rclpy node: image publisher plus subscribers for the node's outputs."""
+
+    def __init__(self, image_topic: str, max_in_flight: int) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from nav_msgs.msg import Odometry
+        from rclpy.qos import DurabilityPolicy
+        from rclpy.qos import QoSProfile
+        from rclpy.qos import ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import PointCloud2
+
+        self.rclpy = rclpy
+        self.node = rclpy.create_node('vggt4d_dds_replay_driver')
+        reliable = QoSProfile(depth=max_in_flight + 8, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.publisher = self.node.create_publisher(Image, image_topic, reliable)
+        self.result = DdsReplayResult()
+        self.node.create_subscription(Image, f'/{NODE}/dynamic_mask', self._on_mask, reliable)
+        self.node.create_subscription(Odometry, f'/{NODE}/odometry', self._on_odometry,
+                                      reliable)
+        self.node.create_subscription(PointCloud2, f'/{NODE}/static_map', self._on_map, latched)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
+                                      10)
+
+    def _on_mask(self, msg) -> None:
+        from vggt4d_ros.ros.conversions import stamp_to_ns
+
+        pixels = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)
+        self.result.masks[stamp_to_ns(msg.header.stamp)] = pixels[:, :msg.width].copy()
+
+    def _on_odometry(self, msg) -> None:
+        from vggt4d_ros.ros.conversions import stamp_to_ns
+        from vggt4d_ros.ros.frames import pose_from_xyz_quat
+
+        p, q = msg.pose.pose.position, msg.pose.pose.orientation
+        self.result.poses[stamp_to_ns(msg.header.stamp)] = pose_from_xyz_quat(
+            [p.x, p.y, p.z, q.x, q.y, q.z, q.w])
+
+    def _on_map(self, msg) -> None:
+        from vggt4d_ros.ros.conversions import cloud_to_numpy
+
+        self.result.static_map = cloud_to_numpy(msg)
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if status.name.startswith(f'{NODE}:'):
+                self.result.diagnostics = {kv.key: kv.value for kv in status.values}
+
+    @property
+    def received(self) -> int:
+        return int(self.result.diagnostics.get('frames_received', 0))
+
+    def spin_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            self.rclpy.spin_once(self.node, timeout_sec=0.05)
+        return condition()
+
+    def deactivate(self, timeout_s: float) -> bool:
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        client = self.node.create_client(ChangeState, f'/{NODE}/change_state')
+        if not self.spin_until(client.service_is_ready, 30.0):
+            return False
+        request = ChangeState.Request()
+        request.transition.id = Transition.TRANSITION_DEACTIVATE
+        future = client.call_async(request)
+        done = self.spin_until(future.done, timeout_s)
+        return done and future.result().success
+
+
+def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
+                            params: dict[str, Any] | None = None, timeout_s: float = 600.0,
+                            max_in_flight: int = 32, log_path: str | Path | None = None
+                            ) -> DdsReplayResult:
+    """Publish a bag's images to a freshly started node (replay mode) and record its outputs.
+
+    Args:
+        bag: rosbag2 directory (mcap or sqlite3).
+        image_topic: image topic in the bag (default: the only/preferred image topic).
+        params: extra node parameters (e.g. weights, model_config, window.*).
+        timeout_s: bound on each wait (startup, processing, flush).
+        max_in_flight: images published but not yet confirmed received by the node.
+        log_path: node log file (default: a temporary file).
+
+    Raises:
+        RuntimeError: the node did not start, stalled, or did not flush in time.
+
+    """
+    from vggt4d_ros.replay.bag import BagReader
+
+    env = dds_environment()
+    os.environ.update({k: v for k, v in env.items() if k.startswith(('FAST', 'ROS_'))})
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from vggt4d_ros.ros.outputs import header_at
+
+    topic_in = f'/{NODE}/input/image'
+    node_params = {'mode': 'replay', 'image_topic': topic_in, 'diagnostics_period_s': 0.1,
+                   'map_period_s': 0.0, **(params or {})}
+    log_path = Path(log_path or tempfile.mktemp(prefix='vggt4d_dds_replay_', suffix='.log'))
+    command = [sys.executable, '-m', 'vggt4d_ros.ros.node', '--ros-args', '-r',
+               f'__node:={NODE}', *parameter_arguments(node_params)]
+    owns_context = not rclpy.ok()
+    if owns_context:
+        rclpy.init()
+    recorder = _Recorder(topic_in, max_in_flight)
+    with open(log_path, 'w') as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            publisher = recorder.publisher
+            outputs = (f'/{NODE}/dynamic_mask', f'/{NODE}/odometry')
+
+            def matched() -> bool:  # both directions, so no early output is missed
+                return publisher.get_subscription_count() > 0 and all(
+                    recorder.node.count_publishers(topic) > 0 for topic in outputs)
+
+            if not recorder.spin_until(matched, timeout_s):
+                raise RuntimeError(f'node did not subscribe within {timeout_s} s ({log_path})')
+            with BagReader(bag) as reader:
+                topic = reader.pick_image_topic(image_topic)
+                for frame in reader.images(topic):
+                    sent = recorder.result.frames_sent
+                    if not recorder.spin_until(
+                            lambda: sent - recorder.received < max_in_flight, timeout_s):
+                        raise RuntimeError(f'node stalled after {recorder.received} frames')
+                    height, width = frame.rgb.shape[:2]
+                    publisher.publish(Image(
+                        header=header_at(frame.stamp_ns, frame.frame_id or 'camera'),
+                        height=height, width=width, encoding='rgb8', step=width * 3,
+                        data=np.ascontiguousarray(frame.rgb).tobytes()))
+                    recorder.result.frames_sent += 1
+            total = recorder.result.frames_sent
+            if not recorder.spin_until(lambda: recorder.received >= total, timeout_s):
+                raise RuntimeError(f'node received {recorder.received} of {total} frames')
+            if not recorder.deactivate(timeout_s):
+                raise RuntimeError(f'node did not flush within {timeout_s} s ({log_path})')
+            published = int(recorder.result.diagnostics.get('frames_published', 0))
+            recorder.spin_until(lambda: len(recorder.result.masks) >= published, 10.0)
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            recorder.node.destroy_node()
+            if owns_context:
+                rclpy.shutdown()
+    recorder.result.node_log = str(log_path)
+    return recorder.result
+
+
+def write_result(result: DdsReplayResult, out: Path) -> None:
+    """Write masks as PNG, the trajectory as TUM and the static map as npz under ``out``."""
+    import cv2
+
+    from vggt4d_ros.ros.frames import quaternion_from_matrix
+
+    (out / 'masks').mkdir(parents=True, exist_ok=True)
+    for stamp, mask in result.masks.items():
+        cv2.imwrite(str(out / 'masks' / f'{stamp}.png'), mask)
+    lines = []
+    for stamp, pose in sorted(result.poses.items()):
+        seconds, nanos = divmod(stamp, 1_000_000_000)
+        values = [*pose[:3, 3], *quaternion_from_matrix(pose[:3, :3])]
+        lines.append(f'{seconds}.{nanos:09d} ' + ' '.join(f'{v:.9f}' for v in values))
+    (out / 'trajectory.tum').write_text('\n'.join(lines) + ('\n' if lines else ''))
+    if result.static_map is not None:
+        np.savez_compressed(out / 'static_map.npz', points=result.static_map[0],
+                            colors=result.static_map[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(description='Replay a bag through the node over DDS.')
+    parser.add_argument('bag', type=Path)
+    parser.add_argument('--out', type=Path, required=True)
+    parser.add_argument('--image-topic', default=None)
+    parser.add_argument('-p', '--param', action='append', default=[],
+                        help='node parameter name:=value (YAML value), repeatable')
+    parser.add_argument('--timeout', type=float, default=600.0)
+    args = parser.parse_args(argv)
+    import yaml
+
+    params = {}
+    for item in args.param:
+        name, _, value = item.partition(':=')
+        params[name] = yaml.safe_load(value) if value else ''
+    result = replay_bag_through_node(args.bag, args.image_topic, params, args.timeout)
+    write_result(result, args.out)
+    print(f'sent {result.frames_sent} frames, got {len(result.masks)} masks and '
+          f'{len(result.poses)} poses; dropped_total={result.diagnostics.get("dropped_total")}'
+          f'; outputs in {args.out}; node log {result.node_log}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,140 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Frame conventions: VGGT's OpenCV optical world to ROS frames (REP-103 / REP-105).
+
+VGGT expresses everything in the optical frame of the first camera (x right, y down,
+z forward). ROS body and world frames are x forward, y left, z up. Two TF modes exist:
+
+- ``map_to_camera``: the published world is ``map``, the first camera's position with ROS
+  axes (``world_from_vggt`` = the optical-to-body rotation). TF is map -> camera optical frame.
+- ``odom_to_base``: the published world is ``odom``, the base_link pose at the first frame
+  (``world_from_vggt`` = the base_link -> camera optical extrinsic). TF is odom -> base_link.
+
+All poses here are 4x4 numpy float64 matrices ``T_a_b`` that map points in frame b to frame a.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Rotation taking OpenCV optical axes (x right, y down, z forward) to ROS body axes
+#: (x forward, y left, z up): body_x = optical_z, body_y = -optical_x, body_z = -optical_y.
+#: It is the inverse of the optical frame's usual URDF rpy (-pi/2, 0, -pi/2).
+R_BODY_FROM_OPTICAL = np.array(
+    [[0.0, 0.0, 1.0],
+     [-1.0, 0.0, 0.0],
+     [0.0, -1.0, 0.0]])
+
+TF_MODES = ('map_to_camera', 'odom_to_base', 'none')
+
+
+def homogeneous(rotation: np.ndarray, translation: np.ndarray | None = None) -> np.ndarray:
+    """Build a 4x4 transform from rotation [3,3] and translation [3]."""
+    pose = np.eye(4)
+    pose[:3, :3] = rotation
+    if translation is not None:
+        pose[:3, 3] = translation
+    return pose
+
+
+def invert(pose: np.ndarray) -> np.ndarray:
+    """Inverse of a rigid 4x4 transform (rotation transposed, no general inverse)."""
+    rotation = pose[:3, :3]
+    return homogeneous(rotation.T, -rotation.T @ pose[:3, 3])
+
+
+def quaternion_from_matrix(rotation: np.ndarray) -> np.ndarray:
+    """Return the unit quaternion (x, y, z, w), w >= 0, of a 3x3 rotation matrix.
+
+    Uses the largest of the four diagonal combinations as pivot so that the division is
+    always by a number >= 0.5 (numerically stable for every rotation).
+    """
+    m = np.asarray(rotation, dtype=np.float64)
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    if trace > 0.0:
+        s = 2.0 * np.sqrt(1.0 + trace)
+        quat = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4]
+    elif m[0, 0] >= m[1, 1] and m[0, 0] >= m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        quat = [s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
+    elif m[1, 1] >= m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        quat = [(m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
+    else:
+        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        quat = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4, (m[1, 0] - m[0, 1]) / s]
+    quat = np.asarray(quat)
+    quat /= np.linalg.norm(quat)
+    return -quat if quat[3] < 0 else quat
+
+
+def matrix_from_quaternion(quat_xyzw: np.ndarray) -> np.ndarray:
+    """3x3 rotation matrix of a quaternion (x, y, z, w); normalises the input."""
+    x, y, z, w = np.asarray(quat_xyzw, dtype=np.float64) / np.linalg.norm(quat_xyzw)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def pose_from_xyz_quat(values: list[float] | np.ndarray) -> np.ndarray:
+    """4x4 transform from ``[x, y, z, qx, qy, qz, qw]``."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (7,):
+        raise ValueError(f'expected [x, y, z, qx, qy, qz, qw], got {values.tolist()}')
+    return homogeneous(matrix_from_quaternion(values[3:]), values[:3])
+
+
+@dataclass(frozen=True)
+class FrameConvention:
+    """How engine poses (camera optical in VGGT's world) become published ROS poses.
+
+    Attributes:
+        tf_mode: one of ``TF_MODES``.
+        world_frame: frame of the map cloud, path and odometry (map or odom).
+        child_frame: frame whose pose is published (camera optical frame or base_link).
+        world_from_vggt: [4,4] VGGT world (first camera, optical axes) -> ``world_frame``.
+        camera_from_child: [4,4] child frame -> camera optical frame (identity in map mode).
+
+    """
+
+    tf_mode: str
+    world_frame: str
+    child_frame: str
+    world_from_vggt: np.ndarray
+    camera_from_child: np.ndarray
+
+    def child_pose(self, vggt_from_camera: np.ndarray) -> np.ndarray:
+        """Pose [4,4] of ``child_frame`` in ``world_frame`` from a camera-to-world pose."""
+        return self.world_from_vggt @ vggt_from_camera @ self.camera_from_child
+
+    def points_to_world(self, points_vggt: np.ndarray) -> np.ndarray:
+        """Map points [N,3] from VGGT's world to ``world_frame`` (float32)."""
+        rotation = self.world_from_vggt[:3, :3]
+        moved = points_vggt.astype(np.float64) @ rotation.T + self.world_from_vggt[:3, 3]
+        return moved.astype(np.float32)
+
+
+def make_convention(tf_mode: str, map_frame: str, odom_frame: str, base_frame: str,
+                    camera_frame: str, base_from_camera: np.ndarray | None) -> FrameConvention:
+    """Frame convention for a TF mode.
+
+    Args:
+        tf_mode: ``map_to_camera``, ``odom_to_base`` or ``none`` (``none`` publishes like
+            ``map_to_camera`` without the TF).
+        map_frame, odom_frame, base_frame, camera_frame: frame ids.
+        base_from_camera: [4,4] pose of the camera optical frame in base_link; required in
+            ``odom_to_base`` mode.
+
+    """
+    if tf_mode not in TF_MODES:
+        raise ValueError(f'tf_mode must be one of {TF_MODES}, got {tf_mode!r}')
+    if tf_mode == 'odom_to_base':
+        if base_from_camera is None:
+            raise ValueError('odom_to_base needs the base_link -> camera optical extrinsic')
+        return FrameConvention(tf_mode, odom_frame, base_frame, base_from_camera.copy(),
+                               invert(base_from_camera))
+    return FrameConvention(tf_mode, map_frame, camera_frame, homogeneous(R_BODY_FROM_OPTICAL),
+                           np.eye(4))

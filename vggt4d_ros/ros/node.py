@@ -1,0 +1,407 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""The vggt4d lifecycle node: images in; masks, static map, TF, path, odometry out.
+
+Lifecycle:
+- configure: read parameters, create publishers.
+- activate: load the model (weights, or random weights when allowed), warm it up, start the
+  worker thread, subscribe. A failure (missing weights, no CUDA, ...) is logged as an error and
+  the node stays inactive and alive.
+- deactivate: unsubscribe, stop the worker (replay mode first finishes queued frames), drop
+  the model and free GPU memory. cleanup: destroy publishers. shutdown: all of it.
+With ``autostart`` (default) the node configures and activates itself.
+
+Threading: subscription callbacks only convert the message and enqueue the frame (bounded
+queue; live mode drops the oldest, replay mode waits). ONE worker thread owns the
+PerceptionEngine (window manager -> VGGT4D -> mapper) and publishes the results.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticStatus
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy import executors
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo
+from sensor_msgs.msg import CompressedImage
+from sensor_msgs.msg import Image
+
+from vggt4d_ros.ros import backend as backend_lib
+from vggt4d_ros.ros.compat import DiagnosticsPublisher
+from vggt4d_ros.ros.conversions import compressed_msg_to_rgb
+from vggt4d_ros.ros.conversions import image_msg_to_rgb
+from vggt4d_ros.ros.conversions import ImageDecodeError
+from vggt4d_ros.ros.conversions import stamp_to_ns
+from vggt4d_ros.ros.conversions import UnsupportedEncodingError
+from vggt4d_ros.ros.engine_adapter import EngineAdapter
+from vggt4d_ros.ros.frame_queue import FrameQueue
+from vggt4d_ros.ros.frame_queue import QueuedFrame
+from vggt4d_ros.ros.outputs import OutputPublisher
+from vggt4d_ros.ros.params import declare_node_parameters
+from vggt4d_ros.ros.params import NodeParams
+from vggt4d_ros.ros.params import read_node_parameters
+from vggt4d_ros.ros.stats import LatencyMeter
+from vggt4d_ros.ros.stats import RateMeter
+
+NODE_NAME = 'vggt4d'
+#: Raised out of spin() by the SIGINT/SIGTERM handler (Humble and Jazzy both define it).
+ExternalShutdownException = getattr(executors, 'ExternalShutdownException', KeyboardInterrupt)
+SUCCESS = TransitionCallbackReturn.SUCCESS
+FAILURE = TransitionCallbackReturn.FAILURE
+
+
+class Counters:
+    """Counters read by diagnostics; each is written by one thread only (callback or worker)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.rejected_encoding = 0
+        self.decode_errors = 0
+        self.processed = 0
+        self.worker_errors = 0
+        self.input_rate = RateMeter()
+        self.output_rate = RateMeter()
+        self.latency = LatencyMeter()
+        self.window_time = LatencyMeter(100)  # engine seconds per completed window
+        self.publish_time = LatencyMeter(100)  # publishing seconds per completed window
+
+
+class Vggt4dNode(LifecycleNode):
+    """Lifecycle node running VGGT4D on a sliding window of camera images."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        declare_node_parameters(self)
+        EngineAdapter.declare_parameters(self)
+        self.counters = Counters()
+        self.params: NodeParams | None = None
+        self.state_label = 'unconfigured'
+        self.last_error = ''
+        self._outputs: OutputPublisher | None = None
+        self._queue: FrameQueue | None = None
+        self._loaded: backend_lib.LoadedBackend | None = None
+        self._engine: EngineAdapter | None = None
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._subscriptions: list = []
+        self._dropped_before = 0  # queue drops of earlier activations
+        self._flush_on_stop = False
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._warned_encodings: set[str] = set()
+        self.camera_info: CameraInfo | None = None
+        period = self.get_parameter('diagnostics_period_s').value
+        self._diagnostics = DiagnosticsPublisher(self, 'vggt4d', 'vggt4d', period,
+                                                 self._diagnostic_status)
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self.params = read_node_parameters(self)
+            self._engine = EngineAdapter(self, self.params)
+        except (ValueError, TypeError) as error:
+            return self._fail('configure', str(error))
+        self._outputs = OutputPublisher(self, self.params)
+        self.state_label = 'inactive'
+        self.last_error = ''
+        qos = 'reliable, keep all' if self.params.mode == 'replay' else self.params.input_qos
+        self.get_logger().info(
+            f'configured: {self.params.mode} mode, input {self.params.image_topic} '
+            f'({"compressed" if self.params.compressed else "raw"}, {qos})')
+        return SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        params = self.params
+        try:
+            self._loaded = backend_lib.load_backend(params, self._engine.pipeline_config())
+            self.get_logger().info(f'loaded {self._loaded.description}')
+            if params.backend_factory == '' and not params.weights:
+                self.get_logger().warning('running with RANDOM weights: masks, poses and maps '
+                                          'are meaningless (allow_random_weights=true)')
+            if params.warmup:
+                seconds = backend_lib.warm_up(self._loaded.backend, self._engine.window_size,
+                                              params.warmup_height, params.warmup_width)
+                self.get_logger().info(f'warm-up window took {seconds:.2f} s')
+            self._engine.start(self._loaded.backend)
+        except Exception as error:  # noqa: B902 - any load error must leave the node alive
+            self._drop_backend()
+            return self._fail('activate', f'{type(error).__name__}: {error}')
+        self._stop.clear()
+        self._queue = FrameQueue(params.queue_size, drop_oldest=params.mode == 'live')
+        self._worker = threading.Thread(target=self._work, name='vggt4d_worker', daemon=True)
+        self._worker.start()
+        self._subscribe()
+        self.state_label = 'active'
+        self.last_error = ''
+        self.get_logger().info('active')
+        return SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        self._stop_worker(finish_queue=self.params.mode == 'replay')
+        self._drop_backend()
+        self.state_label = 'inactive'
+        self.get_logger().info('deactivated, model released')
+        return SUCCESS
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        if self._outputs is not None:
+            self._outputs.destroy()
+            self._outputs = None
+        self.state_label = 'unconfigured'
+        return SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self.stop_everything()
+        self.state_label = 'finalized'
+        return SUCCESS
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self.get_logger().error('error transition: releasing everything')
+        self.stop_everything()
+        return SUCCESS
+
+    def stop_everything(self) -> None:
+        """Unsubscribe, stop the worker, free the model and publishers (idempotent)."""
+        self._unsubscribe()
+        self._stop_worker(finish_queue=False)
+        self._drop_backend()
+        if self._outputs is not None:
+            self._outputs.destroy()
+            self._outputs = None
+
+    def _fail(self, transition: str, reason: str) -> TransitionCallbackReturn:
+        self.last_error = f'{transition} failed: {reason}'
+        self.get_logger().error(f'{self.last_error} (node stays alive; fix the parameter and '
+                                'retry the transition)')
+        return FAILURE
+
+    # ------------------------------------------------------------------ input
+    def _subscribe(self) -> None:
+        params = self.params
+        if params.mode == 'replay':
+            qos = QoSProfile(depth=params.input_depth, history=HistoryPolicy.KEEP_ALL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        elif params.input_qos == 'reliable':
+            qos = QoSProfile(depth=params.input_depth, reliability=ReliabilityPolicy.RELIABLE)
+        else:
+            qos = QoSProfile(depth=params.input_depth,
+                             reliability=qos_profile_sensor_data.reliability,
+                             durability=qos_profile_sensor_data.durability)
+        msg_type = CompressedImage if params.compressed else Image
+        callback = self._on_compressed if params.compressed else self._on_image
+        self._subscriptions.append(self.create_subscription(
+            msg_type, params.image_topic, callback, qos, callback_group=self._input_group))
+        if params.camera_info_topic:
+            self._subscriptions.append(self.create_subscription(
+                CameraInfo, params.camera_info_topic, self._on_camera_info,
+                qos_profile_sensor_data))
+
+    def _unsubscribe(self) -> None:
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        self._subscriptions.clear()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.camera_info = msg
+
+    def _on_image(self, msg: Image) -> None:
+        self._accept(msg.header, lambda: image_msg_to_rgb(msg))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._accept(msg.header, lambda: compressed_msg_to_rgb(msg))
+
+    def _accept(self, header, convert) -> None:
+        """Convert and enqueue; never raises (a bad message is counted and dropped)."""
+        arrived = time.monotonic()
+        self.counters.received += 1
+        self.counters.input_rate.tick(arrived)
+        try:
+            rgb = convert()
+        except UnsupportedEncodingError as error:
+            self.counters.rejected_encoding += 1
+            if str(error) not in self._warned_encodings:
+                self._warned_encodings.add(str(error))
+                self.get_logger().warning(
+                    f'dropping images with unsupported encoding {str(error)!r} (supported: '
+                    'rgb8, bgr8, rgba8, bgra8, mono8); counted in /diagnostics, not repeated')
+            return
+        except ImageDecodeError as error:
+            self.counters.decode_errors += 1
+            self.get_logger().warning(f'dropping undecodable image: {error}',
+                                      throttle_duration_sec=5.0)
+            return
+        queue = self._queue
+        if queue is not None:
+            queue.put(QueuedFrame(rgb, stamp_to_ns(header.stamp), header, arrived))
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        """Worker thread: feed the engine, publish results, survive any per-frame error."""
+        queue = self._queue
+        while True:
+            item = queue.get(timeout_s=0.1)
+            if item is None:
+                if self._stop.is_set():
+                    break
+                continue
+            try:
+                self._process(item)
+            except Exception:  # noqa: B902 - one bad window must not kill the node
+                self.counters.worker_errors += 1
+                self.last_error = traceback.format_exc(limit=3).strip().splitlines()[-1]
+                self.get_logger().error(f'window failed: {traceback.format_exc()}',
+                                        throttle_duration_sec=5.0)
+        if self._flush_on_stop and self._engine is not None and self._outputs is not None:
+            try:
+                self._publish(self._engine.flush())
+            except Exception:  # noqa: B902
+                self.get_logger().error(f'final flush failed: {traceback.format_exc()}')
+
+    def _process(self, item: QueuedFrame) -> None:
+        start = time.perf_counter()
+        for message in self._engine.push(item):
+            self.get_logger().warning(message)
+        results = self._engine.take_results()
+        if results:
+            engine_s = time.perf_counter() - start
+            self._publish(results)
+            self.counters.window_time.add(engine_s)
+            self.counters.publish_time.add(time.perf_counter() - start - engine_s)
+
+    def _publish(self, results) -> None:
+        outputs = self._outputs
+        if outputs is None:
+            return
+        for result in results:
+            if result.reset:
+                outputs.reset_trajectory()
+            convention = self._engine.convention(result.frames[0].header.frame_id
+                                                 if result.frames else '')
+            if convention is None:
+                continue
+            for frame in result.frames:
+                outputs.publish_frame(frame, convention)
+                now = time.monotonic()
+                self.counters.processed += 1
+                self.counters.output_rate.tick(now)
+                if frame.received_s is not None:
+                    self.counters.latency.add(now - frame.received_s)
+            if result.frames:
+                outputs.publish_path()
+                outputs.publish_clouds(result.frames[-1].stamp_ns, convention,
+                                       result.window_cloud, result.static_map)
+
+    def _stop_worker(self, finish_queue: bool) -> None:
+        # finish_queue: process what is queued and flush the last partial window (replay
+        # deactivate); on shutdown the context may already be gone, so nothing is flushed.
+        self._flush_on_stop = finish_queue
+        self._stop.set()
+        queue = self._queue
+        if queue is not None:
+            if not finish_queue:
+                queue.clear()
+            queue.close()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+        if queue is not None:
+            self._dropped_before += queue.dropped
+        self._queue = None
+
+    def _drop_backend(self) -> None:
+        device = self._loaded.device if self._loaded is not None else None
+        if self._engine is not None:
+            self._engine.stop()
+        self._loaded = None
+        backend_lib.release(device)
+
+    # ------------------------------------------------------------------ diagnostics
+    def _diagnostic_status(self):
+        counters = self.counters
+        engine_stats = self._engine.stats() if self._engine is not None else {}
+        queue = self._queue
+        dropped_queue = self._dropped_before + (queue.dropped if queue is not None else 0)
+        allocated, reserved = backend_lib.gpu_memory_mb(
+            self._loaded.device if self._loaded is not None else None)
+        values = {
+            'state': self.state_label,
+            'mode': self.params.mode if self.params else '',
+            'input_rate_hz': f'{counters.input_rate.rate_hz():.2f}',
+            'output_rate_hz': f'{counters.output_rate.rate_hz():.2f}',
+            'latency_p50_ms': f'{counters.latency.percentile(50) * 1e3:.1f}',
+            'latency_p95_ms': f'{counters.latency.percentile(95) * 1e3:.1f}',
+            'window_time_p50_ms': f'{counters.window_time.percentile(50) * 1e3:.1f}',
+            'publish_time_p50_ms': f'{counters.publish_time.percentile(50) * 1e3:.1f}',
+            'frames_received': str(counters.received),
+            'frames_published': str(counters.processed),
+            'dropped_queue': str(dropped_queue),
+            'rejected_encoding': str(counters.rejected_encoding),
+            'decode_errors': str(counters.decode_errors),
+            'worker_errors': str(counters.worker_errors),
+            'gpu_allocated_mb': f'{allocated:.0f}',
+            'gpu_reserved_mb': f'{reserved:.0f}',
+            'backend': self._loaded.description if self._loaded else '',
+            'camera_info_received': str(self.camera_info is not None).lower(),
+            'last_error': self.last_error,
+        }
+        values.update({key: str(value) for key, value in engine_stats.items()})
+        dropped = dropped_queue + int(engine_stats.get('dropped_window', 0))
+        values['dropped_total'] = str(dropped)
+        if self.last_error:
+            return DiagnosticStatus.ERROR, self.last_error, values
+        if self.state_label != 'active':
+            return DiagnosticStatus.WARN, f'not active ({self.state_label})', values
+        if dropped:
+            return DiagnosticStatus.WARN, f'active, {dropped} frames dropped', values
+        return DiagnosticStatus.OK, 'active', values
+
+
+def _autostart(node: Vggt4dNode) -> None:
+    if not node.get_parameter('autostart').value:
+        node.get_logger().info('autostart=false: waiting for lifecycle transitions')
+        return
+    if node.trigger_configure() != SUCCESS:
+        return
+    node.trigger_activate()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``ros2 run vggt4d_ros vggt4d_node``; exits 0 on SIGINT/SIGTERM."""
+    rclpy.init(args=args)
+    node = Vggt4dNode()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        _autostart(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:  # noqa: B902
+        # The SIGINT/SIGTERM handler shuts the context down while the executor may be
+        # building a wait set; rclpy then raises RCLError instead of ExternalShutdownException.
+        if rclpy.ok():
+            raise
+    finally:
+        node.stop_everything()
+        executor.shutdown()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,217 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Benchmark the ROS node end to end: a camera stream in, masks out, over real DDS.
+
+This process publishes a synthetic camera stream (default 640x480 rgb8 at 30 fps, stamped with
+the wall clock at publish time) and subscribes to the node's masks and /diagnostics; the node
+runs in its own process. Printed as a markdown table: sent and sustained input rate (frames the
+node accepted), output rate (masks), image-to-mask latency p50/p95/max (mask arrival minus
+image stamp, one host so one clock) and the drop counters.
+
+GPU (full model, random weights, CUDA)::
+
+    python -m vggt4d_ros.tools.bench_node --config full --device cuda --duration 30
+
+CPU smoke test::
+
+    python -m vggt4d_ros.tools.bench_node --config tiny --device cpu --width 80 --height 64 \
+        --fps 10 --duration 8
+
+Goal on an H200: >= 30 fps input sustained with window 8 / stride >= 4 and p95 <= 250 ms. The
+node runs without tf2_msgs (then it publishes no TF), so the bench needs only rclpy, the
+message packages and torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+PROFILE = Path(__file__).resolve().parents[2] / 'ci' / 'fastdds_ci_shm.xml'
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--config', choices=('full', 'tiny'), default='full')
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--dtype', default='auto')
+    parser.add_argument('--weights', default='', help='checkpoint; empty: random weights')
+    parser.add_argument('--weights-dtype', choices=('float32', 'compute'), default='float32',
+                        help='compute: cast the weights to the compute dtype (faster)')
+    parser.add_argument('--width', type=int, default=640)
+    parser.add_argument('--height', type=int, default=480)
+    parser.add_argument('--fps', type=float, default=30.0)
+    parser.add_argument('--duration', type=float, default=30.0, help='seconds of streaming')
+    parser.add_argument('--window', type=int, default=8)
+    parser.add_argument('--stride', type=int, default=4)
+    parser.add_argument('--mode', choices=('live', 'replay'), default='live')
+    parser.add_argument('--gate', action='store_true',
+                        help='keep the keyframe gate (default: every frame is a keyframe)')
+    parser.add_argument('--no-refine', action='store_true', help='pipeline.refine_enabled=false')
+    parser.add_argument('--startup-timeout', type=float, default=600.0)
+    parser.add_argument('--param', action='append', default=[],
+                        help='extra node parameter NAME:=VALUE (repeatable)')
+    parser.add_argument('--log', default='', help='node log file (default: a temp file)')
+    return parser.parse_args(argv)
+
+
+def dds_environment() -> dict[str, str]:
+    """Single-host DDS settings (SHM-only profile when the repository's file is present)."""
+    env = dict(os.environ)
+    if PROFILE.is_file():
+        env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
+        env.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', str(PROFILE))
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 101)))
+    env.setdefault('ROS_HOME', tempfile.mkdtemp(prefix='vggt4d_bench_ros_'))
+    env['PYTHONUNBUFFERED'] = '1'
+    return env
+
+
+def node_command(args: argparse.Namespace) -> list[str]:
+    params = {
+        'model_config': args.config, 'device': args.device, 'dtype': args.dtype,
+        'weights_dtype': args.weights_dtype,
+        'weights': args.weights, 'allow_random_weights': 'true' if not args.weights else 'false',
+        'mode': args.mode, 'input_qos': 'reliable', 'queue_size': 2 * args.stride,
+        'warmup_height': args.height, 'warmup_width': args.width,
+        'window.window_size': args.window, 'window.stride': args.stride,
+        'window.max_queued_frames': max(args.stride, 8), 'publish_overlay': 'false',
+        'diagnostics_period_s': 0.5,
+    }
+    if not args.gate:
+        params.update({'window.min_parallax_px': 0.0, 'window.max_keyframe_interval_s': 0.0})
+    if args.no_refine:
+        params['pipeline.refine_enabled'] = 'false'
+    command = [sys.executable, '-m', 'vggt4d_ros.ros.node', '--ros-args']
+    for key, value in params.items():
+        command += ['-p', f"{key}:={value if value != '' else repr('')}"]
+    for extra in args.param:
+        command += ['-p', extra]
+    return command
+
+
+def camera_frames(height: int, width: int, count: int = 30) -> list[np.ndarray]:
+    """Return frames of a textured scene panning right by 4 pixels per frame (cycled)."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (height, width + 4 * count, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(texture[:, 4 * i:4 * i + width]) for i in range(count)]
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q) * 1e3) if values else float('nan')
+
+
+def run(args: argparse.Namespace) -> dict[str, float | str]:
+    env = dds_environment()
+    os.environ.update({k: v for k, v in env.items() if k.startswith(('FAST', 'ROS_'))})
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile
+    from rclpy.qos import ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    log_path = Path(args.log or tempfile.mktemp(prefix='vggt4d_bench_node_', suffix='.log'))
+    log = open(log_path, 'w')
+    node_process = subprocess.Popen(node_command(args), stdout=log, stderr=subprocess.STDOUT,
+                                    env=env)
+    rclpy.init()
+    peer = rclpy.create_node('vggt4d_bench')
+    reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = peer.create_publisher(Image, '/camera/image_raw', reliable)
+    latencies: list[float] = []
+    diagnostics: list = []
+
+    def on_mask(msg: Image) -> None:
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        latencies.append(time.time() - stamp)
+
+    peer.create_subscription(Image, '/vggt4d/dynamic_mask', on_mask, reliable)
+    peer.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+    try:
+        start = time.monotonic()
+        while publisher.get_subscription_count() == 0:
+            if node_process.poll() is not None or time.monotonic() - start > args.startup_timeout:
+                raise RuntimeError(f'node did not start; see {log_path}')
+            rclpy.spin_once(peer, timeout_sec=0.1)
+        startup_s = time.monotonic() - start
+        frames = camera_frames(args.height, args.width)
+        messages = []
+        for pixels in frames:
+            msg = Image(height=args.height, width=args.width, encoding='rgb8',
+                        step=args.width * 3, data=pixels.tobytes())
+            msg.header.frame_id = 'bench_camera_optical'
+            messages.append(msg)
+        sent = 0
+        begin = time.monotonic()
+        while time.monotonic() - begin < args.duration:
+            due = begin + sent / args.fps
+            while time.monotonic() < due:
+                rclpy.spin_once(peer, timeout_sec=max(0.0, due - time.monotonic()))
+            msg = messages[sent % len(messages)]
+            now = time.time()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
+            publisher.publish(msg)
+            sent += 1
+        stream_s = time.monotonic() - begin
+        masks_in_stream = len(latencies)
+        drain_end = time.monotonic() + 5.0
+        while time.monotonic() < drain_end:
+            rclpy.spin_once(peer, timeout_sec=0.05)
+        values = {}
+        if diagnostics:
+            values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+        received = int(values.get('frames_received', '0'))
+        return {
+            'model': f'{args.config} ({"weights" if args.weights else "random weights"})',
+            'device / dtype': values.get('backend', '?').split(' on ')[-1],
+            'image': f'{args.width}x{args.height} rgb8',
+            'window / stride': f'{args.window} / {args.stride}',
+            'startup (load + warm-up) s': f'{startup_s:.1f}',
+            'sent fps': f'{sent / stream_s:.1f}',
+            'input fps (node accepted)': f'{received / stream_s:.1f}',
+            'output fps (masks)': f'{masks_in_stream / stream_s:.1f}',
+            'latency p50 ms': f'{percentile_ms(latencies, 50):.0f}',
+            'latency p95 ms': f'{percentile_ms(latencies, 95):.0f}',
+            'latency max ms': f'{max(latencies) * 1e3:.0f}' if latencies else 'nan',
+            'node latency p50 / p95 ms (arrival to mask)': (
+                f'{values.get("latency_p50_ms", "?")} / {values.get("latency_p95_ms", "?")}'),
+            'node window time p50 ms (VGGT4D + mapper)': values.get('window_time_p50_ms', '?'),
+            'node publish time p50 ms per window': values.get('publish_time_p50_ms', '?'),
+            'masks / frames sent': f'{len(latencies)} / {sent}',
+            'dropped (queue / window)': (f'{values.get("dropped_queue", "?")} / '
+                                         f'{values.get("dropped_window", "?")}'),
+            'node log': str(log_path),
+        }
+    finally:
+        node_process.send_signal(signal.SIGINT)
+        try:
+            node_process.wait(30)
+        except subprocess.TimeoutExpired:
+            node_process.kill()
+        log.close()
+        peer.destroy_node()
+        rclpy.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the markdown table; returns a process exit code."""
+    args = parse_args(argv)
+    results = run(args)
+    print('| metric | value |\n|---|---|')
+    for key, value in results.items():
+        print(f'| {key} | {value} |')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -137,8 +137,9 @@ class Aggregator(nn.Module):
         Args:
             images: ``[B,S,3,H,W]`` in [0, 1].
             capture: q/k/patch-feature capture request (see :mod:`vggt4d_ros.model.hooks`).
-            kv_mask: remove dynamic keys/values in the first blocks; an empty mask takes the
-                unmasked path (bit-identical to ``None``).
+            kv_mask: remove dynamic keys/values in the first blocks; eagerly an empty mask
+                takes the unmasked path (bit-identical to ``None``); under ``torch.compile``
+                the masked path always runs (no host read, no graph break).
             patch_tokens: ``[B,S,N,C]`` DINOv2 features of these images from an earlier pass;
                 skips the patch embedding.
 
@@ -180,11 +181,24 @@ class Aggregator(nn.Module):
                 f'kv_mask.dynamic has shape {tuple(kv_mask.dynamic.shape)}, expected '
                 f'{(batch, frames, num_patches)} ([B,S,N] for {height}x{width} images)'
             )
-        if kv_mask is not None and not kv_mask.is_empty():
+        if kv_mask is not None and self._masks_needed(kv_mask):
             masks = kv_mask.keep_masks(self.patch_start_idx)
         outputs = self._run_blocks(tokens, batch, frames, (frame_table, global_table), masks,
                                    kv_mask, capture, captures)
         return outputs, self.patch_start_idx, captures
+
+    @staticmethod
+    def _masks_needed(kv_mask: KeyValueMask) -> bool:
+        """Whether the masked path runs.
+
+        Eagerly an empty mask takes the unmasked path (bit-identical to no mask), which costs
+        one device-to-host read. Under ``torch.compile`` that read would break the graph, so
+        the masked path always runs there: with nothing dynamic every key is kept, the same
+        attention up to the masked kernel's rounding.
+        """
+        if torch.compiler.is_compiling():
+            return bool(kv_mask.frame_blocks) or bool(kv_mask.global_blocks)
+        return not kv_mask.is_empty()
 
     def _run_blocks(
         self,

@@ -70,14 +70,24 @@ class CoarseResult:
     labels: torch.Tensor
 
 
+def feature_clusters(config: CoarseConfig, points: int) -> KMeansConfig:
+    """k-means settings of the feature clustering of ``points`` patches (all frames)."""
+    return KMeansConfig(clusters=min(config.clusters, points),
+                        iterations=config.kmeans_iterations,
+                        tolerance=config.kmeans_tolerance, seed=config.seed)
+
+
 def cluster_smooth(
-    saliency: torch.Tensor, features: torch.Tensor, config: CoarseConfig = CoarseConfig()
+    saliency: torch.Tensor, features: torch.Tensor, config: CoarseConfig = CoarseConfig(),
+    uniforms: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace each patch's saliency by its feature cluster's mean, then min-max per frame.
 
     Args:
         saliency: [S,hp,wp].
         features: [S,N,C] patch features, N = hp*wp.
+        uniforms: k-means++ draws ``seed_uniforms(k, 1, seed)`` on the device (k of
+            :func:`feature_clusters`); None draws them inside (not CUDA-graph capturable).
 
     Returns:
         smoothed [S,hp,wp] float32 and labels [S,hp,wp] int64.
@@ -85,10 +95,9 @@ def cluster_smooth(
     """
     frames, height, width = saliency.shape
     flat_feat = features.reshape(1, -1, features.shape[-1])
-    clusters = min(config.clusters, flat_feat.shape[1])
-    km = KMeansConfig(clusters=clusters, iterations=config.kmeans_iterations,
-                      tolerance=config.kmeans_tolerance, seed=config.seed)
-    labels, _ = kmeans(flat_feat, km)
+    km = feature_clusters(config, flat_feat.shape[1])
+    clusters = km.clusters
+    labels, _ = kmeans(flat_feat, km, uniforms=uniforms)
     labels = labels[0]
     values = saliency.reshape(-1).float()
     # One-hot matmul instead of index_add_: CUDA float atomics would make the sums (and so
@@ -172,11 +181,11 @@ def multiotsu_indices(prob: torch.Tensor, classes: int,
         best = cand.gather(0, choice.unsqueeze(0)).squeeze(0)
         back.append(choice)
     final = best[:-1] + table[1:, -1]
-    last = final.argmax()
-    thresholds = [last]
+    # Backtrack with gather: indexing by a 0-dim device tensor would read it to the host.
+    thresholds = [final.argmax().view(1)]
     for choice in reversed(back):
-        thresholds.append(choice[thresholds[-1]])
-    return torch.stack(thresholds[::-1])
+        thresholds.append(choice.gather(0, thresholds[-1]))
+    return torch.cat(thresholds[::-1])
 
 
 def threshold_multiotsu(values: torch.Tensor, classes: int, bins: int = 256) -> torch.Tensor:
@@ -233,9 +242,10 @@ def adaptive_multiotsu(
         scores.append(torch.where(ok, score, torch.full_like(score, -math.inf)))
         tops.append(thresholds[-1])
     scores_t, tops_t = torch.stack(scores), torch.stack(tops)
-    best = scores_t.argmax()  # first maximum, like the release's strict '>'
-    return torch.where(torch.isfinite(scores_t[best]), tops_t[best],
-                       torch.full_like(tops_t[best], math.inf))
+    # First maximum, like the release's strict '>'; gathered, not indexed (no host read).
+    best = scores_t.argmax().view(1)
+    best_score, best_top = scores_t.gather(0, best)[0], tops_t.gather(0, best)[0]
+    return torch.where(torch.isfinite(best_score), best_top, torch.full_like(best_top, math.inf))
 
 
 def coarse_masks(
@@ -243,6 +253,7 @@ def coarse_masks(
     features: torch.Tensor,
     image_hw: tuple[int, int],
     config: CoarseConfig = CoarseConfig(),
+    uniforms: torch.Tensor | None = None,
 ) -> CoarseResult:
     """Stage 1c of VGGT4D.
 
@@ -250,16 +261,31 @@ def coarse_masks(
         saliency: [S,hp,wp] dynamic saliency D.
         features: [S,N,C] DINOv2 patch features of the same frames.
         image_hw: network resolution (h, w).
+        uniforms: k-means++ draws on the device (see :func:`cluster_smooth`); pass them to
+            make this function CUDA-graph capturable (:func:`coarse_mask_tensors`).
 
     Returns:
         CoarseResult with masks [S,h,w] bool.
 
     """
     saliency = torch.nan_to_num(saliency.float(), nan=0.0, posinf=0.0, neginf=0.0)
-    smoothed, labels = cluster_smooth(saliency, features, config)
+    smoothed, labels = cluster_smooth(saliency, features, config, uniforms)
     upsampled = F.interpolate(smoothed.unsqueeze(1), size=image_hw, mode='bilinear',
                               align_corners=False).squeeze(1)
     threshold = adaptive_multiotsu(upsampled, config.otsu_classes, config.otsu_bins)
     masks = upsampled > threshold.to(upsampled.dtype)
     return CoarseResult(smoothed=smoothed, upsampled=upsampled, threshold=threshold,
                         masks=masks, labels=labels)
+
+
+def coarse_mask_tensors(saliency: torch.Tensor, features: torch.Tensor, uniforms: torch.Tensor,
+                        *, image_hw: tuple[int, int], config: CoarseConfig
+                        ) -> tuple[torch.Tensor, ...]:
+    """:func:`coarse_masks` as a tuple (the form :class:`motion.graphs.GraphedFunction` takes).
+
+    Returns:
+        (smoothed, upsampled, threshold, masks, labels), the fields of :class:`CoarseResult`.
+
+    """
+    result = coarse_masks(saliency, features, image_hw, config, uniforms)
+    return (result.smoothed, result.upsampled, result.threshold, result.masks, result.labels)

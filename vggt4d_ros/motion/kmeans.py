@@ -3,11 +3,16 @@
 """Batched, seeded k-means in torch (k-means++ seeding, Lloyd iterations), GPU friendly.
 
 The release clusters with scikit-learn on the CPU (``KMeans(random_state=42)``). This is the
-same algorithm family run on the pipeline's device: greedy k-means++ seeding with a seeded
-generator (2 + ln k candidates per step, like scikit-learn), then a fixed number of Lloyd
-iterations. A fixed count means no host synchronisation; an optional tolerance stops earlier
-at the price of one sync per iteration. Results are deterministic for a given device and
-seed, not bit-identical to scikit-learn.
+same algorithm family run on the pipeline's device: greedy k-means++ seeding (2 + ln k
+candidates per step, like scikit-learn), then a fixed number of Lloyd iterations. A fixed count
+means no host synchronisation; an optional tolerance stops earlier at the price of one sync per
+iteration. Results are deterministic for a given seed, not bit-identical to scikit-learn.
+
+The seeding's random numbers are drawn up front on the CPU from the seed (``seed_uniforms``)
+and turned into D^2-proportional picks by inverse-CDF sampling (cumsum + searchsorted). So the
+draws do not depend on the device, and with ``uniforms`` passed in the whole clustering is a
+fixed sequence of device kernels without generator state: it can be captured in a CUDA graph
+(``motion.graphs``), which removes the launch overhead of its ~1000 small kernels.
 
 Batches of point sets with different sizes are padded and carry a validity mask, so the 3D
 clustering of every frame of a window runs as one batch.
@@ -58,42 +63,72 @@ def _assign(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return scores.argmin(dim=-1)
 
 
+def seed_uniforms(clusters: int, batch: int, seed: int,
+                  local_trials: int | None = None) -> torch.Tensor:
+    """Uniform draws of the k-means++ seeding, from a CPU generator seeded with ``seed``.
+
+    Returns:
+        [k,B,L] float32 in [0,1) on the CPU: row 0 column 0 picks the first centre, row i the
+        ``L = local_trials`` candidates of step i (default 2 + floor(ln k)).
+
+    """
+    trials = local_trials or 2 + int(math.log(clusters))
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(clusters, batch, trials, generator=generator)
+
+
+def _sample_proportional(weights: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Draw indices with probability proportional to ``weights`` (inverse CDF).
+
+    Args:
+        weights: [B,M] >= 0 with a positive sum per row.
+        uniforms: [B,L] in [0,1).
+
+    Returns:
+        [B,L] int64; an index with zero weight is never returned (its CDF step is empty).
+
+    """
+    cdf = torch.cumsum(weights, dim=1)
+    total = cdf[:, -1:]
+    # Keep the target strictly below the total so a pick always exists, even when u * total
+    # rounds up to it.
+    target = torch.minimum(uniforms * total, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, target, right=True).clamp_max_(weights.shape[1] - 1)
+
+
 def kmeans_plus_plus(
-    points: torch.Tensor, valid: torch.Tensor, clusters: int, generator: torch.Generator,
-    local_trials: int | None = None,
+    points: torch.Tensor, valid: torch.Tensor, uniforms: torch.Tensor
 ) -> torch.Tensor:
     """Seed centroids with greedy k-means++ (as scikit-learn does).
 
-    Each step draws ``local_trials`` candidates with probability proportional to D^2 and keeps
-    the one that lowers the total D^2 most (default 2 + floor(ln k), sklearn's choice).
+    Each step draws the candidates of its row of ``uniforms`` with probability proportional to
+    D^2 and keeps the one that lowers the total D^2 most.
 
     Args:
         points: [B,M,C] float32.
         valid: [B,M] bool; invalid points are never picked.
-        clusters: k.
-        generator: seeded generator on ``points.device``.
-        local_trials: candidates per step.
+        uniforms: [k,B,L] from :func:`seed_uniforms`, on ``points.device``.
 
     Returns:
         [B,k,C] centroids. When a set has fewer distinct valid points than k, the extra
         centroids repeat existing points (their clusters stay empty).
 
     """
+    clusters = uniforms.shape[0]
     batch = points.shape[0]
-    trials = local_trials or 2 + int(math.log(clusters))
     rows = torch.arange(batch, device=points.device)
     weight = valid.float()
     # Sets without any valid point still sample (from all points) so shapes stay static.
     weight = torch.where(weight.sum(1, keepdim=True) > 0, weight, torch.ones_like(weight))
     norms = (points * points).sum(-1)  # [B,M]
-    first = torch.multinomial(weight, 1, generator=generator)  # [B,1]
+    first = _sample_proportional(weight, uniforms[0, :, :1])  # [B,1]
     centroids = [points[rows.unsqueeze(1), first]]  # [B,1,C]
     closest = _squared_distances(points, norms, centroids[0]).squeeze(-1)  # [B,M]
-    for _ in range(1, clusters):
+    for step in range(1, clusters):
         # D^2 sampling; where every valid point is already a centroid (D^2 = 0 everywhere)
         # fall back to uniform over the valid points (a tiny additive weight).
         prob = closest * weight + 1e-30 * weight
-        picks = torch.multinomial(prob, trials, replacement=True, generator=generator)
+        picks = _sample_proportional(prob, uniforms[step])  # [B,L]
         candidates = points[rows.unsqueeze(1), picks]  # [B,L,C]
         trial_closest = torch.minimum(closest.unsqueeze(-1),
                                       _squared_distances(points, norms, candidates))  # [B,M,L]
@@ -105,7 +140,8 @@ def kmeans_plus_plus(
 
 
 def kmeans(
-    points: torch.Tensor, config: KMeansConfig, valid: torch.Tensor | None = None
+    points: torch.Tensor, config: KMeansConfig, valid: torch.Tensor | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster each point set of a batch.
 
@@ -113,6 +149,9 @@ def kmeans(
         points: [B,M,C] (any float dtype; computed in float32).
         config: k, iterations, tolerance, seed.
         valid: [B,M] bool, or None for all valid.
+        uniforms: [k,B,L] seeding draws on the points' device (``seed_uniforms(k, B,
+            config.seed)``); None draws them here (a small host-to-device copy, which a
+            CUDA graph capture cannot contain: pass them in when capturing).
 
     Returns:
         labels [B,M] int64 (-1 for invalid points) and centroids [B,k,C] float32.
@@ -122,8 +161,9 @@ def kmeans(
     batch, count, _ = points.shape
     if valid is None:
         valid = torch.ones(batch, count, dtype=torch.bool, device=points.device)
-    generator = torch.Generator(device=points.device).manual_seed(config.seed)
-    centroids = kmeans_plus_plus(points, valid, config.clusters, generator)
+    if uniforms is None:
+        uniforms = seed_uniforms(config.clusters, batch, config.seed).to(points.device)
+    centroids = kmeans_plus_plus(points, valid, uniforms)
     weight = valid.float().unsqueeze(-1)  # [B,M,1]
     cluster_ids = torch.arange(config.clusters, device=points.device)
     scale = None

@@ -31,12 +31,20 @@ from vggt4d_ros.geometry.image_transform import to_network
 from vggt4d_ros.geometry.pose_encoding import pose_encoding_to_extri_intri
 from vggt4d_ros.model.hooks import CaptureRequest
 from vggt4d_ros.model.hooks import KeyValueMask
+from vggt4d_ros.motion.coarse import coarse_mask_tensors
 from vggt4d_ros.motion.coarse import coarse_masks
 from vggt4d_ros.motion.coarse import CoarseConfig
+from vggt4d_ros.motion.coarse import CoarseResult
+from vggt4d_ros.motion.coarse import feature_clusters
 from vggt4d_ros.motion.cues import compute_cues
 from vggt4d_ros.motion.cues import cue_contrast
 from vggt4d_ros.motion.cues import CueConfig
 from vggt4d_ros.motion.cues import CueLayers
+from vggt4d_ros.motion.graphs import bucket_size
+from vggt4d_ros.motion.graphs import GraphedFunction
+from vggt4d_ros.motion.kmeans import kmeans
+from vggt4d_ros.motion.kmeans import KMeansConfig
+from vggt4d_ros.motion.kmeans import seed_uniforms
 from vggt4d_ros.motion.refine import refine_masks
 from vggt4d_ros.motion.refine import RefineConfig
 from vggt4d_ros.motion.result import WindowResult
@@ -64,6 +72,14 @@ class PipelineConfig:
             (release behaviour: every frame's saliency peaks at 1). Calibrate on real weights.
         profile: synchronise the device after every stage for exact wall-clock timings; off,
             stages are timed with CUDA events and the host waits once at the end.
+        cuda_graphs: on CUDA, replay the coarse stage and the refinement's 3D k-means from
+            CUDA graphs (recorded once per window size / candidate bucket): same kernels,
+            same results, without the launch overhead of their thousands of small kernels.
+        compile_model: on CUDA, ``torch.compile`` the model's aggregator in place when the
+            pipeline is built (state_dict keys kept; both passes trace as one graph each).
+            The first window of each size pays the compilation (~70 s on an H200).
+        compile_mode: ``torch.compile`` mode (None = default; e.g.
+            'max-autotune-no-cudagraphs').
 
     """
 
@@ -77,6 +93,9 @@ class PipelineConfig:
     token_mask_threshold: float = 0.5
     min_cue_contrast: float = 0.0
     profile: bool = False
+    cuda_graphs: bool = True
+    compile_model: bool = False
+    compile_mode: str | None = None
 
 
 def layers_for_depth(layers: CueLayers, depth: int) -> CueLayers:
@@ -124,6 +143,11 @@ class _StageTimer:
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        # Named range for torch.profiler (costs nothing when no profiler is running).
+        with torch.profiler.record_function(f'stage:{name}'):
+            yield from self._stage(name)
+
+    def _stage(self, name: str) -> Iterator[None]:
         if self.use_events:
             start, stop = (torch.cuda.Event(enable_timing=True),
                            torch.cuda.Event(enable_timing=True))
@@ -188,6 +212,48 @@ class VGGT4DPipeline:
                                   layers=layers_for_depth(config.cues.layers, depth))
         self.frame_blocks = tuple(b for b in config.masked_frame_blocks if b < depth)
         self.global_blocks = tuple(b for b in config.masked_global_blocks if b < depth)
+        self._coarse_graph = GraphedFunction(coarse_mask_tensors, max_graphs=3)
+        # Few buckets kept: each recorded graph holds a memory pool sized for its bucket
+        # (hundreds of MB at 32 frames).
+        self._cluster_graph = GraphedFunction(_cluster_tensors, max_graphs=3)
+        self._uniforms: dict[tuple[int, int, int], torch.Tensor] = {}
+        if config.compile_model and self.device.type == 'cuda':
+            # In place: the module keeps its state_dict keys (no '_orig_mod.' prefix).
+            self.model.aggregator.compile(dynamic=False, mode=config.compile_mode)
+
+    def _seed_draws(self, km: KMeansConfig, batch: int) -> torch.Tensor:
+        """k-means++ draws on the device, made once per (k, batch, seed)."""
+        key = (km.clusters, batch, km.seed)
+        if key not in self._uniforms:
+            self._uniforms[key] = seed_uniforms(km.clusters, batch, km.seed).to(self.device)
+        return self._uniforms[key]
+
+    def _graphs_on(self) -> bool:
+        return self.config.cuda_graphs and self.device.type == 'cuda'
+
+    def _coarse(self, saliency: torch.Tensor, features: torch.Tensor,
+                image_hw: tuple[int, int]) -> CoarseResult:
+        """Stage 1c, replayed from a CUDA graph when enabled."""
+        if not self._graphs_on():
+            return coarse_masks(saliency, features, image_hw, self.config.coarse)
+        km = feature_clusters(self.config.coarse, features[..., 0].numel())
+        outputs = self._coarse_graph(saliency, features, self._seed_draws(km, 1),
+                                     image_hw=tuple(image_hw), config=self.config.coarse)
+        return CoarseResult(*outputs)
+
+    def _cluster(self, points: torch.Tensor, valid: torch.Tensor,
+                 km: KMeansConfig) -> torch.Tensor:
+        """Refinement 3D k-means; on CUDA graphs, candidates padded to a bucket size."""
+        if not self._graphs_on():
+            return kmeans(points, km, valid)[0]
+        frames, count, _ = points.shape
+        padding = bucket_size(count) - count
+        # Padding points are invalid: never drawn, never members (labels -1, cut off below).
+        points = F.pad(points, (0, 0, 0, padding))
+        valid = F.pad(valid, (0, padding))
+        labels = self._cluster_graph(points, valid, self._seed_draws(km, frames),
+                                     config=km)[0]
+        return labels[:, :count]
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         weights_dtype = next(self.model.parameters()).dtype
@@ -255,8 +321,7 @@ class VGGT4DPipeline:
             saliency = cues.saliency * cue_ok.view(-1, 1, 1)
             del first.q, first.k
         with timer.stage('coarse'):
-            coarse = coarse_masks(saliency, first.patch_features, (height, width),
-                                  self.config.coarse)
+            coarse = self._coarse(saliency, first.patch_features, (height, width))
             # Frames without a usable cue get no mask even if clusters shared with other
             # frames carry saliency.
             coarse_mask = coarse.masks & cue_ok.view(-1, 1, 1)
@@ -266,7 +331,8 @@ class VGGT4DPipeline:
             cam_to_world = _invert_extrinsics(extrinsics)
             if self.config.refine_enabled:
                 refined = refine_masks(images, first.depth, coarse_mask, cam_to_world,
-                                       first.intrinsics, self.config.refine).masks
+                                       first.intrinsics, self.config.refine,
+                                       cluster_fn=self._cluster).masks
             else:
                 refined = coarse_mask.clone()
         timings = timer.finish()
@@ -303,6 +369,12 @@ class VGGT4DPipeline:
         extrinsics, _ = pose_encoding_to_extri_intri(out['pose_enc'][0].float(),
                                                      tuple(images.shape[-2:]))
         return extrinsics.float()
+
+
+def _cluster_tensors(points: torch.Tensor, valid: torch.Tensor, uniforms: torch.Tensor, *,
+                     config: KMeansConfig) -> tuple[torch.Tensor]:
+    """Labels of :func:`motion.kmeans.kmeans` as a 1-tuple (graph-capturable form)."""
+    return (kmeans(points, config, valid, uniforms)[0],)
 
 
 def _invert_extrinsics(extrinsics: torch.Tensor) -> torch.Tensor:

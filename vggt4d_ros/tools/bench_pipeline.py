@@ -18,11 +18,15 @@ holds (random weights give arbitrary masks; the table reports the coarse-mask fr
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import statistics
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
+from torch.nn.attention import sdpa_kernel
+from torch.nn.attention import SDPBackend
 
 from vggt4d_ros.model.config import VGGTConfig
 from vggt4d_ros.model.vggt import VGGT
@@ -30,8 +34,17 @@ from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
 from vggt4d_ros.motion.refine import RefineConfig
 
+dataclasses_replace = dataclasses.replace
+
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
 COLUMNS = ('pass1', 'cues', 'coarse', 'pass2', 'refine', 'total')
+# SDPA backend orders to compare ('default' = PyTorch's own choice).
+SDPA_ORDERS = {
+    'cudnn': [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
+              SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
+    'flash': [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
+    'efficient': [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
+}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -53,10 +66,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--neighbour-search', choices=('image', 'exact'), default='image')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the aggregator in place (slow first run)')
+    parser.add_argument('--compile-mode', default=None,
+                        help="torch.compile mode, e.g. 'max-autotune-no-cudagraphs'")
+    parser.add_argument('--no-graphs', action='store_true',
+                        help='run the post-processing eagerly (no CUDA graphs)')
     parser.add_argument('--profile', action='store_true',
                         help='synchronise after every stage (wall-clock stage times)')
+    parser.add_argument('--sdpa', nargs='+', default=['default'],
+                        choices=('default',) + tuple(SDPA_ORDERS),
+                        help='SDPA backend priority orders to compare (one table each)')
+    parser.add_argument('--torch-profile', type=int, default=0, metavar='FRAMES',
+                        help='profile one window of FRAMES frames with torch.profiler and '
+                             'print the kernel time and launch count of every stage')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def attention_backends(name: str) -> Iterator[None]:
+    """Run SDPA with the backend priority order ``name`` ('default': PyTorch's choice)."""
+    if name == 'default':
+        yield
+        return
+    with sdpa_kernel(SDPA_ORDERS[name], set_priority=True):
+        yield
 
 
 def build_pipeline(args: argparse.Namespace) -> VGGT4DPipeline:
@@ -64,16 +97,16 @@ def build_pipeline(args: argparse.Namespace) -> VGGT4DPipeline:
     config = VGGTConfig.full() if args.config == 'full' else VGGTConfig.tiny()
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
-    model = VGGT(config).eval()
+    with device:  # initialise on the device: far faster than 1.26 B parameters on the CPU
+        model = VGGT(config).eval()
     if args.weights == 'cast':
         model = model.to(dtype)
     model = model.to(device)
-    if args.compile:
-        model.aggregator.compile()
     refine = RefineConfig(mode='cluster' if args.refine_mode == 'off' else args.refine_mode,
                           neighbour_search=args.neighbour_search)
     pipe_config = PipelineConfig(refine=refine, refine_enabled=args.refine_mode != 'off',
-                                 profile=args.profile)
+                                 profile=args.profile, cuda_graphs=not args.no_graphs,
+                                 compile_model=args.compile, compile_mode=args.compile_mode)
     return VGGT4DPipeline(model, pipe_config, device=device, dtype=dtype)
 
 
@@ -82,8 +115,13 @@ def bench_one(pipe: VGGT4DPipeline, frames: int, args: argparse.Namespace) -> di
     gen = torch.Generator().manual_seed(args.seed)
     images = torch.rand(frames, 3, args.height, args.width, generator=gen).to(device)
     stamps = list(range(frames))
+    first_runs = []
     for _ in range(args.warmup):
+        begin = time.perf_counter()
         pipe.run_tensor(images, stamps)
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        first_runs.append(time.perf_counter() - begin)
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -102,31 +140,77 @@ def bench_one(pipe: VGGT4DPipeline, frames: int, args: argparse.Namespace) -> di
     row['peak_gib'] = (torch.cuda.max_memory_allocated(device) / 2**30
                        if device.type == 'cuda' else float('nan'))
     row['coarse_fraction'] = coarse_fraction
+    # Warm-up cost: the first window of this size (compilation, graph recording).
+    row['first'] = first_runs[0] if first_runs else float('nan')
     return row
 
 
 def format_table(rows: dict[int, dict[str, float]]) -> str:
     header = ('| frames | ' + ' | '.join(f'{c} (s)' for c in COLUMNS)
-              + ' | wall (s) | peak GiB | coarse px |')
-    lines = [header, '|' + '---|' * (len(COLUMNS) + 4)]
+              + ' | wall (s) | peak GiB | coarse px | first run (s) |')
+    lines = [header, '|' + '---|' * (len(COLUMNS) + 5)]
     for frames, row in rows.items():
         cells = [f'{row.get(c, 0.0):.4f}' for c in COLUMNS]
         lines.append(f'| {frames} | ' + ' | '.join(cells)
                      + f" | {row['wall']:.4f} | {row['peak_gib']:.2f}"
-                     + f" | {100 * row['coarse_fraction']:.1f}% |")
+                     + f" | {100 * row['coarse_fraction']:.1f}% | {row['first']:.1f} |")
+    return '\n'.join(lines)
+
+
+def profile_stages(pipe: VGGT4DPipeline, frames: int, args: argparse.Namespace) -> str:
+    """Kernel time, kernel count and top kernels of each stage of one window.
+
+    The window runs with a device synchronisation after every stage, so a kernel belongs to
+    the stage whose host-side interval contains its start.
+    """
+    from torch.profiler import profile, ProfilerActivity, record_function
+    device = pipe.device
+    images = torch.rand(frames, 3, args.height, args.width, device=device)
+    stamps = list(range(frames))
+    pipe.config = dataclasses_replace(pipe.config, profile=True)
+    pipe.run_tensor(images, stamps)
+    activities = [ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        with record_function('window'):
+            result = pipe.run_tensor(images, stamps)
+    stage_events = [e for e in prof.events() if e.name.startswith('stage:')]
+    kernels = [e for e in prof.events() if e.device_type.name == 'CUDA']
+    lines = [f'## torch.profiler, {frames} frames (synchronised stages)']
+    for stage in stage_events:
+        begin, end = stage.time_range.start, stage.time_range.end
+        inside = [k for k in kernels if begin <= k.time_range.start < end]
+        busy = sum(k.time_range.elapsed_us() for k in inside)
+        by_name: dict[str, list[float]] = {}
+        for k in inside:
+            by_name.setdefault(k.name, []).append(k.time_range.elapsed_us())
+        lines.append(f'{stage.name[6:]}: wall {(end - begin) / 1000:.2f} ms, kernels '
+                     f'{len(inside)}, kernel time {busy / 1000:.2f} ms, '
+                     f'timer {1000 * result.timings.get(stage.name[6:], 0.0):.2f} ms')
+        top = sorted(by_name.items(), key=lambda item: -sum(item[1]))[:6]
+        for name, times in top:
+            lines.append(f'    {sum(times) / 1000:7.2f} ms {len(times):5d}x {name[:90]}')
+    pipe.config = dataclasses_replace(pipe.config, profile=args.profile)
     return '\n'.join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     pipe = build_pipeline(args)
-    rows = {frames: bench_one(pipe, frames, args) for frames in args.frames}
     device_name = (torch.cuda.get_device_name(pipe.device) if pipe.device.type == 'cuda'
                    else 'cpu')
-    print(f'VGGT4D pipeline, {args.config} model, {args.height}x{args.width}, '
-          f'{args.dtype} ({args.weights}), refine={args.refine_mode}, '
-          f'compile={args.compile}, torch {torch.__version__}, {device_name}')
-    print(format_table(rows))
+    for order in args.sdpa:
+        with attention_backends(order):
+            rows = {frames: bench_one(pipe, frames, args) for frames in args.frames}
+            print(f'VGGT4D pipeline, {args.config} model, {args.height}x{args.width}, '
+                  f'{args.dtype} ({args.weights}), refine={args.refine_mode}, '
+                  f'compile={args.compile} ({args.compile_mode}), '
+                  f'graphs={not args.no_graphs}, sdpa={order}, profile={args.profile}, '
+                  f'torch {torch.__version__}, {device_name}')
+            print(format_table(rows), flush=True)
+            if args.torch_profile:
+                print(profile_stages(pipe, args.torch_profile, args), flush=True)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,125 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Fast paths of the post-processing: seeded draws, bucketing, CUDA-graph replay, compile."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vggt4d_ros.model.aggregator import Aggregator
+from vggt4d_ros.model.config import VGGTConfig
+from vggt4d_ros.model.hooks import KeyValueMask
+from vggt4d_ros.model.vggt import VGGT
+from vggt4d_ros.motion.coarse import coarse_mask_tensors
+from vggt4d_ros.motion.coarse import coarse_masks
+from vggt4d_ros.motion.coarse import CoarseConfig
+from vggt4d_ros.motion.graphs import bucket_size
+from vggt4d_ros.motion.graphs import GraphedFunction
+from vggt4d_ros.motion.kmeans import _sample_proportional
+from vggt4d_ros.motion.kmeans import kmeans
+from vggt4d_ros.motion.kmeans import KMeansConfig
+from vggt4d_ros.motion.kmeans import seed_uniforms
+from vggt4d_ros.motion.pipeline import PipelineConfig
+from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+
+
+def test_proportional_sampling_never_draws_zero_weights_and_follows_the_weights():
+    weights = torch.tensor([[0.0, 1.0, 0.0, 3.0, 0.0]])
+    uniforms = torch.rand(1, 20000, generator=torch.Generator().manual_seed(0))
+    uniforms[0, :3] = torch.tensor([0.0, 0.25, 1.0 - 1e-9])  # the edges of the CDF
+    picks = _sample_proportional(weights, uniforms)[0]
+    assert set(picks.tolist()) <= {1, 3}
+    assert picks[0] == 1 and picks[1] == 3 and picks[2] == 3
+    share = (picks == 3).float().mean()
+    assert abs(float(share) - 0.75) < 0.02
+
+
+def test_seed_uniforms_are_seeded_and_kmeans_can_take_them():
+    assert torch.equal(seed_uniforms(8, 2, 42), seed_uniforms(8, 2, 42))
+    assert not torch.equal(seed_uniforms(8, 2, 42), seed_uniforms(8, 2, 43))
+    points = torch.randn(2, 60, 3, generator=torch.Generator().manual_seed(3))
+    config = KMeansConfig(clusters=8, iterations=5)
+    inside, _ = kmeans(points, config)
+    given, _ = kmeans(points, config, uniforms=seed_uniforms(8, 2, config.seed))
+    assert torch.equal(inside, given)
+
+
+def test_bucket_size_covers_the_count_with_bounded_padding():
+    sizes = set()
+    for count in (0, 1, 1024, 1025, 5000, 70000, 400000):
+        size = bucket_size(count)
+        assert size >= count and size % 1024 == 0
+        assert size <= max(1024, 1.25 * count + 1024)
+        sizes.add(size)
+    assert bucket_size(5000) == bucket_size(5001)
+
+
+def test_graphed_function_runs_eagerly_on_cpu():
+    calls = []
+
+    def double(x: torch.Tensor, *, scale: int) -> tuple[torch.Tensor]:
+        calls.append(scale)
+        return (x * scale,)
+
+    graphed = GraphedFunction(double)
+    out = graphed(torch.ones(3), scale=2)
+    assert torch.equal(out[0], torch.full((3,), 2.0)) and calls == [2]
+    assert graphed.captures == 0
+
+
+def test_compiling_aggregator_takes_the_masked_path_without_a_host_read(monkeypatch):
+    mask = KeyValueMask(dynamic=torch.zeros(1, 2, 4, dtype=torch.bool))
+    assert not Aggregator._masks_needed(mask)  # eager: empty mask -> unmasked path
+    monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: True)
+    monkeypatch.setattr(KeyValueMask, 'is_empty',
+                        lambda self: pytest.fail('host read while compiling'))
+    assert Aggregator._masks_needed(mask)
+    assert not Aggregator._masks_needed(
+        KeyValueMask(dynamic=mask.dynamic, frame_blocks=(), global_blocks=()))
+
+
+@CUDA
+def test_graph_replay_equals_eager_coarse_masks():
+    gen = torch.Generator().manual_seed(0)
+    frames, hp, wp = 4, 6, 7
+    saliency = torch.rand(frames, hp, wp, generator=gen).cuda()
+    features = torch.randn(frames, hp * wp, 32, generator=gen).cuda()
+    config = CoarseConfig(clusters=16)
+    uniforms = seed_uniforms(16, 1, config.seed).cuda()
+    eager = coarse_masks(saliency, features, (hp * 14, wp * 14), config)
+    graphed = GraphedFunction(coarse_mask_tensors)
+    for _ in range(2):  # record, then replay
+        out = graphed(saliency, features, uniforms, image_hw=(hp * 14, wp * 14), config=config)
+        assert torch.equal(out[3], eager.masks) and torch.equal(out[4], eager.labels)
+        torch.testing.assert_close(out[0], eager.smoothed, atol=0, rtol=0)
+    assert graphed.captures == 1 and not graphed.failed
+
+
+@CUDA
+def test_cuda_graph_pipeline_equals_eager_pipeline():
+    torch.manual_seed(0)
+    model = VGGT(VGGTConfig.tiny()).eval()
+    images = torch.rand(6, 3, 56, 70, generator=torch.Generator().manual_seed(1))
+    results = []
+    for graphs in (False, True, True):
+        pipe = VGGT4DPipeline(model, PipelineConfig(cuda_graphs=graphs), device='cuda')
+        results.append(pipe.run_tensor(images, list(range(6))))
+    for name in ('saliency', 'coarse_masks', 'refined_masks', 'extrinsics'):
+        for other in results[1:]:
+            assert torch.equal(getattr(results[0], name), getattr(other, name)), name
+
+
+def test_graph_path_of_the_pipeline_matches_the_plain_path_on_cpu(monkeypatch):
+    """The graphed path's plumbing (seed draws, bucket padding) runs eagerly on the CPU."""
+    torch.manual_seed(0)
+    model = VGGT(VGGTConfig.tiny()).eval()
+    images = torch.rand(5, 3, 56, 70, generator=torch.Generator().manual_seed(2))
+    plain = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
+    monkeypatch.setattr(VGGT4DPipeline, '_graphs_on', lambda self: True)
+    graphed = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
+    assert plain.coarse_masks.any()
+    for name in ('saliency', 'coarse_masks', 'refined_masks', 'extrinsics'):
+        assert torch.equal(getattr(plain, name), getattr(graphed, name)), name

@@ -1,0 +1,110 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""CUDA-graph replay of the launch-bound post-processing (k-means, multi-Otsu).
+
+The coarse mask and the refinement's 3D k-means are thousands of tiny kernels (greedy
+k-means++ is a Python loop of ~15 kernels per centre). Eagerly, the host spends ~8 us per
+launch and the device mostly waits. A CUDA graph records the kernels once per input shape and
+replays them with one launch; the replayed kernels are the recorded ones, so the results are
+those of the eager run.
+
+A function can be graphed when, for fixed input shapes, it launches the same kernels every
+time: no host synchronisation, no host-to-device copy, no data-dependent shape, no generator
+state (k-means takes its seeding draws as an input for this reason).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+import logging
+from typing import Callable, Sequence
+
+import torch
+
+LOG = logging.getLogger(__name__)
+
+GraphKey = tuple
+
+
+@dataclass
+class _Recorded:
+    graph: torch.cuda.CUDAGraph
+    inputs: list[torch.Tensor]
+    outputs: tuple[torch.Tensor, ...]
+
+
+class GraphedFunction:
+    """Replay ``fn(*tensors, **static) -> tensors`` from a CUDA graph, one per signature.
+
+    Args:
+        fn: the function; its tensor arguments are copied into static buffers before each
+            replay, its outputs are cloned out of the graph's memory after it.
+        max_graphs: recorded signatures kept (least recently used dropped first); each holds
+            its own memory pool, so bound it where shapes vary (bucket them instead).
+
+    On the CPU, or after a capture failed once, ``fn`` runs eagerly.
+    """
+
+    def __init__(self, fn: Callable[..., tuple], max_graphs: int = 4) -> None:
+        self.fn = fn
+        self.max_graphs = max_graphs
+        self._graphs: OrderedDict[GraphKey, _Recorded] = OrderedDict()
+        self.failed = False
+        self.captures = 0
+
+    @staticmethod
+    def _key(tensors: Sequence[torch.Tensor]) -> GraphKey:
+        return tuple((tuple(t.shape), t.dtype, str(t.device)) for t in tensors)
+
+    def __call__(self, *tensors: torch.Tensor, **static: object) -> tuple:
+        """Run ``fn(*tensors, **static)`` (graph replay on CUDA).
+
+        ``static`` holds hashable non-tensor arguments; they are part of the graph's key.
+        """
+        if self.failed or not tensors[0].is_cuda:
+            return tuple(self.fn(*tensors, **static))
+        key = (self._key(tensors), tuple(sorted(static.items())))
+        recorded = self._graphs.get(key)
+        if recorded is None:
+            try:
+                recorded = self._record(tensors, static)
+            except RuntimeError as error:  # an op that cannot be captured: stay eager
+                LOG.warning('CUDA graph capture of %s failed (%s); running eagerly',
+                            getattr(self.fn, '__name__', self.fn), error)
+                self.failed = True
+                return tuple(self.fn(*tensors, **static))
+            self._graphs[key] = recorded
+            while len(self._graphs) > self.max_graphs:
+                self._graphs.popitem(last=False)
+        self._graphs.move_to_end(key)
+        for static, value in zip(recorded.inputs, tensors):
+            static.copy_(value)
+        recorded.graph.replay()
+        return tuple(out.clone() for out in recorded.outputs)
+
+    def _record(self, tensors: Sequence[torch.Tensor], static: dict) -> _Recorded:
+        inputs = [t.clone() for t in tensors]
+        # Warm up on a side stream (library handles, workspaces) as torch.cuda.graphs asks.
+        side = torch.cuda.Stream(device=inputs[0].device)
+        side.wait_stream(torch.cuda.current_stream(inputs[0].device))
+        with torch.cuda.stream(side):
+            self.fn(*inputs, **static)
+        torch.cuda.current_stream(inputs[0].device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outputs = tuple(self.fn(*inputs, **static))
+        self.captures += 1
+        return _Recorded(graph=graph, inputs=inputs, outputs=outputs)
+
+
+def bucket_size(count: int, step: int = 1024, ratio: float = 1.25) -> int:
+    """Round ``count`` up to a size from a geometric ladder of multiples of ``step``.
+
+    Padding a data-dependent size to a few bucket sizes lets a graph recorded for one window
+    be replayed for the next ones; the ratio bounds the padding waste.
+    """
+    size = step
+    while size < count:
+        size = max(size + step, int(size * ratio) // step * step)
+    return size

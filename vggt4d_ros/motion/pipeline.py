@@ -278,7 +278,7 @@ class VGGT4DPipeline:
             raise ValueError('a window needs at least one frame')
         begin = time.perf_counter()
         plan = plan_resize(tuple(frames[0].shape[:2]), mode=self.config.resize_mode)
-        images = to_network(frames, plan).to(self.device, non_blocking=True)
+        images = to_network(frames, plan, device=self.device)
         preprocess = time.perf_counter() - begin
         result = self.run_tensor(images, stamps_ns, plan)
         result.timings['preprocess'] = preprocess

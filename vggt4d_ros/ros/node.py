@@ -28,7 +28,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy import executors
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy
@@ -382,7 +382,10 @@ def main(args: list[str] | None = None) -> int:
     """Entry point of ``ros2 run vggt4d_ros vggt4d_node``; exits 0 on SIGINT/SIGTERM."""
     rclpy.init(args=args)
     node = Vggt4dNode()
-    executor = MultiThreadedExecutor(num_threads=3)
+    # One executor thread: the callbacks only convert and enqueue, and rclpy's
+    # MultiThreadedExecutor keeps the GIL so busy that the GPU worker thread starved (measured on
+    # an H200: 2.1-3.2 s per window with it, 0.33 s with this; docs/performance.md).
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         _autostart(node)

@@ -14,6 +14,7 @@ BENCHMARKS = {
     'pipeline': 'vggt4d_ros.tools.bench_pipeline',
     'mapping': 'vggt4d_ros.tools.bench_mapping',
     'node': 'vggt4d_ros.tools.bench_node',
+    'engine': 'vggt4d_ros.tools.bench_engine',
 }
 
 

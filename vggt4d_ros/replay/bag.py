@@ -90,7 +90,7 @@ class ImageFrame:
 
 
 def _bag_dir(path: str | Path) -> Path:
-    """A rosbag2 directory; a storage file inside one is accepted too."""
+    """Return the rosbag2 directory of ``path`` (a storage file inside one is accepted)."""
     path = Path(path)
     if path.is_file() and path.suffix in ('.mcap', '.db3', '.yaml'):
         return path.parent
@@ -147,7 +147,7 @@ class BagReader:
         return sorted(found, key=lambda t: (-self.message_count(t), t))
 
     def pick_image_topic(self, preferred: str | None = None) -> str:
-        """The image topic to replay: ``preferred`` if given, else auto-detected.
+        """Return the image topic to replay: ``preferred`` if given, else auto-detected.
 
         Auto-detection prefers a colour topic whose name looks like a raw camera stream
         (``image_raw``/``image_color``/``image_rect_color``) and ignores the ground-truth,
@@ -198,7 +198,7 @@ class BagReader:
             yield bag_time, message
 
     def images(self, topic: str) -> Iterator[ImageFrame]:
-        """Decoded RGB frames of an Image or CompressedImage topic."""
+        """Decode the RGB frames of an Image or CompressedImage topic."""
         msgtype = self.require_topic(topic, IMAGE_TYPES)
         for index, (bag_time, message) in enumerate(self.messages(topic)):
             try:
@@ -250,7 +250,7 @@ class BagReader:
         return np.asarray(stamps, dtype=np.int64), np.asarray(poses).reshape(-1, 4, 4)
 
     def camera_info(self, topic: str) -> Any | None:
-        """The first CameraInfo message of ``topic``, or None when the topic is absent."""
+        """Return the first CameraInfo message of ``topic``, or None when it is absent."""
         if topic not in self.topics():
             return None
         for _, message in self.messages(topic):

@@ -13,7 +13,7 @@ follow OpenCV: pixel (u, v) has its centre at integer coordinates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import sys
 from typing import Callable, Iterator
@@ -62,7 +62,7 @@ class SceneConfig:
 
     @classmethod
     def large(cls, seed: int = 0) -> 'SceneConfig':
-        """A longer, sharper sequence for a more telling (slower) demo."""
+        """Return a longer, sharper sequence for a more telling (slower) demo."""
         return cls(num_frames=96, width=320, height=240, seed=seed)
 
     def intrinsics(self) -> np.ndarray:
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = SceneConfig.large(args.seed) if args.large else SceneConfig(seed=args.seed)
     if args.frames:
-        config = SceneConfig(**{**config.__dict__, 'num_frames': args.frames})
+        config = replace(config, num_frames=args.frames)
     write_synthetic_bag(args.bag, config, args.storage)
     print(f'wrote {config.num_frames} frames to {args.bag}', file=sys.stderr)
     return 0

@@ -1,0 +1,443 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Offline, deterministic replay of a rosbag2 through the perception engine, plus evaluation.
+
+The bag is read with ``rosbags`` (no DDS, no clock): every image goes through the engine in
+replay mode (every frame is a keyframe, nothing is dropped), per-frame outputs are written as
+they come out (see :mod:`vggt4d_ros.replay.outputs`), then metrics against whatever ground
+truth the bag (or a TUM file / PNG folder) holds, ``metrics.json`` and the report.
+
+On any error the outputs written so far stay (output bag closed properly, TUM and PNGs
+flushed) and ``metrics.json`` records the error; the error is re-raised as a ReplayError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+import json
+from pathlib import Path
+import sys
+import time
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from vggt4d_ros.motion.pipeline import PipelineConfig
+from vggt4d_ros.replay import messages as m
+from vggt4d_ros.replay.bag import BagReader
+from vggt4d_ros.replay.bag import ImageFrame
+from vggt4d_ros.replay.bag import Storage
+from vggt4d_ros.replay.errors import ReplayError
+from vggt4d_ros.replay.factory import build_backend
+from vggt4d_ros.replay.factory import RANDOM_WEIGHTS_WARNING
+from vggt4d_ros.replay.factory import ReplayBackend
+from vggt4d_ros.replay.factory import resolve_weights
+from vggt4d_ros.replay.factory import WEIGHTS_ENV  # noqa: F401 (re-exported for the CLI)
+from vggt4d_ros.replay.metrics import mask_metrics
+from vggt4d_ros.replay.metrics import MaskMetrics
+from vggt4d_ros.replay.metrics import trajectory_metrics
+from vggt4d_ros.replay.metrics import TrajectoryMetrics
+from vggt4d_ros.replay.outputs import read_mask_dir
+from vggt4d_ros.replay.outputs import read_tum
+from vggt4d_ros.replay.outputs import ReplayOutputs
+from vggt4d_ros.replay.report import ReportInputs
+from vggt4d_ros.replay.report import write_report
+
+GT_POSE_TOPICS = ('/ground_truth/pose', '/ground_truth/odometry', '/gt/pose', '/groundtruth')
+GT_MASK_TOPICS = ('/ground_truth/dynamic_mask', '/ground_truth/mask', '/gt/dynamic_mask')
+
+
+@dataclass
+class ReplayConfig:
+    """One replay run.
+
+    Attributes:
+        bag: input rosbag2 directory (mcap or sqlite3).
+        out_dir: output directory.
+        image_topic: camera topic (None: auto-detect).
+        weights: VGGT checkpoint; None reads ``$VGGT4D_WEIGHTS``; empty: tiny random model.
+        device: 'auto', 'cpu', 'cuda', 'cuda:1', ...
+        window_size, stride: sliding window (frames per window, new frames per window).
+        max_frames: stop after this many images (None: all).
+        refine: run the stage-3 mask refinement (off: faster, coarse masks).
+        storage: output bag storage.
+        gt_pose_topic / gt_tum: ground-truth trajectory (None: auto-detect in the bag).
+        gt_mask_topic / gt_mask_dir: ground-truth masks (None: auto-detect in the bag).
+        copy_images: store the input images in the output bag.
+        network_width: None = VGGT's 518 px; a smaller multiple of 14 for fast CPU runs.
+        samples: frames shown in the report's overlay figure.
+        quiet: no progress lines.
+
+    """
+
+    bag: Path
+    out_dir: Path
+    image_topic: str | None = None
+    weights: str | None = None
+    device: str = 'auto'
+    window_size: int = 8
+    stride: int = 4
+    max_frames: int | None = None
+    refine: bool = True
+    storage: Storage = 'mcap'
+    gt_pose_topic: str | None = None
+    gt_tum: Path | None = None
+    gt_mask_topic: str | None = None
+    gt_mask_dir: Path | None = None
+    copy_images: bool = True
+    network_width: int | None = None
+    samples: int = 4
+    quiet: bool = False
+
+
+@dataclass
+class ReplaySummary:
+    """What a run produced.
+
+    Attributes:
+        out_dir: output directory; report: report.md path; metrics: the metrics.json content.
+        frames_in / frames_out: images read / frames output with a mask and a pose.
+
+    """
+
+    out_dir: Path
+    report: Path
+    metrics: dict[str, Any]
+    frames_in: int
+    frames_out: int
+
+
+def _log(config: ReplayConfig, text: str) -> None:
+    if not config.quiet:
+        print(f'[vggt4d-replay] {text}', file=sys.stderr, flush=True)
+
+
+def _limited(frames: Iterator[ImageFrame], limit: int | None) -> Iterator[ImageFrame]:
+    for index, frame in enumerate(frames):
+        if limit is not None and index >= limit:
+            return
+        yield frame
+
+
+@dataclass
+class _RunState:
+    """Mutable bookkeeping of one run (for metrics.json, the report and partial results)."""
+
+    frames_in: int = 0
+    windows: int = 0
+    stage_seconds: dict[str, list[float]] = field(default_factory=dict)
+    sample_rgb: dict[int, np.ndarray] = field(default_factory=dict)
+    image_topic: str = ''
+    image_count: int = 0
+
+    def add_timings(self, timings: dict[str, float], prefix: str = '') -> None:
+        for name, seconds in timings.items():
+            self.stage_seconds.setdefault(prefix + name, []).append(float(seconds))
+
+
+def _sample_indices(count: int, samples: int) -> set[int]:
+    if count <= 0 or samples <= 0:
+        return set()
+    return {int(round(i)) for i in np.linspace(0, count - 1, min(samples, count))}
+
+
+def _engine(config: ReplayConfig, backend: Any) -> Any:
+    from vggt4d_ros.mapping.engine import PerceptionEngine
+    from vggt4d_ros.mapping.window import WindowConfig
+
+    window = WindowConfig(window_size=config.window_size, stride=config.stride, mode='replay',
+                          min_parallax_px=0.0, max_keyframe_interval_s=0.0,
+                          max_queued_frames=max(config.stride, 8))
+    return PerceptionEngine(backend, window)
+
+
+def _emit(outputs: ReplayOutputs, engine: Any, results: list[Any], state: _RunState,
+          rgb_by_stamp: dict[int, np.ndarray]) -> None:
+    """Write every frame of the finished windows, then the window's path and map."""
+    for result in results:
+        state.windows += 1
+        state.add_timings(result.result.timings)
+        state.add_timings(result.timings, prefix='engine.')
+        for frame in result.frames:
+            outputs.write_frame(frame.stamp_ns, frame.frame_id, frame.mask, frame.pose,
+                                rgb_by_stamp.pop(frame.stamp_ns, None))
+        points, colors = engine.mapper.map.points()
+        outputs.write_window_end(points, colors)
+
+
+def _process(config: ReplayConfig, reader: BagReader, outputs: ReplayOutputs, backend: Any,
+             state: _RunState, progress: Callable[[str], None]) -> Any:
+    """Feed every image into the engine; returns the engine (for the final map)."""
+    engine = _engine(config, backend)
+    wanted = _sample_indices(min(state.image_count, config.max_frames or state.image_count),
+                             config.samples)
+    rgb_by_stamp: dict[int, np.ndarray] = {}
+    started = time.perf_counter()
+    for index, frame in enumerate(_limited(reader.images(state.image_topic),
+                                           config.max_frames)):
+        state.frames_in += 1
+        rgb_by_stamp[frame.stamp_ns] = frame.rgb
+        if index in wanted:
+            state.sample_rgb[frame.stamp_ns] = frame.rgb
+        results = engine.push(frame.rgb, frame.stamp_ns, frame.frame_id)
+        _emit(outputs, engine, results, state, rgb_by_stamp)
+        if results:
+            progress(f'frame {index + 1}/{state.image_count}: {state.windows} windows, '
+                     f'{len(outputs.stamps)} frames out, '
+                     f'{time.perf_counter() - started:.1f} s')
+    if state.frames_in == 0:
+        raise ReplayError(f'bag {reader.path}: topic {state.image_topic} has no images')
+    _emit(outputs, engine, engine.flush(), state, rgb_by_stamp)
+    progress(f'done: {state.frames_in} frames in, {len(outputs.stamps)} out, '
+             f'{state.windows} windows, {time.perf_counter() - started:.1f} s')
+    return engine
+
+
+def run_replay(config: ReplayConfig, backend: ReplayBackend | None = None) -> ReplaySummary:
+    """Replay ``config.bag`` and write every output into ``config.out_dir``.
+
+    Args:
+        config: the run.
+        backend: a ready backend (tests inject one); default: :func:`build_backend`.
+
+    Raises:
+        ReplayError: bad bag (corrupt, truncated, empty), missing topic, bad weights. The
+            outputs written before the failure are kept.
+
+    """
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = _RunState()
+    progress = (lambda text: _log(config, text))
+    with BagReader(config.bag) as reader:
+        state.image_topic = reader.pick_image_topic(config.image_topic)
+        state.image_count = reader.message_count(state.image_topic)
+        if state.image_count == 0:
+            raise ReplayError(f'bag {reader.path} is empty: topic {state.image_topic} has '
+                              f'no messages')
+        if backend is None:
+            pipeline_config = replace(PipelineConfig(), refine_enabled=config.refine)
+            backend = build_backend(config.weights, config.device, pipeline_config,
+                                    config.network_width)
+        progress(f'{reader.path}: {state.image_count} images on {state.image_topic}; '
+                 f'{backend.description}')
+        if backend.random_weights:
+            progress(RANDOM_WEIGHTS_WARNING)
+        outputs = ReplayOutputs(out_dir, config.storage, config.copy_images)
+        try:
+            engine = _process(config, reader, outputs, backend.backend, state, progress)
+            points, colors = engine.mapper.map.points()
+            map_points = outputs.write_ply(points, colors)
+            stats = engine.stats
+        except Exception as error:
+            outputs.close()
+            _write_failure(out_dir, config, state, outputs, error)
+            if isinstance(error, ReplayError):
+                raise
+            raise ReplayError(f'replay of {config.bag} failed after {state.frames_in} frames '
+                              f'({len(outputs.stamps)} written to {out_dir}): {error}'
+                              ) from error
+        outputs.close()
+        evaluation = evaluate(config, reader, outputs.stamps, outputs.poses, outputs.masks)
+    metrics = _metrics_json(config, state, outputs, backend, evaluation,
+                            {'engine': stats.__dict__, 'map_points': map_points})
+    (out_dir / 'metrics.json').write_text(json.dumps(metrics, indent=2))
+    report = _report(config, state, outputs, backend, evaluation)
+    progress(f'report: {report}')
+    return ReplaySummary(out_dir, report, metrics, state.frames_in, len(outputs.stamps))
+
+
+@dataclass
+class Evaluation:
+    """Metrics against ground truth (None with a note when unavailable)."""
+
+    trajectory: TrajectoryMetrics | None = None
+    trajectory_note: str = ''
+    masks: MaskMetrics | None = None
+    mask_note: str = ''
+    truth_masks: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def _auto_topic(reader: BagReader, names: tuple[str, ...], types: tuple[str, ...]
+                ) -> str | None:
+    topics = reader.topics()
+    return next((t for t in names if topics.get(t) in types), None)
+
+
+def _truth_poses(config: ReplayConfig, reader: BagReader) -> tuple[np.ndarray, np.ndarray]:
+    if config.gt_tum is not None:
+        return read_tum(config.gt_tum)
+    topic = config.gt_pose_topic or _auto_topic(
+        reader, GT_POSE_TOPICS, (m.POSE_STAMPED, m.ODOMETRY, m.TF_MESSAGE, m.PATH))
+    if topic is None:
+        return np.zeros(0, np.int64), np.zeros((0, 4, 4))
+    return reader.poses(topic)
+
+
+def _truth_masks(config: ReplayConfig, reader: BagReader, stamps: list[int]
+                 ) -> dict[int, np.ndarray]:
+    """Ground-truth masks by stamp; PNGs named ``<stamp_ns>.png`` or numbered in frame order."""
+    if config.gt_mask_dir is not None:
+        named = read_mask_dir(Path(config.gt_mask_dir))
+        if set(named) & set(stamps):
+            return named
+        # Not named by stamp: take them in file-name order, one per output frame.
+        return dict(zip(stamps, (named[key] for key in sorted(named))))
+    topic = config.gt_mask_topic or _auto_topic(reader, GT_MASK_TOPICS, (m.IMAGE,))
+    if topic is None:
+        return {}
+    wanted = set(stamps)
+    return {s: mask for s, mask in reader.mono_images(topic) if s in wanted}
+
+
+def evaluate(config: ReplayConfig, reader: BagReader, stamps: list[int],
+             poses: list[np.ndarray], masks: dict[int, np.ndarray]) -> Evaluation:
+    """Trajectory and mask metrics for the frames that were output."""
+    result = Evaluation()
+    try:
+        ref_stamps, ref_poses = _truth_poses(config, reader)
+        if len(ref_stamps) == 0:
+            result.trajectory_note = 'no ground-truth pose topic or TUM file'
+        elif len(stamps) < 3:
+            result.trajectory_note = f'only {len(stamps)} estimated poses'
+        else:
+            result.trajectory = trajectory_metrics(np.asarray(stamps), np.stack(poses),
+                                                   ref_stamps, ref_poses)
+    except (ValueError, ReplayError) as error:
+        result.trajectory_note = str(error)
+    try:
+        result.truth_masks = _truth_masks(config, reader, stamps)
+        if result.truth_masks:
+            result.masks = mask_metrics(masks, result.truth_masks)
+        else:
+            result.mask_note = 'no ground-truth mask topic or PNG folder'
+    except (ValueError, OSError, ReplayError) as error:
+        result.mask_note = str(error)
+    return result
+
+
+def _metrics_json(config: ReplayConfig, state: _RunState, outputs: ReplayOutputs,
+                  backend: ReplayBackend, evaluation: Evaluation, extra: dict[str, Any]
+                  ) -> dict[str, Any]:
+    timings = {name: {'mean_s': float(np.mean(v)), 'total_s': float(np.sum(v)),
+                      'count': len(v)} for name, v in state.stage_seconds.items()}
+    return {
+        'bag': str(config.bag), 'image_topic': state.image_topic,
+        'model': backend.description, 'random_weights': backend.random_weights,
+        'warning': RANDOM_WEIGHTS_WARNING if backend.random_weights else None,
+        'window_size': config.window_size, 'stride': config.stride,
+        'frames_in': state.frames_in, 'frames_out': len(outputs.stamps),
+        'windows': state.windows, 'bag_messages': dict(outputs.bag.counts),
+        'trajectory': (evaluation.trajectory.summary() if evaluation.trajectory
+                       else {'note': evaluation.trajectory_note}),
+        'masks': (evaluation.masks.summary() if evaluation.masks
+                  else {'note': evaluation.mask_note}),
+        'timings': timings, **extra,
+    }
+
+
+def _write_failure(out_dir: Path, config: ReplayConfig, state: _RunState,
+                   outputs: ReplayOutputs, error: Exception) -> None:
+    """metrics.json of a failed run: what was done before the error."""
+    record = {'bag': str(config.bag), 'image_topic': state.image_topic,
+              'error': f'{type(error).__name__}: {error}', 'frames_in': state.frames_in,
+              'frames_out': len(outputs.stamps), 'windows': state.windows,
+              'bag_messages': dict(outputs.bag.counts)}
+    (out_dir / 'metrics.json').write_text(json.dumps(record, indent=2))
+
+
+def _report(config: ReplayConfig, state: _RunState, outputs: ReplayOutputs,
+            backend: ReplayBackend, evaluation: Evaluation) -> Path:
+    samples = []
+    for stamp, rgb in sorted(state.sample_rgb.items()):
+        if stamp in outputs.masks:
+            samples.append((stamp, rgb, outputs.masks[stamp], evaluation.truth_masks.get(stamp)))
+    facts = [('bag', f'`{config.bag}`'), ('image topic', f'`{state.image_topic}`'),
+             ('model', backend.description),
+             ('window / stride', f'{config.window_size} / {config.stride}'),
+             ('frames in / out', f'{state.frames_in} / {len(outputs.stamps)}'),
+             ('windows', str(state.windows)),
+             ('outputs', '`output_bag/`, `trajectory.tum`, `masks/`, `static_map.ply`, '
+                         '`metrics.json`')]
+    estimate = np.stack([p[:3, 3] for p in outputs.poses]) if outputs.poses else None
+    inputs = ReportInputs(title='VGGT4D replay report', facts=facts,
+                          random_weights=backend.random_weights,
+                          trajectory=evaluation.trajectory,
+                          trajectory_note=evaluation.trajectory_note, masks=evaluation.masks,
+                          mask_note=evaluation.mask_note, estimate_xyz=estimate,
+                          stage_seconds=state.stage_seconds, samples=samples)
+    return write_report(config.out_dir, inputs)
+
+
+# -- DDS mode: the node did the work, these write the same outputs from what it published ---
+
+
+def dds_node_parameters(config: ReplayConfig) -> tuple[dict[str, Any], str, bool]:
+    """Node parameters equivalent to an offline run; returns (params, description, random)."""
+    weights = resolve_weights(config.weights)
+    with BagReader(config.bag) as reader:
+        topic = reader.pick_image_topic(config.image_topic)
+        first = next(reader.images(topic), None)
+    if first is None:
+        raise ReplayError(f'bag {config.bag} is empty: topic {topic} has no images')
+    height, width = first.rgb.shape[:2]
+    params: dict[str, Any] = {
+        'device': config.device, 'warmup_height': height, 'warmup_width': width,
+        'window.window_size': config.window_size, 'window.stride': config.stride,
+        'window.min_parallax_px': 0.0, 'window.max_keyframe_interval_s': 0.0,
+    }
+    if weights:
+        params.update({'weights': str(weights), 'model_config': 'full'})
+        description = f'VGGT full, weights {weights} (node over DDS)'
+    else:
+        params.update({'allow_random_weights': True, 'model_config': 'tiny'})
+        description = 'VGGT tiny, RANDOM weights (node over DDS)'
+    return params, description, not weights
+
+
+def finish_recorded_run(config: ReplayConfig, masks: dict[int, np.ndarray],
+                        poses: dict[int, np.ndarray],
+                        static_map: tuple[np.ndarray, np.ndarray] | None, frames_sent: int,
+                        description: str, random_weights: bool) -> ReplaySummary:
+    """Write outputs, metrics and report from masks/poses recorded off the node.
+
+    Raises:
+        ReplayError: some sent frame got no mask or no pose (listing how many are missing);
+            the outputs of the frames that did arrive are written first.
+
+    """
+    out_dir = Path(config.out_dir)
+    state = _RunState(frames_in=frames_sent)
+    backend = ReplayBackend(None, description, random_weights, None)
+    outputs = ReplayOutputs(out_dir, config.storage, config.copy_images)
+    with BagReader(config.bag) as reader:
+        state.image_topic = reader.pick_image_topic(config.image_topic)
+        state.image_count = reader.message_count(state.image_topic)
+        wanted = _sample_indices(frames_sent, config.samples)
+        sent: list[int] = []
+        try:
+            for index, frame in enumerate(_limited(reader.images(state.image_topic),
+                                                   frames_sent)):
+                sent.append(frame.stamp_ns)
+                if index in wanted:
+                    state.sample_rgb[frame.stamp_ns] = frame.rgb
+                if frame.stamp_ns in masks and frame.stamp_ns in poses:
+                    outputs.write_frame(frame.stamp_ns, frame.frame_id, masks[frame.stamp_ns],
+                                        poses[frame.stamp_ns], frame.rgb)
+            points, colors = static_map if static_map is not None else (np.zeros((0, 3)),
+                                                                        np.zeros((0, 3)))
+            outputs.write_window_end(points, colors)
+            map_points = outputs.write_ply(points, colors)
+        finally:
+            outputs.close()
+        missing = [s for s in sent if s not in masks or s not in poses]
+        evaluation = evaluate(config, reader, outputs.stamps, outputs.poses, outputs.masks)
+    metrics = _metrics_json(config, state, outputs, backend, evaluation,
+                            {'mode': 'dds', 'map_points': map_points,
+                             'frames_missing': len(missing)})
+    (out_dir / 'metrics.json').write_text(json.dumps(metrics, indent=2))
+    report = _report(config, state, outputs, backend, evaluation)
+    if missing:
+        raise ReplayError(f'DDS replay of {config.bag}: {len(missing)} of {len(sent)} frames '
+                          f'got no mask or pose from the node (see {out_dir / "node.log"})')
+    return ReplaySummary(out_dir, report, metrics, frames_sent, len(outputs.stamps))

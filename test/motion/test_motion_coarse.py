@@ -153,3 +153,17 @@ def test_coarse_masks_constant_and_nan_saliency_give_empty_masks():
     nan = torch.full((2, 2, 3), float('nan'))
     out = coarse_masks(nan, feats, (28, 42), CoarseConfig(clusters=3))
     assert not out.masks.any() and torch.isfinite(out.upsampled).all()
+
+
+def test_small_dimension_distances_match_the_matrix_product():
+    # The 3D k-means sums x.c per coordinate instead of a cuBLAS product; same distances.
+    from vggt4d_ros.motion import kmeans as kmeans_module
+    generator = torch.Generator().manual_seed(3)
+    for dim in (3, 8):
+        points = torch.randn(2, 500, dim, generator=generator)
+        centroids = torch.randn(2, 6, dim, generator=generator)
+        norms = (points * points).sum(-1)
+        distances = kmeans_module._squared_distances(points, norms, centroids)
+        reference = torch.cdist(points.double(), centroids.double()) ** 2
+        torch.testing.assert_close(distances.double(), reference, atol=1e-4, rtol=1e-5)
+        assert torch.equal(kmeans_module._assign(points, centroids), reference.argmin(-1))

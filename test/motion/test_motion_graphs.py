@@ -123,3 +123,13 @@ def test_graph_path_of_the_pipeline_matches_the_plain_path_on_cpu(monkeypatch):
     assert plain.coarse_masks.any()
     for name in ('saliency', 'coarse_masks', 'refined_masks', 'extrinsics'):
         assert torch.equal(getattr(plain, name), getattr(graphed, name)), name
+
+
+def test_refinement_buckets_fit_in_the_kept_graphs():
+    # Every candidate count of a 392x518 frame maps to one of few power-of-two buckets, and
+    # all of them stay recorded, so a live stream stops recording graphs after warm-up.
+    from vggt4d_ros.motion.pipeline import CLUSTER_GRAPHS
+    sizes = {bucket_size(count, ratio=2.0) for count in range(1, 392 * 518 + 1, 97)}
+    assert len(sizes) <= CLUSTER_GRAPHS
+    assert all(size >= count for size, count in
+               ((bucket_size(c, ratio=2.0), c) for c in (1, 1024, 1025, 150_000)))

@@ -194,3 +194,15 @@ def test_exact_outlier_removal_matches_a_kdtree_reference():
                                RefineConfig(neighbour_search='exact'))
     assert np.array_equal(ours.reshape(-1).numpy(), expected)
     assert not ours[0, 2, 3]
+
+
+def test_chunked_cluster_sums_equal_the_single_product():
+    from vggt4d_ros.motion.refine import _cluster_sums
+    generator = torch.Generator().manual_seed(0)
+    for count in (100, 4096, 10_000):
+        labels = torch.randint(0, 30, (3, count), generator=generator)
+        member = (labels.unsqueeze(-1) == torch.arange(30)).float()
+        values = torch.rand(3, count, 3, generator=generator, dtype=torch.float64)
+        sums = _cluster_sums(member.double(), values)
+        reference = torch.bmm(member.double().transpose(1, 2), values)
+        torch.testing.assert_close(sums, reference)

@@ -51,6 +51,7 @@ from vggt4d_ros.motion.result import WindowResult
 
 STAGES = ('preprocess', 'pass1', 'cues', 'coarse', 'pass2', 'refine')
 RELEASE_DEPTH = 24
+CLUSTER_GRAPHS = 12
 
 
 @dataclass(frozen=True)
@@ -213,9 +214,12 @@ class VGGT4DPipeline:
         self.frame_blocks = tuple(b for b in config.masked_frame_blocks if b < depth)
         self.global_blocks = tuple(b for b in config.masked_global_blocks if b < depth)
         self._coarse_graph = GraphedFunction(coarse_mask_tensors, max_graphs=3)
-        # Few buckets kept: each recorded graph holds a memory pool sized for its bucket
-        # (hundreds of MB at 32 frames).
-        self._cluster_graph = GraphedFunction(_cluster_tensors, max_graphs=3)
+        # Candidate counts change every window: power-of-two buckets (at most ~10 up to a full
+        # frame) and enough graphs kept that a live stream stops recording after a few windows.
+        # With a 1.25 ladder and 3 graphs, every window evicted and re-recorded one: refinement
+        # took 150-190 ms instead of ~20 ms on an H200 (docs/performance.md). Each graph's memory
+        # pool is sized for its bucket; the power-of-two series sums to < 2x the largest.
+        self._cluster_graph = GraphedFunction(_cluster_tensors, max_graphs=CLUSTER_GRAPHS)
         self._uniforms: dict[tuple[int, int, int], torch.Tensor] = {}
         if config.compile_model and self.device.type == 'cuda':
             # In place: the module keeps its state_dict keys (no '_orig_mod.' prefix).
@@ -247,7 +251,7 @@ class VGGT4DPipeline:
         if not self._graphs_on():
             return kmeans(points, km, valid)[0]
         frames, count, _ = points.shape
-        padding = bucket_size(count) - count
+        padding = bucket_size(count, ratio=2.0) - count
         # Padding points are invalid: never drawn, never members (labels -1, cut off below).
         points = F.pad(points, (0, 0, 0, padding))
         valid = F.pad(valid, (0, padding))

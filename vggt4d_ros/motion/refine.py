@@ -403,6 +403,25 @@ def _compact(candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return index, valid
 
 
+def _cluster_sums(member: torch.Tensor, values: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Per-cluster sums [S,k,V] of ``values`` [S,C,V] with one-hot ``member`` [S,C,k].
+
+    The candidate axis is cut into chunks that become extra batches before the final sum:
+    one [S,k,C] x [S,C,V] product has a huge inner dimension and a tiny output, which cuBLAS
+    runs on one tile per frame (milliseconds on an H200); chunked, it spreads over the GPU.
+    Deterministic (no atomics).
+    """
+    frames, count, clusters = member.shape
+    pad = (-count) % chunk
+    if count <= chunk:
+        return torch.bmm(member.transpose(1, 2), values)
+    member = F.pad(member, (0, 0, 0, pad)).view(frames * ((count + pad) // chunk), chunk,
+                                                clusters)
+    values = F.pad(values, (0, 0, 0, pad)).view(member.shape[0], chunk, values.shape[-1])
+    partial = torch.bmm(member.transpose(1, 2), values)
+    return partial.view(frames, -1, clusters, values.shape[-1]).sum(1)
+
+
 ClusterFn = Callable[[torch.Tensor, torch.Tensor, KMeansConfig], torch.Tensor]
 
 
@@ -472,7 +491,7 @@ def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor
     # Per-cluster sums as a one-hot matmul (deterministic, unlike float scatter atomics).
     member = (labels.unsqueeze(-1) == torch.arange(clusters, device=depth.device)).float()
     member = member * valid.unsqueeze(-1).float()  # [S,C,k]
-    kept, geo_sum, rgb_sum = torch.bmm(member.transpose(1, 2), per_point).unbind(-1)
+    kept, geo_sum, rgb_sum = _cluster_sums(member, per_point).unbind(-1)
     sizes = member.sum(1)  # [S,k]
     ratio = kept / ((frames - 1) * sizes + 1e-6)
     score = (geo_sum + rgb_sum / 3) / kept.clamp_min(1)

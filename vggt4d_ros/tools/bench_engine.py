@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--compile', action='store_true', help='PipelineConfig.compile_model')
     parser.add_argument('--no-refine', action='store_true')
     parser.add_argument('--cprofile', action='store_true', help='print top host functions')
+    parser.add_argument('--torch-profile', action='store_true',
+                        help='torch.profiler tables (host and device ops) of the timed windows')
     return parser.parse_args(argv)
 
 
@@ -85,10 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     total = args.window + args.stride * (args.windows + 1)
     rows: list[dict[str, float]] = []
     profiler = cProfile.Profile() if args.cprofile else None
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.device(args.device).type == 'cuda':
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    torch_profiler = torch.profiler.profile(activities=activities) if args.torch_profile else None
     for index, (frame, stamp) in enumerate(moving_stream(total, args.height, args.width)):
         warm = index >= args.window + args.stride  # the first window is warm-up
         if profiler is not None and warm:
             profiler.enable()
+        if torch_profiler is not None and index == args.window + args.stride:
+            torch_profiler.start()
         tic = time.perf_counter()
         outputs = engine.push(frame, stamp)
         elapsed = time.perf_counter() - tic
@@ -108,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     print('| ' + ' | '.join(f'{1000 * np.median([r[k] for r in rows]):.1f}' for k in keys) + ' |')
     if profiler is not None:
         pstats.Stats(profiler).sort_stats('cumulative').print_stats(25)
+    if torch_profiler is not None:
+        torch_profiler.stop()
+        averages = torch_profiler.key_averages()
+        print(averages.table(sort_by='self_cpu_time_total', row_limit=20))
+        if len(activities) > 1:
+            print(averages.table(sort_by='self_device_time_total', row_limit=20))
     return 0
 
 

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Full-size heads have exactly the checkpoint's keys and shapes (built on the meta device).
 
-``vggt_head_keys.txt`` lists ``name<TAB>shape<TAB>dtype`` for every ``camera_head.``,
+``test/data/vggt_state_dict_keys.txt`` lists ``name<TAB>shape<TAB>dtype`` for every tensor; the
+``camera_head.``,
 ``depth_head.``, ``point_head.`` and ``track_head.`` tensor of the released VGGT-1B checkpoint
 (facebookresearch/vggt@44b3afb).
 """
@@ -16,7 +17,7 @@ from torch import nn
 
 from vggt4d_ros.model.heads import CameraHead, DPTHead, TrackHead
 
-KEY_FILE = Path(__file__).with_name('vggt_head_keys.txt')
+KEY_FILE = Path(__file__).resolve().parents[1] / 'data' / 'vggt_state_dict_keys.txt'
 DIM_IN = 2048
 
 

@@ -2,10 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Full-size heads have exactly the checkpoint's keys and shapes (built on the meta device).
 
-``test/data/vggt_state_dict_keys.txt`` lists ``name<TAB>shape<TAB>dtype`` for every tensor; the
-``camera_head.``,
-``depth_head.``, ``point_head.`` and ``track_head.`` tensor of the released VGGT-1B checkpoint
-(facebookresearch/vggt@44b3afb).
+``test/data/vggt_state_dict_keys.txt`` lists ``name<TAB>shape<TAB>dtype`` for every tensor of
+the released VGGT-1B checkpoint (facebookresearch/vggt@44b3afb); these tests check the
+``camera_head.``, ``depth_head.``, ``point_head.`` and ``track_head.`` ones.
 """
 
 from pathlib import Path

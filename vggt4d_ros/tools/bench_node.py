@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-import random
 import signal
 import subprocess
 import sys
@@ -36,7 +35,7 @@ import time
 
 import numpy as np
 
-PROFILE = Path(__file__).resolve().parents[2] / 'ci' / 'fastdds_ci_shm.xml'
+from vggt4d_ros.ros.dds_replay import dds_environment
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -62,19 +61,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='extra node parameter NAME:=VALUE (repeatable)')
     parser.add_argument('--log', default='', help='node log file (default: a temp file)')
     return parser.parse_args(argv)
-
-
-def dds_environment() -> dict[str, str]:
-    """Single-host DDS settings (SHM-only profile when the repository's file is present)."""
-    env = dict(os.environ)
-    if PROFILE.is_file():
-        env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
-        env.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', str(PROFILE))
-    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    env.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 101)))
-    env.setdefault('ROS_HOME', tempfile.mkdtemp(prefix='vggt4d_bench_ros_'))
-    env['PYTHONUNBUFFERED'] = '1'
-    return env
 
 
 def node_command(args: argparse.Namespace) -> list[str]:

@@ -53,7 +53,7 @@ SMALL_DIM = 4
 
 def _cross_term(base: torch.Tensor, points: torch.Tensor,
                 centroids: torch.Tensor) -> torch.Tensor:
-    """``base - 2 x.c`` for [B,M,C] points and [B,k,C] centroids -> [B,M,k]."""
+    """Compute ``base - 2 x.c`` for [B,M,C] points and [B,k,C] centroids -> [B,M,k]."""
     if points.shape[-1] > SMALL_DIM:
         return torch.baddbmm(base, points, centroids.transpose(1, 2), alpha=-2)
     scaled = centroids.transpose(1, 2).unsqueeze(1) * -2  # [B,1,C,k]

@@ -260,11 +260,16 @@ class Vggt4dNode(LifecycleNode):
             try:
                 self._process(item)
             except Exception:  # noqa: B902 - one bad window must not kill the node
+                if not self.context.ok():
+                    # SIGINT/SIGTERM shut the context down while a window was in flight: its
+                    # publishers are gone. Nothing went wrong with the data; stop quietly.
+                    break
                 self.counters.worker_errors += 1
                 self.last_error = traceback.format_exc(limit=3).strip().splitlines()[-1]
                 self.get_logger().error(f'window failed: {traceback.format_exc()}',
                                         throttle_duration_sec=5.0)
-        if self._flush_on_stop and self._engine is not None and self._outputs is not None:
+        if (self._flush_on_stop and self._engine is not None and self._outputs is not None
+                and self.context.ok()):
             try:
                 self._publish(self._engine.flush())
             except Exception:  # noqa: B902

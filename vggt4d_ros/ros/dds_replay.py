@@ -3,15 +3,19 @@
 """Replay a rosbag2 through the real node over DDS: the slow, end-to-end check of the ROS path.
 
 The offline replay tool drives the engine directly (deterministic, fast). This driver instead
-starts ``vggt4d_node`` in replay mode in its own process, publishes the bag's images with their
-original stamps, and records what the node publishes: masks, odometry poses, the static map.
+starts ``vggt4d_node`` in replay mode in its own process with ``use_sim_time:=true``, publishes
+the bag's images with their original stamps, each preceded by a ``/clock`` message carrying that
+stamp (as ``ros2 bag play --clock`` would, kept monotonic), and records what the node publishes:
+masks, odometry poses, the static map. The node's clock therefore follows bag time; its
+diagnostics timer ticks in wall time, so flow control never waits for the clock to advance.
 Flow control keeps at most ``max_in_flight`` images unconfirmed (the node's frames_received
 counter on /diagnostics), so nothing is lost however slow the model is; at the end the node is
 deactivated, which makes it process its queue and flush the last partial window.
 
 Usage::
 
-    python -m vggt4d_ros.ros.dds_replay BAG --out DIR [--image-topic T] [-p name:=value ...]
+    python -m vggt4d_ros.ros.dds_replay BAG --out DIR [--image-topic T] [--wall-time]
+        [-p name:=value ...]
 
 writes ``DIR/masks/<stamp_ns>.png``, ``DIR/trajectory.tum`` (poses from ~/odometry) and
 ``DIR/static_map.npz``, and prints a summary.
@@ -79,6 +83,9 @@ class DdsReplayResult:
         static_map: last latched map (points [N,3] float32, colours [N,3] uint8), or None.
         frames_sent: images published.
         diagnostics: last /diagnostics key/values of the node.
+        node_clock_ns: header stamp of the node's last /diagnostics message, i.e. the node's
+            ROS clock (bag time under sim time), or None if none was received.
+        clock_ns: last stamp published on /clock, or None without sim time.
         node_log: path of the node's log file.
 
     """
@@ -88,19 +95,22 @@ class DdsReplayResult:
     static_map: tuple[np.ndarray, np.ndarray] | None = None
     frames_sent: int = 0
     diagnostics: dict[str, str] = field(default_factory=dict)
+    node_clock_ns: int | None = None
+    clock_ns: int | None = None
     node_log: str = ''
 
 
 class _Recorder:
     """Test-side rclpy node: image publisher plus subscribers for the node's outputs."""
 
-    def __init__(self, image_topic: str, max_in_flight: int) -> None:
+    def __init__(self, image_topic: str, max_in_flight: int, sim_time: bool) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from nav_msgs.msg import Odometry
         from rclpy.qos import DurabilityPolicy
         from rclpy.qos import QoSProfile
         from rclpy.qos import ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import Image
         from sensor_msgs.msg import PointCloud2
 
@@ -110,6 +120,11 @@ class _Recorder:
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.publisher = self.node.create_publisher(Image, image_topic, reliable)
+        # The QoS of rclpy's and rclcpp's /clock subscriptions (and of ros2 bag play --clock):
+        # best effort, keep last 1. Each image is preceded by its own /clock message anyway.
+        self.clock_publisher = self.node.create_publisher(
+            Clock, '/clock', QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        ) if sim_time else None
         self.result = DdsReplayResult()
         self.node.create_subscription(Image, f'/{NODE}/dynamic_mask', self._on_mask, reliable)
         self.node.create_subscription(Odometry, f'/{NODE}/odometry', self._on_odometry,
@@ -138,9 +153,25 @@ class _Recorder:
         self.result.static_map = cloud_to_numpy(msg)
 
     def _on_diagnostics(self, msg) -> None:
+        from vggt4d_ros.ros.conversions import stamp_to_ns
+
         for status in msg.status:
             if status.name.startswith(f'{NODE}:'):
                 self.result.diagnostics = {kv.key: kv.value for kv in status.values}
+                self.result.node_clock_ns = stamp_to_ns(msg.header.stamp)
+
+    def publish_clock(self, stamp_ns: int) -> None:
+        """Move the node's sim time to ``stamp_ns`` (never backwards; no-op without sim time)."""
+        if self.clock_publisher is None:
+            return
+        from rosgraph_msgs.msg import Clock
+
+        from vggt4d_ros.ros.outputs import header_at
+
+        if self.result.clock_ns is not None:
+            stamp_ns = max(stamp_ns, self.result.clock_ns)
+        self.clock_publisher.publish(Clock(clock=header_at(stamp_ns, '').stamp))
+        self.result.clock_ns = stamp_ns
 
     @property
     def received(self) -> int:
@@ -170,8 +201,8 @@ class _Recorder:
 
 def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
                             params: dict[str, Any] | None = None, timeout_s: float = 600.0,
-                            max_in_flight: int = 32, log_path: str | Path | None = None
-                            ) -> DdsReplayResult:
+                            max_in_flight: int = 32, log_path: str | Path | None = None,
+                            sim_time: bool = True) -> DdsReplayResult:
     """Publish a bag's images to a freshly started node (replay mode) and record its outputs.
 
     Args:
@@ -181,6 +212,7 @@ def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
         timeout_s: bound on each wait (startup, processing, flush).
         max_in_flight: images published but not yet confirmed received by the node.
         log_path: node log file (default: a temporary file).
+        sim_time: run the node with ``use_sim_time`` and publish the bag stamps on /clock.
 
     Raises:
         RuntimeError: the node did not start, stalled, or did not flush in time.
@@ -197,23 +229,26 @@ def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
 
     topic_in = f'/{NODE}/input/image'
     node_params = {'mode': 'replay', 'image_topic': topic_in, 'diagnostics_period_s': 0.1,
-                   'map_period_s': 0.0, **(params or {})}
+                   'map_period_s': 0.0, 'use_sim_time': sim_time, **(params or {})}
     log_path = Path(log_path or tempfile.mktemp(prefix='vggt4d_dds_replay_', suffix='.log'))
     command = [sys.executable, '-m', 'vggt4d_ros.ros.node', '--ros-args', '-r',
                f'__node:={NODE}', *parameter_arguments(node_params)]
     owns_context = not rclpy.ok()
     if owns_context:
         rclpy.init()
-    recorder = _Recorder(topic_in, max_in_flight)
+    recorder = _Recorder(topic_in, max_in_flight, sim_time)
     with open(log_path, 'w') as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             publisher = recorder.publisher
             outputs = (f'/{NODE}/dynamic_mask', f'/{NODE}/odometry')
 
-            def matched() -> bool:  # both directions, so no early output is missed
-                return publisher.get_subscription_count() > 0 and all(
-                    recorder.node.count_publishers(topic) > 0 for topic in outputs)
+            clock = recorder.clock_publisher
+
+            def matched() -> bool:  # both directions, so no early output or /clock is missed
+                return (publisher.get_subscription_count() > 0
+                        and (clock is None or clock.get_subscription_count() > 0)
+                        and all(recorder.node.count_publishers(topic) > 0 for topic in outputs))
 
             if not recorder.spin_until(matched, timeout_s):
                 raise RuntimeError(f'node did not subscribe within {timeout_s} s ({log_path})')
@@ -225,6 +260,7 @@ def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
                             lambda: sent - recorder.received < max_in_flight, timeout_s):
                         raise RuntimeError(f'node stalled after {recorder.received} frames')
                     height, width = frame.rgb.shape[:2]
+                    recorder.publish_clock(frame.stamp_ns)
                     publisher.publish(Image(
                         header=header_at(frame.stamp_ns, frame.frame_id or 'camera'),
                         height=height, width=width, encoding='rgb8', step=width * 3,
@@ -235,6 +271,11 @@ def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
                 raise RuntimeError(f'node received {recorder.received} of {total} frames')
             if not recorder.deactivate(timeout_s):
                 raise RuntimeError(f'node did not flush within {timeout_s} s ({log_path})')
+            # The first report made after the transition counts the flushed frames too. The
+            # /clock no longer moves, so it also proves the diagnostics timer runs in wall time.
+            if not recorder.spin_until(
+                    lambda: recorder.result.diagnostics.get('state') == 'inactive', timeout_s):
+                raise RuntimeError(f'no /diagnostics after deactivation ({log_path})')
             published = int(recorder.result.diagnostics.get('frames_published', 0))
             recorder.spin_until(lambda: len(recorder.result.masks) >= published, 10.0)
         finally:
@@ -279,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('-p', '--param', action='append', default=[],
                         help='node parameter name:=value (YAML value), repeatable')
     parser.add_argument('--timeout', type=float, default=600.0)
+    parser.add_argument('--wall-time', action='store_true',
+                        help='run the node on wall time (no use_sim_time, no /clock)')
     args = parser.parse_args(argv)
     import yaml
 
@@ -286,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.param:
         name, _, value = item.partition(':=')
         params[name] = yaml.safe_load(value) if value else ''
-    result = replay_bag_through_node(args.bag, args.image_topic, params, args.timeout)
+    result = replay_bag_through_node(args.bag, args.image_topic, params, args.timeout,
+                                     sim_time=not args.wall_time)
     write_result(result, args.out)
     print(f'sent {result.frames_sent} frames, got {len(result.masks)} masks and '
           f'{len(result.poses)} poses; dropped_total={result.diagnostics.get("dropped_total")}'

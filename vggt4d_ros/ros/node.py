@@ -27,6 +27,8 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticStatus
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock
+from rclpy.clock_type import ClockType
 from rclpy import executors
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
@@ -96,15 +98,30 @@ class Vggt4dNode(LifecycleNode):
         self._engine: EngineAdapter | None = None
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._subscriptions: list = []
+        # Not ``_subscriptions``: that is rclpy.Node's own list (it holds /clock, parameters).
+        self._input_subscriptions: list = []
         self._dropped_before = 0  # queue drops of earlier activations
         self._flush_on_stop = False
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._warned_encodings: set[str] = set()
         self.camera_info: CameraInfo | None = None
+        self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         period = self.get_parameter('diagnostics_period_s').value
         self._diagnostics = DiagnosticsPublisher(self, 'vggt4d', 'vggt4d', period,
                                                  self._diagnostic_status)
+
+    def create_timer(self, timer_period_sec: float, callback, callback_group=None,
+                     clock: Clock | None = None, **kwargs: Any):
+        """Create a timer on the steady clock unless ``clock`` says otherwise.
+
+        The node's timers (diagnostics, including the one diagnostic_updater creates through
+        this method) report on the process, not on the data, so they tick in wall time. On the
+        ROS clock they would stop under ``use_sim_time`` whenever /clock stops advancing, e.g.
+        while a bag player waits for frames_received on /diagnostics before sending more.
+        """
+        return super().create_timer(timer_period_sec, callback, callback_group,
+                                    clock=self._steady_clock if clock is None else clock,
+                                    **kwargs)
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -202,17 +219,17 @@ class Vggt4dNode(LifecycleNode):
                              durability=qos_profile_sensor_data.durability)
         msg_type = CompressedImage if params.compressed else Image
         callback = self._on_compressed if params.compressed else self._on_image
-        self._subscriptions.append(self.create_subscription(
+        self._input_subscriptions.append(self.create_subscription(
             msg_type, params.image_topic, callback, qos, callback_group=self._input_group))
         if params.camera_info_topic:
-            self._subscriptions.append(self.create_subscription(
+            self._input_subscriptions.append(self.create_subscription(
                 CameraInfo, params.camera_info_topic, self._on_camera_info,
                 qos_profile_sensor_data))
 
     def _unsubscribe(self) -> None:
-        for subscription in self._subscriptions:
+        for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
-        self._subscriptions.clear()
+        self._input_subscriptions.clear()
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.camera_info = msg

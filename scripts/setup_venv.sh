@@ -15,22 +15,27 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-PIP="$VENV/bin/python -m pip install -q --disable-pip-version-check"
+# pip warns once per package about the machine's extra local indexes that lack it; hide only
+# that line (pip's own exit status still decides, through pipefail).
+pip_install() {
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+}
 
 # torch: keep an existing build (a CUDA build on a GPU machine); otherwise the CPU build.
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0+cpu}
   if [ -d /opt/wheels ]; then
-    $PIP --find-links /opt/wheels "$TORCH_SPEC" || $PIP "torch==2.13.0"
+    pip_install --find-links /opt/wheels "$TORCH_SPEC" || pip_install "torch==2.13.0"
   else
-    $PIP --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0" || $PIP "torch==2.13.0"
+    pip_install "torch==2.13.0"  # PyPI's Linux build (CUDA-capable, runs on CPU too)
   fi
 fi
-$PIP -r requirements/core.txt -r requirements/dev.txt
-$PIP -r requirements/ros-jazzy.txt
+pip_install -r requirements/core.txt -r requirements/dev.txt
+pip_install -r requirements/ros-jazzy.txt
 if [ -x scripts/build_tf2_msgs.sh ]; then
   scripts/build_tf2_msgs.sh "$VENV"
 fi
-$PIP --no-deps -e .
+pip_install --no-deps -e .
 echo "$want" > "$STAMP"
 echo "setup: $VENV ready"

@@ -201,3 +201,39 @@ def test_cuda_pipeline_is_deterministic_and_close_to_cpu(model):
     torch.testing.assert_close(first.saliency.cpu(), cpu.saliency, atol=1e-3, rtol=1e-3)
     for name in ('pass1', 'cues', 'coarse', 'pass2', 'refine'):
         assert first.timings[name] > 0
+
+
+def _camera_frames(count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(5)
+    return [rng.integers(0, 256, size=(40, 56, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def test_out_of_memory_is_retried_once_after_releasing_memory(model, monkeypatch):
+    pipe = VGGT4DPipeline(model, PipelineConfig(refine_enabled=False))
+    expected = pipe.run(_camera_frames(4), [0, 1, 2, 3])
+    original = pipe._run_frames
+    calls = []
+
+    def fail_first(frames, stamps_ns):
+        calls.append(len(frames))
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
+        return original(frames, stamps_ns)
+
+    monkeypatch.setattr(pipe, '_run_frames', fail_first)
+    result = pipe.run(_camera_frames(4), [0, 1, 2, 3])
+    assert calls == [4, 4] and pipe.oom_retries == 1
+    torch.testing.assert_close(result.extrinsics, expected.extrinsics)
+    assert torch.equal(result.refined_masks, expected.refined_masks)
+
+
+def test_out_of_memory_twice_reaches_the_caller(model, monkeypatch):
+    pipe = VGGT4DPipeline(model, PipelineConfig(refine_enabled=False))
+
+    def always_fail(frames, stamps_ns):
+        raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
+
+    monkeypatch.setattr(pipe, '_run_frames', always_fail)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        pipe.run(_camera_frames(4), [0, 1, 2, 3])
+    assert pipe.oom_retries == 1

@@ -53,6 +53,10 @@ class GraphedFunction:
         self.failed = False
         self.captures = 0
 
+    def clear(self) -> None:
+        """Drop every recorded graph (and with it its memory pool)."""
+        self._graphs.clear()
+
     @staticmethod
     def _key(tensors: Sequence[torch.Tensor]) -> GraphKey:
         return tuple((tuple(t.shape), t.dtype, str(t.device)) for t in tensors)

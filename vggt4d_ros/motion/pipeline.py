@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, replace
+import gc
 import time
 from typing import Iterator, Sequence
 
@@ -221,6 +222,7 @@ class VGGT4DPipeline:
         # pool is sized for its bucket; the power-of-two series sums to < 2x the largest.
         self._cluster_graph = GraphedFunction(_cluster_tensors, max_graphs=CLUSTER_GRAPHS)
         self._uniforms: dict[tuple[int, int, int], torch.Tensor] = {}
+        self.oom_retries = 0
         if config.compile_model and self.device.type == 'cuda':
             # In place: the module keeps its state_dict keys (no '_orig_mod.' prefix).
             self.model.aggregator.compile(dynamic=False, mode=config.compile_mode)
@@ -268,6 +270,11 @@ class VGGT4DPipeline:
     def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]) -> WindowResult:
         """Process one window of camera images.
 
+        A CUDA out-of-memory error is retried once after releasing cached memory (recorded
+        graphs and the allocator's cache): a window that fits can fail when blocks cached for an
+        earlier, larger window or another size fragment the memory. A second failure raises
+        ``torch.cuda.OutOfMemoryError`` to the caller.
+
         Args:
             frames: S images HxWx3 uint8 RGB, all the same size.
             stamps_ns: S source stamps.
@@ -276,6 +283,23 @@ class VGGT4DPipeline:
             WindowResult on the pipeline's device.
 
         """
+        try:
+            return self._run_frames(frames, stamps_ns)
+        except torch.cuda.OutOfMemoryError:
+            self.release_memory()
+            self.oom_retries += 1
+            return self._run_frames(frames, stamps_ns)
+
+    def release_memory(self) -> None:
+        """Drop recorded CUDA graphs and return cached blocks to the device."""
+        self._coarse_graph.clear()
+        self._cluster_graph.clear()
+        gc.collect()
+        if self.device.type == 'cuda':
+            torch.cuda.empty_cache()
+
+    def _run_frames(self, frames: Sequence[np.ndarray],
+                    stamps_ns: Sequence[int]) -> WindowResult:
         if len(frames) != len(stamps_ns):
             raise ValueError(f'{len(frames)} frames but {len(stamps_ns)} stamps')
         if not frames:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+from dataclasses import replace
 import pstats
 import time
 
@@ -47,6 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--stride', type=int, default=4)
     parser.add_argument('--windows', type=int, default=12, help='windows to time')
     parser.add_argument('--compile', action='store_true', help='PipelineConfig.compile_model')
+    parser.add_argument('--compile-mode', default=None,
+                        help="torch.compile mode, e.g. 'max-autotune-no-cudagraphs'")
     parser.add_argument('--no-refine', action='store_true')
     parser.add_argument('--cprofile', action='store_true', help='print top host functions')
     parser.add_argument('--torch-profile', action='store_true',
@@ -75,6 +78,8 @@ def build_engine(args: argparse.Namespace) -> PerceptionEngine:
     model = model.to(dtype).eval()
     pipeline_config = PipelineConfig(compile_model=args.compile,
                                      refine_enabled=not args.no_refine)
+    if args.compile_mode:
+        pipeline_config = replace(pipeline_config, compile_mode=args.compile_mode)
     pipeline = VGGT4DPipeline(model, pipeline_config, device, dtype)
     window = WindowConfig(window_size=args.window, stride=args.stride, mode='replay',
                           min_parallax_px=0.0, max_keyframe_interval_s=0.0)

@@ -20,6 +20,8 @@ import torch
 
 from vggt4d_ros.geometry.image_transform import plan_resize
 from vggt4d_ros.geometry.image_transform import to_network
+from vggt4d_ros.model.runtime import resolve_device
+from vggt4d_ros.model.runtime import resolve_dtype
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
 from vggt4d_ros.motion.result import WindowResult
@@ -78,26 +80,6 @@ def resolve_weights(weights: str | Path | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available else cpu; an unavailable CUDA device is an error."""
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ReplayError(f'bad --device {name!r}: {error}') from error
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ReplayError(f'--device {name} asked but CUDA is not available (use cpu or auto)')
-    return device
-
-
-def _compute_dtype(device: torch.device) -> torch.dtype:
-    if device.type != 'cuda':
-        return torch.float32
-    major, _ = torch.cuda.get_device_capability(device)
-    return torch.bfloat16 if major >= 8 else torch.float16
-
-
 def build_backend(weights: str | Path | None = None, device: str = 'auto',
                   pipeline_config: PipelineConfig | None = None,
                   network_width: int | None = None) -> ReplayBackend:
@@ -118,8 +100,11 @@ def build_backend(weights: str | Path | None = None, device: str = 'auto',
     from vggt4d_ros.model.weights import CheckpointError
     from vggt4d_ros.model.weights import load_model
 
-    torch_device = resolve_device(device)
-    dtype = _compute_dtype(torch_device)
+    try:
+        torch_device = resolve_device(device)
+    except ValueError as error:
+        raise ReplayError(f'--device: {error}') from error
+    dtype = resolve_dtype('auto', torch_device)
     path = resolve_weights(weights)
     if path is not None:
         if not path.is_file():

@@ -18,7 +18,7 @@ PerceptionEngine (window manager -> VGGT4D -> mapper) and publishes the results.
 
 from __future__ import annotations
 
-import sys
+import signal
 import threading
 import time
 import traceback
@@ -37,6 +37,7 @@ from rclpy.qos import HistoryPolicy
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
@@ -59,7 +60,7 @@ from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
 
 NODE_NAME = 'vggt4d'
-#: Raised out of spin() by the SIGINT/SIGTERM handler (Humble and Jazzy both define it).
+#: Raised out of spin_once() when another owner shuts the context down.
 ExternalShutdownException = getattr(executors, 'ExternalShutdownException', KeyboardInterrupt)
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
@@ -401,8 +402,18 @@ def _autostart(node: Vggt4dNode) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``ros2 run vggt4d_ros vggt4d_node``; exits 0 on SIGINT/SIGTERM."""
-    rclpy.init(args=args)
+    """Entry point of ``ros2 run vggt4d_ros vggt4d_node``; exits 0 on SIGINT/SIGTERM.
+
+    The node handles SIGINT/SIGTERM itself instead of rclpy: rclpy's handler shuts the context
+    down from under the executor and the worker, which then fail mid-take or mid-publish
+    (seen as rare tracebacks at shutdown). Here a signal only asks the spin loop to stop, and
+    the teardown runs in order on this thread: unsubscribe, join the worker, destroy the node,
+    shut rclpy down.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     node = Vggt4dNode()
     # One executor thread: the callbacks only convert and enqueue, and rclpy's
     # MultiThreadedExecutor keeps the GIL so busy that the GPU worker thread starved (measured on
@@ -411,22 +422,16 @@ def main(args: list[str] | None = None) -> int:
     executor.add_node(node)
     try:
         _autostart(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:  # noqa: B902
-        # The SIGINT/SIGTERM handler shuts the context down while the executor may be
-        # building a wait set; rclpy then raises RCLError instead of ExternalShutdownException.
-        if rclpy.ok():
-            raise
+        while rclpy.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+    except ExternalShutdownException:
+        pass  # another owner of the context shut it down
     finally:
         node.stop_everything()
         executor.shutdown()
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -19,6 +19,7 @@ PerceptionEngine (window manager -> VGGT4D -> mapper) and publishes the results.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -435,3 +436,7 @@ def main(args: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

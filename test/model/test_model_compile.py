@@ -28,7 +28,11 @@ def test_both_passes_trace_as_one_graph_and_match_eager():
         torch.testing.assert_close(traced_one[2].q[1], eager_one[2].q[1])
         for mask in (dynamic, torch.zeros_like(dynamic)):
             kv_mask = KeyValueMask(dynamic=mask, frame_blocks=(0,), global_blocks=(0, 1))
-            eager_two = aggregator(images, kv_mask=kv_mask, patch_tokens=features)
-            traced_two = compiled(images, kv_mask=kv_mask, patch_tokens=features)
+            # Pass 2 as the pipeline runs it: camera head only.
+            eager_two = aggregator(images, kv_mask=kv_mask, patch_tokens=features,
+                                   camera_only=True)
+            traced_two = compiled(images, kv_mask=kv_mask, patch_tokens=features,
+                                  camera_only=True)
+            assert traced_two[0][-1].shape == (1, 3, 1, 128)
             torch.testing.assert_close(traced_two[0][-1], eager_two[0][-1],
                                        atol=1e-6, rtol=1e-5)

@@ -167,3 +167,51 @@ def test_small_dimension_distances_match_the_matrix_product():
         reference = torch.cdist(points.double(), centroids.double()) ** 2
         torch.testing.assert_close(distances.double(), reference, atol=1e-4, rtol=1e-5)
         assert torch.equal(kmeans_module._assign(points, centroids), reference.argmin(-1))
+
+
+def _plain_adaptive_multiotsu(values: torch.Tensor) -> float:
+    """The adaptive rule with one boolean mask per class (the implementation it replaced)."""
+    flat = values.reshape(-1).double()
+    counts, _ = histogram_like_numpy(flat, 256)
+    best_score, best = -np.inf, np.inf
+    for classes in (2, 3, 4):
+        if int((counts > 0).sum()) < classes:
+            continue
+        thresholds = threshold_multiotsu(flat, classes)
+        region = torch.bucketize(flat, thresholds, right=True)
+        if any(not (region == c).any() for c in range(classes)):
+            continue
+        means = torch.stack([flat[region == c].mean() for c in range(classes)])
+        score = means.var(correction=0).item() / np.sqrt(classes)
+        if score > best_score:
+            best_score, best = score, thresholds[-1].item()
+    return best
+
+
+@pytest.mark.parametrize('kind', ['uniform', 'mixture', 'levels', 'skewed', 'spike'])
+def test_adaptive_multiotsu_matches_the_per_class_masks(kind):
+    """Class means from sums at or above each threshold equal the per-class-mask means."""
+    generator = torch.Generator().manual_seed(len(kind))
+    for trial in range(8):
+        count = 200 + 1500 * trial
+        values = {
+            'uniform': lambda: torch.rand(count, generator=generator),
+            'mixture': lambda: torch.cat([0.1 * torch.randn(count, generator=generator),
+                                          1 + 0.2 * torch.randn(count // 3, generator=generator)]),
+            'levels': lambda: torch.randint(0, trial + 2, (count,), generator=generator) / 4.0,
+            'skewed': lambda: torch.rand(count, generator=generator) ** 6,
+            'spike': lambda: torch.cat([torch.zeros(count), torch.rand(trial + 1,
+                                                                       generator=generator)]),
+        }[kind]()
+        assert adaptive_multiotsu(values).item() == _plain_adaptive_multiotsu(values)
+
+
+def test_coarse_benchmark_prints_a_table_on_cpu(capsys):
+    from vggt4d_ros.tools import bench
+    assert bench.main(['coarse', '--device', 'cpu', '--frames', '2', '--height', '42',
+                       '--width', '56', '--dim', '16', '--points', '500', '--repeats', '1']) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| ')]
+    assert table[0].startswith('| stage | variant | frames |')
+    rows = [line.split(' | ') for line in table[1:]]
+    assert [(row[0][2:], row[1]) for row in rows] == [('coarse', 'eager'), ('kmeans3d', 'eager')]
+    assert all(float(row[4]) > 0 and int(row[5]) > 100 for row in rows)

@@ -89,10 +89,13 @@ def test_token_mask_is_any_pixel_max_pool():
 def _explicit_bias_forward(original):
     """Attention.forward with every key/value removal replaced by a -inf additive bias."""
 
-    def forward(self, x, pos=None, attn_mask=None, return_qk=False, kv_index=None):
+    def forward(self, x, pos=None, attn_mask=None, return_qk=False, kv_index=None,
+                kv_keep=None):
         tokens = x.shape[1]
         keep = None
-        if kv_index is not None:
+        if kv_keep is not None:
+            keep = kv_keep.view(1, 1, 1, tokens)
+        elif kv_index is not None:
             keep = torch.zeros(tokens, dtype=torch.bool, device=x.device)
             keep[kv_index] = True
             keep = keep.view(1, 1, 1, tokens)
@@ -214,11 +217,11 @@ def test_out_of_memory_is_retried_once_after_releasing_memory(model, monkeypatch
     original = pipe._run_frames
     calls = []
 
-    def fail_first(frames, stamps_ns):
+    def fail_first(frames, stamps_ns, plan):
         calls.append(len(frames))
         if len(calls) == 1:
             raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
-        return original(frames, stamps_ns)
+        return original(frames, stamps_ns, plan)
 
     monkeypatch.setattr(pipe, '_run_frames', fail_first)
     result = pipe.run(_camera_frames(4), [0, 1, 2, 3])
@@ -230,10 +233,49 @@ def test_out_of_memory_is_retried_once_after_releasing_memory(model, monkeypatch
 def test_out_of_memory_twice_reaches_the_caller(model, monkeypatch):
     pipe = VGGT4DPipeline(model, PipelineConfig(refine_enabled=False))
 
-    def always_fail(frames, stamps_ns):
+    def always_fail(frames, stamps_ns, plan):
         raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
 
     monkeypatch.setattr(pipe, '_run_frames', always_fail)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         pipe.run(_camera_frames(4), [0, 1, 2, 3])
     assert pipe.oom_retries == 1
+
+
+def _uint8_stream(count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    return [rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def test_sliding_windows_reuse_shared_frames(model):
+    frames = _uint8_stream(7)
+    reuse = VGGT4DPipeline(model, PipelineConfig())
+    fresh = VGGT4DPipeline(model, PipelineConfig(reuse_frame_features=False))
+    for start in (0, 2):  # windows [0..4] and [2..6] share frames 2, 3 and 4
+        window, stamps = frames[start:start + 5], list(range(start, start + 5))
+        ours, reference = reuse.run(window, stamps), fresh.run(window, stamps)
+        torch.testing.assert_close(ours.images, reference.images)
+        torch.testing.assert_close(ours.depth, reference.depth)
+        torch.testing.assert_close(ours.extrinsics, reference.extrinsics)
+        assert torch.equal(ours.refined_masks, reference.refined_masks)
+    assert reuse.reused_frames == 3 and fresh.reused_frames == 0
+
+
+def test_reuse_needs_the_same_array_and_stamp(model):
+    frames = _uint8_stream(5)
+    pipe = VGGT4DPipeline(model, PipelineConfig())
+    pipe.run(frames, list(range(5)))
+    # Same stamps, new arrays (e.g. a replay restarted): nothing is reused.
+    copies = [frame.copy() for frame in frames]
+    copies[0][:] = 0
+    result = pipe.run(copies, list(range(5)))
+    assert pipe.reused_frames == 0
+    torch.testing.assert_close(result.images[0], torch.zeros_like(result.images[0]))
+    # Same arrays under other stamps: nothing is reused either.
+    pipe.run(copies, list(range(10, 15)))
+    assert pipe.reused_frames == 0
+    pipe.run(copies, list(range(10, 15)))
+    assert pipe.reused_frames == 5
+    pipe.release_memory()
+    pipe.run(copies, list(range(10, 15)))
+    assert pipe.reused_frames == 5

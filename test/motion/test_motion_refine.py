@@ -206,3 +206,48 @@ def test_chunked_cluster_sums_equal_the_single_product():
         sums = _cluster_sums(member.double(), values)
         reference = torch.bmm(member.double().transpose(1, 2), values)
         torch.testing.assert_close(sums, reference)
+
+
+@pytest.mark.parametrize('size', [1, 3, 4, 5, 7, 9])
+def test_dilation_and_erosion_match_opencv_for_ellipses_and_arbitrary_kernels(size):
+    from vggt4d_ros.motion.refine import _dilate, _erode
+    gen = np.random.default_rng(size)
+    mask = gen.random((2, 23, 31)) > 0.7
+    ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    arbitrary = (gen.random((size, size)) > 0.5).astype(np.uint8)  # gaps: convolution path
+    arbitrary[size // 2, size // 2] = 1
+    for kernel in (ellipse, arbitrary, np.ones((size, size), np.uint8)):
+        frames = mask.astype(np.uint8)
+        dilated = np.stack([cv2.dilate(f, kernel) > 0 for f in frames])
+        eroded = np.stack([cv2.erode(f, kernel) > 0 for f in frames])
+        ours = torch.from_numpy(mask)
+        weights = torch.from_numpy(kernel.astype(np.float32))
+        assert np.array_equal(_dilate(ours, weights).numpy(), dilated)
+        assert np.array_equal(_erode(ours, weights).numpy(), eroded)
+
+
+def test_compaction_is_the_stable_partition_of_the_candidates():
+    from vggt4d_ros.motion.refine import _compact
+    generator = torch.Generator().manual_seed(4)
+    candidates = torch.rand(4, 300, generator=generator) < torch.tensor([[0.0], [0.1], [0.5],
+                                                                         [1.0]])
+    index, valid = _compact(candidates)
+    counts = candidates.sum(1)
+    assert index.shape == valid.shape == (4, 300)
+    expected = torch.sort((~candidates).to(torch.uint8), dim=1, stable=True).indices
+    assert torch.equal(index, expected)
+    assert torch.equal(valid.sum(1), counts)
+    assert torch.equal(candidates.gather(1, index), valid)
+
+
+def test_refine_benchmark_prints_a_table_on_cpu(capsys):
+    from vggt4d_ros.tools import bench
+    assert bench.main(['refine', '--device', 'cpu', '--frames', '3', '--height', '24',
+                       '--width', '32', '--repeats', '1', '--warmup', '0']) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| ')]
+    assert table[0] == '| part | median ms | note |'
+    names = [line.split(' | ')[0][2:] for line in table[1:]]
+    assert names == ['kNN mean distance, eager', 'statistical_inliers', 'k-means, eager',
+                     'k-means, as the pipeline', 'close + dilate',
+                     'refine_masks, as the pipeline']
+    assert all(float(line.split(' | ')[1]) > 0 for line in table[1:])

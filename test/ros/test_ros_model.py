@@ -74,3 +74,27 @@ def test_tiny_vggt4d_end_to_end(peer, start_node, tiny_checkpoint):
     assert static_map[-1].header.frame_id == 'map' and np.isfinite(points).all()
     assert len(points) == len(colors) == static_map[-1].width
     stop_cleanly(node, signal.SIGINT)
+
+
+def test_warm_up_runs_the_sliding_window_a_stream_will_run():
+    from vggt4d_ros.ros.backend import warm_up
+
+    class Recorder:
+        def __init__(self):
+            self.windows = []
+
+        def run(self, frames, stamps_ns):
+            self.windows.append((list(frames), list(stamps_ns)))
+
+    recorder = Recorder()
+    assert warm_up(recorder, 8, 12, 16, stride=4) >= 0
+    (first, first_stamps), (second, second_stamps) = recorder.windows
+    assert len(first) == len(second) == 8 and first[0].shape == (12, 16, 3)
+    # The second window shares 4 frames with the first (same arrays, same stamps), so a
+    # pipeline's frame reuse path runs (and compiles) during the warm-up.
+    assert all(a is b for a, b in zip(first[4:], second[:4]))
+    assert first_stamps[4:] == second_stamps[:4]
+    single = Recorder()
+    warm_up(single, 8, 12, 16, stride=8)
+    warm_up(single, 8, 12, 16)
+    assert [len(frames) for frames, _ in single.windows] == [8, 8]

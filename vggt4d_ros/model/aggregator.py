@@ -131,6 +131,7 @@ class Aggregator(nn.Module):
         capture: Optional[CaptureRequest] = None,
         kv_mask: Optional[KeyValueMask] = None,
         patch_tokens: Optional[torch.Tensor] = None,
+        camera_only: bool = False,
     ) -> AggregatorOutput:
         """Run the aggregator on a window.
 
@@ -142,6 +143,9 @@ class Aggregator(nn.Module):
                 the masked path always runs (no host read, no graph break).
             patch_tokens: ``[B,S,N,C]`` DINOv2 features of these images from an earlier pass;
                 skips the patch embedding.
+            camera_only: only the camera head will read the output: keep the last layer
+                alone, and only its camera tokens (``[B,S,1,2C]``); the last global block then
+                computes the camera tokens' queries, projection and MLP only.
 
         Returns:
             ``(tokens, patch_start_idx, captures)``: ``tokens`` has ``depth`` entries,
@@ -184,7 +188,7 @@ class Aggregator(nn.Module):
         if kv_mask is not None and self._masks_needed(kv_mask):
             masks = kv_mask.keep_masks(self.patch_start_idx)
         outputs = self._run_blocks(tokens, batch, frames, (frame_table, global_table), masks,
-                                   kv_mask, capture, captures)
+                                   kv_mask, capture, captures, camera_only)
         return outputs, self.patch_start_idx, captures
 
     @staticmethod
@@ -210,12 +214,17 @@ class Aggregator(nn.Module):
         kv_mask: Optional[KeyValueMask],
         capture: Optional[CaptureRequest],
         captures: Optional[Captures],
+        camera_only: bool = False,
     ) -> List[Optional[torch.Tensor]]:
         """Alternate frame and global blocks; keep the outputs the heads need."""
         per_frame, channels = tokens.shape[1], tokens.shape[2]
         frame_table, global_table = tables
         q_blocks = set(capture.q_global_blocks) if capture is not None else set()
         k_blocks = set(capture.k_global_blocks) if capture is not None else set()
+        last = self.depth - 1
+        masked_last = masks is not None and last in kv_mask.global_blocks
+        camera_only = camera_only and last not in q_blocks | k_blocks and not masked_last
+        kept = (last,) if camera_only else self.kept_layers
         outputs: List[Optional[torch.Tensor]] = [None] * self.depth
         global_keep_index = None
         # The index path needs nonzero() (data-dependent shape): under torch.compile keep the
@@ -232,15 +241,22 @@ class Aggregator(nn.Module):
             tokens = self.frame_blocks[index](tokens, pos=frame_table, attn_mask=frame_mask)
             frame_out = tokens
             tokens = tokens.reshape(batch, frames * per_frame, channels)
+            if camera_only and index == last:
+                outputs[index] = self._camera_tokens_out(frame_out, tokens, batch, frames,
+                                                         global_table)
+                break
             wants_qk = index in q_blocks or index in k_blocks
-            global_index = None
+            global_index = global_keep = None
             if global_mask is not None and global_keep_index is not None:
                 # One window: drop the dynamic keys/values by index (as the reference does) so
                 # SDPA keeps its fused kernels and never builds an (S*P)^2 mask.
                 global_index, global_mask = global_keep_index, None
+            elif global_mask is not None and batch == 1:
+                # Compiled: the same key dropping inside one opaque operator.
+                global_keep, global_mask = global_mask.reshape(-1), None
             result = self.global_blocks[index](
                 tokens, pos=global_table, attn_mask=global_mask, return_qk=wants_qk,
-                kv_index=global_index,
+                kv_index=global_index, kv_keep=global_keep,
             )
             if wants_qk:
                 tokens, q, k = result
@@ -250,7 +266,7 @@ class Aggregator(nn.Module):
                     captures.k[index] = _patches_only(k, batch, frames, self.patch_start_idx)
             else:
                 tokens = result
-            if index in self.kept_layers:
+            if index in kept:
                 outputs[index] = torch.cat(
                     [
                         frame_out.reshape(batch, frames, per_frame, channels),
@@ -259,3 +275,25 @@ class Aggregator(nn.Module):
                     dim=-1,
                 )
         return outputs
+
+    def _camera_tokens_out(
+        self,
+        frame_out: torch.Tensor,
+        tokens: torch.Tensor,
+        batch: int,
+        frames: int,
+        global_table: RopeTable,
+    ) -> torch.Tensor:
+        """Last layer for the camera head: ``[B,S,1,2C]`` (frame | global camera tokens)."""
+        per_frame, channels = frame_out.shape[1], frame_out.shape[2]
+        camera_index = torch.arange(frames, device=tokens.device) * per_frame
+        global_out = self.global_blocks[self.depth - 1].forward_queries(
+            tokens, camera_index, pos=global_table
+        )
+        return torch.cat(
+            [
+                frame_out.reshape(batch, frames, per_frame, channels)[:, :, :1],
+                global_out.reshape(batch, frames, 1, channels),
+            ],
+            dim=-1,
+        )

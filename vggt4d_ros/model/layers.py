@@ -13,12 +13,50 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 from torch import nn
+from torch.nn.attention import sdpa_kernel, SDPBackend
 import torch.nn.functional as F
 
 from vggt4d_ros.model.rope import RopeTable, RotaryPositionEmbedding2D
 
 # (output [B,T,C], q [B,H,T,D], k [B,H,T,D]) when a block is asked for its queries and keys.
 AttentionWithQK = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+# Kernels for attention over a data-dependent number of keys. cuDNN's fused attention builds
+# and caches an execution plan per sequence length: with a new key count every window (the
+# dynamic mask changes) pass 2 on an H200 took 74 ms instead of 42. Flash attention has no
+# per-shape plan.
+_VARIABLE_LENGTH_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                             SDPBackend.MATH]
+
+
+def attention_over_kept_keys(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                             index: torch.Tensor) -> torch.Tensor:
+    """SDPA of ``q[B,H,T,D]`` over the keys/values ``index`` (``Long[K]``) only."""
+    with sdpa_kernel(_VARIABLE_LENGTH_BACKENDS):
+        return F.scaled_dot_product_attention(q, k.index_select(2, index),
+                                              v.index_select(2, index))
+
+
+@torch.library.custom_op('vggt4d::kept_key_attention', mutates_args=())
+def kept_key_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor
+) -> torch.Tensor:
+    """SDPA over the keys/values where ``keep`` (``Bool[T_kv]``) is True; ``[B,H,T,D]``.
+
+    The same attention as a boolean key mask, computed on the kept keys only so that SDPA keeps
+    its fused no-mask kernels (on an H200 a masked global block took 1.10 ms, unmasked 0.68).
+    Dropping keys gives a data-dependent shape, which ``torch.compile`` cannot trace; as an
+    opaque operator whose output has the query's shape it compiles without a graph break.
+    """
+    return attention_over_kept_keys(q, k, v, keep.nonzero().squeeze(1)).contiguous()
+
+
+@kept_key_attention.register_fake
+def _kept_key_attention_shape(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor
+) -> torch.Tensor:
+    return torch.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype, device=q.device)
 
 
 class Mlp(nn.Module):
@@ -93,6 +131,7 @@ class Attention(nn.Module):
         attn_mask: Optional[torch.Tensor] = None,
         return_qk: bool = False,
         kv_index: Optional[torch.Tensor] = None,
+        kv_keep: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, AttentionWithQK]:
         """Attend over the tokens of ``x``.
 
@@ -105,6 +144,8 @@ class Attention(nn.Module):
             kv_index: optional ``Long[T_kv]`` token indices whose keys/values are kept (same for
                 every batch element); the others are dropped before SDPA, which keeps the
                 fused kernels usable (an ``attn_mask`` may force a slower kernel).
+            kv_keep: optional ``Bool[T]``, the same selection as a mask
+                (:func:`kept_key_attention`; for compiled models).
 
         Returns:
             ``[B,T,C]``, or ``(out, q[B,H,T,D], k[B,H,T,D])`` when ``return_qk``.
@@ -117,14 +158,52 @@ class Attention(nn.Module):
         if self.rope is not None and pos is not None:
             q = self.rope(q, pos)
             k = self.rope(k, pos)
-        k_used, v_used = k, v
         if kv_index is not None:
-            k_used, v_used = k.index_select(2, kv_index), v.index_select(2, kv_index)
-        out = F.scaled_dot_product_attention(q, k_used, v_used, attn_mask=attn_mask)
+            out = attention_over_kept_keys(q, k, v, kv_index)
+        elif kv_keep is not None:
+            out = kept_key_attention(q, k, v, kv_keep)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         out = self.proj(out.transpose(1, 2).reshape(batch, tokens, channels))
         if return_qk:
             return out, q, k
         return out
+
+    def forward_queries(
+        self,
+        x: torch.Tensor,
+        query_index: torch.Tensor,
+        pos: Optional[RopeTable] = None,
+    ) -> torch.Tensor:
+        """Attention output for the tokens ``query_index`` only; keys/values from all tokens.
+
+        Equal to ``forward(x, pos)[:, query_index]`` without computing the other queries.
+
+        Args:
+            x: tokens ``[B,T,C]``.
+            query_index: ``Long[Q]`` token indices.
+            pos: RoPE tables for all ``T`` tokens, as in :meth:`forward`.
+
+        Returns:
+            ``[B,Q,C]``.
+        """
+        batch, tokens, channels = x.shape
+        dim = self.num_heads * self.head_dim
+        weight, bias = self.qkv.weight, self.qkv.bias
+        kv = F.linear(x, weight[dim:], None if bias is None else bias[dim:])
+        k, v = kv.reshape(batch, tokens, 2, self.num_heads, self.head_dim).permute(
+            2, 0, 3, 1, 4).unbind(0)
+        q = F.linear(x.index_select(1, query_index), weight[:dim],
+                     None if bias is None else bias[:dim])
+        q = q.reshape(batch, -1, self.num_heads, self.head_dim).transpose(1, 2)
+        q = self.q_norm(q)
+        k = self.k_norm(k)
+        if self.rope is not None and pos is not None:
+            q = self.rope(q, (pos[0].index_select(-2, query_index),
+                              pos[1].index_select(-2, query_index)))
+            k = self.rope(k, pos)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(batch, -1, channels))
 
 
 class Block(nn.Module):
@@ -166,10 +245,12 @@ class Block(nn.Module):
         attn_mask: Optional[torch.Tensor] = None,
         return_qk: bool = False,
         kv_index: Optional[torch.Tensor] = None,
+        kv_keep: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, AttentionWithQK]:
         """Run the block on ``x[B,T,C]``; see :meth:`Attention.forward` for the arguments."""
         attended = self.attn(
-            self.norm1(x), pos=pos, attn_mask=attn_mask, return_qk=return_qk, kv_index=kv_index
+            self.norm1(x), pos=pos, attn_mask=attn_mask, return_qk=return_qk, kv_index=kv_index,
+            kv_keep=kv_keep,
         )
         if return_qk:
             attended, q, k = attended
@@ -178,3 +259,16 @@ class Block(nn.Module):
         if return_qk:
             return x, q, k
         return x
+
+    def forward_queries(
+        self, x: torch.Tensor, query_index: torch.Tensor, pos: Optional[RopeTable] = None
+    ) -> torch.Tensor:
+        """``forward(x, pos)[:, query_index]`` (``[B,Q,C]``) without the other tokens' outputs.
+
+        Every token still serves as a key and value; only the queries, the projection and the
+        MLP are restricted to ``query_index``. A last block whose output only a few tokens
+        feed (VGGT's camera head reads the camera token alone) skips most of its work.
+        """
+        attended = self.attn.forward_queries(self.norm1(x), query_index, pos=pos)
+        x = x.index_select(1, query_index) + self.ls1(attended)
+        return x + self.ls2(self.mlp(self.norm2(x)))

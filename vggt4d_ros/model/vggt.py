@@ -118,8 +118,10 @@ class VGGT(nn.Module):
         if query_points is not None and query_points.dim() == 2:
             query_points = query_points.unsqueeze(0)
 
+        # Camera head alone (VGGT4D's pass 2): the last layer's camera tokens are all it reads.
         tokens, patch_start_idx, captures = self.aggregator(
-            images, capture=capture, kv_mask=kv_mask, patch_tokens=patch_tokens
+            images, capture=capture, kv_mask=kv_mask, patch_tokens=patch_tokens,
+            camera_only=heads == frozenset({'camera'}),
         )
         predictions: Dict[str, Union[torch.Tensor, list, object]] = {}
         with torch.autocast(device_type=images.device.type, enabled=False):

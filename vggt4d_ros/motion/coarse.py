@@ -38,6 +38,9 @@ class CoarseConfig:
         otsu_classes: candidate numbers of classes.
         otsu_bins: histogram bins.
         eps: min-max epsilon.
+        compile_kmeans: on CUDA, run the k-means steps through ``torch.compile`` (fewer,
+            fused kernels; compiles once per window shape on first use, which takes seconds;
+            may round differently from the eager steps). Ignored on the CPU.
 
     """
 
@@ -48,6 +51,7 @@ class CoarseConfig:
     otsu_classes: tuple[int, ...] = (2, 3, 4)
     otsu_bins: int = 256
     eps: float = 1e-6
+    compile_kmeans: bool = False
 
 
 @dataclass
@@ -97,12 +101,14 @@ def cluster_smooth(
     flat_feat = features.reshape(1, -1, features.shape[-1])
     km = feature_clusters(config, flat_feat.shape[1])
     clusters = km.clusters
-    labels, _ = kmeans(flat_feat, km, uniforms=uniforms)
+    compiled = config.compile_kmeans and flat_feat.is_cuda
+    labels, _ = kmeans(flat_feat, km, uniforms=uniforms, compiled=compiled)
     labels = labels[0]
     values = saliency.reshape(-1).float()
     # One-hot matmul instead of index_add_: CUDA float atomics would make the sums (and so
     # the threshold) vary in the last bit from run to run. (F.one_hot would sync the host.)
-    onehot = (labels.unsqueeze(1) == torch.arange(clusters, device=labels.device)).float()
+    # Rows of the identity: the float one-hot in one gather kernel.
+    onehot = F.embedding(labels, torch.eye(clusters, device=labels.device))
     sums = onehot.t() @ values
     counts = onehot.sum(0)
     means = sums / counts.clamp_min(1)
@@ -123,7 +129,7 @@ def histogram_like_numpy(values: torch.Tensor, bins: int) -> tuple[torch.Tensor,
 
     """
     flat = values.reshape(-1).double()
-    low, high = flat.min(), flat.max()
+    low, high = torch.aminmax(flat)
     same = high <= low
     low = torch.where(same, low - 0.5, low)
     high = torch.where(same, high + 0.5, high)
@@ -131,11 +137,14 @@ def histogram_like_numpy(values: torch.Tensor, bins: int) -> tuple[torch.Tensor,
     edges = low + (high - low) * edges
     index = ((flat - low) * (bins / (high - low))).long().clamp(0, bins - 1)
     # numpy's correction step: move values that rounding put on the wrong side of an edge.
-    index = index - (flat < edges[index]).long()
-    index = index + ((flat >= edges[index + 1]) & (index != bins - 1)).long()
-    # scatter_add_ of integers: exact and deterministic; bincount would sync the host on CUDA.
-    counts = torch.zeros(bins, dtype=torch.long, device=flat.device)
-    counts = counts.scatter_add_(0, index, torch.ones_like(index)).double()
+    # (No value lies below edges[0], so the index stays >= 0.)
+    index = torch.add(index, flat < edges[index], alpha=-1)
+    # Upper edge of every bin, +inf for the last one (numpy keeps the maximum in it).
+    upper = F.pad(edges[1:-1], (0, 1), value=math.inf)
+    index = index + (flat >= upper[index])
+    # Float64 sums of ones are exact integers, so the atomic adds are deterministic; bincount
+    # would sync the host on CUDA.
+    counts = flat.new_zeros(bins).scatter_add_(0, index, flat.new_ones(()).expand_as(index))
     return counts, (edges[:-1] + edges[1:]) / 2
 
 
@@ -143,13 +152,44 @@ def _class_score_table(prob: torch.Tensor) -> torch.Tensor:
     """H[i,j] = (sum_{b=i..j} p_b b)^2 / sum_{b=i..j} p_b for i <= j (0 for empty, -inf i>j)."""
     bins = prob.shape[0]
     index = torch.arange(bins, device=prob.device, dtype=prob.dtype)
-    zeroth = torch.cat([prob.new_zeros(1), torch.cumsum(prob, 0)])
-    first = torch.cat([prob.new_zeros(1), torch.cumsum(prob * index, 0)])
+    zeroth = F.pad(torch.cumsum(prob, 0), (1, 0))
+    first = F.pad(torch.cumsum(prob * index, 0), (1, 0))
     mass = zeroth[1:].unsqueeze(0) - zeroth[:-1].unsqueeze(1)  # [i,j]: bins i..j
     moment = first[1:].unsqueeze(0) - first[:-1].unsqueeze(1)
-    table = torch.where(mass > 0, moment * moment / mass.clamp_min(1e-300), mass.new_zeros(()))
-    upper = torch.ones(bins, bins, dtype=torch.bool, device=prob.device).triu()
-    return torch.where(upper, table, torch.full_like(table, -math.inf))
+    table = torch.where(mass > 0, moment * moment / mass.clamp_min(1e-300), 0.0)
+    lower = torch.ones(bins, bins, dtype=torch.bool, device=prob.device).tril_(-1)
+    return table.masked_fill_(lower, -math.inf)
+
+
+def _multiotsu_search(prob: torch.Tensor, classes: Sequence[int],
+                      table: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Optimal threshold bin indices for several class counts, from one dynamic programme.
+
+    After j rounds, ``best[t]`` is the best score of j + 1 classes covering bins 0..t, so the
+    rounds of the largest K also serve every smaller K.
+
+    Returns:
+        for each K of ``classes``, [K-1] int64 bin indices t_1 < ... < t_{K-1}.
+
+    """
+    table = _class_score_table(prob) if table is None else table
+    best = table[0]  # best[t]: best score of the classes up to and including bin t
+    bests, back = [best], []
+    for _ in range(max(classes) - 2):
+        # cand[t', t] = best[t'] + H[t'+1, t] for t' < bins - 1; max gives the value and the
+        # first maximising t' in one kernel (columns without a split are all -inf -> t' = 0).
+        best, choice = (best[:-1].unsqueeze(1) + table[1:]).max(dim=0)
+        bests.append(best)
+        back.append(choice)
+    found = []
+    for count in classes:
+        final = bests[count - 2][:-1] + table[1:, -1]
+        # Backtrack with gather: indexing by a 0-dim device tensor would read it to the host.
+        thresholds = [final.argmax().view(1)]
+        for choice in reversed(back[:count - 2]):
+            thresholds.append(choice.gather(0, thresholds[-1]))
+        found.append(torch.cat(thresholds[::-1]))
+    return found
 
 
 def multiotsu_indices(prob: torch.Tensor, classes: int,
@@ -168,24 +208,7 @@ def multiotsu_indices(prob: torch.Tensor, classes: int,
         [K-1] int64 bin indices t_1 < ... < t_{K-1}.
 
     """
-    table = _class_score_table(prob) if table is None else table
-    bins = prob.shape[0]
-    best = table[0]  # best[t]: best score of the classes up to and including bin t
-    back = []
-    for _ in range(classes - 2):
-        # cand[t', t] = best[t'] + H[t'+1, t]; t' < t.
-        cand = best[:-1].unsqueeze(1) + table[1:]
-        cand = torch.cat([cand, torch.full((1, bins), -math.inf, dtype=cand.dtype,
-                                           device=cand.device)])
-        choice = cand.argmax(dim=0)
-        best = cand.gather(0, choice.unsqueeze(0)).squeeze(0)
-        back.append(choice)
-    final = best[:-1] + table[1:, -1]
-    # Backtrack with gather: indexing by a 0-dim device tensor would read it to the host.
-    thresholds = [final.argmax().view(1)]
-    for choice in reversed(back):
-        thresholds.append(choice.gather(0, thresholds[-1]))
-    return torch.cat(thresholds[::-1])
+    return _multiotsu_search(prob, (classes,), table)[0]
 
 
 def threshold_multiotsu(values: torch.Tensor, classes: int, bins: int = 256) -> torch.Tensor:
@@ -207,6 +230,26 @@ def threshold_multiotsu(values: torch.Tensor, classes: int, bins: int = 256) -> 
     return torch.where(occupied >= classes, thresholds, torch.full_like(thresholds, math.nan))
 
 
+def _at_or_above(values: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Sum and count of the values >= each threshold.
+
+    Column reductions, not a matrix product: a product with ~10^6 inner and a handful of outer
+    entries is the shape cuBLAS runs on a few tiles only.
+
+    Args:
+        values: [N] float64.
+        thresholds: [T] float64.
+
+    Returns:
+        [T,2] float64: (sum, count) per threshold; counts are exact integers.
+
+    """
+    column = values.unsqueeze(1)
+    above = column >= thresholds  # [N,T]
+    sums = torch.where(above, column, 0.0).sum(0)
+    return torch.stack([sums, above.sum(0, dtype=values.dtype)], dim=1)
+
+
 def adaptive_multiotsu(
     values: torch.Tensor, classes: Sequence[int] = (2, 3, 4), bins: int = 256
 ) -> torch.Tensor:
@@ -215,6 +258,10 @@ def adaptive_multiotsu(
     score(K) = population variance of the K class means (classes from ``np.digitize`` of the
     values by the thresholds) / sqrt(K). K without a valid split, or with an empty class,
     never wins; if no K is valid the threshold is +inf (nothing exceeds it).
+
+    Class c of K holds the values v with t_c <= v < t_{c+1} (t_0 = -inf, t_K = +inf), so its
+    sum and count are differences of the sums and counts at or above each threshold: one pass
+    over the values for every K at once, instead of one per class.
 
     Args:
         values: any shape, finite.
@@ -227,25 +274,25 @@ def adaptive_multiotsu(
     counts, centres = histogram_like_numpy(flat, bins)
     prob = counts / counts.sum()
     occupied = (counts > 0).sum()
-    table = _class_score_table(prob)  # shared by every K
-    scores, tops = [], []
+    indices = _multiotsu_search(prob, classes, _class_score_table(prob))
+    # Row 0: every value (threshold -inf); then the thresholds of each K in turn.
+    thresholds = F.pad(centres[torch.cat(indices)], (1, 0), value=-math.inf)
+    above = _at_or_above(flat, thresholds)  # [1+T,2]
+    scores, tops, enough, offset = [], [], [], 1
     for count in classes:
-        thresholds = centres[multiotsu_indices(prob, count, table)]
-        thresholds = torch.where(occupied >= count, thresholds,
-                                 torch.full_like(thresholds, math.nan))
-        region = torch.bucketize(flat, thresholds.nan_to_num(math.inf), right=True)
-        # Per-class reductions (deterministic on CUDA, unlike float index_add_).
-        means = torch.stack([torch.where(region == c, flat, 0.0).sum() / (region == c).sum()
-                             for c in range(count)])
-        score = means.var(correction=0) / math.sqrt(count)
-        ok = torch.isfinite(score) & ~torch.isnan(thresholds).any()
-        scores.append(torch.where(ok, score, torch.full_like(score, -math.inf)))
-        tops.append(thresholds[-1])
-    scores_t, tops_t = torch.stack(scores), torch.stack(tops)
+        lower = torch.cat([above[:1], above[offset:offset + count - 1]])  # [K,2]
+        stats = lower - F.pad(lower[1:], (0, 0, 0, 1))  # class sums and counts
+        means = stats[:, 0] / stats[:, 1]  # NaN for an empty class
+        scores.append(means.var(correction=0) / math.sqrt(count))
+        tops.append(thresholds[offset + count - 2])
+        enough.append(occupied >= count)  # else skimage raises
+        offset += count - 1
+    scores_t = torch.stack(scores)
+    valid = torch.isfinite(scores_t) & torch.stack(enough)
     # First maximum, like the release's strict '>'; gathered, not indexed (no host read).
-    best = scores_t.argmax().view(1)
-    best_score, best_top = scores_t.gather(0, best)[0], tops_t.gather(0, best)[0]
-    return torch.where(torch.isfinite(best_score), best_top, torch.full_like(best_top, math.inf))
+    # Without any valid K, index 0 is picked and its top is +inf.
+    best = torch.where(valid, scores_t, -math.inf).argmax().view(1)
+    return torch.where(valid, torch.stack(tops), math.inf).gather(0, best)[0]
 
 
 def coarse_masks(

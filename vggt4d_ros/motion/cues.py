@@ -22,6 +22,7 @@ normalised per frame and combined into D = N[(1-A)(1-B) Cd (1-Dk) E].
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 from typing import Literal, Mapping, Sequence
 
 import torch
@@ -115,6 +116,18 @@ def window_weights(
         if sources:
             weights[ref, sources] = 1.0 / len(sources)
     return weights.to(device)
+
+
+@functools.lru_cache(maxsize=16)
+def _device_window_weights(num_frames: int, offsets: tuple[int, ...],
+                           empty_window: EmptyWindowPolicy,
+                           device: torch.device) -> torch.Tensor:
+    """:func:`window_weights`, built once per window shape and device (read-only).
+
+    Copying a fresh host tensor to the GPU every window was a blocking copy: the host waited
+    for pass 1 to finish before it could queue the cue kernels.
+    """
+    return window_weights(num_frames, offsets, empty_window, device)
 
 
 def _select(tensors: Mapping[int, torch.Tensor], layers: Sequence[int]) -> list[torch.Tensor]:
@@ -232,7 +245,8 @@ def compute_cues(
     if grid_hw[0] * grid_hw[1] != tokens:
         raise ValueError(f'grid {grid_hw} does not hold {tokens} patch tokens')
     device = any_tensor.device
-    weights = window_weights(frames, config.offsets, config.empty_window, device)
+    weights = _device_window_weights(frames, tuple(config.offsets), config.empty_window,
+                                     torch.device(device))
 
     def mean_map(a: Mapping[int, torch.Tensor], b: Mapping[int, torch.Tensor],
                  block_ids: Sequence[int]) -> torch.Tensor:
@@ -258,7 +272,8 @@ def compute_cues(
     # A frame without any source frame has no temporal cue: its statistics are zero, and it
     # must not get the per-frame normalisation's guaranteed peak of 1.
     saliency = saliency * has_window.view(-1, 1, 1)
-    return CueMaps(saliency=saliency, raw=raw, has_window=has_window, window_weights=weights)
+    return CueMaps(saliency=saliency, raw=raw, has_window=has_window,
+                   window_weights=weights.clone())
 
 
 def dynamic_saliency(

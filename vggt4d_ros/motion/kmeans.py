@@ -12,7 +12,13 @@ The seeding's random numbers are drawn up front on the CPU from the seed (``seed
 and turned into D^2-proportional picks by inverse-CDF sampling (cumsum + searchsorted). So the
 draws do not depend on the device, and with ``uniforms`` passed in the whole clustering is a
 fixed sequence of device kernels without generator state: it can be captured in a CUDA graph
-(``motion.graphs``), which removes the launch overhead of its ~1000 small kernels.
+(``motion.graphs``).
+
+Even replayed from a graph, every kernel costs a few microseconds, and most kernels here are
+tiny; so each seeding step and Lloyd iteration is written with as few kernels as the exact
+arithmetic allows (in-place products, clamps with tensor bounds, no 0-dim index gathers,
+point norms computed once), and on CUDA the two step functions can additionally be fused by
+``torch.compile`` (``compiled=True``).
 
 Batches of point sets with different sizes are padded and carry a validity mask, so the 3D
 clustering of every frame of a window runs as one batch.
@@ -21,9 +27,14 @@ clustering of every frame of a window runs as one batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import logging
 import math
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,16 +61,43 @@ class KMeansConfig:
 #: M = 262144 (the 3D k-means of the refinement), the element-wise sum takes well under 1 ms.
 SMALL_DIM = 4
 
+#: The largest float32 below 1. For a positive normal total t, fl(LARGEST_DRAW * t) is exactly
+#: the float below t (t - t 2^-24 lies within half a spacing of it), and rounding is monotonic:
+#: draws clamped to it give u * t = min(u * t, nextafter(t, 0)) with one multiplication.
+LARGEST_DRAW = 1.0 - 2.0 ** -24
+
+#: Sampling weight of a valid point at D^2 = 0, so that a set whose valid points are all
+#: centroids already still draws (uniformly) among its valid points.
+TINY_WEIGHT = 1e-30
+
+
+def _add_cross_term_(out: torch.Tensor, points: torch.Tensor,
+                     scaled_centroids: torch.Tensor) -> torch.Tensor:
+    """Add ``x . s`` to ``out`` in place, coordinate by coordinate (few coordinates only).
+
+    [B,M,k] += [B,M,C] x [B,k,C]^T with s = -2 c; one multiply-add per coordinate (see
+    :data:`SMALL_DIM`). ``out`` must not be a broadcast view.
+    """
+    for dim in range(points.shape[-1]):
+        out.addcmul_(points[..., dim:dim + 1], scaled_centroids[:, :, dim].unsqueeze(1))
+    return out
+
 
 def _cross_term(base: torch.Tensor, points: torch.Tensor,
                 centroids: torch.Tensor) -> torch.Tensor:
-    """Compute ``base - 2 x.c`` for [B,M,C] points and [B,k,C] centroids -> [B,M,k]."""
+    """Compute ``base - 2 x.c`` for [B,M,C] points and [B,k,C] centroids -> [B,M,k].
+
+    ``base`` broadcasts to [B,M,k] (e.g. [B,1,k] centroid norms).
+    """
+    shape = (points.shape[0], points.shape[1], centroids.shape[1])
     if points.shape[-1] > SMALL_DIM:
-        return torch.baddbmm(base, points, centroids.transpose(1, 2), alpha=-2)
-    scaled = centroids.transpose(1, 2).unsqueeze(1) * -2  # [B,1,C,k]
-    out = base.expand(points.shape[0], points.shape[1], centroids.shape[1]).clone()
-    for dim in range(points.shape[-1]):
-        out.addcmul_(points[..., dim:dim + 1], scaled[:, :, dim])
+        return torch.baddbmm(base.expand(shape), points, centroids.transpose(1, 2), alpha=-2)
+    # value=-2 scales exactly (a power of two): the same sums as with -2 c precomputed.
+    # The first coordinate's multiply-add also materialises the broadcast base (no clone).
+    out = torch.addcmul(base.expand(shape), points[..., :1], centroids[:, :, 0].unsqueeze(1),
+                        value=-2)
+    for dim in range(1, points.shape[-1]):
+        out.addcmul_(points[..., dim:dim + 1], centroids[:, :, dim].unsqueeze(1), value=-2)
     return out
 
 
@@ -77,6 +115,10 @@ def _squared_distances(points: torch.Tensor, point_norms: torch.Tensor,
 def _assign(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """Nearest centroid [B,M]: argmin_k ||c_k||^2 - 2 x.c_k (||x||^2 does not matter)."""
     centroid_norms = (centroids * centroids).sum(-1).unsqueeze(1)
+    if points.shape[-1] > SMALL_DIM and torch.compiler.is_compiling():
+        # Inductor runs a baddbmm as a copy of the base and a product; a plain product lets it
+        # fuse the addition (the same arithmetic: -2 x.c is exact) into the argmin.
+        return (centroid_norms + torch.bmm(points, centroids.transpose(1, 2)) * -2).argmin(-1)
     return _cross_term(centroid_norms, points, centroids).argmin(dim=-1)
 
 
@@ -98,7 +140,7 @@ def _sample_proportional(weights: torch.Tensor, uniforms: torch.Tensor) -> torch
     """Draw indices with probability proportional to ``weights`` (inverse CDF).
 
     Args:
-        weights: [B,M] >= 0 with a positive sum per row.
+        weights: [B,M] >= 0 with a positive, finite sum per row.
         uniforms: [B,L] in [0,1).
 
     Returns:
@@ -108,13 +150,90 @@ def _sample_proportional(weights: torch.Tensor, uniforms: torch.Tensor) -> torch
     cdf = torch.cumsum(weights, dim=1)
     total = cdf[:, -1:]
     # Keep the target strictly below the total so a pick always exists, even when u * total
-    # rounds up to it.
+    # rounds up to it (or u = 1).
     target = torch.minimum(uniforms * total, torch.nextafter(total, torch.zeros_like(total)))
     return torch.searchsorted(cdf, target, right=True).clamp_max_(weights.shape[1] - 1)
 
 
+def _gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``values[b, index[b, l]]``: [B,M,C] and [B,L] -> [B,L,C] (one gather kernel)."""
+    return values.gather(1, index.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+
+
+def _candidate_table(points: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """[B,M+1,C'] rows that one gather turns into candidates: coordinates, ..., norm.
+
+    Few coordinates (:data:`SMALL_DIM`): ``[x, -2 x, ||x||^2]`` (-2 x is exact; the step adds
+    it coordinate by coordinate). Otherwise ``[x, 0.., ||x||^2]`` with the row length a
+    multiple of 4, so that the candidates' coordinates, a strided view, keep a 16-byte
+    aligned leading dimension for the batched product. Row M is a zero row: the index
+    ``searchsorted`` returns when no CDF step holds the target, which only non-finite weights
+    cause, so the gathers stay in range without a clamp kernel per step.
+    """
+    dims = points.shape[-1]
+    if dims <= SMALL_DIM:
+        table = torch.cat([points, points * -2, norms.unsqueeze(-1)], dim=-1)
+        return F.pad(table, (0, 0, 0, 1))
+    table = points.new_zeros(points.shape[0], points.shape[1] + 1, dims + 4 - dims % 4)
+    table[:, :-1, :dims] = points
+    table[:, :-1, -1] = norms
+    return table
+
+
+def _seed_step(points: torch.Tensor, table: torch.Tensor, norms: torch.Tensor,
+               prob: torch.Tensor, cdf: torch.Tensor, tiny: torch.Tensor,
+               uniforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One greedy k-means++ step: draw L candidates by D^2, keep the one that lowers D^2 most.
+
+    The state is ``prob`` = D^2 * valid + ``tiny`` (the sampling weights, tiny = 1e-30 on valid
+    points, 0 on invalid ones). The candidates' D^2 after adding a candidate is
+    ``min(max(d, tiny), prob)``, which equals ``min(max(d, 0), D^2) + tiny`` for every D^2
+    that is 0 or >= 1e-22, and is 0 on invalid points: one clamp with tensor bounds.
+
+    Args:
+        points: [B,M,C].
+        table: [B,M+1,C'] rows gathered for the candidates (:func:`_candidate_table`).
+        norms: [B,M] squared point norms.
+        prob: [B,M] sampling weights (state).
+        cdf: [B,M] ``torch.cumsum(prob, 1)``, computed by the caller: outside compiled code,
+            so that compiled steps draw the candidates eager ones draw (another summation
+            order shifts every CDF step by a few ulps, which moves a draw to the neighbouring
+            point several times per clustering).
+        tiny: [B,M] ``TINY_WEIGHT`` on valid points, 0 on invalid ones.
+        uniforms: [B,L] draws of this step, clamped to :data:`LARGEST_DRAW`.
+
+    Returns:
+        new ``prob`` [B,M], the candidates [B,L] (row indices of ``table``) and the kept one
+        [B,1] (index into the candidates).
+
+    """
+    # Inverse-CDF draws as _sample_proportional, with uniforms <= LARGEST_DRAW: the target
+    # stays below the total without a nextafter; an index M (past the end) can only come from
+    # non-finite weights and lands on the table's zero row, without a clamp.
+    picks = torch.searchsorted(cdf, uniforms * cdf[:, -1:], right=True)  # [B,L]
+    rows = _gather_rows(table, picks)  # [B,L,C'], coordinates and norms in one gather
+    dims = points.shape[-1]
+    dist = norms.unsqueeze(-1) + rows[..., -1].unsqueeze(1)  # [B,M,L]
+    if dims > SMALL_DIM and torch.compiler.is_compiling():
+        # As in _assign: a plain product, its additions fused into the clamp and the sum.
+        dist = dist + torch.bmm(points, rows[..., :dims].transpose(1, 2)) * -2
+    elif dims > SMALL_DIM:
+        dist.baddbmm_(points, rows[..., :dims].transpose(1, 2), alpha=-2)
+    else:
+        _add_cross_term_(dist, points, rows[..., dims:2 * dims])  # -2 x from the table
+    trial = dist.clamp_(min=tiny.unsqueeze(-1), max=prob.unsqueeze(-1))  # [B,M,L]
+    # An element-wise reduction, not einsum: einsum makes this a batched matrix product with a
+    # huge inner dimension and a 1-wide output, which cuBLAS runs on one tile per batch
+    # (~5 ms per step on an H200 at M = 262144, 30 steps per window).
+    potential = trial.sum(dim=1)  # [B,L]
+    best = potential.argmin(dim=1, keepdim=True)  # [B,1]
+    new_prob = trial.gather(2, best.unsqueeze(1).expand(-1, trial.shape[1], 1)).squeeze(2)
+    return new_prob, picks, best
+
+
 def kmeans_plus_plus(
-    points: torch.Tensor, valid: torch.Tensor, uniforms: torch.Tensor
+    points: torch.Tensor, valid: torch.Tensor, uniforms: torch.Tensor,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Seed centroids with greedy k-means++ (as scikit-learn does).
 
@@ -125,6 +244,7 @@ def kmeans_plus_plus(
         points: [B,M,C] float32.
         valid: [B,M] bool; invalid points are never picked.
         uniforms: [k,B,L] from :func:`seed_uniforms`, on ``points.device``.
+        compiled: run the step through ``torch.compile`` (:func:`step_functions`).
 
     Returns:
         [B,k,C] centroids. When a set has fewer distinct valid points than k, the extra
@@ -132,36 +252,155 @@ def kmeans_plus_plus(
 
     """
     clusters = uniforms.shape[0]
-    batch = points.shape[0]
-    rows = torch.arange(batch, device=points.device)
     weight = valid.float()
     # Sets without any valid point still sample (from all points) so shapes stay static.
     weight = torch.where(weight.sum(1, keepdim=True) > 0, weight, torch.ones_like(weight))
     norms = (points * points).sum(-1)  # [B,M]
     first = _sample_proportional(weight, uniforms[0, :, :1])  # [B,1]
-    centroids = [points[rows.unsqueeze(1), first]]  # [B,1,C]
-    closest = _squared_distances(points, norms, centroids[0]).squeeze(-1)  # [B,M]
-    for step in range(1, clusters):
-        # D^2 sampling; where every valid point is already a centroid (D^2 = 0 everywhere)
-        # fall back to uniform over the valid points (a tiny additive weight).
-        prob = closest * weight + 1e-30 * weight
-        picks = _sample_proportional(prob, uniforms[step])  # [B,L]
-        candidates = points[rows.unsqueeze(1), picks]  # [B,L,C]
-        trial_closest = torch.minimum(closest.unsqueeze(-1),
-                                      _squared_distances(points, norms, candidates))  # [B,M,L]
-        # An element-wise product and a reduction, not einsum: einsum makes this a batched
-        # matrix product with a huge inner dimension and a 1-wide output, which cuBLAS runs on
-        # one tile per batch (~5 ms per step on an H200 at M = 262144, 30 steps per window).
-        potential = (trial_closest * weight.unsqueeze(-1)).sum(dim=1)
-        best = potential.argmin(dim=1, keepdim=True)  # [B,1]
-        centroids.append(candidates[rows.unsqueeze(1), best])  # [B,1,C]
-        closest = trial_closest[rows.unsqueeze(1), :, best].squeeze(1)  # [B,M]
-    return torch.cat(centroids, dim=1)
+    closest = _squared_distances(points, norms, _gather_rows(points, first)).squeeze(-1)
+    tiny = weight * TINY_WEIGHT
+    # D^2 sampling weights; where every valid point is already a centroid (D^2 = 0 everywhere)
+    # the tiny weight falls back to uniform over the valid points.
+    prob = torch.addcmul(tiny, closest, weight)
+    table = _candidate_table(points, norms)
+    step = step_functions(points.device, compiled)[0]
+    draws = _draw_rows(uniforms.clamp_max(LARGEST_DRAW), aligned=compiled)
+    picks, kept = [], []
+    for row in range(1, clusters):
+        cdf = torch.cumsum(prob, dim=1)
+        prob, candidates, best = step(points, table, norms, prob, cdf, tiny, draws[row])
+        picks.append(candidates)
+        kept.append(best)
+    # The kept candidates' rows, gathered once for all steps.
+    indices = first  # [B,k]
+    if kept:
+        chosen = torch.stack(picks).gather(2, torch.stack(kept))  # [k-1,B,1]
+        indices = torch.cat([first, chosen.squeeze(-1).t()], dim=1)
+    return _gather_rows(table, indices)[..., :points.shape[-1]].contiguous()
+
+
+#: Point sets with at most this many coordinates sum their clusters in chunks of
+#: ``SUM_CHUNK`` points (see :func:`_member_sums`).
+SPLIT_SUM_MAX_DIM = 8
+SUM_CHUNK = 4096
+
+
+def _member_sums(member: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Per-cluster sums ``member^T @ points``: [B,M,k], [B,M,C] -> [B,k,C].
+
+    For 3D points ([B,k,M] x [B,M,3]) cuBLAS runs the product on one 32x32 tile per batch
+    element, walking the whole inner dimension serially: 4.2 ms per Lloyd iteration on an H200
+    for 8 x 262144 candidates, 131 of the refinement's 172 ms. Splitting M into chunks of
+    ``SUM_CHUNK`` gives one tile per chunk, run in parallel, then a sum over chunks (fixed
+    order: deterministic, not bit-identical to the single product).
+    """
+    batch, count, clusters = member.shape
+    channels = points.shape[-1]
+    if channels > SPLIT_SUM_MAX_DIM or count <= SUM_CHUNK:
+        return torch.bmm(member.transpose(1, 2), points)
+    padding = -count % SUM_CHUNK
+    if padding:  # zero rows: members of no cluster
+        member = F.pad(member, (0, 0, 0, padding))
+        points = F.pad(points, (0, 0, 0, padding))
+    parts = (count + padding) // SUM_CHUNK
+    partial = torch.bmm(member.reshape(batch * parts, SUM_CHUNK, clusters).transpose(1, 2),
+                        points.reshape(batch * parts, SUM_CHUNK, channels))
+    return partial.view(batch, parts, clusters, channels).sum(1)
+
+
+def _lloyd_step(points: torch.Tensor, centroids: torch.Tensor, identity: torch.Tensor,
+                invalid: torch.Tensor | None) -> torch.Tensor:
+    """One Lloyd iteration: assign, then move every non-empty cluster to its valid mean.
+
+    Args:
+        points: [B,M,C].
+        centroids: [B,k,C].
+        identity: [k+1,k] float32, the identity matrix and a zero row.
+        invalid: [B,M] bool, or None when every point is valid.
+
+    Returns:
+        [B,k,C] updated centroids; empty clusters keep theirs (sklearn relocates them; rare
+        with ++ seeding).
+
+    """
+    labels = _assign(points, centroids)
+    if invalid is not None:
+        labels = labels.masked_fill(invalid, identity.shape[1])  # -> the zero row
+    # One-hot membership as rows of the identity (one float gather; deterministic matmul, no
+    # scatter atomics).
+    member = F.embedding(labels, identity)  # [B,M,k]
+    sums = _member_sums(member, points)  # [B,k,C]
+    # A reduction, not a product: cuBLAS runs a 1-wide output with a huge inner dimension on
+    # one tile per batch.
+    sizes = member.sum(1).unsqueeze(-1)  # [B,k,1]
+    # Where a cluster is empty the quotient is 0/0 and the old centroid is kept.
+    return torch.where(sizes > 0, sums / sizes, centroids)
+
+
+def _draw_rows(uniforms: torch.Tensor, aligned: bool) -> list[torch.Tensor]:
+    """Split the [k,B,L] draws into [B,L] row views.
+
+    ``aligned``: copy them once into rows padded to 16 bytes first. Compiled code expects
+    16-byte aligned inputs and copies any other one before every call (an extra kernel per
+    seeding step).
+    """
+    if not aligned:
+        return list(uniforms.unbind(0))
+    clusters, batch, trials = uniforms.shape
+    width = batch * trials
+    padded = F.pad(uniforms.reshape(clusters, width), (0, -width % 4))
+    return [padded[row, :width].view(batch, trials) for row in range(clusters)]
+
+
+class _CompiledOrEager:
+    """``torch.compile(fn)`` that falls back to ``fn`` for good when compiling fails."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.eager = fn
+        self.compiled = torch.compile(fn, dynamic=False, fullgraph=True)
+        self.failed = False
+        self.error: Exception | None = None
+
+    def __call__(self, *args: torch.Tensor) -> object:
+        if not self.failed:
+            try:
+                return self.compiled(*args)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as error:  # inductor fails with many error types
+                LOG.warning('torch.compile of %s failed (%s); running it eagerly',
+                            self.eager.__name__, error)
+                self.failed, self.error = True, error
+        return self.eager(*args)
+
+
+StepFunctions = tuple[Callable[..., tuple[torch.Tensor, ...]], Callable[..., torch.Tensor]]
+_COMPILED: dict[str, StepFunctions] = {}
+
+
+def step_functions(device: torch.device | str, compiled: bool) -> StepFunctions:
+    """(seeding step, Lloyd step): the eager functions, or ``torch.compile``-d ones (cached).
+
+    Compiled steps fuse each step's element-wise and reduction chains (about 12 kernels each
+    eagerly) into a few; they compile on the first call per shape, which runs outside CUDA-graph
+    capture in :class:`motion.graphs.GraphedFunction` (its warm-up), so the inductor kernels
+    are what the graph records. No ``mode='reduce-overhead'``: its own CUDA graphs would clash.
+    The compiled code sums the potentials and centroid norms in other orders than the eager
+    one, so a choice between two nearly equal candidates or centroids can differ; the CDF of
+    the draws stays an eager cumsum (see :func:`_seed_step`). When compiling fails, a warning
+    is logged and the eager functions run instead.
+    """
+    if not compiled:
+        return _seed_step, _lloyd_step
+    key = torch.device(device).type
+    if key not in _COMPILED:
+        _COMPILED[key] = (_CompiledOrEager(_seed_step), _CompiledOrEager(_lloyd_step))
+    return _COMPILED[key]
 
 
 def kmeans(
     points: torch.Tensor, config: KMeansConfig, valid: torch.Tensor | None = None,
-    uniforms: torch.Tensor | None = None,
+    uniforms: torch.Tensor | None = None, compiled: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster each point set of a batch.
 
@@ -172,6 +411,8 @@ def kmeans(
         uniforms: [k,B,L] seeding draws on the points' device (``seed_uniforms(k, B,
             config.seed)``); None draws them here (a small host-to-device copy, which a
             CUDA graph capture cannot contain: pass them in when capturing).
+        compiled: run the seeding step and the Lloyd iteration through ``torch.compile``
+            (:func:`step_functions`); same algorithm, possibly other fp32 rounding.
 
     Returns:
         labels [B,M] int64 (-1 for invalid points) and centroids [B,k,C] float32.
@@ -179,26 +420,24 @@ def kmeans(
     """
     points = points.float()
     batch, count, _ = points.shape
+    all_valid = valid is None
     if valid is None:
         valid = torch.ones(batch, count, dtype=torch.bool, device=points.device)
     if uniforms is None:
         uniforms = seed_uniforms(config.clusters, batch, config.seed).to(points.device)
-    centroids = kmeans_plus_plus(points, valid, uniforms)
-    weight = valid.float().unsqueeze(-1)  # [B,M,1]
-    cluster_ids = torch.arange(config.clusters, device=points.device)
+    centroids = kmeans_plus_plus(points, valid, uniforms, compiled)
+    clusters = config.clusters
+    identity = torch.eye(clusters + 1, clusters, device=points.device)  # + a zero row
+    invalid = None if all_valid else ~valid
+    lloyd_step = step_functions(points.device, compiled)[1]
     scale = None
     if config.tolerance is not None:
+        weight = valid.float().unsqueeze(-1)  # [B,M,1]
         total = weight.sum(1).clamp_min(1)
         mean = (points * weight).sum(1) / total
         scale = (((points - mean.unsqueeze(1)) ** 2 * weight).sum(1) / total).mean()
     for _ in range(config.iterations):
-        labels = _assign(points, centroids)
-        # One-hot membership as a comparison (deterministic matmul; no scatter atomics).
-        member = (labels.unsqueeze(-1) == cluster_ids).float() * weight  # [B,M,k]
-        sums = torch.bmm(member.transpose(1, 2), points)  # [B,k,C]
-        sizes = member.sum(1).unsqueeze(-1)  # [B,k,1]
-        # Empty clusters keep their centroid (sklearn relocates them; rare with ++ seeding).
-        updated = torch.where(sizes > 0, sums / sizes.clamp_min(1), centroids)
+        updated = lloyd_step(points, centroids, identity, invalid)
         if scale is not None:
             shift = ((updated - centroids) ** 2).sum(-1).max()
             centroids = updated
@@ -207,5 +446,6 @@ def kmeans(
         else:
             centroids = updated
     labels = _assign(points, centroids)
-    labels = torch.where(valid, labels, torch.full_like(labels, -1))
+    if invalid is not None:
+        labels.masked_fill_(invalid, -1)
     return labels, centroids

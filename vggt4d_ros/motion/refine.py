@@ -25,6 +25,8 @@ enough kept views inherit their cluster's decision.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
+import logging
 from typing import Callable, Literal
 
 import torch
@@ -32,6 +34,8 @@ import torch.nn.functional as F
 
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
+
+LOG = logging.getLogger(__name__)
 
 RefineMode = Literal['cluster', 'gradient']
 NeighbourSearch = Literal['image', 'exact']
@@ -50,6 +54,8 @@ class RefineConfig:
             'image' = kNN restricted to a (2r+1)^2 pixel window (organised depth maps keep
             3D neighbours close in the image; far faster, see docs/method.md).
         image_radius: r of the 'image' search.
+        compile_search: on CUDA, run the 'image' search through torch.compile (one fused
+            selection kernel instead of a sort; compiles once, a few seconds, on first use).
         clusters: 3D k-means clusters per frame.
         kmeans_iterations: Lloyd iterations.
         seed: k-means++ seed.
@@ -70,6 +76,7 @@ class RefineConfig:
     sor_std_ratio: float = 2.5
     neighbour_search: NeighbourSearch = 'image'
     image_radius: int = 4
+    compile_search: bool = True
     clusters: int = 30
     kmeans_iterations: int = 30
     seed: int = 42
@@ -155,34 +162,205 @@ def _mean_knn_distance_exact(points: torch.Tensor, valid: torch.Tensor, neighbou
     return torch.where(valid, out, torch.full_like(out, float('inf')))
 
 
-def _mean_knn_distance_image(points: torch.Tensor, valid: torch.Tensor, neighbours: int,
-                             radius: int) -> torch.Tensor:
-    """Mean distance to the k nearest valid points within a (2r+1)^2 pixel window.
+#: Bits of a non-negative float32 seen as int32: bit 31 (the sign) is 0, so the value is fixed
+#: by bits 30..0, and for x >= 0 the int32 view is monotone in x (+inf = 0x7f800000 included).
+_VALUE_BITS = 31
+
+
+def mean_of_smallest(rows: torch.Tensor, count: int) -> torch.Tensor:
+    """Mean of the ``count`` smallest values of each row, by exact selection (no sort).
+
+    Finds the k-th smallest value t of every row on its IEEE bit pattern, one bit at a time
+    from the most significant (31 steps of compare + count: t is the largest pattern with
+    fewer than k values below it), then mean = (sum of values < t + (k - #values < t) * t) / k:
+    the multiset of k values a sort would take, so equal up to summation order. Only
+    element-wise ops and row reductions, so torch.compile can keep each row in registers for
+    all steps (one persistent reduction). A row with fewer than k finite values gives +inf,
+    as the mean of the sorted prefix would.
+
+    Args:
+        rows: [...,L] float32, >= 0 or +inf (NaN counts as +inf).
+        count: k, 1 <= k <= L.
+
+    Returns:
+        [...] float32.
+
+    """
+    if rows.dtype != torch.float32:
+        raise TypeError(f'mean_of_smallest selects on float32 bit patterns, got {rows.dtype}')
+    rows = torch.where(torch.isnan(rows), torch.full_like(rows, float('inf')), rows)
+    bits = rows.view(torch.int32)
+    # Invariant: fewer than k values lie below kth_bits (true for 0); bits are set greedily.
+    kth_bits = torch.zeros(rows.shape[:-1] + (1,), dtype=torch.int32, device=rows.device)
+    for bit in reversed(range(_VALUE_BITS)):
+        candidate = kth_bits + (1 << bit)  # the bit is still clear: + is |
+        few_below = (bits < candidate).sum(-1, keepdim=True) < count
+        kth_bits = torch.where(few_below, candidate, kth_bits)
+    kth = kth_bits.view(torch.float32)  # [...,1]
+    below = bits < kth_bits
+    below_sum = torch.where(below, rows, torch.zeros_like(rows)).sum(-1, keepdim=True)
+    # count - #below >= 1 copies of t complete the k smallest (t = inf: too few finite).
+    ties = count - below.sum(-1, keepdim=True)
+    return ((below_sum + ties * kth) / count).squeeze(-1)
+
+
+def _safe_points(points: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """[S,h,w,3] points -> [S,3,h,w] with invalid points at the origin (no NaN downstream)."""
+    return torch.where(valid.unsqueeze(-1), points, torch.zeros_like(points)).permute(0, 3, 1, 2)
+
+
+def _window_distances(points: torch.Tensor, valid: torch.Tensor, radius: int) -> torch.Tensor:
+    """Distances from each pixel's point to the points of its (2r+1)^2 window, as views.
+
+    ``Tensor.unfold`` makes the windows a strided view of the padded points, so under
+    torch.compile every window value is an affine load in the consuming kernel (no im2col
+    buffer, no index tensor).
 
     Args:
         points: [S,h,w,3]; valid: [S,h,w] bool.
 
     Returns:
+        [S,h*w,(2r+1)^2] (points' dtype), +inf where the neighbour is invalid or off the image.
+
+    """
+    frames, height, width = valid.shape
+    size = 2 * radius + 1
+    safe = _safe_points(points, valid)
+    padded = F.pad(safe, (radius, radius, radius, radius))
+    padded_valid = F.pad(valid, (radius, radius, radius, radius))
+    # [S,3,h,w,size,size] and [S,h,w,size,size]: window (dy, dx) of every pixel.
+    windows = padded.unfold(2, size, 1).unfold(3, size, 1)
+    windows_ok = padded_valid.unfold(1, size, 1).unfold(2, size, 1)
+    offsets = windows - safe.unsqueeze(-1).unsqueeze(-1)
+    squared = offsets[:, 0] * offsets[:, 0] + offsets[:, 1] * offsets[:, 1] \
+        + offsets[:, 2] * offsets[:, 2]
+    dist = torch.where(windows_ok, squared.sqrt(), torch.full_like(squared, float('inf')))
+    return dist.reshape(frames, height * width, size * size)
+
+
+def _window_distances_shifted(points: torch.Tensor, valid: torch.Tensor,
+                              radius: int) -> torch.Tensor:
+    """Compute the distances of :func:`_window_distances` one window offset at a time.
+
+    Shifted slices of the padded points: a few light kernels per offset and no [S,3,L,h*w]
+    intermediate (3x less memory than im2col, ~4x faster on the CPU).
+
+    Args:
+        points: [S,h,w,3]; valid: [S,h,w] bool.
+
+    Returns:
+        [S,(2r+1)^2,h,w] (points' dtype), +inf where the neighbour is invalid or off the image.
+
+    """
+    frames, height, width = valid.shape
+    size = 2 * radius + 1
+    safe = _safe_points(points, valid)
+    padded = F.pad(safe, (radius, radius, radius, radius))
+    padded_valid = F.pad(valid, (radius, radius, radius, radius))
+    dist = torch.empty(frames, size * size, height, width, device=points.device,
+                       dtype=points.dtype)
+    for index in range(size * size):
+        row, col = divmod(index, size)
+        offsets = padded[:, :, row:row + height, col:col + width] - safe
+        torch.sqrt((offsets * offsets).sum(1), out=dist[:, index])
+        outside = ~padded_valid[:, row:row + height, col:col + width]
+        dist[:, index].masked_fill_(outside, float('inf'))
+    return dist
+
+
+def _mean_knn_distance_fused(points: torch.Tensor, valid: torch.Tensor, neighbours: int,
+                             radius: int) -> torch.Tensor:
+    """Image-window kNN mean distance by bitwise selection, the torch.compile target.
+
+    Args:
+        points: [S,h,w,3]; valid: [S,h,w] bool.
+
+    Returns:
+        [S,h,w] float32 (see :func:`_mean_knn_distance_image`).
+
+    """
+    dist = _window_distances(points, valid, radius)
+    take = min(neighbours, dist.shape[-1])
+    out = mean_of_smallest(dist, take).view(valid.shape)
+    return torch.where(valid, out, torch.full_like(out, float('inf')))
+
+
+def _mean_knn_distance_eager(points: torch.Tensor, valid: torch.Tensor, neighbours: int,
+                             radius: int, few_kernels: bool | None = None) -> torch.Tensor:
+    """Image-window kNN mean distance without torch.compile, [S,h,w].
+
+    Uncompiled, the 31 selection steps would cost ~4 kernels each, so the selection is a
+    library one. On the CPU (``few_kernels`` False): shifted slices (4x faster than im2col,
+    a third of its memory) and an unsorted topk (2x faster than a sort). On CUDA (True, the
+    fallback when compilation is off or failed) launches dominate: strided window views in
+    a few large kernels and one batched sort of the short rows (topk runs one block per row).
+
+    Args:
+        points: [S,h,w,3]; valid: [S,h,w] bool.
+        few_kernels: None = ``points.is_cuda``.
+
+    """
+    if few_kernels is None:
+        few_kernels = points.is_cuda
+    frames = valid.shape[0]
+    if few_kernels:
+        rows = _window_distances(points, valid, radius)  # [S,h*w,L]
+    else:
+        dist = _window_distances_shifted(points, valid, radius)  # [S,L,h,w]
+        rows = dist.flatten(2).transpose(1, 2).contiguous()  # [S,h*w,L]
+    take = min(neighbours, rows.shape[-1])
+    if few_kernels:
+        nearest = rows.sort(dim=-1).values[..., :take]
+    else:
+        nearest = rows.topk(take, dim=-1, largest=False, sorted=False).values
+    out = nearest.mean(-1).view(frames, *valid.shape[1:])
+    return torch.where(valid, out, torch.full_like(out, float('inf')))
+
+
+class _CompiledKnn:
+    """``torch.compile(_mean_knn_distance_fused)``, built on first use; eager if that fails."""
+
+    def __init__(self) -> None:
+        self.fn: Callable[..., torch.Tensor] | None = None
+        self.failed = False
+
+    def __call__(self, points: torch.Tensor, valid: torch.Tensor, neighbours: int,
+                 radius: int) -> torch.Tensor:
+        if self.failed:
+            return _mean_knn_distance_eager(points, valid, neighbours, radius)
+        if self.fn is None:
+            self.fn = torch.compile(_mean_knn_distance_fused, dynamic=False)
+        try:
+            return self.fn(points, valid, neighbours, radius)
+        except torch.cuda.OutOfMemoryError:
+            raise  # not a compiler problem: the pipeline's retry handles it
+        except Exception as error:  # noqa: B902 (any backend failure: stay correct, eagerly)
+            LOG.warning('torch.compile of the kNN search failed (%s); running eagerly', error)
+            self.failed = True
+            return _mean_knn_distance_eager(points, valid, neighbours, radius)
+
+
+_COMPILED_KNN = _CompiledKnn()
+
+
+def _mean_knn_distance_image(points: torch.Tensor, valid: torch.Tensor, neighbours: int,
+                             radius: int, compiled: bool | None = None) -> torch.Tensor:
+    """Mean distance to the k nearest valid points within a (2r+1)^2 pixel window.
+
+    Args:
+        points: [S,h,w,3]; valid: [S,h,w] bool.
+        compiled: run the torch.compile'd selection kernel (None = on CUDA only; float32
+            points only, other dtypes run eagerly).
+
+    Returns:
         [S,h,w] float32, +inf for invalid points and where fewer than k neighbours exist.
 
     """
-    frames, height, width, _ = points.shape
-    size = 2 * radius + 1
-    safe = torch.where(valid.unsqueeze(-1), points, torch.zeros_like(points)).permute(0, 3, 1, 2)
-    # im2col: every pixel's (2r+1)^2 window in one kernel, [S,3,(2r+1)^2,h*w].
-    windows = F.unfold(safe, size, padding=radius).view(frames, 3, size * size, -1)
-    window_ok = F.unfold(valid.float().unsqueeze(1), size, padding=radius) > 0.5
-    centre = safe.reshape(frames, 3, 1, -1)
-    dist = (windows - centre).pow(2).sum(1).sqrt()  # [S,(2r+1)^2,h*w]
-    dist = dist.masked_fill(~window_ok, float('inf'))
-    take = min(neighbours, size * size)
-    # Sort each pixel's short window row instead of topk over a strided dim: the same k
-    # smallest values in the same ascending order, but a batched small-row sort on CUDA
-    # (topk over dim 1 of [S,81,h*w] ran one slow block per pixel: ~3 ms per 2 frames).
-    rows = dist.transpose(1, 2).contiguous()  # [S,h*w,(2r+1)^2]
-    nearest = rows.sort(dim=-1).values[..., :take]
-    out = nearest.mean(dim=-1).view(frames, height, width)
-    return torch.where(valid, out, torch.full_like(out, float('inf')))
+    if compiled is None:
+        compiled = points.is_cuda
+    if compiled and points.dtype == torch.float32:
+        return _COMPILED_KNN(points, valid, neighbours, radius)
+    return _mean_knn_distance_eager(points, valid, neighbours, radius)
 
 
 def statistical_inliers(points: torch.Tensor, valid: torch.Tensor,
@@ -196,8 +374,9 @@ def statistical_inliers(points: torch.Tensor, valid: torch.Tensor,
 
     Args:
         points: [S,h,w,3]; valid: [S,h,w] bool (finite, positive depth).
-        frame_chunk: frames per batch of the 'image' search (bounds its [c,3,(2r+1)^2,h*w]
-            im2col buffer: about 400 MB per 2 frames at 392x518, r=4).
+        frame_chunk: frames per batch of the 'image' search, which bounds its buffers (per
+            2 frames at 392x518, r=4: eager on CUDA ~400 MB of window offsets, on the CPU
+            ~130 MB of distances; compiled, at most the ~130 MB of distances).
 
     Returns:
         [S,h,w] bool.
@@ -210,9 +389,10 @@ def statistical_inliers(points: torch.Tensor, valid: torch.Tensor,
                                      config.sor_neighbours).view(valid.shape[1:])
             for f in range(frames)])
     else:
+        compiled = config.compile_search and points.is_cuda
         mean_dist = torch.cat([
             _mean_knn_distance_image(points[f:f + frame_chunk], valid[f:f + frame_chunk],
-                                     config.sor_neighbours, config.image_radius)
+                                     config.sor_neighbours, config.image_radius, compiled)
             for f in range(0, frames, frame_chunk)])
     # A point whose finite neighbours are fewer than k sees an inf in the mean: outlier.
     counted = torch.isfinite(mean_dist) & (mean_dist > 0)
@@ -221,8 +401,8 @@ def statistical_inliers(points: torch.Tensor, valid: torch.Tensor,
     num = flat_counted.sum(1).float()
     values = torch.where(flat_counted, flat, torch.zeros_like(flat))
     mean = values.sum(1) / num.clamp_min(1)
-    var = torch.where(flat_counted, (flat - mean.unsqueeze(1)) ** 2,
-                      torch.zeros_like(flat)).sum(1)
+    centred = flat - mean.unsqueeze(1)
+    var = torch.where(flat_counted, centred * centred, torch.zeros_like(flat)).sum(1)
     std = (var / (num - 1).clamp_min(1)).sqrt()
     limit = (mean + config.sor_std_ratio * std).view(frames, 1, 1)
     return counted & (mean_dist < limit)
@@ -245,21 +425,84 @@ def _ellipse_kernel(size: int, device: torch.device) -> torch.Tensor:
     return kernel
 
 
+Rectangle = tuple[int, int, int, int]  # kernel rows [top, bottom), columns [left, right)
+
+
+def _rectangles(kernel: torch.Tensor) -> tuple[Rectangle, ...] | None:
+    """Cover a binary [k,k] host kernel by a few rectangles, or None when that is not exact.
+
+    Each row must be one run of ones. For the run of each row, the rectangle spans the
+    contiguous rows around it whose runs contain it; for a convex shape such as the ellipse
+    the union of these rectangles is the kernel (5x5 ellipse: 3x5 and 5x1).
+    """
+    key = tuple(tuple(bool(v) for v in row) for row in kernel.tolist())
+    return _rectangles_of(key)
+
+
+@functools.lru_cache(maxsize=64)
+def _rectangles_of(kernel: tuple[tuple[bool, ...], ...]) -> tuple[Rectangle, ...] | None:
+    """Compute :func:`_rectangles` of a kernel given as rows of booleans (cached)."""
+    rows = torch.tensor(kernel, dtype=torch.bool)
+    runs: list[tuple[int, int] | None] = []
+    for row in rows:
+        ones = torch.nonzero(row).flatten().tolist()
+        if ones and ones[-1] - ones[0] + 1 != len(ones):
+            return None  # a row with a gap
+        runs.append((ones[0], ones[-1] + 1) if ones else None)
+    rectangles: set[Rectangle] = set()
+    for index, run in enumerate(runs):
+        if run is None:
+            continue
+        top, bottom = index, index + 1
+        while top > 0 and _contains(runs[top - 1], run):
+            top -= 1
+        while bottom < len(runs) and _contains(runs[bottom], run):
+            bottom += 1
+        rectangles.add((top, bottom, run[0], run[1]))
+    cover = torch.zeros_like(rows)
+    for top, bottom, left, right in rectangles:
+        cover[top:bottom, left:right] = True
+    return tuple(sorted(rectangles)) if torch.equal(cover, rows) else None
+
+
+def _contains(outer: tuple[int, int] | None, inner: tuple[int, int]) -> bool:
+    return outer is not None and outer[0] <= inner[0] and inner[1] <= outer[1]
+
+
 def _dilate(mask: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Binary dilation of [S,h,w] bool with a [k,k] kernel (outside the image = False)."""
+    """Binary dilation of [S,h,w] bool by a [k,k] (host) kernel anchored at k//2, outside False.
+
+    As OpenCV: out(y,x) = any of mask(y + i - k//2, x + j - k//2) over the kernel's ones. A
+    kernel made of a few rectangles runs as that many max-pools (exact on 0/1 values, and far
+    cheaper than a convolution); any other kernel falls back to a convolution.
+    """
     size = kernel.shape[0]
-    hits = F.conv2d(mask.float().unsqueeze(1), kernel.view(1, 1, size, size),
-                    padding=size // 2)
-    return hits.squeeze(1) > 0.5
+    anchor = size // 2
+    height, width = mask.shape[-2:]
+    # Padding with 0 = False; max-pool's own -inf padding is not needed.
+    padded = F.pad(mask.float().unsqueeze(1), (anchor, size - 1 - anchor, anchor,
+                                               size - 1 - anchor))
+    rectangles = _rectangles(kernel)
+    if rectangles is None:
+        weight = kernel.float().to(mask.device).view(1, 1, size, size)
+        hits = F.conv2d(padded, weight)
+        return hits.squeeze(1) > 0.5
+    out = None
+    for top, bottom, left, right in rectangles:
+        window = padded[..., top:top + height + bottom - top - 1,
+                        left:left + width + right - left - 1]
+        pooled = F.max_pool2d(window, (bottom - top, right - left), stride=1)
+        out = pooled if out is None else torch.maximum(out, pooled)
+    return out.squeeze(1) > 0.5
 
 
 def _erode(mask: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Binary erosion of [S,h,w] bool (outside the image = True, as OpenCV's default)."""
-    size = kernel.shape[0]
-    pad = size // 2
-    padded = F.pad(mask.float().unsqueeze(1), (pad, pad, pad, pad), value=1.0)
-    hits = F.conv2d(padded, kernel.view(1, 1, size, size))
-    return hits.squeeze(1) > kernel.sum() - 0.5
+    """Binary erosion of [S,h,w] bool (outside the image = True, as OpenCV's default).
+
+    All ones under the kernel = no zero under it: the complement of the dilation of ~mask
+    (whose outside is then False, the dilation's padding).
+    """
+    return ~_dilate(~mask, kernel)
 
 
 def close_then_dilate(mask: torch.Tensor, close_kernel: int = 5,
@@ -273,11 +516,12 @@ def close_then_dilate(mask: torch.Tensor, close_kernel: int = 5,
         [S,h,w] bool.
 
     """
+    # Kernels stay on the host: their rectangles are read there (no device sync).
     if close_kernel > 0:
-        ellipse = _ellipse_kernel(close_kernel, mask.device)
+        ellipse = _ellipse_kernel(close_kernel, torch.device('cpu'))
         mask = _erode(_dilate(mask, ellipse), ellipse)
     if dilate_kernel > 0:
-        mask = _dilate(mask, torch.ones(dilate_kernel, dilate_kernel, device=mask.device))
+        mask = _dilate(mask, torch.ones(dilate_kernel, dilate_kernel))
     return mask
 
 
@@ -394,10 +638,15 @@ def _compact(candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         index [S,C] int64 (pixel index, padding points at a non-candidate) and valid [S,C].
 
     """
-    counts = candidates.sum(1)
+    frames, pixels = candidates.shape
+    rank = candidates.cumsum(1)  # [S,M] candidates up to and including each pixel
+    counts = rank[:, -1] if pixels else candidates.sum(1)
     width = int(counts.max()) if candidates.numel() else 0
-    # A stable sort puts each frame's candidate pixels first, in raster order.
-    order = torch.sort((~candidates).to(torch.uint8), dim=1, stable=True).indices
+    # The stable partition a stable sort of ~candidates would give (candidates first, then
+    # the others, both in raster order), from prefix counts: a scan and a scatter.
+    raster = torch.arange(pixels, device=candidates.device).expand(frames, pixels)
+    slot = torch.where(candidates, rank - 1, counts.unsqueeze(1) + raster - rank)
+    order = torch.empty_like(slot).scatter_(1, slot, raster)
     index = order[:, :width]
     valid = torch.arange(width, device=candidates.device).unsqueeze(0) < counts.unsqueeze(1)
     return index, valid

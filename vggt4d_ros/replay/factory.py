@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from vggt4d_ros.geometry.image_transform import plan_resize
-from vggt4d_ros.geometry.image_transform import to_network
 from vggt4d_ros.model.runtime import resolve_device
 from vggt4d_ros.model.runtime import resolve_dtype
 from vggt4d_ros.motion.pipeline import PipelineConfig
@@ -70,8 +69,7 @@ class FixedWidthBackend:
         """Run a window, as :meth:`VGGT4DPipeline.run` (frames [S] HxWx3 uint8 RGB)."""
         plan = plan_resize(tuple(frames[0].shape[:2]), mode=self.pipeline.config.resize_mode,
                            target=self.width, patch=self.pipeline.patch)
-        images = to_network(list(frames), plan)
-        return self.pipeline.run_tensor(images, stamps_ns, plan)
+        return self.pipeline.run(frames, stamps_ns, plan=plan)
 
 
 def resolve_weights(weights: str | Path | None) -> Path | None:

@@ -126,14 +126,23 @@ def load_backend(params: NodeParams, pipeline_config: Any = None) -> LoadedBacke
     return LoadedBackend(backend, device, dtype, description)
 
 
-def warm_up(backend: Any, window_size: int, height: int, width: int) -> float:
-    """Run one window of mid-grey frames with a little noise; returns seconds taken."""
+def warm_up(backend: Any, window_size: int, height: int, width: int,
+            stride: int | None = None) -> float:
+    """Run windows of mid-grey frames with a little noise; returns seconds taken.
+
+    A first window of ``window_size`` new frames, then, with ``stride < window_size``, the next
+    window of the stream (sharing ``window_size - stride`` frames): the pipeline reuses the
+    shared frames' features, so a compiled model sees the ``stride``-frame embedding too and
+    compiles it here rather than on the first live window.
+    """
+    count = window_size + (stride if stride and stride < window_size else 0)
     rng = np.random.default_rng(0)
     frames = [np.clip(128 + rng.normal(0, 20, (height, width, 3)), 0, 255).astype(np.uint8)
-              for _ in range(window_size)]
-    stamps = [index * 100_000_000 for index in range(window_size)]
+              for _ in range(count)]
+    stamps = [index * 100_000_000 for index in range(count)]
     start = time.perf_counter()
-    backend.run(frames, stamps)
+    for first in range(0, count - window_size + 1, max(count - window_size, 1)):
+        backend.run(frames[first:first + window_size], stamps[first:first + window_size])
     return time.perf_counter() - start
 
 

@@ -89,6 +89,10 @@ class EngineAdapter:
     def window_size(self) -> int:
         return self.window_config.window_size
 
+    @property
+    def stride(self) -> int:
+        return self.window_config.stride
+
     def pipeline_config(self) -> PipelineConfig:
         return self._pipeline_config
 

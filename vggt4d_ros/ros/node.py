@@ -151,7 +151,8 @@ class Vggt4dNode(LifecycleNode):
                                           'are meaningless (allow_random_weights=true)')
             if params.warmup:
                 seconds = backend_lib.warm_up(self._loaded.backend, self._engine.window_size,
-                                              params.warmup_height, params.warmup_width)
+                                              params.warmup_height, params.warmup_width,
+                                              stride=self._engine.stride)
                 self.get_logger().info(f'warm-up window took {seconds:.2f} s')
             self._engine.start(self._loaded.backend)
         except Exception as error:  # noqa: B902 - any load error must leave the node alive

@@ -12,9 +12,12 @@ import sys
 BENCHMARKS = {
     'model': 'vggt4d_ros.tools.bench_model',
     'pipeline': 'vggt4d_ros.tools.bench_pipeline',
+    'coarse': 'vggt4d_ros.tools.bench_coarse',
     'mapping': 'vggt4d_ros.tools.bench_mapping',
     'node': 'vggt4d_ros.tools.bench_node',
     'engine': 'vggt4d_ros.tools.bench_engine',
+    'kernels': 'vggt4d_ros.tools.bench_kernels',
+    'refine': 'vggt4d_ros.tools.bench_refine',
 }
 
 

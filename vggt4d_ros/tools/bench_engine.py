@@ -119,8 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     print('| ' + ' | '.join(keys) + ' |')
     print('|' + '---|' * len(keys))
     print('| ' + ' | '.join(f'{1000 * np.median([r[k] for r in rows]):.1f}' for k in keys) + ' |')
+    print('per window (ms): ' + ', '.join(
+        f"{k} {' '.join(f'{1000 * r[k]:.0f}' for r in rows)}" for k in ('refine', 'total')))
+    pipeline = getattr(engine.backend, 'pipeline', engine.backend)
+    for name in ('_coarse_graph', '_cluster_graph'):
+        graphed = getattr(pipeline, name, None)
+        if graphed is not None:
+            print(f'{name}: {graphed.captures} captures, failed={graphed.failed}')
+    print(f'frames reused: {getattr(pipeline, "reused_frames", 0)}')
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats('cumulative').print_stats(25)
+        pstats.Stats(profiler).sort_stats('cumulative').print_stats(40)
     if torch_profiler is not None:
         torch_profiler.stop()
         averages = torch_profiler.key_averages()

@@ -78,6 +78,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--torch-profile', type=int, default=0, metavar='FRAMES',
                         help='profile one window of FRAMES frames with torch.profiler and '
                              'print the kernel time and launch count of every stage')
+    parser.add_argument('--profile-top', type=int, default=12,
+                        help='kernels listed per stage with --torch-profile')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -188,7 +190,7 @@ def profile_stages(pipe: VGGT4DPipeline, frames: int, args: argparse.Namespace) 
         lines.append(f'{stage.name[6:]}: wall {(end - begin) / 1000:.2f} ms, kernels '
                      f'{len(inside)}, kernel time {busy / 1000:.2f} ms, '
                      f'timer {1000 * result.timings.get(stage.name[6:], 0.0):.2f} ms')
-        top = sorted(by_name.items(), key=lambda item: -sum(item[1]))[:6]
+        top = sorted(by_name.items(), key=lambda item: -sum(item[1]))[:args.profile_top]
         for name, times in top:
             lines.append(f'    {sum(times) / 1000:7.2f} ms {len(times):5d}x {name[:90]}')
     pipe.config = dataclasses_replace(pipe.config, profile=args.profile)

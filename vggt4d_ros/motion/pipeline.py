@@ -249,7 +249,6 @@ class VGGT4DPipeline:
         self._uniforms: dict[tuple[int, int, int], torch.Tensor] = {}
         self._frame_cache: dict[int, _CachedFrame] = {}
         self._frame_cache_plan: ResizeCrop | None = None
-        self._last_features: torch.Tensor | None = None  # [1,S,N,C] of the last run_tensor
         self.reused_frames = 0
         self.oom_retries = 0
         if compiling:
@@ -356,23 +355,21 @@ class VGGT4DPipeline:
             plan = plan_resize(tuple(frames[0].shape[:2]), mode=self.config.resize_mode)
         cached = self._cached_frames(frames, stamps_ns, plan)
         missing = [i for i, entry in enumerate(cached) if entry is None]
-        fresh = iter(to_network([frames[i] for i in missing], plan, device=self.device)
-                     if missing else [])
-        images = torch.stack([next(fresh) if entry is None else entry.image
-                              for entry in cached])
+        fresh = (to_network([frames[i] for i in missing], plan, device=self.device)
+                 if missing else None)
+        images = _fill_missing([None if entry is None else entry.image for entry in cached],
+                               fresh)
         preprocess = time.perf_counter() - begin
         known = [None if entry is None else entry.features for entry in cached]
-        result = self.run_tensor(images, stamps_ns, plan, frame_features=known)
+        result, features = self._run_tensor(images, stamps_ns, plan, known)
         result.timings['preprocess'] = preprocess
         result.timings['total'] += preprocess
         self.reused_frames += len(frames) - len(missing)
         if self.config.reuse_frame_features:
-            features = self._last_features[0]  # [S,N,C]
             self._frame_cache = {
-                int(stamp): _CachedFrame(frame, images[i], features[i])
+                int(stamp): _CachedFrame(frame, images[i], features[0, i])
                 for i, (frame, stamp) in enumerate(zip(frames, stamps_ns))}
             self._frame_cache_plan = plan
-        self._last_features = None
         return result
 
     def _cached_frames(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int],
@@ -384,7 +381,6 @@ class VGGT4DPipeline:
         return [entry if entry is not None and entry.source is frame else None
                 for entry, frame in zip(entries, frames)]
 
-    @torch.no_grad()
     def run_tensor(self, images: torch.Tensor, stamps_ns: Sequence[int],
                    transform: ResizeCrop | None = None,
                    frame_features: Sequence[torch.Tensor | None] | None = None
@@ -402,6 +398,14 @@ class VGGT4DPipeline:
             WindowResult on the pipeline's device.
 
         """
+        return self._run_tensor(images, stamps_ns, transform, frame_features)[0]
+
+    @torch.no_grad()
+    def _run_tensor(self, images: torch.Tensor, stamps_ns: Sequence[int],
+                    transform: ResizeCrop | None,
+                    frame_features: Sequence[torch.Tensor | None] | None
+                    ) -> tuple[WindowResult, torch.Tensor]:
+        """:meth:`run_tensor`, also returning the window's patch features [1,S,N,C]."""
         frames, _, height, width = images.shape
         if len(stamps_ns) != frames:
             raise ValueError(f'{frames} images but {len(stamps_ns)} stamps')
@@ -416,7 +420,6 @@ class VGGT4DPipeline:
 
         with timer.stage('pass1'):
             first = self._pass_one(images, frame_features)
-            self._last_features = first.patch_features
         with timer.stage('cues'):
             cues = compute_cues(first.q, first.k, grid_hw, self.cue_config)
             cue_ok = cues.has_window
@@ -440,11 +443,12 @@ class VGGT4DPipeline:
             else:
                 refined = coarse_mask.clone()
         timings = timer.finish()
-        return WindowResult(
+        result = WindowResult(
             stamps_ns=[int(s) for s in stamps_ns], images=images, depth=first.depth,
             depth_conf=first.depth_conf, intrinsics=first.intrinsics, extrinsics=extrinsics,
             saliency=saliency, coarse_masks=coarse_mask, refined_masks=refined,
             transform=transform, timings=timings)
+        return result, first.patch_features
 
     def _patch_features(self, images: torch.Tensor,
                         known: Sequence[torch.Tensor | None] | None) -> torch.Tensor:
@@ -453,15 +457,11 @@ class VGGT4DPipeline:
         if len(known) != images.shape[0]:
             raise ValueError(f'{len(known)} frame features for {images.shape[0]} images')
         missing = [i for i, features in enumerate(known) if features is None]
-        if not missing:
-            return torch.stack(known).unsqueeze(0)
-        with self._autocast():
-            fresh = self.model.aggregator.embed_patches(images[missing].unsqueeze(0))[0]
-        if len(missing) == len(known):
-            return fresh.unsqueeze(0)
-        computed = dict(zip(missing, fresh))
-        return torch.stack([computed[i] if features is None else features
-                            for i, features in enumerate(known)]).unsqueeze(0)
+        fresh = None
+        if missing:
+            with self._autocast():
+                fresh = self.model.aggregator.embed_patches(images[missing].unsqueeze(0))[0]
+        return _fill_missing(known, fresh).unsqueeze(0)
 
     def _pass_one(self, images: torch.Tensor,
                   frame_features: Sequence[torch.Tensor | None] | None = None) -> _PassOne:
@@ -493,6 +493,24 @@ class VGGT4DPipeline:
         extrinsics, _ = pose_encoding_to_extri_intri(out['pose_enc'][0].float(),
                                                      tuple(images.shape[-2:]))
         return extrinsics.float()
+
+
+def _fill_missing(known: Sequence[torch.Tensor | None],
+                  fresh: torch.Tensor | None) -> torch.Tensor:
+    """Stack per-frame tensors: the known ones, and the rows of ``fresh`` where None, in order.
+
+    Args:
+        known: S tensors [...] or None.
+        fresh: [M,...] for the M None entries (None when there are none).
+
+    Returns:
+        [S,...].
+
+    """
+    if fresh is not None and len(fresh) == len(known):
+        return fresh  # nothing reused: no copy
+    rows = iter(() if fresh is None else fresh)
+    return torch.stack([next(rows) if item is None else item for item in known])
 
 
 def _cluster_tensors(points: torch.Tensor, valid: torch.Tensor, uniforms: torch.Tensor, *,

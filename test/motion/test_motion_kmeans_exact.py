@@ -203,6 +203,29 @@ def test_compiled_steps_match_the_eager_steps():
         torch.testing.assert_close(centroids, eager_centroids, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.skipif(not _has_cxx_compiler(), reason='CPU torch.compile needs a C++ compiler')
+def test_dynamic_compiled_steps_serve_every_point_count_with_one_compilation():
+    """The refinement's 3D k-means: one compilation for all candidate buckets, eager results."""
+    from torch._dynamo.utils import counters
+
+    config = KMeansConfig(clusters=10, iterations=4)
+    uniforms = seed_uniforms(10, 2, config.seed)
+    seed_step, lloyd_step = kmeans_module.step_functions('cpu', compiled=True, dynamic=True)
+    graphs = []
+    for count, padding in ((300, 212), (700, 324), (1500, 548)):  # three padded buckets
+        points, valid = _case(batch=2, count=count, dims=3, fraction=0.6, padding=padding,
+                              seed=count)
+        labels, centroids = kmeans(points, config, valid, uniforms, compiled=True, dynamic=True)
+        eager_labels, eager_centroids = kmeans(points, config, valid, uniforms)
+        assert not seed_step.failed and not lloyd_step.failed, (seed_step.error,
+                                                                lloyd_step.error)
+        assert (labels == eager_labels).float().mean() >= 0.999
+        torch.testing.assert_close(centroids, eager_centroids, rtol=1e-4, atol=1e-4)
+        graphs.append(counters['stats']['unique_graphs'])
+    # Whatever the first size compiled serves the other two (no new graph per size).
+    assert graphs[0] > 0 and graphs[1] == graphs[0] and graphs[2] == graphs[0]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 @pytest.mark.parametrize('compiled', [False, True])
 def test_cuda_matches_the_reference(compiled):

@@ -116,7 +116,7 @@ def test_masked_pass_two_equals_explicit_minus_inf_bias(model, monkeypatch):
     masks = torch.zeros(4, HEIGHT, WIDTH, dtype=torch.bool)
     masks[:, 10:30, 20:50] = True
     masks[2, :, :14] = True
-    first = pipe._pass_one(images)
+    first = pipe._aggregate_one(images)
     ours = pipe._pass_two(images, masks, first.patch_features)
     unmasked = pipe._pass_two(images, torch.zeros_like(masks), first.patch_features)
     monkeypatch.setattr(layers.Attention, 'forward',
@@ -132,7 +132,7 @@ def test_empty_mask_pass_two_reproduces_pass_one_poses(model):
     images = _images(4)
     with torch.no_grad():
         plain = model(images, heads={'camera'})['pose_enc'][0]
-    first = pipe._pass_one(images)
+    first = pipe._aggregate_one(images)
     second = pipe._pass_two(images, torch.zeros(4, HEIGHT, WIDTH, dtype=torch.bool),
                             first.patch_features)
     from vggt4d_ros.geometry.pose_encoding import pose_encoding_to_extri_intri
@@ -202,7 +202,8 @@ def test_cuda_pipeline_is_deterministic_and_close_to_cpu(model):
         assert torch.equal(getattr(first, name), getattr(second, name)), name
     assert first.refined_masks.device.type == 'cuda'
     torch.testing.assert_close(first.saliency.cpu(), cpu.saliency, atol=1e-3, rtol=1e-3)
-    for name in ('pass1', 'cues', 'coarse', 'pass2', 'refine'):
+    for name in ('pass1', 'heads1', 'cues', 'coarse', 'prepare', 'pass2', 'cluster',
+                 'refine'):
         assert first.timings[name] > 0
 
 

@@ -11,7 +11,10 @@ import torch
 
 from vggt4d_ros.motion.refine import _ellipse_kernel
 from vggt4d_ros.motion.refine import backproject
+from vggt4d_ros.motion.kmeans import kmeans
+from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.refine import close_then_dilate
+from vggt4d_ros.motion.refine import prepare_refinement
 from vggt4d_ros.motion.refine import refine_masks
 from vggt4d_ros.motion.refine import RefineConfig
 from vggt4d_ros.motion.refine import statistical_inliers
@@ -75,6 +78,51 @@ def test_refinement_keeps_the_moving_box_and_drops_the_static_patch(mode):
     assert not raw[:, PATCH[0], PATCH[1]].any()
     assert (out.masks | ~raw).all()  # morphology only grows the raw mask here
     assert not out.masks[:, PATCH[0], PATCH[1]].any()
+
+
+def _rigid_poses(frames: int, seed: int = 3) -> torch.Tensor:
+    """Random rotations (QR of a Gaussian, det +1) and translations, [S,4,4]."""
+    generator = torch.Generator().manual_seed(seed)
+    poses = torch.eye(4).repeat(frames, 1, 1)
+    for i in range(frames):
+        q, r = torch.linalg.qr(torch.randn(3, 3, generator=generator))
+        q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+        if torch.det(q) < 0:
+            q[:, 0] = -q[:, 0]
+        poses[i, :3, :3] = q
+        poses[i, :3, 3] = torch.randn(3, generator=generator) * 3
+    return poses
+
+
+def test_pose_free_half_equals_outlier_removal_and_clusters_on_world_points():
+    # Release order: back-project with the pass-2 poses, then outlier removal and k-means on
+    # world points. The pipeline does both on camera-frame points before pass 2 ends; rigid
+    # motions keep every distance, so inliers and clusters must be the same.
+    depth, images, _, intr, boxes = _scene(4)
+    generator = torch.Generator().manual_seed(0)
+    depth = depth * (1 + 0.05 * torch.rand(depth.shape, generator=generator))
+    depth[:, 20, 30] = 40.0  # isolated far points: outliers
+    coarse = _coarse(boxes)
+    coarse[:, 30:, :20] = True
+    poses = _rigid_poses(4)
+    config = RefineConfig()
+    plan = prepare_refinement(images, depth, coarse, intr, config)
+
+    world = backproject(depth, intr, poses)
+    valid = torch.isfinite(depth) & (depth > 0)
+    world_inliers = statistical_inliers(world, valid, config)
+    assert not world_inliers[:, 20, 30].any()
+    assert torch.equal(plan.inliers, world_inliers)
+
+    world_candidates = world.reshape(4, -1, 3).gather(
+        1, plan.index.unsqueeze(-1).expand(-1, -1, 3))
+    km = KMeansConfig(config.clusters, config.kmeans_iterations, None, config.seed)
+    world_labels = kmeans(world_candidates, km, plan.valid)[0]
+    assert plan.valid.sum() > 1000
+    assert torch.equal(plan.labels, world_labels)
+    # The camera-frame candidates really are the world ones seen from each camera.
+    moved = torch.einsum('sij,scj->sci', poses[:, :3, :3], plan.points) + poses[:, None, :3, 3]
+    assert torch.allclose(moved, world_candidates, atol=1e-4)
 
 
 def test_refinement_is_deterministic():

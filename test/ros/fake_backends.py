@@ -9,6 +9,7 @@ every frame is reported as dynamic. Everything is analytic: no network runs.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -28,16 +29,20 @@ class PlaneBackend:
     Args:
         delay_s: sleep per window (simulates a slow GPU for overload tests).
         target: network width (small keeps the test fast).
+        busy_s: pure-Python work per window, holding the GIL like a worker thread that
+            launches thousands of short GPU kernels (latency benchmarks of the node).
 
     """
 
-    def __init__(self, delay_s: float = 0.0, target: int = 126) -> None:
+    def __init__(self, delay_s: float = 0.0, target: int = 126, busy_s: float = 0.0) -> None:
         self.delay_s = delay_s
+        self.busy_s = busy_s
         self.target = target
         self.windows = 0
 
     def run(self, frames, stamps_ns) -> WindowResult:
         time.sleep(self.delay_s)
+        _hold_the_gil(self.busy_s)
         self.windows += 1
         count = len(frames)
         plan = plan_resize(tuple(frames[0].shape[:2]), mode='crop', target=self.target)
@@ -77,3 +82,22 @@ def make_plane(params, device, dtype) -> PlaneBackend:
 def make_slow_plane(params, device, dtype) -> PlaneBackend:
     """backend_factory for a backend that needs 0.4 s per window (forces live-mode drops)."""
     return PlaneBackend(delay_s=0.4)
+
+
+def make_busy_plane(params, device, dtype) -> PlaneBackend:
+    """backend_factory for a backend that computes in Python (GIL held) per window.
+
+    0.1 s per window, or ``VGGT4D_FAKE_BUSY_S`` seconds when that environment variable is set
+    (benchmarks: vggt4d_ros.tools.bench_node --backend fake_backends:make_busy_plane).
+    """
+    return PlaneBackend(busy_s=float(os.environ.get('VGGT4D_FAKE_BUSY_S', '0.1')))
+
+
+def _hold_the_gil(seconds: float) -> int:
+    """Run bytecode for ``seconds`` without releasing the GIL voluntarily; returns a checksum."""
+    deadline = time.perf_counter() + seconds
+    total = 0
+    while time.perf_counter() < deadline:
+        for value in range(200):
+            total = (total + value * value) % 1_000_003
+    return total

@@ -8,9 +8,14 @@ once, in the window where it is new (overlap frames were output by the previous 
 keyframe gate skips are counted, not output (set ``min_parallax_px=0`` and
 ``max_keyframe_interval_s=0`` to make every frame a keyframe).
 
+Masks do not depend on the mapper (poses do: it chains windows), so a consumer that wants them
+early (the ROS node: image-to-mask latency) passes ``on_masks``: it is called once per window,
+right after the backend and before ``Mapper.integrate``, with the camera-resolution masks of the
+window's new frames; the same arrays are in that window's ``EngineOutput.frames``.
+
 A backend exception propagates to the caller; that window's new frames are lost (counted
 nowhere else) and the next window, whose overlap the map never saw, starts a new map segment
-(reset reason 'no_overlap').
+(reset reason 'no_overlap'). An exception raised by ``on_masks`` propagates the same way.
 
 Threading: ``push``/``flush`` run the backend synchronously; call them from ONE worker thread.
 A callback thread may instead call ``offer`` (cheap: gate + queue, lock-protected) while the
@@ -45,15 +50,14 @@ class Backend(Protocol):
 
 
 @dataclass
-class FrameOutput:
-    """Per new frame of a window.
+class MaskOutput:
+    """Dynamic mask of one new frame of a window, handed to ``on_masks`` before mapping.
 
     Attributes:
         stamp_ns: source image stamp.
         frame_id: source frame id.
         index: index of the frame in the window.
         mask: [H,W] uint8 dynamic mask (0 static, 255 dynamic) at camera resolution.
-        pose: [4,4] float64 world-from-camera pose in the global map frame.
 
     """
 
@@ -61,12 +65,31 @@ class FrameOutput:
     frame_id: str
     index: int
     mask: np.ndarray
+
+
+#: ``on_masks(window, masks)``: called once per window before the mapper (see module docstring).
+MaskHook = Callable[[Window, list[MaskOutput]], None]
+
+
+@dataclass
+class FrameOutput(MaskOutput):
+    """Per new frame of a window: its :class:`MaskOutput` and, after mapping, its pose.
+
+    Attributes:
+        pose: [4,4] float64 world-from-camera pose in the global map frame.
+
+    """
+
     pose: np.ndarray
 
 
 @dataclass
 class EngineOutput:
-    """One processed window."""
+    """One processed window.
+
+    ``timings`` (seconds): ``backend``, ``masks`` (camera-resolution masks), ``on_masks`` (the
+    hook, when set) and ``mapper``.
+    """
 
     window: Window
     result: WindowResult
@@ -100,6 +123,9 @@ class PerceptionEngine:
         scale_source: optional metric-scale hook, called per window with the window and its
             result; returns metres per window unit (e.g. median sensor depth / predicted
             depth over confident static pixels) or None. See ``Mapper.integrate``.
+        on_masks: optional hook ``(window, masks)`` called with the new frames' masks right
+            after the backend, before the mapper (see the module docstring). May also be set
+            later through the ``on_masks`` attribute.
 
     """
 
@@ -109,9 +135,11 @@ class PerceptionEngine:
         window_config: WindowConfig | None = None,
         mapper_config: MapperConfig | None = None,
         scale_source: Callable[[Window, WindowResult], float | None] | None = None,
+        on_masks: MaskHook | None = None,
     ) -> None:
         self.backend = backend
         self.scale_source = scale_source
+        self.on_masks = on_masks
         self.windows = WindowManager(window_config or WindowConfig())
         self.mapper = Mapper(mapper_config or MapperConfig())
         self._frames_out = 0
@@ -162,22 +190,34 @@ class PerceptionEngine:
         timings['backend'] = time.perf_counter() - tic
         if [int(s) for s in result.stamps_ns] != window.stamps_ns:
             raise RuntimeError('backend returned a WindowResult for different stamps')
+        masks = self._masks(window, result, timings)
         tic = time.perf_counter()
         hint = self.scale_source(window, result) if self.scale_source is not None else None
         update = self.mapper.integrate(
             result, is_new=window.is_new, new_segment=window.starts_segment, scale_hint=hint
         )
         timings['mapper'] = time.perf_counter() - tic
-        tic = time.perf_counter()
-        new = window.new_indices
-        masks = _camera_masks(result, new)
         frames = [
-            FrameOutput(window.stamps_ns[i], window.frame_ids[i], i, masks[k], update.poses[k])
-            for k, i in enumerate(new)
+            FrameOutput(mask.stamp_ns, mask.frame_id, mask.index, mask.mask, update.poses[k])
+            for k, mask in enumerate(masks)
         ]
-        timings['masks'] = time.perf_counter() - tic
         self._frames_out += len(frames)
         return EngineOutput(window, result, update, frames, timings)
+
+    def _masks(self, window: Window, result: WindowResult,
+               timings: dict[str, float]) -> list[MaskOutput]:
+        """Camera-resolution masks of the window's new frames, handed to ``on_masks`` first."""
+        tic = time.perf_counter()
+        new = window.new_indices
+        camera = _camera_masks(result, new)
+        masks = [MaskOutput(window.stamps_ns[i], window.frame_ids[i], i, camera[k])
+                 for k, i in enumerate(new)]
+        timings['masks'] = time.perf_counter() - tic
+        if self.on_masks is not None:
+            tic = time.perf_counter()
+            self.on_masks(window, masks)
+            timings['on_masks'] = time.perf_counter() - tic
+        return masks
 
 
 def _camera_masks(result: WindowResult, indices: list[int]) -> np.ndarray:

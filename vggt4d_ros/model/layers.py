@@ -59,6 +59,26 @@ def _kept_key_attention_shape(
     return torch.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype, device=q.device)
 
 
+@torch.library.custom_op('vggt4d::linear_gelu', mutates_args=())
+def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``gelu_tanh(x @ weight.T + bias)``: ``x[M,K]``, ``weight[N,K]``, ``bias[N]`` -> ``[M,N]``.
+
+    On CUDA one cuBLASLt GEMM with a bias + GELU epilogue (tanh form), instead of a GEMM and a
+    separate GELU kernel that writes and re-reads the ``[M,N]`` hidden layer (on an H200, VGGT's
+    fc1 for 8 frames: 0.125 ms against 0.161 ms). As an opaque operator so that
+    ``torch.compile`` does not decompose it back into the two kernels.
+    """
+    if x.is_cuda:
+        return torch._addmm_activation(bias, x, weight.t(), use_gelu=True)
+    return F.gelu(F.linear(x, weight, bias), approximate='tanh')
+
+
+@linear_gelu.register_fake
+def _linear_gelu_shape(x: torch.Tensor, weight: torch.Tensor,
+                       bias: torch.Tensor) -> torch.Tensor:
+    return x.new_empty((x.shape[0], weight.shape[0]))
+
+
 class Mlp(nn.Module):
     """Two-layer perceptron ``fc2(act(fc1(x)))`` applied on the last dimension."""
 
@@ -78,11 +98,37 @@ class Mlp(nn.Module):
         self.act = act_layer()
         self.fc2 = nn.Linear(hidden_features, out_features, bias=bias)
         self.drop = nn.Dropout(drop)
+        # Set by :func:`use_fused_gelu`: fc1 + GELU as one GEMM with a GELU epilogue on CUDA.
+        self.fused_gelu = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``x[..., in_features]`` to ``[..., out_features]``."""
-        x = self.drop(self.act(self.fc1(x)))
+        if self._fuse(x):
+            hidden = linear_gelu(x.reshape(-1, x.shape[-1]), self.fc1.weight, self.fc1.bias)
+            x = self.drop(hidden.view(*x.shape[:-1], hidden.shape[-1]))
+        else:
+            x = self.drop(self.act(self.fc1(x)))
         return self.drop(self.fc2(x))
+
+    def _fuse(self, x: torch.Tensor) -> bool:
+        # Half precision only: there the tanh form differs from the exact GELU far below the
+        # rounding of the result (bf16: 4.7e-4 against a 4e-3 step); fp32 keeps the exact one.
+        # Inference only: the operator has no backward.
+        return (self.fused_gelu and x.is_cuda and not torch.is_grad_enabled()
+                and x.dtype in (torch.bfloat16, torch.float16)
+                and x.dtype == self.fc1.weight.dtype and self.fc1.bias is not None
+                and type(self.act) is nn.GELU and self.act.approximate == 'none')
+
+
+def use_fused_gelu(model: nn.Module, enabled: bool = True) -> int:
+    """Turn the fused fc1 + GELU (:func:`linear_gelu`) on or off in every :class:`Mlp`.
+
+    It only takes effect for half-precision inputs on CUDA. Returns the number of Mlps set.
+    """
+    mlps = [module for module in model.modules() if isinstance(module, Mlp)]
+    for mlp in mlps:
+        mlp.fused_gelu = enabled
+    return len(mlps)
 
 
 class LayerScale(nn.Module):

@@ -11,7 +11,7 @@ residual stream and heads), or ``model.to(torch.bfloat16)`` (everything bf16, fa
 weight memory).
 """
 
-from typing import AbstractSet, Dict, Optional, Union
+from typing import AbstractSet, Dict, List, Optional, Union
 
 import torch
 from torch import nn
@@ -123,6 +123,44 @@ class VGGT(nn.Module):
             images, capture=capture, kv_mask=kv_mask, patch_tokens=patch_tokens,
             camera_only=heads == frozenset({'camera'}),
         )
+        predictions = self.run_heads(tokens, images, patch_start_idx, heads)
+        # The reference runs the track head outside the autocast-disabled region.
+        if 'track' in heads and query_points is not None:
+            dtype = _param_dtype(self.track_head)
+            track_list, vis, conf = self.track_head(
+                _as_dtype(tokens, dtype), images=images,
+                patch_start_idx=patch_start_idx, query_points=query_points.to(dtype),
+            )
+            predictions['track'] = track_list[-1]
+            predictions['vis'] = vis
+            predictions['conf'] = conf
+        predictions['images'] = images
+        if captures is not None:
+            predictions['captures'] = captures
+        return predictions
+
+    def run_heads(
+        self,
+        tokens: List[Optional[torch.Tensor]],
+        images: torch.Tensor,
+        patch_start_idx: int,
+        heads: AbstractSet[str],
+    ) -> Dict[str, Union[torch.Tensor, list, object]]:
+        """Camera, depth and point heads on aggregator outputs (autocast off, as the reference).
+
+        Split from :meth:`forward` so a caller can run the heads later or on another CUDA
+        stream than the aggregator (VGGT4D overlaps pass 1's heads with pass 2).
+
+        Args:
+            tokens: the aggregator's per-layer outputs ``[B,S,P,2C]`` (None where not kept).
+            images: ``[B,S,3,h,w]``.
+            patch_start_idx: index of the first patch token.
+            heads: which of ``{'camera','depth','point'}`` to run.
+
+        Returns:
+            ``pose_enc``, ``pose_enc_list``, ``depth``, ``depth_conf``, ``world_points``,
+            ``world_points_conf`` for the heads asked for.
+        """
         predictions: Dict[str, Union[torch.Tensor, list, object]] = {}
         with torch.autocast(device_type=images.device.type, enabled=False):
             if 'camera' in heads:
@@ -142,17 +180,4 @@ class VGGT(nn.Module):
                     )
                     predictions[keys[0]] = value
                     predictions[keys[1]] = conf
-        # The reference runs the track head outside the autocast-disabled region.
-        if 'track' in heads and query_points is not None:
-            dtype = _param_dtype(self.track_head)
-            track_list, vis, conf = self.track_head(
-                _as_dtype(tokens, dtype), images=images,
-                patch_start_idx=patch_start_idx, query_points=query_points.to(dtype),
-            )
-            predictions['track'] = track_list[-1]
-            predictions['vis'] = vis
-            predictions['conf'] = conf
-        predictions['images'] = images
-        if captures is not None:
-            predictions['captures'] = captures
         return predictions

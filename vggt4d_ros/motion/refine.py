@@ -16,6 +16,11 @@ Release behaviour ('cluster' mode), per frame i:
    mean|z - d_j| + mean(sum_rgb |I_i - I_j|) / 3 > 0.1;
 6. refined mask = union of dynamic clusters, closed with a 5x5 ellipse, dilated 3x3.
 
+Steps 2 and 3 see only distances between the points of one frame, which the rigid pass-2
+camera-to-world motion preserves, so they run on camera-frame points without the poses
+(:func:`prepare_refinement`) and only steps 4-6 need the poses (:func:`finish_refinement`).
+:func:`refine_masks` runs both.
+
 'gradient' mode (an option, not in the release) scores each candidate pixel on its own with a
 first-order, projection-gradient-normalised depth residual |r_j| / ||dr_j/dX|| (see
 docs/method.md) plus the same photometric term, then thresholds per pixel; pixels without
@@ -57,6 +62,10 @@ class RefineConfig:
         compile_search: on CUDA, run the 'image' search through torch.compile (one fused
             selection kernel instead of a sort; compiles once, a few seconds, on first use).
         clusters: 3D k-means clusters per frame.
+        compile_kmeans: in the pipeline on CUDA, run the 3D k-means' steps through
+            ``torch.compile`` with dynamic shapes (one compilation for every candidate count;
+            the Lloyd step then never stores the [S,C,k] membership). The pipeline turns it on
+            with ``compile_model``. Same algorithm, possibly other fp32 rounding.
         kmeans_iterations: Lloyd iterations.
         seed: k-means++ seed.
         occlusion_margin: z - margin < d_j counts as visible (normalised depth units).
@@ -78,6 +87,7 @@ class RefineConfig:
     image_radius: int = 4
     compile_search: bool = True
     clusters: int = 30
+    compile_kmeans: bool = False
     kmeans_iterations: int = 30
     seed: int = 42
     occlusion_margin: float = 0.01
@@ -125,18 +135,7 @@ def backproject(depth: torch.Tensor, intrinsics: torch.Tensor,
         [S,h,w,3] float32 (non-finite where depth is).
 
     """
-    frames, height, width = depth.shape
-    ys, xs = torch.meshgrid(torch.arange(height, device=depth.device, dtype=torch.float32),
-                            torch.arange(width, device=depth.device, dtype=torch.float32),
-                            indexing='ij')
-    pixels = torch.stack([xs + 0.5, ys + 0.5, torch.ones_like(xs)], dim=-1)  # [h,w,3]
-    # inv_ex: no singularity check, so no host synchronisation on CUDA.
-    k_inv = torch.linalg.inv_ex(intrinsics.float()).inverse
-    rays = torch.einsum('sij,hwj->shwi', k_inv, pixels)
-    cam = rays * depth.float().unsqueeze(-1)
-    rot = cam_to_world[:, :3, :3].float()
-    trans = cam_to_world[:, :3, 3].float()
-    return torch.einsum('sij,shwj->shwi', rot, cam) + trans.view(frames, 1, 1, 3)
+    return _to_world(camera_points(depth, intrinsics), cam_to_world)
 
 
 def _mean_knn_distance_exact(points: torch.Tensor, valid: torch.Tensor, neighbours: int,
@@ -680,11 +679,158 @@ def _cluster_eagerly(points: torch.Tensor, valid: torch.Tensor,
     return kmeans(points, config, valid)[0]
 
 
+@dataclass
+class RefinePlan:
+    """The pose-free half of stage 3: candidates and their 3D clusters, in camera coordinates.
+
+    Statistical outlier removal and k-means see only Euclidean distances between the points
+    of one frame, which a rigid camera-to-world motion preserves: computed on camera-frame
+    points they give the release's inliers and clusters (up to float rounding) without the
+    pass-2 poses (see :func:`prepare_refinement`).
+
+    Attributes:
+        valid_depth: [S,h,w] bool, finite positive depth.
+        inliers: [S,h,w] bool statistical-outlier-removal inliers.
+        index: [S,C] int64 pixel index of each candidate slot (padding at a non-candidate).
+        valid: [S,C] bool real candidate slots.
+        points: [S,C,3] candidate points in their own camera's frame.
+        colours: [S,C,3] candidate RGB in [0,1].
+        labels: [S,C] int64 3D cluster of each slot (-1 on padding).
+
+    """
+
+    valid_depth: torch.Tensor
+    inliers: torch.Tensor
+    index: torch.Tensor
+    valid: torch.Tensor
+    points: torch.Tensor
+    colours: torch.Tensor
+    labels: torch.Tensor
+
+
+def camera_points(depth: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+    """Points of every pixel in its own camera's frame, pixel centres at +0.5.
+
+    Args:
+        depth: [S,h,w].
+        intrinsics: [S,3,3].
+
+    Returns:
+        [S,h,w,3] float32 (non-finite where depth is).
+
+    """
+    height, width = depth.shape[1:]
+    ys, xs = torch.meshgrid(torch.arange(height, device=depth.device, dtype=torch.float32),
+                            torch.arange(width, device=depth.device, dtype=torch.float32),
+                            indexing='ij')
+    pixels = torch.stack([xs + 0.5, ys + 0.5, torch.ones_like(xs)], dim=-1)  # [h,w,3]
+    # inv_ex: no singularity check, so no host synchronisation on CUDA.
+    k_inv = torch.linalg.inv_ex(intrinsics.float()).inverse
+    rays = torch.einsum('sij,hwj->shwi', k_inv, pixels)
+    return rays * depth.float().unsqueeze(-1)
+
+
+def _to_world(points: torch.Tensor, cam_to_world: torch.Tensor) -> torch.Tensor:
+    """Camera-frame points [S,...,3] -> world with [S,4,4] camera-to-world poses."""
+    frames = points.shape[0]
+    rot = cam_to_world[:, :3, :3].float()
+    trans = cam_to_world[:, :3, 3].float()
+    flat = points.reshape(frames, -1, 3)
+    world = torch.einsum('sij,spj->spi', rot, flat) + trans.unsqueeze(1)
+    return world.view(points.shape)
+
+
+@dataclass
+class Candidates:
+    """Outlier removal and coarse-mask candidates of every pixel (no host synchronisation).
+
+    Attributes:
+        valid_depth: [S,h,w] bool, finite positive depth.
+        inliers: [S,h,w] bool statistical-outlier-removal inliers.
+        points: [S,h,w,3] camera-frame points.
+        candidates: [S,h*w] bool, inlier and coarse-dynamic.
+
+    """
+
+    valid_depth: torch.Tensor
+    inliers: torch.Tensor
+    points: torch.Tensor
+    candidates: torch.Tensor
+
+
+def find_candidates(depth: torch.Tensor, coarse: torch.Tensor, intrinsics: torch.Tensor,
+                    config: RefineConfig = RefineConfig()) -> Candidates:
+    """Stage 3, steps 1-2 in camera coordinates: points, outlier removal, candidates.
+
+    Queues device work only (no host read), so a caller can queue it and go on.
+
+    Args:
+        depth: [S,h,w] pass-1 depth (non-finite or <= 0 values are never candidates).
+        coarse: [S,h,w] bool coarse masks.
+        intrinsics: [S,3,3] pass-1, network pixels.
+
+    """
+    frames = depth.shape[0]
+    depth = depth.float()
+    valid_depth = torch.isfinite(depth) & (depth > 0)
+    clean_depth = torch.where(valid_depth, depth, torch.ones_like(depth))
+    points = camera_points(clean_depth, intrinsics)
+    inliers = statistical_inliers(points, valid_depth, config)
+    candidates = (inliers & coarse.bool()).reshape(frames, -1)
+    return Candidates(valid_depth, inliers, points, candidates)
+
+
+def cluster_candidates(found: Candidates, images: torch.Tensor,
+                       config: RefineConfig = RefineConfig(),
+                       cluster_fn: ClusterFn = _cluster_eagerly) -> RefinePlan:
+    """Stage 3, step 3: compact the candidates (one host read) and cluster them in 3D.
+
+    Args:
+        found: from :func:`find_candidates`.
+        images: [S,3,h,w] in [0,1].
+        cluster_fn: ``(points[S,C,3], valid[S,C], KMeansConfig) -> labels[S,C]``, the 3D
+            k-means (the pipeline passes a CUDA-graphed one).
+
+    """
+    frames = images.shape[0]
+    index, valid = _compact(found.candidates)  # [S,C]
+    gather3 = index.unsqueeze(-1).expand(-1, -1, 3)
+    cand_points = found.points.reshape(frames, -1, 3).gather(1, gather3)
+    cand_colours = images.float().permute(0, 2, 3, 1).reshape(frames, -1, 3).gather(1, gather3)
+    km = KMeansConfig(config.clusters, config.kmeans_iterations, None, config.seed)
+    if index.shape[1]:
+        labels = cluster_fn(cand_points, valid, km)  # [S,C], -1 on padding
+    else:
+        labels = index.clone()  # no candidate anywhere: nothing to cluster
+    return RefinePlan(found.valid_depth, found.inliers, index, valid, cand_points, cand_colours,
+                      labels)
+
+
+def prepare_refinement(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor,
+                       intrinsics: torch.Tensor, config: RefineConfig = RefineConfig(),
+                       cluster_fn: ClusterFn = _cluster_eagerly) -> RefinePlan:
+    """Stage 3, first half (no poses): :func:`find_candidates` then :func:`cluster_candidates`.
+
+    Args:
+        images: [S,3,h,w] in [0,1].
+        depth: [S,h,w] pass-1 depth (non-finite or <= 0 values are never candidates).
+        coarse: [S,h,w] bool coarse masks.
+        intrinsics: [S,3,3] pass-1, network pixels.
+        cluster_fn: the 3D k-means, as :func:`cluster_candidates`.
+
+    Returns:
+        RefinePlan for :func:`finish_refinement`.
+
+    """
+    found = find_candidates(depth, coarse, intrinsics, config)
+    return cluster_candidates(found, images, config, cluster_fn)
+
+
 def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor,
                  cam_to_world: torch.Tensor, intrinsics: torch.Tensor,
                  config: RefineConfig = RefineConfig(),
                  cluster_fn: ClusterFn = _cluster_eagerly) -> RefineResult:
-    """Stage 3 of VGGT4D.
+    """Stage 3 of VGGT4D (:func:`prepare_refinement` then :func:`finish_refinement`).
 
     Args:
         images: [S,3,h,w] in [0,1].
@@ -699,29 +845,35 @@ def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor
         RefineResult with masks [S,h,w] bool.
 
     """
+    plan = prepare_refinement(images, depth, coarse, intrinsics, config, cluster_fn)
+    return finish_refinement(plan, images, depth, coarse, cam_to_world, intrinsics, config)
+
+
+def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tensor,
+                      coarse: torch.Tensor, cam_to_world: torch.Tensor,
+                      intrinsics: torch.Tensor, config: RefineConfig = RefineConfig()
+                      ) -> RefineResult:
+    """Stage 3, second half: project the clustered candidates with the pass-2 poses and decide.
+
+    Args:
+        plan: from :func:`prepare_refinement` on the same images, depth, masks and intrinsics.
+        images, depth, coarse, intrinsics: as :func:`refine_masks`.
+        cam_to_world: [S,4,4] pass-2 poses.
+
+    Returns:
+        RefineResult with masks [S,h,w] bool.
+
+    """
     frames, height, width = depth.shape
     count = height * width
     depth = depth.float()
     images = images.float()
     intrinsics = intrinsics.float()
     cam_to_world = cam_to_world.float()
-    valid_depth = torch.isfinite(depth) & (depth > 0)
-    clean_depth = torch.where(valid_depth, depth, torch.ones_like(depth))
-    points = backproject(clean_depth, intrinsics, cam_to_world)
-    inliers = statistical_inliers(points, valid_depth, config)
-    candidates = (inliers & coarse.bool()).reshape(frames, count)
-
-    index, valid = _compact(candidates)  # [S,C]
-    gather3 = index.unsqueeze(-1).expand(-1, -1, 3)
-    cand_points = points.reshape(frames, count, 3).gather(1, gather3)
-    cand_colours = images.permute(0, 2, 3, 1).reshape(frames, count, 3).gather(1, gather3)
-    km = KMeansConfig(config.clusters, config.kmeans_iterations, None, config.seed)
-    if index.shape[1]:
-        labels = cluster_fn(cand_points, valid, km)  # [S,C], -1 on padding
-    else:
-        labels = index.clone()  # no candidate anywhere: nothing to cluster
+    index, valid, labels = plan.index, plan.valid, plan.labels
+    cand_points = _to_world(plan.points, cam_to_world)
     world_to_cam = torch.linalg.inv_ex(cam_to_world).inverse
-    sample_depth = torch.where(valid_depth, depth, torch.full_like(depth, float('nan')))
+    sample_depth = torch.where(plan.valid_depth, depth, torch.full_like(depth, float('nan')))
     gradient_mode = config.mode == 'gradient'
     slots = index.shape[1]
     chunk = max(1, config.point_budget // max(frames * slots, 1))
@@ -730,7 +882,7 @@ def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor
     per_point = torch.zeros(frames, slots, 3, device=depth.device)
     for start in range(0, frames if slots else 0, chunk):
         ref = torch.arange(start, min(start + chunk, frames), device=depth.device)
-        views = _project_chunk(ref, cand_points, cand_colours, sample_depth, coarse, images,
+        views = _project_chunk(ref, cand_points, plan.colours, sample_depth, coarse, images,
                                intrinsics, world_to_cam, config, gradient_mode)
         geometric = views.depth_error
         if gradient_mode:
@@ -764,9 +916,9 @@ def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor
         dynamic_slot = valid & cluster_dynamic
     raw = torch.zeros(frames, count, dtype=torch.bool, device=depth.device)
     raw = raw.scatter(1, index, dynamic_slot).view(frames, height, width)
-    full_labels = torch.where(inliers, -1, -2).reshape(frames, count).long()
+    full_labels = torch.where(plan.inliers, -1, -2).reshape(frames, count).long()
     slot_labels = torch.where(valid, labels, full_labels.gather(1, index))
     full_labels = full_labels.scatter(1, index, slot_labels).view(frames, height, width)
     masks = close_then_dilate(raw, config.close_kernel, config.dilate_kernel)
-    return RefineResult(masks=masks, raw_masks=raw, inliers=inliers, labels=full_labels,
+    return RefineResult(masks=masks, raw_masks=raw, inliers=plan.inliers, labels=full_labels,
                         scores=scores)

@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The node's view of the PerceptionEngine: configs from parameters, results ready to publish.
 
-Runs on the worker thread only (construction and parameter reads happen at configure).
+Runs on the worker thread only (construction and parameter reads happen at configure). Per
+window the masks come first, through the engine's ``on_masks`` hook right after the backend
+(handed to the node's mask callback as ``FrameMask`` items); poses, the window cloud and the
+map follow after the mapper as ``WindowPublish`` items from ``take_results``.
 """
 
 from __future__ import annotations
@@ -10,20 +13,23 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from vggt4d_ros.mapping.engine import EngineOutput
+from vggt4d_ros.mapping.engine import MaskOutput
 from vggt4d_ros.mapping.engine import PerceptionEngine
 from vggt4d_ros.mapping.mapper import MapperConfig
+from vggt4d_ros.mapping.window import Window
 from vggt4d_ros.mapping.window import WindowConfig
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.ros.frame_queue import QueuedFrame
 from vggt4d_ros.ros.frames import FrameConvention
 from vggt4d_ros.ros.frames import make_convention
 from vggt4d_ros.ros.frames import pose_from_xyz_quat
-from vggt4d_ros.ros.outputs import FrameOutput
+from vggt4d_ros.ros.outputs import FrameMask
+from vggt4d_ros.ros.outputs import FramePose
 from vggt4d_ros.ros.outputs import header_at
 from vggt4d_ros.ros.params import declare_group
 from vggt4d_ros.ros.params import NodeParams
@@ -42,21 +48,25 @@ class WindowPublish:
     """What one processed window publishes.
 
     Attributes:
-        frames: the window's new frames.
+        frames: poses of the window's new frames (their masks went out before the mapper).
         window_cloud: (points [N,3] float32, colours [N,3] uint8) in VGGT's global frame.
         static_map: the whole static map likewise, or None when not due.
         reset: the map restarted with this window (path is cleared).
 
     """
 
-    frames: list[FrameOutput]
+    frames: list[FramePose]
     window_cloud: tuple[np.ndarray, np.ndarray] | None
     static_map: tuple[np.ndarray, np.ndarray] | None
     reset: bool
 
 
+#: The node's mask callback: the new frames' masks of one window, in time order.
+MaskCallback = Callable[[list[FrameMask]], None]
+
+
 class EngineAdapter:
-    """Builds the engine from parameters and turns EngineOutputs into WindowPublish items."""
+    """Builds the engine from parameters; hands out masks early and WindowPublish items."""
 
     @staticmethod
     def declare_parameters(node) -> None:
@@ -72,6 +82,7 @@ class EngineAdapter:
         self.mapper_config = read_group(node, 'mapper', MapperConfig)
         self._pipeline_config = read_group(node, 'pipeline', PipelineConfig)
         self._engine: PerceptionEngine | None = None
+        self._on_masks: MaskCallback | None = None
         self._arrivals: collections.OrderedDict[int, float] = collections.OrderedDict()
         self._results: list[WindowPublish] = []
         self._last_map_s = -np.inf
@@ -96,14 +107,21 @@ class EngineAdapter:
     def pipeline_config(self) -> PipelineConfig:
         return self._pipeline_config
 
-    def start(self, backend: Any) -> None:
-        """Create a fresh engine around ``backend`` (activate)."""
-        self._engine = PerceptionEngine(backend, self.window_config, self.mapper_config)
+    def start(self, backend: Any, on_masks: MaskCallback | None = None) -> None:
+        """Create a fresh engine around ``backend`` (activate).
+
+        ``on_masks`` receives each window's masks right after the backend, before the mapper
+        (on the worker thread, inside ``push``/``flush``).
+        """
+        self._on_masks = on_masks
+        self._engine = PerceptionEngine(backend, self.window_config, self.mapper_config,
+                                        on_masks=self._masks_ready)
         self._reset_counts = (0, 0)
 
     def stop(self) -> None:
         """Drop the engine and its backend reference (deactivate)."""
         self._engine = None
+        self._on_masks = None
         self._results.clear()
         self._arrivals.clear()
 
@@ -142,9 +160,20 @@ class EngineAdapter:
         self._reset_counts = counts
         return warnings
 
+    def _masks_ready(self, window: Window, masks: list[MaskOutput]) -> None:
+        """Engine hook: wrap the masks with their source header, image and arrival time."""
+        frames = [FrameMask(header=header_at(mask.stamp_ns, mask.frame_id), mask=mask.mask,
+                            rgb=window.frames[mask.index],
+                            received_s=self._arrivals.pop(mask.stamp_ns, None))
+                  for mask in masks]
+        if self._on_masks is not None:
+            self._on_masks(frames)
+
     def _collect(self, outputs: list[EngineOutput], force_map: bool = False) -> None:
         for output in outputs:
-            frames = [self._frame(output, frame) for frame in output.frames]
+            frames = [FramePose(frame.stamp_ns, frame.frame_id,
+                                np.asarray(frame.pose, dtype=np.float64))
+                      for frame in output.frames]
             update = output.update
             now = time.monotonic()
             map_due = now - self._last_map_s >= self._params.map_period_s
@@ -154,13 +183,6 @@ class EngineAdapter:
                 self._last_map_s = now
             window_cloud = (update.points_xyz, update.points_rgb)
             self._results.append(WindowPublish(frames, window_cloud, static_map, update.reset))
-
-    def _frame(self, output: EngineOutput, frame) -> FrameOutput:
-        header = header_at(frame.stamp_ns, frame.frame_id)
-        return FrameOutput(header=header, stamp_ns=frame.stamp_ns, mask=frame.mask,
-                           vggt_from_camera=np.asarray(frame.pose, dtype=np.float64),
-                           rgb=output.window.frames[frame.index],
-                           received_s=self._arrivals.pop(frame.stamp_ns, None))
 
     def convention(self, image_frame_id: str) -> FrameConvention | None:
         """Frame convention for images from ``image_frame_id`` (None: extrinsic not known yet)."""

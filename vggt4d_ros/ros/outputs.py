@@ -2,8 +2,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """Publishers of the node's outputs: masks, overlay, clouds, TF, path, odometry.
 
-Every header carries the stamp of the source image: per-frame outputs their own frame's stamp
-(masks also its frame_id), window-level clouds the stamp of the window's newest frame.
+Masks (and overlays) are published per window as soon as the backend returns, before the
+mapper; poses, path and clouds after it (``publish_mask``/``publish_overlay`` vs
+``publish_pose``/``publish_path``/``publish_clouds``). Every header carries the stamp of the
+source image: per-frame outputs their own frame's stamp (masks also its frame_id),
+window-level clouds the stamp of the window's newest frame.
+
+Overlay, odometry, path and window cloud are built and published only while someone subscribes
+(they run on the worker thread between windows: an overlay blend per frame, a Path of up to
+``path_max_size`` poses, ~3.7 ms for 1024 poses on the 2-core CPU machine). Masks, TF and the
+latched static map are always published.
 """
 
 from __future__ import annotations
@@ -46,25 +54,37 @@ UNKNOWN_VARIANCE = 1.0
 
 
 @dataclass
-class FrameOutput:
-    """One processed frame, ready to publish.
+class FrameMask:
+    """Dynamic mask of one processed frame, ready to publish (before its pose is known).
 
     Attributes:
         header: source image header (stamp and frame_id).
-        stamp_ns: the same stamp in nanoseconds.
         mask: [H,W] uint8 0/255 dynamic mask at camera resolution.
-        vggt_from_camera: [4,4] camera-optical-to-world pose in the engine's global frame.
         rgb: [H,W,3] uint8 source image (for the overlay), or None.
         received_s: ``time.monotonic()`` when the image arrived, or None if unknown.
 
     """
 
     header: Header
-    stamp_ns: int
     mask: np.ndarray
-    vggt_from_camera: np.ndarray
     rgb: np.ndarray | None
     received_s: float | None = None
+
+
+@dataclass
+class FramePose:
+    """Pose of one processed frame, ready to publish (after the mapper).
+
+    Attributes:
+        stamp_ns: source image stamp in nanoseconds.
+        frame_id: source image frame_id.
+        vggt_from_camera: [4,4] camera-optical-to-world pose in the engine's global frame.
+
+    """
+
+    stamp_ns: int
+    frame_id: str
+    vggt_from_camera: np.ndarray
 
 
 def header_at(stamp_ns: int, frame_id: str) -> Header:
@@ -116,20 +136,26 @@ class OutputPublisher:
         self._path.clear()
         self._previous_pose = None
 
-    def publish_frame(self, frame: FrameOutput, convention: FrameConvention) -> None:
-        """Publish mask, overlay, TF and odometry of one frame; extend the path."""
+    def publish_mask(self, frame: FrameMask) -> None:
+        """Publish the dynamic mask of one frame (source header)."""
         if self.mask_pub is not None:
             self.mask_pub.publish(numpy_to_image_msg(frame.mask, 'mono8', frame.header))
-        if self.overlay_pub is not None and frame.rgb is not None:
+
+    def publish_overlay(self, frame: FrameMask) -> None:
+        """Publish the mask overlay of one frame (when subscribed and the image is known)."""
+        if _subscribed(self.overlay_pub) and frame.rgb is not None:
             self.overlay_pub.publish(numpy_to_image_msg(
                 mask_overlay(frame.rgb, frame.mask), 'rgb8', frame.header))
+
+    def publish_pose(self, frame: FramePose, convention: FrameConvention) -> None:
+        """Publish TF and odometry of one frame; extend the path."""
         pose = convention.child_pose(frame.vggt_from_camera)
         world_header = header_at(frame.stamp_ns, convention.world_frame)
         if self.tf is not None:
             self.tf.send([transform_stamped(pose, world_header, convention.child_frame)])
         if self.path_pub is not None:
             self._path.append(PoseStamped(header=world_header, pose=pose_to_msg(pose)))
-        if self.odom_pub is not None:
+        if _subscribed(self.odom_pub):
             self.odom_pub.publish(self._odometry(frame.stamp_ns, pose, world_header,
                                                  convention.child_frame))
         self._previous_pose = (frame.stamp_ns, pose)
@@ -151,7 +177,7 @@ class OutputPublisher:
 
     def publish_path(self) -> None:
         """Publish the bounded path (once per window: it can hold path_max_size poses)."""
-        if self.path_pub is not None and self._path:
+        if _subscribed(self.path_pub) and self._path:
             newest = self._path[-1].header
             self.path_pub.publish(Path(header=newest, poses=list(self._path)))
 
@@ -160,13 +186,18 @@ class OutputPublisher:
                        static_map: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Publish the window's static points and/or the global static map (VGGT world)."""
         header = header_at(stamp_ns, convention.world_frame)
-        if self.window_pub is not None and window_cloud is not None:
+        if _subscribed(self.window_pub) and window_cloud is not None:
             points, colors = window_cloud
             self.window_pub.publish(make_cloud(header, convention.points_to_world(points),
                                                colors))
         if self.map_pub is not None and static_map is not None:
             points, colors = static_map
             self.map_pub.publish(make_cloud(header, convention.points_to_world(points), colors))
+
+
+def _subscribed(publisher) -> bool:
+    """Return whether the publisher exists (enabled) and has a matched subscription."""
+    return publisher is not None and publisher.get_subscription_count() > 0
 
 
 def body_twist(previous: np.ndarray, current: np.ndarray,

@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--compile-mode', default=None,
                         help="torch.compile mode, e.g. 'max-autotune-no-cudagraphs'")
     parser.add_argument('--no-refine', action='store_true')
+    parser.add_argument('--no-fused-gelu', action='store_true',
+                        help='PipelineConfig.fused_gelu=False (exact GELU kernels)')
     parser.add_argument('--cprofile', action='store_true', help='print top host functions')
     parser.add_argument('--torch-profile', action='store_true',
                         help='torch.profiler tables (host and device ops) of the timed windows')
@@ -77,7 +79,8 @@ def build_engine(args: argparse.Namespace) -> PerceptionEngine:
         model = VGGT(config)
     model = model.to(dtype).eval()
     pipeline_config = PipelineConfig(compile_model=args.compile,
-                                     refine_enabled=not args.no_refine)
+                                     refine_enabled=not args.no_refine,
+                                     fused_gelu=not args.no_fused_gelu)
     if args.compile_mode:
         pipeline_config = replace(pipeline_config, compile_mode=args.compile_mode)
     pipeline = VGGT4DPipeline(model, pipeline_config, device, dtype)
@@ -109,18 +112,25 @@ def main(argv: list[str] | None = None) -> int:
             profiler.disable()
         for output in outputs:
             if warm:
-                rows.append({**output.result.timings, **output.timings, 'push': elapsed})
+                # Random weights give arbitrary coarse masks; the refinement's cost follows
+                # their coverage, so it is listed with every window.
+                coverage = float(output.result.coarse_masks.float().mean())
+                rows.append({**output.result.timings, **output.timings, 'push': elapsed,
+                             'coverage': coverage})
     if not rows:
         print('no window was timed')
         return 1
-    keys = list(rows[0])
+    keys = [key for key in rows[0] if key != 'coverage']
     print(f'# engine, {args.config} model, {args.device}, {args.width}x{args.height}, '
           f'window {args.window} / stride {args.stride}, {len(rows)} windows (median ms)')
     print('| ' + ' | '.join(keys) + ' |')
     print('|' + '---|' * len(keys))
     print('| ' + ' | '.join(f'{1000 * np.median([r[k] for r in rows]):.1f}' for k in keys) + ' |')
     print('per window (ms): ' + ', '.join(
-        f"{k} {' '.join(f'{1000 * r[k]:.0f}' for r in rows)}" for k in ('refine', 'total')))
+        f"{k} {' '.join(f'{1000 * r.get(k, 0.0):.0f}' for r in rows)}"
+        for k in ('cluster', 'refine', 'total')))
+    print('coarse coverage per window (%): '
+          + ' '.join(f"{100 * r['coverage']:.0f}" for r in rows))
     pipeline = getattr(engine.backend, 'pipeline', engine.backend)
     for name in ('_coarse_graph', '_cluster_graph'):
         graphed = getattr(pipeline, name, None)

@@ -8,6 +8,12 @@ runs in its own process. Printed as a markdown table: sent and sustained input r
 node accepted), output rate (masks), image-to-mask latency p50/p95/max (mask arrival minus
 image stamp, one host so one clock) and the drop counters.
 
+The latency is split where rclpy hands out DDS message info (Iron and later; one host, so the
+system clocks agree): image stamp -> node's image callback (``input_delay``; of that, DDS
+receive -> callback, ``input_wait``) -> node's mask publish (DDS source timestamp) -> peer's
+DDS receive (mask transit) -> peer's callback (peer wait). The node's own arrival-to-publish
+latency comes from its /diagnostics.
+
 GPU (full model, random weights, CUDA)::
 
     python -m vggt4d_ros.tools.bench_node --config full --device cuda --duration 30
@@ -16,6 +22,15 @@ CPU smoke test::
 
     python -m vggt4d_ros.tools.bench_node --config tiny --device cpu --width 80 --height 64 \
         --fps 10 --duration 8
+
+Node overhead without a model (CPU, no GPU): a test backend from test/ros/fake_backends.py that
+holds the GIL in Python for 0.1 s per window, with Python's default GIL switch interval vs a
+shorter one (node parameter ``gil_switch_interval_ms``)::
+
+    python -m vggt4d_ros.tools.bench_node --backend fake_backends:make_busy_plane \
+        --backend-path test/ros --duration 20 --param gil_switch_interval_ms:=0.0
+    python -m vggt4d_ros.tools.bench_node --backend fake_backends:make_busy_plane \
+        --backend-path test/ros --duration 20 --param gil_switch_interval_ms:=1.0
 
 Goal on an H200: >= 30 fps input sustained with window 8 / stride >= 4 and p95 <= 250 ms. The
 node runs without tf2_msgs (then it publishes no TF), so the bench needs only rclpy, the
@@ -44,6 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--device', default='auto')
     parser.add_argument('--dtype', default='auto')
     parser.add_argument('--weights', default='', help='checkpoint; empty: random weights')
+    parser.add_argument('--backend', default='',
+                        help='backend_factory "module:function" instead of VGGT4D (e.g. '
+                        'fake_backends:make_busy_plane with --backend-path test/ros)')
+    parser.add_argument('--backend-path', default='',
+                        help='directory put first on the PYTHONPATH of the node (for --backend)')
     parser.add_argument('--weights-dtype', choices=('float32', 'compute'), default='float32',
                         help='compute: cast the weights to the compute dtype (faster)')
     parser.add_argument('--width', type=int, default=640)
@@ -78,6 +98,8 @@ def node_command(args: argparse.Namespace) -> list[str]:
         params.update({'window.min_parallax_px': 0.0, 'window.max_keyframe_interval_s': 0.0})
     if args.no_refine:
         params['pipeline.refine_enabled'] = 'false'
+    if args.backend:
+        params['backend_factory'] = args.backend
     command = [sys.executable, '-m', 'vggt4d_ros.ros.node', '--ros-args']
     for key, value in params.items():
         command += ['-p', f"{key}:={value if value != '' else repr('')}"]
@@ -97,6 +119,45 @@ def percentile_ms(values: list[float], q: float) -> float:
     return float(np.percentile(values, q) * 1e3) if values else float('nan')
 
 
+#: The node's latency meters keep this many values (vggt4d_ros.ros.stats.LatencyMeter).
+NODE_SAMPLE = 500
+
+
+def p50_p95(values: list[float], last: int | None = NODE_SAMPLE) -> str:
+    """'p50 / p95' in milliseconds of a list of seconds (of its ``last`` values).
+
+    The default compares like with like: the node reports over its last 500 values, so the
+    first windows after warm-up (often slower) drop out of both.
+    """
+    values = values[-last:] if last else values
+    return f'{percentile_ms(values, 50):.1f} / {percentile_ms(values, 95):.1f}'
+
+
+class MaskTiming:
+    """Per received mask: stamp -> node publish -> peer DDS receive -> peer callback (seconds).
+
+    The split needs rmw's message info (a two-argument callback, rclpy Iron and later); with
+    Humble's rclpy only the total is recorded.
+    """
+
+    def __init__(self) -> None:
+        self.total: list[float] = []
+        self.node_side: list[float] = []  # image stamp -> mask DDS source timestamp
+        self.transit: list[float] = []  # mask source timestamp -> peer DDS receive
+        self.peer_wait: list[float] = []  # peer DDS receive -> peer callback
+
+    def add(self, msg, info: dict | None) -> None:
+        now_ns = time.time_ns()
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.total.append((now_ns - stamp_ns) * 1e-9)
+        source_ns = info.get('source_timestamp', 0) if info else 0
+        received_ns = info.get('received_timestamp', 0) if info else 0
+        if source_ns > 0 and received_ns > 0:
+            self.node_side.append((source_ns - stamp_ns) * 1e-9)
+            self.transit.append((received_ns - source_ns) * 1e-9)
+            self.peer_wait.append((now_ns - received_ns) * 1e-9)
+
+
 def run(args: argparse.Namespace) -> dict[str, float | str]:
     env = dds_environment()
     os.environ.update({k: v for k, v in env.items() if k.startswith(('FAST', 'ROS_'))})
@@ -104,24 +165,37 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile
     from rclpy.qos import ReliabilityPolicy
+    from rclpy.subscription import Subscription
     from sensor_msgs.msg import Image
+
+    # Two-argument callbacks get rmw's MessageInfo on rclpy >= Iron (as in ros/node.py).
+    has_message_info = hasattr(Subscription, 'CallbackType')
 
     log_path = Path(args.log or tempfile.mktemp(prefix='vggt4d_bench_node_', suffix='.log'))
     log = open(log_path, 'w')
+    if args.backend_path:
+        env['PYTHONPATH'] = os.pathsep.join(
+            [str(Path(args.backend_path).resolve())]
+            + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
     node_process = subprocess.Popen(node_command(args), stdout=log, stderr=subprocess.STDOUT,
                                     env=env)
     rclpy.init()
     peer = rclpy.create_node('vggt4d_bench')
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     publisher = peer.create_publisher(Image, '/camera/image_raw', reliable)
-    latencies: list[float] = []
+    timing = MaskTiming()
+    latencies = timing.total
+    publish_calls: list[float] = []
     diagnostics: list = []
 
-    def on_mask(msg: Image) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        latencies.append(time.time() - stamp)
+    def on_mask_info(msg: Image, info: dict) -> None:
+        timing.add(msg, info)
 
-    peer.create_subscription(Image, '/vggt4d/dynamic_mask', on_mask, reliable)
+    def on_mask(msg: Image) -> None:
+        timing.add(msg, None)
+
+    peer.create_subscription(Image, '/vggt4d/dynamic_mask',
+                             on_mask_info if has_message_info else on_mask, reliable)
     peer.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
     try:
         start = time.monotonic()
@@ -144,9 +218,10 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
             while time.monotonic() < due:
                 rclpy.spin_once(peer, timeout_sec=max(0.0, due - time.monotonic()))
             msg = messages[sent % len(messages)]
-            now = time.time()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
+            now_ns = time.time_ns()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
             publisher.publish(msg)
+            publish_calls.append((time.time_ns() - now_ns) * 1e-9)
             sent += 1
         stream_s = time.monotonic() - begin
         masks_in_stream = len(latencies)
@@ -158,7 +233,8 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
             values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
         received = int(values.get('frames_received', '0'))
         return {
-            'model': f'{args.config} ({"weights" if args.weights else "random weights"})',
+            'model': (args.backend if args.backend else
+                      f'{args.config} ({"weights" if args.weights else "random weights"})'),
             'device / dtype': values.get('backend', '?').split(' on ')[-1],
             'image': f'{args.width}x{args.height} rgb8',
             'window / stride': f'{args.window} / {args.stride}',
@@ -169,10 +245,25 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
             'latency p50 ms': f'{percentile_ms(latencies, 50):.0f}',
             'latency p95 ms': f'{percentile_ms(latencies, 95):.0f}',
             'latency max ms': f'{max(latencies) * 1e3:.0f}' if latencies else 'nan',
+            f'latency p50 / p95 ms, last {NODE_SAMPLE} masks': p50_p95(latencies),
             'node latency p50 / p95 ms (arrival to mask)': (
                 f'{values.get("latency_p50_ms", "?")} / {values.get("latency_p95_ms", "?")}'),
+            f'split p50 / p95 ms (last {NODE_SAMPLE}): peer publish() call': p50_p95(
+                publish_calls),
+            'split: stamp -> node image callback (node)': (
+                f'{values.get("input_delay_p50_ms", "?")} / '
+                f'{values.get("input_delay_p95_ms", "?")}'),
+            'split: of that, DDS receive -> node callback': (
+                f'{values.get("input_wait_p50_ms", "?")} / '
+                f'{values.get("input_wait_p95_ms", "?")}'),
+            'split: stamp -> mask DDS publish': p50_p95(timing.node_side),
+            'split: mask transit (publish -> peer DDS receive)': p50_p95(timing.transit),
+            'split: peer DDS receive -> peer callback': p50_p95(timing.peer_wait),
             'node window time p50 ms (VGGT4D + mapper)': values.get('window_time_p50_ms', '?'),
-            'node publish time p50 ms per window': values.get('publish_time_p50_ms', '?'),
+            'node window time p95 ms': values.get('window_time_p95_ms', '?'),
+            'node publish time p50 / p95 ms per window': (
+                f'{values.get("publish_time_p50_ms", "?")} / '
+                f'{values.get("publish_time_p95_ms", "?")}'),
             'masks / frames sent': f'{len(latencies)} / {sent}',
             'dropped (queue / window)': (f'{values.get("dropped_queue", "?")} / '
                                          f'{values.get("dropped_window", "?")}'),

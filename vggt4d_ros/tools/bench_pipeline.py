@@ -37,7 +37,8 @@ from vggt4d_ros.motion.refine import RefineConfig
 dataclasses_replace = dataclasses.replace
 
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
-COLUMNS = ('pass1', 'cues', 'coarse', 'pass2', 'refine', 'total')
+COLUMNS = ('pass1', 'heads1', 'cues', 'coarse', 'pass2', 'prepare', 'cluster', 'refine',
+           'total')
 # SDPA backend orders to compare ('default' = PyTorch's own choice).
 SDPA_ORDERS = {
     'cudnn': [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
@@ -148,6 +149,7 @@ def bench_one(pipe: VGGT4DPipeline, frames: int, args: argparse.Namespace) -> di
 
 
 def format_table(rows: dict[int, dict[str, float]]) -> str:
+    # total is the window's span on the device (first stage start to last stage end).
     header = ('| frames | ' + ' | '.join(f'{c} (s)' for c in COLUMNS)
               + ' | wall (s) | peak GiB | coarse px | first run (s) |')
     lines = [header, '|' + '---|' * (len(COLUMNS) + 5)]

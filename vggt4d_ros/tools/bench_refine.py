@@ -9,7 +9,8 @@ and coarse masks on the box (~15 % of the image). Times (median of ``--repeats``
 
 - the image-window kNN mean distance of the outlier removal, compiled and eager;
 - the whole outlier removal (``statistical_inliers``);
-- the 3D k-means of the candidates, eager and as the pipeline runs it (CUDA graphs);
+- the 3D k-means of the candidates, eager and as the pipeline runs it (CUDA graphs), on CUDA
+  also with the steps compiled for any candidate count (the pipeline with ``compile_model``);
 - the final closing + dilation;
 - ``refine_masks`` with the pipeline's k-means (the number the pipeline sees), and on CUDA
   also with the eager kNN (``compile_search=False``).
@@ -18,6 +19,7 @@ GPU machine::
 
     python -m vggt4d_ros.tools.bench_refine                      # 8 x 392 x 518 on CUDA
     python -m vggt4d_ros.tools.bench_refine --profile            # + top kernels of one call
+    python -m vggt4d_ros.tools.bench_refine --coverage 0.05 0.15 0.3 0.6   # one table each
 
 CPU check (small)::
 
@@ -64,6 +66,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help='also time the compiled kNN on the CPU (slow compile)')
     parser.add_argument('--profile', action='store_true',
                         help='print the top kernels of one refine_masks call')
+    parser.add_argument('--coverage', type=float, nargs='+', default=[0.15],
+                        help='fraction of each frame in the coarse mask (the moving box); '
+                             'the k-means cost follows it')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -80,8 +85,13 @@ class Window:
 
 
 def make_window(frames: int, height: int, width: int, seed: int,
-                device: torch.device) -> Window:
-    """Build a smooth surface, a box moving in front of it, a translating camera."""
+                device: torch.device, coverage: float = 0.15) -> Window:
+    """Build a smooth surface, a box moving in front of it, a translating camera.
+
+    ``coverage``: the box's share of each frame (at most ~0.8).
+    """
+    scale = (coverage / 0.15) ** 0.5
+    half_u, half_v = min(0.45 * scale, 0.95), min(0.33 * scale, 0.89)
     generator = torch.Generator().manual_seed(seed)
     v, u = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width),
                           indexing='ij')
@@ -90,7 +100,7 @@ def make_window(frames: int, height: int, width: int, seed: int,
     depth, images, coarse, poses = [], [], [], []
     for frame in range(frames):
         shift = 0.6 * frame / max(frames - 1, 1) - 0.3  # the box sweeps 30 % of the width
-        box = ((u - shift).abs() < 0.45) & ((v - 0.1).abs() < 0.33)  # ~15 % of the pixels
+        box = ((u - shift).abs() < half_u) & ((v - 0.1).abs() < half_v)
         surface = 4 + 0.5 * torch.sin(2 * u + 0.1 * frame) + 0.3 * torch.cos(3 * v)
         noise = 0.005 * torch.randn(height, width, generator=generator)
         depth.append(torch.where(box, 2.0 + 0.1 * u, surface) * (1 + noise))
@@ -107,12 +117,14 @@ def make_window(frames: int, height: int, width: int, seed: int,
                   intrinsics=intrinsics.expand(frames, 3, 3).contiguous().to(device))
 
 
-def pipeline_cluster_fn(device: torch.device) -> ClusterFn:
+def pipeline_cluster_fn(device: torch.device, compiled: bool = False) -> ClusterFn:
     """Return the refinement k-means exactly as ``VGGT4DPipeline`` runs it (graphs on CUDA).
 
     The pipeline is built around a tiny random VGGT: only its clustering is used.
+    ``compiled``: as with ``compile_model`` on CUDA (k-means steps compiled, dynamic shapes).
     """
-    pipeline = VGGT4DPipeline(VGGT(VGGTConfig.tiny()), PipelineConfig(), device)
+    config = PipelineConfig(refine=RefineConfig(compile_kmeans=compiled))
+    pipeline = VGGT4DPipeline(VGGT(VGGTConfig.tiny()), config, device)
     return pipeline._cluster
 
 
@@ -124,10 +136,10 @@ def _knn_all_frames(points: torch.Tensor, valid: torch.Tensor, config: RefineCon
         for f in range(0, points.shape[0], chunk)])
 
 
-def run(args: argparse.Namespace) -> list[tuple[str, float, str]]:
+def run(args: argparse.Namespace, coverage: float = 0.15) -> list[tuple[str, float, str]]:
     """Time every part; rows of (name, median ms, note)."""
     device = torch.device(args.device)
-    window = make_window(args.frames, args.height, args.width, args.seed, device)
+    window = make_window(args.frames, args.height, args.width, args.seed, device, coverage)
     config = RefineConfig()
     valid = torch.isfinite(window.depth) & (window.depth > 0)
     points = backproject(window.depth, window.intrinsics, window.cam_to_world)
@@ -157,10 +169,20 @@ def run(args: argparse.Namespace) -> list[tuple[str, float, str]]:
     cluster = pipeline_cluster_fn(device)
     rows.append(('k-means, as the pipeline', timed(lambda: cluster(cand_points, slot_valid, km)),
                  'CUDA graph on CUDA'))
+    compiled_cluster = None
+    if device.type == 'cuda':
+        compiled_cluster = pipeline_cluster_fn(device, compiled=True)
+        rows.append(('k-means, as the compiled pipeline', timed(
+            lambda: compiled_cluster(cand_points, slot_valid, km)),
+            'CUDA graph of steps compiled for any candidate count'))
     rows.append(('close + dilate', timed(lambda: close_then_dilate(window.coarse)), ''))
     inputs = (window.images, window.depth, window.coarse, window.cam_to_world, window.intrinsics)
     rows.append(('refine_masks, as the pipeline', timed(
         lambda: refine_masks(*inputs, config, cluster_fn=cluster)), 'the number to watch'))
+    if compiled_cluster is not None:
+        rows.append(('refine_masks, as the compiled pipeline', timed(
+            lambda: refine_masks(*inputs, config, cluster_fn=compiled_cluster)),
+            'compile_model'))
     if device.type == 'cuda':
         eager_search = replace(config, compile_search=False)
         rows.append(('refine_masks, as the pipeline, eager kNN', timed(
@@ -202,11 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'
     print(f'# refinement, {args.frames} x {args.height} x {args.width}, torch '
           f'{torch.__version__}, {name}, median of {args.repeats}')
-    rows = run(args)
-    print('| part | median ms | note |')
-    print('|---|---|---|')
-    for part, ms, note in rows:
-        print(f'| {part} | {ms:.2f} | {note} |')
+    for coverage in args.coverage:
+        rows = run(args, coverage)
+        print(f'\ncoarse mask coverage {100 * coverage:.0f} %')
+        print('| part | median ms | note |')
+        print('|---|---|---|')
+        for part, ms, note in rows:
+            print(f'| {part} | {ms:.2f} | {note} |')
     return 0
 
 

@@ -182,19 +182,20 @@ class _StageTimer:
         self.seconds[name] = time.perf_counter() - begin
 
     def finish(self) -> dict[str, float]:
-        """Seconds per stage, and 'total': the first start to the last stop (GPU timeline)."""
+        """Seconds per stage, and 'total': the first start to the last stop (GPU timeline).
+
+        With events the total also holds the device's idle gaps between stages.
+        """
         if not self.events:
             timings = dict(self.seconds)
             timings['total'] = sum(timings.values())
             return timings
-        for _, stop in self.events.values():
-            stop.synchronize()
-        first = next(iter(self.events.values()))[0]
+        spans = list(self.events.values())
+        spans[-1][1].synchronize()  # one stream: every earlier event has completed too
         for name, (start, stop) in self.events.items():
             self.seconds[name] = start.elapsed_time(stop) / 1000.0
         timings = dict(self.seconds)
-        timings['total'] = max(first.elapsed_time(stop) for _, stop in self.events.values()
-                               ) / 1000.0
+        timings['total'] = spans[0][0].elapsed_time(spans[-1][1]) / 1000.0
         return timings
 
 
@@ -319,15 +320,14 @@ class VGGT4DPipeline:
     def _cluster(self, points: torch.Tensor, valid: torch.Tensor,
                  km: KMeansConfig) -> torch.Tensor:
         """Refinement 3D k-means; on CUDA graphs, candidates padded to a bucket size."""
+        compiled = self.refine_config.compile_kmeans and points.is_cuda
         if not self._graphs_on():
-            compiled = self.refine_config.compile_kmeans and points.is_cuda
             return kmeans(points, km, valid, compiled=compiled, dynamic=True)[0]
         frames, count, _ = points.shape
         padding = bucket_size(count, ratio=2.0) - count
         # Padding points are invalid: never drawn, never members (labels -1, cut off below).
         points = F.pad(points, (0, 0, 0, padding))
         valid = F.pad(valid, (0, padding))
-        compiled = self.refine_config.compile_kmeans and points.is_cuda
         labels = self._cluster_graph(points, valid, self._seed_draws(km, frames),
                                      config=km, compiled=compiled)[0]
         return labels[:, :count]

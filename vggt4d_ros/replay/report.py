@@ -64,6 +64,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    """Lay out, write as PNG (100 dpi) and close one report figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _plot_trajectory(plt: Any, inputs: ReportInputs, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     if inputs.trajectory is not None:
@@ -80,9 +87,7 @@ def _plot_trajectory(plt: Any, inputs: ReportInputs, path: Path) -> None:
     ax.set_title('Camera trajectory (top view)')
     ax.axis('equal')
     ax.legend(loc='best', fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _plot_errors(plt: Any, trajectory: TrajectoryMetrics, path: Path) -> None:
@@ -94,9 +99,7 @@ def _plot_errors(plt: Any, trajectory: TrajectoryMetrics, path: Path) -> None:
     ax.set_ylabel('translation error [GT units]')
     ax.set_title('Absolute trajectory error after Sim(3) alignment')
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _plot_mask_scores(plt: Any, masks: MaskMetrics, path: Path) -> None:
@@ -107,9 +110,7 @@ def _plot_mask_scores(plt: Any, masks: MaskMetrics, path: Path) -> None:
     ax.set_xlabel('frame')
     ax.set_title('Dynamic-mask scores per frame')
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def overlay(rgb: np.ndarray, predicted: np.ndarray, truth: np.ndarray | None) -> np.ndarray:
@@ -133,9 +134,7 @@ def _plot_overlays(plt: Any, samples: list, path: Path) -> None:
         ax.set_title(f't = {(stamp - first) / 1e9:.2f} s', fontsize=8)
         ax.axis('off')
     fig.suptitle('Predicted dynamic mask (red), ground truth outline (green)', fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _plot_timings(plt: Any, stage_seconds: dict[str, list[float]], path: Path) -> None:
@@ -146,9 +145,7 @@ def _plot_timings(plt: Any, stage_seconds: dict[str, list[float]], path: Path) -
     ax.invert_yaxis()
     ax.set_xlabel('mean ms per window')
     ax.set_title('Time per stage')
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:

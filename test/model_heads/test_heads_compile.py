@@ -45,3 +45,32 @@ def test_fullgraph_trace_matches_eager(name: str) -> None:
     with torch.no_grad():
         traced = _first(compiled(*args, **kwargs))
         torch.testing.assert_close(traced, _first(head(*args, **kwargs)))
+
+
+def test_prepared_pos_embeddings_compile_once_and_are_not_rebuilt_in_the_graph() -> None:
+    torch.manual_seed(0)
+    head = DPTHead(DIM_IN, output_dim=2, activation='exp', features=16,
+                   out_channels=(8, 8, 16, 16)).eval()
+    tokens, images = _tokens(), torch.rand(1, 3, 3, 56, 84)
+    head.prepare_pos_embed(images.shape[-2:], images.device, torch.float32)
+    graphs = []
+
+    def backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    torch._dynamo.reset()
+    compiled = torch.compile(head, backend=backend, fullgraph=True)
+    with torch.no_grad():
+        first = compiled(tokens, images, 5)[0]
+        head.prepare_pos_embed(images.shape[-2:], images.device, torch.float32)  # kept
+        second = compiled(tokens, images, 5)[0]
+        unprepared = DPTHead(DIM_IN, output_dim=2, activation='exp', features=16,
+                             out_channels=(8, 8, 16, 16)).eval()
+        unprepared.load_state_dict(head.state_dict())
+        reference = unprepared(tokens, images, 5)[0]
+    assert len(graphs) == 1  # one compilation
+    # The graph reads the five embeddings as inputs instead of computing sines.
+    code = graphs[0].code
+    assert 'conv2d' in code and 'sin' not in code
+    assert torch.equal(first, second) and torch.equal(first, reference)

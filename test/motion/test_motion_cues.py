@@ -161,3 +161,25 @@ def test_missing_block_is_a_clear_error():
     q, k = _random_qk(4, heads=2, tokens=6, dim=4)
     with pytest.raises(KeyError, match='global block 4'):
         dynamic_saliency(q, k, (2, 3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_bf16_captures_on_cuda_keep_fp32_accuracy_on_tensor_cores():
+    # The std maps' N x N products run as two bf16 GEMMs with fp32 output on CUDA
+    # (high + low split of the fp32 window mean); they must match the fp64 formulas as the
+    # fp32 path does, not at bf16 precision.
+    frames, grid_hw = 8, (8, 10)
+    q, k = _random_qk(frames, heads=16, tokens=80, dim=64, seed=5)
+    q = {layer: value.bfloat16() for layer, value in q.items()}
+    k = {layer: value.bfloat16() for layer, value in k.items()}
+    cues = compute_cues({b: v.cuda() for b, v in q.items()}, {b: v.cuda() for b, v in k.items()},
+                        grid_hw, CueConfig(layers=LAYERS, frame_chunk=3))
+    q64 = {b: v.double() for b, v in q.items()}
+    k64 = {b: v.double() for b, v in k.items()}
+    for ref in range(frames):
+        sources = [ref + o for o in OFFSETS if 0 <= ref + o < frames]
+        for name, (a, b, layers) in {'B': (q64, q64, LAYERS.std_qq_deep),
+                                     'E': (q64, k64, LAYERS.std_qk_shallow)}.items():
+            expected = _naive_stat(a, b, ref, sources, layers, 'std')
+            torch.testing.assert_close(cues.raw[name][ref].flatten().double().cpu(), expected,
+                                       atol=1e-4, rtol=1e-4)

@@ -14,6 +14,8 @@ from vggt4d_ros.model.vggt import VGGT
 from vggt4d_ros.motion.coarse import coarse_mask_tensors
 from vggt4d_ros.motion.coarse import coarse_masks
 from vggt4d_ros.motion.coarse import CoarseConfig
+from vggt4d_ros.geometry.image_transform import plan_resize
+from vggt4d_ros.motion.graphs import bucket_ladder
 from vggt4d_ros.motion.graphs import bucket_size
 from vggt4d_ros.motion.graphs import GraphedFunction
 from vggt4d_ros.motion.kmeans import _sample_proportional
@@ -22,6 +24,7 @@ from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.kmeans import seed_uniforms
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.refine import candidate_kmeans
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 
@@ -133,3 +136,61 @@ def test_refinement_buckets_fit_in_the_kept_graphs():
     assert len(sizes) <= CLUSTER_GRAPHS
     assert all(size >= count for size, count in
                ((bucket_size(c, ratio=2.0), c) for c in (1, 1024, 1025, 150_000)))
+
+
+def test_bucket_ladder_lists_every_bucket_a_count_can_reach():
+    for ratio, limit in ((2.0, 392 * 518), (1.25, 50_000), (2.0, 1024), (2.0, 1025)):
+        reached = sorted({bucket_size(count, ratio=ratio) for count in range(1, limit + 1)})
+        assert bucket_ladder(limit, ratio=ratio) == reached
+
+
+class _NewShapes:
+    """Stands in for the pipeline's graphed k-means on the CPU: counts new input shapes."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+        self.captures = 0
+
+    def __call__(self, points, valid, uniforms, **static):
+        if tuple(points.shape) not in self.shapes:
+            self.shapes.append(tuple(points.shape))
+            self.captures += 1
+        return (torch.zeros(points.shape[:2], dtype=torch.long),)
+
+
+def test_warm_up_records_the_graph_of_every_bucket_a_window_can_reach(monkeypatch):
+    pipeline = VGGT4DPipeline(VGGT(VGGTConfig.tiny()).eval(), PipelineConfig())
+    assert pipeline.record_refinement_graphs(8, (480, 640)) == 0  # CPU: no graphs to record
+    monkeypatch.setattr(VGGT4DPipeline, '_graphs_on', lambda self: True)
+    pipeline._cluster_graph = spy = _NewShapes()
+    assert pipeline.record_refinement_graphs(8, (480, 640)) == spy.captures
+    height, width = plan_resize((480, 640)).network_hw
+    ladder = bucket_ladder(height * width, ratio=2.0)
+    assert spy.shapes == [(8, size, 3) for size in ladder]
+    # Any candidate count of a live window now replays a recorded graph.
+    km = candidate_kmeans(pipeline.refine_config)
+    for count in (1, 1023, 1025, 70_000, height * width):
+        labels = pipeline._cluster(torch.rand(8, count, 3), torch.ones(8, count, dtype=torch.bool),
+                                   km)
+        assert labels.shape == (8, count)
+    assert spy.captures == len(ladder)
+    off = VGGT4DPipeline(VGGT(VGGTConfig.tiny()).eval(), PipelineConfig(refine_enabled=False))
+    off._cluster_graph = _NewShapes()
+    assert off.record_refinement_graphs(8, (480, 640)) == 0
+
+
+@CUDA
+def test_recorded_refinement_graphs_serve_live_windows_without_recording():
+    pipeline = VGGT4DPipeline(VGGT(VGGTConfig.tiny()).eval(), PipelineConfig(), device='cuda')
+    recorded = pipeline.record_refinement_graphs(4, (56, 70))
+    height, width = plan_resize((56, 70)).network_hw
+    assert recorded == len(bucket_ladder(height * width, ratio=2.0)) > 1
+    km = candidate_kmeans(pipeline.refine_config)
+    generator = torch.Generator('cuda').manual_seed(0)
+    points = torch.randn(4, 3000, 3, device='cuda', generator=generator)
+    valid = torch.ones(4, 3000, dtype=torch.bool, device='cuda')
+    labels = pipeline._cluster(points, valid, km)
+    assert pipeline._cluster_graph.captures == recorded
+    uniforms = seed_uniforms(km.clusters, 4, km.seed).cuda()
+    eager = kmeans(points, km, valid, uniforms, dynamic=True)[0]
+    assert torch.equal(labels, eager)

@@ -187,6 +187,15 @@ def test_live_queue_drops_oldest_and_counts():
     assert queue.get(0.01) is None
 
 
+def test_take_all_empties_the_queue_oldest_first_without_waiting():
+    queue = FrameQueue(8, drop_oldest=True)
+    assert queue.take_all() == []
+    for item in range(5):
+        queue.put(item)
+    assert queue.take_all() == [0, 1, 2, 3, 4]
+    assert len(queue) == 0 and queue.dropped == 0
+
+
 def test_replay_queue_blocks_and_never_drops():
     queue = FrameQueue(2, drop_oldest=False)
     taken = []

@@ -76,25 +76,63 @@ def test_tiny_vggt4d_end_to_end(peer, start_node, tiny_checkpoint):
     stop_cleanly(node, signal.SIGINT)
 
 
+def test_frozen_heap_is_released_with_the_backend():
+    import gc
+    import weakref
+
+    from vggt4d_ros.ros.backend import freeze_heap
+    from vggt4d_ros.ros.backend import release
+
+    class Model:
+        pass
+
+    model = Model()
+    model.cycle = model  # freed only by the cyclic collector
+    alive = weakref.ref(model)
+    try:
+        frozen, seconds = freeze_heap()
+        assert frozen == gc.get_freeze_count() > 0 and seconds >= 0
+        del model
+        gc.collect()
+        assert alive() is not None  # frozen: later collections skip it
+    finally:
+        release(None)
+    assert gc.get_freeze_count() == 0 and alive() is None
+
+
 def test_warm_up_runs_the_sliding_window_a_stream_will_run():
+    from fake_backends import PlaneBackend
+
+    from vggt4d_ros.mapping.mapper import MapperConfig
+    from vggt4d_ros.mapping.window import WindowConfig
     from vggt4d_ros.ros.backend import warm_up
 
-    class Recorder:
+    class Recorder(PlaneBackend):
         def __init__(self):
-            self.windows = []
+            super().__init__()
+            self.calls = []
 
         def run(self, frames, stamps_ns):
-            self.windows.append((list(frames), list(stamps_ns)))
+            self.calls.append((list(frames), list(stamps_ns)))
+            return super().run(frames, stamps_ns)
 
+    # A live window config with a keyframe gate: the warm-up still runs both windows.
+    live = WindowConfig(window_size=8, stride=4, mode='live', min_parallax_px=50.0)
     recorder = Recorder()
-    assert warm_up(recorder, 8, 12, 16, stride=4) >= 0
-    (first, first_stamps), (second, second_stamps) = recorder.windows
-    assert len(first) == len(second) == 8 and first[0].shape == (12, 16, 3)
+    assert warm_up(recorder, live, MapperConfig(), 48, 64) >= 0
+    (first, first_stamps), (second, second_stamps) = recorder.calls
+    assert len(first) == len(second) == 8 and first[0].shape == (48, 64, 3)
     # The second window shares 4 frames with the first (same arrays, same stamps), so a
     # pipeline's frame reuse path runs (and compiles) during the warm-up.
     assert all(a is b for a, b in zip(first[4:], second[:4]))
     assert first_stamps[4:] == second_stamps[:4]
-    single = Recorder()
-    warm_up(single, 8, 12, 16, stride=8)
-    warm_up(single, 8, 12, 16)
-    assert [len(frames) for frames, _ in single.windows] == [8, 8]
+
+    class Pipeline(Recorder):
+        def record_refinement_graphs(self, frames, camera_hw):
+            # After the windows: the refinement's graphs for every reachable bucket.
+            self.graphs = (len(self.calls), frames, camera_hw)
+            return 9
+
+    pipeline = Pipeline()
+    warm_up(pipeline, live, MapperConfig(), 48, 64)
+    assert pipeline.graphs == (2, 8, (48, 64))

@@ -203,6 +203,32 @@ def test_live_overload_drops_and_reports_in_diagnostics(peer, start_node):
     stop_cleanly(node)
 
 
+def test_live_mode_skips_a_backlog_to_the_freshest_frames(peer, start_node):
+    # The input queue holds every frame, so nothing drops there. Fed frame by frame, the node
+    # would work through all 30 frames, 0.4 s per window, each mask older than the last; live
+    # mode must instead hand the whole backlog to the window manager, which keeps the freshest.
+    node = start_node({'backend_factory': 'fake_backends:make_slow_plane', 'mode': 'live',
+                       'queue_size': 64, 'input_qos': 'reliable', 'input_depth': 64,
+                       'diagnostics_period_s': 0.2, **FAST_WINDOWS})
+    masks = peer.collect(Image, '/vggt4d/dynamic_mask', RELIABLE)
+    diagnostics = peer.collect(DiagnosticArray, '/diagnostics', RELIABLE)
+    publisher = peer.node.create_publisher(Image, '/camera/image_raw', RELIABLE)
+    assert peer.wait_for_subscriber(publisher), node.log()
+    sent = [image_msg(index) for index in range(30)]
+    for msg in sent:
+        publisher.publish(msg)
+        peer.spin_for(0.02)
+    newest = stamps_of(sent[-1:])
+    assert peer.spin_until(lambda: stamps_of(masks[-1:]) == newest, 30), node.log()
+    peer.spin_for(0.5)
+    _, values = last_status(diagnostics)
+    assert values['frames_received'] == '30'
+    assert values['dropped_queue'] == '0' and int(values['dropped_window']) > 0
+    assert len(masks) + int(values['dropped_window']) == 30
+    assert stamps_of(masks) == sorted(set(stamps_of(masks)))
+    stop_cleanly(node)
+
+
 def test_bad_inputs_have_defined_behaviour(peer, start_node):
     node = start_node({'backend_factory': 'fake_backends:make_plane', 'mode': 'replay',
                        'diagnostics_period_s': 0.2, **FAST_WINDOWS})

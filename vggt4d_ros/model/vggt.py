@@ -174,6 +174,8 @@ class VGGT(nn.Module):
             ):
                 if name in heads:
                     dtype = _param_dtype(head)
+                    # Outside the (possibly compiled) head: its embeddings are then inputs.
+                    head.prepare_pos_embed(images.shape[-2:], images.device, dtype)
                     value, conf = head(
                         _as_dtype(tokens, dtype), images=images,
                         patch_start_idx=patch_start_idx,

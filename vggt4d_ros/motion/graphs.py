@@ -112,3 +112,11 @@ def bucket_size(count: int, step: int = 1024, ratio: float = 1.25) -> int:
     while size < count:
         size = max(size + step, int(size * ratio) // step * step)
     return size
+
+
+def bucket_ladder(limit: int, step: int = 1024, ratio: float = 1.25) -> list[int]:
+    """Every size :func:`bucket_size` returns for a count in ``1..limit``, ascending."""
+    sizes = [bucket_size(1, step, ratio)]
+    while sizes[-1] < limit:
+        sizes.append(bucket_size(sizes[-1] + 1, step, ratio))
+    return sizes

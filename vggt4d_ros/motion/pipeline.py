@@ -42,11 +42,13 @@ from vggt4d_ros.motion.cues import compute_cues
 from vggt4d_ros.motion.cues import cue_contrast
 from vggt4d_ros.motion.cues import CueConfig
 from vggt4d_ros.motion.cues import CueLayers
+from vggt4d_ros.motion.graphs import bucket_ladder
 from vggt4d_ros.motion.graphs import bucket_size
 from vggt4d_ros.motion.graphs import GraphedFunction
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.kmeans import seed_uniforms
+from vggt4d_ros.motion.refine import candidate_kmeans
 from vggt4d_ros.motion.refine import cluster_candidates
 from vggt4d_ros.motion.refine import find_candidates
 from vggt4d_ros.motion.refine import finish_refinement
@@ -331,6 +333,36 @@ class VGGT4DPipeline:
         labels = self._cluster_graph(points, valid, self._seed_draws(km, frames),
                                      config=km, compiled=compiled)[0]
         return labels[:, :count]
+
+    def record_refinement_graphs(self, frames: int, camera_hw: tuple[int, int]) -> int:
+        """Record the refinement k-means graph of every candidate bucket a window can reach.
+
+        A live window whose candidate count lands in a bucket not seen before records that
+        bucket's graph (two runs and a capture) inside its own latency; on an H200 this was the
+        start-up transient of the node (up to 550 ms per window). Recording the whole ladder
+        here, at warm-up, moves that cost to activation (about 1 s for 8 frames at 392x518).
+
+        Args:
+            frames: window size.
+            camera_hw: camera image size; the network size follows from ``resize_mode``.
+
+        Returns:
+            graphs recorded (0 without CUDA graphs or with the refinement off).
+
+        """
+        if not (self._graphs_on() and self.config.refine_enabled):
+            return 0
+        height, width = plan_resize(tuple(camera_hw), mode=self.config.resize_mode).network_hw
+        # Bounded by what is kept; the largest buckets are the costly ones to record live.
+        sizes = bucket_ladder(height * width, ratio=2.0)[-CLUSTER_GRAPHS:]
+        km = candidate_kmeans(self.refine_config)
+        before = self._cluster_graph.captures
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        for size in sizes:
+            points = torch.rand(frames, size, 3, device=self.device, generator=generator)
+            valid = torch.ones(frames, size, dtype=torch.bool, device=self.device)
+            self._cluster(points, valid, km)
+        return self._cluster_graph.captures - before
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         weights_dtype = next(self.model.parameters()).dtype

@@ -780,6 +780,11 @@ def find_candidates(depth: torch.Tensor, coarse: torch.Tensor, intrinsics: torch
     return Candidates(valid_depth, inliers, points, candidates)
 
 
+def candidate_kmeans(config: RefineConfig) -> KMeansConfig:
+    """Return the 3D k-means settings :func:`cluster_candidates` clusters candidates with."""
+    return KMeansConfig(config.clusters, config.kmeans_iterations, None, config.seed)
+
+
 def cluster_candidates(found: Candidates, images: torch.Tensor,
                        config: RefineConfig = RefineConfig(),
                        cluster_fn: ClusterFn = _cluster_eagerly) -> RefinePlan:
@@ -797,7 +802,7 @@ def cluster_candidates(found: Candidates, images: torch.Tensor,
     gather3 = index.unsqueeze(-1).expand(-1, -1, 3)
     cand_points = found.points.reshape(frames, -1, 3).gather(1, gather3)
     cand_colours = images.float().permute(0, 2, 3, 1).reshape(frames, -1, 3).gather(1, gather3)
-    km = KMeansConfig(config.clusters, config.kmeans_iterations, None, config.seed)
+    km = candidate_kmeans(config)
     if index.shape[1]:
         labels = cluster_fn(cand_points, valid, km)  # [S,C], -1 on padding
     else:

@@ -125,16 +125,24 @@ class EngineAdapter:
         self._results.clear()
         self._arrivals.clear()
 
-    def push(self, item: QueuedFrame) -> list[str]:
-        """Feed one frame; returns warnings to log (resets). Results go to take_results()."""
+    def push(self, items: list[QueuedFrame]) -> list[str]:
+        """Offer frames (oldest first), then run the windows that are ready.
+
+        Returns warnings to log (resets); results go to take_results().
+
+        In live mode the window manager then keeps only the freshest ``stride`` of what is
+        pending, so a node that fell behind skips to the newest frames (counted as window
+        drops) instead of working through a backlog frame by frame.
+        """
         engine = self._engine
         if engine is None:
             return []
-        self._arrivals[item.stamp_ns] = item.received_s
+        for item in items:
+            self._arrivals[item.stamp_ns] = item.received_s
+            engine.offer(item.rgb, item.stamp_ns, item.header.frame_id)
         while len(self._arrivals) > _ARRIVALS_KEPT:
             self._arrivals.popitem(last=False)
-        outputs = engine.push(item.rgb, item.stamp_ns, item.header.frame_id)
-        self._collect(outputs)
+        self._collect(engine.process())
         return self._reset_warnings()
 
     def flush(self) -> list[WindowPublish]:

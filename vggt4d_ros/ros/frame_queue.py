@@ -82,6 +82,14 @@ class FrameQueue:
             self._cond.notify_all()
             return item
 
+    def take_all(self) -> list[Any]:
+        """Every queued item, oldest first, without waiting (empty list when none)."""
+        with self._cond:
+            items = list(self._items)
+            self._items.clear()
+            self._cond.notify_all()
+            return items
+
     def close(self) -> None:
         """Wake every waiter; later puts are refused, queued items can still be taken."""
         with self._cond:

@@ -163,10 +163,14 @@ class Vggt4dNode(LifecycleNode):
                 self.get_logger().warning('running with RANDOM weights: masks, poses and maps '
                                           'are meaningless (allow_random_weights=true)')
             if params.warmup:
-                seconds = backend_lib.warm_up(self._loaded.backend, self._engine.window_size,
-                                              params.warmup_height, params.warmup_width,
-                                              stride=self._engine.stride)
-                self.get_logger().info(f'warm-up window took {seconds:.2f} s')
+                seconds = backend_lib.warm_up(self._loaded.backend, self._engine.window_config,
+                                              self._engine.mapper_config, params.warmup_height,
+                                              params.warmup_width)
+                frozen, collect_s = backend_lib.freeze_heap()
+                self.get_logger().info(
+                    f'warm-up took {seconds:.2f} s; then a full garbage collection took '
+                    f'{collect_s * 1e3:.0f} ms and {frozen} objects were exempted from later '
+                    'ones')
             self._engine.start(self._loaded.backend, on_masks=self._publish_masks)
         except Exception as error:  # noqa: B902 - any load error must leave the node alive
             self._drop_backend()
@@ -317,8 +321,14 @@ class Vggt4dNode(LifecycleNode):
                 if self._stop.is_set():
                     break
                 continue
+            # Live mode: everything that queued up while the last window ran goes to the engine
+            # at once, whose window manager takes the freshest frames (a backlog would
+            # otherwise be worked off frame by frame, at the window time's small margin over
+            # the frame period: seconds of extra latency after one slow window). Replay mode
+            # keeps one frame at a time.
+            batch = [item] + (queue.take_all() if self.params.mode == 'live' else [])
             try:
-                self._process(item)
+                self._process(batch)
             except Exception:  # noqa: B902 - one bad window must not kill the node
                 if not self.context.ok():
                     # SIGINT/SIGTERM shut the context down while a window was in flight: its
@@ -335,10 +345,10 @@ class Vggt4dNode(LifecycleNode):
             except Exception:  # noqa: B902
                 self.get_logger().error(f'final flush failed: {traceback.format_exc()}')
 
-    def _process(self, item: QueuedFrame) -> None:
+    def _process(self, batch: list[QueuedFrame]) -> None:
         start = time.perf_counter()
         self._mask_publish_s = 0.0
-        for message in self._engine.push(item):
+        for message in self._engine.push(batch):
             self.get_logger().warning(message)
         results = self._engine.take_results()
         if results:

@@ -71,9 +71,9 @@ NODE_PARAMETERS = (
               '(the release mode); compute: cast the weights to the compute dtype (half the '
               'memory, ~35 % faster on an H200, pose error ~1e-2 relative).',
               choices=('float32', 'compute')),
-    ParamSpec('warmup', True, 'Run two dummy windows (the second one stride later) at '
-              'activate so the first real windows are not slowed by lazy CUDA '
-              'initialisation or compilation.'),
+    ParamSpec('warmup', True, 'Run two dummy windows (the second one stride later) through '
+              'a throwaway engine at activate, so the first real windows are not slowed by '
+              'lazy CUDA initialisation, compilation or first use of the mapper.'),
     ParamSpec('warmup_height', 480, 'Height of the warm-up frames (use the camera size).',
               int_range=(14, 8192)),
     ParamSpec('warmup_width', 640, 'Width of the warm-up frames (use the camera size).',

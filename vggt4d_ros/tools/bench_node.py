@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--param', action='append', default=[],
                         help='extra node parameter NAME:=VALUE (repeatable)')
     parser.add_argument('--log', default='', help='node log file (default: a temp file)')
+    parser.add_argument('--series', default='',
+                        help="write every mask's stamp and latency to this CSV file")
     return parser.parse_args(argv)
 
 
@@ -142,14 +144,24 @@ class MaskTiming:
 
     def __init__(self) -> None:
         self.total: list[float] = []
+        self.stamps_ns: list[int] = []
         self.node_side: list[float] = []  # image stamp -> mask DDS source timestamp
         self.transit: list[float] = []  # mask source timestamp -> peer DDS receive
         self.peer_wait: list[float] = []  # peer DDS receive -> peer callback
+
+    def write_series(self, path: str) -> None:
+        """CSV of every mask in arrival order: image stamp (s from the first) and latency."""
+        first = self.stamps_ns[0] if self.stamps_ns else 0
+        with open(path, 'w') as out:
+            out.write('stamp_s,latency_ms\n')
+            for stamp_ns, latency in zip(self.stamps_ns, self.total):
+                out.write(f'{(stamp_ns - first) * 1e-9:.4f},{latency * 1e3:.2f}\n')
 
     def add(self, msg, info: dict | None) -> None:
         now_ns = time.time_ns()
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         self.total.append((now_ns - stamp_ns) * 1e-9)
+        self.stamps_ns.append(stamp_ns)
         source_ns = info.get('source_timestamp', 0) if info else 0
         received_ns = info.get('received_timestamp', 0) if info else 0
         if source_ns > 0 and received_ns > 0:
@@ -228,6 +240,8 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
         drain_end = time.monotonic() + 5.0
         while time.monotonic() < drain_end:
             rclpy.spin_once(peer, timeout_sec=0.05)
+        if args.series:
+            timing.write_series(args.series)
         values = {}
         if diagnostics:
             values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}

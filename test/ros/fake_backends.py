@@ -10,6 +10,8 @@ every frame is reported as dynamic. Everything is analytic: no network runs.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 
 import numpy as np
@@ -82,6 +84,31 @@ def make_plane(params, device, dtype) -> PlaneBackend:
 def make_slow_plane(params, device, dtype) -> PlaneBackend:
     """backend_factory for a backend that needs 0.4 s per window (forces live-mode drops)."""
     return PlaneBackend(delay_s=0.4)
+
+
+class ThreadReportingPlane(PlaneBackend):
+    """PlaneBackend that prints the name of the thread each window runs on."""
+
+    def run(self, frames, stamps_ns) -> WindowResult:
+        print(f'window on thread {threading.current_thread().name}', file=sys.stderr, flush=True)
+        return super().run(frames, stamps_ns)
+
+
+def make_thread_reporting_plane(params, device, dtype) -> PlaneBackend:
+    """backend_factory for a fast backend that reports its thread (warm-up placement tests)."""
+    return ThreadReportingPlane()
+
+
+class FailingPlane(PlaneBackend):
+    """PlaneBackend whose every window fails the way a GPU out of memory does."""
+
+    def run(self, frames, stamps_ns) -> WindowResult:
+        raise torch.cuda.OutOfMemoryError('CUDA out of memory (test backend)')
+
+
+def make_failing_plane(params, device, dtype) -> PlaneBackend:
+    """backend_factory for a backend that fails every window (warm-up failure tests)."""
+    return FailingPlane()
 
 
 def make_busy_plane(params, device, dtype) -> PlaneBackend:

@@ -226,6 +226,27 @@ def test_live_mode_skips_a_backlog_to_the_freshest_frames(peer, start_node):
     assert values['dropped_queue'] == '0' and int(values['dropped_window']) > 0
     assert len(masks) + int(values['dropped_window']) == 30
     assert stamps_of(masks) == sorted(set(stamps_of(masks)))
+    # The first window's stage times are logged once (what the warm-up missed shows there).
+    assert node.log().count('first window after activation, ms: total 400') == 1, node.log()
+    stop_cleanly(node)
+
+
+def test_warm_up_runs_on_the_worker_thread_that_runs_live_windows(peer, start_node):
+    # torch keeps cuBLAS/cuDNN handles and attention plans per thread: a warm-up on another
+    # thread leaves the first live window to build them again.
+    node = start_node({'backend_factory': 'fake_backends:make_thread_reporting_plane',
+                       'mode': 'replay', **FAST_WINDOWS})
+    masks = peer.collect(Image, '/vggt4d/dynamic_mask', RELIABLE)
+    publisher = peer.node.create_publisher(Image, '/camera/image_raw', RELIABLE)
+    assert peer.wait_for_subscriber(publisher), node.log()
+    for index in range(6):
+        publisher.publish(image_msg(index))
+    assert peer.spin_until(lambda: len(masks) >= 4, 20), node.log()
+    threads = [line.split('window on thread ')[1].strip()
+               for line in node.log().splitlines() if 'window on thread ' in line]
+    assert len(threads) >= 2 + 2, node.log()  # two warm-up windows, then the live ones
+    assert set(threads) == {'vggt4d_worker'}, threads
+    assert 'warm-up took' in node.log()
     stop_cleanly(node)
 
 
@@ -322,6 +343,22 @@ def test_missing_weights_fail_activate_and_keep_node_alive(peer, start_node, tmp
     assert peer.spin_until(lambda: bool(diagnostics), 10)
     level, values = last_status(diagnostics)
     assert level == DiagnosticStatus.ERROR and 'does not exist' in values['last_error']
+    assert node.alive()
+    stop_cleanly(node, signal.SIGTERM)
+
+
+def test_failed_warm_up_fails_activate_and_keeps_node_alive(peer, start_node):
+    from lifecycle_msgs.srv import GetState
+
+    node = start_node({'backend_factory': 'fake_backends:make_failing_plane',
+                       'diagnostics_period_s': 0.2, **FAST_WINDOWS})
+    diagnostics = peer.collect(DiagnosticArray, '/diagnostics', RELIABLE)
+    assert node.wait_for_log('activate failed', 60), node.log()
+    response = call_service(peer, GetState, '/vggt4d/get_state', GetState.Request())
+    assert response.current_state.label == 'inactive'
+    assert peer.spin_until(lambda: bool(diagnostics), 10)
+    level, values = last_status(diagnostics)
+    assert level == DiagnosticStatus.ERROR and 'out of memory' in values['last_error']
     assert node.alive()
     stop_cleanly(node, signal.SIGTERM)
 

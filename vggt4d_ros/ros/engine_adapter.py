@@ -85,6 +85,8 @@ class EngineAdapter:
         self._on_masks: MaskCallback | None = None
         self._arrivals: collections.OrderedDict[int, float] = collections.OrderedDict()
         self._results: list[WindowPublish] = []
+        self._notes: list[str] = []
+        self._windows_since_start = 0
         self._last_map_s = -np.inf
         self._conventions: dict[str, FrameConvention] = {}
         self._window_resets = 0
@@ -117,6 +119,7 @@ class EngineAdapter:
         self._engine = PerceptionEngine(backend, self.window_config, self.mapper_config,
                                         on_masks=self._masks_ready)
         self._reset_counts = (0, 0)
+        self._windows_since_start = 0
 
     def stop(self) -> None:
         """Drop the engine and its backend reference (deactivate)."""
@@ -155,6 +158,11 @@ class EngineAdapter:
         results, self._results = self._results, []
         return results
 
+    def take_notes(self) -> list[str]:
+        """Informational lines to log (the first window's stage times after each start)."""
+        notes, self._notes = self._notes, []
+        return notes
+
     def _reset_warnings(self) -> list[str]:
         stats = self._engine.windows.stats
         counts = (stats.resets_time_backwards, stats.resets_size_change)
@@ -179,6 +187,12 @@ class EngineAdapter:
 
     def _collect(self, outputs: list[EngineOutput], force_map: bool = False) -> None:
         for output in outputs:
+            if self._windows_since_start == 0:
+                # The first live window is where anything the warm-up missed shows up.
+                stages = {**output.result.timings, **output.timings}
+                self._notes.append('first window after activation, ms: ' + ', '.join(
+                    f'{name} {seconds * 1e3:.1f}' for name, seconds in stages.items()))
+            self._windows_since_start += 1
             frames = [FramePose(frame.stamp_ns, frame.frame_id,
                                 np.asarray(frame.pose, dtype=np.float64))
                       for frame in output.frames]

@@ -329,38 +329,36 @@ def test_compressed_input_decodes_and_counts_garbage(peer, start_node):
     stop_cleanly(node)
 
 
-def test_missing_weights_fail_activate_and_keep_node_alive(peer, start_node, tmp_path):
+def assert_activate_fails(peer, start_node, params: dict, reason: str) -> str:
+    """Start a node that must fail activate with ``reason``, stay alive and say so; its log."""
     from lifecycle_msgs.srv import GetState
 
-    missing = tmp_path / 'no_such_checkpoint.pt'
-    node = start_node({'weights': str(missing), 'model_config': 'tiny', 'device': 'cpu',
-                       'diagnostics_period_s': 0.2})
+    node = start_node({**params, 'diagnostics_period_s': 0.2})
     diagnostics = peer.collect(DiagnosticArray, '/diagnostics', RELIABLE)
     assert node.wait_for_log('activate failed', 60), node.log()
-    assert str(missing) in node.log()
     response = call_service(peer, GetState, '/vggt4d/get_state', GetState.Request())
     assert response.current_state.label == 'inactive'
     assert peer.spin_until(lambda: bool(diagnostics), 10)
     level, values = last_status(diagnostics)
-    assert level == DiagnosticStatus.ERROR and 'does not exist' in values['last_error']
+    assert level == DiagnosticStatus.ERROR and reason in values['last_error']
     assert node.alive()
+    log = node.log()
     stop_cleanly(node, signal.SIGTERM)
+    return log
+
+
+def test_missing_weights_fail_activate_and_keep_node_alive(peer, start_node, tmp_path):
+    missing = tmp_path / 'no_such_checkpoint.pt'
+    log = assert_activate_fails(peer, start_node, {'weights': str(missing),
+                                                   'model_config': 'tiny', 'device': 'cpu'},
+                                'does not exist')
+    assert str(missing) in log
 
 
 def test_failed_warm_up_fails_activate_and_keeps_node_alive(peer, start_node):
-    from lifecycle_msgs.srv import GetState
-
-    node = start_node({'backend_factory': 'fake_backends:make_failing_plane',
-                       'diagnostics_period_s': 0.2, **FAST_WINDOWS})
-    diagnostics = peer.collect(DiagnosticArray, '/diagnostics', RELIABLE)
-    assert node.wait_for_log('activate failed', 60), node.log()
-    response = call_service(peer, GetState, '/vggt4d/get_state', GetState.Request())
-    assert response.current_state.label == 'inactive'
-    assert peer.spin_until(lambda: bool(diagnostics), 10)
-    level, values = last_status(diagnostics)
-    assert level == DiagnosticStatus.ERROR and 'out of memory' in values['last_error']
-    assert node.alive()
-    stop_cleanly(node, signal.SIGTERM)
+    # The warm-up runs on the worker thread; its failure must still fail the transition.
+    assert_activate_fails(peer, start_node, {'backend_factory': 'fake_backends:make_failing_plane',
+                                             **FAST_WINDOWS}, 'out of memory')
 
 
 def test_node_runs_without_tf2_msgs(peer, start_node):

@@ -241,7 +241,7 @@ def test_warm_up_runs_on_the_worker_thread_that_runs_live_windows(peer, start_no
     assert peer.wait_for_subscriber(publisher), node.log()
     for index in range(6):
         publisher.publish(image_msg(index))
-    assert peer.spin_until(lambda: len(masks) >= 4, 20), node.log()
+    assert peer.spin_until(lambda: len(masks) >= 6, 20), node.log()  # two live windows
     threads = [line.split('window on thread ')[1].strip()
                for line in node.log().splitlines() if 'window on thread ' in line]
     assert len(threads) >= 2 + 2, node.log()  # two warm-up windows, then the live ones

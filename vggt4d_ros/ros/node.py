@@ -189,8 +189,9 @@ class Vggt4dNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, args=(warmed,), name='vggt4d_worker',
                                         daemon=True)
         self._worker.start()
-        if warmed.result() is not None:
-            seconds, frozen, collect_s = warmed.result()
+        warm_up = warmed.result()
+        if warm_up is not None:
+            seconds, frozen, collect_s = warm_up
             self.get_logger().info(
                 f'warm-up took {seconds:.2f} s; then a full garbage collection took '
                 f'{collect_s * 1e3:.0f} ms and {frozen} objects were exempted from later ones')

@@ -338,9 +338,10 @@ class VGGT4DPipeline:
         """Record the refinement k-means graph of every candidate bucket a window can reach.
 
         A live window whose candidate count lands in a bucket not seen before records that
-        bucket's graph (two runs and a capture) inside its own latency; on an H200 this was the
-        start-up transient of the node (up to 550 ms per window). Recording the whole ladder
-        here, at warm-up, moves that cost to activation (about 1 s for 8 frames at 392x518).
+        bucket's graph (two runs and a capture) inside its own latency. Recording the whole
+        ladder here, at warm-up, moves that cost to activation (9 buckets for 392x518). (On an
+        H200 the node's start-up transient turned out to have another cause: cuDNN plans are
+        cached per thread, see ``ros/node.py``.)
 
         Args:
             frames: window size.

@@ -137,12 +137,13 @@ def warm_up(backend: Any, window: WindowConfig, mapper: MapperConfig, height: in
     A first window of ``window_size`` new frames, then the next window of the stream (sharing
     ``window_size - stride`` frames): the pipeline reuses the shared frames' features, so a
     compiled model sees the ``stride``-frame embedding too and compiles it here rather than on
-    the first live window. The frames go through an engine
-    (window manager, backend, camera-resolution masks, mapper) rather than the backend alone:
-    on an H200 the first use of the masks and the mapper in a process took 60 ms more, on the
-    first live windows otherwise. A backend with ``record_refinement_graphs`` (the VGGT4D
-    pipeline) then records the refinement's graphs for every candidate bucket, which live
-    windows would otherwise record one by one.
+    the first live window. The frames go through an engine (window manager, backend,
+    camera-resolution masks, mapper) rather than the backend alone: on an H200 the first use of
+    the masks and the mapper in a process took 55 ms more, on the first live windows otherwise.
+    A backend with ``record_refinement_graphs`` (the VGGT4D pipeline) then records the
+    refinement's graphs for every candidate bucket, which live windows would otherwise record
+    one by one. Call it from the thread that will run the live windows (torch caches cuDNN
+    plans per thread).
     """
     window = replace(window, mode='replay', min_parallax_px=0.0, max_keyframe_interval_s=0.0)
     engine = PerceptionEngine(backend, window, mapper)

@@ -86,7 +86,7 @@ class EngineAdapter:
         self._arrivals: collections.OrderedDict[int, float] = collections.OrderedDict()
         self._results: list[WindowPublish] = []
         self._notes: list[str] = []
-        self._windows_since_start = 0
+        self._first_window_seen = False
         self._last_map_s = -np.inf
         self._conventions: dict[str, FrameConvention] = {}
         self._window_resets = 0
@@ -119,7 +119,7 @@ class EngineAdapter:
         self._engine = PerceptionEngine(backend, self.window_config, self.mapper_config,
                                         on_masks=self._masks_ready)
         self._reset_counts = (0, 0)
-        self._windows_since_start = 0
+        self._first_window_seen = False
 
     def stop(self) -> None:
         """Drop the engine and its backend reference (deactivate)."""
@@ -187,12 +187,12 @@ class EngineAdapter:
 
     def _collect(self, outputs: list[EngineOutput], force_map: bool = False) -> None:
         for output in outputs:
-            if self._windows_since_start == 0:
+            if not self._first_window_seen:
                 # The first live window is where anything the warm-up missed shows up.
                 stages = {**output.result.timings, **output.timings}
                 self._notes.append('first window after activation, ms: ' + ', '.join(
                     f'{name} {seconds * 1e3:.1f}' for name, seconds in stages.items()))
-            self._windows_since_start += 1
+                self._first_window_seen = True
             frames = [FramePose(frame.stamp_ns, frame.frame_id,
                                 np.asarray(frame.pose, dtype=np.float64))
                       for frame in output.frames]

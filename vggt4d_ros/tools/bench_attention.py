@@ -102,7 +102,7 @@ def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
 
 
 def shapes(frames: int, height: int, width: int, kept: float) -> dict[str, tuple[int, int, int]]:
-    """name -> (batch, query tokens, key tokens)."""
+    """Shape name -> (batch, query tokens, key tokens)."""
     per_frame = (height // PATCH) * (width // PATCH) + SPECIAL_TOKENS
     tokens = frames * per_frame
     return {'frame': (frames, per_frame, per_frame), 'global': (1, tokens, tokens),

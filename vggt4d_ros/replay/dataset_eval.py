@@ -203,8 +203,12 @@ class Evaluation:
         self.protocol = PROTOCOLS.get(config.dataset)
         self._backend: Any = None
         self.description = ''
-        if config.backend_factory is None and not (config.weights or self.settings.weights):
-            raise ReplayError(rt.NO_WEIGHTS)
+        if config.backend_factory is None:
+            weights = config.weights or self.settings.weights
+            if not weights:
+                raise ReplayError(rt.NO_WEIGHTS)
+            if not Path(weights).expanduser().is_file():  # fail before any sequence runs
+                raise ReplayError(f'weights file {weights} does not exist')
 
     def log(self, text: str) -> None:
         if not self.config.quiet:

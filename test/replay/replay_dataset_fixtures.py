@@ -96,8 +96,8 @@ def write_vkitti(root: Path, scene: str = 'Scene01', frames: int = 8) -> np.ndar
         for camera in (0, 1):
             extrinsic = np.linalg.inv(poses[i])
             extrinsic[0, 3] += 0.5 * camera  # camera 1 differs: must not be read
-            ext.append(' '.join([str(i), str(camera)] + [f'{v:.12g}' for v in
-                                                        extrinsic.reshape(-1)]))
+            values = [f'{v:.12g}' for v in extrinsic.reshape(-1)]
+            ext.append(' '.join([str(i), str(camera), *values]))
             intr.append(f'{i} {camera} 60.0 61.0 31.5 23.5')
     (folder / 'extrinsic.txt').write_text('\n'.join(ext) + '\n')
     (folder / 'intrinsic.txt').write_text('\n'.join(intr) + '\n')
@@ -105,7 +105,7 @@ def write_vkitti(root: Path, scene: str = 'Scene01', frames: int = 8) -> np.ndar
 
 
 def write_pointodyssey(root: Path, name: str = 'ani', frames: int = 10) -> np.ndarray:
-    """PointOdyssey layout (split folder test/); returns the poses written."""
+    """Write the PointOdyssey layout (split folder test/); returns the poses written."""
     folder = root / 'test' / name
     poses = trajectory(frames)
     for i in range(frames):
@@ -129,7 +129,7 @@ def dycheck_depth(i: int) -> np.ndarray:
 
 
 def write_dycheck(root: Path, name: str = 'apple', frames: int = 40) -> dict[str, object]:
-    """DyCheck iPhone layout; the protocol keeps every 10th training id."""
+    """Write the DyCheck iPhone layout; the protocol keeps every 10th training id."""
     folder = root / name
     ids = [f'0_{i:05d}' for i in range(frames)]
     (folder / 'camera').mkdir(parents=True, exist_ok=True)
@@ -177,7 +177,7 @@ def write_tum_folder(root: Path, name: str, frames: int = 12
 
 def write_tum_bag(path: Path, frames: int = 12, with_tf: bool = True
                   ) -> tuple[list[float], np.ndarray]:
-    """A ROS 1 bag as TUM distributes it (image_color, camera_info, /tf world->kinect)."""
+    """Write a ROS 1 bag as TUM distributes it (image_color, camera_info, /tf)."""
     from rosbags.rosbag1 import Writer
     from rosbags.typesys import get_typestore
     from rosbags.typesys import get_types_from_msg
@@ -226,8 +226,8 @@ def write_tum_bag(path: Path, frames: int = 12, with_tf: bool = True
                     header=header(stamp + 0.004, '/world'), child_frame_id='/kinect',
                     transform=types['geometry_msgs/msg/Transform'](
                         translation=types['geometry_msgs/msg/Vector3'](x=t[0], y=t[1], z=t[2]),
-                        rotation=types['geometry_msgs/msg/Quaternion'](x=q[0], y=q[1], z=q[2],
-                                                                        w=q[3])))
+                        rotation=types['geometry_msgs/msg/Quaternion'](
+                            x=q[0], y=q[1], z=q[2], w=q[3])))
                 message = types['tf/msg/tfMessage'](transforms=[transform])
                 writer.write(tf_conn, ns + 4_000_000,
                              store.serialize_ros1(message, 'tf/msg/tfMessage'))
@@ -235,7 +235,7 @@ def write_tum_bag(path: Path, frames: int = 12, with_tf: bool = True
 
 
 def write_params(path: Path, window_size: int = 4, stride: int = 2) -> Path:
-    """A node parameter file with small windows and a mapper stride for 48x64 frames."""
+    """Write a node parameter file: small windows, a mapper stride for 48x64 frames."""
     path.write_text(
         '/**:\n  ros__parameters:\n    device: cpu\n    window:\n'
         f'      window_size: {window_size}\n      stride: {stride}\n'

@@ -215,7 +215,7 @@ class Evaluation:
             print(f'[vggt4d-eval] {text}', file=sys.stderr, flush=True)
 
     def backend(self, sequence: SequenceData) -> Any:
-        """The stand-in for this sequence, or the one VGGT4D backend (built on first use)."""
+        """Return the stand-in for this sequence, or the single VGGT4D model (built once)."""
         if self.config.backend_factory is not None:
             self.description = (f'STAND-IN backend {self.config.backend_factory.__module__}.'
                                 f'{self.config.backend_factory.__qualname__} (not VGGT4D)')

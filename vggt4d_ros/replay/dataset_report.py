@@ -102,7 +102,7 @@ def _report(evaluation: 'Evaluation', metrics: dict[str, Any]) -> str:
               f'| dataset root | {config.root} |', '']
     lines += ['## Protocol', ''] + [f'- {note}' for note in metrics['protocol']] + [
         '- trajectories: Sim(3) Umeyama alignment with scale of all frames (evo); errors in '
-        'the ground truth\'s units (the estimate itself is in VGGT\'s scale-free units)', '']
+        "the ground truth's units (the estimate itself is in VGGT's scale-free units)", '']
     lines += ['## Per sequence', ''] + _sequence_rows(metrics['sequences']) + ['']
     lines += ['## Mean', '', '```', _dump(metrics['mean']), '```', '']
     lines += ['## Published numbers', '']

@@ -61,7 +61,7 @@ def eval_parser() -> argparse.ArgumentParser:
     parser.add_argument('--backend-factory', default=None,
                         help='TEST HOOK "module:function" returning a stand-in backend per '
                              'sequence (e.g. vggt4d_ros.replay.datasets.testing:'
-                             'oracle_factory); its numbers are not VGGT4D\'s')
+                             "oracle_factory); its numbers are not VGGT4D's")
     parser.add_argument('--quiet', action='store_true')
     return parser
 

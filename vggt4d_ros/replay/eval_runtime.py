@@ -72,7 +72,7 @@ def read_params(path: str | Path | None) -> dict[str, Any]:
 
 
 def _config(cls: type, flat: dict[str, Any], prefix: str) -> Any:
-    """A dataclass config with the scalar fields found under ``prefix`` in ``flat``."""
+    """Build a dataclass config from the scalar fields found under ``prefix`` in ``flat``."""
     values: dict[str, Any] = {}
     default = cls()
     for item in fields(cls):
@@ -141,7 +141,7 @@ def engine_configs(params: dict[str, Any], window_size: int | None = None,
 
 
 def long_window(settings: EngineSettings, frames: int) -> EngineSettings:
-    """Settings for a single-pass sequence: one window as large as the config allows."""
+    """Return settings for a single-pass sequence: one window as large as allowed."""
     size = max(2, min(frames, MAX_WINDOW_SIZE))
     return replace(settings, window=replace(settings.window, window_size=size,
                                             stride=max(1, size // 2),

@@ -39,5 +39,5 @@ PUBLISHED: tuple[Published, ...] = (
 
 
 def published_for(dataset: str) -> list[Published]:
-    """The published numbers of one dataset (empty when none could be sourced)."""
+    """Return the published numbers of one dataset (empty when none could be sourced)."""
     return [p for p in PUBLISHED if p.dataset == dataset]

@@ -55,7 +55,7 @@ class Protocol:
     notes: tuple[str, ...] = ()
 
     def select(self, count: int) -> list[int]:
-        """Indices of the selected frames among ``count`` available ones."""
+        """Return the indices of the selected frames among ``count`` available ones."""
         indices = list(range(self.start, count, max(1, self.stride)))
         return indices if self.max_frames is None else indices[:self.max_frames]
 

@@ -121,7 +121,7 @@ def plan(root: Path, sequences: Sequence[str] | None = None, split: str = '2017'
     else:
         missing = sorted(set(available) - set(on_disk))
         if missing:
-            raise DatasetError(f'DAVIS split {split}: missing folder(s) '
-                               f'{", ".join(str(root / "JPEGImages" / "480p" / s) for s in missing)}')
+            folders = ', '.join(str(root / 'JPEGImages' / '480p' / s) for s in missing)
+            raise DatasetError(f'DAVIS split {split}: missing folder(s) {folders}')
         names = available
     return [(n, lambda n=n: load_sequence(root, n, protocol)) for n in names]

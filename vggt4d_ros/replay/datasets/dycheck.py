@@ -42,8 +42,8 @@ DEFAULT_FPS = 30.0
 
 PROTOCOL = Protocol(stride=10, notes=(
     'training (monocular) ids of dataset.json, every 10th frame (Easi3R DyCheck protocol)',
-    'ground truth: the dataset\'s own cameras (camera/*.json) and lidar depth (depth/1x); '
-    'Easi3R uses Shape-of-Motion\'s COLMAP-refined cameras and aligned depth instead, which are '
+    "ground truth: the dataset's own cameras (camera/*.json) and lidar depth (depth/1x); "
+    "Easi3R uses Shape-of-Motion's COLMAP-refined cameras and aligned depth instead, which are "
     'not part of the DyCheck release',
     'points are compared at every 2nd camera pixel (about the network resolution) after a '
     'Sim(3) alignment of the camera centres; lens distortion is ignored',
@@ -113,7 +113,7 @@ def load_sequence(root: Path, name: str, protocol: Protocol = PROTOCOL) -> Seque
 
 def plan(root: Path, sequences: Sequence[str] | None = None,
          protocol: Protocol = PROTOCOL) -> list[tuple[str, Loader]]:
-    """The named captures, else every folder of ROOT holding a dataset.json."""
+    """List the named captures, else every folder of ROOT holding a dataset.json."""
     if sequences:  # a named folder without dataset.json fails naming the file
         folders = sorted(p.name for p in Path(root).iterdir() if p.is_dir()) \
             if Path(root).is_dir() else []

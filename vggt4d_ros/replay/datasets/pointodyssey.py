@@ -40,7 +40,7 @@ PROTOCOL = Protocol(max_frames=LONG_FRAMES, long_window=True, notes=(
     'first 500 frames of each sequence in one window (the paper: single-pass inference on '
     '500 frames). NEEDS THE LONG-WINDOW MODE: until it exists the window is the largest the '
     'configuration allows and the memory this takes is not bounded',
-    'sequence list: every sequence of the split folder (the paper\'s list is not retrievable '
+    "sequence list: every sequence of the split folder (the paper's list is not retrievable "
     'here)',
 ))
 
@@ -91,7 +91,7 @@ def split_root(root: Path) -> Path:
 
 def plan(root: Path, sequences: Sequence[str] | None = None,
          protocol: Protocol = PROTOCOL) -> list[tuple[str, Loader]]:
-    """The named sequences, else every sequence folder of the split."""
+    """List the named sequences, else every sequence folder of the split."""
     root = split_root(root)
     found = sorted(p.name for p in root.iterdir() if (p / 'rgbs').is_dir()) \
         if root.is_dir() else []

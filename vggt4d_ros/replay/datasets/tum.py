@@ -77,7 +77,7 @@ def read_file_list(path: Path) -> dict[float, list[str]]:
 
 def associate(first: Sequence[float], second: Sequence[float], offset: float = 0.0,
               max_difference: float = MAX_DIFFERENCE_S) -> list[tuple[float, float]]:
-    """TUM's greedy association of two stamp lists (see the module docstring)."""
+    """Associate two stamp lists greedily, as TUM's associate.py (see the module docstring)."""
     candidates = sorted((abs(a - (b + offset)), a, b) for a in first for b in second
                         if abs(a - (b + offset)) < max_difference)
     free_a, free_b = set(first), set(second)
@@ -110,7 +110,7 @@ def _intrinsics_for(name: str) -> np.ndarray | None:
 
 
 def load_folder(root: Path, name: str, protocol: Protocol, dataset: str) -> SequenceData:
-    """A sequence from rgb.txt + groundtruth.txt + rgb/*.png."""
+    """Load a sequence from rgb.txt + groundtruth.txt + rgb/*.png."""
     folder = Path(root) / name
     images = read_file_list(folder / 'rgb.txt')
     truth = read_file_list(folder / 'groundtruth.txt')
@@ -218,7 +218,7 @@ def _bag_images(path: Path, topic: str, wanted: set[float]) -> dict[float, np.nd
 
 
 def load_bag(path: Path, protocol: Protocol, dataset: str = 'tum') -> SequenceData:
-    """A sequence from a TUM ROS 1 bag (images decoded once, only the selected ones)."""
+    """Load a sequence from a TUM ROS 1 bag (only the selected images are decoded)."""
     index = _index_bag(path)
     matches = associate(index.stamps, list(index.truth))
     if not matches:

@@ -5,7 +5,7 @@
 Layout (the rgb and textgt archives extracted into one ROOT)::
 
     ROOT/Scene01/clone/frames/rgb/Camera_0/rgb_00000.jpg ...
-    ROOT/Scene01/clone/extrinsic.txt   header 'frame cameraID r1,1 r1,2 r1,3 t1 r2,1 ... t3 0 0 0 1'
+    ROOT/Scene01/clone/extrinsic.txt   header 'frame cameraID r1,1 r1,2 r1,3 t1 ... t3 0 0 0 1'
     ROOT/Scene01/clone/intrinsic.txt   header 'frame cameraID K[0,0] K[1,1] K[0,2] K[1,2]'
 
 The extrinsic rows are camera_from_world (world-to-camera) 4x4 matrices; the pose is their
@@ -94,7 +94,7 @@ def available(root: Path) -> list[str]:
 
 def plan(root: Path, sequences: Sequence[str] | None = None,
          protocol: Protocol = PROTOCOL) -> list[tuple[str, Loader]]:
-    """The named sequences, else the clone variation of the five scenes."""
+    """List the named sequences, else the clone variation of the five scenes."""
     found = available(root)
     if not found:
         raise DatasetError(f'missing folder {Path(root) / "Scene01/clone/frames/rgb/Camera_0"}'

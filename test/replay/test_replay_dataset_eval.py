@@ -170,6 +170,8 @@ def test_params_file_of_the_node_is_read():
     assert rt.long_window(settings, 900).window.window_size == rt.MAX_WINDOW_SIZE
     with pytest.raises(ReplayError, match='does not exist'):
         rt.read_params('/nonexistent/params.yaml')
+    with pytest.raises(ReplayError, match='pipeline.refine_enabled'):
+        rt.engine_configs({'pipeline.refine_enabled': 'false'})
 
 
 def test_bag_of_a_sequence_plays_through_the_replay_tool(tmp_path, capsys):

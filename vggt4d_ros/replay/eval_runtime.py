@@ -81,6 +81,9 @@ def _config(cls: type, flat: dict[str, Any], prefix: str) -> Any:
         if is_dataclass(current):
             values[item.name] = _config(type(current), flat, key + '.')
         elif key in flat and isinstance(current, (bool, int, float, str)):
+            if isinstance(current, bool) != isinstance(flat[key], bool):
+                raise ReplayError(f'parameter {key}: {flat[key]!r} is not a '
+                                  f'{type(current).__name__}')
             try:
                 values[item.name] = type(current)(flat[key])
             except (TypeError, ValueError) as error:

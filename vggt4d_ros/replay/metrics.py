@@ -7,9 +7,18 @@ stamp, align the estimate to the ground truth with Umeyama Sim(3) (``correct_sca
 poses), then ATE = RMSE of the translation APE, RPE-trans / RPE-rot = RMSE of the relative
 pose error over consecutive frames (delta 1 frame, all pairs).
 
-Mask protocol (DAVIS 2017): J is the IoU of the binary masks (1 when both are empty); F is the
-F-measure of boundary precision and recall, where a boundary pixel counts as matched when the
-other mask's boundary lies within a disk of radius ``ceil(0.008 * image diagonal)``.
+Mask protocol (DAVIS, as the davis2017-evaluation toolkit defines it): J is the IoU of the
+binary masks (1 when both are empty); F is the F-measure of boundary precision and recall. The
+boundary map is DAVIS's ``seg2bmap`` (a pixel is boundary when it differs from its east, south
+or south-east neighbour; the last row compares east only, the last column south only, the
+bottom-right pixel is never boundary), and a boundary pixel counts as matched when the other
+boundary, dilated by a digital disk (``x^2 + y^2 <= r^2``) of radius
+``r = ceil(0.008 * image diagonal)`` (``bound_th = 0.008``), covers it.
+
+Reconstruction protocol (Easi3R's DyCheck point metrics): accuracy = distance of each predicted
+point to the nearest ground-truth point, completeness = distance of each ground-truth point to
+the nearest predicted point, distance = distance between the predicted and ground-truth point of
+the same pixel; each as mean and median.
 """
 
 from __future__ import annotations
@@ -23,6 +32,9 @@ from typing import Any, Iterator
 
 import cv2
 import numpy as np
+
+#: DAVIS boundary tolerance as a fraction of the image diagonal (davis2017-evaluation).
+BOUND_TH = 0.008
 
 
 @contextlib.contextmanager
@@ -168,25 +180,35 @@ def _copy(evo: Any, trajectory: Any) -> Any:
 
 def boundary_radius(image_hw: tuple[int, int]) -> int:
     """DAVIS boundary tolerance: ``ceil(0.008 * diagonal)`` pixels."""
-    return int(math.ceil(0.008 * math.hypot(image_hw[0], image_hw[1])))
+    return int(math.ceil(BOUND_TH * math.hypot(image_hw[0], image_hw[1])))
 
 
 def mask_boundary(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels [H,W] bool: foreground pixels with a background 4-neighbour.
+    """DAVIS ``seg2bmap`` boundary [H,W] bool of a binary mask (see the module docstring).
 
-    Pixels on the image border are not boundary because of the border itself (the object
-    continues outside the view), as in DAVIS's ``seg2bmap``.
+    The boundary lies half a pixel towards the origin: a background pixel whose east/south
+    neighbour is foreground is boundary too.
     """
-    fg = np.asarray(mask).astype(bool)
-    padded = np.pad(fg, 1, mode='edge')
-    inner = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
-    return fg & ~inner
+    seg = np.asarray(mask).astype(bool)
+    east, south, south_east = (np.zeros_like(seg) for _ in range(3))
+    east[:, :-1] = seg[:, 1:]
+    south[:-1, :] = seg[1:, :]
+    south_east[:-1, :-1] = seg[1:, 1:]
+    boundary = (seg ^ east) | (seg ^ south) | (seg ^ south_east)
+    boundary[-1, :] = seg[-1, :] ^ east[-1, :]
+    boundary[:, -1] = seg[:, -1] ^ south[:, -1]
+    boundary[-1, -1] = False
+    return boundary
+
+
+def disk(radius: int) -> np.ndarray:
+    """Digital disk [2r+1, 2r+1] uint8: offsets with ``x^2 + y^2 <= r^2`` (as skimage's)."""
+    offsets = np.arange(-radius, radius + 1)
+    return ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius ** 2).astype(np.uint8)
 
 
 def _dilate(boundary: np.ndarray, radius: int) -> np.ndarray:
-    size = 2 * radius + 1
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    return cv2.dilate(boundary.astype(np.uint8), disk).astype(bool)
+    return cv2.dilate(boundary.astype(np.uint8), disk(radius)).astype(bool)
 
 
 def jaccard(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -202,7 +224,8 @@ def boundary_f(pred: np.ndarray, truth: np.ndarray) -> float:
     """DAVIS contour accuracy F of two binary masks [H,W].
 
     Precision: fraction of predicted boundary pixels within the tolerance of the true
-    boundary; recall likewise the other way. Both boundaries empty: 1; one empty: 0.
+    boundary; recall likewise the other way. Both boundaries empty: 1; one empty: 0 (DAVIS
+    sets precision 1 / recall 0 or the reverse, whose F-measure is 0).
     """
     pred, truth = np.asarray(pred).astype(bool), np.asarray(truth).astype(bool)
     if pred.shape != truth.shape:
@@ -281,3 +304,40 @@ def mask_metrics(predicted: dict[int, np.ndarray], truth: dict[int, np.ndarray]
         result.j.append(jaccard(pred, gt))
         result.f.append(boundary_f(pred, gt))
     return result
+
+
+# -- reconstruction ---------------------------------------------------------------------------
+
+
+def reconstruction_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Accuracy, completeness and distance (mean and median) of pixel-paired point sets.
+
+    Args:
+        predicted: [N,3] predicted points (already aligned to the ground truth's frame).
+        truth: [N,3] ground-truth points; row i is the same pixel as ``predicted[i]``.
+
+    Returns:
+        accuracy / accuracy_median, completeness / completeness_median, distance /
+        distance_median, points.
+
+    Raises:
+        ValueError: empty or mismatched inputs.
+
+    """
+    from scipy.spatial import cKDTree
+
+    predicted = np.asarray(predicted, np.float64).reshape(-1, 3)
+    truth = np.asarray(truth, np.float64).reshape(-1, 3)
+    if len(predicted) == 0 or predicted.shape != truth.shape:
+        raise ValueError(f'need equal, non-empty point sets, got {predicted.shape} and '
+                         f'{truth.shape}')
+    accuracy, _ = cKDTree(truth).query(predicted)
+    completeness, _ = cKDTree(predicted).query(truth)
+    distance = np.linalg.norm(predicted - truth, axis=1)
+    return {
+        'accuracy': float(np.mean(accuracy)), 'accuracy_median': float(np.median(accuracy)),
+        'completeness': float(np.mean(completeness)),
+        'completeness_median': float(np.median(completeness)),
+        'distance': float(np.mean(distance)), 'distance_median': float(np.median(distance)),
+        'points': int(len(predicted)),
+    }

@@ -1,0 +1,65 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""A window's static, confident, valid VGGT pixels on a strided network-pixel grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vggt4d_ros.motion.result import WindowResult
+
+
+@dataclass
+class StaticSamples:
+    """Grid samples of a window (S frames, hs x ws samples each), all numpy.
+
+    Attributes:
+        rows, cols: [hs], [ws] network pixel indices of the grid.
+        depth: [S,hs,ws] float32 VGGT z-depth (window units).
+        usable: [S,hs,ws] bool: finite depth > 0, inside the camera image, not dynamic (grown
+            by the dilation), confidence at or above the window's percentile.
+
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    depth: np.ndarray
+    usable: np.ndarray
+
+
+def static_samples(result: WindowResult, stride: int, conf_percentile: float,
+                   dilation_px: int) -> StaticSamples:
+    """Select a window's pixels that a metric comparison may trust.
+
+    Args:
+        result: the window.
+        stride: grid step in network pixels.
+        conf_percentile: drop pixels below this percentile of the window's static confidence.
+        dilation_px: grow the refined dynamic masks by this radius first.
+
+    """
+    plan = result.transform
+    height, width = plan.network_hw
+    rows = np.arange(0, height, stride)
+    cols = np.arange(0, width, stride)
+    with torch.no_grad():
+        depth = result.depth[:, ::stride, ::stride].float().cpu().numpy()
+        conf = result.depth_conf[:, ::stride, ::stride].float().cpu().numpy()
+        masks = result.refined_masks.float()[:, None]
+        if dilation_px > 0:
+            masks = F.max_pool2d(masks, 2 * dilation_px + 1, stride=1, padding=dilation_px)
+        dynamic = (masks[:, 0, ::stride, ::stride] > 0.5).cpu().numpy()
+    top, left = plan.offset_yx
+    # Network pixel y shows resized row y + top (pad mode: rows outside are white canvas).
+    inside = (((rows + top >= 0) & (rows + top < plan.resized_hw[0]))[:, None]
+              & ((cols + left >= 0) & (cols + left < plan.resized_hw[1]))[None, :])
+    valid = np.isfinite(depth) & (depth > 0) & inside & ~dynamic
+    usable = valid
+    if conf_percentile > 0 and valid.any():
+        threshold = np.percentile(conf[valid], conf_percentile)
+        usable = valid & (conf >= threshold)
+    return StaticSamples(rows, cols, depth, usable)

@@ -89,7 +89,7 @@ class CameraHeightConfig:
     camera_height_m: float | None = None
     max_tilt_deg: float = 10.0
     inlier_fraction: float = 0.01
-    min_floor_fraction: float = 0.08
+    min_floor_fraction: float = 0.15
     min_points: int = 200
     max_points: int = 6000
     ransac_iterations: int = 256

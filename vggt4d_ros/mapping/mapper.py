@@ -505,7 +505,8 @@ class Mapper:
         scale_spread: float | None,
     ) -> tuple[Sim3, MetricInfo]:
         """Fuse the hint in map units and make the window (and, once, the segment) metric."""
-        if stats.method in ('first', 'fresh'):
+        fresh = stats.method in ('first', 'fresh')
+        if fresh:
             # New map units: earlier measurements say nothing about them.
             self.scale_fusion.reset()
             self._metric = None
@@ -520,8 +521,9 @@ class Mapper:
             else:
                 return transform, info
         if self._metric is None:
-            info.rescaled = fused
-            self._rescale_segment(fused)
+            if not fresh:  # a fresh window starts a new segment: nothing earlier to rescale
+                info.rescaled = fused
+                self._rescale_segment(fused)
             transform = Sim3(fused) @ transform
         else:
             factor = fused / self._metric

@@ -72,6 +72,8 @@ def test_depth_source_makes_trajectory_and_map_metric(seed):
     assert all(u.metric.metric for u in updates) and updates[0].metric.rescaled == 1.0
     ate_sim3, ate_metric, sim3 = _ates(updates, backend)
     assert sim3.scale == pytest.approx(1.0, abs=0.02)
+    # Measured 1.09 and 1.11 (seeds 21, 22). The oracle's 3 mm pose noise alone limits this:
+    # its own exact per-window scales give 1.15 and 1.08, hence 1 mm of slack.
     assert ate_metric <= 1.1 * ate_sim3 + 1e-3, (ate_metric, ate_sim3)
     # The map is metric too: its points lie on the room's walls after the rigid alignment.
     stamps = [s for u in updates for s in u.stamps_ns]

@@ -107,11 +107,15 @@ class ScaleFilterConfig:
     """Fusion of per-window estimates (in metres per map unit) across windows.
 
     Attributes:
-        history: accepted estimates kept (the filter's target is their median).
+        history: accepted estimates kept for the outlier gate's robust sigma.
         min_history: gate new estimates only once this many were accepted.
-        gate_mads: reject an estimate farther than this many robust sigmas (1.4826 MAD of the
-            history's log values) from the history's median ...
+        gate_mads: reject an estimate farther than this many sigmas from the fused value, sigma
+            being the larger of the history's robust sigma (1.4826 MAD of its log values) and
+            the filter's predicted spread ...
         min_gate: ... but never reject within this log distance (0.05 = about 5 %).
+        drift_per_window: expected random-walk change of the map's scale per window (log),
+            the Sim(3) chain's drift: the filter's process noise.
+        min_spread: floor on a window's relative spread (sources tend to be optimistic).
         max_step: the fused scale changes by at most this log step per window (0.02: 2 %).
         max_consecutive_rejects: after this many rejections in a row the world changed (or the
             history was wrong): restart the history from the rejected values (a 'relock').
@@ -122,6 +126,8 @@ class ScaleFilterConfig:
     min_history: int = 3
     gate_mads: float = 4.0
     min_gate: float = 0.05
+    drift_per_window: float = 0.003
+    min_spread: float = 0.005
     max_step: float = 0.02
     max_consecutive_rejects: int = 5
 

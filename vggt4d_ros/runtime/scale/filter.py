@@ -7,10 +7,13 @@ comparable. The mapper therefore feeds this filter ``metres per map unit``: the 
 estimate divided by the window's scale in the map's own (first-window) units, which the Sim(3)
 chain knows. That quantity is constant up to the chain's slow scale drift, so it can be fused:
 
-* the filter keeps the last ``history`` accepted values (log scale) and aims at their median;
-* a value farther than ``gate_mads`` robust sigmas (and ``min_gate``) from that median is
-  rejected (counted); ``max_consecutive_rejects`` rejections in a row restart the history from
-  those values ('relock': the world really changed, e.g. a wrong first estimate);
+* the target is a scalar Kalman filter on log(metres per map unit): a random walk of
+  ``drift_per_window`` per window (the chain's scale drift) measured with each window's own
+  spread (floored at ``min_spread``), so precise sources follow drift and noisy ones average;
+* a value farther than ``gate_mads`` sigmas (and ``min_gate``) from the fused value is rejected
+  (counted), sigma being the larger of the accepted history's robust sigma (1.4826 MAD) and the
+  filter's predicted spread; ``max_consecutive_rejects`` rejections in a row restart from those
+  values ('relock': the world really changed, e.g. a wrong first estimate);
 * the output moves towards the target by at most ``max_step`` (log) per window, so the map
   does not jump; the first value is taken as is (that is when the outputs become metric);
 * windows without an estimate keep the output (counted).
@@ -66,8 +69,10 @@ class ScaleFilter:
         self.config = config or ScaleFilterConfig()
         self.state = ScaleFilterState(source=source)
         self._history: deque[float] = deque(maxlen=self.config.history)
-        self._rejected: list[float] = []
-        self._log_value: float | None = None
+        self._rejected: list[tuple[float, float]] = []
+        self._log_value: float | None = None  # rate-limited output
+        self._mean: float | None = None  # Kalman estimate (log)
+        self._variance = 0.0
 
     @property
     def value(self) -> float | None:
@@ -76,10 +81,13 @@ class ScaleFilter:
 
     def reset(self) -> None:
         """Map units changed (a fresh map segment): forget everything but the counters."""
+        if self._log_value is not None or self._rejected:
+            self.state.resets += 1
         self._history.clear()
         self._rejected = []
         self._log_value = None
-        self.state.resets += 1
+        self._mean = None
+        self._variance = 0.0
         self.state.metres_per_map_unit = float('nan')
         self.state.spread = float('nan')
 
@@ -89,16 +97,15 @@ class ScaleFilter:
 
         Args:
             metres_per_map_unit: this window's estimate in metres per map unit, or None.
-            spread: its relative 1-sigma (unused by the median target; kept for diagnostics
-                and future weighting).
+            spread: its relative 1-sigma (None: ``min_spread``).
 
         Returns:
             Fused metres per map unit, or None while nothing was measured.
 
         """
-        del spread
         state = self.state
         state.windows += 1
+        self._variance += self.config.drift_per_window ** 2
         valid = metres_per_map_unit is not None and math.isfinite(metres_per_map_unit) \
             and metres_per_map_unit > 0
         if not valid:
@@ -107,40 +114,58 @@ class ScaleFilter:
             return self.value
         state.last_measurement = float(metres_per_map_unit)
         measured = math.log(metres_per_map_unit)
-        if self._accept(measured):
+        noise = max(self.config.min_spread, spread if spread is not None and
+                    math.isfinite(spread) else 0.0) ** 2
+        if self._accept(measured, noise):
             self._history.append(measured)
             self._rejected = []
+            self._kalman(measured, noise)
             state.accepted += 1
         else:
             state.rejected += 1
-            self._rejected.append(measured)
+            self._rejected.append((measured, noise))
             if len(self._rejected) >= self.config.max_consecutive_rejects:
-                self._history.clear()
-                self._history.extend(self._rejected)
-                self._rejected = []
-                state.relocks += 1
+                self._relock()
         self._step()
         return self.value
 
-    def _accept(self, measured: float) -> bool:
+    def _accept(self, measured: float, noise: float) -> bool:
         cfg = self.config
-        if len(self._history) < cfg.min_history:
+        if self._mean is None or len(self._history) < cfg.min_history:
             return True
         history = np.fromiter(self._history, float)
         centre = float(np.median(history))
-        sigma = MAD_TO_SIGMA * float(np.median(np.abs(history - centre)))
-        return abs(measured - centre) <= max(cfg.gate_mads * sigma, cfg.min_gate)
+        sigma = max(MAD_TO_SIGMA * float(np.median(np.abs(history - centre))),
+                    math.sqrt(self._variance + noise))
+        return abs(measured - self._mean) <= max(cfg.gate_mads * sigma, cfg.min_gate)
+
+    def _kalman(self, measured: float, noise: float) -> None:
+        if self._mean is None:
+            self._mean, self._variance = measured, noise
+            return
+        gain = self._variance / (self._variance + noise)
+        self._mean += gain * (measured - self._mean)
+        self._variance *= 1.0 - gain
+
+    def _relock(self) -> None:
+        """Restart from the consecutive rejected values: the world changed."""
+        rejected, self._rejected = self._rejected, []
+        self._history.clear()
+        self._mean, self._variance = None, 0.0
+        for measured, noise in rejected:
+            self._history.append(measured)
+            self._kalman(measured, noise)
+        self.state.relocks += 1
 
     def _step(self) -> None:
-        if not self._history:
+        if self._mean is None:
             return
-        history = np.fromiter(self._history, float)
-        target = float(np.median(history))
         if self._log_value is None:
-            self._log_value = target
+            self._log_value = self._mean
         else:
-            step = float(np.clip(target - self._log_value, -self.config.max_step,
+            step = float(np.clip(self._mean - self._log_value, -self.config.max_step,
                                  self.config.max_step))
             self._log_value += step
         self.state.metres_per_map_unit = math.exp(self._log_value)
-        self.state.spread = MAD_TO_SIGMA * float(np.median(np.abs(history - target)))
+        history = np.fromiter(self._history, float)
+        self.state.spread = MAD_TO_SIGMA * float(np.median(np.abs(history - np.median(history))))

@@ -14,6 +14,7 @@ from vggt4d_ros.replay.synthetic import CAMERA_HEIGHT_M
 from vggt4d_ros.replay.synthetic import METRIC_TOPICS
 from vggt4d_ros.replay.synthetic import ODOM_FRAME
 from vggt4d_ros.replay.synthetic import SceneConfig
+from vggt4d_ros.replay.synthetic import SensorConfig
 from vggt4d_ros.replay.synthetic import SyntheticScene
 from vggt4d_ros.replay.synthetic import TOPICS
 from vggt4d_ros.replay.synthetic import write_synthetic_bag
@@ -23,7 +24,8 @@ CONFIG = SceneConfig(num_frames=12, width=80, height=60, supersample=1)
 
 @pytest.fixture(scope='module')
 def bag(tmp_path_factory):
-    return write_synthetic_bag(tmp_path_factory.mktemp('metric') / 'bag', CONFIG)
+    return write_synthetic_bag(tmp_path_factory.mktemp('metric') / 'bag', CONFIG,
+                               sensors=SensorConfig())
 
 
 def test_sensor_depth_is_millimetres_with_noise_holes_and_range(bag):

@@ -469,7 +469,7 @@ def _write_metric_topics(bag: BagWriter, scene: 'SyntheticScene', frame: Rendere
 def write_synthetic_bag(path: str | Path, config: SceneConfig | None = None,
                         storage: Storage = 'mcap',
                         progress: Callable[[int, int], None] | None = None,
-                        sensors: SensorConfig | None = SensorConfig()) -> Path:
+                        sensors: SensorConfig | None = None) -> Path:
     """Render the scene into a new rosbag2 directory.
 
     Topics (all stamped with the image stamp): ``/camera/image_raw`` (Image rgb8),
@@ -477,7 +477,7 @@ def write_synthetic_bag(path: str | Path, config: SceneConfig | None = None,
     ``world``), ``/ground_truth/depth`` (Image 32FC1, metres) and ``/ground_truth/dynamic_mask``
     (Image mono8, 255 = moving object). Images use frame id ``camera_optical_frame``.
 
-    With ``sensors`` (default; None leaves them out) also the metric-scale inputs:
+    With ``sensors`` (the demo and this module's CLI pass them) also the metric-scale inputs:
     ``/camera/aligned_depth_to_color/image_raw`` (16UC1 mm, noisy, with holes),
     ``/tf`` ``odom -> base_link`` (noisy odometry, ``odometry_per_frame`` samples per frame)
     and ``/tf_static`` ``base_link -> camera_optical_frame`` (camera height
@@ -522,11 +522,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--frames', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--no-metric-sensors', action='store_true',
+                        help='leave out the aligned depth, odometry TF and camera mount topics')
     args = parser.parse_args(argv)
     config = SceneConfig.large(args.seed) if args.large else SceneConfig(seed=args.seed)
     if args.frames:
         config = replace(config, num_frames=args.frames)
-    write_synthetic_bag(args.bag, config, args.storage)
+    sensors = None if args.no_metric_sensors else SensorConfig()
+    write_synthetic_bag(args.bag, config, args.storage, sensors=sensors)
     print(f'wrote {config.num_frames} frames to {args.bag}', file=sys.stderr)
     return 0
 

@@ -28,7 +28,8 @@ from vggt4d_ros.runtime.scale.samples import static_samples
 
 #: Plane hypotheses steeper than this from up are walls, not a (tilted) floor.
 _MAX_HYPOTHESIS_TILT_DEG = 60.0
-_SAMPLE_STRIDE = 4
+#: Grid samples along the shorter network side (392 px -> every 8th pixel).
+_SAMPLES_PER_SIDE = 48
 
 #: base_link (x forward, y left, z up) from a level optical frame (x right, y down, z forward),
 #: no height: the extrinsic assumed when only ``camera_height_m`` is known.
@@ -36,14 +37,18 @@ LEVEL_CAMERA = np.array([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0
                          [0.0, 0.0, 0.0, 1.0]])
 
 
-def _points(result: WindowResult, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Usable points [N,3] and depths [N] in the window frame; camera poses [S,4,4]."""
+def _points(result: WindowResult, stride: int, max_points: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Usable points [N,3] and depths [N] in the window frame (evenly thinned to about
+    ``max_points``); camera poses [S,4,4]."""
     samples = static_samples(result, stride, 25.0, 2)
     poses = result.cam_to_world().double().cpu().numpy()
     k = result.intrinsics.double().cpu().numpy()
+    step = max(1, int(math.ceil(samples.usable.sum() / max_points)))
     points, depths = [], []
     for index in range(result.num_frames):
         rows, cols = np.nonzero(samples.usable[index])
+        rows, cols = rows[index % step::step], cols[index % step::step]
         z = samples.depth[index][rows, cols].astype(np.float64)
         u, v = samples.cols[cols], samples.rows[rows]
         cam = np.stack([(u - k[index, 0, 2]) / k[index, 0, 0] * z,
@@ -80,12 +85,10 @@ class CameraHeightScale:
         height_m = cfg.camera_height_m if cfg.camera_height_m is not None else extrinsic[2, 3]
         if not height_m > 0:
             return ScaleEstimate.failed(self.source, 'camera_below_floor')
-        points, depths, poses = _points(result, _SAMPLE_STRIDE)
+        stride = max(1, min(result.transform.network_hw) // _SAMPLES_PER_SIDE)
+        points, depths, poses = _points(result, stride, cfg.max_points)
         if len(points) < cfg.min_points:
             return ScaleEstimate.failed(self.source, 'too_few_points')
-        if len(points) > cfg.max_points:
-            step = int(math.ceil(len(points) / cfg.max_points))
-            points, depths = points[::step], depths[::step]
         up_camera = extrinsic[:3, :3].T @ np.array([0.0, 0.0, 1.0])
         up = (poses[:, :3, :3] @ up_camera).mean(axis=0)
         up /= np.linalg.norm(up)

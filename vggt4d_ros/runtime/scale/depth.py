@@ -56,8 +56,8 @@ class DepthImage:
     encoding: str
 
 
-def depth_in_metres(image: DepthImage) -> np.ndarray:
-    """[H,W] float32 metres, NaN where invalid (0 or non-finite).
+def checked_depth(image: DepthImage) -> tuple[np.ndarray, float]:
+    """The raw [H,W] array and its unit in metres, after checking encoding and dtype.
 
     Raises:
         DepthInputError: unsupported encoding ('wrong_encoding') or not a 2-D array of the
@@ -73,9 +73,19 @@ def depth_in_metres(image: DepthImage) -> np.ndarray:
     if data.ndim != 2 or data.dtype != expected:
         raise DepthInputError('wrong_shape', f'depth {image.encoding} must be [H,W] '
                               f'{np.dtype(expected).name}, got {data.shape} {data.dtype}')
-    metres = data.astype(np.float32) * np.float32(unit)
+    return data, unit
+
+
+def to_metres(raw: np.ndarray, unit: float) -> np.ndarray:
+    """Raw depth values -> float32 metres, NaN where invalid (0 or non-finite)."""
+    metres = raw.astype(np.float32) * np.float32(unit)
     metres[~np.isfinite(metres) | (metres <= 0)] = np.nan
     return metres
+
+
+def depth_in_metres(image: DepthImage) -> np.ndarray:
+    """[H,W] float32 metres of a whole depth image, NaN where invalid (see checked_depth)."""
+    return to_metres(*checked_depth(image))
 
 
 def camera_pixel_indices(plan: ResizeCrop, rows: np.ndarray, cols: np.ndarray
@@ -145,12 +155,13 @@ class DepthScale:
         if image is None:
             return 'no_depth', None
         try:
-            metres = depth_in_metres(image)
+            raw, unit = checked_depth(image)
         except DepthInputError as error:
             return error.reason, None
-        if metres.shape != tuple(plan.camera_hw):
+        if raw.shape != tuple(plan.camera_hw):
             return 'wrong_size', None
-        sensor = metres[cam_rows[:, None], cam_cols[None, :]]
+        # Convert only the sampled pixels (a 640x480 image has 20x more than the grid).
+        sensor = to_metres(raw[cam_rows[:, None], cam_cols[None, :]], unit)
         cfg = self.config
         with np.errstate(invalid='ignore'):
             ok = usable & (sensor >= cfg.min_range_m) & (sensor <= cfg.max_range_m)

@@ -433,7 +433,7 @@ class SyntheticOdometry:
         return self.scene.world_from_camera(index) @ self._camera_from_base
 
     def next(self, index: float) -> np.ndarray:
-        """Odometry pose at the next (increasing) fractional frame index."""
+        """Return the odometry pose at a fractional frame index (call in increasing order)."""
         truth = self.true_pose(index)
         if self._previous is None:
             self._estimate = truth.copy()

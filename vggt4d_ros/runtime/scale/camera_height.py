@@ -39,8 +39,10 @@ LEVEL_CAMERA = np.array([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0
 
 def _points(result: WindowResult, stride: int, max_points: int
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Usable points [N,3] and depths [N] in the window frame (evenly thinned to about
-    ``max_points``); camera poses [S,4,4]."""
+    """Collect usable points [N,3], their depths [N] and the camera poses [S,4,4].
+
+    Points are in the window frame, evenly thinned to about ``max_points``.
+    """
     samples = static_samples(result, stride, 25.0, 2)
     poses = result.cam_to_world().double().cpu().numpy()
     k = result.intrinsics.double().cpu().numpy()

@@ -57,7 +57,7 @@ class DepthImage:
 
 
 def checked_depth(image: DepthImage) -> tuple[np.ndarray, float]:
-    """The raw [H,W] array and its unit in metres, after checking encoding and dtype.
+    """Check encoding and dtype; return the raw [H,W] array and its unit in metres.
 
     Raises:
         DepthInputError: unsupported encoding ('wrong_encoding') or not a 2-D array of the

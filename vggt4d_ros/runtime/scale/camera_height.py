@@ -24,12 +24,11 @@ from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.runtime.scale.config import CameraHeightConfig
 from vggt4d_ros.runtime.scale.estimate import robust_log_centre
 from vggt4d_ros.runtime.scale.estimate import ScaleEstimate
+from vggt4d_ros.runtime.scale.samples import grid_stride
 from vggt4d_ros.runtime.scale.samples import static_samples
 
 #: Plane hypotheses steeper than this from up are walls, not a (tilted) floor.
 _MAX_HYPOTHESIS_TILT_DEG = 60.0
-#: Grid samples along the shorter network side (392 px -> every 8th pixel).
-_SAMPLES_PER_SIDE = 48
 
 #: base_link (x forward, y left, z up) from a level optical frame (x right, y down, z forward),
 #: no height: the extrinsic assumed when only ``camera_height_m`` is known.
@@ -87,7 +86,7 @@ class CameraHeightScale:
         height_m = cfg.camera_height_m if cfg.camera_height_m is not None else extrinsic[2, 3]
         if not height_m > 0:
             return ScaleEstimate.failed(self.source, 'camera_below_floor')
-        stride = max(1, min(result.transform.network_hw) // _SAMPLES_PER_SIDE)
+        stride = grid_stride(result.transform.network_hw)
         points, depths, poses = _points(result, stride, cfg.max_points)
         if len(points) < cfg.min_points:
             return ScaleEstimate.failed(self.source, 'too_few_points')
@@ -140,7 +139,9 @@ class CameraHeightScale:
         if not keep.any():
             return None
         normals, offsets = normals[keep], offsets[keep]
-        counts = (np.abs(points @ normals.T + offsets) < threshold).sum(axis=0)
+        # Score on an even subset: ranking hypotheses needs no more than ~1500 points.
+        scored = points[:: max(1, len(points) // 1500)]
+        counts = (np.abs(scored @ normals.T + offsets) < threshold).sum(axis=0)
         best = int(np.argmax(counts))
         return normals[best], float(offsets[best])
 
@@ -154,8 +155,10 @@ class CameraHeightScale:
                 break
             chosen = points[inliers]
             centroid = chosen.mean(axis=0)
-            _, _, vt = np.linalg.svd(chosen - centroid, full_matrices=False)
-            fitted = vt[2] * np.sign(vt[2] @ normal)
+            centred = chosen - centroid
+            # The plane normal is the scatter matrix's smallest eigenvector (eigh: ascending).
+            _, vectors = np.linalg.eigh(centred.T @ centred)
+            fitted = vectors[:, 0] * np.sign(vectors[:, 0] @ normal)
             normal, offset = fitted, float(-fitted @ centroid)
             inliers = np.abs(points @ normal + offset) < threshold
         return normal, offset, inliers

@@ -18,7 +18,8 @@ class DepthScaleConfig:
     Attributes:
         min_range_m: sensor depths below this are invalid (driver noise next to the lens).
         max_range_m: sensor depths above this are invalid (noise grows with distance).
-        pixel_stride: compare every n-th network pixel in x and y.
+        pixel_stride: compare every n-th network pixel in x and y; None: about 48 samples
+            along the shorter network side (every 8th pixel at 392 x 518).
         conf_percentile: drop the window's lowest-confidence VGGT pixels below this percentile.
         mask_dilation_px: grow dynamic masks by this radius (network pixels) before excluding.
         min_pixels: fewer valid pixel pairs in the window -> no estimate ('too_few_pixels').
@@ -27,7 +28,7 @@ class DepthScaleConfig:
 
     min_range_m: float = 0.1
     max_range_m: float = 6.0
-    pixel_stride: int = 4
+    pixel_stride: int | None = None
     conf_percentile: float = 25.0
     mask_dilation_px: int = 2
     min_pixels: int = 200
@@ -35,7 +36,8 @@ class DepthScaleConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_range_m < self.max_range_m:
             raise ValueError('need 0 <= min_range_m < max_range_m')
-        if self.pixel_stride < 1 or self.mask_dilation_px < 0 or self.min_pixels < 1:
+        if (self.pixel_stride is not None and self.pixel_stride < 1) \
+                or self.mask_dilation_px < 0 or self.min_pixels < 1:
             raise ValueError('pixel_stride and min_pixels must be >= 1, mask_dilation_px >= 0')
 
 

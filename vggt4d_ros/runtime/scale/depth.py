@@ -26,6 +26,7 @@ from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.runtime.scale.config import DepthScaleConfig
 from vggt4d_ros.runtime.scale.estimate import combine_frames
 from vggt4d_ros.runtime.scale.estimate import ScaleEstimate
+from vggt4d_ros.runtime.scale.samples import grid_stride
 from vggt4d_ros.runtime.scale.samples import static_samples
 
 #: Supported encodings and their unit in metres (16-bit: millimetres, 0 = invalid).
@@ -124,8 +125,8 @@ class DepthScale:
 
         """
         cfg = self.config
-        samples = static_samples(result, cfg.pixel_stride, cfg.conf_percentile,
-                                 cfg.mask_dilation_px)
+        stride = cfg.pixel_stride or grid_stride(result.transform.network_hw)
+        samples = static_samples(result, stride, cfg.conf_percentile, cfg.mask_dilation_px)
         cam_rows, cam_cols, row_ok, col_ok = camera_pixel_indices(
             result.transform, samples.rows, samples.cols)
         inside = row_ok[:, None] & col_ok[None, :]

@@ -64,3 +64,8 @@ def static_samples(result: WindowResult, stride: int, conf_percentile: float,
         rank = int(conf_percentile / 100.0 * (thinned.size - 1))
         usable = valid & (conf >= np.partition(thinned, rank)[rank])
     return StaticSamples(rows, cols, depth, usable)
+
+
+def grid_stride(network_hw: tuple[int, int], samples_per_side: int = 48) -> int:
+    """Grid step giving about ``samples_per_side`` samples along the shorter network side."""
+    return max(1, min(network_hw) // samples_per_side)

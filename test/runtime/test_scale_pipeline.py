@@ -137,3 +137,33 @@ def test_without_a_source_outputs_are_exactly_as_before():
         assert not fused.metric.metric
         np.testing.assert_array_equal(update.poses, fused.poses)
         np.testing.assert_array_equal(update.points_xyz, fused.points_xyz)
+
+
+def test_metric_scale_facade_pairs_depth_and_reports_diagnostics():
+    from vggt4d_ros.runtime.scale.runtime import MetricScale
+
+    backend = OracleBackend(network_hw=HW, seed=29)
+    metric = MetricScale(ScaleConfig(source='depth'), sync_queue_size=5, sync_slop_s=0.01)
+    mapper = Mapper(MapperConfig(pixel_stride=2), scale_fusion=metric.fusion)
+    rng = np.random.default_rng(29)
+    updates = []
+    for k in range(4):
+        stamps = [(4 * k + i) * STEP for i in range(8)]
+        for stamp in stamps[-4:] if k else stamps:
+            metric.add_image(stamp)
+            if stamp != 5 * STEP:  # one depth image is lost
+                depth = sensor_depth(backend, stamp, PLAN, rng)
+                # The depth driver stamps 3 ms late: ApproximateTime pairs it anyway.
+                metric.add_depth(replace(depth, stamp_ns=stamp + 3_000_000))
+        result = replace(backend.run([], stamps), transform=PLAN)
+        estimate = metric.estimate(result)
+        assert estimate.ok
+        updates.append(mapper.integrate(result, scale_hint=estimate.metres_per_unit,
+                                        scale_spread=estimate.spread))
+    _, _, sim3 = _ates(updates, backend)
+    assert sim3.scale == pytest.approx(1.0, abs=0.02)
+    values = metric.diagnostics()
+    assert values['scale.source'] == 'depth' and values['scale.outcome.used'] == '4'
+    assert values['scale.windows'] == '4' and values['scale.windows_without_estimate'] == '0'
+    assert float(values['scale.metres_per_map_unit']) > 0
+    assert values['scale.unpaired_images'] == '1'  # the image whose depth was lost

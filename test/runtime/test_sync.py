@@ -82,14 +82,14 @@ def test_three_inputs_need_a_set_spanning_less_than_the_slop():
     assert out == [(0, 8 * MS, 3 * MS)]
 
 
-def test_depth_pairing_records_pairs_and_counts_unpaired_images():
+def test_depth_pairing_records_pairs_and_counts_dropped_images():
     pairing = DepthPairing(queue_size=3, slop_s=0.005, max_pairs=2)
     assert not pairing.add_image(0)
     assert pairing.add_depth(2 * MS, 'd0')  # the depth came after its image
     assert pairing.add_image(100 * MS) is False
     for stamp in (200 * MS, 300 * MS, 400 * MS):
         pairing.add_image(stamp)
-    assert pairing.unpaired_images == 1  # 100 ms was pushed out without a depth
+    assert pairing.dropped_images == 1  # 100 ms was pushed out without a depth
     assert pairing.add_depth(399 * MS, 'd4')
     pairing.add_image(500 * MS)
     assert pairing.add_depth(501 * MS, 'd5')

@@ -98,7 +98,8 @@ class DepthPairing:
 
     Images go to the engine at once whether paired or not; a pair found later (the depth came
     after its image) still reaches the scale source, which runs when the image's window is
-    processed. ``unpaired_images`` counts images pushed out of the queue without a depth.
+    processed. ``dropped_images`` counts images pushed out of the queue without a depth (an image
+    whose depth never comes may also just wait in the queue: count per window upstream).
 
     Args:
         queue_size, slop_s: the synchronizer's settings.
@@ -112,7 +113,7 @@ class DepthPairing:
         self.depths: OrderedDict[int, Any] = OrderedDict()
 
     @property
-    def unpaired_images(self) -> int:
+    def dropped_images(self) -> int:
         return self.sync.stats.dropped[0]
 
     def add_image(self, stamp_ns: int) -> bool:

@@ -98,7 +98,7 @@ class DepthPairing:
 
     Images go to the engine at once whether paired or not; a pair found later (the depth came
     after its image) still reaches the scale source, which runs when the image's window is
-    processed. ``dropped_images`` counts images pushed out of the queue without a depth (an image
+    processed. ``dropped_images`` counts images pushed out of the queue without a depth (one
     whose depth never comes may also just wait in the queue: count per window upstream).
 
     Args:

@@ -57,29 +57,29 @@ class MetricScale:
         return self.estimator.filter
 
     def add_image(self, stamp_ns: int) -> None:
-        """A colour image arrived (before it goes to the engine); only depth needs it."""
+        """Record a colour image's stamp (before it goes to the engine); only depth uses it."""
         if self.config.source == 'depth':
             with self._lock:
                 self.pairing.add_image(stamp_ns)
 
     def add_depth(self, depth: DepthImage) -> None:
-        """An aligned depth image arrived."""
+        """Offer an aligned depth image for pairing."""
         if self.config.source == 'depth':
             with self._lock:
                 self.pairing.add_depth(depth.stamp_ns, depth)
 
     def add_odometry(self, stamp_ns: int, odom_from_base: np.ndarray) -> None:
-        """An ``odom -> base_link`` sample arrived (TF or nav_msgs/Odometry)."""
+        """Store an ``odom -> base_link`` sample (from TF or nav_msgs/Odometry)."""
         with self._lock:
             self.odometry.add(stamp_ns, odom_from_base)
 
     def set_base_from_camera(self, base_from_camera: np.ndarray) -> None:
-        """The camera extrinsic (base_link -> camera optical frame) became known or changed."""
+        """Set the camera extrinsic (base_link -> camera optical frame), e.g. from TF."""
         with self._lock:
             self._base_from_camera = np.array(base_from_camera, dtype=np.float64)
 
     def estimate(self, result: WindowResult) -> ScaleEstimate:
-        """Metres per unit of this window with the configured source (worker thread)."""
+        """Estimate metres per unit of this window with the configured source (worker)."""
         with self._lock:
             inputs = ScaleInputs(
                 depths={s: self.pairing.depths[s] for s in result.stamps_ns
@@ -100,7 +100,7 @@ class MetricScale:
             self._newest_counted = max(fresh)
 
     def diagnostics(self) -> dict[str, str]:
-        """Key/values for a diagnostic_msgs/DiagnosticStatus (metres per map unit etc.)."""
+        """Return key/values for a diagnostic_msgs/DiagnosticStatus (metres per map unit...)."""
         state = self.fusion.state
         values = {
             'scale.source': self.config.source,

@@ -167,3 +167,37 @@ def test_metric_scale_facade_pairs_depth_and_reports_diagnostics():
     assert values['scale.windows'] == '4' and values['scale.windows_without_estimate'] == '0'
     assert float(values['scale.metres_per_map_unit']) > 0
     assert values['scale.unpaired_images'] == '1'  # the image whose depth was lost
+
+
+def test_a_corrupt_window_is_rejected_by_the_filter_and_the_map_stays_metric():
+    backend = OracleBackend(network_hw=HW, seed=30)
+    backend.corrupt_calls = {4}  # garbage VGGT depth for one window
+    _, updates, _, _ = _run(backend, 'depth', _depth_inputs(backend, 30))
+    # Garbage depth cancels in the depth ratio; the chain's reset shifts the map units by a few
+    # percent, which the filter follows at its bounded rate.
+    assert updates[4].reset  # the mapper's own plausibility check fires as before
+    assert all(u.metric.metric for u in updates)
+    # The segments after the reset are still metric: compare the last windows' travel.
+    later = updates[6:]
+    stamps = [s for u in later for s in u.stamps_ns]
+    est = np.concatenate([u.poses for u in later])[:, :3, 3]
+    gt = np.stack([backend.scene.camera_pose(backend.time_of(s)) for s in stamps])[:, :3, 3]
+    assert umeyama(est, gt).scale == pytest.approx(1.0, abs=0.03)
+
+
+def test_an_outlier_hint_is_rejected_and_does_not_move_the_map():
+    backend = OracleBackend(network_hw=HW, seed=31)
+    inputs = _depth_inputs(backend, 31)
+    estimator = ScaleEstimator(ScaleConfig(source='depth'))
+    mapper = Mapper(MapperConfig(pixel_stride=2), scale_fusion=estimator.filter)
+    updates = []
+    for k in range(8):
+        result = replace(backend.run([], [(4 * k + i) * STEP for i in range(8)]), transform=PLAN)
+        estimate = estimator.update(result, inputs(result))
+        hint = estimate.metres_per_unit * (1.6 if k == 5 else 1.0)  # e.g. a wrong depth unit
+        updates.append(mapper.integrate(result, scale_hint=hint, scale_spread=estimate.spread))
+    assert estimator.filter.state.rejected == 1
+    applied = [u.metric.metres_per_map_unit for u in updates]
+    assert applied[5] == pytest.approx(applied[4], rel=0.005)
+    _, _, sim3 = _ates(updates, backend)
+    assert sim3.scale == pytest.approx(1.0, abs=0.02)

@@ -67,3 +67,24 @@ def test_odometry_tf_follows_the_camera_mount_with_drift(bag):
     true_travel = sum(np.linalg.norm(b[:3, 3] - a[:3, 3]) for a, b in zip(truth, truth[1:]))
     assert travel == pytest.approx(true_travel, rel=0.05)
     assert np.allclose(cameras[0], truth[0], atol=1e-6)  # odometry starts at the true pose
+
+
+def test_scale_inputs_read_back_from_the_bag(bag):
+    from vggt4d_ros.replay.scale_inputs import read_depth_images
+    from vggt4d_ros.replay.scale_inputs import read_odometry
+    from vggt4d_ros.replay.scale_inputs import read_static_transform
+    from vggt4d_ros.runtime.scale.depth import depth_in_metres
+
+    scene = SyntheticScene(CONFIG)
+    with BagReader(bag) as reader:
+        depths = read_depth_images(reader, METRIC_TOPICS['depth'])
+        odometry = read_odometry(reader, METRIC_TOPICS['tf'], ODOM_FRAME, BASE_FRAME)
+        mount = read_static_transform(reader, BASE_FRAME, CAMERA_FRAME)
+        assert read_static_transform(reader, 'map', 'odom') is None
+    np.testing.assert_allclose(mount, base_from_camera(), atol=1e-9)
+    assert [d.stamp_ns for d in depths] == [CONFIG.stamp_ns(i) for i in range(12)]
+    assert np.nanmax(depth_in_metres(depths[0])) <= 6.0
+    assert len(odometry) == 60 and odometry.stats['jump'] == 0
+    pose, reason = odometry.lookup(CONFIG.stamp_ns(0))
+    assert reason == ''
+    np.testing.assert_allclose(pose @ mount, scene.world_from_camera(0), atol=1e-6)

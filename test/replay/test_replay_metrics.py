@@ -109,3 +109,20 @@ def test_mask_metrics_by_stamp_counts_missing():
     assert summary['j_mean'] == pytest.approx(2 / 3)
     assert summary['jf_mean'] == pytest.approx(2 / 3)
     assert summary['j_recall'] == pytest.approx(2 / 3)
+
+
+def test_metric_ate_and_scale_error_of_a_too_large_estimate(ground_truth):
+    from vggt4d_ros.replay.metrics import local_scale
+
+    stamps, poses = ground_truth
+    rotation = Rotation.from_euler('z', 0.4).as_matrix()
+    metric = _similarity(poses, 1.0, rotation, np.array([1.0, 0.0, 0.0]))
+    exact = trajectory_metrics(stamps, metric, stamps, poses)
+    assert exact.ate_rmse_se3 < 1e-9 and abs(exact.scale_error) < 1e-9
+    bigger = _similarity(poses, 1.05, rotation, np.zeros(3))
+    result = trajectory_metrics(stamps, bigger, stamps, poses)
+    assert result.scale_error == pytest.approx(0.05, abs=1e-9)
+    assert result.ate_rmse_se3 > 0.01 and result.ate_rmse < 1e-9
+    local = local_scale(stamps, bigger, stamps, poses, segment_s=0.5)
+    assert len(local.scale) >= 3
+    np.testing.assert_allclose(local.scale, 1.05, rtol=1e-9)

@@ -16,6 +16,11 @@ The mapper finds the Sim(3) ``window -> global`` and applies it:
 4. Reset (counted): the fit is implausible (high residual, few inliers, scale jump) -> a new map
    segment anchored by pose chaining (continuous pose, map cleared by default); time going
    backwards, an explicit new segment or no shared frame -> fresh start at the origin.
+5. Metric scale (optional): ``scale_hint`` (metres per unit of this window) is divided by the
+   window's scale in raw map units (the chain's) and fused by ``scale_fusion`` into metres per
+   raw map unit. The first fused value rescales the segment once (map, trajectory, overlap):
+   from then on the global frame is in metres; later changes of the fused value scale each new
+   window about its newest overlap camera, so the chain stays continuous (no jump).
 
 Work per window is done on pixel grids subsampled by ``pixel_stride`` (network pixels).
 """
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+import math
 import time
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -109,6 +116,55 @@ class AlignmentStats:
 
 
 @dataclass
+class MetricInfo:
+    """Whether a window's outputs are metric, and how the scale was applied.
+
+    Attributes:
+        metric: the window's outputs (poses, cloud, map) are in metres; False: VGGT units of
+            the segment's first window (no scale known yet, or no scale source).
+        metres_per_map_unit: fused metres per raw map unit (nan while not metric).
+        raw_scale: the window's scale in raw map units (the Sim(3) chain's, before metric).
+        measured: this window's hint in metres per raw map unit (nan without a hint).
+        rescaled: factor this window applied to everything already in the segment (map,
+            trajectory) when the outputs first became metric; 1.0 otherwise.
+
+    """
+
+    metric: bool = False
+    metres_per_map_unit: float = float('nan')
+    raw_scale: float = 1.0
+    measured: float = float('nan')
+    rescaled: float = 1.0
+
+
+class ScaleFusion(Protocol):
+    """Fuses per-window metric measurements (``runtime.scale.filter.ScaleFilter`` is one)."""
+
+    def update(self, metres_per_map_unit: float | None, spread: float | None = None
+               ) -> float | None:
+        """Take one window's measurement (None: none); return the fused value or None."""
+
+    def reset(self) -> None:
+        """Map units changed (fresh segment): forget."""
+
+
+class LatestScale:
+    """Pass-through fusion: the latest measurement wins; windows without one keep it."""
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+
+    def update(self, metres_per_map_unit: float | None, spread: float | None = None
+               ) -> float | None:
+        if metres_per_map_unit is not None:
+            self.value = float(metres_per_map_unit)
+        return self.value
+
+    def reset(self) -> None:
+        self.value = None
+
+
+@dataclass
 class MapUpdate:
     """What one window changed, for publishing.
 
@@ -126,6 +182,7 @@ class MapUpdate:
         window_to_global: the Sim(3) applied to the window.
         map_size: stored voxels after fusion.
         timings: seconds per mapper stage.
+        metric: metric-scale state of this window (``metric.metric`` False: VGGT units).
 
     """
 
@@ -141,6 +198,7 @@ class MapUpdate:
     window_to_global: Sim3
     map_size: int
     timings: dict[str, float] = field(default_factory=dict)
+    metric: MetricInfo = field(default_factory=MetricInfo)
 
 
 @dataclass
@@ -186,10 +244,20 @@ class MapperStats:
 
 
 class Mapper:
-    """Streaming mapper; call :meth:`integrate` once per window, in time order."""
+    """Streaming mapper; call :meth:`integrate` once per window, in time order.
 
-    def __init__(self, config: MapperConfig | None = None) -> None:
+    Args:
+        config: mapper settings.
+        scale_fusion: fuses metric scale hints across windows (default :class:`LatestScale`:
+            the latest hint wins). Unused while no hint is given.
+
+    """
+
+    def __init__(self, config: MapperConfig | None = None,
+                 scale_fusion: ScaleFusion | None = None) -> None:
         self.config = config or MapperConfig()
+        self.scale_fusion = scale_fusion if scale_fusion is not None else LatestScale()
+        self._metric: float | None = None  # metres per raw map unit applied to the map
         self.map = VoxelMap(self.config.voxel)
         self.trajectory = Trajectory(self.config.max_trajectory_poses)
         self.stats = MapperStats()
@@ -214,6 +282,7 @@ class Mapper:
         is_new: list[bool] | None = None,
         new_segment: bool = False,
         scale_hint: float | None = None,
+        scale_spread: float | None = None,
     ) -> MapUpdate:
         """Place a window in the global frame and fuse its new frames.
 
@@ -222,9 +291,10 @@ class Mapper:
             is_new: per frame, False for overlap frames already integrated by the previous
                 window. Default: frames whose stamps the previous window had are overlap.
             new_segment: the window manager reset; start a fresh segment.
-            scale_hint: metric size of one unit of this window (e.g. median sensor depth /
-                predicted depth). Fixes the window's scale instead of estimating it. A
+            scale_hint: metres per unit of this window (e.g. median sensor depth / predicted
+                depth), fused by ``scale_fusion`` (step 5 of the module docstring). A
                 non-finite or non-positive hint is ignored (counted in ``stats.bad_hints``).
+            scale_spread: relative 1-sigma of the hint (passed to the fusion).
 
         Returns:
             The map update (new frames' poses, window cloud, reset and alignment info).
@@ -244,11 +314,14 @@ class Mapper:
             raise ValueError('is_new must have one flag per frame')
 
         tic = time.perf_counter()
-        transform, stats, reason = self._place(samples, stamps, is_new, new_segment, scale_hint)
+        transform, stats, reason = self._place(samples, stamps, is_new, new_segment)
+        transform, metric = self._make_metric(samples, is_new, transform, stats, scale_hint,
+                                              scale_spread)
         timings['align'] = time.perf_counter() - tic
 
         tic = time.perf_counter()
         update = self._apply(samples, stamps, is_new, transform, stats, reason)
+        update.metric = metric
         timings['fuse'] = time.perf_counter() - tic
         timings['total'] = time.perf_counter() - start
         update.timings = timings
@@ -289,7 +362,6 @@ class Mapper:
         stamps: list[int],
         is_new: list[bool],
         new_segment: bool,
-        scale_hint: float | None,
     ) -> tuple[Sim3, AlignmentStats, str]:
         new_stamps = [s for s, new in zip(stamps, is_new) if new]
         went_back = (
@@ -298,10 +370,10 @@ class Mapper:
             and min(new_stamps) <= self._last_stamp
         )
         if self._last_stamp is None:
-            return self._fresh(samples, scale_hint), AlignmentStats('first'), ''
+            return self._fresh(samples), AlignmentStats('first'), ''
         if went_back or new_segment:
             reason = 'time_backwards' if went_back else 'new_segment'
-            return self._fresh(samples, scale_hint), AlignmentStats('fresh'), reason
+            return self._fresh(samples), AlignmentStats('fresh'), reason
         shared = [
             i
             for i, (stamp, new) in enumerate(zip(stamps, is_new))
@@ -310,33 +382,31 @@ class Mapper:
             and self._stored[stamp].grid_key == samples.grid_key
         ]
         if not shared:
-            return self._fresh(samples, scale_hint), AlignmentStats('fresh'), 'no_overlap'
-        dense = self._dense_alignment(samples, stamps, shared, scale_hint)
+            return self._fresh(samples), AlignmentStats('fresh'), 'no_overlap'
+        dense = self._dense_alignment(samples, stamps, shared)
         if dense is None:
-            transform, stats = self._pose_chain(samples, stamps, shared, scale_hint)
+            transform, stats = self._pose_chain(samples, stamps, shared)
             return transform, stats, ''
         transform, stats = dense
         if self._plausible(stats):
             return transform, stats, ''
-        anchored, chain_stats = self._pose_chain(samples, stamps, shared, scale_hint)
+        anchored, chain_stats = self._pose_chain(samples, stamps, shared)
         chain_stats.method = 'reset_anchor'
         chain_stats.inlier_ratio = stats.inlier_ratio
         chain_stats.median_residual = stats.median_residual
         return anchored, chain_stats, 'alignment_failed'
 
-    def _fresh(self, samples: _Samples, scale_hint: float | None) -> Sim3:
-        """Window frame 0's camera becomes the origin; scale 1 (or the metric hint)."""
+    def _fresh(self, samples: _Samples) -> Sim3:
+        """Window frame 0's camera becomes the origin; scale 1 (metric comes later, step 5)."""
         first = samples.cam_to_window[0]
         rigid = Sim3(1.0, first[:3, :3], first[:3, 3])
-        scale = 1.0 if scale_hint is None else float(scale_hint)
-        return Sim3(scale) @ rigid.inverse()
+        return rigid.inverse()
 
     def _dense_alignment(
         self,
         samples: _Samples,
         stamps: list[int],
         shared: list[int],
-        scale_hint: float | None,
     ) -> tuple[Sim3, AlignmentStats] | None:
         """Robust weighted Sim(3) on pixels static and confident in both windows."""
         cfg = self.config
@@ -358,22 +428,18 @@ class Mapper:
             w_all, d_all = w_all[::step], d_all[::step]
         if not _well_spread(src_all):
             return None  # points on a line or a single spot fix no rotation: chain poses
-        if scale_hint is not None:
-            src_all = src_all * np.float32(scale_hint)
         try:
             fit = robust_umeyama(
                 src_all,
                 dst_all,
                 w_all,
-                with_scale=scale_hint is None,
+                with_scale=True,
                 huber_delta=cfg.huber_delta * d_all,
                 iterations=cfg.irls_iterations,
             )
         except ValueError:
             return None
         transform = fit.transform
-        if scale_hint is not None:
-            transform = transform @ Sim3(float(scale_hint))
         relative = fit.residuals / np.maximum(d_all, 1e-9)
         inlier = float(w_all[relative < cfg.inlier_threshold].sum() / max(w_all.sum(), 1e-12))
         stats = AlignmentStats(
@@ -401,7 +467,6 @@ class Mapper:
         samples: _Samples,
         stamps: list[int],
         shared: list[int],
-        scale_hint: float | None,
     ) -> tuple[Sim3, AlignmentStats]:
         """Keep the best shared frame's global pose; scale from the median depth ratio."""
         counts = []
@@ -411,9 +476,7 @@ class Mapper:
         best = shared[int(np.argmax(counts))]
         stored = self._stored[stamps[best]]
         both = stored.depth_ok & samples.depth_ok[best]
-        if scale_hint is not None:
-            scale = float(scale_hint)
-        elif both.any():
+        if both.any():
             ratio = stored.depth[both] / samples.depth[best][both]
             scale = float(np.median(ratio)) * stored.to_global.scale
         else:
@@ -429,6 +492,64 @@ class Mapper:
             'pose_chain', int(both.sum()), scale=scale, scale_ratio=scale / self._last_scale
         )
         return transform, stats
+
+    # -- metric scale -----------------------------------------------------------------------
+
+    def _make_metric(
+        self,
+        samples: _Samples,
+        is_new: list[bool],
+        transform: Sim3,
+        stats: AlignmentStats,
+        scale_hint: float | None,
+        scale_spread: float | None,
+    ) -> tuple[Sim3, MetricInfo]:
+        """Fuse the hint in map units and make the window (and, once, the segment) metric."""
+        fresh = stats.method in ('first', 'fresh')
+        if fresh:
+            # New map units: earlier measurements say nothing about them.
+            self.scale_fusion.reset()
+            self._metric = None
+        raw_scale = transform.scale / (self._metric or 1.0)
+        measured = None if scale_hint is None else float(scale_hint) / raw_scale
+        fused = self.scale_fusion.update(measured, scale_spread)
+        info = MetricInfo(raw_scale=raw_scale,
+                          measured=float('nan') if measured is None else measured)
+        if fused is None or not (math.isfinite(fused) and fused > 0):
+            if self._metric is not None:
+                fused = self._metric  # a fusion that forgot keeps the applied scale
+            else:
+                return transform, info
+        if self._metric is None:
+            if not fresh:  # a fresh window starts a new segment: nothing earlier to rescale
+                info.rescaled = fused
+                self._rescale_segment(fused)
+            transform = Sim3(fused) @ transform
+        else:
+            factor = fused / self._metric
+            overlap = [i for i, new in enumerate(is_new) if not new]
+            anchor = samples.cam_to_window[overlap[-1] if overlap else 0][:3, 3]
+            pivot = transform.apply(anchor)
+            # Scale about the newest overlap camera: the chain stays continuous there.
+            transform = Sim3(factor, np.eye(3), (1.0 - factor) * pivot) @ transform
+        self._metric = fused
+        info.metric = True
+        info.metres_per_map_unit = fused
+        stats.scale = transform.scale
+        return transform, info
+
+    def _rescale_segment(self, factor: float) -> None:
+        """Scale everything the current segment holds (map, trajectory, overlap) by ``factor``."""
+        if factor == 1.0:
+            return
+        self.map.rescale(factor)
+        self.trajectory.scale_segment(self.segment, factor)
+        scaler = Sim3(factor)
+        for stored in self._stored.values():
+            stored.to_global = scaler @ stored.to_global
+            stored.pose = stored.pose.copy()
+            stored.pose[:3, 3] *= factor
+        self._last_scale *= factor
 
     # -- applying ---------------------------------------------------------------------------
 

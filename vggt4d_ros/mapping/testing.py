@@ -40,6 +40,10 @@ class OracleScene:
         yaw_rate: camera heading change (rad/s) on top of its motion.
         forward_speed: camera speed along +z (corridor scenes).
         checker: size of the texture checker squares.
+        camera_height_offset: camera path's mean y (y points down: 1.0 puts the camera 1 m
+            lower, 0.5 m above the default floor: a ground robot's camera).
+        bob_amplitude: vertical oscillation of the camera (0 for a ground robot).
+        pitch_amplitude: camera nod in radians (0 for a ground robot on a flat floor).
 
     """
 
@@ -52,17 +56,20 @@ class OracleScene:
     yaw_rate: float = 0.35
     forward_speed: float = 0.0
     checker: float = 0.35
+    camera_height_offset: float = 0.0
+    bob_amplitude: float = 0.15
+    pitch_amplitude: float = 0.1
 
     def camera_pose(self, t: float) -> np.ndarray:
         """World-from-camera [4,4] at time ``t``."""
         angle = self.camera_speed * t
         centre = np.array([
             self.camera_orbit * np.cos(angle),
-            0.15 * np.sin(0.7 * t),
+            self.camera_height_offset + self.bob_amplitude * np.sin(0.7 * t),
             self.camera_orbit * np.sin(angle) + self.forward_speed * t,
         ])
         yaw = self.yaw_rate * t
-        pitch = 0.1 * np.sin(0.5 * t)
+        pitch = self.pitch_amplitude * np.sin(0.5 * t)
         cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
         # Heading about the (downward) y axis, then a nod about the camera's x axis.
         rot = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]]) @ np.array(

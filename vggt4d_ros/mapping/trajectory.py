@@ -106,6 +106,11 @@ class Trajectory:
         self._size -= drop
         self.dropped += drop
 
+    def scale_segment(self, segment: int, factor: float) -> None:
+        """Multiply the camera positions of one segment by ``factor`` (its units changed)."""
+        chosen = self._segment[: self._size] == segment
+        self._trans[: self._size][chosen] *= factor
+
     def matrices(self) -> np.ndarray:
         """All stored poses as [N,4,4] world-from-camera."""
         return poses_to_matrices(self._trans[: self._size], self._quat[: self._size])

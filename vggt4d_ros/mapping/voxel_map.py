@@ -223,6 +223,36 @@ class VoxelMap:
         self._size = count
         self._rebuild_table()
 
+    def rescale(self, factor: float) -> None:
+        """Multiply every stored point by ``factor`` (the map's units changed) and re-bin.
+
+        Voxels that land in the same cell merge (hit-weighted means, summed hits, newest
+        ``last_seen``); the voxel size stays the configured one, now in the new units.
+        """
+        size = self._size
+        if size == 0:
+            return
+        attr = self._attr[:size].copy()
+        attr[:, :3] *= np.float32(factor)
+        hits = self._hits[:size].astype(np.float64)
+        last_seen = self._last_seen[:size].copy()
+        keys = voxel_keys(attr[:, :3], self.config.voxel_size)
+        unique, inverse = np.unique(keys, return_inverse=True)
+        count = len(unique)
+        sums = np.empty((count, 6), np.float64)
+        for column in range(6):
+            sums[:, column] = np.bincount(inverse, weights=attr[:, column] * hits,
+                                          minlength=count)
+        total = np.bincount(inverse, weights=hits, minlength=count)
+        newest = np.zeros(count, np.int64)
+        np.maximum.at(newest, inverse, last_seen)
+        self._keys[:count] = unique
+        self._attr[:count] = (sums / total[:, None]).astype(np.float32)
+        self._hits[:count] = np.minimum(total, np.iinfo(np.int32).max).astype(np.int32)
+        self._last_seen[:count] = newest
+        self._size = count
+        self._rebuild_table()
+
     def prune(self, min_hits: int, max_age: int) -> int:
         """Remove voxels with fewer than ``min_hits`` hits not seen in the last ``max_age`` calls.
 

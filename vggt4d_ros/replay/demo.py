@@ -20,6 +20,7 @@ from vggt4d_ros.replay.errors import ReplayError
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.runner import run_replay
 from vggt4d_ros.replay.synthetic import SceneConfig
+from vggt4d_ros.replay.synthetic import SensorConfig
 from vggt4d_ros.replay.synthetic import write_synthetic_bag
 
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f'[demo] rendering {scene.num_frames} frames {scene.width}x{scene.height} '
           f'into {bag}', file=sys.stderr, flush=True)
-    write_synthetic_bag(bag, scene, args.storage)
+    write_synthetic_bag(bag, scene, args.storage, sensors=SensorConfig())
     config = ReplayConfig(bag=bag, out_dir=args.out / 'replay', weights=args.weights,
                           device=args.device, window_size=args.window_size,
                           stride=args.stride, network_width=args.network_width)

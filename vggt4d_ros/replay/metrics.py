@@ -5,7 +5,10 @@
 Trajectory protocol (MonST3R / dynamic-scene papers): associate estimate and ground truth by
 stamp, align the estimate to the ground truth with Umeyama Sim(3) (``correct_scale=True``, all
 poses), then ATE = RMSE of the translation APE, RPE-trans / RPE-rot = RMSE of the relative
-pose error over consecutive frames (delta 1 frame, all pairs).
+pose error over consecutive frames (delta 1 frame, all pairs). For metric estimates (a scale
+source set): the metric ATE is the ATE after a rigid (SE(3)) alignment, no scale, and the scale
+error is how far the Sim(3) alignment had to scale the estimate (``1 / scale - 1``: +0.02 means
+the estimate is 2 % too large); :func:`local_scale` gives the scale over time.
 
 Mask protocol (DAVIS, as the davis2017-evaluation toolkit defines it): J is the IoU of the
 binary masks (1 when both are empty); F is the F-measure of boundary precision and recall. The
@@ -78,10 +81,13 @@ class TrajectoryMetrics:
         matched: associated pose pairs.
         ate_rmse: RMSE of the translation error after Sim(3) alignment.
         ate_mean, ate_median, ate_max: statistics of the same errors.
-        ate_rmse_se3: ATE with rigid (SE(3)) alignment only, no scale correction.
+        ate_rmse_se3: ATE with rigid (SE(3)) alignment only, no scale correction: the metric
+            ATE of an estimate that claims to be in metres.
         rpe_trans_rmse: RMSE of the relative translation error (delta 1 frame).
         rpe_rot_deg_rmse: RMSE of the relative rotation error in degrees (delta 1 frame).
         scale: Sim(3) scale applied to the estimate.
+        scale_error: ``1 / scale - 1``, the estimate's relative size error (0 when metric
+            and exact; meaningless for scale-free estimates).
         stamps_s: [M] associated stamps (seconds).
         errors: [M] per-pose translation errors after Sim(3) alignment.
         aligned_xyz: [M,3] aligned estimated positions.
@@ -98,6 +104,7 @@ class TrajectoryMetrics:
     rpe_trans_rmse: float
     rpe_rot_deg_rmse: float
     scale: float
+    scale_error: float
     stamps_s: np.ndarray = field(repr=False)
     errors: np.ndarray = field(repr=False)
     aligned_xyz: np.ndarray = field(repr=False)
@@ -164,10 +171,56 @@ def trajectory_metrics(est_stamps_ns: np.ndarray, est_poses: np.ndarray,
             evo.metrics.StatisticsType.rmse)),
         rpe_trans_rmse=float(rpe_t.get_statistic(evo.metrics.StatisticsType.rmse)),
         rpe_rot_deg_rmse=float(rpe_r.get_statistic(evo.metrics.StatisticsType.rmse)),
-        scale=float(scale), stamps_s=np.asarray(ref_sync.timestamps, np.float64),
+        scale=float(scale), scale_error=float(1.0 / scale - 1.0),
+        stamps_s=np.asarray(ref_sync.timestamps, np.float64),
         errors=np.asarray(ape.error, np.float64),
         aligned_xyz=np.asarray(est_sync.positions_xyz, np.float64),
         reference_xyz=np.asarray(ref_sync.positions_xyz, np.float64))
+
+
+@dataclass
+class LocalScale:
+    """Scale of an estimate over time: estimated / true distance travelled per segment.
+
+    Attributes:
+        stamps_s: [K] end stamp of each segment (seconds).
+        scale: [K] estimated / true travel over the segment (1 = metric and exact).
+
+    """
+
+    stamps_s: np.ndarray
+    scale: np.ndarray
+
+
+def local_scale(est_stamps_ns: np.ndarray, est_poses: np.ndarray, ref_stamps_ns: np.ndarray,
+                ref_poses: np.ndarray, segment_s: float = 2.0, max_diff_s: float = 0.01,
+                min_travel: float = 0.05) -> LocalScale:
+    """Estimated / true camera travel over consecutive segments of ``segment_s`` seconds.
+
+    Poses are associated by stamp with evo (as :func:`trajectory_metrics`); segments whose
+    true travel is below ``min_travel`` (ground-truth units) are skipped (no motion, no scale).
+    """
+    evo = _evo()
+    est = _to_evo(evo, est_stamps_ns, est_poses)
+    ref = _to_evo(evo, ref_stamps_ns, ref_poses)
+    try:
+        ref_sync, est_sync = evo.sync.associate_trajectories(ref, est, max_diff=max_diff_s)
+    except Exception as error:  # evo.core.sync.SyncException: nothing matched
+        raise ValueError(f'cannot associate trajectories: {error}') from error
+    times = np.asarray(ref_sync.timestamps, np.float64)
+    est_step = np.linalg.norm(np.diff(est_sync.positions_xyz, axis=0), axis=1)
+    ref_step = np.linalg.norm(np.diff(ref_sync.positions_xyz, axis=0), axis=1)
+    ends, scales = [], []
+    start = 0
+    for index in range(1, len(times)):
+        if times[index] - times[start] < segment_s and index < len(times) - 1:
+            continue
+        travel = ref_step[start:index].sum()
+        if travel >= min_travel:
+            ends.append(times[index])
+            scales.append(est_step[start:index].sum() / travel)
+        start = index
+    return LocalScale(np.asarray(ends), np.asarray(scales))
 
 
 def _copy(evo: Any, trajectory: Any) -> Any:

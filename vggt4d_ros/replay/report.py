@@ -173,7 +173,9 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
                   f'| ATE RMSE (SE(3), no scale) | {tm.ate_rmse_se3:.4f} |',
                   f'| RPE trans RMSE (1 frame) | {tm.rpe_trans_rmse:.4f} |',
                   f'| RPE rot RMSE (1 frame, deg) | {tm.rpe_rot_deg_rmse:.4f} |',
-                  f'| Sim(3) scale | {tm.scale:.4f} |', '',
+                  f'| Sim(3) scale | {tm.scale:.4f} |',
+                  f'| scale error (1 / scale - 1; metric runs only) | {tm.scale_error:+.4f} |',
+                  '',
                   '![trajectory](trajectory.png)', '',
                   '![error over time](trajectory_error.png)', '']
     else:

@@ -35,6 +35,20 @@ TOPICS = {
 }
 _FAR = 1e6
 
+# Metric-scale sensors (see docs/scale.md): an RGB-D camera's aligned depth, wheel odometry on
+# TF and the camera mount (base_link -> optical frame) on /tf_static.
+METRIC_TOPICS = {
+    'depth': '/camera/aligned_depth_to_color/image_raw',
+    'tf': '/tf',
+    'tf_static': '/tf_static',
+}
+ODOM_FRAME = 'odom'
+BASE_FRAME = 'base_link'
+#: Nominal camera height above the floor (the arc's mean; the path bobs +-0.15 m around it).
+CAMERA_HEIGHT_M = 1.45
+#: Mean downward pitch of the camera along the arc (it looks at the room centre).
+CAMERA_PITCH_RAD = 0.29
+
 
 @dataclass(frozen=True)
 class SceneConfig:
@@ -342,15 +356,132 @@ class SyntheticScene:
             yield self.render(index)
 
 
+def base_from_camera() -> np.ndarray:
+    """[4,4] camera mount: optical frame CAMERA_HEIGHT_M above base_link, pitched down.
+
+    base_link follows REP-103 (x forward, y left, z up); the optical frame has x right, y down,
+    z forward. The synthetic camera bobs and nods along its arc, so base_link (rigidly under
+    the camera) rocks with it like a robot on an uneven floor.
+    """
+    level = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    c, s = np.cos(CAMERA_PITCH_RAD), np.sin(CAMERA_PITCH_RAD)
+    pitch_down = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    mount = np.eye(4)
+    mount[:3, :3] = pitch_down @ level
+    mount[2, 3] = CAMERA_HEIGHT_M
+    return mount
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """Simulated metric sensors of the synthetic scene.
+
+    Attributes:
+        depth_noise_at_1m: depth 1-sigma at 1 m; it grows with the square of the distance
+            (structured-light / stereo cameras), so 0.004 gives 1.6 cm at 2 m.
+        depth_holes: fraction of pixels randomly invalid (0), besides depth edges and range.
+        depth_max_range_m: farther returns are invalid.
+        odometry_noise: relative 1-sigma on every odometry increment's translation.
+        odometry_per_frame: odometry samples per camera frame.
+        seed: noise seed (independent of the scene's seed).
+
+    """
+
+    depth_noise_at_1m: float = 0.004
+    depth_holes: float = 0.05
+    depth_max_range_m: float = 6.0
+    odometry_noise: float = 0.02
+    odometry_per_frame: int = 5
+    seed: int = 1
+
+
+def sensor_depth_mm(depth_m: np.ndarray, rng: np.random.Generator,
+                    config: SensorConfig) -> np.ndarray:
+    """[H,W] uint16 millimetres (16UC1, 0 = invalid) of an aligned RGB-D depth image.
+
+    Noise grows with distance; invalid: random holes, depth edges (mixed pixels) and returns
+    beyond the maximum range. Inverse depth is affine in pixel coordinates on a plane, so its
+    second difference is ~0 on slanted surfaces and large only where surfaces are cut.
+    """
+    depth = depth_m.astype(np.float64)
+    sigma = config.depth_noise_at_1m * depth ** 2
+    noisy = depth + sigma * rng.standard_normal(depth.shape)
+    inverse = np.pad(1.0 / np.maximum(depth, 1e-6), 1, mode='edge')
+    curve_x = np.abs(inverse[1:-1, :-2] - 2 * inverse[1:-1, 1:-1] + inverse[1:-1, 2:])
+    curve_y = np.abs(inverse[:-2, 1:-1] - 2 * inverse[1:-1, 1:-1] + inverse[2:, 1:-1])
+    edges = np.maximum(curve_x, curve_y) * depth > 0.05
+    invalid = ((depth_m <= 0) | (noisy > config.depth_max_range_m) | edges
+               | (rng.random(depth_m.shape) < config.depth_holes))
+    millimetres = np.clip(np.round(noisy * 1000.0), 0, 65535).astype(np.uint16)
+    millimetres[invalid] = 0
+    return millimetres
+
+
+class SyntheticOdometry:
+    """Noisy ``odom -> base_link``: true base motion increments, each scaled by 1 + noise."""
+
+    def __init__(self, scene: 'SyntheticScene', config: SensorConfig) -> None:
+        self.scene = scene
+        self.config = config
+        self.rng = np.random.default_rng((config.seed, 7))
+        self._camera_from_base = np.linalg.inv(base_from_camera())
+        self._previous: np.ndarray | None = None
+        self._estimate: np.ndarray | None = None
+
+    def true_pose(self, index: float) -> np.ndarray:
+        """World-from-base_link [4,4] at a (fractional) frame index (world = odom origin)."""
+        return self.scene.world_from_camera(index) @ self._camera_from_base
+
+    def next(self, index: float) -> np.ndarray:
+        """Return the odometry pose at a fractional frame index (call in increasing order)."""
+        truth = self.true_pose(index)
+        if self._previous is None:
+            self._estimate = truth.copy()
+        else:
+            delta = np.linalg.inv(self._previous) @ truth
+            delta[:3, 3] *= 1.0 + self.config.odometry_noise * self.rng.standard_normal()
+            self._estimate = self._estimate @ delta
+        self._previous = truth
+        return self._estimate.copy()
+
+
+def _write_metric_topics(bag: BagWriter, scene: 'SyntheticScene', frame: RenderedFrame,
+                         index: int, odometry: SyntheticOdometry, sensors: SensorConfig) -> None:
+    """Depth image, the frame's odometry samples and (first frame) the static camera mount."""
+    cfg = scene.config
+    stamp = frame.stamp_ns
+    if index == 0:
+        mount = m.transform_stamped_msg(base_from_camera(), stamp, BASE_FRAME, CAMERA_FRAME)
+        bag.write(METRIC_TOPICS['tf_static'], m.TF_MESSAGE, m.tf_message([mount]), stamp)
+    rng = np.random.default_rng((sensors.seed, index))
+    depth = sensor_depth_mm(frame.depth, rng, sensors)
+    bag.write(METRIC_TOPICS['depth'], m.IMAGE, m.image_msg(depth, stamp, CAMERA_FRAME, '16UC1'),
+              stamp)
+    steps = sensors.odometry_per_frame
+    for step in range(steps):
+        fraction = index + step / steps
+        odom_stamp = cfg.start_ns + int(round(fraction * 1e9 / cfg.fps))
+        pose = odometry.next(fraction)
+        transform = m.transform_stamped_msg(pose, odom_stamp, ODOM_FRAME, BASE_FRAME)
+        bag.write(METRIC_TOPICS['tf'], m.TF_MESSAGE, m.tf_message([transform]), odom_stamp)
+
+
 def write_synthetic_bag(path: str | Path, config: SceneConfig | None = None,
                         storage: Storage = 'mcap',
-                        progress: Callable[[int, int], None] | None = None) -> Path:
+                        progress: Callable[[int, int], None] | None = None,
+                        sensors: SensorConfig | None = None) -> Path:
     """Render the scene into a new rosbag2 directory.
 
     Topics (all stamped with the image stamp): ``/camera/image_raw`` (Image rgb8),
     ``/camera/camera_info``, ``/ground_truth/pose`` (PoseStamped, world-from-optical-frame in
     ``world``), ``/ground_truth/depth`` (Image 32FC1, metres) and ``/ground_truth/dynamic_mask``
     (Image mono8, 255 = moving object). Images use frame id ``camera_optical_frame``.
+
+    With ``sensors`` (the demo and this module's CLI pass them) also the metric-scale inputs:
+    ``/camera/aligned_depth_to_color/image_raw`` (16UC1 mm, noisy, with holes),
+    ``/tf`` ``odom -> base_link`` (noisy odometry, ``odometry_per_frame`` samples per frame)
+    and ``/tf_static`` ``base_link -> camera_optical_frame`` (camera height
+    ``CAMERA_HEIGHT_M``).
 
     Returns:
         The bag directory.
@@ -360,6 +491,7 @@ def write_synthetic_bag(path: str | Path, config: SceneConfig | None = None,
     cfg = scene.config
     path = Path(path)
     k = cfg.intrinsics()
+    odometry = SyntheticOdometry(scene, sensors) if sensors is not None else None
     with BagWriter(path, storage) as bag:
         for index, frame in enumerate(scene.frames()):
             stamp = frame.stamp_ns
@@ -373,6 +505,8 @@ def write_synthetic_bag(path: str | Path, config: SceneConfig | None = None,
                       m.image_msg(frame.depth, stamp, CAMERA_FRAME, '32FC1'), stamp)
             bag.write(TOPICS['mask'], m.IMAGE,
                       m.image_msg(frame.dynamic_mask, stamp, CAMERA_FRAME, 'mono8'), stamp)
+            if odometry is not None:
+                _write_metric_topics(bag, scene, frame, index, odometry, sensors)
             if progress is not None:
                 progress(index + 1, cfg.num_frames)
     return path
@@ -388,11 +522,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--frames', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--no-metric-sensors', action='store_true',
+                        help='leave out the aligned depth, odometry TF and camera mount topics')
     args = parser.parse_args(argv)
     config = SceneConfig.large(args.seed) if args.large else SceneConfig(seed=args.seed)
     if args.frames:
         config = replace(config, num_frames=args.frames)
-    write_synthetic_bag(args.bag, config, args.storage)
+    sensors = None if args.no_metric_sensors else SensorConfig()
+    write_synthetic_bag(args.bag, config, args.storage, sensors=sensors)
     print(f'wrote {config.num_frames} frames to {args.bag}', file=sys.stderr)
     return 0
 

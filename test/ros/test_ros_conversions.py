@@ -20,6 +20,7 @@ from std_msgs.msg import Header  # noqa: E402
 from vggt4d_ros.ros import conversions  # noqa: E402
 from vggt4d_ros.ros import frames  # noqa: E402
 from vggt4d_ros.ros.frame_queue import FrameQueue  # noqa: E402
+from vggt4d_ros.ros.frame_queue import QueuedFrame  # noqa: E402
 from vggt4d_ros.ros.outputs import body_twist  # noqa: E402
 from vggt4d_ros.ros.outputs import header_at  # noqa: E402
 from vggt4d_ros.ros.params import attribute_docs  # noqa: E402
@@ -279,6 +280,29 @@ def test_replay_queue_blocks_and_never_drops():
     queue.put('b')
     queue.close()  # a blocked producer is released by close
     assert queue.put('c') is False
+
+
+def test_queue_is_bounded_in_bytes_too():
+    frame = np.zeros((100, 100, 3), np.uint8)  # 30 000 bytes each
+    live = FrameQueue(100, drop_oldest=True, max_bytes=70_000)
+    for index in range(5):
+        assert live.put(QueuedFrame(frame.copy(), index, None, 0.0))
+    assert len(live) == 2 and live.nbytes == 60_000 and live.dropped == 3
+    assert [item.stamp_ns for item in live.take_all()] == [3, 4] and live.nbytes == 0
+    huge = QueuedFrame(np.zeros((300, 300, 3), np.uint8), 9, None, 0.0)
+    assert live.put(huge) and len(live) == 1  # alone, even a frame above the bound fits
+
+    replay = FrameQueue(100, drop_oldest=False, max_bytes=70_000)
+    for index in range(2):
+        assert replay.put(QueuedFrame(frame.copy(), index, None, 0.0))
+    blocked = threading.Thread(target=replay.put,
+                               args=(QueuedFrame(frame.copy(), 2, None, 0.0),))
+    blocked.start()
+    blocked.join(0.3)
+    assert blocked.is_alive() and len(replay) == 2  # waits for room, never drops
+    assert replay.get(1.0).stamp_ns == 0
+    blocked.join(5)
+    assert not blocked.is_alive() and len(replay) == 2 and replay.dropped == 0
 
 
 def test_config_parameters_round_trip():

@@ -80,6 +80,9 @@ def validate_options(config: Any) -> None:
 def validate_bag_options(config: Any, reader: Any) -> None:
     """Check the topics the options name against the opened bag (``BagReader``).
 
+    A topic is checked only where it is used: ``--gt-tum`` and ``--gt-mask-dir`` take
+    precedence over the ground-truth topics.
+
     Raises:
         TopicError: a named ground-truth topic is missing or has an unusable type.
 
@@ -87,7 +90,7 @@ def validate_bag_options(config: Any, reader: Any) -> None:
     from vggt4d_ros.replay.bag import POSE_TYPES
     from vggt4d_ros.replay.messages import IMAGE
 
-    if config.gt_pose_topic:
+    if config.gt_pose_topic and config.gt_tum is None:
         reader.require_topic(config.gt_pose_topic, POSE_TYPES)
-    if config.gt_mask_topic:
+    if config.gt_mask_topic and config.gt_mask_dir is None:
         reader.require_topic(config.gt_mask_topic, (IMAGE,))

@@ -351,7 +351,7 @@ def test_missing_weights_fail_activate_and_keep_node_alive(peer, start_node, tmp
     missing = tmp_path / 'no_such_checkpoint.pt'
     log = assert_activate_fails(peer, start_node, {'weights': str(missing),
                                                    'model_config': 'tiny', 'device': 'cpu'},
-                                'does not exist')
+                                'checkpoint file not found')
     assert str(missing) in log
 
 

@@ -273,7 +273,7 @@ class WindowManager:
             return self._offer_candidate_locked(frame, stamp_ns, frame_id)
 
     def _continues_stream(self, frame: np.ndarray, stamp_ns: int) -> bool:
-        """True for a frame of the current stream: same size, stamp after the last one."""
+        """Tell whether a frame continues the current stream (same size, a later stamp)."""
         if self._last_stamp is None:
             return True
         return frame.shape == self._image_shape and stamp_ns > self._last_stamp

@@ -21,7 +21,6 @@ and clouds after it.
 from __future__ import annotations
 
 from concurrent.futures import Future
-import dataclasses
 import functools
 import signal
 import sys
@@ -64,10 +63,10 @@ from vggt4d_ros.ros.frame_queue import FrameQueue
 from vggt4d_ros.ros.frame_queue import QueuedFrame
 from vggt4d_ros.ros.outputs import FrameMask
 from vggt4d_ros.ros.outputs import OutputPublisher
-from vggt4d_ros.ros.params import ACTIVATE_PARAMETERS
 from vggt4d_ros.ros.params import declare_node_parameters
 from vggt4d_ros.ros.params import NodeParams
 from vggt4d_ros.ros.params import read_node_parameters
+from vggt4d_ros.ros.params import reread_activate_parameters
 from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
 
@@ -97,7 +96,6 @@ def _guarded(transition: str) -> Callable:
             try:
                 return callback(self, state)
             except Exception as error:  # noqa: B902 - every failure must be reported
-                self.get_logger().debug(f'{transition} failed:\n{traceback.format_exc()}')
                 self._release_after_failure(transition)
                 return self._fail(transition, f'{type(error).__name__}: {error}')
         return guarded
@@ -218,11 +216,9 @@ class Vggt4dNode(LifecycleNode):
         try:
             # A failed activate is fixed by setting the model parameters and activating
             # again (docs/ros.md): read them anew; the rest stays as configured.
-            fresh = read_node_parameters(self)
+            self.params = params = reread_activate_parameters(self, self.params)
         except (ValueError, TypeError) as error:
             return self._fail('activate', str(error))
-        self.params = params = dataclasses.replace(
-            self.params, **{name: getattr(fresh, name) for name in ACTIVATE_PARAMETERS})
         try:
             self._loaded = backend_lib.load_backend(params, self._engine.pipeline_config())
             self.get_logger().info(f'loaded {self._loaded.description}')
@@ -327,7 +323,10 @@ class Vggt4dNode(LifecycleNode):
                                     f'{traceback.format_exc()}')
 
     def _fail(self, transition: str, reason: str) -> TransitionCallbackReturn:
+        """Log and report a failed transition (called inside its ``except`` when one raised)."""
         self.last_error = f'{transition} failed: {reason}'
+        if sys.exc_info()[0] is not None:
+            self.get_logger().debug(f'{transition} failed:\n{traceback.format_exc()}')
         self.get_logger().error(f'{self.last_error} (node stays alive; fix the parameter and '
                                 'retry the transition)')
         return FAILURE

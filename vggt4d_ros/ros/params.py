@@ -308,6 +308,21 @@ ACTIVATE_PARAMETERS = ('weights', 'allow_random_weights', 'model_config', 'devic
                        'backend_factory')
 
 
+def reread_activate_parameters(node, params: NodeParams) -> NodeParams:
+    """``params`` with ``ACTIVATE_PARAMETERS`` read again from ``node`` (validated).
+
+    Raises:
+        ValueError: one of them is out of its allowed set (message names it).
+
+    """
+    values = {name: node.get_parameter(name).value for name in ACTIVATE_PARAMETERS}
+    for spec in NODE_PARAMETERS:
+        if spec.name in values and spec.choices and values[spec.name] not in spec.choices:
+            raise ValueError(f'parameter {spec.name}={values[spec.name]!r} must be one of '
+                             f'{", ".join(spec.choices)}')
+    return dataclasses.replace(params, **values)
+
+
 def read_node_parameters(node) -> NodeParams:
     """Read and validate the node-level parameters.
 

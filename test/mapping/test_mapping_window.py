@@ -107,14 +107,51 @@ def test_stamps_backwards_reset_and_duplicates_are_counted():
     assert after.stamps_ns == [STEP, 2 * STEP, 3 * STEP, 4 * STEP]
 
 
-def test_frame_size_change_resets():
+def test_frame_size_change_resets_after_consecutive_frames_of_the_new_size():
     manager = WindowManager(_every_frame(window_size=4, stride=2))
     for i in range(5):
         manager.push(_image(), i * STEP)
     assert manager.pending == 1
-    manager.push(_image(hw=(30, 40)), 5 * STEP)
-    assert manager.stats.resets_size_change == 1
-    assert manager.pending == 1  # the new-size frame starts the buffer again
+    for i in range(5, 7):  # two frames of the new size: held, nothing reset yet
+        assert manager.push(_image(hw=(30, 40)), i * STEP) is None
+    assert manager.stats.resets_size_change == 0 and manager.pending == 1
+    manager.push(_image(hw=(30, 40)), 7 * STEP)  # the third confirms the new stream
+    assert manager.stats.resets_size_change == 1 and manager.stats.resets == 1
+    assert manager.pending == 3  # the held frames start the new buffer
+    window = manager.push(_image(hw=(30, 40)), 8 * STEP)
+    assert window.starts_segment and window.stamps_ns == [5 * STEP, 6 * STEP, 7 * STEP, 8 * STEP]
+
+
+@pytest.mark.parametrize('stray', [
+    (np.zeros((1, 1, 3), np.uint8), 'size'),  # a 1x1 frame
+    (None, 'backwards'),  # one stamp from the past
+])
+def test_a_single_stray_frame_never_resets(stray):
+    image, kind = stray
+    manager = WindowManager(_every_frame(window_size=4, stride=2))
+    stamps = []
+    for i in range(12):
+        if i == 6:
+            manager.push(image if image is not None else _image(), (
+                i * STEP if kind == 'size' else 2 * STEP + 1))
+            continue
+        window = manager.push(_image(), 10 * STEP + i * STEP)
+        if window is not None:
+            stamps += [window.stamps_ns[k] for k in window.new_indices]
+            assert not window.starts_segment or window.sequence == 0
+    assert manager.stats.resets == 0 and manager.stats.outliers == 1
+    assert stamps == [10 * STEP + i * STEP for i in range(12) if i != 6][:len(stamps)]
+    assert len(stamps) == 10
+
+
+def test_reset_confirm_frames_one_resets_at_once():
+    manager = WindowManager(_every_frame(window_size=4, stride=2, reset_confirm_frames=1))
+    for i in range(3):
+        manager.push(_image(), (10 + i) * STEP)
+    manager.push(_image(), STEP)
+    assert manager.stats.resets_time_backwards == 1 and manager.pending == 1
+    with pytest.raises(ValueError, match='reset_confirm_frames'):
+        WindowConfig(reset_confirm_frames=0)
 
 
 def test_keyframe_gate_uses_parallax_and_time():

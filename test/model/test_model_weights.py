@@ -77,7 +77,42 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_garbage_bytes(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f'garbage{suffix}'
     path.write_bytes(b'\x00not a checkpoint\xff' * 10)
-    with pytest.raises(CheckpointError, match=f'garbage{suffix}: cannot read'):
+    with pytest.raises(CheckpointError, match=f'garbage{suffix}: not a readable'):
+        load_weights(_model(1), path)
+
+
+def test_a_directory_is_not_called_missing(tmp_path: Path) -> None:
+    (tmp_path / 'model.pt').write_bytes(b'x')
+    with pytest.raises(CheckpointError, match='is a directory.*inside: model.pt'):
+        load_weights(_model(1), tmp_path)
+    (tmp_path / 'sub').mkdir()
+    with pytest.raises(CheckpointError, match='holds no .pt'):
+        load_weights(_model(1), tmp_path / 'sub')
+
+
+@pytest.mark.parametrize('suffix', ['.pt', '.safetensors'])
+def test_an_empty_file_says_it_is_empty(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f'empty{suffix}'
+    path.write_bytes(b'')
+    with pytest.raises(CheckpointError, match=r'empty \(0 bytes\)'):
+        load_weights(_model(1), path)
+
+
+def test_pickled_objects_are_refused_without_torchs_unsafe_advice(tmp_path: Path) -> None:
+    path = tmp_path / 'objects.pt'
+    torch.save({'model': Path('not a tensor')}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_weights(_model(1), path)
+    message = str(info.value)
+    assert 'pickled Python objects' in message and 'state_dict' in message
+    assert 'weights_only' not in message and '\x1b' not in message
+
+
+def test_truncated_file_says_so(source, tmp_path: Path) -> None:
+    path = tmp_path / 'cut.pt'
+    torch.save(source.state_dict(), path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match='truncated'):
         load_weights(_model(1), path)
 
 

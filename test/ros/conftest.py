@@ -56,11 +56,14 @@ class NodeProcess:
     """The vggt4d node in its own process (``python -m vggt4d_ros.ros.node``)."""
 
     def __init__(self, params: dict[str, Any], tmp_path: Path, name: str = 'vggt4d',
-                 hide_modules: tuple[str, ...] = ()) -> None:
-        # hide_modules makes those imports fail in the node (a machine without the package).
+                 hide_modules: tuple[str, ...] = (), inject: str = '',
+                 ros_args: tuple[str, ...] = ()) -> None:
+        # hide_modules makes those imports fail in the node (a machine without the package);
+        # inject is Python code run before main() (fault injection).
         prelude = (f'import sys\nfor name in {list(hide_modules)!r}: sys.modules[name] = None\n'
-                   'from vggt4d_ros.ros.node import main\nsys.exit(main(sys.argv))')
-        args = [sys.executable, '-c', prelude, '--ros-args', '-r', f'__node:={name}']
+                   f'{inject}\nfrom vggt4d_ros.ros.node import main\nsys.exit(main(sys.argv))')
+        args = [sys.executable, '-c', prelude, '--ros-args', '-r', f'__node:={name}',
+                *ros_args]
         for key, value in params.items():
             if isinstance(value, bool):
                 value = 'true' if value else 'false'
@@ -81,6 +84,13 @@ class NodeProcess:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def rss_mb(self) -> float:
+        """Resident memory of the node process (VmRSS of /proc/<pid>/status), MiB."""
+        for line in Path(f'/proc/{self.process.pid}/status').read_text().splitlines():
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024.0
+        raise RuntimeError('no VmRSS line')
 
     def wait_for_log(self, text: str, timeout_s: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -176,8 +186,9 @@ def start_node(tmp_path):
     started: list[NodeProcess] = []
 
     def start(params: dict[str, Any], name: str = 'vggt4d',
-              hide_modules: tuple[str, ...] = ()) -> NodeProcess:
-        process = NodeProcess(params, tmp_path, name, hide_modules)
+              hide_modules: tuple[str, ...] = (), inject: str = '',
+              ros_args: tuple[str, ...] = ()) -> NodeProcess:
+        process = NodeProcess(params, tmp_path, name, hide_modules, inject, ros_args)
         started.append(process)
         return process
 

@@ -20,6 +20,7 @@ from std_msgs.msg import Header  # noqa: E402
 from vggt4d_ros.ros import conversions  # noqa: E402
 from vggt4d_ros.ros import frames  # noqa: E402
 from vggt4d_ros.ros.frame_queue import FrameQueue  # noqa: E402
+from vggt4d_ros.ros.frame_queue import QueuedFrame  # noqa: E402
 from vggt4d_ros.ros.outputs import body_twist  # noqa: E402
 from vggt4d_ros.ros.outputs import header_at  # noqa: E402
 from vggt4d_ros.ros.params import attribute_docs  # noqa: E402
@@ -60,8 +61,8 @@ def test_every_supported_encoding_decodes_to_rgb(rgb, pad):
 
 
 def test_unsupported_encoding_and_short_data_raise(rgb):
-    with pytest.raises(conversions.UnsupportedEncodingError, match='16UC1'):
-        conversions.image_msg_to_rgb(Image(height=2, width=2, encoding='16UC1', step=4,
+    with pytest.raises(conversions.UnsupportedEncodingError, match='yuv422'):
+        conversions.image_msg_to_rgb(Image(height=2, width=2, encoding='yuv422', step=4,
                                            data=bytes(8)))
     short = _image_msg(rgb, 'rgb8')
     short.data = bytes(10)
@@ -78,6 +79,68 @@ def test_compressed_png_round_trip_and_garbage(rgb):
     for garbage in (b'not an image at all', b''):
         with pytest.raises(conversions.ImageDecodeError):
             conversions.compressed_msg_to_rgb(CompressedImage(format='jpeg', data=garbage))
+
+
+FRONT_END_CASES = [
+    # (encoding, channels, bytes per channel, step padding, data length delta)
+    ('rgb8', 3, 1, 0, 0), ('bgr8', 3, 1, 2, 0), ('rgba8', 4, 1, 0, 0), ('bgra8', 4, 1, 0, 0),
+    ('mono8', 1, 1, 1, 0), ('8UC1', 1, 1, 0, 0), ('mono16', 1, 2, 2, 0), ('16UC1', 1, 2, 0, 0),
+    ('32FC1', 1, 4, 0, 0), ('yuv422', 2, 1, 0, 0), ('bayer_rggb8', 1, 1, 0, 0),
+    ('64FC1', 1, 8, 0, 0), ('8UC3', 3, 1, 0, 0), ('rgb8', 3, 1, 0, -1), ('mono16', 1, 2, 0, -3),
+]
+
+
+def _decode_outcome(decode):
+    try:
+        return decode()
+    except ValueError as error:
+        return type(error)
+
+
+@pytest.mark.parametrize('encoding, channels, itemsize, pad, delta', FRONT_END_CASES)
+def test_node_and_offline_replay_decode_raw_images_alike(encoding, channels, itemsize,
+                                                         pad, delta):
+    from vggt4d_ros.replay import messages as replay_messages
+
+    height, width = 5, 7
+    step = width * channels * itemsize + pad
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 256, step * height + delta, dtype=np.uint8)
+    if encoding == '32FC1':  # finite floats in [0, 1.5], so the bytes are a valid image
+        data = rng.uniform(0, 1.5, step * height // 4).astype(np.float32).view(np.uint8)
+    node_msg = Image(header=header_at(1, 'cam'), height=height, width=width,
+                     encoding=encoding, step=step, data=data.tobytes())
+    replay_msg = replay_messages.image_msg(np.zeros((1, 1, 3), np.uint8), 1, 'cam', 'rgb8')
+    replay_msg.height, replay_msg.width, replay_msg.encoding = height, width, encoding
+    replay_msg.step, replay_msg.data = step, data
+    node = _decode_outcome(lambda: conversions.image_msg_to_rgb(node_msg))
+    replay = _decode_outcome(lambda: replay_messages.image_to_rgb(replay_msg))
+    if isinstance(node, type):
+        assert node is replay  # the same exception type on both sides
+        assert (encoding not in conversions.SUPPORTED_ENCODINGS) == (
+            node is conversions.UnsupportedEncodingError)
+        assert delta or encoding not in conversions.SUPPORTED_ENCODINGS
+    else:
+        assert node.shape == (height, width, 3) and encoding in conversions.SUPPORTED_ENCODINGS
+        np.testing.assert_array_equal(node, replay)
+
+
+@pytest.mark.parametrize('size, accepted', [((32, 48), True), ((12000, 12000), False),
+                                            ((900, 100), False)])
+def test_node_and_offline_replay_decode_compressed_images_alike(size, accepted):
+    from vggt4d_ros.replay import messages as replay_messages
+
+    ok, png = cv2.imencode('.png', np.zeros(size + (3,), np.uint8))
+    replay_msg = replay_messages.TYPESTORE.types['sensor_msgs/msg/CompressedImage'](
+        header=replay_messages.header_msg(1, 'cam'), format='png',
+        data=np.frombuffer(png.tobytes(), np.uint8))
+    node = _decode_outcome(lambda: conversions.compressed_msg_to_rgb(
+        CompressedImage(format='png', data=png.tobytes())))
+    replay = _decode_outcome(lambda: replay_messages.compressed_to_rgb(replay_msg))
+    if accepted:
+        np.testing.assert_array_equal(node, replay)
+    else:
+        assert node is replay is conversions.ImageLimitError
 
 
 def test_mask_message_keeps_source_header_and_size():
@@ -217,6 +280,29 @@ def test_replay_queue_blocks_and_never_drops():
     queue.put('b')
     queue.close()  # a blocked producer is released by close
     assert queue.put('c') is False
+
+
+def test_queue_is_bounded_in_bytes_too():
+    frame = np.zeros((100, 100, 3), np.uint8)  # 30 000 bytes each
+    live = FrameQueue(100, drop_oldest=True, max_bytes=70_000)
+    for index in range(5):
+        assert live.put(QueuedFrame(frame.copy(), index, None, 0.0))
+    assert len(live) == 2 and live.nbytes == 60_000 and live.dropped == 3
+    assert [item.stamp_ns for item in live.take_all()] == [3, 4] and live.nbytes == 0
+    huge = QueuedFrame(np.zeros((300, 300, 3), np.uint8), 9, None, 0.0)
+    assert live.put(huge) and len(live) == 1  # alone, even a frame above the bound fits
+
+    replay = FrameQueue(100, drop_oldest=False, max_bytes=70_000)
+    for index in range(2):
+        assert replay.put(QueuedFrame(frame.copy(), index, None, 0.0))
+    blocked = threading.Thread(target=replay.put,
+                               args=(QueuedFrame(frame.copy(), 2, None, 0.0),))
+    blocked.start()
+    blocked.join(0.3)
+    assert blocked.is_alive() and len(replay) == 2  # waits for room, never drops
+    assert replay.get(1.0).stamp_ns == 0
+    blocked.join(5)
+    assert not blocked.is_alive() and len(replay) == 2 and replay.dropped == 0
 
 
 def test_config_parameters_round_trip():

@@ -16,10 +16,13 @@ Modes: ``replay`` never drops a keyframe (the caller drains windows as they form
 bounds latency: if more than ``max_queued_frames`` keyframes wait, the oldest pending ones are
 dropped (counted), and a window always takes the newest ``stride`` pending keyframes.
 
-Resets (counted, never raised): a stamp older than the last accepted one (bag restart, clock
-jump), or a change of image size, clears the buffer and the overlap; the next window starts a
-new segment (``Window.starts_segment``). A stamp equal to the last one is a duplicate and is
-skipped.
+Resets (counted, never raised): a stream whose stamps went back (bag restart, clock jump) or
+whose image size changed clears the buffer and the overlap; the next window starts a new
+segment (``Window.starts_segment``). One stray frame must not wipe the map, so a reset needs
+``reset_confirm_frames`` consecutive frames of the new stream (same size, stamps increasing
+among themselves); they are held meanwhile and then enter the new segment. A frame of the
+current stream in between discards them (counted as ``outliers``). A stamp equal to the last
+one is a duplicate and is skipped.
 
 Thread safety: ``offer`` and ``take_window`` hold one lock, so a callback thread may offer while
 a worker takes; ``push`` does both for the single-threaded case.
@@ -55,6 +58,8 @@ class WindowConfig:
         flow_max_corners: Shi-Tomasi corners tracked by the gate.
         min_tracked_fraction: below this fraction of tracked corners the view changed so much
             that the frame is a keyframe.
+        reset_confirm_frames: consecutive frames with a new image size or time base needed
+            before the window and map reset (1: reset on the first such frame).
 
     """
 
@@ -68,6 +73,7 @@ class WindowConfig:
     flow_width: int = 160
     flow_max_corners: int = 100
     min_tracked_fraction: float = 0.3
+    reset_confirm_frames: int = 3
 
     def __post_init__(self) -> None:
         if self.window_size < 2:
@@ -78,6 +84,8 @@ class WindowConfig:
             raise ValueError(f"mode must be 'live' or 'replay', got {self.mode!r}")
         if self.max_queued_frames < self.stride:
             raise ValueError('max_queued_frames must be >= stride')
+        if self.reset_confirm_frames < 1:
+            raise ValueError('reset_confirm_frames must be >= 1')
 
     @property
     def overlap(self) -> int:
@@ -131,6 +139,7 @@ class WindowStats:
     resets: int = 0
     resets_time_backwards: int = 0
     resets_size_change: int = 0
+    outliers: int = 0
 
 
 @dataclass
@@ -230,6 +239,8 @@ class WindowManager:
         self._keyframe_counter = 0
         self._segment = 0
         self._segment_started = False
+        # Frames of a possible new stream (new size or time base), oldest first.
+        self._candidate: list[tuple[np.ndarray, int, str]] = []
 
     def push(self, frame: np.ndarray, stamp_ns: int, frame_id: str = '') -> Window | None:
         """Offer a frame and return a window if one is ready (single-threaded use)."""
@@ -251,28 +262,56 @@ class WindowManager:
         stamp_ns = int(stamp_ns)
         with self._lock:
             self.stats.frames_in += 1
+            if self._continues_stream(frame, stamp_ns):
+                if self._candidate:
+                    self.stats.outliers += len(self._candidate)
+                    self._candidate = []
+                return self._accept_locked(frame, stamp_ns, frame_id)
             if self._last_stamp is not None and stamp_ns == self._last_stamp:
                 self.stats.duplicates += 1
                 return False
-            if self._last_stamp is not None and stamp_ns < self._last_stamp:
-                self._reset_locked()
-                self.stats.resets_time_backwards += 1
-            elif self._image_shape is not None and frame.shape != self._image_shape:
-                self._reset_locked()
-                self.stats.resets_size_change += 1
-            self._last_stamp = stamp_ns
-            self._image_shape = frame.shape
-            if not self._gate.accept(frame, stamp_ns):
-                self.stats.skipped += 1
-                return False
-            self.stats.keyframes += 1
-            self._pending.append(_Keyframe(frame, stamp_ns, frame_id, self._keyframe_counter))
-            self._keyframe_counter += 1
-            if self.config.mode == 'live':
-                while len(self._pending) > self.config.max_queued_frames:
-                    self._pending.popleft()
-                    self.stats.dropped += 1
+            return self._offer_candidate_locked(frame, stamp_ns, frame_id)
+
+    def _continues_stream(self, frame: np.ndarray, stamp_ns: int) -> bool:
+        """Tell whether a frame continues the current stream (same size, a later stamp)."""
+        if self._last_stamp is None:
             return True
+        return frame.shape == self._image_shape and stamp_ns > self._last_stamp
+
+    def _offer_candidate_locked(self, frame: np.ndarray, stamp_ns: int, frame_id: str) -> bool:
+        """Hold a frame of a possible new stream; reset once enough of them came in a row."""
+        if self._candidate:
+            last_frame, last_stamp, _ = self._candidate[-1]
+            if frame.shape != last_frame.shape or stamp_ns <= last_stamp:
+                self.stats.outliers += len(self._candidate)
+                self._candidate = []
+        self._candidate.append((frame, stamp_ns, frame_id))
+        if len(self._candidate) < self.config.reset_confirm_frames:
+            return False
+        held = self._candidate
+        self._reset_locked()  # also forgets the candidate
+        if held[0][1] < self._last_stamp:
+            self.stats.resets_time_backwards += 1
+        else:
+            self.stats.resets_size_change += 1
+        self._last_stamp = self._image_shape = None
+        queued = [self._accept_locked(*item) for item in held]
+        return queued[-1]
+
+    def _accept_locked(self, frame: np.ndarray, stamp_ns: int, frame_id: str) -> bool:
+        self._last_stamp = stamp_ns
+        self._image_shape = frame.shape
+        if not self._gate.accept(frame, stamp_ns):
+            self.stats.skipped += 1
+            return False
+        self.stats.keyframes += 1
+        self._pending.append(_Keyframe(frame, stamp_ns, frame_id, self._keyframe_counter))
+        self._keyframe_counter += 1
+        if self.config.mode == 'live':
+            while len(self._pending) > self.config.max_queued_frames:
+                self._pending.popleft()
+                self.stats.dropped += 1
+        return True
 
     def take_window(self) -> Window | None:
         """Form the next window if enough new keyframes are pending, else None."""
@@ -312,6 +351,7 @@ class WindowManager:
 
     def _reset_locked(self) -> None:
         self.stats.resets += 1
+        self._candidate = []
         self._pending.clear()
         self._previous = []
         self._gate.reset()

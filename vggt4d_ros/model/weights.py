@@ -6,6 +6,7 @@ Every problem raises :class:`CheckpointError` naming the file and what is wrong;
 silent fallback (a partially loaded network would produce plausible-looking garbage).
 """
 
+import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, TYPE_CHECKING, Union
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # imported lazily at runtime: vggt.py pulls in every head
 
 _MAX_LISTED = 5
 _WRAPPER_KEYS = ('model', 'state_dict')
+_SUFFIXES = ('.pt', '.pth', '.bin', '.safetensors')
 
 
 class CheckpointError(RuntimeError):
@@ -36,6 +38,24 @@ def _is_tensor_dict(value: object) -> bool:
     )
 
 
+def _torch_load_reason(error: Exception) -> str:
+    """Say why ``torch.load(weights_only=True)`` failed, without torch's advice to unpickle.
+
+    torch suggests ``weights_only=False``, which executes arbitrary code from the file: this
+    loader never does that, so the advice would only mislead.
+    """
+    text = str(error)
+    if 'Unsupported global' in text:
+        return ('it holds pickled Python objects besides tensors, which are not loaded for '
+                'safety; save a plain state_dict (torch.save(model.state_dict(), path)) or '
+                'convert it to .safetensors')
+    # torch's unpickler messages carry the unsafe advice: keep only the exception type.
+    first = '' if 'weights_only' in text else (text.strip().splitlines() or [''])[0]
+    detail = f'{type(error).__name__}: {first}' if first else type(error).__name__
+    return (f'not a readable PyTorch checkpoint ({detail}); the file may be truncated or '
+            'not a checkpoint at all: copy or download it again')
+
+
 def _read_torch(path: Path, map_location: Union[str, torch.device]) -> Dict[str, torch.Tensor]:
     try:
         # Memory-map zip checkpoints (5 GB for VGGT-1B) instead of reading them into RAM.
@@ -44,7 +64,7 @@ def _read_torch(path: Path, map_location: Union[str, torch.device]) -> Dict[str,
         try:
             content = torch.load(str(path), map_location=map_location, weights_only=True)
         except Exception as error:  # noqa: BLE001 (torch raises many types for corrupt files)
-            raise CheckpointError(f'{path}: cannot read the checkpoint ({error})') from error
+            raise CheckpointError(f'{path}: {_torch_load_reason(error)}') from error
     if _is_tensor_dict(content):
         return dict(content)
     if isinstance(content, Mapping):
@@ -65,16 +85,46 @@ def _read_safetensors(
     try:
         return load_file(str(path), device=str(map_location))
     except Exception as error:  # noqa: BLE001 (safetensors raises its own error types)
-        raise CheckpointError(f'{path}: cannot read the safetensors file ({error})') from error
+        raise CheckpointError(f'{path}: not a readable safetensors file ({error}); the file '
+                              'may be truncated: copy or download it again') from error
+
+
+def check_checkpoint_path(path: Union[str, Path]) -> Path:
+    """Return ``path`` if it is a non-empty checkpoint file, else say what it is instead.
+
+    Raises:
+        CheckpointError: missing, a directory (listing checkpoints inside), unreadable, an
+            unknown extension, empty.
+
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        found = sorted(p.name for p in path.iterdir()
+                       if p.suffix.lower() in _SUFFIXES and p.is_file())
+        hint = (f'; checkpoints inside: {_listing(found)}' if found
+                else '; it holds no .pt/.pth/.safetensors file')
+        raise CheckpointError(f'{path}: is a directory, not a checkpoint file: give the file '
+                              f'itself{hint}')
+    if not path.exists():
+        raise CheckpointError(f'{path}: checkpoint file not found')
+    if not path.is_file():
+        raise CheckpointError(f'{path}: not a regular file')
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f'{path}: checkpoint file is not readable (permissions)')
+    if path.suffix.lower() not in _SUFFIXES:
+        raise CheckpointError(f'{path}: unknown checkpoint extension {path.suffix.lower()!r} '
+                              '(use .pt, .pth or .safetensors)')
+    if path.stat().st_size == 0:
+        raise CheckpointError(f'{path}: checkpoint file is empty (0 bytes): an interrupted '
+                              'download or copy? copy it again')
+    return path
 
 
 def read_state_dict(
     path: Union[str, Path], *, map_location: Union[str, torch.device] = 'cpu'
 ) -> Dict[str, torch.Tensor]:
     """Read a checkpoint file into a flat ``name -> tensor`` dict (no renaming)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'{path}: checkpoint file not found')
+    path = check_checkpoint_path(path)
     suffix = path.suffix.lower()
     if suffix in ('.pt', '.pth', '.bin'):
         return _read_torch(path, map_location)

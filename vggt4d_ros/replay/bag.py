@@ -21,6 +21,7 @@ from rosbags.rosbag2 import Writer
 from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.errors import BagError
 from vggt4d_ros.replay.errors import TopicError
+from vggt4d_ros.replay.recovery import add_chunk_crcs
 
 Storage = Literal['mcap', 'sqlite3']
 IMAGE_TYPES = (m.IMAGE, m.COMPRESSED_IMAGE)
@@ -31,11 +32,15 @@ class BagWriter:
     """Append-only rosbag2 writer; topics are registered on first use.
 
     Use as a context manager. ``close()`` is safe to call twice and always writes the metadata,
-    so a run that fails half way still leaves a readable bag of what was written.
+    so a run that fails half way still leaves a readable bag of what was written. MCAP files
+    get a CRC-32 per chunk at close (:func:`~vggt4d_ros.replay.recovery.add_chunk_crcs`), so a
+    damaged byte is detected on reading and the intact chunks around it can be recovered
+    (:func:`~vggt4d_ros.replay.recovery.recover_mcap`).
     """
 
     def __init__(self, path: str | Path, storage: Storage = 'mcap') -> None:
         self.path = Path(path)
+        self._storage = storage
         plugin = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}.get(storage)
         if plugin is None:
             raise ValueError(f"storage must be 'mcap' or 'sqlite3', got {storage!r}")
@@ -65,6 +70,13 @@ class BagWriter:
         if self._open:
             self._open = False
             self._writer.close()
+            if self._storage == 'mcap':
+                for storage_file in sorted(self.path.glob('*.mcap')):
+                    try:
+                        add_chunk_crcs(storage_file)
+                    except Exception as err:  # mcap raises several types; the bag stays
+                        raise BagError(f'bag {self.path}: adding chunk CRCs to '
+                                       f'{storage_file.name} failed: {err}') from err
 
     def __enter__(self) -> 'BagWriter':
         return self
@@ -187,7 +199,8 @@ class BagReader:
                 return
             except Exception as err:
                 raise BagError(f'bag {self.path} is corrupt or truncated: reading {topic} '
-                               f'failed after {count} messages: {err}') from err
+                               f'failed after {count} messages: {err} (intact chunks of an '
+                               'MCAP bag: vggt4d_ros.replay.recovery.recover_mcap)') from err
             connection, bag_time, raw = item
             try:
                 message = self._reader.deserialize(raw, connection.msgtype)

@@ -15,6 +15,7 @@ import sys
 
 from vggt4d_ros.replay.errors import ReplayError
 from vggt4d_ros.replay.factory import RANDOM_WEIGHTS_WARNING
+from vggt4d_ros.replay.inputs import validate_options
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.runner import ReplaySummary
 from vggt4d_ros.replay.runner import WEIGHTS_ENV
@@ -76,8 +77,8 @@ def _run_dds(config: ReplayConfig, timeout_s: float) -> ReplaySummary:
     from vggt4d_ros.replay.runner import dds_node_parameters
     from vggt4d_ros.replay.runner import finish_recorded_run
 
-    Path(config.out_dir).mkdir(parents=True, exist_ok=True)
     params, description, random_weights = dds_node_parameters(config)
+    Path(config.out_dir).mkdir(parents=True, exist_ok=True)
     if random_weights and not config.quiet:
         print(f'vggt4d-replay: {RANDOM_WEIGHTS_WARNING}', file=sys.stderr)
     result = replay_bag_through_node(config.bag, config.image_topic, params, timeout_s,
@@ -89,6 +90,13 @@ def _run_dds(config: ReplayConfig, timeout_s: float) -> ReplaySummary:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    try:
+        validate_options(config)
+        if args.timeout <= 0:
+            raise ReplayError(f'--timeout {args.timeout}: must be > 0')
+    except ReplayError as error:
+        print(f'vggt4d-replay: error: {error} (nothing was processed)', file=sys.stderr)
+        return 2
     try:
         if args.mode == 'dds':
             summary = _run_dds(config, args.timeout)

@@ -105,8 +105,6 @@ def build_backend(weights: str | Path | None = None, device: str = 'auto',
     dtype = resolve_dtype('auto', torch_device)
     path = resolve_weights(weights)
     if path is not None:
-        if not path.is_file():
-            raise ReplayError(f'weights file {path} does not exist')
         try:
             model = load_model(path, VGGTConfig.full(), device=torch_device)
         except CheckpointError as error:

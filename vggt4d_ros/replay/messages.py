@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 from rosbags.typesys import get_typestore
 from rosbags.typesys import Stores
 from scipy.spatial.transform import Rotation
+
+from vggt4d_ros.runtime import image_decode
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 _T = TYPESTORE.types
@@ -27,10 +28,6 @@ POSE_STAMPED = 'geometry_msgs/msg/PoseStamped'
 TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
 PATH = 'nav_msgs/msg/Path'
 ODOMETRY = 'nav_msgs/msg/Odometry'
-
-_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1, '8UC1': 1,
-             'mono16': 1, '16UC1': 1, '32FC1': 1}
-_DTYPES = {'mono16': np.uint16, '16UC1': np.uint16, '32FC1': np.float32}
 
 
 def time_msg(stamp_ns: int) -> Any:
@@ -59,8 +56,7 @@ def image_msg(array: np.ndarray, stamp_ns: int, frame_id: str, encoding: str) ->
         encoding: ROS image encoding.
 
     """
-    channels = _CHANNELS[encoding]
-    dtype = np.dtype(_DTYPES.get(encoding, np.uint8))
+    channels, dtype = image_decode.RAW_ENCODINGS[encoding]
     data = np.ascontiguousarray(array, dtype=dtype)
     if data.shape[:2] != array.shape[:2] or (data.ndim == 3 and data.shape[2] != channels):
         raise ValueError(f'array {array.shape} does not fit encoding {encoding}')
@@ -71,48 +67,26 @@ def image_msg(array: np.ndarray, stamp_ns: int, frame_id: str, encoding: str) ->
 
 
 def image_to_array(msg: Any) -> np.ndarray:
-    """Raw pixel array of a sensor_msgs/Image ([H,W] or [H,W,C]), honouring ``step``."""
-    encoding = msg.encoding
-    if encoding not in _CHANNELS:
-        raise ValueError(f'unsupported image encoding {encoding!r}')
-    channels = _CHANNELS[encoding]
-    dtype = np.dtype(_DTYPES.get(encoding, np.uint8))
-    if msg.is_bigendian and dtype.itemsize > 1:
-        dtype = dtype.newbyteorder('>')
-    raw = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    row_bytes = msg.width * channels * dtype.itemsize
-    if raw.size < msg.step * msg.height or msg.step < row_bytes:
-        raise ValueError(f'image data has {raw.size} bytes, expected {msg.step * msg.height}')
-    rows = raw[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :row_bytes]
-    pixels = np.ascontiguousarray(rows).view(dtype).astype(dtype.newbyteorder('='))
-    shape = (msg.height, msg.width) if channels == 1 else (msg.height, msg.width, channels)
-    return pixels.reshape(shape)
+    """Raw pixel array of a sensor_msgs/Image ([H,W] or [H,W,C]), honouring ``step``.
+
+    For masks and depth this package wrote itself: no input limits.
+    """
+    return image_decode.raw_to_array(msg.encoding, msg.height, msg.width, msg.step,
+                                     msg.is_bigendian, msg.data, limits=None)
 
 
-def image_to_rgb(msg: Any) -> np.ndarray:
-    """HxWx3 uint8 RGB of a colour or mono8 sensor_msgs/Image."""
-    pixels = image_to_array(msg)
-    encoding = msg.encoding
-    if encoding == 'rgb8':
-        return pixels
-    if encoding == 'bgr8':
-        return np.ascontiguousarray(pixels[..., ::-1])
-    if encoding == 'rgba8':
-        return np.ascontiguousarray(pixels[..., :3])
-    if encoding == 'bgra8':
-        return np.ascontiguousarray(pixels[..., 2::-1])
-    if encoding in ('mono8', '8UC1'):
-        return np.repeat(pixels[..., None], 3, axis=2)
-    raise ValueError(f'image encoding {encoding!r} is not a colour image')
+def image_to_rgb(msg: Any,
+                 limits: image_decode.ImageLimits = image_decode.DEFAULT_LIMITS) -> np.ndarray:
+    """HxWx3 uint8 RGB of a sensor_msgs/Image (the runtime decoder, as in the node)."""
+    return image_decode.raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step,
+                                   msg.is_bigendian, msg.data, limits)
 
 
-def compressed_to_rgb(msg: Any) -> np.ndarray:
-    """HxWx3 uint8 RGB of a sensor_msgs/CompressedImage (jpeg/png)."""
-    buffer = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f'cannot decode compressed image (format {msg.format!r})')
-    return np.ascontiguousarray(bgr[..., ::-1])
+def compressed_to_rgb(msg: Any,
+                      limits: image_decode.ImageLimits = image_decode.DEFAULT_LIMITS
+                      ) -> np.ndarray:
+    """HxWx3 uint8 RGB of a sensor_msgs/CompressedImage (jpeg/png; header size checked)."""
+    return image_decode.compressed_to_rgb(msg.data, msg.format, limits)
 
 
 def camera_info_msg(k_matrix: np.ndarray, image_hw: tuple[int, int], stamp_ns: int,

@@ -33,6 +33,8 @@ from vggt4d_ros.replay.factory import RANDOM_WEIGHTS_WARNING
 from vggt4d_ros.replay.factory import ReplayBackend
 from vggt4d_ros.replay.factory import resolve_weights
 from vggt4d_ros.replay.factory import WEIGHTS_ENV  # noqa: F401 (re-exported for the CLI)
+from vggt4d_ros.replay.inputs import validate_bag_options
+from vggt4d_ros.replay.inputs import validate_options
 from vggt4d_ros.replay.metrics import mask_metrics
 from vggt4d_ros.replay.metrics import MaskMetrics
 from vggt4d_ros.replay.metrics import trajectory_metrics
@@ -205,16 +207,18 @@ def run_replay(config: ReplayConfig, backend: ReplayBackend | None = None) -> Re
             outputs written before the failure are kept.
 
     """
+    validate_options(config)
     out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     state = _RunState()
     progress = (lambda text: _log(config, text))
     with BagReader(config.bag) as reader:
+        validate_bag_options(config, reader)
         state.image_topic = reader.pick_image_topic(config.image_topic)
         state.image_count = reader.message_count(state.image_topic)
         if state.image_count == 0:
             raise ReplayError(f'bag {reader.path} is empty: topic {state.image_topic} has '
                               f'no messages')
+        out_dir.mkdir(parents=True, exist_ok=True)
         if backend is None:
             pipeline_config = replace(PipelineConfig(), refine_enabled=config.refine)
             backend = build_backend(config.weights, config.device, pipeline_config,
@@ -374,8 +378,10 @@ def _report(config: ReplayConfig, state: _RunState, outputs: ReplayOutputs,
 
 def dds_node_parameters(config: ReplayConfig) -> tuple[dict[str, Any], str, bool]:
     """Node parameters equivalent to an offline run; returns (params, description, random)."""
+    validate_options(config)
     weights = resolve_weights(config.weights)
     with BagReader(config.bag) as reader:
+        validate_bag_options(config, reader)
         topic = reader.pick_image_topic(config.image_topic)
         first = next(reader.images(topic), None)
     if first is None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from dataclasses import replace
 import gc
 import importlib
-import os
 import time
 from typing import Any, Callable
 
@@ -81,6 +80,7 @@ def build_vggt4d(params: NodeParams, device: torch.device, dtype: torch.dtype,
     """VGGT (weights loaded) wrapped in VGGT4DPipeline; returns (pipeline, description)."""
     from vggt4d_ros.model.config import VGGTConfig
     from vggt4d_ros.model.vggt import VGGT
+    from vggt4d_ros.model.weights import check_checkpoint_path
     from vggt4d_ros.model.weights import CheckpointError
     from vggt4d_ros.model.weights import load_model
     from vggt4d_ros.motion.pipeline import VGGT4DPipeline
@@ -89,10 +89,9 @@ def build_vggt4d(params: NodeParams, device: torch.device, dtype: torch.dtype,
     if not params.weights and not params.allow_random_weights:
         raise BackendError('no weights: set the weights parameter to a VGGT checkpoint '
                            '(.pt/.safetensors), or allow_random_weights:=true for a demo')
-    if params.weights and not os.path.isfile(params.weights):
-        raise BackendError(f'weights file {params.weights!r} does not exist')
     if params.weights:
         try:
+            check_checkpoint_path(params.weights)
             # Built on the meta device and filled strictly from the file: no random
             # initialisation of 1.26 B parameters first (~11 s -> ~4.6 s on a CPU).
             model = load_model(params.weights, config, device=device)

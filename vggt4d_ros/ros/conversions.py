@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import array
 
-import cv2
 from geometry_msgs.msg import Pose
 from geometry_msgs.msg import Transform
 from geometry_msgs.msg import TransformStamped
@@ -21,6 +20,12 @@ from sensor_msgs.msg import PointField
 from std_msgs.msg import Header
 
 from vggt4d_ros.ros.frames import quaternion_from_matrix
+from vggt4d_ros.runtime import image_decode
+from vggt4d_ros.runtime.image_decode import DEFAULT_LIMITS
+from vggt4d_ros.runtime.image_decode import ImageDecodeError  # noqa: F401 (re-exported)
+from vggt4d_ros.runtime.image_decode import ImageLimitError  # noqa: F401 (re-exported)
+from vggt4d_ros.runtime.image_decode import ImageLimits
+from vggt4d_ros.runtime.image_decode import UnsupportedEncodingError  # noqa: F401
 
 try:  # Present on a ROS install; the pip wheels do not ship it.
     from cv_bridge import CvBridge
@@ -31,8 +36,8 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     _point_cloud2 = None
 
-#: Input encodings the node accepts and their channel counts.
-SUPPORTED_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
+#: Input encodings the node accepts (the runtime decoder's, shared with offline replay).
+SUPPORTED_ENCODINGS = tuple(image_decode.RAW_ENCODINGS)
 
 #: x, y, z, rgb as four float32 (point_step 16); rgb holds 0x00RRGGBB bit-cast to float32,
 #: the layout RViz's RGB8 colour transformer reads.
@@ -45,61 +50,34 @@ CLOUD_FIELDS = [
 CLOUD_DTYPE = np.dtype([('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('rgb', '<f4')])
 
 
-class UnsupportedEncodingError(ValueError):
-    """An image encoding the node does not convert (see ``SUPPORTED_ENCODINGS``)."""
-
-
-class ImageDecodeError(ValueError):
-    """An image message whose data cannot be turned into pixels."""
-
-
 def stamp_to_ns(stamp) -> int:
     """builtin_interfaces/Time -> integer nanoseconds."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-def image_msg_to_rgb(msg: Image) -> np.ndarray:
+def image_msg_to_rgb(msg: Image, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
     """Convert a sensor_msgs/Image to RGB pixels [H,W,3] uint8 (a new, contiguous array).
 
     Raises:
         UnsupportedEncodingError: the encoding is not in ``SUPPORTED_ENCODINGS``.
+        ImageLimitError: above the pixel or aspect-ratio limit (checked before decoding).
         ImageDecodeError: step or data size do not match height x width.
 
     """
-    channels = SUPPORTED_ENCODINGS.get(msg.encoding)
-    if channels is None:
-        raise UnsupportedEncodingError(msg.encoding)
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height == 0 or width == 0:
-        raise ImageDecodeError(f'empty image {width}x{height}')
-    if step < width * channels or len(msg.data) < step * height:
-        raise ImageDecodeError(
-            f'{msg.encoding} {width}x{height}: step {step}, {len(msg.data)} bytes of data')
-    rows = np.frombuffer(msg.data, dtype=np.uint8, count=step * height).reshape(height, step)
-    pixels = rows[:, :width * channels].reshape(height, width, channels)
-    if msg.encoding == 'rgb8':
-        return pixels.copy()
-    conversion = {
-        'bgr8': cv2.COLOR_BGR2RGB,
-        'rgba8': cv2.COLOR_RGBA2RGB,
-        'bgra8': cv2.COLOR_BGRA2RGB,
-        'mono8': cv2.COLOR_GRAY2RGB,
-    }[msg.encoding]
-    return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+    return image_decode.raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step,
+                                   msg.is_bigendian, msg.data, limits)
 
 
-def compressed_msg_to_rgb(msg: CompressedImage) -> np.ndarray:
+def compressed_msg_to_rgb(msg: CompressedImage,
+                          limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
     """Decode a sensor_msgs/CompressedImage (jpeg, png, ...) to RGB [H,W,3] uint8.
 
     Raises:
-        ImageDecodeError: OpenCV cannot decode the data.
+        ImageLimitError: the header announces too many pixels (nothing decoded).
+        ImageDecodeError: unreadable header or data.
 
     """
-    buffer = np.frombuffer(msg.data, dtype=np.uint8)
-    decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
-    if decoded is None:
-        raise ImageDecodeError(f'cannot decode {len(buffer)} bytes of {msg.format!r} data')
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return image_decode.compressed_to_rgb(msg.data, msg.format, limits)
 
 
 def numpy_to_image_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:

@@ -250,6 +250,7 @@ class EngineAdapter:
             'windows': stats.windows,
             'resets_input': stats.window_resets,
             'resets_map': stats.map_resets,
+            'outliers_ignored': self._engine.windows.stats.outliers,
         }
 
 

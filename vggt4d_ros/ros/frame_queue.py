@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Bounded hand-off between subscription callbacks and the single worker thread.
 
-Live mode drops the OLDEST queued frame when full (the newest frame is the most useful for a
-robot) and counts it. Replay mode never drops: ``put`` waits for room, which pushes back on a
-KEEP_ALL reliable subscription and from there on the publisher.
+The queue is bounded twice: in frames and in bytes (a few 8K frames weigh as much as a
+hundred VGA ones). Live mode drops the OLDEST queued frames until the new one fits (the newest
+frame is the most useful for a robot) and counts them. Replay mode never drops: ``put`` waits
+for room, which pushes back on a KEEP_ALL reliable subscription and from there on the
+publisher. A single frame larger than the byte bound is still taken when the queue is empty.
 """
 
 from __future__ import annotations
@@ -33,15 +35,24 @@ class QueuedFrame:
     header: Any
     received_s: float
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of pixel data this frame holds."""
+        return int(getattr(self.rgb, 'nbytes', 0))
+
 
 class FrameQueue:
     """Thread-safe bounded FIFO with drop-oldest (live) or blocking (replay) behaviour."""
 
-    def __init__(self, maxsize: int, drop_oldest: bool) -> None:
+    def __init__(self, maxsize: int, drop_oldest: bool, max_bytes: int | None = None) -> None:
         if maxsize < 1:
             raise ValueError(f'queue size must be >= 1, got {maxsize}')
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f'queue byte bound must be >= 1, got {max_bytes}')
         self._items: collections.deque = collections.deque()
         self._maxsize = maxsize
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._drop_oldest = drop_oldest
         self._cond = threading.Condition()
         self._closed = False
@@ -51,21 +62,41 @@ class FrameQueue:
         with self._cond:
             return len(self._items)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of pixel data queued now."""
+        with self._cond:
+            return self._bytes
+
+    def _full(self, incoming: int) -> bool:
+        if not self._items:
+            return False
+        if len(self._items) >= self._maxsize:
+            return True
+        return self._max_bytes is not None and self._bytes + incoming > self._max_bytes
+
     def put(self, item: Any) -> bool:
         """Enqueue ``item``; returns False only when the queue was closed while waiting."""
+        size = _nbytes(item)
         with self._cond:
             if self._drop_oldest:
-                if len(self._items) >= self._maxsize:
-                    self._items.popleft()
+                while self._full(size):
+                    self._pop_locked()
                     self.dropped += 1
             else:
-                while len(self._items) >= self._maxsize and not self._closed:
+                while self._full(size) and not self._closed:
                     self._cond.wait(0.1)
             if self._closed:
                 return False
             self._items.append(item)
+            self._bytes += size
             self._cond.notify_all()
             return True
+
+    def _pop_locked(self) -> Any:
+        item = self._items.popleft()
+        self._bytes -= _nbytes(item)
+        return item
 
     def get(self, timeout_s: float) -> Any | None:
         """Oldest item, or None after ``timeout_s`` or when closed and empty."""
@@ -78,7 +109,7 @@ class FrameQueue:
                 self._cond.wait(remaining)
             if not self._items:
                 return None
-            item = self._items.popleft()
+            item = self._pop_locked()
             self._cond.notify_all()
             return item
 
@@ -87,6 +118,7 @@ class FrameQueue:
         with self._cond:
             items = list(self._items)
             self._items.clear()
+            self._bytes = 0
             self._cond.notify_all()
             return items
 
@@ -101,5 +133,10 @@ class FrameQueue:
         with self._cond:
             count = len(self._items)
             self._items.clear()
+            self._bytes = 0
             self._cond.notify_all()
             return count
+
+
+def _nbytes(item: Any) -> int:
+    return int(getattr(item, 'nbytes', 0))

@@ -21,12 +21,13 @@ and clouds after it.
 from __future__ import annotations
 
 from concurrent.futures import Future
+import functools
 import signal
 import sys
 import threading
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 from diagnostic_msgs.msg import DiagnosticStatus
 import rclpy
@@ -52,7 +53,10 @@ from vggt4d_ros.ros.compat import DiagnosticsPublisher
 from vggt4d_ros.ros.conversions import compressed_msg_to_rgb
 from vggt4d_ros.ros.conversions import image_msg_to_rgb
 from vggt4d_ros.ros.conversions import ImageDecodeError
+from vggt4d_ros.ros.conversions import ImageLimitError
+from vggt4d_ros.ros.conversions import ImageLimits
 from vggt4d_ros.ros.conversions import stamp_to_ns
+from vggt4d_ros.ros.conversions import SUPPORTED_ENCODINGS
 from vggt4d_ros.ros.conversions import UnsupportedEncodingError
 from vggt4d_ros.ros.engine_adapter import EngineAdapter
 from vggt4d_ros.ros.frame_queue import FrameQueue
@@ -62,6 +66,7 @@ from vggt4d_ros.ros.outputs import OutputPublisher
 from vggt4d_ros.ros.params import declare_node_parameters
 from vggt4d_ros.ros.params import NodeParams
 from vggt4d_ros.ros.params import read_node_parameters
+from vggt4d_ros.ros.params import reread_activate_parameters
 from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
 
@@ -77,13 +82,36 @@ HAS_MESSAGE_INFO = hasattr(Subscription, 'CallbackType')
 PYTHON_SWITCH_INTERVAL_S = sys.getswitchinterval()
 
 
+def _guarded(transition: str) -> Callable:
+    """Wrap a transition callback: any exception fails the transition with a logged reason.
+
+    rclpy turns an exception in a transition callback into the error state without a log
+    line; here the reason goes to the log (traceback at debug level) and to ``last_error`` in
+    /diagnostics, and the transition returns FAILURE, so the node stays in its previous state
+    and the transition can be retried.
+    """
+    def wrap(callback: Callable) -> Callable:
+        @functools.wraps(callback)
+        def guarded(self: 'Vggt4dNode', state) -> TransitionCallbackReturn:
+            try:
+                return callback(self, state)
+            except Exception as error:  # noqa: B902 - every failure must be reported
+                self._release_after_failure(transition)
+                return self._fail(transition, f'{type(error).__name__}: {error}')
+        return guarded
+    return wrap
+
+
 class Counters:
     """Counters read by diagnostics; each is written by one thread only (callback or worker)."""
 
     def __init__(self) -> None:
         self.received = 0
         self.rejected_encoding = 0
+        self.rejected_size = 0  # above max_image_pixels or the aspect-ratio limit
+        self.rejected_stamp = 0  # header stamp 0 (unset)
         self.decode_errors = 0
+        self.executor_errors = 0  # exceptions that reached the spin loop (main)
         self.processed = 0
         self.worker_errors = 0
         self.input_rate = RateMeter()
@@ -124,6 +152,32 @@ class Vggt4dNode(LifecycleNode):
         period = self.get_parameter('diagnostics_period_s').value
         self._diagnostics = DiagnosticsPublisher(self, 'vggt4d', 'vggt4d', period,
                                                  self._diagnostic_status)
+        self._answer_every_change_state()
+
+    def _answer_every_change_state(self) -> None:
+        """Make the change_state service answer every request, invalid ones with failure.
+
+        rclpy raises out of the service callback for a transition the current state does not
+        have (activate while unconfigured: "Transition is not registered"), which ended the
+        process from ``spin_once``.
+        """
+        service = getattr(self, '_service_change_state', None)
+        if service is None:
+            return
+        answer = service.callback
+
+        def answer_or_refuse(request, response):
+            try:
+                return answer(request, response)
+            except Exception as error:  # noqa: B902 - rclpy raises RCLError, RuntimeError
+                label = request.transition.label or f'id {request.transition.id}'
+                self.get_logger().warning(
+                    f'refused lifecycle transition {label} in state {self.state_label}: '
+                    f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}')
+                response.success = False
+                return response
+
+        service.callback = answer_or_refuse
 
     def create_timer(self, timer_period_sec: float, callback, callback_group=None,
                      clock: Clock | None = None, **kwargs: Any):
@@ -139,11 +193,13 @@ class Vggt4dNode(LifecycleNode):
                                     **kwargs)
 
     # ------------------------------------------------------------------ lifecycle
+    @_guarded('configure')
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
             self.params = read_node_parameters(self)
             self._engine = EngineAdapter(self, self.params)
         except (ValueError, TypeError) as error:
+            self._engine = None
             return self._fail('configure', str(error))
         set_switch_interval(self.params.gil_switch_interval_ms)
         self._outputs = OutputPublisher(self, self.params)
@@ -155,8 +211,14 @@ class Vggt4dNode(LifecycleNode):
             f'({"compressed" if self.params.compressed else "raw"}, {qos})')
         return SUCCESS
 
+    @_guarded('activate')
     def on_activate(self, state) -> TransitionCallbackReturn:
-        params = self.params
+        try:
+            # A failed activate is fixed by setting the model parameters and activating
+            # again (docs/ros.md): read them anew; the rest stays as configured.
+            self.params = params = reread_activate_parameters(self, self.params)
+        except (ValueError, TypeError) as error:
+            return self._fail('activate', str(error))
         try:
             self._loaded = backend_lib.load_backend(params, self._engine.pipeline_config())
             self.get_logger().info(f'loaded {self._loaded.description}')
@@ -184,7 +246,8 @@ class Vggt4dNode(LifecycleNode):
         213 ms, its heads 93, pass 2 92; H200).
         """
         self._stop.clear()
-        self._queue = FrameQueue(self.params.queue_size, drop_oldest=self.params.mode == 'live')
+        self._queue = FrameQueue(self.params.queue_size, drop_oldest=self.params.mode == 'live',
+                                 max_bytes=self.params.queue_max_mb << 20)
         warmed: Future = Future()
         self._worker = threading.Thread(target=self._work, args=(warmed,), name='vggt4d_worker',
                                         daemon=True)
@@ -206,6 +269,7 @@ class Vggt4dNode(LifecycleNode):
                                       params.warmup_width)
         return (seconds, *backend_lib.freeze_heap())
 
+    @_guarded('deactivate')
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         self._unsubscribe()
         self._stop_worker(finish_queue=self.params.mode == 'replay')
@@ -214,6 +278,7 @@ class Vggt4dNode(LifecycleNode):
         self.get_logger().info('deactivated, model released')
         return SUCCESS
 
+    @_guarded('cleanup')
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         if self._outputs is not None:
             self._outputs.destroy()
@@ -221,6 +286,7 @@ class Vggt4dNode(LifecycleNode):
         self.state_label = 'unconfigured'
         return SUCCESS
 
+    @_guarded('shutdown')
     def on_shutdown(self, state) -> TransitionCallbackReturn:
         self.stop_everything()
         self.state_label = 'finalized'
@@ -240,8 +306,27 @@ class Vggt4dNode(LifecycleNode):
             self._outputs.destroy()
             self._outputs = None
 
+    def _release_after_failure(self, transition: str) -> None:
+        """Undo what a transition that raised had started (never raises)."""
+        try:
+            if transition == 'activate':
+                self._unsubscribe()
+                self._stop_worker(finish_queue=False)
+                self._drop_backend()
+            elif transition == 'configure':
+                if self._outputs is not None:
+                    self._outputs.destroy()
+                    self._outputs = None
+                self._engine = None
+        except Exception:  # noqa: B902 - the original failure is what gets reported
+            self.get_logger().debug(f'cleanup after the failed {transition}:\n'
+                                    f'{traceback.format_exc()}')
+
     def _fail(self, transition: str, reason: str) -> TransitionCallbackReturn:
+        """Log and report a failed transition (called inside its ``except`` when one raised)."""
         self.last_error = f'{transition} failed: {reason}'
+        if sys.exc_info()[0] is not None:
+            self.get_logger().debug(f'{transition} failed:\n{traceback.format_exc()}')
         self.get_logger().error(f'{self.last_error} (node stays alive; fix the parameter and '
                                 'retry the transition)')
         return FAILURE
@@ -279,18 +364,22 @@ class Vggt4dNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.camera_info = msg
 
+    def _limits(self) -> ImageLimits:
+        params = self.params
+        return ImageLimits(max_pixels=params.max_image_pixels) if params else ImageLimits()
+
     def _on_image(self, msg: Image) -> None:
-        self._accept(msg.header, lambda: image_msg_to_rgb(msg))
+        self._accept(msg.header, lambda: image_msg_to_rgb(msg, self._limits()))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._accept(msg.header, lambda: compressed_msg_to_rgb(msg))
+        self._accept(msg.header, lambda: compressed_msg_to_rgb(msg, self._limits()))
 
     # Two-argument twins: rclpy then hands over the MessageInfo (see HAS_MESSAGE_INFO).
     def _on_image_info(self, msg: Image, info: dict) -> None:
-        self._accept(msg.header, lambda: image_msg_to_rgb(msg), info)
+        self._accept(msg.header, lambda: image_msg_to_rgb(msg, self._limits()), info)
 
     def _on_compressed_info(self, msg: CompressedImage, info: dict) -> None:
-        self._accept(msg.header, lambda: compressed_msg_to_rgb(msg), info)
+        self._accept(msg.header, lambda: compressed_msg_to_rgb(msg, self._limits()), info)
 
     def _accept(self, header, convert, info: dict | None = None) -> None:
         """Convert and enqueue; never raises (a bad message is counted and dropped)."""
@@ -298,6 +387,14 @@ class Vggt4dNode(LifecycleNode):
         self._measure_arrival(header, info)
         self.counters.received += 1
         self.counters.input_rate.tick(arrived)
+        stamp_ns = stamp_to_ns(header.stamp)
+        if stamp_ns <= 0:
+            # An unset stamp: it cannot be ordered against the stream (it read as "stamps
+            # went backwards" and reset the map).
+            self.counters.rejected_stamp += 1
+            self.get_logger().warning('dropping image with header stamp 0 (unset); counted '
+                                      'as rejected_stamp', throttle_duration_sec=5.0)
+            return
         try:
             rgb = convert()
         except UnsupportedEncodingError as error:
@@ -306,7 +403,13 @@ class Vggt4dNode(LifecycleNode):
                 self._warned_encodings.add(str(error))
                 self.get_logger().warning(
                     f'dropping images with unsupported encoding {str(error)!r} (supported: '
-                    'rgb8, bgr8, rgba8, bgra8, mono8); counted in /diagnostics, not repeated')
+                    f'{", ".join(SUPPORTED_ENCODINGS)}); counted in /diagnostics, not '
+                    'repeated')
+            return
+        except ImageLimitError as error:
+            self.counters.rejected_size += 1
+            self.get_logger().warning(f'dropping image: {error}; counted as rejected_size',
+                                      throttle_duration_sec=5.0)
             return
         except ImageDecodeError as error:
             self.counters.decode_errors += 1
@@ -315,7 +418,7 @@ class Vggt4dNode(LifecycleNode):
             return
         queue = self._queue
         if queue is not None:
-            queue.put(QueuedFrame(rgb, stamp_to_ns(header.stamp), header, arrived))
+            queue.put(QueuedFrame(rgb, stamp_ns, header, arrived))
 
     def _measure_arrival(self, header, info: dict | None) -> None:
         """Record how long the image took to reach this callback (diagnostics).
@@ -476,7 +579,10 @@ class Vggt4dNode(LifecycleNode):
             'frames_published': str(counters.processed),
             'dropped_queue': str(dropped_queue),
             'rejected_encoding': str(counters.rejected_encoding),
+            'rejected_size': str(counters.rejected_size),
+            'rejected_stamp': str(counters.rejected_stamp),
             'decode_errors': str(counters.decode_errors),
+            'executor_errors': str(counters.executor_errors),
             'worker_errors': str(counters.worker_errors),
             'gpu_allocated_mb': f'{allocated:.0f}',
             'gpu_reserved_mb': f'{reserved:.0f}',
@@ -518,6 +624,22 @@ def _autostart(node: Vggt4dNode) -> None:
     node.trigger_activate()
 
 
+def _spin(node: Vggt4dNode, executor: SingleThreadedExecutor, stop: threading.Event) -> None:
+    """Spin until a signal or shutdown; an exception from a callback is logged, not fatal."""
+    while rclpy.ok() and not stop.is_set():
+        try:
+            executor.spin_once(timeout_sec=0.1)
+        except ExternalShutdownException:
+            return  # another owner of the context shut it down
+        except Exception as error:  # noqa: B902 - one bad callback must not end the node
+            if not rclpy.ok():
+                return
+            node.counters.executor_errors += 1
+            node.get_logger().error(f'callback failed: {type(error).__name__}: {error}',
+                                    throttle_duration_sec=5.0)
+            node.get_logger().debug(traceback.format_exc())
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``ros2 run vggt4d_ros vggt4d_node``; exits 0 on SIGINT/SIGTERM.
 
@@ -539,10 +661,7 @@ def main(args: list[str] | None = None) -> int:
     executor.add_node(node)
     try:
         _autostart(node)
-        while rclpy.ok() and not stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
-    except ExternalShutdownException:
-        pass  # another owner of the context shut it down
+        _spin(node, executor, stop)
     finally:
         node.stop_everything()
         executor.shutdown()

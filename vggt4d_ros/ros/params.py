@@ -55,6 +55,13 @@ NODE_PARAMETERS = (
     ParamSpec('queue_size', 8, 'Frames buffered between the callback and the worker (live '
               'mode: a full queue adds queue_size / fps of latency before frames drop).',
               int_range=(1, 10000)),
+    ParamSpec('queue_max_mb', 1024, 'Bound on the decoded pixels buffered between the '
+              'callback and the worker, in MiB (live: the oldest frames drop; replay: the '
+              'callback waits).', int_range=(1, 1048576)),
+    ParamSpec('max_image_pixels', 7680 * 4320, 'Largest accepted width x height of an input '
+              'image, raw or compressed (compressed: read from the header before decoding); '
+              'larger images are dropped and counted as rejected_size. Default: 8K UHD.',
+              int_range=(1, 1 << 31)),
     # Model.
     ParamSpec('weights', '', 'VGGT checkpoint (.pt/.pth/.safetensors), loaded strictly at '
               'activate.'),
@@ -120,7 +127,7 @@ NODE_PARAMETERS = (
 #: and its default lies inside (a core-layer default change must never break the node).
 _GROUP_INT_RANGES = {
     'window_size': (2, 512), 'stride': (1, 511), 'max_queued_frames': (1, 100000),
-    'pixel_stride': (1, 256), 'flow_width': (16, 8192),
+    'pixel_stride': (1, 256), 'flow_width': (16, 8192), 'reset_confirm_frames': (1, 1000),
 }
 _GROUP_FLOAT_RANGES = {
     'min_parallax_px': (0.0, 10000.0), 'min_keyframe_interval_s': (0.0, 3600.0),
@@ -262,6 +269,8 @@ class NodeParams:
     input_depth: int
     mode: str
     queue_size: int
+    queue_max_mb: int
+    max_image_pixels: int
     weights: str
     allow_random_weights: bool
     model_config: str
@@ -290,6 +299,28 @@ class NodeParams:
     map_period_s: float
     diagnostics_period_s: float
     gil_switch_interval_ms: float
+
+
+#: Read again at every activate (model loading), so a failed activate can be fixed by setting
+#: them and activating again; every other parameter is read at configure.
+ACTIVATE_PARAMETERS = ('weights', 'allow_random_weights', 'model_config', 'device', 'dtype',
+                       'weights_dtype', 'warmup', 'warmup_height', 'warmup_width',
+                       'backend_factory')
+
+
+def reread_activate_parameters(node, params: NodeParams) -> NodeParams:
+    """``params`` with ``ACTIVATE_PARAMETERS`` read again from ``node`` (validated).
+
+    Raises:
+        ValueError: one of them is out of its allowed set (message names it).
+
+    """
+    values = {name: node.get_parameter(name).value for name in ACTIVATE_PARAMETERS}
+    for spec in NODE_PARAMETERS:
+        if spec.name in values and spec.choices and values[spec.name] not in spec.choices:
+            raise ValueError(f'parameter {spec.name}={values[spec.name]!r} must be one of '
+                             f'{", ".join(spec.choices)}')
+    return dataclasses.replace(params, **values)
 
 
 def read_node_parameters(node) -> NodeParams:

@@ -89,6 +89,8 @@ class TrackerConfig:
         accel_noise: process noise, standard deviation of the acceleration (units/s^2).
         measurement_noise: position noise of a detection, as a fraction of its camera range.
         min_measurement_noise: floor of that noise (map units).
+        size_change_noise: the noise grows by this factor times the largest relative change
+            of the detection's size against the track's (partly hidden objects).
         confirm_hits: detections before a track is confirmed (gets its public id).
         max_miss_s: a track not detected for this long is deleted; an object that comes
             back later gets a new id.
@@ -106,9 +108,10 @@ class TrackerConfig:
     enabled: bool = True
     gate_distance: float = 0.25
     mask_overlap_weight: float = 0.5
-    accel_noise: float = 1.5
-    measurement_noise: float = 0.01
+    accel_noise: float = 2.0
+    measurement_noise: float = 0.006
     min_measurement_noise: float = 0.005
+    size_change_noise: float = 5.0
     confirm_hits: int = 3
     max_miss_s: float = 1.0
     tentative_max_miss_s: float = 0.2

@@ -124,21 +124,21 @@ def _measure(camera: np.ndarray, output: np.ndarray, output_from_camera: np.ndar
              depth_completion: str) -> tuple[np.ndarray, np.ndarray, float]:
     """Centre [3] and size [3] in the output frame, and the centre's camera range.
 
-    The camera sees only the front of an object. With 'half_width' the centre is the visible
-    part's lateral middle, pushed back from its front surface by half its width (exact for a
-    sphere, about right for compact objects); 'none' keeps the visible points' middle.
+    The camera sees only the front of an object. Moments, not extremes, keep the estimate
+    steady from frame to frame (a few pixels more or less at the silhouette move a
+    percentile, hardly a mean). With 'half_width' the visible points' mean is pushed back
+    along its viewing ray by 4/3 of the standard deviation of their horizontal image-plane
+    coordinate: exact for a sphere (mean visible depth = centre - 2r/3, std = r/2) and within
+    2 % of the radius for an upright cylinder (a person); 'none' keeps the visible mean.
     """
-    low, high = np.percentile(camera, [2.0, 98.0], axis=0)
-    mid = 0.5 * (low + high)
-    if depth_completion == 'half_width':
-        reference = float(np.median(camera[:, 2]))
-        depth = low[2] + 0.5 * (high[0] - low[0])
-        centre_cam = np.array([mid[0] / reference, mid[1] / reference, 1.0]) * depth
+    mean = camera.mean(axis=0)
+    if depth_completion == 'half_width' and mean[2] > 0:
+        push = 4.0 / 3.0 * float(camera[:, 0].std())
+        centre_cam = mean * (1.0 + push / mean[2])
     else:
-        centre_cam = mid
+        centre_cam = mean
     centre = output_from_camera[:3, :3] @ centre_cam + output_from_camera[:3, 3]
     out_low, out_high = np.percentile(output, [2.0, 98.0], axis=0)
     # Mirror the visible extent about the centre: the hidden back is as deep as the front.
     size = 2.0 * np.maximum(np.abs(out_high - centre), np.abs(centre - out_low))
     return centre, size, float(np.linalg.norm(centre_cam))
-

@@ -217,10 +217,14 @@ class Tracker:
         cfg = self.config
         tracks = self._tracks
         measured = np.stack([instances[c].centre for c in cols])
-        sigma = self._sigma([instances[c] for c in cols])
+        sizes = np.stack([instances[c].size for c in cols])
+        # A detection whose extent differs from the track's (part of the object hidden, or
+        # two objects merged) has a displaced centre: trust it less.
+        change = np.abs(sizes - tracks.size[rows]) / np.maximum(tracks.size[rows], 1e-9)
+        sigma = self._sigma([instances[c] for c in cols]) * (
+            1.0 + cfg.size_change_noise * change.max(axis=1))
         tracks.state[rows], tracks.cov[rows] = kalman.update(
             tracks.state[rows], tracks.cov[rows], measured, sigma)
-        sizes = np.stack([instances[c].size for c in cols])
         tracks.size[rows] += cfg.size_rate * (sizes - tracks.size[rows])
         tracks.hits[rows] += 1
         tracks.seen_ns[rows] = stamp_ns

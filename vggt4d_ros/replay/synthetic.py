@@ -456,6 +456,22 @@ def object_id_image(scene: SyntheticScene, index: float, intrinsics: np.ndarray,
     return ids.reshape(hw)
 
 
+def object_pixels_unoccluded(scene: SyntheticScene, index: float, intrinsics: np.ndarray,
+                             hw: tuple[int, int]) -> dict[int, int]:
+    """Pixels each moving object would cover with nothing in front of it: {object id: count}.
+
+    With :func:`object_id_image` this gives the visible fraction of an object (occlusion).
+    """
+    pose = scene.world_from_camera(index)
+    origin, dirs = pose[:3, 3], _camera_rays(pose, intrinsics, hw)
+    centre, rotation = scene.ball_state(index)
+    ball = _sphere_hits(origin, dirs, centre, 0.35, rotation)[0] < _FAR
+    centre, rotation = scene.crate_state(index)
+    crate = _box_hits(origin, dirs, centre, np.array([0.35, 0.22, 0.3]), rotation,
+                      inside=False)[0] < _FAR
+    return {OBJECT_IDS['ball']: int(ball.sum()), OBJECT_IDS['crate']: int(crate.sum())}
+
+
 def _camera_rays(pose: np.ndarray, intrinsics: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """World ray directions [h*w,3] with camera-frame z = 1, integer pixel convention."""
     height, width = hw

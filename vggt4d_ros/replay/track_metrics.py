@@ -12,7 +12,8 @@ pairs farther than ``max_distance`` apart are not matches. Then:
   id it was matched to last (a frame without a match does not reset it);
 * position error of a match: |p_track - p_truth| / |p_truth - camera| (relative to the
   object's distance); reported as mean and max over matches;
-* velocity error of an object, over its matches at least ``settle_s`` after its first match:
+* velocity error of an object, over its matches at least ``settle_s`` after its first match
+  (or where the caller marks it settled, ``TrackFrame.truth_settled``):
   RMS of |v_track - v_truth| divided by the RMS speed over the same frames (a ratio to the
   speed that stays defined when the object passes through zero speed); mean and max over
   objects with such matches.
@@ -38,6 +39,9 @@ class TrackFrame:
         truth_ids: [G] ground-truth object ids of the VISIBLE objects.
         truth_positions: [G,3]; truth_velocities: [G,3].
         track_ids: [T] output track ids; track_positions: [T,3]; track_velocities: [T,3].
+        truth_settled: [G] bool, or None: where given, an object's velocity error counts only
+            where True (e.g. visible without interruption for a while) instead of from
+            ``settle_s`` after its first match.
 
     """
 
@@ -49,6 +53,7 @@ class TrackFrame:
     track_ids: np.ndarray
     track_positions: np.ndarray
     track_velocities: np.ndarray
+    truth_settled: np.ndarray | None = None
 
 
 @dataclass
@@ -111,7 +116,11 @@ def track_metrics(frames: list[TrackFrame], max_distance: float,
             error = float(np.linalg.norm(frame.track_positions[ti] - truth_position))
             position_errors.append(error / max(distance, 1e-12))
             first_ns.setdefault(truth_id, frame.stamp_ns)
-            if (frame.stamp_ns - first_ns[truth_id]) * 1e-9 >= settle_s:
+            if frame.truth_settled is not None:
+                settled = bool(frame.truth_settled[gi])
+            else:
+                settled = (frame.stamp_ns - first_ns[truth_id]) * 1e-9 >= settle_s
+            if settled:
                 truth_velocity = frame.truth_velocities[gi]
                 velocity_error = float(np.linalg.norm(frame.track_velocities[ti] - truth_velocity))
                 speed = float(np.linalg.norm(truth_velocity))

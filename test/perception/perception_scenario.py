@@ -25,6 +25,7 @@ from vggt4d_ros.perception.observation import observations_from_window
 from vggt4d_ros.perception.perception_tracker import PerceptionOutput
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
 from vggt4d_ros.replay.synthetic import object_id_image
+from vggt4d_ros.replay.synthetic import object_pixels_unoccluded
 from vggt4d_ros.replay.synthetic import object_truth
 from vggt4d_ros.replay.synthetic import SceneConfig
 from vggt4d_ros.replay.synthetic import SyntheticOracleView
@@ -44,6 +45,8 @@ class FrameRecord:
     camera: np.ndarray  # [3] output frame
     truth: list  # ObjectTruth with centre/velocity mapped to the output frame
     visible: dict[int, int]  # object id -> visible pixels
+    unoccluded: dict[int, int]  # object id -> pixels it would cover with nothing in front
+    on_border: dict[int, bool]  # object id -> its visible pixels touch the image border
     output: PerceptionOutput | None = None
 
 
@@ -92,9 +95,12 @@ def run_scene(num_frames: int = 60, seed: int = 0, scene_config: SceneConfig | N
                 for obs in frames:
                     if hide(obs.stamp_ns * 1e-9):
                         obs.mask = np.zeros_like(obs.mask)
-            result = perception.update(frames)
-            if result.stamp_ns is not None:
-                run.records.append(_record(scene, backend, result.stamp_ns, run.scale, result))
+            # One frame per call: the same state as one call per window, but the tracks
+            # of every frame can be compared with the ground truth.
+            for obs in frames:
+                result = perception.update([obs])
+                if result.stamp_ns is not None:
+                    run.records.append(_record(scene, backend, obs.stamp_ns, run.scale, result))
     return run
 
 
@@ -106,5 +112,16 @@ def _record(scene, backend, stamp_ns, scale, output) -> FrameRecord:
         obj.velocity = obj.velocity * scale
     ids = object_id_image(scene, index, backend.intrinsics, NETWORK_HW)
     visible = {obj.object_id: int((ids == obj.object_id).sum()) for obj in truth}
+    unoccluded = object_pixels_unoccluded(scene, index, backend.intrinsics, NETWORK_HW)
+    border = np.zeros(NETWORK_HW, bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    on_border = {obj.object_id: bool((ids[border] == obj.object_id).any()) for obj in truth}
     camera = scene.world_from_camera(index)[:3, 3] * scale
-    return FrameRecord(stamp_ns, index, camera, truth, visible, output)
+    return FrameRecord(stamp_ns, index, camera, truth, visible, unoccluded, on_border, output)
+
+
+def fully_visible(record: FrameRecord, object_id: int, min_fraction: float = 0.9) -> bool:
+    """Seen whole: not cut by the image border and at most 10 % hidden behind something."""
+    total = record.unoccluded[object_id]
+    return (total > 0 and not record.on_border[object_id]
+            and record.visible[object_id] >= min_fraction * total)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from vggt4d_ros.perception.config import DynamicPointsConfig
 from vggt4d_ros.perception.observation import FrameObservation
@@ -93,7 +94,12 @@ def dynamic_points(obs: FrameObservation, config: DynamicPointsConfig,
     keep = thin_evenly(len(rows), config.max_points_per_frame)
     rows, cols = rows[keep], cols[keep]
     camera, output = unproject_pixels(obs, rows, cols, output_from_world)
-    if obs.image is not None:
+    if isinstance(obs.image, torch.Tensor):
+        index = torch.from_numpy(rows).to(obs.image.device), torch.from_numpy(cols).to(
+            obs.image.device)
+        rgb = obs.image[:, index[0], index[1]].float().cpu().numpy().T
+        rgb = np.clip(rgb * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+    elif obs.image is not None:
         rgb = obs.image[:, rows, cols].T
         rgb = np.clip(rgb * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
     else:

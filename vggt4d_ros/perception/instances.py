@@ -71,10 +71,17 @@ def label_image(mask: np.ndarray, depth: np.ndarray, config: InstanceConfig
         parts dropped as small and as excess.
 
     """
-    cut = mask & ~_far_side_of_jumps(mask, depth, config.depth_break)
+    labels = np.zeros(mask.shape, np.int32)
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if not len(rows):
+        return labels, np.zeros(0, np.int64), 0, 0
+    # Work on the dynamic pixels' bounding box only: objects cover a small part of a frame.
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    crop = mask[box]
+    cut = crop & ~_far_side_of_jumps(crop, depth[box], config.depth_break)
     raw, count = ndimage.label(cut, structure=_FOUR_CONNECTED)
     if count == 0:
-        return np.zeros(mask.shape, np.int32), np.zeros(0, np.int64), 0, 0
+        return labels, np.zeros(0, np.int64), 0, 0
     sizes = np.bincount(raw.ravel(), minlength=count + 1)[1:]
     big = np.nonzero(sizes >= config.min_pixels)[0]
     small = count - len(big)
@@ -83,7 +90,8 @@ def label_image(mask: np.ndarray, depth: np.ndarray, config: InstanceConfig
     excess = len(order) - len(kept)
     relabel = np.zeros(count + 1, np.int32)
     relabel[kept + 1] = np.arange(1, len(kept) + 1, dtype=np.int32)
-    return relabel[raw], sizes[kept], small, excess
+    labels[box] = relabel[raw]
+    return labels, sizes[kept], small, excess
 
 
 def _far_side_of_jumps(mask: np.ndarray, depth: np.ndarray, ratio: float) -> np.ndarray:

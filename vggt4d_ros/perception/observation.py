@@ -30,7 +30,8 @@ class FrameObservation:
         intrinsics: [3,3] pinhole intrinsics in network pixels.
         world_from_camera: [4,4] camera-to-global pose (rigid, global units).
         mask: [h,w] bool, True = dynamic.
-        image: [3,h,w] float RGB in [0,1] (as in ``WindowResult.images``), or None (grey).
+        image: [3,h,w] float RGB in [0,1] (as in ``WindowResult.images``: a numpy array or a
+            torch tensor on any device; only the dynamic pixels are read), or None (grey).
         segment: map segment; a change means a new global frame (perception resets).
         valid: [h,w] bool pixels that show the camera image (False on pad borders), or None.
 
@@ -43,7 +44,7 @@ class FrameObservation:
     intrinsics: np.ndarray
     world_from_camera: np.ndarray
     mask: np.ndarray
-    image: np.ndarray | None = None
+    image: np.ndarray | torch.Tensor | None = None
     segment: int = 0
     valid: np.ndarray | None = None
 
@@ -64,7 +65,8 @@ class FrameObservation:
 def observations_from_window(result: WindowResult, update: MapUpdate) -> list[FrameObservation]:
     """Observations of a window's new frames (``update.new_indices``), in window order.
 
-    Copies only the new frames to the host (numpy); masks are the refined masks.
+    Copies the new frames' depth, confidence and masks to the host (numpy); images stay
+    where they are (only the dynamic pixels' colours are read). Masks are the refined masks.
     """
     indices = list(update.new_indices)
     if not indices:
@@ -73,7 +75,6 @@ def observations_from_window(result: WindowResult, update: MapUpdate) -> list[Fr
         depth = result.depth[indices].float().cpu().numpy()
         conf = result.depth_conf[indices].float().cpu().numpy()
         masks = result.refined_masks[indices].bool().cpu().numpy()
-        images = result.images[indices].float().cpu().numpy()
         intrinsics = result.intrinsics[indices].double().cpu().numpy()
     valid = _inside_image(result)
     scale = float(update.window_to_global.scale)
@@ -86,11 +87,11 @@ def observations_from_window(result: WindowResult, update: MapUpdate) -> list[Fr
             intrinsics=intrinsics[k],
             world_from_camera=np.asarray(update.poses[k], dtype=np.float64),
             mask=masks[k],
-            image=images[k],
+            image=result.images[i],
             segment=int(update.segment),
             valid=valid,
         )
-        for k in range(len(indices))
+        for k, i in enumerate(indices)
     ]
 
 

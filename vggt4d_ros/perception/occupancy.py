@@ -6,8 +6,9 @@ Values: int8, 0 free, 100 occupied, -1 unknown; arrays [height, width], row inde
 cell (0, 0) at ``origin_xy`` of the output frame (z up). Per frame:
 
 1. Rays: from the camera's x-y position to every observed point (static points on a
-   ``pixel_stride`` grid plus the dynamic points), cast in 2D; the cells they cross (not
-   their end cell) are observed free.
+   ``pixel_stride`` grid plus the dynamic points), cast in 2D as a range scan (bearing bins
+   about a cell wide, each reaching its farthest point); the cells they cross (not their end
+   cell) are observed free.
 2. Marks: points whose height above ``ground_z`` lies in the band mark their cell: static
    points raise the static log-odds level, dynamic points mark the dynamic grid. Marks win
    over rays of the same frame.
@@ -160,31 +161,52 @@ class OccupancyMapper:
         return np.unique(cells[inside])
 
     def _ray_cells(self, origin: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Unique flat cells crossed by 2D rays origin -> ends [N,2], end cells excluded.
+        """Flat cells crossed by the 2D rays origin -> ends [N,2], end cells excluded.
 
-        Rays are clipped to ``max_range``; end points are first reduced to unique cells (many
-        points share one), then each ray is sampled every half cell.
+        Cast as a 2D range scan (what a costmap's ray tracing amounts to): the bearings
+        around the camera are cut into bins about one cell wide at ``max_range``; each bin
+        keeps its farthest end point; a cell is free when it is nearer than its bin's range
+        minus one cell. Cost: one pass over the points and one over the cells within
+        ``max_range`` of the camera, instead of a walk along every ray.
         """
         cfg = self.config
         if not len(ends):
             return np.zeros(0, np.int64)
         offset = ends - origin
-        length = np.linalg.norm(offset, axis=1)
+        length = np.hypot(offset[:, 0], offset[:, 1])
         keep = (length > 0) & (length <= cfg.max_range)
-        ends, offset, length = ends[keep], offset[keep], length[keep]
-        # One ray per distinct end cell (its centre is within half a cell of every point).
-        snapped = np.floor(ends / cfg.resolution).astype(np.int64)
-        _, first = np.unique(snapped[:, 0] * 4_000_003 + snapped[:, 1], return_index=True)
-        offset, length = offset[first], length[first]
-        self.stats.rays += len(first)
-        if not len(first):
+        self.stats.rays += int(keep.sum())
+        if not keep.any():
             return np.zeros(0, np.int64)
-        step = 0.5 * cfg.resolution
-        count = int(np.ceil(length.max() / step))
-        fractions = np.arange(count) * step  # distance along the ray
-        # Stop one cell short of the end: that cell holds the point itself.
-        usable = fractions[None, :] < (length[:, None] - cfg.resolution)
-        unit = offset / length[:, None]
-        samples = origin + unit[:, None, :] * fractions[None, :, None]
-        cells, inside = self._cell_index(samples[usable])
-        return np.unique(cells[inside])
+        bins = int(min(max(np.ceil(2 * np.pi * cfg.max_range / cfg.resolution), 64), 8192))
+        scale = bins / (2 * np.pi)
+        bearing = np.arctan2(offset[keep, 1], offset[keep, 0])
+        index = np.floor((bearing + np.pi) * scale).astype(np.int64) % bins
+        reach = np.zeros(bins)
+        order = np.argsort(index, kind='stable')
+        index, sorted_length = index[order], length[keep][order]
+        starts = np.concatenate([[0], np.nonzero(np.diff(index))[0] + 1])
+        reach[index[starts]] = np.maximum.reduceat(sorted_length, starts)
+        rows, cols, cell_offset = self._cells_near(origin)
+        distance = np.hypot(cell_offset[:, 0], cell_offset[:, 1])
+        cell_bin = np.floor((np.arctan2(cell_offset[:, 1], cell_offset[:, 0]) + np.pi)
+                            * scale).astype(np.int64) % bins
+        free = distance < reach[cell_bin] - cfg.resolution
+        return rows[free] * cfg.width + cols[free]
+
+    def _cells_near(self, origin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows, columns and centre offsets [K,2] from ``origin`` of cells within range."""
+        cfg = self.config
+        lo = np.floor((origin - cfg.max_range - np.asarray(cfg.origin_xy)) / cfg.resolution)
+        hi = np.ceil((origin + cfg.max_range - np.asarray(cfg.origin_xy)) / cfg.resolution)
+        col0, row0 = np.maximum(lo, 0).astype(np.int64)
+        col1 = int(min(hi[0], cfg.width))
+        row1 = int(min(hi[1], cfg.height))
+        if col1 <= col0 or row1 <= row0:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros((0, 2))
+        rows, cols = np.mgrid[row0:row1, col0:col1]
+        rows, cols = rows.ravel(), cols.ravel()
+        centres = (np.stack([cols, rows], axis=1) + 0.5) * cfg.resolution + np.asarray(
+            cfg.origin_xy)
+        return rows, cols, centres - origin

@@ -106,3 +106,10 @@ def test_markers_delete_all_first_then_cube_arrow_text():
     assert (arrow.points[1].x - arrow.points[0].x) == pytest.approx(0.5 * pm.ARROW_SECONDS)
     assert msg.markers[3].text == '3'
     assert pm.markers_msg(HEADER, []).markers[0].action == Marker.DELETEALL
+
+
+def test_perception_default_output_frame_is_the_nodes_map_frame():
+    from vggt4d_ros.perception.config import Z_UP_FROM_OPTICAL
+    from vggt4d_ros.ros.frames import R_BODY_FROM_OPTICAL
+
+    np.testing.assert_array_equal(Z_UP_FROM_OPTICAL, R_BODY_FROM_OPTICAL)

@@ -37,8 +37,7 @@ NETWORK_HW = (120, 160)
 
 @dataclass
 class FrameRecord:
-    """One window's output (tracks, grids and its frames' clouds) and the ground truth at
-    its last frame, in the output frame."""
+    """One processed frame: its output and the ground truth, in the output frame."""
 
     stamp_ns: int
     index: float

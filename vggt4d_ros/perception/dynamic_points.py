@@ -75,7 +75,7 @@ def unproject_pixels(obs: FrameObservation, rows: np.ndarray, cols: np.ndarray,
 
 
 def thin_evenly(count: int, limit: int) -> np.ndarray:
-    """Indices of at most ``limit`` of ``count`` items, evenly spread and deterministic."""
+    """Pick at most ``limit`` of ``count`` indices, evenly spread and deterministic."""
     if count <= limit:
         return np.arange(count)
     return np.linspace(0, count - 1, limit).round().astype(np.int64)

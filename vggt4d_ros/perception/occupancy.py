@@ -124,7 +124,7 @@ class OccupancyMapper:
         self._dynamic_ns.ravel()[dynamic_cells] = stamp_ns
 
     def grids(self) -> OccupancyGrids:
-        """The current static, dynamic and combined grids."""
+        """Return the current static, dynamic and combined grids."""
         cfg = self.config
         static = np.full(self._level.shape, UNKNOWN, np.int8)
         static[self._seen] = FREE

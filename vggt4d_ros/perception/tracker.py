@@ -163,7 +163,7 @@ class Tracker:
         return ids
 
     def tracks(self) -> list[Track]:
-        """Confirmed tracks missed for at most ``publish_coasting_s``, by id."""
+        """Return the confirmed tracks missed for at most ``publish_coasting_s``, by id."""
         tracks = self._tracks
         if self._stamp_ns is None:
             return []
@@ -279,7 +279,7 @@ class Tracker:
 
 
 def _box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """IoU [A,B] of inclusive pixel boxes (row0, col0, row1, col1) [A,4] and [B,4]."""
+    """Compute the IoU [A,B] of inclusive pixel boxes (row0, col0, row1, col1) [A,4] and [B,4]."""
     top = np.maximum(first[:, None, 0], second[None, :, 0])
     left = np.maximum(first[:, None, 1], second[None, :, 1])
     bottom = np.minimum(first[:, None, 2], second[None, :, 2])

@@ -102,7 +102,7 @@ def occupancy_grid_msg(header: Header, data: np.ndarray, resolution: float,
 
 
 def grid_msgs(header: Header, grids: OccupancyGrids) -> dict[str, OccupancyGrid]:
-    """The three grids as messages: {'static', 'dynamic', 'combined'}."""
+    """Build the three grid messages: {'static', 'dynamic', 'combined'}."""
     return {name: occupancy_grid_msg(header, getattr(grids, name), grids.resolution,
                                      grids.origin_xy, grids.ground_z)
             for name in ('static', 'dynamic', 'combined')}
@@ -193,14 +193,14 @@ def obstacles_msg(header: Header, tracks: list[Track]):
 
 
 def _colour(track_id: int) -> tuple[float, float, float]:
-    """A stable, distinct colour per id (golden-ratio hue walk)."""
+    """Pick a stable, distinct colour per id (golden-ratio hue walk)."""
     hue = (track_id * 0.618033988749895) % 1.0
     rgb = np.clip(np.abs((hue * 6.0 + np.array([0.0, 4.0, 2.0])) % 6.0 - 3.0) - 1.0, 0, 1)
     return tuple(float(v) for v in rgb)
 
 
 def markers_msg(header: Header, tracks: list[Track], namespace: str = 'tracks') -> MarkerArray:
-    """RViz markers: DELETEALL first, then per track a CUBE, a velocity ARROW and its id.
+    """Build RViz markers: DELETEALL first, then per track a CUBE, a velocity ARROW and its id.
 
     Marker ids: 3 * track id (+0 cube, +1 arrow, +2 text). The arrow runs from the centre to
     where the object is ``ARROW_SECONDS`` later at its current velocity.

@@ -71,7 +71,7 @@ def _windows(args: argparse.Namespace) -> tuple[list[EngineOutput], float]:
 
 
 def _settings(scale: float) -> dict[str, PerceptionConfig]:
-    """Configurations to time; lengths in the run's map units (scene metres x scale)."""
+    """Return the configurations to time; lengths in the run's map units (scene metres x scale)."""
     grid = GridConfig(resolution=0.05 * scale, width=200, height=200,
                       origin_xy=(-5.0 * scale, -5.0 * scale), ground_z=0.0,
                       min_height=0.05 * scale, max_height=1.5 * scale, max_range=10 * scale)

@@ -166,8 +166,8 @@ class OccupancyMapper:
         Cast as a 2D range scan (what a costmap's ray tracing amounts to): the bearings
         around the camera are cut into bins about one cell wide at ``max_range``; each bin
         keeps its farthest end point; a cell is free when it is nearer than its bin's range
-        minus one cell. Cost: one pass over the points and one over the cells within
-        ``max_range`` of the camera, instead of a walk along every ray.
+        minus one cell. Cost: one pass over the points and one over the cells of the box
+        spanned by the camera and the points, instead of a walk along every ray.
         """
         cfg = self.config
         if not len(ends):
@@ -187,18 +187,22 @@ class OccupancyMapper:
         index, sorted_length = index[order], length[keep][order]
         starts = np.concatenate([[0], np.nonzero(np.diff(index))[0] + 1])
         reach[index[starts]] = np.maximum.reduceat(sorted_length, starts)
-        rows, cols, cell_offset = self._cells_near(origin)
+        reached = ends[keep]
+        rows, cols, cell_offset = self._cells_within(
+            origin, np.minimum(reached.min(axis=0), origin), np.maximum(reached.max(axis=0),
+                                                                        origin))
         distance = np.hypot(cell_offset[:, 0], cell_offset[:, 1])
         cell_bin = np.floor((np.arctan2(cell_offset[:, 1], cell_offset[:, 0]) + np.pi)
                             * scale).astype(np.int64) % bins
         free = distance < reach[cell_bin] - cfg.resolution
         return rows[free] * cfg.width + cols[free]
 
-    def _cells_near(self, origin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows, columns and centre offsets [K,2] from ``origin`` of cells within range."""
+    def _cells_within(self, origin: np.ndarray, low: np.ndarray, high: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows, columns and centre offsets [K,2] from ``origin`` of the cells in a box."""
         cfg = self.config
-        lo = np.floor((origin - cfg.max_range - np.asarray(cfg.origin_xy)) / cfg.resolution)
-        hi = np.ceil((origin + cfg.max_range - np.asarray(cfg.origin_xy)) / cfg.resolution)
+        lo = np.floor((low - np.asarray(cfg.origin_xy)) / cfg.resolution)
+        hi = np.ceil((high - np.asarray(cfg.origin_xy)) / cfg.resolution)
         col0, row0 = np.maximum(lo, 0).astype(np.int64)
         col1 = int(min(hi[0], cfg.width))
         row1 = int(min(hi[1], cfg.height))

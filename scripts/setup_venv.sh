@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Idempotent setup of the project virtual environment at .venv.
 # Installs torch (CPU build unless a CUDA build is already present), the core and dev
-# requirements, the ROS 2 Jazzy pip wheels, builds tf2_msgs from its one-line definition,
-# and installs this package in editable mode. Re-running only does what is missing.
+# requirements, the ROS 2 Jazzy pip wheels, builds the message packages that have no wheel
+# (msgs/: tf2_msgs, vision_msgs, nav2_dynamic_msgs) from their definitions, and installs this
+# package in editable mode. Re-running only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 STAMP="$VENV/.setup-stamp"
 # The stamp holds a hash of every input of the setup; a change re-runs the affected steps.
-want=$( { cat requirements/*.txt scripts/setup_venv.sh; cat scripts/build_tf2_msgs.sh requirements/ros-build-jazzy.txt msgs/tf2_msgs/* msgs/tf2_msgs/msg/* 2>/dev/null || true; } | sha256sum | cut -c1-16)
+want=$( { cat requirements/*.txt scripts/setup_venv.sh; cat scripts/build_msgs.sh requirements/ros-build-jazzy.txt; find msgs -type f | LC_ALL=C sort | xargs cat 2>/dev/null || true; } | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   echo "setup: $VENV is up to date"
   exit 0
@@ -33,8 +34,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 pip_install -r requirements/core.txt -r requirements/dev.txt
 pip_install -r requirements/ros-jazzy.txt
-if [ -x scripts/build_tf2_msgs.sh ]; then
-  scripts/build_tf2_msgs.sh "$VENV"
+if [ -x scripts/build_msgs.sh ]; then
+  scripts/build_msgs.sh "$VENV"
 fi
 pip_install --no-deps -e .
 echo "$want" > "$STAMP"

@@ -536,3 +536,111 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == '__main__':
     sys.exit(main())
+
+
+# -- ground truth of the moving objects (ids, centres, velocities) ------------------------------
+
+#: Ground-truth object ids: 1 the ball, 2 the crate (0 = no moving object).
+OBJECT_IDS = {'ball': 1, 'crate': 2}
+_OBJECT_MATERIALS = {5: OBJECT_IDS['ball'], 6: OBJECT_IDS['crate']}
+
+
+@dataclass
+class ObjectTruth:
+    """One moving object at one time (world frame, metres, m/s).
+
+    Attributes:
+        object_id: ``OBJECT_IDS`` value.
+        name: 'ball' or 'crate'.
+        centre: [3] centre.
+        velocity: [3] velocity of the centre (analytic derivative of the motion).
+        half_extents: [3] half extents in the object's own frame (the ball: its radius).
+
+    """
+
+    object_id: int
+    name: str
+    centre: np.ndarray
+    velocity: np.ndarray
+    half_extents: np.ndarray
+
+
+def object_truth(scene: SyntheticScene, index: float) -> list[ObjectTruth]:
+    """Ground truth of the ball and the crate at frame ``index`` (fractional allowed)."""
+    t = scene.time_of(index)
+    ball_angle = scene.phase[0] + 1.3 * t
+    ball_velocity = 0.9 * 1.3 * np.array([-np.sin(ball_angle), np.cos(ball_angle), 0.0])
+    crate_velocity = np.array([0.7 * 1.7 * np.cos(scene.phase[1] + 1.7 * t), 0.0, 0.0])
+    return [
+        ObjectTruth(OBJECT_IDS['ball'], 'ball', scene.ball_state(index)[0], ball_velocity,
+                    np.full(3, 0.35)),
+        ObjectTruth(OBJECT_IDS['crate'], 'crate', scene.crate_state(index)[0], crate_velocity,
+                    np.array([0.35, 0.22, 0.3])),
+    ]
+
+
+def object_id_image(scene: SyntheticScene, index: float, intrinsics: np.ndarray,
+                    hw: tuple[int, int]) -> np.ndarray:
+    """[h,w] uint8 ground-truth object id of the first hit per pixel (0 = static scene).
+
+    Rendered with any pinhole ``intrinsics`` and size ``hw`` from the scene's camera pose.
+    """
+    pose = scene.world_from_camera(index)
+    hits = scene._cast(pose[:3, 3], _camera_rays(pose, intrinsics, hw), index)
+    ids = np.zeros(len(hits.material), np.uint8)
+    for material, object_id in _OBJECT_MATERIALS.items():
+        ids[hits.material == material] = object_id
+    return ids.reshape(hw)
+
+
+def object_pixels_unoccluded(scene: SyntheticScene, index: float, intrinsics: np.ndarray,
+                             hw: tuple[int, int]) -> dict[int, int]:
+    """Pixels each moving object would cover with nothing in front of it: {object id: count}.
+
+    With :func:`object_id_image` this gives the visible fraction of an object (occlusion).
+    """
+    pose = scene.world_from_camera(index)
+    origin, dirs = pose[:3, 3], _camera_rays(pose, intrinsics, hw)
+    centre, rotation = scene.ball_state(index)
+    ball = _sphere_hits(origin, dirs, centre, 0.35, rotation)[0] < _FAR
+    centre, rotation = scene.crate_state(index)
+    crate = _box_hits(origin, dirs, centre, np.array([0.35, 0.22, 0.3]), rotation,
+                      inside=False)[0] < _FAR
+    return {OBJECT_IDS['ball']: int(ball.sum()), OBJECT_IDS['crate']: int(crate.sum())}
+
+
+def _camera_rays(pose: np.ndarray, intrinsics: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """World ray directions [h*w,3] with camera-frame z = 1, integer pixel convention."""
+    height, width = hw
+    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
+    cam = np.stack([(u - intrinsics[0, 2]) / intrinsics[0, 0],
+                    (v - intrinsics[1, 2]) / intrinsics[1, 1], np.ones_like(u)], axis=-1)
+    return cam.reshape(-1, 3) @ pose[:3, :3].T
+
+
+class SyntheticOracleView:
+    """The synthetic scene as an oracle-backend scene (``mapping.testing.OracleBackend``).
+
+    Gives ``camera_pose(t)`` and ``render(t, intrinsics, hw) -> (depth, dynamic, rgb)`` at
+    scene time ``t`` (seconds), so the oracle backend can return the synthetic scene's ground
+    truth per window, with its per-window Sim(3) noise.
+    """
+
+    def __init__(self, scene: SyntheticScene) -> None:
+        self.scene = scene
+
+    def index_of(self, t: float) -> float:
+        return t * self.scene.config.fps
+
+    def camera_pose(self, t: float) -> np.ndarray:
+        return self.scene.world_from_camera(self.index_of(t))
+
+    def render(self, t: float, intrinsics: np.ndarray, hw: tuple[int, int]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Depth [h,w] float64 z-depth, dynamic mask [h,w] bool, rgb [h,w,3] uint8."""
+        index = self.index_of(t)
+        pose = self.scene.world_from_camera(index)
+        hits = self.scene._cast(pose[:3, 3], _camera_rays(pose, intrinsics, hw), index)
+        colour = self.scene.textures.shade(hits, self.scene.light).reshape(hw + (3,))
+        rgb = np.clip(np.round(255.0 * colour ** (1 / 2.2)), 0, 255).astype(np.uint8)
+        return hits.t.reshape(hw), hits.dynamic.reshape(hw), rgb

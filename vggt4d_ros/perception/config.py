@@ -1,0 +1,218 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Settings of the planner outputs (dynamic cloud, object tracks, occupancy grids).
+
+Lengths are in **map units**: VGGT's scale-free units (about the first window's mean scene
+depth) unless the engine gets metric scale hints, then metres. Times are in seconds of image
+stamps. Every output has its own off switch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Rotation taking VGGT's OpenCV optical axes (x right, y down, z forward) to z-up axes
+#: (x forward, y left, z up): the node's ``map_to_camera`` convention (same matrix as
+#: ``ros.frames.R_BODY_FROM_OPTICAL``; the core may not import ros/, a test keeps them equal).
+Z_UP_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def default_output_from_world() -> np.ndarray:
+    """[4,4] output frame from the engine's global frame: the first camera, levelled, z up."""
+    pose = np.eye(4)
+    pose[:3, :3] = Z_UP_FROM_OPTICAL
+    return pose
+
+
+@dataclass
+class DynamicPointsConfig:
+    """The dynamic-obstacle cloud: 3D points of the dynamic pixels of every frame.
+
+    Attributes:
+        enabled: build the cloud (tracks and the dynamic grid need the points anyway).
+        min_conf: depth-confidence floor (VGGT confidences are >= 1); pixels below are dropped.
+        conf_percentile: also drop each frame's pixels below this percentile of its
+            confidences (VGGT's confidence has no absolute scale; 0 = off).
+        max_points_per_frame: bound per frame; more dynamic pixels are thinned by an even,
+            deterministic stride over the pixel order (same input, same points).
+        max_depth: drop points farther than this from the camera (map units; inf = keep).
+
+    """
+
+    enabled: bool = True
+    min_conf: float = 1.0
+    conf_percentile: float = 10.0
+    max_points_per_frame: int = 20_000
+    max_depth: float = float('inf')
+
+    def __post_init__(self) -> None:
+        if self.max_points_per_frame < 1:
+            raise ValueError('max_points_per_frame must be >= 1')
+        if not 0.0 <= self.conf_percentile < 100.0:
+            raise ValueError('conf_percentile must be in [0, 100)')
+
+
+@dataclass
+class InstanceConfig:
+    """Splitting a frame's dynamic pixels into objects.
+
+    Attributes:
+        depth_break: neighbouring pixels whose depths differ by more than this fraction of
+            the nearer depth are not connected (two objects overlapping in the image).
+        min_pixels: smaller connected parts are not objects (their points stay in the cloud
+            with object id 0).
+        max_instances: at most this many objects per frame (the largest); the rest -> id 0.
+
+    """
+
+    depth_break: float = 0.08
+    min_pixels: int = 30
+    max_instances: int = 32
+
+    def __post_init__(self) -> None:
+        if self.min_pixels < 1 or self.max_instances < 1:
+            raise ValueError('min_pixels and max_instances must be >= 1')
+
+
+@dataclass
+class TrackerConfig:
+    """Multi-object tracking: assignment, constant-velocity Kalman filter, track life.
+
+    Attributes:
+        enabled: track objects.
+        gate_distance: largest centroid distance (map units) of an association, plus three
+            standard deviations of the track's predicted position.
+        mask_overlap_weight: bonus in the assignment cost for the image-box overlap (IoU)
+            with the track's detection in the previous frame.
+        accel_noise: process noise, standard deviation of the acceleration (units/s^2).
+        measurement_noise: position noise of a detection, as a fraction of its camera range.
+        min_measurement_noise: floor of that noise (map units).
+        size_change_noise: the noise grows by this factor times the largest relative change
+            of the detection's size against the track's (partly hidden objects).
+        confirm_hits: detections before a track is confirmed (gets its public id).
+        max_miss_s: a track not detected for this long is deleted; an object that comes
+            back later gets a new id.
+        tentative_max_miss_s: the same for tracks not yet confirmed.
+        publish_coasting_s: confirmed tracks missed for at most this long are still output
+            (predicted), later ones are kept for re-association but not output.
+        max_tracks: bound on live tracks (new objects are not started beyond it, counted).
+        confidence_rate: per-frame rate of the detection-rate average used as confidence.
+        size_rate: per-detection rate of the size average.
+        depth_completion: push the visible surface's centre back by half the object's width
+            (the camera sees only its front): 'half_width' or 'none'.
+
+    """
+
+    enabled: bool = True
+    gate_distance: float = 0.25
+    mask_overlap_weight: float = 0.5
+    accel_noise: float = 2.0
+    measurement_noise: float = 0.006
+    min_measurement_noise: float = 0.005
+    size_change_noise: float = 5.0
+    confirm_hits: int = 3
+    max_miss_s: float = 1.0
+    tentative_max_miss_s: float = 0.2
+    publish_coasting_s: float = 0.5
+    max_tracks: int = 64
+    confidence_rate: float = 0.3
+    size_rate: float = 0.3
+    depth_completion: str = 'half_width'
+
+    def __post_init__(self) -> None:
+        if self.confirm_hits < 1 or self.max_tracks < 1:
+            raise ValueError('confirm_hits and max_tracks must be >= 1')
+        if self.depth_completion not in ('half_width', 'none'):
+            raise ValueError(f'unknown depth_completion {self.depth_completion!r}')
+
+
+@dataclass
+class GridConfig:
+    """Static / dynamic / combined occupancy grids (nav_msgs/OccupancyGrid semantics).
+
+    The grids lie in the x-y plane of the output frame (z up, see ``PerceptionConfig``),
+    cell (0, 0) at ``origin_xy``, rows along +y. A point marks its cell if its height above
+    ``ground_z`` is in [``min_height``, ``max_height``]; free cells come from 2D ray casting
+    from the camera to every observed point (floor points included).
+
+    Attributes:
+        enabled: build the grids.
+        resolution: cell edge (map units).
+        width, height: cells along x and y.
+        origin_xy: output-frame position of cell (0, 0)'s corner.
+        ground_z: height of the ground in the output frame (``map_to_camera`` puts the first
+            camera at 0, so the floor is at minus the camera height).
+        min_height, max_height: height band above the ground that counts as an obstacle.
+        pixel_stride: static (and free-space) points: every n-th network pixel in x and y.
+        max_range: rays and points beyond this distance from the camera are ignored.
+        hit_weight, miss_weight: static log-odds steps (occupied at >= ``occupied_level``,
+            free at <= ``-occupied_level``), clamped to +-``max_level``.
+        occupied_level, max_level: see above.
+        dynamic_decay_s: a dynamic cell not seen again decays to unknown after this long;
+            a cell seen free since is free at once (a moving object's cells clear when the
+            camera sees the space it left).
+
+    """
+
+    enabled: bool = True
+    resolution: float = 0.05
+    width: int = 200
+    height: int = 200
+    origin_xy: tuple[float, float] = (-5.0, -5.0)
+    ground_z: float = -1.0
+    min_height: float = 0.05
+    max_height: float = 2.0
+    pixel_stride: int = 8
+    max_range: float = 10.0
+    hit_weight: int = 3
+    miss_weight: int = 1
+    occupied_level: int = 3
+    max_level: int = 20
+    dynamic_decay_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.resolution <= 0 or self.width < 1 or self.height < 1:
+            raise ValueError('resolution must be > 0 and width, height >= 1')
+        if self.width * self.height > 16_000_000:
+            raise ValueError('grid larger than 16 M cells')
+        if self.max_height <= self.min_height:
+            raise ValueError('max_height must be above min_height')
+        if self.pixel_stride < 1:
+            raise ValueError('pixel_stride must be >= 1')
+
+
+@dataclass
+class PerceptionConfig:
+    """Planner outputs built from each processed frame (see docs/perception.md).
+
+    Attributes:
+        enabled: master switch.
+        output_from_world: [4,4] rigid transform from the engine's global frame (the first
+            camera's optical frame) to the output frame, whose z axis must point up (gravity)
+            for the grids' height band. Default: the node's ``map_to_camera`` world (the first
+            camera levelled: x forward, y left, z up). In ``odom_to_base`` pass the base->camera
+            extrinsic (``FrameConvention.world_from_vggt``). All outputs are in this frame.
+        points: dynamic-cloud settings.
+        instances: object-splitting settings.
+        tracker: tracking settings.
+        grid: occupancy-grid settings.
+
+    """
+
+    enabled: bool = True
+    output_from_world: np.ndarray = field(default_factory=default_output_from_world)
+    points: DynamicPointsConfig = field(default_factory=DynamicPointsConfig)
+    instances: InstanceConfig = field(default_factory=InstanceConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+
+    def __post_init__(self) -> None:
+        matrix = np.asarray(self.output_from_world, dtype=np.float64)
+        if matrix.shape != (4, 4):
+            raise ValueError(f'output_from_world must be 4x4, got {matrix.shape}')
+        rotation = matrix[:3, :3]
+        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6):
+            raise ValueError('output_from_world must be rigid (orthonormal rotation)')
+        self.output_from_world = matrix

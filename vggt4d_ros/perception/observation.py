@@ -1,0 +1,107 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""FrameObservation: what perception needs of one processed frame, and how to get it.
+
+The engine calls :func:`observations_from_window` once per window with the window's
+``WindowResult`` and ``MapUpdate``: one observation per NEW frame (overlap frames were
+observed in the previous window), in time order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vggt4d_ros.mapping.mapper import MapUpdate
+from vggt4d_ros.motion.result import WindowResult
+
+
+@dataclass
+class FrameObservation:
+    """One frame at network resolution h x w, placed in the engine's global frame.
+
+    Attributes:
+        stamp_ns: image stamp.
+        depth: [h,w] float32 z-depth in the WINDOW's units (0 or non-finite = invalid).
+        depth_scale: global map units per window unit (the window's Sim(3) scale).
+        conf: [h,w] float32 depth confidence, or None (all pixels trusted).
+        intrinsics: [3,3] pinhole intrinsics in network pixels.
+        world_from_camera: [4,4] camera-to-global pose (rigid, global units).
+        mask: [h,w] bool, True = dynamic.
+        image: [3,h,w] float RGB in [0,1] (as in ``WindowResult.images``: a numpy array or a
+            torch tensor on any device; only the dynamic pixels are read), or None (grey).
+        segment: map segment; a change means a new global frame (perception resets).
+        valid: [h,w] bool pixels that show the camera image (False on pad borders), or None.
+
+    """
+
+    stamp_ns: int
+    depth: np.ndarray
+    depth_scale: float
+    conf: np.ndarray | None
+    intrinsics: np.ndarray
+    world_from_camera: np.ndarray
+    mask: np.ndarray
+    image: np.ndarray | torch.Tensor | None = None
+    segment: int = 0
+    valid: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        shape = self.depth.shape
+        if len(shape) != 2 or self.mask.shape != shape:
+            raise ValueError(f'depth {shape} and mask {self.mask.shape} must both be [h,w]')
+        if self.conf is not None and self.conf.shape != shape:
+            raise ValueError(f'conf {self.conf.shape} does not match depth {shape}')
+        if self.image is not None and tuple(self.image.shape) != (3,) + shape:
+            raise ValueError(f'image {self.image.shape} is not [3,{shape[0]},{shape[1]}]')
+        if np.shape(self.intrinsics) != (3, 3) or np.shape(self.world_from_camera) != (4, 4):
+            raise ValueError('intrinsics must be 3x3 and world_from_camera 4x4')
+        if not (np.isfinite(self.depth_scale) and self.depth_scale > 0):
+            raise ValueError(f'depth_scale must be finite and > 0, got {self.depth_scale}')
+
+
+def observations_from_window(result: WindowResult, update: MapUpdate) -> list[FrameObservation]:
+    """Observations of a window's new frames (``update.new_indices``), in window order.
+
+    Copies the new frames' depth, confidence and masks to the host (numpy); images stay
+    where they are (only the dynamic pixels' colours are read). Masks are the refined masks.
+    """
+    indices = list(update.new_indices)
+    if not indices:
+        return []
+    with torch.no_grad():
+        depth = result.depth[indices].float().cpu().numpy()
+        conf = result.depth_conf[indices].float().cpu().numpy()
+        masks = result.refined_masks[indices].bool().cpu().numpy()
+        intrinsics = result.intrinsics[indices].double().cpu().numpy()
+    valid = _inside_image(result)
+    scale = float(update.window_to_global.scale)
+    return [
+        FrameObservation(
+            stamp_ns=int(update.stamps_ns[k]),
+            depth=depth[k],
+            depth_scale=scale,
+            conf=conf[k],
+            intrinsics=intrinsics[k],
+            world_from_camera=np.asarray(update.poses[k], dtype=np.float64),
+            mask=masks[k],
+            image=result.images[i],
+            segment=int(update.segment),
+            valid=valid,
+        )
+        for k, i in enumerate(indices)
+    ]
+
+
+def _inside_image(result: WindowResult) -> np.ndarray:
+    """[h,w] bool: network pixels that show camera content (not pad-mode borders)."""
+    plan = result.transform
+    height, width = plan.network_hw
+    top, left = plan.offset_yx
+    rows = np.arange(height) + top
+    cols = np.arange(width) + left
+    row_ok = (rows >= 0) & (rows < plan.resized_hw[0])
+    col_ok = (cols >= 0) & (cols < plan.resized_hw[1])
+    return row_ok[:, None] & col_ok[None, :]

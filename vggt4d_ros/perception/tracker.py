@@ -1,0 +1,293 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Multi-object tracker: frame instances -> tracks with stable ids and velocities.
+
+Per frame (in stamp order): predict every track to the frame's stamp (constant velocity),
+associate tracks and instances by a globally optimal assignment (``linear_sum_assignment``)
+on a cost of centroid distance over the gate minus a bonus for image-box overlap with the
+track's detection in the previous frame, update the matched tracks (Kalman filter), start a
+tentative track for every unmatched instance.
+
+Life of a track: tentative until ``confirm_hits`` detections, then confirmed and given the
+next public id (1, 2, ...; ids are never reused within a tracker's life, also not after
+``reset``). A track missed for longer than ``max_miss_s`` (tentative: ``tentative_max_miss_s``)
+is deleted. Re-entry: an object that comes back within ``max_miss_s`` near its predicted
+position (the gate widens with the prediction's uncertainty) keeps its id; later it gets a new
+one. Memory is bounded by ``max_tracks`` (instances beyond it start no track, counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from vggt4d_ros.perception import kalman
+from vggt4d_ros.perception.config import TrackerConfig
+from vggt4d_ros.perception.instances import Instance
+
+_NO_MATCH = 1e6
+#: Velocity standard deviation of a new track (units/s): it starts at rest, unsure.
+_INITIAL_VELOCITY_SIGMA = 2.0
+
+
+@dataclass
+class Track:
+    """A confirmed track as output (output frame, map units).
+
+    Attributes:
+        track_id: public id (>= 1), stable over the track's life.
+        position: [3] centre estimate at ``stamp_ns``.
+        velocity: [3] units/s.
+        size: [3] full extent along the output axes.
+        stamp_ns: time the estimate refers to.
+        age_s: time since the track's first detection.
+        hits: detections so far.
+        missed_s: time since its last detection (0 when detected in this frame).
+        confidence: running detection rate in [0, 1].
+        position_var: variance of each position coordinate.
+        velocity_var: variance of each velocity coordinate.
+
+    """
+
+    track_id: int
+    position: np.ndarray
+    velocity: np.ndarray
+    size: np.ndarray
+    stamp_ns: int
+    age_s: float
+    hits: int
+    missed_s: float
+    confidence: float
+    position_var: float
+    velocity_var: float
+
+
+@dataclass
+class TrackerStats:
+    """Counters over the tracker's life."""
+
+    frames: int = 0
+    out_of_order: int = 0
+    births: int = 0
+    confirmed: int = 0
+    deaths: int = 0
+    full: int = 0
+    resets: int = 0
+    assignments: int = 0
+
+
+@dataclass
+class _Tracks:
+    """Struct of arrays over live tracks (T of them)."""
+
+    state: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 2)))
+    cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 2)))
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # 0 = tentative
+    hits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    first_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    seen_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    size: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    box: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    box_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def keep(self, selected: np.ndarray) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name)[selected])
+
+    def append(self, other: '_Tracks') -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
+
+
+class Tracker:
+    """Tracks objects over frames; call :meth:`update` once per frame in stamp order."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.stats = TrackerStats()
+        self._tracks = _Tracks()
+        self._stamp_ns: int | None = None
+        self._frame = 0
+        self._next_id = 1
+
+    def reset(self) -> None:
+        """Drop every track (a map reset: positions of the old segment mean nothing now)."""
+        self._tracks = _Tracks()
+        self._stamp_ns = None
+        self.stats.resets += 1
+
+    @property
+    def live_tracks(self) -> int:
+        """Tracks held (tentative and confirmed): bounded by ``max_tracks``."""
+        return len(self._tracks)
+
+    def update(self, stamp_ns: int, instances: list[Instance]) -> np.ndarray | None:
+        """Process one frame's instances.
+
+        Returns:
+            [M] int64 public track id per instance (0: not a confirmed track), or None when
+            the frame was not newer than the last one (skipped, counted).
+
+        """
+        if self._stamp_ns is not None and stamp_ns <= self._stamp_ns:
+            self.stats.out_of_order += 1
+            return None
+        cfg = self.config
+        tracks = self._tracks
+        self.stats.frames += 1
+        self._frame += 1
+        if len(tracks):
+            dt = np.full(len(tracks), (stamp_ns - self._stamp_ns) * 1e-9)
+            tracks.state, tracks.cov = kalman.predict(tracks.state, tracks.cov, dt,
+                                                      cfg.accel_noise)
+        self._stamp_ns = stamp_ns
+        rows, cols = self._associate(instances)
+        self._update_matched(rows, cols, instances, stamp_ns)
+        detected = np.zeros(len(tracks), bool)
+        detected[rows] = True
+        tracks.confidence += cfg.confidence_rate * (detected - tracks.confidence)
+        new_tracks = np.setdiff1d(np.arange(len(instances)), cols)
+        track_of = np.full(len(instances), -1, np.int64)
+        track_of[cols] = rows
+        born = self._birth([instances[i] for i in new_tracks], stamp_ns)
+        track_of[new_tracks[:born]] = np.arange(len(self._tracks) - born, len(self._tracks))
+        self._confirm()
+        ids = np.where(track_of >= 0, self._tracks.ids[np.maximum(track_of, 0)], 0)
+        self._expire(stamp_ns)
+        return ids
+
+    def tracks(self) -> list[Track]:
+        """Return the confirmed tracks missed for at most ``publish_coasting_s``, by id."""
+        tracks = self._tracks
+        if self._stamp_ns is None:
+            return []
+        out = []
+        for index in np.argsort(tracks.ids):
+            missed = (self._stamp_ns - tracks.seen_ns[index]) * 1e-9
+            if tracks.ids[index] == 0 or missed > self.config.publish_coasting_s:
+                continue
+            out.append(Track(
+                track_id=int(tracks.ids[index]),
+                position=tracks.state[index, :, 0].copy(),
+                velocity=tracks.state[index, :, 1].copy(),
+                size=tracks.size[index].copy(),
+                stamp_ns=int(self._stamp_ns),
+                age_s=(self._stamp_ns - tracks.first_ns[index]) * 1e-9,
+                hits=int(tracks.hits[index]),
+                missed_s=missed,
+                confidence=float(tracks.confidence[index]),
+                position_var=float(tracks.cov[index, 0, 0]),
+                velocity_var=float(tracks.cov[index, 1, 1]),
+            ))
+        return out
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _associate(self, instances: list[Instance]) -> tuple[np.ndarray, np.ndarray]:
+        """Globally optimal gated assignment: (track rows, instance columns)."""
+        tracks = self._tracks
+        if not len(tracks) or not instances:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        cfg = self.config
+        centres = np.stack([inst.centre for inst in instances])
+        predicted = tracks.state[:, :, 0]
+        distance = np.linalg.norm(predicted[:, None, :] - centres[None, :, :], axis=2)
+        gate = cfg.gate_distance + 3.0 * np.sqrt(np.maximum(tracks.cov[:, 0, 0], 0.0))
+        boxes = np.array([inst.box for inst in instances], dtype=np.float64)
+        overlap = _box_iou(tracks.box, boxes)
+        overlap[tracks.box_frame != self._frame - 1] = 0.0
+        cost = distance / gate[:, None] - cfg.mask_overlap_weight * overlap
+        allowed = distance <= gate[:, None]
+        cost = np.where(allowed, cost, _NO_MATCH)
+        rows, cols = linear_sum_assignment(cost)
+        ok = allowed[rows, cols]
+        self.stats.assignments += int(ok.sum())
+        return rows[ok], cols[ok]
+
+    def _update_matched(self, rows: np.ndarray, cols: np.ndarray, instances: list[Instance],
+                        stamp_ns: int) -> None:
+        if not len(rows):
+            return
+        cfg = self.config
+        tracks = self._tracks
+        measured = np.stack([instances[c].centre for c in cols])
+        sizes = np.stack([instances[c].size for c in cols])
+        # A detection whose extent differs from the track's (part of the object hidden, or
+        # two objects merged) has a displaced centre: trust it less.
+        change = np.abs(sizes - tracks.size[rows]) / np.maximum(tracks.size[rows], 1e-9)
+        sigma = self._sigma([instances[c] for c in cols]) * (
+            1.0 + cfg.size_change_noise * change.max(axis=1))
+        tracks.state[rows], tracks.cov[rows] = kalman.update(
+            tracks.state[rows], tracks.cov[rows], measured, sigma)
+        tracks.size[rows] += cfg.size_rate * (sizes - tracks.size[rows])
+        tracks.hits[rows] += 1
+        tracks.seen_ns[rows] = stamp_ns
+        tracks.box[rows] = np.array([instances[c].box for c in cols], dtype=np.float64)
+        tracks.box_frame[rows] = self._frame
+
+    def _sigma(self, instances: list[Instance]) -> np.ndarray:
+        cfg = self.config
+        ranges = np.array([inst.range for inst in instances])
+        return np.maximum(cfg.measurement_noise * ranges, cfg.min_measurement_noise)
+
+    def _birth(self, instances: list[Instance], stamp_ns: int) -> int:
+        """Start tentative tracks (largest instances first: they come sorted); return count."""
+        room = self.config.max_tracks - len(self._tracks)
+        if len(instances) > room:
+            self.stats.full += len(instances) - max(room, 0)
+            instances = instances[: max(room, 0)]
+        if not instances:
+            return 0
+        count = len(instances)
+        centres = np.stack([inst.centre for inst in instances])
+        state, cov = kalman.initial(centres, self._sigma(instances), _INITIAL_VELOCITY_SIGMA)
+        self._tracks.append(_Tracks(
+            state=state, cov=cov, ids=np.zeros(count, np.int64), hits=np.ones(count, np.int64),
+            first_ns=np.full(count, stamp_ns, np.int64),
+            seen_ns=np.full(count, stamp_ns, np.int64),
+            size=np.stack([inst.size for inst in instances]),
+            confidence=np.full(count, self.config.confidence_rate),
+            box=np.array([inst.box for inst in instances], dtype=np.float64),
+            box_frame=np.full(count, self._frame, np.int64),
+        ))
+        self.stats.births += count
+        return count
+
+    def _confirm(self) -> None:
+        tracks = self._tracks
+        ready = np.nonzero((tracks.ids == 0) & (tracks.hits >= self.config.confirm_hits))[0]
+        for index in ready:  # in birth order: older tracks get the smaller ids
+            tracks.ids[index] = self._next_id
+            self._next_id += 1
+        self.stats.confirmed += len(ready)
+
+    def _expire(self, stamp_ns: int) -> None:
+        tracks = self._tracks
+        missed = (stamp_ns - tracks.seen_ns) * 1e-9
+        limit = np.where(tracks.ids > 0, self.config.max_miss_s,
+                         self.config.tentative_max_miss_s)
+        alive = missed <= limit
+        self.stats.deaths += int((~alive).sum())
+        if not alive.all():
+            tracks.keep(alive)
+
+
+def _box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Compute the IoU [A,B] of inclusive pixel boxes (row0, col0, row1, col1) [A,4] and [B,4]."""
+    top = np.maximum(first[:, None, 0], second[None, :, 0])
+    left = np.maximum(first[:, None, 1], second[None, :, 1])
+    bottom = np.minimum(first[:, None, 2], second[None, :, 2])
+    right = np.minimum(first[:, None, 3], second[None, :, 3])
+    inter = np.clip(bottom - top + 1, 0, None) * np.clip(right - left + 1, 0, None)
+
+    def area(box: np.ndarray) -> np.ndarray:
+        return (box[:, 2] - box[:, 0] + 1) * (box[:, 3] - box[:, 1] + 1)
+
+    union = area(first)[:, None] + area(second)[None, :] - inter
+    return inter / np.maximum(union, 1.0)

@@ -1,0 +1,130 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Added time of the planner outputs per window (dynamic cloud, tracks, grids), no network.
+
+The synthetic scene (ball and crate in a room) runs through the oracle backend and the engine
+at the network resolution of a 640x480 camera (392 x 518, windows of 8 frames, 4 new); the
+engine is not timed. Timed per window: ``observations_from_window`` (the host copy of the new
+frames, from ``--device``) plus ``PerceptionTracker.update`` on them, for a few settings.
+Prints a markdown table (wall ms per window p50 / p95 / max and the stage split).
+
+    python -m vggt4d_ros.tools.bench_perception --windows 20
+    python -m vggt4d_ros.tools.bench_perception --device cuda   # results start on the GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+import platform
+import time
+
+import numpy as np
+import torch
+
+from vggt4d_ros.mapping.engine import EngineOutput
+from vggt4d_ros.mapping.engine import PerceptionEngine
+from vggt4d_ros.mapping.mapper import MapperConfig
+from vggt4d_ros.mapping.testing import OracleBackend
+from vggt4d_ros.mapping.window import WindowConfig
+from vggt4d_ros.perception.config import GridConfig
+from vggt4d_ros.perception.config import PerceptionConfig
+from vggt4d_ros.perception.observation import observations_from_window
+from vggt4d_ros.perception.perception_tracker import PerceptionTracker
+from vggt4d_ros.replay.synthetic import SceneConfig
+from vggt4d_ros.replay.synthetic import SyntheticOracleView
+from vggt4d_ros.replay.synthetic import SyntheticScene
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--windows', type=int, default=12, help='timed windows')
+    parser.add_argument('--height', type=int, default=392)
+    parser.add_argument('--width', type=int, default=518)
+    parser.add_argument('--window-size', type=int, default=8)
+    parser.add_argument('--stride', type=int, default=4, help='new frames per window')
+    parser.add_argument('--fps', type=float, default=15.0)
+    parser.add_argument('--device', default='cpu', help='where the window results live')
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    parser.add_argument('--seed', type=int, default=17)
+    return parser.parse_args(argv)
+
+
+def _windows(args: argparse.Namespace) -> tuple[list[EngineOutput], float]:
+    """Engine outputs of the synthetic scene (untimed) and the first window's scale."""
+    frames = args.window_size + args.stride * (args.windows - 1)
+    scene = SyntheticScene(SceneConfig(num_frames=frames, fps=args.fps, seed=args.seed,
+                                       supersample=1))
+    backend = OracleBackend(scene=SyntheticOracleView(scene),
+                            network_hw=(args.height, args.width), seed=args.seed)
+    window = WindowConfig(window_size=args.window_size, stride=args.stride,
+                          min_parallax_px=0, max_keyframe_interval_s=0)
+    engine = PerceptionEngine(backend, window, MapperConfig())
+    outputs = []
+    for i in range(frames):
+        stamp = int(round(i * 1e9 / args.fps))
+        outputs.extend(engine.push(backend.camera_image(stamp), stamp))
+    outputs.extend(engine.flush())
+    for out in outputs:
+        out.result = out.result.to(args.device)
+    return outputs, backend.window_scales[0]
+
+
+def _settings(scale: float) -> dict[str, PerceptionConfig]:
+    """Return the configurations to time; lengths in the run's map units (scene metres x scale)."""
+    grid = GridConfig(resolution=0.05 * scale, width=200, height=200,
+                      origin_xy=(-5.0 * scale, -5.0 * scale), ground_z=0.0,
+                      min_height=0.05 * scale, max_height=1.5 * scale, max_range=10 * scale)
+    base = PerceptionConfig(grid=grid)
+    return {
+        'all outputs (grid stride 8)': base,
+        'all outputs (grid stride 16)': replace(base, grid=replace(grid, pixel_stride=16)),
+        'cloud + tracks (grids off)': replace(base, grid=replace(grid, enabled=False)),
+        'cloud only': replace(base, grid=replace(grid, enabled=False),
+                              tracker=replace(base.tracker, enabled=False)),
+    }
+
+
+def _time(outputs: list[EngineOutput], config: PerceptionConfig, device: str
+          ) -> tuple[np.ndarray, dict[str, float], int]:
+    tracker = PerceptionTracker(config)
+    totals, stages, tracks = [], {'copy': 0.0}, 0
+    for out in outputs:
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        tic = time.perf_counter()
+        frames = observations_from_window(out.result, out.update)
+        copied = time.perf_counter()
+        result = tracker.update(frames)
+        totals.append(time.perf_counter() - tic)
+        stages['copy'] += copied - tic
+        for name, seconds in result.timings.items():
+            stages[name] = stages.get(name, 0.0) + seconds
+        tracks = max(tracks, len(result.tracks))
+    count = len(outputs)
+    return np.array(totals) * 1e3, {k: v * 1e3 / count for k, v in stages.items()}, tracks
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    torch.set_num_threads(args.threads)
+    outputs, scale = _windows(args)
+    outputs = outputs[1:]  # the first window has 8 new frames; time the steady state
+    print(f'# bench_perception: {len(outputs)} windows of {args.window_size} frames '
+          f'({args.stride} new) at {args.height}x{args.width}, device {args.device}, '
+          f'{args.threads} torch thread(s), {platform.processor() or platform.machine()}')
+    print()
+    print('| setting | p50 ms | p95 ms | max ms | copy | points | instances | tracker | grid '
+          '| tracks |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    for name, config in _settings(scale).items():
+        totals, stages, tracks = _time(outputs, config, args.device)
+        split = ' | '.join(f'{stages.get(k, 0.0):.1f}'
+                           for k in ('copy', 'points', 'instances', 'tracker', 'grid'))
+        print(f'| {name} | {np.percentile(totals, 50):.1f} | {np.percentile(totals, 95):.1f} '
+              f'| {totals.max():.1f} | {split} | {tracks} |')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -22,9 +22,6 @@ from vggt4d_ros.ros import frames  # noqa: E402
 from vggt4d_ros.ros.frame_queue import FrameQueue  # noqa: E402
 from vggt4d_ros.ros.outputs import body_twist  # noqa: E402
 from vggt4d_ros.ros.outputs import header_at  # noqa: E402
-from vggt4d_ros.ros.params import attribute_docs  # noqa: E402
-from vggt4d_ros.ros.params import build_config  # noqa: E402
-from vggt4d_ros.ros.params import scalar_fields  # noqa: E402
 
 
 def _image_msg(pixels: np.ndarray, encoding: str, pad: int = 0) -> Image:
@@ -217,32 +214,6 @@ def test_replay_queue_blocks_and_never_drops():
     queue.put('b')
     queue.close()  # a blocked producer is released by close
     assert queue.put('c') is False
-
-
-def test_config_parameters_round_trip():
-    from vggt4d_ros.mapping.mapper import MapperConfig
-    from vggt4d_ros.motion.pipeline import PipelineConfig
-
-    for config_cls in (MapperConfig, PipelineConfig):
-        flat = scalar_fields(config_cls)
-        assert flat, config_cls
-        assert build_config(config_cls, {k: v[0] for k, v in flat.items()}) == config_cls()
-    nested = build_config(PipelineConfig, {'refine_enabled': False, 'coarse.clusters': 9})
-    assert nested.refine_enabled is False and nested.coarse.clusters == 9
-
-
-def test_attribute_docs_parses_continuations():
-    class Example:
-        """Doc.
-
-        Attributes:
-            alpha: first line
-                continues here.
-            beta: second.
-
-        """
-
-    assert attribute_docs(Example) == {'alpha': 'first line continues here.', 'beta': 'second.'}
 
 
 def test_header_at_splits_nanoseconds():

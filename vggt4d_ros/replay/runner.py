@@ -449,13 +449,19 @@ def finish_recorded_run(config: ReplayConfig, masks: dict[int, np.ndarray],
                         model: RecordedModel) -> ReplaySummary:
     """Write outputs, metrics and report from masks/poses recorded off the node.
 
+    Frames the node's keyframe gate skipped get no mask and no pose by design: with the gate
+    on (``window.min_parallax_px`` or ``window.max_keyframe_interval_s`` above 0) missing
+    frames are only counted in metrics.json.
+
     Raises:
-        ReplayError: some sent frame got no mask or no pose (listing how many are missing);
-            the outputs of the frames that did arrive are written first.
+        ReplayError: with the gate off, some sent frame got no mask or no pose (listing how
+            many are missing); the outputs of the frames that did arrive are written first.
 
     """
     out_dir = Path(config.out_dir)
-    state = _RunState(frames_in=frames_sent, window=engine_config(config).window)
+    window = engine_config(config).window
+    gate_on = window.min_parallax_px > 0 or window.max_keyframe_interval_s > 0
+    state = _RunState(frames_in=frames_sent, window=window)
     backend = model
     outputs = ReplayOutputs(out_dir, config.storage, config.copy_images)
     with BagReader(config.bag) as reader:
@@ -485,7 +491,7 @@ def finish_recorded_run(config: ReplayConfig, masks: dict[int, np.ndarray],
                              'frames_missing': len(missing)})
     (out_dir / 'metrics.json').write_text(json.dumps(metrics, indent=2))
     report = _report(config, state, outputs, backend, evaluation)
-    if missing:
+    if missing and not gate_on:
         raise ReplayError(f'DDS replay of {config.bag}: {len(missing)} of {len(sent)} frames '
                           f'got no mask or pose from the node (see {out_dir / "node.log"})')
     return ReplaySummary(out_dir, report, metrics, frames_sent, len(outputs.stamps))

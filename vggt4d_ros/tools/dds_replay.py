@@ -214,6 +214,22 @@ class _Recorder:
         return done and future.result().success
 
 
+def _warmup_size(bag: str | Path, image_topic: str | None) -> dict[str, int]:
+    """Warm the node up at the bag's image size (warm-up never changes the outputs).
+
+    Raises:
+        RuntimeError: the topic has no images.
+
+    """
+    with BagReader(bag) as reader:
+        topic = reader.pick_image_topic(image_topic)
+        first = next(reader.images(topic), None)
+    if first is None:
+        raise RuntimeError(f'bag {bag}: topic {topic} has no images')
+    height, width = first.rgb.shape[:2]
+    return {'warmup_height': int(height), 'warmup_width': int(width)}
+
+
 def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
                             params: dict[str, Any] | None = None, timeout_s: float = 600.0,
                             max_in_flight: int = 32, log_path: str | Path | None = None,
@@ -243,7 +259,8 @@ def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
 
     topic_in = f'/{NODE}/input/image'
     driver_params = {'mode': 'replay', 'image_topic': topic_in, 'diagnostics_period_s': 0.1,
-                     'map_period_s': 0.0, 'use_sim_time': sim_time}
+                     'map_period_s': 0.0, 'use_sim_time': sim_time,
+                     **_warmup_size(bag, image_topic)}
     log_path = Path(log_path or tempfile.mktemp(prefix='vggt4d_dds_replay_', suffix='.log'))
     params_file = write_parameter_file(
         {k: v for k, v in (params or {}).items() if k not in driver_params},

@@ -5,5 +5,5 @@
 ``mapper`` chains each window's ``WindowResult`` into one global frame (Sim(3)), fuses static
 points into ``voxel_map`` and extends the ``trajectory``. ``testing`` holds an analytic oracle
 backend for tests and benchmarks. The window manager and the engine that drives the mapper
-live in ``vggt4d_ros.runtime``. Design: docs/mapping.md.
+live in the runtime package (``runtime/``). Design: docs/mapping.md.
 """

@@ -158,7 +158,7 @@ def _sample_indices(count: int, samples: int) -> set[int]:
 
 
 def parameters(config: ReplayConfig) -> dict[str, Any]:
-    """The flat node parameters of this run (parameter file plus the options given)."""
+    """Return the flat node parameters of this run (parameter file plus options given)."""
     overrides: dict[str, Any] = {}
     if config.device is not None:
         overrides['device'] = config.device
@@ -174,7 +174,7 @@ def parameters(config: ReplayConfig) -> dict[str, Any]:
 
 
 def engine_config(config: ReplayConfig) -> EngineConfig:
-    """The EngineConfig the node would build from :func:`parameters` (same function).
+    """Build the EngineConfig the node would build from :func:`parameters` (same function).
 
     Raises:
         ReplayError: a parameter is invalid (the message names it).

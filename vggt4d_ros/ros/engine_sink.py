@@ -131,7 +131,7 @@ class NodeSink:
         self._publish_s = 0.0
 
     def arrived(self, stamp_ns: int, received_s: float) -> None:
-        """Remember when the image of ``stamp_ns`` arrived (``time.monotonic()``)."""
+        """Remember the arrival time of an image (``received_s``: ``time.monotonic()``)."""
         self._arrivals[stamp_ns] = received_s
         while len(self._arrivals) > ARRIVALS_KEPT:
             self._arrivals.popitem(last=False)
@@ -191,7 +191,7 @@ class NodeSink:
         self._publish_s += time.perf_counter() - start
 
     def _static_map(self, reset: bool) -> tuple[np.ndarray, np.ndarray] | None:
-        """The whole static map when a message is due (period, reset or final flush)."""
+        """Return the whole static map when a message is due (period, reset, final flush)."""
         now = time.monotonic()
         due = now - self._last_map_s >= self._params.map_period_s
         if not self._params.publish_static_map or not (due or reset or self.force_map):

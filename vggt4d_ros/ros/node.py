@@ -185,7 +185,7 @@ class Vggt4dNode(LifecycleNode):
         return SUCCESS
 
     def _start_engine(self) -> None:
-        """A fresh engine around the loaded backend, publishing through a NodeSink."""
+        """Create a fresh engine around the loaded backend, publishing through a NodeSink."""
         self._engine = PerceptionEngine.from_config(self._loaded.backend, self.engine_config)
         self._sink = NodeSink(self, self.params, self._outputs, self._conventions,
                               self._engine.mapper.map.points, self.counters)

@@ -117,7 +117,7 @@ class NodeParams:
 
 
 def node_parameter_specs() -> list[ParameterSpec]:
-    """The node's own parameters (:class:`NodeParams`)."""
+    """List the node's own parameters (:class:`NodeParams`)."""
     return list(field_specs(NodeParams))
 
 
@@ -206,7 +206,7 @@ def read_node_parameters(node) -> NodeParams:
 
 
 def read_engine_config(node) -> EngineConfig:
-    """The EngineConfig of the node's parameters (the function the replay tool uses too).
+    """Build the EngineConfig of the node's parameters (as the replay tool does).
 
     Raises:
         ValueError: a parameter is not allowed or the combination is invalid.

@@ -84,7 +84,7 @@ def _choices(hint: Any) -> tuple[str, ...]:
 
 def field_specs(config_cls: type, prefix: str = '',
                 exclude: tuple[str, ...] = ()) -> Iterator[ParameterSpec]:
-    """The parameters of a config dataclass, nested ones flattened (see the module docstring).
+    """List the parameters of a config dataclass, nested ones flattened (see the module docstring).
 
     Args:
         config_cls: a dataclass whose fields have defaults.
@@ -149,7 +149,7 @@ def build_config(config_cls: type, values: Mapping[str, Any]):
 
 
 def engine_config_from_parameters(values: Mapping[str, Any]) -> EngineConfig:
-    """The EngineConfig of a flat parameter dict (missing names keep their defaults).
+    """Build the EngineConfig of a flat parameter dict (missing names keep their defaults).
 
     Names that are not engine parameters (the node's topics, frames, ...) are ignored.
 
@@ -178,7 +178,7 @@ def engine_config_from_parameters(values: Mapping[str, Any]) -> EngineConfig:
 
 
 def replay_window_parameters(include_mode: bool = True) -> dict[str, Any]:
-    """The replay window policy (:data:`runtime.window.REPLAY_WINDOW`) as flat parameters.
+    """Return the replay window policy (:data:`runtime.window.REPLAY_WINDOW`) as parameters.
 
     ``include_mode=False`` leaves ``mode`` out: every frame a keyframe, in either mode.
     """

@@ -97,13 +97,13 @@ class EngineSink(Protocol):
     """Receiver of the engine's results (see the module docstring for the call order)."""
 
     def masks_ready(self, window: Window, masks: list[MaskOutput]) -> None:
-        """Masks of the window's new frames, before the mapper."""
+        """Receive the masks of the window's new frames, before the mapper."""
 
     def window_mapped(self, output: EngineOutput) -> None:
-        """The mapped window: poses of the new frames, static points, map update."""
+        """Receive the mapped window: poses of the new frames, static points, map update."""
 
     def warning(self, warning: EngineWarning) -> None:
-        """An input reset (counted in the engine's stats as well)."""
+        """Receive an input reset (counted in the engine's stats as well)."""
 
 
 class NullSink:

@@ -292,7 +292,8 @@ def run_replay(config: ReplayConfig, backend: LoadedBackend | None = None) -> Re
         outputs.close()
         evaluation = evaluate(config, reader, outputs.stamps, outputs.poses, outputs.masks)
     metrics = _metrics_json(config, state, outputs, backend, evaluation,
-                            {'engine': stats.__dict__, 'map_points': map_points})
+                            {'engine': stats.__dict__, 'map_points': map_points,
+                             'input_resets': state.warnings})
     (out_dir / 'metrics.json').write_text(json.dumps(metrics, indent=2))
     report = _report(config, state, outputs, backend, evaluation)
     progress(f'report: {report}')

@@ -397,7 +397,7 @@ class Vggt4dNode(LifecycleNode):
         backlog frame by frame.
         """
         engine, sink = self._engine, self._sink
-        start = time.perf_counter()  # the window time includes the keyframe gate, as before
+        start = time.perf_counter()  # window time includes the gate (optical flow in offer)
         for item in batch:
             sink.arrived(item.stamp_ns, item.received_s)
             engine.offer(item.rgb, item.stamp_ns, item.header.frame_id)

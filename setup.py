@@ -38,7 +38,7 @@ setup(
             'vggt4d_node = vggt4d_ros.ros.node:main',
             'vggt4d-replay = vggt4d_ros.replay.cli:main',
             'vggt4d-bench = vggt4d_ros.tools.bench:main',
-            'vggt4d-dds-replay = vggt4d_ros.ros.dds_replay:main',
+            'vggt4d-dds-replay = vggt4d_ros.tools.dds_replay:main',
             'vggt4d-eval = vggt4d_ros.replay.eval_cli:eval_main',
             'vggt4d-bag = vggt4d_ros.replay.eval_cli:bag_main',
         ],

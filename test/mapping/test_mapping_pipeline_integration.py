@@ -16,11 +16,11 @@ pipeline = pytest.importorskip('vggt4d_ros.motion.pipeline')
 
 from vggt4d_ros.geometry.image_transform import plan_resize  # noqa: E402
 from vggt4d_ros.geometry.image_transform import to_network  # noqa: E402
-from vggt4d_ros.mapping.engine import PerceptionEngine  # noqa: E402
 from vggt4d_ros.mapping.mapper import MapperConfig  # noqa: E402
-from vggt4d_ros.mapping.window import WindowConfig  # noqa: E402
 from vggt4d_ros.model.config import VGGTConfig  # noqa: E402
 from vggt4d_ros.model.vggt import VGGT  # noqa: E402
+from vggt4d_ros.runtime.engine import PerceptionEngine  # noqa: E402
+from vggt4d_ros.runtime.window import WindowConfig  # noqa: E402
 
 CAMERA_HW = (45, 80)
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vggt4d_ros.mapping.engine import PerceptionEngine
+from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.mapping.testing import OracleBackend
-from vggt4d_ros.mapping.window import WindowConfig
+from vggt4d_ros.runtime.window import WindowConfig
 from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.perception.observation import observations_from_window

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import replay_dataset_fixtures as fx
+import torch
 
 from vggt4d_ros.replay import eval_runtime as rt
 from vggt4d_ros.replay.bag import BagReader
@@ -28,9 +29,9 @@ from vggt4d_ros.replay.datasets.testing import SequenceOracle
 from vggt4d_ros.replay.errors import ReplayError
 from vggt4d_ros.replay.eval_cli import bag_main
 from vggt4d_ros.replay.eval_cli import eval_main
-from vggt4d_ros.replay.factory import ReplayBackend
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.runner import run_replay
+from vggt4d_ros.runtime.backend import LoadedBackend
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -186,7 +187,8 @@ def test_bag_of_a_sequence_plays_through_the_replay_tool(tmp_path, capsys):
     sequence = load_dataset('davis', tmp_path / 'davis', ['bear'])[0]
     summary = run_replay(ReplayConfig(bag=out, out_dir=tmp_path / 'replay', window_size=4,
                                       stride=2, quiet=True),
-                         ReplayBackend(SequenceOracle(sequence), 'oracle', False, None))
+                         LoadedBackend(SequenceOracle(sequence), torch.device('cpu'),
+                                       torch.float32, 'oracle'))
     assert summary.metrics['masks']['frames'] == 6
     assert summary.metrics['masks']['jf_mean'] == pytest.approx(1.0)
 
@@ -212,11 +214,13 @@ def test_real_pipeline_results_flow_through_the_depth_capture(tmp_path):
     from dataclasses import replace
 
     from vggt4d_ros.motion.pipeline import PipelineConfig
-    from vggt4d_ros.replay.factory import build_backend
+    from vggt4d_ros.runtime.backend import build_backend
+    from vggt4d_ros.runtime.config import BackendConfig
 
     fx.write_dycheck(tmp_path / 'dy', frames=31)
-    tiny = build_backend(None, 'cpu', replace(PipelineConfig(), refine_enabled=False),
-                         network_width=28)
+    tiny = build_backend(BackendConfig(allow_random_weights=True, model_config='tiny',
+                                       device='cpu', network_width=28),
+                         replace(PipelineConfig(), refine_enabled=False))
     code, metrics = _eval('dycheck', tmp_path / 'dy', tmp_path / 'out',
                           fx.write_params(tmp_path / 'params.yaml', window_size=5, stride=2),
                           factory=lambda sequence: tiny.backend)

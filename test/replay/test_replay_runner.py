@@ -24,7 +24,6 @@ from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.bag import BagReader
 from vggt4d_ros.replay.cli import main as cli_main
 from vggt4d_ros.replay.errors import BagError
-from vggt4d_ros.replay.factory import ReplayBackend
 from vggt4d_ros.replay.outputs import OUTPUT_TOPICS
 from vggt4d_ros.replay.outputs import read_tum
 from vggt4d_ros.replay.outputs import tum_line
@@ -33,6 +32,7 @@ from vggt4d_ros.replay.runner import run_replay
 from vggt4d_ros.replay.synthetic import SceneConfig
 from vggt4d_ros.replay.synthetic import SyntheticScene
 from vggt4d_ros.replay.synthetic import write_synthetic_bag
+from vggt4d_ros.runtime.backend import LoadedBackend
 
 SCENE = SceneConfig(num_frames=6, supersample=1)
 
@@ -106,7 +106,7 @@ def test_corrupt_bag_fails_cleanly_and_keeps_partial_outputs(tmp_path):
     bag = write_synthetic_bag(tmp_path / 'bag', SceneConfig(num_frames=12, supersample=1))
     _corrupt_last_chunk(bag)
     oracle = OracleBackend(start_ns=SCENE.start_ns)
-    backend = ReplayBackend(oracle, 'oracle', False, None)
+    backend = LoadedBackend(oracle, torch.device('cpu'), torch.float32, 'oracle')
     out = tmp_path / 'out'
     config = ReplayConfig(bag=bag, out_dir=out, window_size=4, stride=2, quiet=True)
     with pytest.raises(BagError, match=f'{bag}.*corrupt or truncated'):
@@ -194,7 +194,8 @@ def test_exact_backend_gives_zero_error_through_the_whole_chain(tmp_path, truth_
     """
     scene = SceneConfig(num_frames=10, width=154, height=112, supersample=1)
     bag = write_synthetic_bag(tmp_path / 'bag', scene)
-    backend = ReplayBackend(_GroundTruthBackend(scene), 'exact', False, None)
+    backend = LoadedBackend(_GroundTruthBackend(scene), torch.device('cpu'), torch.float32,
+                            'exact')
     config = ReplayConfig(bag=bag, out_dir=tmp_path / 'out', window_size=4, stride=2,
                           quiet=True)
     if truth_source == 'files':

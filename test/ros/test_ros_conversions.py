@@ -23,9 +23,6 @@ from vggt4d_ros.ros.frame_queue import FrameQueue  # noqa: E402
 from vggt4d_ros.ros.frame_queue import QueuedFrame  # noqa: E402
 from vggt4d_ros.ros.outputs import body_twist  # noqa: E402
 from vggt4d_ros.ros.outputs import header_at  # noqa: E402
-from vggt4d_ros.ros.params import attribute_docs  # noqa: E402
-from vggt4d_ros.ros.params import build_config  # noqa: E402
-from vggt4d_ros.ros.params import scalar_fields  # noqa: E402
 
 
 def _image_msg(pixels: np.ndarray, encoding: str, pad: int = 0) -> Image:
@@ -303,32 +300,6 @@ def test_queue_is_bounded_in_bytes_too():
     assert replay.get(1.0).stamp_ns == 0
     blocked.join(5)
     assert not blocked.is_alive() and len(replay) == 2 and replay.dropped == 0
-
-
-def test_config_parameters_round_trip():
-    from vggt4d_ros.mapping.mapper import MapperConfig
-    from vggt4d_ros.motion.pipeline import PipelineConfig
-
-    for config_cls in (MapperConfig, PipelineConfig):
-        flat = scalar_fields(config_cls)
-        assert flat, config_cls
-        assert build_config(config_cls, {k: v[0] for k, v in flat.items()}) == config_cls()
-    nested = build_config(PipelineConfig, {'refine_enabled': False, 'coarse.clusters': 9})
-    assert nested.refine_enabled is False and nested.coarse.clusters == 9
-
-
-def test_attribute_docs_parses_continuations():
-    class Example:
-        """Doc.
-
-        Attributes:
-            alpha: first line
-                continues here.
-            beta: second.
-
-        """
-
-    assert attribute_docs(Example) == {'alpha': 'first line continues here.', 'beta': 'second.'}
 
 
 def test_header_at_splits_nanoseconds():

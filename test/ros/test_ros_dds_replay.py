@@ -17,8 +17,8 @@ from test_ros_node import FAST_WINDOWS  # noqa: E402
 from vggt4d_ros.replay.bag import BagReader  # noqa: E402
 from vggt4d_ros.replay.synthetic import SceneConfig  # noqa: E402
 from vggt4d_ros.replay.synthetic import write_synthetic_bag  # noqa: E402
-from vggt4d_ros.ros.dds_replay import replay_bag_through_node  # noqa: E402
-from vggt4d_ros.ros.dds_replay import write_result  # noqa: E402
+from vggt4d_ros.tools.dds_replay import replay_bag_through_node  # noqa: E402
+from vggt4d_ros.tools.dds_replay import write_result  # noqa: E402
 
 
 def test_bag_replayed_through_node_keeps_every_frame(ros_context, tmp_path, monkeypatch):

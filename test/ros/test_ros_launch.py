@@ -116,9 +116,8 @@ def test_rviz_config_topics_and_qos():
 
 
 @pytest.mark.parametrize('override, message', [
-    (('window.stride', 8), 'stride'),
-    (('mode', 'fast'), 'mode'),
-    (('base_to_camera', [0.0, 1.0]), 'base_to_camera'),
+    (('window.stride', 8), 'stride'),  # allowed alone, not with window_size 8
+    (('image_topic', ''), 'image_topic'),
 ])
 def test_invalid_parameters_fail_configure_with_a_reason(ros_context, override, message):
     from rclpy.lifecycle import TransitionCallbackReturn
@@ -130,6 +129,42 @@ def test_invalid_parameters_fail_configure_with_a_reason(ros_context, override, 
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert message in node.last_error
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize('override, words', [
+    (('mode', 'fast'), 'one of: live, replay'),
+    (('pipeline.refine.mode', 'banana'), 'one of: cluster, gradient'),
+    (('pipeline.refine.neighbour_search', 'fast'), 'one of: image, exact'),
+    (('pipeline.cues.empty_window', 'zero'), 'one of: nearest, none'),
+    (('input_qos', 'bogus'), 'one of: sensor_data, reliable'),
+    (('mapper.voxel.voxel_size', -0.5), 'voxel_size'),
+    (('base_to_camera', [0.0, 1.0]), 'list of 7 numbers'),
+])
+def test_values_not_allowed_fail_at_declaration_with_a_reason(ros_context, override, words):
+    from rclpy.exceptions import InvalidParameterValueException
+    from rclpy.parameter import Parameter
+
+    from vggt4d_ros.ros.node import Vggt4dNode
+
+    with pytest.raises(InvalidParameterValueException) as error:
+        Vggt4dNode(parameter_overrides=[Parameter(override[0], value=override[1])])
+    assert override[0] in str(error.value) and words in str(error.value)
+
+
+def test_descriptors_carry_allowed_values_and_ranges(ros_context):
+    from vggt4d_ros.ros.node import Vggt4dNode
+
+    node = Vggt4dNode()
+    try:
+        refine = node.describe_parameter('pipeline.refine.mode')
+        assert refine.additional_constraints == 'one of: cluster, gradient'
+        assert 'cluster' in refine.description
+        voxel = node.describe_parameter('mapper.voxel.voxel_size').floating_point_range[0]
+        assert 0.0 < voxel.from_value <= 0.02 <= voxel.to_value
+        assert node.describe_parameter('input_qos').additional_constraints == (
+            'one of: sensor_data, reliable')
     finally:
         node.destroy_node()
 

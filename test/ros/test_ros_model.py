@@ -80,8 +80,8 @@ def test_frozen_heap_is_released_with_the_backend():
     import gc
     import weakref
 
-    from vggt4d_ros.ros.backend import freeze_heap
-    from vggt4d_ros.ros.backend import release
+    from vggt4d_ros.runtime.backend import freeze_heap
+    from vggt4d_ros.runtime.backend import release
 
     class Model:
         pass
@@ -104,8 +104,8 @@ def test_warm_up_runs_the_sliding_window_a_stream_will_run():
     from fake_backends import PlaneBackend
 
     from vggt4d_ros.mapping.mapper import MapperConfig
-    from vggt4d_ros.mapping.window import WindowConfig
-    from vggt4d_ros.ros.backend import warm_up
+    from vggt4d_ros.runtime.backend import warm_up
+    from vggt4d_ros.runtime.window import WindowConfig
 
     class Recorder(PlaneBackend):
         def __init__(self):

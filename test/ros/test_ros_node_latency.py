@@ -121,7 +121,7 @@ def run_in_process(subscribe: bool) -> InProcessRun:
         wrap(outputs.mask_pub, 'publish', events,
              lambda msg: (stamp_to_ns(msg.header.stamp), msg.header.frame_id, msg.encoding))
         assert node.trigger_activate() == SUCCESS
-        wrap(node._engine._engine.mapper, 'integrate', events,
+        wrap(node._engine.mapper, 'integrate', events,
              lambda result, **kwargs: [int(s) for s in result.stamps_ns])
 
         t0 = time.time_ns() - 11 * PERIOD_NS  # a camera stamping with this host's clock

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Streaming mapping, independent of the network and of ROS.
 
-``window`` cuts frames into overlapping windows, ``mapper`` chains each window's
-``WindowResult`` into one global frame (Sim(3)), fuses static points into ``voxel_map`` and
-extends the ``trajectory``; ``engine`` glues window manager -> backend -> mapper. ``testing``
-holds an analytic oracle backend for tests and benchmarks. Design: docs/mapping.md.
+``mapper`` chains each window's ``WindowResult`` into one global frame (Sim(3)), fuses static
+points into ``voxel_map`` and extends the ``trajectory``. ``testing`` holds an analytic oracle
+backend for tests and benchmarks. The window manager and the engine that drives the mapper
+live in the runtime package (``runtime/``). Design: docs/mapping.md.
 """

@@ -50,40 +50,51 @@ class MapperConfig:
     """Mapper settings (units: network pixels, relative errors are fractions of depth).
 
     Attributes:
-        pixel_stride: sample every n-th pixel in x and y for alignment and the map.
-        conf_percentile: drop each window's lowest-confidence pixels below this percentile.
-        min_conf: absolute depth-confidence floor (VGGT confidences are >= 1).
-        mask_dilation_px: grow dynamic masks by this radius before excluding pixels, so
-            object borders do not leak into the static map.
-        max_align_points: cap on point pairs in the Sim(3) fit (evenly subsampled).
-        min_align_points: fewer static confident pairs -> pose-chaining fallback.
-        huber_delta: IRLS Huber threshold relative to each point's depth.
-        irls_iterations: IRLS iterations after the first weighted fit.
-        inlier_threshold: a pair is an inlier if its residual / depth is below this.
-        max_median_residual: alignment fails above this median residual / depth.
-        min_inlier_ratio: alignment fails below this (confidence-weighted) inlier fraction.
-        max_scale_jump: alignment fails if the window scale differs from the previous
-            window's by more than this factor (either way).
-        clear_map_on_reset: drop the voxel map when a reset starts a new segment.
-        max_trajectory_poses: bound on stored poses.
         voxel: voxel map settings.
 
     """
 
-    pixel_stride: int = 8
-    conf_percentile: float = 25.0
-    min_conf: float = 1.0
-    mask_dilation_px: int = 2
-    max_align_points: int = 8_000
-    min_align_points: int = 200
-    huber_delta: float = 0.02
-    irls_iterations: int = 4
-    inlier_threshold: float = 0.05
-    max_median_residual: float = 0.1
-    min_inlier_ratio: float = 0.3
-    max_scale_jump: float = 8.0
-    clear_map_on_reset: bool = True
-    max_trajectory_poses: int = 200_000
+    pixel_stride: int = field(default=8, metadata={
+        'description': 'sample every n-th pixel in x and y for alignment and the map.',
+        'range': (1, 256)})
+    conf_percentile: float = field(default=25.0, metadata={
+        'description': "drop each window's lowest-confidence pixels below this percentile.",
+        'range': (0.0, 100.0)})
+    min_conf: float = field(default=1.0, metadata={
+        'description': 'absolute depth-confidence floor (VGGT confidences are >= 1).',
+        'range': (0.0, 1000000.0)})
+    mask_dilation_px: int = field(default=2, metadata={
+        'description':
+            'grow dynamic masks by this radius before excluding pixels, so object borders do not'
+            ' leak into the static map.', 'range': (0, 1000)})
+    max_align_points: int = field(default=8_000, metadata={
+        'description': 'cap on point pairs in the Sim(3) fit (evenly subsampled).',
+        'range': (1, 100000000)})
+    min_align_points: int = field(default=200, metadata={
+        'description': 'fewer static confident pairs -> pose-chaining fallback.',
+        'range': (0, 100000000)})
+    huber_delta: float = field(default=0.02, metadata={
+        'description': "IRLS Huber threshold relative to each point's depth.",
+        'range': (0.0, 1000.0)})
+    irls_iterations: int = field(default=4, metadata={
+        'description': 'IRLS iterations after the first weighted fit.', 'range': (0, 1000)})
+    inlier_threshold: float = field(default=0.05, metadata={
+        'description': 'a pair is an inlier if its residual / depth is below this.',
+        'range': (0.0, 1000.0)})
+    max_median_residual: float = field(default=0.1, metadata={
+        'description': 'alignment fails above this median residual / depth.',
+        'range': (0.0, 1000.0)})
+    min_inlier_ratio: float = field(default=0.3, metadata={
+        'description': 'alignment fails below this (confidence-weighted) inlier fraction.',
+        'range': (0.0, 1.0)})
+    max_scale_jump: float = field(default=8.0, metadata={
+        'description':
+            "alignment fails if the window scale differs from the previous window's by more than"
+            ' this factor (either way).', 'range': (1.0, 1000000.0)})
+    clear_map_on_reset: bool = field(default=True, metadata={
+        'description': 'drop the voxel map when a reset starts a new segment.'})
+    max_trajectory_poses: int = field(default=200_000, metadata={
+        'description': 'bound on stored poses.', 'range': (1, 1000000000)})
     voxel: VoxelMapConfig = field(default_factory=VoxelMapConfig)
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ exported (single-pixel outliers), and ``prune`` removes stale low-hit voxels on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,24 +31,24 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 @dataclass
 class VoxelMapConfig:
-    """Voxel map settings.
+    """Voxel map settings."""
 
-    Attributes:
-        voxel_size: edge length in map units (see docs/mapping.md for the scale convention).
-        max_voxels: hard bound on stored voxels.
-        evict_to_fraction: after an eviction the map holds at most this fraction of
-            ``max_voxels`` (headroom so evictions are rare).
-        min_hits_export: voxels with fewer fused points are left out of ``points()``.
-        stale_after: integrations without a new hit after which a low-hit voxel is an
-            outlier that eviction removes first.
-
-    """
-
-    voxel_size: float = 0.02
-    max_voxels: int = 500_000
-    evict_to_fraction: float = 0.9
-    min_hits_export: int = 2
-    stale_after: int = 10
+    voxel_size: float = field(default=0.02, metadata={
+        'description': 'edge length in map units (see docs/mapping.md for the scale convention).',
+        'range': (1e-06, 1000000.0)})
+    max_voxels: int = field(default=500_000, metadata={
+        'description': 'hard bound on stored voxels.', 'range': (1, 1000000000)})
+    evict_to_fraction: float = field(default=0.9, metadata={
+        'description':
+            'after an eviction the map holds at most this fraction of ``max_voxels`` (headroom '
+            'so evictions are rare).', 'range': (0.0, 1.0)})
+    min_hits_export: int = field(default=2, metadata={
+        'description': 'voxels with fewer fused points are left out of ``points()``.',
+        'range': (0, 1000000)})
+    stale_after: int = field(default=10, metadata={
+        'description':
+            'integrations without a new hit after which a low-hit voxel is an outlier that '
+            'eviction removes first.', 'range': (0, 1000000)})
 
     def __post_init__(self) -> None:
         if self.voxel_size <= 0 or self.max_voxels < 1:

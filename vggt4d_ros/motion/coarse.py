@@ -14,7 +14,7 @@ Everything stays on the device; no host synchronisation is needed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import math
 from typing import Sequence
 
@@ -31,27 +31,28 @@ class CoarseConfig:
     """Coarse-mask settings (release defaults).
 
     Attributes:
-        clusters: feature k-means clusters.
-        kmeans_iterations: Lloyd iterations.
         kmeans_tolerance: optional early stop (costs one host sync per iteration).
-        seed: k-means++ seed.
         otsu_classes: candidate numbers of classes.
-        otsu_bins: histogram bins.
-        eps: min-max epsilon.
-        compile_kmeans: on CUDA, run the k-means steps through ``torch.compile`` (fewer,
-            fused kernels; compiles once per window shape on first use, which takes seconds;
-            may round differently from the eager steps). Ignored on the CPU.
 
     """
 
-    clusters: int = 64
-    kmeans_iterations: int = 30
+    clusters: int = field(default=64, metadata={
+        'description': 'feature k-means clusters.', 'range': (1, 4096)})
+    kmeans_iterations: int = field(default=30, metadata={
+        'description': 'Lloyd iterations.', 'range': (1, 10000)})
     kmeans_tolerance: float | None = None
-    seed: int = 42
+    seed: int = field(default=42, metadata={
+        'description': 'k-means++ seed.', 'range': (0, 2147483647)})
     otsu_classes: tuple[int, ...] = (2, 3, 4)
-    otsu_bins: int = 256
-    eps: float = 1e-6
-    compile_kmeans: bool = False
+    otsu_bins: int = field(default=256, metadata={
+        'description': 'histogram bins.', 'range': (2, 65536)})
+    eps: float = field(default=1e-6, metadata={
+        'description': 'min-max epsilon.', 'range': (0.0, 1.0)})
+    compile_kmeans: bool = field(default=False, metadata={
+        'description':
+            'on CUDA, run the k-means steps through ``torch.compile`` (fewer, fused kernels; '
+            'compiles once per window shape on first use, which takes seconds; may round '
+            'differently from the eager steps). Ignored on the CPU.'})
 
 
 @dataclass

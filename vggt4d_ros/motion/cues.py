@@ -21,7 +21,7 @@ normalised per frame and combined into D = N[(1-A)(1-B) Cd (1-Dk) E].
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import functools
 from typing import Literal, Mapping, Sequence
 
@@ -57,18 +57,21 @@ class CueConfig:
     Attributes:
         layers: global blocks per map.
         offsets: temporal window, frame-index offsets from the reference (0 is ignored).
-        eps: min-max normalisation epsilon.
-        empty_window: what a frame whose window is empty (short windows) uses:
-            'nearest' = the closest other frame(s) in index distance, 'none' = no cue (D = 0).
-        frame_chunk: reference frames per batched N x N matmul (bounds the [chunk, N, N] buffer).
 
     """
 
     layers: CueLayers = CueLayers()
     offsets: tuple[int, ...] = (-6, -4, -2, 2, 4, 6)
-    eps: float = 1e-6
-    empty_window: EmptyWindowPolicy = 'nearest'
-    frame_chunk: int = 16
+    eps: float = field(default=1e-6, metadata={
+        'description': 'min-max normalisation epsilon.', 'range': (0.0, 1.0)})
+    empty_window: EmptyWindowPolicy = field(default='nearest', metadata={
+        'description':
+            "what a frame whose window is empty (short windows) uses: 'nearest' = the closest "
+            "other frame(s) in index distance, 'none' = no cue (D = 0)."})
+    frame_chunk: int = field(default=16, metadata={
+        'description':
+            'reference frames per batched N x N matmul (bounds the [chunk, N, N] buffer).',
+        'range': (1, 4096)})
 
 
 @dataclass

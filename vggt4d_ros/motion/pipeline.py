@@ -17,10 +17,10 @@ Outputs follow the release: depth, confidence and intrinsics from pass 1, poses 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 import gc
 import time
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -66,55 +66,62 @@ class PipelineConfig:
     """Every setting of the window pipeline (defaults = the release, spec section 2.9).
 
     Attributes:
-        resize_mode: VGGT preprocessing, 'crop' (release) or 'pad'.
         cues: temporal window, cue layers, epsilon (layers are for the 24-block model; other
             depths get them rescaled, see :func:`layers_for_depth`).
         coarse: feature k-means and multi-Otsu settings.
         refine: stage-3 settings.
-        refine_enabled: False = refined masks are the coarse masks (skips stage 3).
         masked_frame_blocks: frame-attention blocks whose dynamic keys are removed in pass 2.
         masked_global_blocks: global-attention blocks likewise.
-        token_mask_threshold: a patch is dynamic when max-pooled mask > this (release 0.5).
-        min_cue_contrast: static-scene gate; frames whose raw-statistic contrast
-            (:func:`motion.cues.cue_contrast`) is below it get no dynamic mask. 0 = off
-            (release behaviour: every frame's saliency peaks at 1). Calibrate on real weights.
-        profile: synchronise the device after every stage for exact wall-clock timings; off,
-            stages are timed with CUDA events and the host waits once at the end.
-        cuda_graphs: on CUDA, replay the coarse stage and the refinement's 3D k-means from
-            CUDA graphs (recorded once per window size / candidate bucket): same kernels,
-            same results, without the launch overhead of their thousands of small kernels.
-        compile_model: on CUDA, ``torch.compile`` the aggregator, the DINOv2 embedding and
-            the camera and depth heads in place when the pipeline is built (state_dict keys
-            kept; each pass's blocks trace as one graph). The first window of each size pays
-            the compilation (~70 s on an H200).
         compile_mode: ``torch.compile`` mode (None = default; e.g.
             'max-autotune-no-cudagraphs').
-        fused_gelu: run every MLP's fc1 + GELU as one GEMM with a GELU epilogue (tanh form)
-            when the network runs in half precision on CUDA (``model.layers.linear_gelu``;
-            3.5 ms less per 8-frame window on an H200, differences far below bf16 rounding).
-            Sets a flag on the model's MLPs.
-        reuse_frame_features: keep the network image and DINOv2 patch features of the last
-            window's frames and reuse them for the frames a sliding window shares with it
-            (same stamp, same image array): with stride 4 of 8, half of the embedding work.
-            The embedding is per frame, so the features are the same up to GEMM rounding.
 
     """
 
-    resize_mode: str = 'crop'
+    resize_mode: Literal['crop', 'pad'] = field(default='crop', metadata={
+        'description': "VGGT preprocessing, 'crop' (release) or 'pad'."})
     cues: CueConfig = CueConfig()
     coarse: CoarseConfig = CoarseConfig()
     refine: RefineConfig = RefineConfig()
-    refine_enabled: bool = True
+    refine_enabled: bool = field(default=True, metadata={
+        'description': 'False = refined masks are the coarse masks (skips stage 3).'})
     masked_frame_blocks: tuple[int, ...] = (0, 1, 2, 3, 4)
     masked_global_blocks: tuple[int, ...] = (0, 1, 2, 3, 4)
-    token_mask_threshold: float = 0.5
-    min_cue_contrast: float = 0.0
-    profile: bool = False
-    cuda_graphs: bool = True
-    compile_model: bool = False
+    token_mask_threshold: float = field(default=0.5, metadata={
+        'description': 'a patch is dynamic when max-pooled mask > this (release 0.5).',
+        'range': (0.0, 1.0)})
+    min_cue_contrast: float = field(default=0.0, metadata={
+        'description': 'static-scene gate; frames whose raw-statistic contrast '
+        '(:func:`motion.cues.cue_contrast`) is below it get no dynamic mask. 0 = off (release '
+        "behaviour: every frame's saliency peaks at 1). Calibrate on real weights.",
+        'range': (0.0, 1000000.0)})
+    profile: bool = field(default=False, metadata={
+        'description':
+            'synchronise the device after every stage for exact wall-clock timings; off, stages '
+            'are timed with CUDA events and the host waits once at the end.'})
+    cuda_graphs: bool = field(default=True, metadata={
+        'description':
+            "on CUDA, replay the coarse stage and the refinement's 3D k-means from CUDA graphs "
+            '(recorded once per window size / candidate bucket): same kernels, same results, '
+            'without the launch overhead of their thousands of small kernels.'})
+    compile_model: bool = field(default=False, metadata={
+        'description':
+            'on CUDA, ``torch.compile`` the aggregator, the DINOv2 embedding and the camera and '
+            "depth heads in place when the pipeline is built (state_dict keys kept; each pass's "
+            'blocks trace as one graph). The first window of each size pays the compilation (~70'
+            ' s on an H200).'})
     compile_mode: str | None = None
-    fused_gelu: bool = True
-    reuse_frame_features: bool = True
+    fused_gelu: bool = field(default=True, metadata={
+        'description':
+            "run every MLP's fc1 + GELU as one GEMM with a GELU epilogue (tanh form) when the "
+            'network runs in half precision on CUDA (``model.layers.linear_gelu``; 3.5 ms less '
+            'per 8-frame window on an H200, differences far below bf16 rounding). Sets a flag on'
+            " the model's MLPs."})
+    reuse_frame_features: bool = field(default=True, metadata={
+        'description':
+            "keep the network image and DINOv2 patch features of the last window's frames and "
+            'reuse them for the frames a sliding window shares with it (same stamp, same image '
+            'array): with stride 4 of 8, half of the embedding work. The embedding is per frame,'
+            ' so the features are the same up to GEMM rounding.'})
 
 
 def layers_for_depth(layers: CueLayers, depth: int) -> CueLayers:

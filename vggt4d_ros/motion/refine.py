@@ -29,7 +29,7 @@ enough kept views inherit their cluster's decision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import functools
 import logging
 from typing import Callable, Literal
@@ -48,56 +48,64 @@ NeighbourSearch = Literal['image', 'exact']
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """Stage-3 settings (release defaults).
+    """Stage-3 settings (release defaults)."""
 
-    Attributes:
-        mode: 'cluster' (release) or 'gradient' (per-pixel projection-gradient score).
-        sor_neighbours: neighbours of the statistical outlier removal (the point included,
-            as Open3D's KNN search returns the query point itself).
-        sor_std_ratio: keep points whose mean neighbour distance < mean + ratio * std.
-        neighbour_search: 'exact' = brute-force kNN over all points of the frame (chunked);
-            'image' = kNN restricted to a (2r+1)^2 pixel window (organised depth maps keep
-            3D neighbours close in the image; far faster, see docs/method.md).
-        image_radius: r of the 'image' search.
-        compile_search: on CUDA, run the 'image' search through torch.compile (one fused
-            selection kernel instead of a sort; compiles once, a few seconds, on first use).
-        clusters: 3D k-means clusters per frame.
-        compile_kmeans: in the pipeline on CUDA, run the 3D k-means' steps through
-            ``torch.compile`` with dynamic shapes (one compilation for every candidate count;
-            the Lloyd step then never stores the [S,C,k] membership). The pipeline turns it on
-            with ``compile_model``. Same algorithm, possibly other fp32 rounding.
-        kmeans_iterations: Lloyd iterations.
-        seed: k-means++ seed.
-        occlusion_margin: z - margin < d_j counts as visible (normalised depth units).
-        min_valid_ratio: below this kept / ((S-1)*|c|) the cluster is dynamic.
-        threshold: score above which a cluster (pixel) is dynamic.
-        consistent_pixel_centres: sample frame j at (x - 0.5, y - 0.5) so projection and
-            back-projection use the same pixel-centre convention (release: False).
-        gradient_floor: lower bound of ||dr/dX|| in 'gradient' mode (the e_z term alone has
-            norm 1, so 1.0 only ever down-weights residuals).
-        close_kernel: elliptic closing size; dilate_kernel: square dilation size (0 = off).
-        point_budget: max candidate-point x frame pairs projected at once (memory bound).
-
-    """
-
-    mode: RefineMode = 'cluster'
-    sor_neighbours: int = 20
-    sor_std_ratio: float = 2.5
-    neighbour_search: NeighbourSearch = 'image'
-    image_radius: int = 4
-    compile_search: bool = True
-    clusters: int = 30
-    compile_kmeans: bool = False
-    kmeans_iterations: int = 30
-    seed: int = 42
-    occlusion_margin: float = 0.01
-    min_valid_ratio: float = 0.05
-    threshold: float = 0.1
-    consistent_pixel_centres: bool = False
-    gradient_floor: float = 1.0
-    close_kernel: int = 5
-    dilate_kernel: int = 3
-    point_budget: int = 1 << 23
+    mode: RefineMode = field(default='cluster', metadata={
+        'description': "'cluster' (release) or 'gradient' (per-pixel projection-gradient score)."})
+    sor_neighbours: int = field(default=20, metadata={
+        'description':
+            "neighbours of the statistical outlier removal (the point included, as Open3D's KNN "
+            'search returns the query point itself).', 'range': (1, 1024)})
+    sor_std_ratio: float = field(default=2.5, metadata={
+        'description': 'keep points whose mean neighbour distance < mean + ratio * std.',
+        'range': (0.0, 1000.0)})
+    neighbour_search: NeighbourSearch = field(default='image', metadata={
+        'description':
+            "'exact' = brute-force kNN over all points of the frame (chunked); 'image' = kNN "
+            'restricted to a (2r+1)^2 pixel window (organised depth maps keep 3D neighbours '
+            'close in the image; far faster, see docs/method.md).'})
+    image_radius: int = field(default=4, metadata={
+        'description': "r of the 'image' search.", 'range': (1, 64)})
+    compile_search: bool = field(default=True, metadata={
+        'description':
+            "on CUDA, run the 'image' search through torch.compile (one fused selection kernel "
+            'instead of a sort; compiles once, a few seconds, on first use).'})
+    clusters: int = field(default=30, metadata={
+        'description': '3D k-means clusters per frame.', 'range': (1, 4096)})
+    compile_kmeans: bool = field(default=False, metadata={
+        'description':
+            "in the pipeline on CUDA, run the 3D k-means' steps through ``torch.compile`` with "
+            'dynamic shapes (one compilation for every candidate count; the Lloyd step then '
+            'never stores the [S,C,k] membership). The pipeline turns it on with '
+            '``compile_model``. Same algorithm, possibly other fp32 rounding.'})
+    kmeans_iterations: int = field(default=30, metadata={
+        'description': 'Lloyd iterations.', 'range': (1, 10000)})
+    seed: int = field(default=42, metadata={
+        'description': 'k-means++ seed.', 'range': (0, 2147483647)})
+    occlusion_margin: float = field(default=0.01, metadata={
+        'description': 'z - margin < d_j counts as visible (normalised depth units).',
+        'range': (0.0, 1000.0)})
+    min_valid_ratio: float = field(default=0.05, metadata={
+        'description': 'below this kept / ((S-1)*|c|) the cluster is dynamic.',
+        'range': (0.0, 1.0)})
+    threshold: float = field(default=0.1, metadata={
+        'description': 'score above which a cluster (pixel) is dynamic.',
+        'range': (0.0, 1000000.0)})
+    consistent_pixel_centres: bool = field(default=False, metadata={
+        'description':
+            'sample frame j at (x - 0.5, y - 0.5) so projection and back-projection use the same'
+            ' pixel-centre convention (release: False).'})
+    gradient_floor: float = field(default=1.0, metadata={
+        'description':
+            "lower bound of ||dr/dX|| in 'gradient' mode (the e_z term alone has norm 1, so 1.0 "
+            'only ever down-weights residuals).', 'range': (0.0, 1000000.0)})
+    close_kernel: int = field(default=5, metadata={
+        'description': 'elliptic closing size (0 = off).', 'range': (0, 255)})
+    dilate_kernel: int = field(default=3, metadata={
+        'description': 'square dilation size (0 = off).', 'range': (0, 255)})
+    point_budget: int = field(default=1 << 23, metadata={
+        'description': 'max candidate-point x frame pairs projected at once (memory bound).',
+        'range': (1, 1099511627776)})
 
 
 @dataclass

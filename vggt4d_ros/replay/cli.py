@@ -3,22 +3,40 @@
 """``vggt4d-replay``: replay a rosbag2 through VGGT4D, evaluate it and write a report.
 
 Exit codes: 0 success; 2 bad input (missing/corrupt/truncated/empty bag, missing topic, bad
-weights, bad arguments); 3 the DDS mode lost frames or the node failed. Partial outputs of a
-failed run are kept in the output directory.
+weights, bad parameters or arguments); 3 the DDS mode lost frames or the node failed. Partial
+outputs of a failed run are kept in the output directory.
+
+``--params FILE`` takes any node parameter file; the run then uses exactly the engine the node
+builds from it (see :mod:`vggt4d_ros.replay.parameters`). ``--mode dds`` runs the DDS replay
+driver (``python -m vggt4d_ros.tools.dds_replay``) as a subprocess with the same parameters:
+``replay/`` never imports ``ros/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+import subprocess
 import sys
 
+import numpy as np
+
 from vggt4d_ros.replay.errors import ReplayError
-from vggt4d_ros.replay.factory import RANDOM_WEIGHTS_WARNING
+from vggt4d_ros.replay.outputs import read_mask_dir
+from vggt4d_ros.replay.outputs import read_tum
 from vggt4d_ros.replay.inputs import validate_options
+from vggt4d_ros.replay.parameters import RANDOM_WEIGHTS_WARNING
+from vggt4d_ros.replay.runner import dds_model
+from vggt4d_ros.replay.runner import engine_config
+from vggt4d_ros.replay.runner import parameters
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.runner import ReplaySummary
 from vggt4d_ros.replay.runner import WEIGHTS_ENV
+from vggt4d_ros.runtime.parameters import write_parameter_file
+
+#: The DDS replay driver, started as a module so that replay/ does not import it.
+DDS_DRIVER = 'vggt4d_ros.tools.dds_replay'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,12 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help='offline: drive the engine directly (deterministic, default); '
                              'dds: replay through the real node over DDS')
     parser.add_argument('--image-topic', default=None, help='camera topic (default: auto)')
+    parser.add_argument('--params', type=Path, default=None,
+                        help='node parameter file (e.g. config/vggt4d.yaml): run the engine '
+                             'the node builds from it (mode replay); the options below '
+                             'override it where given')
+    parser.add_argument('--every-frame', action='store_true',
+                        help='with --params: make every frame a keyframe (the default '
+                             'without --params)')
     parser.add_argument('--weights', default=None,
-                        help=f'VGGT checkpoint for the full model (default: ${WEIGHTS_ENV}; '
-                             'none: tiny model with random weights, numbers meaningless)')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
-    parser.add_argument('--window-size', type=int, default=8)
-    parser.add_argument('--stride', type=int, default=4)
+                        help=f'VGGT checkpoint (default: the one of the parameter file, '
+                             f'else ${WEIGHTS_ENV}; none and no --params: tiny model with seeded '
+                             'random weights, numbers meaningless)')
+    parser.add_argument('--device', default=None, help='auto, cpu, cuda, cuda:N')
+    parser.add_argument('--window-size', type=int, default=None, help='default 8')
+    parser.add_argument('--stride', type=int, default=None, help='default 4')
     parser.add_argument('--max-frames', type=int, default=None)
     parser.add_argument('--no-refine', action='store_true',
                         help='skip the stage-3 mask refinement (faster, coarse masks)')
@@ -56,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                              '14 makes CPU runs of the tiny model faster)')
     parser.add_argument('--timeout', type=float, default=600.0,
                         help='dds mode: bound on each wait for the node (s)')
+    parser.add_argument('--dds-profile', type=Path, default=None,
+                        help='dds mode: Fast DDS XML profile (e.g. ci/fastdds_ci_shm.xml)')
     parser.add_argument('--quiet', action='store_true')
     return parser
 
@@ -63,28 +91,57 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> ReplayConfig:
     return ReplayConfig(
         bag=args.bag, out_dir=args.out, image_topic=args.image_topic, weights=args.weights,
-        device=args.device, window_size=args.window_size, stride=args.stride,
+        params_file=args.params, every_frame=args.every_frame, device=args.device,
+        window_size=args.window_size, stride=args.stride,
         max_frames=args.max_frames, refine=not args.no_refine, storage=args.storage,
         gt_pose_topic=args.gt_pose_topic, gt_tum=args.gt_tum,
         gt_mask_topic=args.gt_mask_topic, gt_mask_dir=args.gt_mask_dir,
         copy_images=not args.no_images, network_width=args.network_width, quiet=args.quiet)
 
 
-def _run_dds(config: ReplayConfig, timeout_s: float) -> ReplaySummary:
-    """Replay through the real node over DDS, then write the same outputs as offline."""
-    # Lazy import: only this mode needs rclpy; replay/ itself stays ROS-free.
-    from vggt4d_ros.ros.dds_replay import replay_bag_through_node
-    from vggt4d_ros.replay.runner import dds_node_parameters
+def _run_dds(config: ReplayConfig, timeout_s: float, profile: Path | None) -> ReplaySummary:
+    """Replay through the real node over DDS (driver subprocess), then write the outputs.
+
+    Raises:
+        ReplayError: bad parameters or bag (before the node starts).
+        RuntimeError: the driver or the node failed.
+
+    """
     from vggt4d_ros.replay.runner import finish_recorded_run
 
-    params, description, random_weights = dds_node_parameters(config)
-    Path(config.out_dir).mkdir(parents=True, exist_ok=True)
-    if random_weights and not config.quiet:
+    from vggt4d_ros.replay.bag import BagReader
+    from vggt4d_ros.replay.inputs import validate_bag_options
+
+    with BagReader(config.bag) as reader:
+        validate_bag_options(config, reader)
+    flat = parameters(config)
+    engine_config(config)  # the node would refuse these parameters: fail now, exit code 2
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = dds_model(flat)
+    if model.random_weights and not config.quiet:
         print(f'vggt4d-replay: {RANDOM_WEIGHTS_WARNING}', file=sys.stderr)
-    result = replay_bag_through_node(config.bag, config.image_topic, params, timeout_s,
-                                     log_path=Path(config.out_dir) / 'node.log')
-    return finish_recorded_run(config, result.masks, result.poses, result.static_map,
-                               result.frames_sent, description, random_weights)
+    params_file = write_parameter_file(flat, out / 'node_params.yaml')
+    recorded = out / 'dds'
+    command = [sys.executable, '-m', DDS_DRIVER, str(config.bag), '--out', str(recorded),
+               '--params', str(params_file), '--timeout', str(timeout_s),
+               '--log', str(out / 'node.log')]
+    if config.image_topic:
+        command += ['--image-topic', config.image_topic]
+    if profile is not None:
+        command += ['--dds-profile', str(profile)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f'driver exited with {done.returncode}: {done.stdout.strip()}')
+    summary = json.loads((recorded / 'summary.json').read_text())
+    masks = read_mask_dir(recorded / 'masks')
+    stamps, poses = read_tum(recorded / 'trajectory.tum')
+    static_map = None
+    if (recorded / 'static_map.npz').exists():
+        with np.load(recorded / 'static_map.npz') as data:
+            static_map = (data['points'], data['colors'])
+    return finish_recorded_run(config, masks, dict(zip((int(s) for s in stamps), poses)),
+                               static_map, int(summary['frames_sent']), model)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.mode == 'dds':
-            summary = _run_dds(config, args.timeout)
+            summary = _run_dds(config, args.timeout, args.dds_profile)
         else:
             from vggt4d_ros.replay.runner import run_replay
             summary = run_replay(config)

@@ -3,21 +3,16 @@
 """The ONE place where dataset evaluation touches the streaming runtime (adapter).
 
 Everything ``vggt4d-eval`` needs from the engine goes through here: reading the node's
-parameter file into configs, building the VGGT4D backend from a checkpoint (random weights are
-refused), and driving the engine over one sequence's frames in replay mode (every frame is a
-keyframe, nothing is dropped), collecting per frame the pose, the camera-resolution mask and,
-for reconstruction metrics, the depth and intrinsics.
-
-MERGE NOTE: today this builds on ``replay.factory.build_backend`` and
-``mapping.engine.PerceptionEngine``; once ``runtime/`` lands, replace :func:`read_params` /
-:func:`engine_configs` by ``runtime.config`` (EngineConfig from the parameter file) and
-:func:`build_backend` by ``runtime.backend``'s builder. Nothing else in the evaluation imports
-the engine, the factory or the configs.
+parameter file into the node's :class:`~vggt4d_ros.runtime.config.EngineConfig` (the same
+function the node uses), building the VGGT4D backend from a checkpoint with the runtime's one
+builder (random weights are refused), and driving the engine over one sequence's frames in
+replay mode (every frame is a keyframe, nothing is dropped), collecting per frame the pose, the
+camera-resolution mask and, for reconstruction metrics, the depth and intrinsics.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 import time
 from typing import Any, Callable, Iterable
@@ -26,9 +21,15 @@ import numpy as np
 import torch
 
 from vggt4d_ros.replay.errors import ReplayError
+from vggt4d_ros.runtime.config import EngineConfig
+from vggt4d_ros.runtime.parameters import engine_config_from_parameters
+from vggt4d_ros.runtime.parameters import load_parameter_file
+from vggt4d_ros.runtime.parameters import replay_window_parameters
+from vggt4d_ros.runtime.window import WindowConfig
 
-#: Largest window_size the node's parameter declaration accepts today (ros/params.py limit).
-MAX_WINDOW_SIZE = 512
+#: Largest window_size the node's parameter declaration accepts (WindowConfig's range).
+MAX_WINDOW_SIZE = int(next(item.metadata['range'][1] for item in fields(WindowConfig)
+                           if item.name == 'window_size'))
 #: Keep every 2nd camera pixel of predicted depth (about the network resolution).
 DEPTH_PIXEL_STRIDE = 2
 
@@ -37,72 +38,43 @@ NO_WEIGHTS = ('vggt4d-eval needs a VGGT checkpoint: pass --weights PATH (or set 
 
 
 def read_params(path: str | Path | None) -> dict[str, Any]:
-    """Flat ``{'window.window_size': 8, ...}`` of a ROS 2 parameter YAML (``ros__parameters``).
-
-    REPLACE at merge with the runtime's EngineConfig builder. The first node entry holding
-    ``ros__parameters`` is used (``/**`` in config/vggt4d.yaml).
-    """
+    """Flat ``{'window.window_size': 8, ...}`` of a node parameter file (the node's loader)."""
     if path is None:
         return {}
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise ReplayError(f'parameter file {path} does not exist')
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ReplayError(f'cannot parse parameter file {path}: {error}') from error
-    node = next((v for v in document.values()
-                 if isinstance(v, dict) and 'ros__parameters' in v), None) \
-        if isinstance(document, dict) else None
-    if node is None:
-        raise ReplayError(f'parameter file {path} has no <node>: ros__parameters: section')
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(f'{prefix}{key}.', item)
-        else:
-            flat[prefix[:-1]] = value
-
-    walk('', node['ros__parameters'] or {})
-    return flat
-
-
-def _config(cls: type, flat: dict[str, Any], prefix: str) -> Any:
-    """Build a dataclass config from the scalar fields found under ``prefix`` in ``flat``."""
-    values: dict[str, Any] = {}
-    default = cls()
-    for item in fields(cls):
-        current = getattr(default, item.name)
-        key = prefix + item.name
-        if is_dataclass(current):
-            values[item.name] = _config(type(current), flat, key + '.')
-        elif key in flat and isinstance(current, (bool, int, float, str)):
-            if isinstance(current, bool) != isinstance(flat[key], bool):
-                raise ReplayError(f'parameter {key}: {flat[key]!r} is not a '
-                                  f'{type(current).__name__}')
-            try:
-                values[item.name] = type(current)(flat[key])
-            except (TypeError, ValueError) as error:
-                raise ReplayError(f'parameter {key}: {error}') from error
-    try:
-        return replace(default, **values)
-    except (TypeError, ValueError) as error:
-        raise ReplayError(f'parameters {prefix}*: {error}') from error
+        return load_parameter_file(path)
+    except ValueError as error:
+        raise ReplayError(str(error)) from error
 
 
 @dataclass
 class EngineSettings:
-    """Window, mapper and pipeline configs plus the model settings of a parameter file."""
+    """The node's EngineConfig of a parameter file, in replay mode."""
 
-    window: Any
-    mapper: Any
-    pipeline: Any
-    weights: str = ''
-    device: str = 'auto'
+    config: EngineConfig
+
+    @property
+    def window(self) -> WindowConfig:
+        return self.config.window
+
+    @property
+    def mapper(self) -> Any:
+        return self.config.mapper
+
+    @property
+    def pipeline(self) -> Any:
+        return self.config.pipeline
+
+    @property
+    def weights(self) -> str:
+        return self.config.backend.weights
+
+    @property
+    def device(self) -> str:
+        return self.config.backend.device
 
     @property
     def window_size(self) -> int:
@@ -115,56 +87,56 @@ class EngineSettings:
 
 def engine_configs(params: dict[str, Any], window_size: int | None = None,
                    stride: int | None = None) -> EngineSettings:
-    """Configs from the flat parameters, in replay mode (every frame a keyframe).
+    """The node's EngineConfig of the flat parameters, in replay mode (every frame a keyframe).
 
     Args:
         params: flat parameters (:func:`read_params`).
         window_size, stride: overrides of ``window.window_size`` / ``window.stride``.
 
-    """
-    from vggt4d_ros.mapping.mapper import MapperConfig
-    from vggt4d_ros.mapping.window import WindowConfig
-    from vggt4d_ros.motion.pipeline import PipelineConfig
+    Raises:
+        ReplayError: a parameter is not allowed (the message names it).
 
+    """
     flat = dict(params)
     if window_size is not None:
         flat['window.window_size'] = int(window_size)
     if stride is not None:
         flat['window.stride'] = int(stride)
-    # The evaluation scores every frame: no keyframe gate, no dropping.
-    flat.update({'window.mode': 'replay', 'window.min_parallax_px': 0.0,
-                 'window.min_keyframe_interval_s': 0.0, 'window.max_keyframe_interval_s': 0.0})
+    # The evaluation scores every frame: the replay window policy (no gate, nothing dropped).
+    flat.update(replay_window_parameters())
     if 'window.stride' in flat:
         flat['window.max_queued_frames'] = max(int(flat.get('window.max_queued_frames', 8)),
                                                int(flat['window.stride']))
-    window = _config(WindowConfig, flat, 'window.')
-    return EngineSettings(window, _config(MapperConfig, flat, 'mapper.'),
-                          _config(PipelineConfig, flat, 'pipeline.'),
-                          str(params.get('weights', '') or ''), str(params.get('device', 'auto')))
+    try:
+        return EngineSettings(engine_config_from_parameters(flat))
+    except ValueError as error:
+        raise ReplayError(str(error)) from error
 
 
 def long_window(settings: EngineSettings, frames: int) -> EngineSettings:
     """Return settings for a single-pass sequence: one window as large as allowed."""
     size = max(2, min(frames, MAX_WINDOW_SIZE))
-    return replace(settings, window=replace(settings.window, window_size=size,
-                                            stride=max(1, size // 2),
-                                            max_queued_frames=max(size, 8)))
+    window = replace(settings.window, window_size=size, stride=max(1, size // 2),
+                     max_queued_frames=max(size, 8))
+    return EngineSettings(replace(settings.config, window=window))
 
 
 def build_backend(weights: str | Path | None, settings: EngineSettings,
                   device: str | None = None) -> tuple[Any, str]:
-    """VGGT4D with a strictly loaded checkpoint; ReplayError without one (no random weights).
-
-    REPLACE at merge with ``runtime.backend``'s builder.
-    """
-    from vggt4d_ros.replay.factory import build_backend as build_replay_backend
+    """VGGT4D with a strictly loaded checkpoint; ReplayError without one (no random weights)."""
+    from vggt4d_ros.runtime.backend import build_backend as build_runtime_backend
+    from vggt4d_ros.runtime.backend import BackendError
 
     path = str(weights or settings.weights or '')
     if not path:
         raise ReplayError(NO_WEIGHTS)
-    built = build_replay_backend(path, device or settings.device, settings.pipeline)
-    if built.random_weights:  # defensive: the factory only does this without a path
-        raise ReplayError(NO_WEIGHTS)
+    backend_config = replace(settings.config.backend, weights=path,
+                             allow_random_weights=False, backend_factory='',
+                             device=device or settings.device)
+    try:
+        built = build_runtime_backend(backend_config, settings.pipeline)
+    except BackendError as error:
+        raise ReplayError(str(error)) from error
     return built.backend, built.description
 
 
@@ -223,7 +195,7 @@ def run_sequence(backend: Any, frames: Iterable[tuple[int, np.ndarray]],
         ReplayError: a frame went in and did not come out (would bias the scores).
 
     """
-    from vggt4d_ros.mapping.engine import PerceptionEngine
+    from vggt4d_ros.runtime.engine import PerceptionEngine
 
     engine = PerceptionEngine(backend, settings.window, settings.mapper)
     run, sent = SequenceRun(), 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vggt4d_ros.replay.errors import ReplayError
-from vggt4d_ros.replay.factory import resolve_weights
+from vggt4d_ros.replay.parameters import resolve_weights
 from vggt4d_ros.replay.outputs import read_tum
 
 #: Checkpoint suffixes the model loader reads.
@@ -45,11 +45,16 @@ def validate_options(config: Any) -> None:
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
         raise ReplayError(f'--out {out} exists and is not a directory')
-    if config.window_size < 2:
+    if config.params_file is not None:
+        _readable_file(Path(config.params_file), '--params')
+    if config.window_size is not None and config.window_size < 2:
         raise ReplayError(f'--window-size {config.window_size}: must be >= 2')
-    if not 1 <= config.stride < config.window_size:
+    if (config.stride is not None and config.window_size is not None
+            and not 1 <= config.stride < config.window_size):
         raise ReplayError(f'--stride {config.stride}: must be in [1, window size - 1 = '
                           f'{config.window_size - 1}] so windows overlap')
+    if config.stride is not None and config.stride < 1:
+        raise ReplayError(f'--stride {config.stride}: must be >= 1')
     if config.max_frames is not None and config.max_frames < 1:
         raise ReplayError(f'--max-frames {config.max_frames}: must be >= 1')
     if config.network_width is not None and (config.network_width <= 0

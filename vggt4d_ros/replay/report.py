@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vggt4d_ros.replay.factory import RANDOM_WEIGHTS_WARNING
+from vggt4d_ros.replay.parameters import RANDOM_WEIGHTS_WARNING
 from vggt4d_ros.replay.metrics import MaskMetrics
 from vggt4d_ros.replay.metrics import TrajectoryMetrics
 

@@ -35,6 +35,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock
 from rclpy.clock_type import ClockType
 from rclpy import executors
+from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -48,7 +49,6 @@ from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
 
-from vggt4d_ros.ros import backend as backend_lib
 from vggt4d_ros.ros.compat import DiagnosticsPublisher
 from vggt4d_ros.ros.conversions import compressed_msg_to_rgb
 from vggt4d_ros.ros.conversions import image_msg_to_rgb
@@ -58,17 +58,21 @@ from vggt4d_ros.ros.conversions import ImageLimits
 from vggt4d_ros.ros.conversions import stamp_to_ns
 from vggt4d_ros.ros.conversions import SUPPORTED_ENCODINGS
 from vggt4d_ros.ros.conversions import UnsupportedEncodingError
-from vggt4d_ros.ros.engine_adapter import EngineAdapter
+from vggt4d_ros.ros.engine_sink import ConventionResolver
+from vggt4d_ros.ros.engine_sink import NodeSink
 from vggt4d_ros.ros.frame_queue import FrameQueue
 from vggt4d_ros.ros.frame_queue import QueuedFrame
-from vggt4d_ros.ros.outputs import FrameMask
 from vggt4d_ros.ros.outputs import OutputPublisher
-from vggt4d_ros.ros.params import declare_node_parameters
+from vggt4d_ros.ros.params import declare_parameters
 from vggt4d_ros.ros.params import NodeParams
+from vggt4d_ros.ros.params import read_engine_config
 from vggt4d_ros.ros.params import read_node_parameters
-from vggt4d_ros.ros.params import reread_activate_parameters
+from vggt4d_ros.ros.params import reread_backend_config
 from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
+from vggt4d_ros.runtime import backend as backend_lib
+from vggt4d_ros.runtime.config import EngineConfig
+from vggt4d_ros.runtime.engine import PerceptionEngine
 
 NODE_NAME = 'vggt4d'
 #: Raised out of spin_once() when another owner shuts the context down.
@@ -128,19 +132,20 @@ class Vggt4dNode(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        declare_node_parameters(self)
-        EngineAdapter.declare_parameters(self)
+        self.state_label = 'unconfigured'
+        declare_parameters(self, lambda: self.state_label == 'active')
         self.counters = Counters()
         self.params: NodeParams | None = None
-        self.state_label = 'unconfigured'
+        self.engine_config: EngineConfig | None = None
         self.last_error = ''
         self._outputs: OutputPublisher | None = None
+        self._conventions: ConventionResolver | None = None
         self._queue: FrameQueue | None = None
         self._loaded: backend_lib.LoadedBackend | None = None
-        self._engine: EngineAdapter | None = None
+        self._engine: PerceptionEngine | None = None
+        self._sink: NodeSink | None = None
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._mask_publish_s = 0.0  # worker: mask publishing time inside the current push
         # Not ``_subscriptions``: that is rclpy.Node's own list (it holds /clock, parameters).
         self._input_subscriptions: list = []
         self._dropped_before = 0  # queue drops of earlier activations
@@ -197,7 +202,8 @@ class Vggt4dNode(LifecycleNode):
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
             self.params = read_node_parameters(self)
-            self._engine = EngineAdapter(self, self.params)
+            self.engine_config = read_engine_config(self)
+            self._conventions = ConventionResolver(self, self.params)
         except (ValueError, TypeError) as error:
             self._engine = None
             return self._fail('configure', str(error))
@@ -205,27 +211,32 @@ class Vggt4dNode(LifecycleNode):
         self._outputs = OutputPublisher(self, self.params)
         self.state_label = 'inactive'
         self.last_error = ''
-        qos = 'reliable, keep all' if self.params.mode == 'replay' else self.params.input_qos
+        qos = 'reliable, keep all' if self.mode == 'replay' else self.params.input_qos
         self.get_logger().info(
-            f'configured: {self.params.mode} mode, input {self.params.image_topic} '
+            f'configured: {self.mode} mode, input {self.params.image_topic} '
             f'({"compressed" if self.params.compressed else "raw"}, {qos})')
         return SUCCESS
+
+    @property
+    def mode(self) -> str:
+        """'live' or 'replay' (the ``mode`` parameter read at configure)."""
+        return self.engine_config.window.mode if self.engine_config is not None else ''
 
     @_guarded('activate')
     def on_activate(self, state) -> TransitionCallbackReturn:
         try:
             # A failed activate is fixed by setting the model parameters and activating
-            # again (docs/ros.md): read them anew; the rest stays as configured.
-            self.params = params = reread_activate_parameters(self, self.params)
+            # again (docs/ros.md): read the backend's anew; the rest stays as configured.
+            self.engine_config = reread_backend_config(self, self.engine_config)
         except (ValueError, TypeError) as error:
             return self._fail('activate', str(error))
+        config = self.engine_config
         try:
-            self._loaded = backend_lib.load_backend(params, self._engine.pipeline_config())
+            self._loaded = backend_lib.build_backend(config.backend, config.pipeline)
             self.get_logger().info(f'loaded {self._loaded.description}')
-            if params.backend_factory == '' and not params.weights:
-                self.get_logger().warning('running with RANDOM weights: masks, poses and maps '
-                                          'are meaningless (allow_random_weights=true)')
-            self._engine.start(self._loaded.backend, on_masks=self._publish_masks)
+            if self._loaded.random_weights:
+                self.get_logger().warning(backend_lib.RANDOM_WEIGHTS_WARNING)
+            self._start_engine()
             self._start_worker()
         except Exception as error:  # noqa: B902 - any load error must leave the node alive
             self._stop_worker(finish_queue=False)
@@ -237,6 +248,13 @@ class Vggt4dNode(LifecycleNode):
         self.get_logger().info('active')
         return SUCCESS
 
+    def _start_engine(self) -> None:
+        """Create a fresh engine around the loaded backend, publishing through a NodeSink."""
+        self._engine = PerceptionEngine.from_config(self._loaded.backend, self.engine_config)
+        self._sink = NodeSink(self, self.params, self._outputs, self._conventions,
+                              self._engine.mapper.map.points, self.counters)
+        self._engine.sink = self._sink
+
     def _start_worker(self) -> None:
         """Start the worker thread and wait for its warm-up (re-raising what that raised).
 
@@ -246,7 +264,7 @@ class Vggt4dNode(LifecycleNode):
         213 ms, its heads 93, pass 2 92; H200).
         """
         self._stop.clear()
-        self._queue = FrameQueue(self.params.queue_size, drop_oldest=self.params.mode == 'live',
+        self._queue = FrameQueue(self.params.queue_size, drop_oldest=self.mode == 'live',
                                  max_bytes=self.params.queue_max_mb << 20)
         warmed: Future = Future()
         self._worker = threading.Thread(target=self._work, args=(warmed,), name='vggt4d_worker',
@@ -261,18 +279,18 @@ class Vggt4dNode(LifecycleNode):
 
     def _warm_up(self) -> tuple[float, int, float] | None:
         """Warm the backend up and freeze the heap (worker thread); None when ``warmup`` is off."""
-        params = self.params
-        if not params.warmup:
+        config = self.engine_config
+        if not config.backend.warmup:
             return None
-        seconds = backend_lib.warm_up(self._loaded.backend, self._engine.window_config,
-                                      self._engine.mapper_config, params.warmup_height,
-                                      params.warmup_width)
+        seconds = backend_lib.warm_up(self._loaded.backend, config.window, config.mapper,
+                                      config.backend.warmup_height,
+                                      config.backend.warmup_width)
         return (seconds, *backend_lib.freeze_heap())
 
     @_guarded('deactivate')
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         self._unsubscribe()
-        self._stop_worker(finish_queue=self.params.mode == 'replay')
+        self._stop_worker(finish_queue=self.mode == 'replay')
         self._drop_backend()
         self.state_label = 'inactive'
         self.get_logger().info('deactivated, model released')
@@ -334,7 +352,7 @@ class Vggt4dNode(LifecycleNode):
     # ------------------------------------------------------------------ input
     def _subscribe(self) -> None:
         params = self.params
-        if params.mode == 'replay':
+        if self.mode == 'replay':
             qos = QoSProfile(depth=params.input_depth, history=HistoryPolicy.KEEP_ALL,
                              reliability=ReliabilityPolicy.RELIABLE)
         elif params.input_qos == 'reliable':
@@ -455,7 +473,7 @@ class Vggt4dNode(LifecycleNode):
             # otherwise be worked off frame by frame, at the window time's small margin over
             # the frame period: seconds of extra latency after one slow window). Replay mode
             # keeps one frame at a time.
-            batch = [item] + (queue.take_all() if self.params.mode == 'live' else [])
+            batch = [item] + (queue.take_all() if self.mode == 'live' else [])
             try:
                 self._process(batch)
             except Exception:  # noqa: B902 - one bad window must not kill the node
@@ -470,63 +488,28 @@ class Vggt4dNode(LifecycleNode):
         if (self._flush_on_stop and self._engine is not None and self._outputs is not None
                 and self.context.ok()):
             try:
-                self._publish(self._engine.flush())
+                self._sink.force_map = True
+                self._engine.flush()
             except Exception:  # noqa: B902
                 self.get_logger().error(f'final flush failed: {traceback.format_exc()}')
 
     def _process(self, batch: list[QueuedFrame]) -> None:
-        start = time.perf_counter()
-        self._mask_publish_s = 0.0
-        for message in self._engine.push(batch):
-            self.get_logger().warning(message)
-        for note in self._engine.take_notes():
-            self.get_logger().info(note)
-        results = self._engine.take_results()
-        if results:
-            engine_s = time.perf_counter() - start - self._mask_publish_s
-            self._publish(results)
-            self.counters.window_time.add(engine_s)
-            self.counters.publish_time.add(time.perf_counter() - start - engine_s)
+        """Offer the frames (oldest first) and run the windows that are ready.
 
-    def _publish_masks(self, frames: list[FrameMask]) -> None:
-        """Engine hook (worker thread, before the mapper): masks of one window, then overlays.
-
-        All masks go out before any overlay: the masks are what a consumer waits for, an
-        overlay costs a colour blend of the whole image.
+        The engine publishes through the sink as it goes. In live mode the window manager
+        keeps only the freshest ``stride`` of what is pending, so a node that fell behind
+        skips to the newest frames (counted as window drops) instead of working through a
+        backlog frame by frame.
         """
-        outputs = self._outputs
-        if outputs is None:
-            return
-        start = time.perf_counter()
-        for frame in frames:
-            outputs.publish_mask(frame)
-            now = time.monotonic()
-            self.counters.processed += 1
-            self.counters.output_rate.tick(now)
-            if frame.received_s is not None:
-                self.counters.latency.add(now - frame.received_s)
-        for frame in frames:
-            outputs.publish_overlay(frame)
-        self._mask_publish_s += time.perf_counter() - start
-
-    def _publish(self, results) -> None:
-        """Publish what follows the mapper: TF, odometry, path and clouds of each window."""
-        outputs = self._outputs
-        if outputs is None:
-            return
-        for result in results:
-            if result.reset:
-                outputs.reset_trajectory()
-            convention = self._engine.convention(result.frames[0].frame_id
-                                                 if result.frames else '')
-            if convention is None:
-                continue
-            for frame in result.frames:
-                outputs.publish_pose(frame, convention)
-            if result.frames:
-                outputs.publish_path()
-                outputs.publish_clouds(result.frames[-1].stamp_ns, convention,
-                                       result.window_cloud, result.static_map)
+        engine, sink = self._engine, self._sink
+        start = time.perf_counter()  # window time includes the gate (optical flow in offer)
+        for item in batch:
+            sink.arrived(item.stamp_ns, item.received_s)
+            engine.offer(item.rgb, item.stamp_ns, item.header.frame_id)
+        if engine.process():
+            publish_s = sink.take_publish_seconds()
+            self.counters.window_time.add(time.perf_counter() - start - publish_s)
+            self.counters.publish_time.add(publish_s)
 
     def _stop_worker(self, finish_queue: bool) -> None:
         # finish_queue: process what is queued and flush the last partial window (replay
@@ -547,22 +530,22 @@ class Vggt4dNode(LifecycleNode):
 
     def _drop_backend(self) -> None:
         device = self._loaded.device if self._loaded is not None else None
-        if self._engine is not None:
-            self._engine.stop()
+        self._engine = None
+        self._sink = None
         self._loaded = None
         backend_lib.release(device)
 
     # ------------------------------------------------------------------ diagnostics
     def _diagnostic_status(self):
         counters = self.counters
-        engine_stats = self._engine.stats() if self._engine is not None else {}
+        engine_stats = _engine_stats(self._engine)
         queue = self._queue
         dropped_queue = self._dropped_before + (queue.dropped if queue is not None else 0)
         allocated, reserved = backend_lib.gpu_memory_mb(
             self._loaded.device if self._loaded is not None else None)
         values = {
             'state': self.state_label,
-            'mode': self.params.mode if self.params else '',
+            'mode': self.mode,
             'input_rate_hz': f'{counters.input_rate.rate_hz():.2f}',
             'output_rate_hz': f'{counters.output_rate.rate_hz():.2f}',
             'latency_p50_ms': f'{counters.latency.percentile(50) * 1e3:.1f}',
@@ -600,6 +583,23 @@ class Vggt4dNode(LifecycleNode):
         if dropped:
             return DiagnosticStatus.WARN, f'active, {dropped} frames dropped', values
         return DiagnosticStatus.OK, 'active', values
+
+
+def _engine_stats(engine: PerceptionEngine | None) -> dict[str, int]:
+    """Engine counters for diagnostics (empty before activate)."""
+    if engine is None:
+        return {}
+    stats = engine.stats
+    return {
+        'keyframes': stats.keyframes,
+        'skipped_not_keyframe': stats.skipped,
+        'duplicates': stats.duplicates,
+        'dropped_window': stats.dropped,
+        'windows': stats.windows,
+        'resets_input': stats.window_resets,
+        'resets_map': stats.map_resets,
+        'outliers_ignored': engine.windows.stats.outliers,
+    }
 
 
 def set_switch_interval(milliseconds: float) -> None:
@@ -653,7 +653,13 @@ def main(args: list[str] | None = None) -> int:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
-    node = Vggt4dNode()
+    try:
+        node = Vggt4dNode()
+    except (ParameterException, ValueError) as error:
+        # An override that is not allowed (type, allowed values, range): say which and exit.
+        print(f'vggt4d_node: invalid parameter: {error}', file=sys.stderr)
+        rclpy.shutdown()
+        return 2
     # One executor thread: the callbacks only convert and enqueue, and rclpy's
     # MultiThreadedExecutor keeps the GIL so busy that the GPU worker thread starved (measured on
     # an H200: 2.1-3.2 s per window with it, 0.33 s with this; docs/performance.md).

@@ -29,13 +29,14 @@ import time
 import numpy as np
 import torch
 
-from vggt4d_ros.mapping.engine import PerceptionEngine
 from vggt4d_ros.mapping.mapper import MapperConfig
-from vggt4d_ros.mapping.window import WindowConfig
 from vggt4d_ros.model.config import VGGTConfig
 from vggt4d_ros.model.vggt import VGGT
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.runtime.engine import PerceptionEngine
+from vggt4d_ros.runtime.window import replay_window
+from vggt4d_ros.runtime.window import WindowConfig
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,8 +85,7 @@ def build_engine(args: argparse.Namespace) -> PerceptionEngine:
     if args.compile_mode:
         pipeline_config = replace(pipeline_config, compile_mode=args.compile_mode)
     pipeline = VGGT4DPipeline(model, pipeline_config, device, dtype)
-    window = WindowConfig(window_size=args.window, stride=args.stride, mode='replay',
-                          min_parallax_px=0.0, max_keyframe_interval_s=0.0)
+    window = replay_window(WindowConfig(window_size=args.window, stride=args.stride))
     return PerceptionEngine(pipeline, window, MapperConfig())
 
 

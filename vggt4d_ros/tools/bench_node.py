@@ -50,7 +50,8 @@ import time
 
 import numpy as np
 
-from vggt4d_ros.ros.dds_replay import dds_environment
+from vggt4d_ros.runtime.parameters import replay_window_parameters
+from vggt4d_ros.tools.dds_replay import dds_environment
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,6 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--device', default='auto')
     parser.add_argument('--dtype', default='auto')
     parser.add_argument('--weights', default='', help='checkpoint; empty: random weights')
+    parser.add_argument('--dds-profile', type=Path, default=None,
+                        help='Fast DDS XML profile (e.g. ci/fastdds_ci_shm.xml)')
     parser.add_argument('--backend', default='',
                         help='backend_factory "module:function" instead of VGGT4D (e.g. '
                         'fake_backends:make_busy_plane with --backend-path test/ros)')
@@ -97,7 +100,7 @@ def node_command(args: argparse.Namespace) -> list[str]:
         'diagnostics_period_s': 0.5,
     }
     if not args.gate:
-        params.update({'window.min_parallax_px': 0.0, 'window.max_keyframe_interval_s': 0.0})
+        params.update(replay_window_parameters(include_mode=False))
     if args.no_refine:
         params['pipeline.refine_enabled'] = 'false'
     if args.backend:
@@ -171,7 +174,7 @@ class MaskTiming:
 
 
 def run(args: argparse.Namespace) -> dict[str, float | str]:
-    env = dds_environment()
+    env = dds_environment(profile=args.dds_profile)
     os.environ.update({k: v for k, v in env.items() if k.startswith(('FAST', 'ROS_'))})
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray

@@ -12,13 +12,17 @@ Flow control keeps at most ``max_in_flight`` images unconfirmed (the node's fram
 counter on /diagnostics), so nothing is lost however slow the model is; at the end the node is
 deactivated, which makes it process its queue and flush the last partial window.
 
-Usage::
+It lives in ``tools/`` because it uses both front ends' libraries (the bag reader of
+``replay/``, the message helpers of ``ros/``), which never import each other; ``vggt4d-replay
+--mode dds`` runs it as a subprocess. Usage::
 
-    python -m vggt4d_ros.ros.dds_replay BAG --out DIR [--image-topic T] [--wall-time]
-        [-p name:=value ...]
+    python -m vggt4d_ros.tools.dds_replay BAG --out DIR [--image-topic T] [--wall-time]
+        [--params FILE] [-p name:=value ...] [--dds-profile XML]
 
-writes ``DIR/masks/<stamp_ns>.png``, ``DIR/trajectory.tum`` (poses from ~/odometry) and
-``DIR/static_map.npz``, and prints a summary.
+``--params`` is a node parameter file (as ``config/vggt4d.yaml``; the ``vggt4d`` and ``/**``
+sections apply), ``-p`` overrides single values. Writes ``DIR/masks/<stamp_ns>.png``,
+``DIR/trajectory.tum`` (poses from ~/odometry), ``DIR/static_map.npz`` and
+``DIR/summary.json`` (frames sent, the node's last diagnostics), and prints a summary.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from dataclasses import field
+import json
 import os
 from pathlib import Path
 import random
@@ -38,20 +43,30 @@ from typing import Any, Callable
 
 import numpy as np
 
-PROFILE = Path(__file__).resolve().parents[2] / 'ci' / 'fastdds_ci_shm.xml'
+from vggt4d_ros.replay.bag import BagReader
+from vggt4d_ros.runtime.parameters import load_parameter_file
+from vggt4d_ros.runtime.parameters import write_parameter_file
+
 NODE = 'vggt4d_replay'
 
 
-def dds_environment(base: dict[str, str] | None = None) -> dict[str, str]:
-    """Single-host DDS settings (SHM-only profile when the repository file exists).
+def dds_environment(base: dict[str, str] | None = None,
+                    profile: str | Path | None = None) -> dict[str, str]:
+    """Single-host DDS settings (a Fast DDS profile when one is given).
 
     Values already set in ``base`` (default: ``os.environ``) win, so a caller can point both
     sides at another profile or domain.
+
+    Args:
+        base: starting environment.
+        profile: Fast DDS XML profile (e.g. the repository's ``ci/fastdds_ci_shm.xml``,
+            shared memory only); None keeps whatever ``base`` sets.
+
     """
     env = dict(os.environ if base is None else base)
-    if PROFILE.is_file():
-        env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
-        env.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', str(PROFILE))
+    if profile is not None:
+        env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(profile))
+        env.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', str(profile))
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     env.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 101)))
     env.setdefault('ROS_HOME', tempfile.mkdtemp(prefix='vggt4d_ros_home_'))
@@ -199,6 +214,22 @@ class _Recorder:
         return done and future.result().success
 
 
+def _warmup_size(bag: str | Path, image_topic: str | None) -> dict[str, int]:
+    """Warm the node up at the bag's image size (warm-up never changes the outputs).
+
+    Raises:
+        RuntimeError: the topic has no images.
+
+    """
+    with BagReader(bag) as reader:
+        topic = reader.pick_image_topic(image_topic)
+        first = next(reader.images(topic), None)
+    if first is None:
+        raise RuntimeError(f'bag {bag}: topic {topic} has no images')
+    height, width = first.rgb.shape[:2]
+    return {'warmup_height': int(height), 'warmup_width': int(width)}
+
+
 def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
                             params: dict[str, Any] | None = None, timeout_s: float = 600.0,
                             max_in_flight: int = 32, log_path: str | Path | None = None,
@@ -208,7 +239,8 @@ def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
     Args:
         bag: rosbag2 directory (mcap or sqlite3).
         image_topic: image topic in the bag (default: the only/preferred image topic).
-        params: extra node parameters (e.g. weights, model_config, window.*).
+        params: node parameters, flat (e.g. weights, model_config, window.*); ``mode``,
+            the topics and the diagnostics period are the driver's.
         timeout_s: bound on each wait (startup, processing, flush).
         max_in_flight: images published but not yet confirmed received by the node.
         log_path: node log file (default: a temporary file).
@@ -218,8 +250,6 @@ def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
         RuntimeError: the node did not start, stalled, or did not flush in time.
 
     """
-    from vggt4d_ros.replay.bag import BagReader
-
     env = dds_environment()
     os.environ.update({k: v for k, v in env.items() if k.startswith(('FAST', 'ROS_'))})
     import rclpy
@@ -228,11 +258,16 @@ def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
     from vggt4d_ros.ros.outputs import header_at
 
     topic_in = f'/{NODE}/input/image'
-    node_params = {'mode': 'replay', 'image_topic': topic_in, 'diagnostics_period_s': 0.1,
-                   'map_period_s': 0.0, 'use_sim_time': sim_time, **(params or {})}
+    driver_params = {'mode': 'replay', 'image_topic': topic_in, 'diagnostics_period_s': 0.1,
+                     'map_period_s': 0.0, 'use_sim_time': sim_time,
+                     **_warmup_size(bag, image_topic)}
     log_path = Path(log_path or tempfile.mktemp(prefix='vggt4d_dds_replay_', suffix='.log'))
+    params_file = write_parameter_file(
+        {k: v for k, v in (params or {}).items() if k not in driver_params},
+        log_path.with_suffix('.params.yaml'))
     command = [sys.executable, '-m', 'vggt4d_ros.ros.node', '--ros-args', '-r',
-               f'__node:={NODE}', *parameter_arguments(node_params)]
+               f'__node:={NODE}', '--params-file', str(params_file),
+               *parameter_arguments(driver_params)]
     owns_context = not rclpy.ok()
     if owns_context:
         rclpy.init()
@@ -311,27 +346,47 @@ def write_result(result: DdsReplayResult, out: Path) -> None:
                             colors=result.static_map[1])
 
 
+def write_summary(result: DdsReplayResult, out: Path) -> None:
+    """``summary.json``: frames sent and the node's last diagnostics."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'summary.json').write_text(json.dumps({
+        'frames_sent': result.frames_sent, 'diagnostics': result.diagnostics,
+        'node_log': result.node_log}, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry point (see the module docstring)."""
+    """Command line entry point (see the module docstring); exit 3 when the node failed."""
     parser = argparse.ArgumentParser(description='Replay a bag through the node over DDS.')
     parser.add_argument('bag', type=Path)
     parser.add_argument('--out', type=Path, required=True)
     parser.add_argument('--image-topic', default=None)
+    parser.add_argument('--params', type=Path, default=None,
+                        help='node parameter file (its vggt4d and /** sections apply)')
     parser.add_argument('-p', '--param', action='append', default=[],
                         help='node parameter name:=value (YAML value), repeatable')
     parser.add_argument('--timeout', type=float, default=600.0)
+    parser.add_argument('--log', type=Path, default=None, help='node log file')
+    parser.add_argument('--dds-profile', type=Path, default=None,
+                        help='Fast DDS XML profile for the driver and the node')
     parser.add_argument('--wall-time', action='store_true',
                         help='run the node on wall time (no use_sim_time, no /clock)')
     args = parser.parse_args(argv)
     import yaml
 
-    params = {}
+    params = load_parameter_file(args.params) if args.params is not None else {}
     for item in args.param:
         name, _, value = item.partition(':=')
         params[name] = yaml.safe_load(value) if value else ''
-    result = replay_bag_through_node(args.bag, args.image_topic, params, args.timeout,
-                                     sim_time=not args.wall_time)
+    if args.dds_profile is not None:
+        os.environ.update(dds_environment(profile=args.dds_profile.resolve()))
+    try:
+        result = replay_bag_through_node(args.bag, args.image_topic, params, args.timeout,
+                                         log_path=args.log, sim_time=not args.wall_time)
+    except RuntimeError as error:
+        print(f'dds_replay: {error}', file=sys.stderr)
+        return 3
     write_result(result, args.out)
+    write_summary(result, args.out)
     print(f'sent {result.frames_sent} frames, got {len(result.masks)} masks and '
           f'{len(result.poses)} poses; dropped_total={result.diagnostics.get("dropped_total")}'
           f'; outputs in {args.out}; node log {result.node_log}')

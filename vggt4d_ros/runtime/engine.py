@@ -1,33 +1,35 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""PerceptionEngine: frames -> windows -> backend (VGGT4D) -> mapper, one output per window.
+"""PerceptionEngine: frames -> windows -> backend (VGGT4D) -> mapper, results to one sink.
 
 The engine is what the ROS node and the replay tool drive. Every keyframe is output exactly
 once, in the window where it is new (overlap frames were output by the previous window);
 ``flush`` processes what is pending at the end of a replay so no keyframe is lost. Frames the
-keyframe gate skips are counted, not output (set ``min_parallax_px=0`` and
-``max_keyframe_interval_s=0`` to make every frame a keyframe).
+keyframe gate skips are counted, not output (:func:`vggt4d_ros.runtime.window.replay_window`
+makes every frame a keyframe).
 
-Masks do not depend on the mapper (poses do: it chains windows), so a consumer that wants them
-early (the ROS node: image-to-mask latency) passes ``on_masks``: it is called once per window,
-right after the backend and before ``Mapper.integrate``, with the camera-resolution masks of the
-window's new frames; the same arrays are in that window's ``EngineOutput.frames``.
+Results go to one :class:`~vggt4d_ros.runtime.sink.EngineSink`: per window
+``masks_ready`` right after the backend and before ``Mapper.integrate`` (masks do not depend on
+the mapper; the ROS node publishes them there for image-to-mask latency), then
+``window_mapped`` with the poses; input resets go to ``warning``. ``push``/``process``/
+``flush`` also return the windows they completed, for callers that drive the engine
+synchronously (tests, benchmarks).
 
 A backend exception propagates to the caller; that window's new frames are lost (counted
 nowhere else) and the next window, whose overlap the map never saw, starts a new map segment
-(reset reason 'no_overlap'). An exception raised by ``on_masks`` propagates the same way.
+(reset reason 'no_overlap'). An exception raised by the sink propagates the same way.
 
-Threading: ``push``/``flush`` run the backend synchronously; call them from ONE worker thread.
-A callback thread may instead call ``offer`` (cheap: gate + queue, lock-protected) while the
-worker loops on ``process``; in live mode the window manager then drops stale keyframes when
-the worker falls behind (counted).
+Threading: ``push``/``process``/``flush`` run the backend and the sink synchronously; call them
+from ONE worker thread. A callback thread may instead call ``offer`` (cheap: gate + queue,
+lock-protected) while the worker loops on ``process``; in live mode the window manager then
+drops stale keyframes when the worker falls behind (counted).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import time
-from typing import Callable, Protocol, Sequence
+from typing import Callable, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,67 +37,29 @@ import torch
 from vggt4d_ros.geometry.image_transform import map_to_camera
 from vggt4d_ros.mapping.mapper import Mapper
 from vggt4d_ros.mapping.mapper import MapperConfig
-from vggt4d_ros.mapping.mapper import MapUpdate
-from vggt4d_ros.mapping.window import Window
-from vggt4d_ros.mapping.window import WindowConfig
-from vggt4d_ros.mapping.window import WindowManager
 from vggt4d_ros.motion.result import WindowResult
+from vggt4d_ros.runtime.sink import EngineOutput
+from vggt4d_ros.runtime.sink import EngineSink
+from vggt4d_ros.runtime.sink import EngineWarning
+from vggt4d_ros.runtime.sink import FrameOutput
+from vggt4d_ros.runtime.sink import MaskOutput
+from vggt4d_ros.runtime.sink import NullSink
+from vggt4d_ros.runtime.window import Window
+from vggt4d_ros.runtime.window import WindowConfig
+from vggt4d_ros.runtime.window import WindowManager
 
+if TYPE_CHECKING:  # the backend module builds engines (warm-up): no runtime import back
+    from vggt4d_ros.runtime.backend import Backend
+    from vggt4d_ros.runtime.config import EngineConfig
 
-class Backend(Protocol):
-    """Anything that turns a window of frames into a ``WindowResult`` (VGGT4D or an oracle)."""
-
-    def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]) -> WindowResult:
-        ...
-
-
-@dataclass
-class MaskOutput:
-    """Dynamic mask of one new frame of a window, handed to ``on_masks`` before mapping.
-
-    Attributes:
-        stamp_ns: source image stamp.
-        frame_id: source frame id.
-        index: index of the frame in the window.
-        mask: [H,W] uint8 dynamic mask (0 static, 255 dynamic) at camera resolution.
-
-    """
-
-    stamp_ns: int
-    frame_id: str
-    index: int
-    mask: np.ndarray
-
-
-#: ``on_masks(window, masks)``: called once per window before the mapper (see module docstring).
-MaskHook = Callable[[Window, list[MaskOutput]], None]
-
-
-@dataclass
-class FrameOutput(MaskOutput):
-    """Per new frame of a window: its :class:`MaskOutput` and, after mapping, its pose.
-
-    Attributes:
-        pose: [4,4] float64 world-from-camera pose in the global map frame.
-
-    """
-
-    pose: np.ndarray
-
-
-@dataclass
-class EngineOutput:
-    """One processed window.
-
-    ``timings`` (seconds): ``backend``, ``masks`` (camera-resolution masks), ``on_masks`` (the
-    hook, when set) and ``mapper``.
-    """
-
-    window: Window
-    result: WindowResult
-    update: MapUpdate
-    frames: list[FrameOutput]
-    timings: dict[str, float] = field(default_factory=dict)
+#: Warning of each input reset kind (window-manager counter -> what to log).
+RESET_WARNINGS = (
+    ('time_backwards', 'resets_time_backwards',
+     'image stamps went backwards (bag loop or clock jump): window and map reset, a new map '
+     'segment starts'),
+    ('size_change', 'resets_size_change',
+     'image size changed mid-stream: window and map reset, a new map segment starts'),
+)
 
 
 @dataclass
@@ -123,9 +87,7 @@ class PerceptionEngine:
         scale_source: optional metric-scale hook, called per window with the window and its
             result; returns metres per window unit (e.g. median sensor depth / predicted
             depth over confident static pixels) or None. See ``Mapper.integrate``.
-        on_masks: optional hook ``(window, masks)`` called with the new frames' masks right
-            after the backend, before the mapper (see the module docstring). May also be set
-            later through the ``on_masks`` attribute.
+        sink: receiver of the results (see the module docstring; default: ignore them).
 
     """
 
@@ -135,14 +97,21 @@ class PerceptionEngine:
         window_config: WindowConfig | None = None,
         mapper_config: MapperConfig | None = None,
         scale_source: Callable[[Window, WindowResult], float | None] | None = None,
-        on_masks: MaskHook | None = None,
+        sink: EngineSink | None = None,
     ) -> None:
         self.backend = backend
         self.scale_source = scale_source
-        self.on_masks = on_masks
+        self.sink: EngineSink = sink if sink is not None else NullSink()
         self.windows = WindowManager(window_config or WindowConfig())
         self.mapper = Mapper(mapper_config or MapperConfig())
         self._frames_out = 0
+        self._resets_reported = {counter: 0 for _, counter, _ in RESET_WARNINGS}
+
+    @classmethod
+    def from_config(cls, backend: Backend, config: EngineConfig,
+                    sink: EngineSink | None = None) -> PerceptionEngine:
+        """Engine with the window and mapper settings of ``config``."""
+        return cls(backend, config.window, config.mapper, sink=sink)
 
     @property
     def stats(self) -> EngineStats:
@@ -169,7 +138,8 @@ class PerceptionEngine:
         return self.windows.offer(frame, stamp_ns, frame_id)
 
     def process(self) -> list[EngineOutput]:
-        """Run every window that is ready."""
+        """Report input resets, then run every window that is ready."""
+        self._report_resets()
         outputs = []
         while (window := self.windows.take_window()) is not None:
             outputs.append(self._run(window))
@@ -202,21 +172,31 @@ class PerceptionEngine:
             for k, mask in enumerate(masks)
         ]
         self._frames_out += len(frames)
-        return EngineOutput(window, result, update, frames, timings)
+        output = EngineOutput(window, result, update, frames, timings)
+        self.sink.window_mapped(output)
+        return output
+
+    def _report_resets(self) -> None:
+        """One sink warning per input reset the window manager counted since the last call."""
+        stats = self.windows.stats
+        for kind, counter, text in RESET_WARNINGS:
+            count = getattr(stats, counter)
+            for _ in range(count - self._resets_reported[counter]):
+                self.sink.warning(EngineWarning(kind, text))
+            self._resets_reported[counter] = count
 
     def _masks(self, window: Window, result: WindowResult,
                timings: dict[str, float]) -> list[MaskOutput]:
-        """Camera-resolution masks of the window's new frames, handed to ``on_masks`` first."""
+        """Camera-resolution masks of the window's new frames, handed to the sink first."""
         tic = time.perf_counter()
         new = window.new_indices
         camera = _camera_masks(result, new)
         masks = [MaskOutput(window.stamps_ns[i], window.frame_ids[i], i, camera[k])
                  for k, i in enumerate(new)]
         timings['masks'] = time.perf_counter() - tic
-        if self.on_masks is not None:
-            tic = time.perf_counter()
-            self.on_masks(window, masks)
-            timings['on_masks'] = time.perf_counter() - tic
+        tic = time.perf_counter()
+        self.sink.masks_ready(window, masks)
+        timings['sink_masks'] = time.perf_counter() - tic
         return masks
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from vggt4d_ros.mapping.engine import PerceptionEngine
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.mapping.testing import OracleBackend
-from vggt4d_ros.mapping.window import WindowConfig
+from vggt4d_ros.runtime.engine import PerceptionEngine
+from vggt4d_ros.runtime.window import WindowConfig
 
 STEP = 200_000_000
 HW = (28, 42)

@@ -5,8 +5,8 @@
 import numpy as np
 import pytest
 
-from vggt4d_ros.mapping.window import WindowConfig
-from vggt4d_ros.mapping.window import WindowManager
+from vggt4d_ros.runtime.window import WindowConfig
+from vggt4d_ros.runtime.window import WindowManager
 
 STEP = 100_000_000  # 10 Hz
 

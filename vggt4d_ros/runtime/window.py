@@ -31,7 +31,7 @@ a worker takes; ``push`` does both for the single-threaded case.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 import threading
 from typing import Literal
 
@@ -41,39 +41,46 @@ import numpy as np
 
 @dataclass
 class WindowConfig:
-    """Sliding-window and keyframe settings.
+    """Sliding-window and keyframe settings."""
 
-    Attributes:
-        window_size: frames per window S (VGGT input).
-        stride: new keyframes per window; overlap = window_size - stride frames shared with
-            the previous window (must be >= 1 for alignment).
-        mode: 'live' (bounded latency, may drop, counted) or 'replay' (never drops).
-        min_parallax_px: keyframe gate; median sparse-flow displacement (camera pixels) from
-            the last keyframe needed to accept a frame. 0 disables the parallax test.
-        min_keyframe_interval_s: never accept keyframes closer in time than this.
-        max_keyframe_interval_s: accept a frame regardless of parallax after this long since
-            the last keyframe (0 = no limit). Keeps windows coming when the camera is still.
-        max_queued_frames: live mode bound on pending new keyframes.
-        flow_width: width in pixels the gate downsizes images to before tracking.
-        flow_max_corners: Shi-Tomasi corners tracked by the gate.
-        min_tracked_fraction: below this fraction of tracked corners the view changed so much
-            that the frame is a keyframe.
-        reset_confirm_frames: consecutive frames with a new image size or time base needed
-            before the window and map reset (1: reset on the first such frame).
-
-    """
-
-    window_size: int = 8
-    stride: int = 4
-    mode: Literal['live', 'replay'] = 'live'
-    min_parallax_px: float = 10.0
-    min_keyframe_interval_s: float = 0.0
-    max_keyframe_interval_s: float = 1.0
-    max_queued_frames: int = 8
-    flow_width: int = 160
-    flow_max_corners: int = 100
-    min_tracked_fraction: float = 0.3
-    reset_confirm_frames: int = 3
+    window_size: int = field(default=8, metadata={
+        'description': 'frames per window S (VGGT input).', 'range': (2, 512)})
+    stride: int = field(default=4, metadata={
+        'description':
+            'new keyframes per window; overlap = window_size - stride frames shared with the '
+            'previous window (must be >= 1 for alignment).', 'range': (1, 511)})
+    mode: Literal['live', 'replay'] = field(default='live', metadata={
+        'description':
+            'live: bounded latency, may drop (counted; the node drops the oldest queued frame '
+            'under overload); replay: never drop (the node back-pressures the publisher: '
+            'reliable, keep all).'})
+    min_parallax_px: float = field(default=10.0, metadata={
+        'description':
+            'keyframe gate; median sparse-flow displacement (camera pixels) from the last '
+            'keyframe needed to accept a frame. 0 disables the parallax test.',
+        'range': (0.0, 10000.0)})
+    min_keyframe_interval_s: float = field(default=0.0, metadata={
+        'description': 'never accept keyframes closer in time than this.', 'range': (0.0, 3600.0)})
+    max_keyframe_interval_s: float = field(default=1.0, metadata={
+        'description':
+            'accept a frame regardless of parallax after this long since the last keyframe (0 = '
+            'no limit). Keeps windows coming when the camera is still.', 'range': (0.0, 3600.0)})
+    max_queued_frames: int = field(default=8, metadata={
+        'description': 'live mode bound on pending new keyframes.', 'range': (1, 100000)})
+    flow_width: int = field(default=160, metadata={
+        'description': 'width in pixels the gate downsizes images to before tracking.',
+        'range': (16, 8192)})
+    flow_max_corners: int = field(default=100, metadata={
+        'description': 'Shi-Tomasi corners tracked by the gate.', 'range': (1, 100000)})
+    min_tracked_fraction: float = field(default=0.3, metadata={
+        'description':
+            'below this fraction of tracked corners the view changed so much that the frame is a'
+            ' keyframe.', 'range': (0.0, 1.0)})
+    reset_confirm_frames: int = field(default=3, metadata={
+        'description':
+            'consecutive frames with a new image size or time base needed before the window and '
+            'map reset (1: reset on the first such frame); a single stray frame is dropped and '
+            'counted instead.', 'range': (1, 1000)})
 
     def __post_init__(self) -> None:
         if self.window_size < 2:
@@ -90,6 +97,17 @@ class WindowConfig:
     @property
     def overlap(self) -> int:
         return self.window_size - self.stride
+
+
+#: The replay window policy, its one home: nothing dropped and every frame a keyframe (keyframe
+#: gate off). What offline evaluation runs by default, what the warm-up runs, and what the
+#: node's parameters say through ``replay_window_parameters`` in ``runtime.config``.
+REPLAY_WINDOW = {'mode': 'replay', 'min_parallax_px': 0.0, 'max_keyframe_interval_s': 0.0}
+
+
+def replay_window(config: WindowConfig | None = None) -> WindowConfig:
+    """``config`` (default: ``WindowConfig()``) with the replay window policy applied."""
+    return replace(config or WindowConfig(), **REPLAY_WINDOW)
 
 
 @dataclass
@@ -381,4 +399,5 @@ class WindowManager:
         return window
 
 
-__all__ = ['KeyframeGate', 'Window', 'WindowConfig', 'WindowManager', 'WindowStats']
+__all__ = ['KeyframeGate', 'REPLAY_WINDOW', 'replay_window', 'Window', 'WindowConfig',
+           'WindowManager', 'WindowStats']

@@ -1,26 +1,50 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""PerceptionEngine.on_masks: masks handed out per window before the mapper runs."""
+"""PerceptionEngine -> EngineSink: masks before the mapper, mapped windows, reset warnings.
+
+No ROS: the sink here records what the engine delivers, in order.
+"""
 
 import numpy as np
 import pytest
 import torch
 
-from vggt4d_ros.mapping.engine import PerceptionEngine
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.mapping.testing import OracleBackend
-from vggt4d_ros.mapping.window import WindowConfig
+from vggt4d_ros.runtime.engine import PerceptionEngine
+from vggt4d_ros.runtime.sink import NullSink
+from vggt4d_ros.runtime.window import replay_window
+from vggt4d_ros.runtime.window import WindowConfig
 
 STEP = 200_000_000
 HW = (28, 42)
 
 
-def _engine(seed: int, on_masks=None) -> PerceptionEngine:
+class RecordingSink:
+    """Calls ``on_masks`` (if given) and records every delivery in ``events``."""
+
+    def __init__(self, on_masks=None) -> None:
+        self.on_masks = on_masks
+        self.events: list[tuple[str, object]] = []
+
+    def masks_ready(self, window, masks) -> None:
+        self.events.append(('masks', masks))
+        if self.on_masks is not None:
+            self.on_masks(window, masks)
+
+    def window_mapped(self, output) -> None:
+        self.events.append(('mapped', output))
+
+    def warning(self, warning) -> None:
+        self.events.append(('warning', warning))
+
+
+def _engine(seed: int, on_masks=None, sink=None) -> PerceptionEngine:
     torch.set_num_threads(1)
-    config = WindowConfig(window_size=8, stride=4, mode='replay', min_parallax_px=0.0,
-                          max_keyframe_interval_s=0.0)
+    config = replay_window(WindowConfig(window_size=8, stride=4))
     return PerceptionEngine(OracleBackend(network_hw=HW, seed=seed), config,
-                            MapperConfig(pixel_stride=2), on_masks=on_masks)
+                            MapperConfig(pixel_stride=2),
+                            sink=sink if sink is not None else RecordingSink(on_masks))
 
 
 def _record_integrate(engine: PerceptionEngine, events: list) -> None:
@@ -63,26 +87,33 @@ def test_hook_fires_once_per_window_before_the_mapper_with_the_output_masks():
         assert [m.frame_id for m in masks] == [f.frame_id for f in output.frames]
         assert [m.index for m in masks] == [f.index for f in output.frames]
         assert all(m.mask is f.mask for m, f in zip(masks, output.frames))
-        assert {'backend', 'masks', 'on_masks', 'mapper'} <= set(output.timings)
+        assert {'backend', 'masks', 'sink_masks', 'mapper'} <= set(output.timings)
     all_masks = [m for _, masks, _ in hooked for m in masks]
     assert [m.stamp_ns for m in all_masks] == [i * STEP for i in range(18)]
     assert all(m.mask.shape == HW and m.mask.dtype == np.uint8 for m in all_masks)
     assert any(m.mask.any() for m in all_masks)  # the oracle's sphere is in some frames
 
 
-def test_without_hook_outputs_are_unchanged():
-    hooked_engine = _engine(8, lambda window, masks: None)
-    plain_engine = _engine(8)
+def test_sink_gets_the_returned_windows_and_a_null_sink_changes_nothing():
+    sink = RecordingSink()
+    hooked_engine = _engine(8, sink=sink)
+    plain_engine = _engine(8, sink=NullSink())
+    returned = []
     for i in range(12):
         stamp = i * STEP
         hooked = hooked_engine.push(hooked_engine.backend.camera_image(stamp), stamp)
         plain = plain_engine.push(plain_engine.backend.camera_image(stamp), stamp)
+        returned += hooked
         assert len(hooked) == len(plain)
         for a, b in zip(hooked, plain):
-            assert 'on_masks' in a.timings and 'on_masks' not in b.timings
             for fa, fb in zip(a.frames, b.frames):
                 np.testing.assert_array_equal(fa.mask, fb.mask)
                 np.testing.assert_allclose(fa.pose, fb.pose)
+    # Per window: masks, then the mapped window (the very object push returned).
+    assert [kind for kind, _ in sink.events] == ['masks', 'mapped'] * len(returned)
+    assert [item for kind, item in sink.events if kind == 'mapped'] == returned
+    for (_, masks), (_, output) in zip(sink.events[::2], sink.events[1::2]):
+        assert [m.stamp_ns for m in masks] == [f.stamp_ns for f in output.frames]
 
 
 def test_hook_error_propagates_and_the_window_is_not_mapped():
@@ -117,3 +148,18 @@ def test_flush_of_a_short_stream_hands_out_every_mask(count):
     outputs = engine.flush()
     assert [m.stamp_ns for m in hooked] == [f.stamp_ns for out in outputs for f in out.frames]
     assert len(hooked) == count
+
+
+def test_input_resets_reach_the_sink_once_each_with_their_kind():
+    sink = RecordingSink()
+    engine = _engine(4, sink=sink)
+    image = engine.backend.camera_image(0)
+    for stamp in (10 * STEP, 11 * STEP, 5 * STEP, 6 * STEP):  # stamps go back once
+        engine.push(image, stamp)
+    small = np.zeros((HW[0] // 2, HW[1] // 2, 3), np.uint8)
+    engine.push(small, 7 * STEP)  # the size changes once
+    engine.push(small, 8 * STEP)
+    warnings = [item for kind, item in sink.events if kind == 'warning']
+    assert [w.kind for w in warnings] == ['time_backwards', 'size_change']
+    assert 'backwards' in warnings[0].text and 'size' in warnings[1].text
+    assert engine.stats.window_resets == 2

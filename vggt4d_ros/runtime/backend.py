@@ -1,30 +1,47 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""Create, warm up and release the window backend (VGGT4D on a torch device).
+"""Build, warm up and release the window backend: ONE builder for the node and the replay tool.
 
-A backend is any object with ``run(frames, stamps_ns) -> WindowResult``; the default is
-``VGGT4DPipeline`` around a VGGT model. Loading follows the non-negotiables: a weights path is
-loaded strictly, a missing or mismatched checkpoint raises ``BackendError`` naming the file, and
-random weights are used only when explicitly allowed and the weights path is empty.
+A backend is any object with ``run(frames, stamps_ns) -> WindowResult`` (:class:`Backend`); the
+default is ``VGGT4DPipeline`` around a VGGT model. One policy (:class:`BackendConfig`): a
+weights path is loaded strictly into the ``model_config`` architecture, and a missing or
+mismatched checkpoint raises :class:`BackendError` naming the file; an empty path is an error
+unless random weights are explicitly allowed, and random weights are always initialised from
+``random_seed`` (the same model in every front end and every run).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from dataclasses import replace
 import gc
 import importlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 import torch
 
-from vggt4d_ros.mapping.engine import PerceptionEngine
+from vggt4d_ros.geometry.image_transform import plan_resize
 from vggt4d_ros.mapping.mapper import MapperConfig
-from vggt4d_ros.mapping.window import WindowConfig
 from vggt4d_ros.model import runtime
-from vggt4d_ros.ros.params import NodeParams
+from vggt4d_ros.motion.pipeline import PipelineConfig
+from vggt4d_ros.motion.result import WindowResult
+from vggt4d_ros.runtime.config import BackendConfig
+from vggt4d_ros.runtime.config import VGGT_WIDTH
+from vggt4d_ros.runtime.engine import PerceptionEngine
+from vggt4d_ros.runtime.window import replay_window
+from vggt4d_ros.runtime.window import WindowConfig
+
+RANDOM_WEIGHTS_WARNING = (
+    'RANDOM weights (allow_random_weights): every mask, pose and map is a plumbing check and '
+    'means NOTHING about VGGT4D quality. Give a VGGT checkpoint (weights) for real results.')
+
+
+class Backend(Protocol):
+    """Anything that turns a window of frames into a ``WindowResult`` (VGGT4D or an oracle)."""
+
+    def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]) -> WindowResult:
+        """Process one window: S frames [H,W,3] uint8 RGB with their stamps."""
 
 
 class BackendError(RuntimeError):
@@ -36,17 +53,43 @@ class LoadedBackend:
     """A ready backend and what was loaded.
 
     Attributes:
-        backend: object with ``run(frames, stamps_ns) -> WindowResult``.
+        backend: the window backend.
         device: torch device it runs on.
         dtype: compute dtype.
-        description: one line for the log (model size, weights, device, dtype).
+        description: one line for the log (model size, weights, device, dtype, width).
+        random_weights: True when no checkpoint was loaded (outputs are meaningless).
 
     """
 
-    backend: Any
+    backend: Backend
     device: torch.device
     dtype: torch.dtype
     description: str
+    random_weights: bool = False
+
+
+class FixedWidthBackend:
+    """Run a pipeline at a network width other than VGGT's 518 (small models, fast tests).
+
+    Args:
+        pipeline: the VGGT4D pipeline.
+        width: network width in pixels (multiple of the patch size, 14).
+
+    """
+
+    def __init__(self, pipeline: Any, width: int) -> None:
+        self.pipeline = pipeline
+        self.width = int(width)
+
+    def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]) -> WindowResult:
+        """Run a window, as ``VGGT4DPipeline.run`` (frames [S] HxWx3 uint8 RGB)."""
+        plan = plan_resize(tuple(frames[0].shape[:2]), mode=self.pipeline.config.resize_mode,
+                           target=self.width, patch=self.pipeline.patch)
+        return self.pipeline.run(frames, stamps_ns, plan=plan)
+
+    def __getattr__(self, name: str) -> Any:
+        # record_refinement_graphs and other pipeline extras (warm_up looks them up).
+        return getattr(self.pipeline, name)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,58 +118,72 @@ def _load_factory(spec: str) -> Callable[..., Any]:
         raise BackendError(f'backend_factory={spec!r}: {error}') from error
 
 
-def build_vggt4d(params: NodeParams, device: torch.device, dtype: torch.dtype,
-                 pipeline_config: Any) -> tuple[Any, str]:
-    """VGGT (weights loaded) wrapped in VGGT4DPipeline; returns (pipeline, description)."""
+def _model(config: BackendConfig, device: torch.device) -> tuple[Any, str]:
+    """VGGT with its weights (strictly loaded, or seeded random); returns (model, source)."""
     from vggt4d_ros.model.config import VGGTConfig
     from vggt4d_ros.model.vggt import VGGT
     from vggt4d_ros.model.weights import check_checkpoint_path
     from vggt4d_ros.model.weights import CheckpointError
     from vggt4d_ros.model.weights import load_model
-    from vggt4d_ros.motion.pipeline import VGGT4DPipeline
 
-    config = VGGTConfig.tiny() if params.model_config == 'tiny' else VGGTConfig.full()
-    if not params.weights and not params.allow_random_weights:
+    architecture = VGGTConfig.tiny() if config.model_config == 'tiny' else VGGTConfig.full()
+    if not config.weights and not config.allow_random_weights:
         raise BackendError('no weights: set the weights parameter to a VGGT checkpoint '
                            '(.pt/.safetensors), or allow_random_weights:=true for a demo')
-    if params.weights:
+    if config.weights:
         try:
-            check_checkpoint_path(params.weights)
+            check_checkpoint_path(config.weights)
             # Built on the meta device and filled strictly from the file: no random
             # initialisation of 1.26 B parameters first (~11 s -> ~4.6 s on a CPU).
-            model = load_model(params.weights, config, device=device)
+            return load_model(config.weights, architecture, device=device), config.weights
         except CheckpointError as error:
             raise BackendError(str(error)) from error
-        source = params.weights
-    else:
-        with device:  # build the parameters on the target device
-            model = VGGT(config)
-        source = 'RANDOM weights (allow_random_weights=true: outputs are meaningless)'
+    # Seeded, so every front end and every run gets the same model; the global RNG state is
+    # restored so callers' own random streams are not disturbed. Built on the CPU (the
+    # generator the seed drives), then moved.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.random_seed)
+        model = VGGT(architecture)
+    return model, f'RANDOM weights (seed {config.random_seed}; outputs are meaningless)'
+
+
+def build_vggt4d(config: BackendConfig, device: torch.device, dtype: torch.dtype,
+                 pipeline_config: PipelineConfig) -> tuple[Backend, str]:
+    """VGGT wrapped in VGGT4DPipeline (at ``network_width``); returns (backend, description)."""
+    from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+
+    model, source = _model(config, device)
     model = model.to(device).eval()
     weights = 'fp32 weights'
-    if params.weights_dtype == 'compute' and dtype != torch.float32:
+    if config.weights_dtype == 'compute' and dtype != torch.float32:
         model = model.to(dtype)  # the pipeline then runs without autocast
         weights = f'{dtype} weights'
     pipeline = VGGT4DPipeline(model, pipeline_config, device, dtype)
-    return pipeline, (f'VGGT {params.model_config} with {source} on {device} ({dtype}, '
-                      f'{weights})')
+    backend: Backend = pipeline
+    if config.network_width != VGGT_WIDTH:
+        backend = FixedWidthBackend(pipeline, config.network_width)
+    return backend, (f'VGGT {config.model_config} with {source} on {device} ({dtype}, '
+                     f'{weights}, network width {config.network_width})')
 
 
-def load_backend(params: NodeParams, pipeline_config: Any = None) -> LoadedBackend:
-    """Create the backend described by the parameters.
+def build_backend(config: BackendConfig,
+                  pipeline_config: PipelineConfig | None = None) -> LoadedBackend:
+    """Create the backend ``config`` describes (the node at activate, the replay tool).
 
     Raises:
         BackendError: bad device, missing/mismatched weights, bad factory.
 
     """
-    device = resolve_device(params.device)
-    dtype = resolve_dtype(params.dtype, device)
-    if params.backend_factory:
-        backend = _load_factory(params.backend_factory)(params, device, dtype)
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    if config.backend_factory:
+        backend = _load_factory(config.backend_factory)(config, device, dtype)
         return LoadedBackend(backend, device, dtype,
-                             f'backend {params.backend_factory} on {device} ({dtype})')
-    backend, description = build_vggt4d(params, device, dtype, pipeline_config)
-    return LoadedBackend(backend, device, dtype, description)
+                             f'backend {config.backend_factory} on {device} ({dtype})')
+    backend, description = build_vggt4d(config, device, dtype,
+                                        pipeline_config or PipelineConfig())
+    random_weights = not config.weights
+    return LoadedBackend(backend, device, dtype, description, random_weights)
 
 
 def warm_up(backend: Any, window: WindowConfig, mapper: MapperConfig, height: int,
@@ -144,7 +201,7 @@ def warm_up(backend: Any, window: WindowConfig, mapper: MapperConfig, height: in
     one by one. Call it from the thread that will run the live windows (torch caches cuDNN
     plans per thread).
     """
-    window = replace(window, mode='replay', min_parallax_px=0.0, max_keyframe_interval_s=0.0)
+    window = replay_window(window)
     engine = PerceptionEngine(backend, window, mapper)
     count = window.window_size + window.stride
     rng = np.random.default_rng(0)

@@ -1,0 +1,123 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""What the engine delivers, and the one sink it delivers it to.
+
+Per processed window the engine calls, on the thread that runs ``push``/``process``/``flush``:
+
+1. ``masks_ready(window, masks)`` right after the backend, before the mapper, with the
+   camera-resolution masks of the window's new frames (masks do not depend on the mapper, so a
+   consumer that cares about image-to-mask latency publishes them here);
+2. ``window_mapped(output)`` after the mapper, with the poses of the same frames, the window's
+   static points and the map update.
+
+Between windows, ``warning(warning)`` reports an input reset (stamps went backwards, image size
+changed): the window and the map restarted and a new map segment begins.
+
+An exception raised by a sink method propagates out of the engine call (see
+:mod:`vggt4d_ros.runtime.engine` for what is lost then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+from vggt4d_ros.mapping.mapper import MapUpdate
+from vggt4d_ros.motion.result import WindowResult
+from vggt4d_ros.runtime.window import Window
+
+
+@dataclass
+class MaskOutput:
+    """Dynamic mask of one new frame of a window, delivered before mapping.
+
+    Attributes:
+        stamp_ns: source image stamp.
+        frame_id: source frame id.
+        index: index of the frame in the window.
+        mask: [H,W] uint8 dynamic mask (0 static, 255 dynamic) at camera resolution.
+
+    """
+
+    stamp_ns: int
+    frame_id: str
+    index: int
+    mask: np.ndarray
+
+
+@dataclass
+class FrameOutput(MaskOutput):
+    """Per new frame of a window: its :class:`MaskOutput` and, after mapping, its pose.
+
+    Attributes:
+        pose: [4,4] float64 world-from-camera pose in the global map frame (OpenCV camera
+            axes, VGGT's scale-free units unless a scale source gave metres).
+
+    """
+
+    pose: np.ndarray
+
+
+@dataclass
+class EngineOutput:
+    """One processed window.
+
+    ``timings`` (seconds): ``backend``, ``masks`` (camera-resolution masks), ``sink_masks``
+    (the sink's ``masks_ready``) and ``mapper``.
+    """
+
+    window: Window
+    result: WindowResult
+    update: MapUpdate
+    frames: list[FrameOutput]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+#: Why the input restarted the window and the map.
+ResetKind = Literal['time_backwards', 'size_change']
+
+
+@dataclass(frozen=True)
+class EngineWarning:
+    """An input reset, with a line to log.
+
+    Attributes:
+        kind: what happened.
+        text: one line saying what happened and what follows.
+
+    """
+
+    kind: ResetKind
+    text: str
+
+
+class EngineSink(Protocol):
+    """Receiver of the engine's results (see the module docstring for the call order)."""
+
+    def masks_ready(self, window: Window, masks: list[MaskOutput]) -> None:
+        """Receive the masks of the window's new frames, before the mapper."""
+
+    def window_mapped(self, output: EngineOutput) -> None:
+        """Receive the mapped window: poses of the new frames, static points, map update."""
+
+    def warning(self, warning: EngineWarning) -> None:
+        """Receive an input reset (counted in the engine's stats as well)."""
+
+
+class NullSink:
+    """A sink that ignores everything (callers that only use the returned outputs)."""
+
+    def masks_ready(self, window: Window, masks: list[MaskOutput]) -> None:
+        """Ignore the masks."""
+
+    def window_mapped(self, output: EngineOutput) -> None:
+        """Ignore the window."""
+
+    def warning(self, warning: EngineWarning) -> None:
+        """Ignore the warning."""
+
+
+__all__ = ['EngineOutput', 'EngineSink', 'EngineWarning', 'FrameOutput', 'MaskOutput',
+           'NullSink', 'ResetKind']

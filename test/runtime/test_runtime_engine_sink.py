@@ -154,11 +154,12 @@ def test_input_resets_reach_the_sink_once_each_with_their_kind():
     sink = RecordingSink()
     engine = _engine(4, sink=sink)
     image = engine.backend.camera_image(0)
-    for stamp in (10 * STEP, 11 * STEP, 5 * STEP, 6 * STEP):  # stamps go back once
-        engine.push(image, stamp)
+    confirm = engine.windows.config.reset_confirm_frames  # a reset needs this many frames
+    for stamp in [10, 11] + list(range(5, 5 + confirm)):  # stamps go back once
+        engine.push(image, stamp * STEP)
     small = np.zeros((HW[0] // 2, HW[1] // 2, 3), np.uint8)
-    engine.push(small, 7 * STEP)  # the size changes once
-    engine.push(small, 8 * STEP)
+    for stamp in range(5 + confirm, 5 + 2 * confirm):  # the size changes once
+        engine.push(small, stamp * STEP)
     warnings = [item for kind, item in sink.events if kind == 'warning']
     assert [w.kind for w in warnings] == ['time_backwards', 'size_change']
     assert 'backwards' in warnings[0].text and 'size' in warnings[1].text

@@ -87,7 +87,7 @@ class EngineSettings:
 
 def engine_configs(params: dict[str, Any], window_size: int | None = None,
                    stride: int | None = None) -> EngineSettings:
-    """The node's EngineConfig of the flat parameters, in replay mode (every frame a keyframe).
+    """Build the node's EngineConfig of flat parameters, in replay mode (every frame a keyframe).
 
     Args:
         params: flat parameters (:func:`read_params`).

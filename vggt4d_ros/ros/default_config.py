@@ -28,9 +28,10 @@ HEADER = """\
 #   python -m vggt4d_ros.ros.default_config > config/vggt4d.yaml
 # Every key is declared by the node with a description, its allowed values and range
 # (`ros2 param describe /vggt4d <name>`); a value that is not allowed stops the node at start.
-# All are read at configure (the model ones again at activate): while the node is active a `ros2 param set` is refused; to change
-# one, deactivate, cleanup, set it, configure and activate again. The same file drives the
-# offline replay tool: vggt4d-replay BAG --out DIR --params config/vggt4d.yaml (docs/ros.md).
+# All are read at configure (the model ones again at activate): while the node is active a
+# `ros2 param set` is refused; to change one, deactivate, cleanup, set it, configure and
+# activate again (after a failed activate: set the model ones and activate). The same file
+# drives the offline replay tool: vggt4d-replay BAG --out DIR --params config/vggt4d.yaml (docs/ros.md).
 /**:
   ros__parameters:"""
 _YAML_SPECIAL = set(':#{}[],&*!|>%@`\\\'"')

@@ -31,7 +31,8 @@ HEADER = """\
 # All are read at configure (the model ones again at activate): while the node is active a
 # `ros2 param set` is refused; to change one, deactivate, cleanup, set it, configure and
 # activate again (after a failed activate: set the model ones and activate). The same file
-# drives the offline replay tool: vggt4d-replay BAG --out DIR --params config/vggt4d.yaml (docs/ros.md).
+# drives the offline replay tool (docs/ros.md):
+#   vggt4d-replay BAG --out DIR --params config/vggt4d.yaml
 /**:
   ros__parameters:"""
 _YAML_SPECIAL = set(':#{}[],&*!|>%@`\\\'"')

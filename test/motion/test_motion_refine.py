@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from vggt4d_ros.geometry.unproject import backproject
+from vggt4d_ros.geometry.unproject import PIXEL_CENTRE
 from vggt4d_ros.motion.refine import _ellipse_kernel
-from vggt4d_ros.motion.refine import backproject
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.refine import close_then_dilate
@@ -58,7 +59,7 @@ def _coarse(boxes: torch.Tensor) -> torch.Tensor:
 
 def test_backproject_uses_pixel_centres():
     depth, _, poses, intr, _ = _scene(2)
-    points = backproject(depth, intr, poses)
+    points = backproject(depth, intr, poses, pixel_offset=PIXEL_CENTRE)
     assert points.shape == (2, HEIGHT, WIDTH, 3)
     # Pixel (0,0) centre is at (0.5,0.5): X = cam_x + z (0.5 - cx)/f.
     expected_x = 0.2 + WALL_Z * (0.5 - WIDTH / 2) / FOCAL
@@ -108,7 +109,7 @@ def test_pose_free_half_equals_outlier_removal_and_clusters_on_world_points():
     config = RefineConfig()
     plan = prepare_refinement(images, depth, coarse, intr, config)
 
-    world = backproject(depth, intr, poses)
+    world = backproject(depth, intr, poses, pixel_offset=PIXEL_CENTRE)
     valid = torch.isfinite(depth) & (depth > 0)
     world_inliers = statistical_inliers(world, valid, config)
     assert not world_inliers[:, 20, 30].any()
@@ -139,7 +140,7 @@ def test_statistical_outlier_removal_exact_and_image_search_agree():
     spikes = [(10, 10), (30, 50), (40, 5)]
     for row, col in spikes:
         depth[:, row, col] = 40.0  # isolated points far behind the wall
-    points = backproject(depth, intr, poses)
+    points = backproject(depth, intr, poses, pixel_offset=PIXEL_CENTRE)
     valid = torch.ones_like(depth, dtype=torch.bool)
     exact = statistical_inliers(points, valid, RefineConfig(neighbour_search='exact'))
     image = statistical_inliers(points, valid, RefineConfig(neighbour_search='image'))

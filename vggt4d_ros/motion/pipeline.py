@@ -30,6 +30,7 @@ from vggt4d_ros.geometry.image_transform import plan_resize
 from vggt4d_ros.geometry.image_transform import ResizeCrop
 from vggt4d_ros.geometry.image_transform import to_network
 from vggt4d_ros.geometry.pose_encoding import pose_encoding_to_extri_intri
+from vggt4d_ros.geometry.rigid import cam_to_world_from_extrinsics
 from vggt4d_ros.model.hooks import CaptureRequest
 from vggt4d_ros.model.hooks import KeyValueMask
 from vggt4d_ros.model.layers import use_fused_gelu
@@ -519,9 +520,9 @@ class VGGT4DPipeline:
                 plan = cluster_candidates(found, images, refine, cluster_fn=self._cluster)
         with timer.stage('refine'):
             if plan is not None:
-                refined = finish_refinement(plan, images, heads.depth, coarse_mask,
-                                            _invert_extrinsics(extrinsics), heads.intrinsics,
-                                            refine).masks
+                cam_to_world = cam_to_world_from_extrinsics(extrinsics)
+                refined = finish_refinement(plan, images, heads.depth, coarse_mask, cam_to_world,
+                                            heads.intrinsics, refine).masks
             else:
                 refined = coarse_mask.clone()
         result = WindowResult(
@@ -609,12 +610,3 @@ def _cluster_tensors(points: torch.Tensor, valid: torch.Tensor, uniforms: torch.
     ``compiled``: steps compiled with dynamic shapes (one compilation for every bucket).
     """
     return (kmeans(points, config, valid, uniforms, compiled=compiled, dynamic=True)[0],)
-
-
-def _invert_extrinsics(extrinsics: torch.Tensor) -> torch.Tensor:
-    """Camera-from-world [S,3,4] -> world-from-camera [S,4,4] (rigid inverse)."""
-    rot, trans = extrinsics[:, :, :3], extrinsics[:, :, 3:]
-    pose = torch.eye(4, device=extrinsics.device).repeat(extrinsics.shape[0], 1, 1)
-    pose[:, :3, :3] = rot.transpose(1, 2)
-    pose[:, :3, 3:] = -rot.transpose(1, 2) @ trans
-    return pose

@@ -37,6 +37,9 @@ from typing import Callable, Literal
 import torch
 import torch.nn.functional as F
 
+from vggt4d_ros.geometry.unproject import camera_points
+from vggt4d_ros.geometry.unproject import PIXEL_CENTRE
+from vggt4d_ros.geometry.unproject import points_to_world
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
 
@@ -120,22 +123,6 @@ class RefineResult:
     inliers: torch.Tensor
     labels: torch.Tensor
     scores: torch.Tensor
-
-
-def backproject(depth: torch.Tensor, intrinsics: torch.Tensor,
-                cam_to_world: torch.Tensor) -> torch.Tensor:
-    """World points of every pixel, pixel centres at +0.5.
-
-    Args:
-        depth: [S,h,w].
-        intrinsics: [S,3,3].
-        cam_to_world: [S,4,4].
-
-    Returns:
-        [S,h,w,3] float32 (non-finite where depth is).
-
-    """
-    return _to_world(camera_points(depth, intrinsics), cam_to_world)
 
 
 def _mean_knn_distance_exact(points: torch.Tensor, valid: torch.Tensor, neighbours: int,
@@ -708,38 +695,6 @@ class RefinePlan:
     labels: torch.Tensor
 
 
-def camera_points(depth: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
-    """Points of every pixel in its own camera's frame, pixel centres at +0.5.
-
-    Args:
-        depth: [S,h,w].
-        intrinsics: [S,3,3].
-
-    Returns:
-        [S,h,w,3] float32 (non-finite where depth is).
-
-    """
-    height, width = depth.shape[1:]
-    ys, xs = torch.meshgrid(torch.arange(height, device=depth.device, dtype=torch.float32),
-                            torch.arange(width, device=depth.device, dtype=torch.float32),
-                            indexing='ij')
-    pixels = torch.stack([xs + 0.5, ys + 0.5, torch.ones_like(xs)], dim=-1)  # [h,w,3]
-    # inv_ex: no singularity check, so no host synchronisation on CUDA.
-    k_inv = torch.linalg.inv_ex(intrinsics.float()).inverse
-    rays = torch.einsum('sij,hwj->shwi', k_inv, pixels)
-    return rays * depth.float().unsqueeze(-1)
-
-
-def _to_world(points: torch.Tensor, cam_to_world: torch.Tensor) -> torch.Tensor:
-    """Camera-frame points [S,...,3] -> world with [S,4,4] camera-to-world poses."""
-    frames = points.shape[0]
-    rot = cam_to_world[:, :3, :3].float()
-    trans = cam_to_world[:, :3, 3].float()
-    flat = points.reshape(frames, -1, 3)
-    world = torch.einsum('sij,spj->spi', rot, flat) + trans.unsqueeze(1)
-    return world.view(points.shape)
-
-
 @dataclass
 class Candidates:
     """Outlier removal and coarse-mask candidates of every pixel (no host synchronisation).
@@ -774,7 +729,7 @@ def find_candidates(depth: torch.Tensor, coarse: torch.Tensor, intrinsics: torch
     depth = depth.float()
     valid_depth = torch.isfinite(depth) & (depth > 0)
     clean_depth = torch.where(valid_depth, depth, torch.ones_like(depth))
-    points = camera_points(clean_depth, intrinsics)
+    points = camera_points(clean_depth, intrinsics, pixel_offset=PIXEL_CENTRE)
     inliers = statistical_inliers(points, valid_depth, config)
     candidates = (inliers & coarse.bool()).reshape(frames, -1)
     return Candidates(valid_depth, inliers, points, candidates)
@@ -876,7 +831,7 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
     intrinsics = intrinsics.float()
     cam_to_world = cam_to_world.float()
     index, valid, labels = plan.index, plan.valid, plan.labels
-    cand_points = _to_world(plan.points, cam_to_world)
+    cand_points = points_to_world(plan.points, cam_to_world)
     world_to_cam = torch.linalg.inv_ex(cam_to_world).inverse
     sample_depth = torch.where(plan.valid_depth, depth, torch.full_like(depth, float('nan')))
     gradient_mode = config.mode == 'gradient'

@@ -35,6 +35,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from vggt4d_ros.geometry.unproject import backproject
+from vggt4d_ros.geometry.unproject import PIXEL_CENTRE
 from vggt4d_ros.model.config import VGGTConfig
 from vggt4d_ros.model.vggt import VGGT
 from vggt4d_ros.motion.kmeans import kmeans
@@ -43,7 +45,6 @@ from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
 from vggt4d_ros.motion.refine import _compact
 from vggt4d_ros.motion.refine import _mean_knn_distance_image
-from vggt4d_ros.motion.refine import backproject
 from vggt4d_ros.motion.refine import ClusterFn
 from vggt4d_ros.motion.refine import close_then_dilate
 from vggt4d_ros.motion.refine import refine_masks
@@ -142,7 +143,8 @@ def run(args: argparse.Namespace, coverage: float = 0.15) -> list[tuple[str, flo
     window = make_window(args.frames, args.height, args.width, args.seed, device, coverage)
     config = RefineConfig()
     valid = torch.isfinite(window.depth) & (window.depth > 0)
-    points = backproject(window.depth, window.intrinsics, window.cam_to_world)
+    points = backproject(window.depth, window.intrinsics, window.cam_to_world,
+                         pixel_offset=PIXEL_CENTRE)
 
     def timed(fn: Callable[[], object]) -> float:
         return time_ms(fn, device, args.repeats, args.warmup)

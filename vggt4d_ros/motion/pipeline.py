@@ -51,6 +51,7 @@ from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.kmeans import seed_uniforms
 from vggt4d_ros.motion.refine import candidate_kmeans
 from vggt4d_ros.motion.refine import cluster_candidates
+from vggt4d_ros.motion.refine import CompiledKnn
 from vggt4d_ros.motion.refine import find_candidates
 from vggt4d_ros.motion.refine import finish_refinement
 from vggt4d_ros.motion.refine import RefineConfig
@@ -279,6 +280,9 @@ class VGGT4DPipeline:
         # took 150-190 ms instead of ~20 ms on an H200 (docs/performance.md). Each graph's memory
         # pool is sized for its bucket; the power-of-two series sums to < 2x the largest.
         self._cluster_graph = GraphedFunction(_cluster_tensors, max_graphs=CLUSTER_GRAPHS)
+        # The outlier removal's compiled kNN kernel (CUDA, refine.compile_search): compiled
+        # once for this pipeline; a compiler failure makes this pipeline's search eager.
+        self.knn_search = CompiledKnn()
         self._uniforms: dict[tuple[int, int, int], torch.Tensor] = {}
         self._frame_cache: dict[int, _CachedFrame] = {}
         self._frame_cache_plan: ResizeCrop | None = None
@@ -515,7 +519,8 @@ class VGGT4DPipeline:
         if self.config.refine_enabled:
             # The pose-free half: outliers and 3D clusters in camera coordinates.
             with timer.stage('prepare'):
-                found = find_candidates(heads.depth, coarse_mask, heads.intrinsics, refine)
+                found = find_candidates(heads.depth, coarse_mask, heads.intrinsics, refine,
+                                        self.knn_search)
             with timer.stage('cluster'):
                 plan = cluster_candidates(found, images, refine, cluster_fn=self._cluster)
         with timer.stage('refine'):

@@ -33,7 +33,6 @@ from vggt4d_ros.geometry.pose_encoding import pose_encoding_to_extri_intri
 from vggt4d_ros.geometry.rigid import cam_to_world_from_extrinsics
 from vggt4d_ros.model.hooks import CaptureRequest
 from vggt4d_ros.model.hooks import KeyValueMask
-from vggt4d_ros.model.layers import use_fused_gelu
 from vggt4d_ros.motion.coarse import coarse_mask_tensors
 from vggt4d_ros.motion.coarse import coarse_masks
 from vggt4d_ros.motion.coarse import CoarseConfig
@@ -86,15 +85,16 @@ class PipelineConfig:
             CUDA graphs (recorded once per window size / candidate bucket): same kernels,
             same results, without the launch overhead of their thousands of small kernels.
         compile_model: on CUDA, ``torch.compile`` the aggregator, the DINOv2 embedding and
-            the camera and depth heads in place when the pipeline is built (state_dict keys
-            kept; each pass's blocks trace as one graph). The first window of each size pays
+            the camera and depth heads in place, in :func:`motion.prepare.prepare_model`
+            (state_dict keys kept; each pass's blocks trace as one graph); the pipeline
+            also compiles its k-means steps with it. The first window of each size pays
             the compilation (~70 s on an H200).
         compile_mode: ``torch.compile`` mode (None = default; e.g.
             'max-autotune-no-cudagraphs').
         fused_gelu: run every MLP's fc1 + GELU as one GEMM with a GELU epilogue (tanh form)
             when the network runs in half precision on CUDA (``model.layers.linear_gelu``;
             3.5 ms less per 8-frame window on an H200, differences far below bf16 rounding).
-            Sets a flag on the model's MLPs.
+            :func:`motion.prepare.prepare_model` sets the flag on the model's MLPs.
         reuse_frame_features: keep the network image and DINOv2 patch features of the last
             window's frames and reuse them for the frames a sliding window shares with it
             (same stamp, same image array): with stride 4 of 8, half of the embedding work.
@@ -236,11 +236,28 @@ class _HeadsOne:
     intrinsics: torch.Tensor  # [S,3,3]
 
 
+def _check_prepared(model: torch.nn.Module, device: torch.device) -> None:
+    """Raise ValueError unless ``model`` is in eval mode with its parameters on ``device``."""
+    hint = 'run vggt4d_ros.motion.prepare.prepare_model(model, config, device) first'
+    if model.training:
+        raise ValueError(f'the VGGT model is in training mode: {hint}')
+    # One parameter tells: prepare_model moves them together.
+    param = next(model.parameters(), None)
+    if param is not None and not (param.device.type == device.type and (
+            device.index is None or param.device.index == device.index)):
+        raise ValueError(f'the VGGT model is on {param.device}, the pipeline on {device}: '
+                         f'{hint}')
+
+
 class VGGT4DPipeline:
     """Run VGGT4D on windows of frames with a given VGGT model.
 
+    The pipeline never moves, patches or compiles the model: the caller readies it once with
+    :func:`vggt4d_ros.motion.prepare.prepare_model` (device, eval mode, fused GELU, compile).
+
     Args:
-        model: a ``vggt4d_ros.model.vggt.VGGT`` (weights loaded by the caller).
+        model: a ``vggt4d_ros.model.vggt.VGGT`` (weights loaded by the caller), in eval mode on
+            ``device`` (:func:`~vggt4d_ros.motion.prepare.prepare_model`).
         config: pipeline settings.
         device: where everything runs.
         dtype: compute dtype of the network. With fp32 weights and a lower ``dtype`` on CUDA
@@ -254,14 +271,14 @@ class VGGT4DPipeline:
                  device: torch.device | str = 'cpu', dtype: torch.dtype = torch.float32
                  ) -> None:
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        _check_prepared(model, self.device)
+        self.model = model
         self.config = config
         self.dtype = dtype
         depth = model.config.depth
         self.patch = model.config.patch_size
         self.cue_config = replace(config.cues,
                                   layers=layers_for_depth(config.cues.layers, depth))
-        use_fused_gelu(self.model, config.fused_gelu)
         compiling = config.compile_model and self.device.type == 'cuda'
         # The coarse k-means has one shape per window size: compiled with the model, its steps
         # fuse (8.2 -> 6.5 ms for 8 frames on an H200). The refinement's 3D k-means changes
@@ -288,21 +305,6 @@ class VGGT4DPipeline:
         self._frame_cache_plan: ResizeCrop | None = None
         self.reused_frames = 0
         self.oom_retries = 0
-        if compiling:
-            self._compile_model(config.compile_mode)
-
-    def _compile_model(self, mode: str | None) -> None:
-        """``torch.compile`` the modules the passes run, in place (state_dict keys kept).
-
-        The aggregator is always called with precomputed patch features, so its graph holds the
-        48 blocks only; the DINOv2 embedding is compiled on its own (one graph per count of new
-        frames), and the camera and depth heads too (the DPT head's channels-last bilinear
-        upsampling alone took 3.7 ms eagerly on an H200).
-        """
-        aggregator = self.model.aggregator
-        for module in (aggregator, aggregator.patch_embed, self.model.camera_head,
-                       self.model.depth_head):
-            module.compile(dynamic=False, mode=mode)
 
     def _seed_draws(self, km: KMeansConfig, batch: int) -> torch.Tensor:
         """k-means++ draws on the device, made once per (k, batch, seed)."""

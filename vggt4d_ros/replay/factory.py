@@ -23,6 +23,7 @@ from vggt4d_ros.model.runtime import resolve_device
 from vggt4d_ros.model.runtime import resolve_dtype
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.replay.errors import ReplayError
 
@@ -120,7 +121,9 @@ def build_backend(weights: str | Path | None = None, device: str = 'auto',
             model = VGGT(VGGTConfig.tiny())
         model = model.to(torch_device).eval()
         source = f'VGGT tiny, RANDOM weights (seed {RANDOM_INIT_SEED})'
-    pipeline = VGGT4DPipeline(model, pipeline_config or PipelineConfig(), torch_device, dtype)
+    pipeline_config = pipeline_config or PipelineConfig()
+    model = prepare_model(model, pipeline_config, torch_device)
+    pipeline = VGGT4DPipeline(model, pipeline_config, torch_device, dtype)
     backend: object = pipeline
     width = 518
     if network_width is not None and network_width != 518:

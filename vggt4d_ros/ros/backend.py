@@ -84,6 +84,7 @@ def build_vggt4d(params: NodeParams, device: torch.device, dtype: torch.dtype,
     from vggt4d_ros.model.weights import CheckpointError
     from vggt4d_ros.model.weights import load_model
     from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+    from vggt4d_ros.motion.prepare import prepare_model
 
     config = VGGTConfig.tiny() if params.model_config == 'tiny' else VGGTConfig.full()
     if not params.weights and not params.allow_random_weights:
@@ -108,6 +109,7 @@ def build_vggt4d(params: NodeParams, device: torch.device, dtype: torch.dtype,
     if params.weights_dtype == 'compute' and dtype != torch.float32:
         model = model.to(dtype)  # the pipeline then runs without autocast
         weights = f'{dtype} weights'
+    model = prepare_model(model, pipeline_config, device)
     pipeline = VGGT4DPipeline(model, pipeline_config, device, dtype)
     return pipeline, (f'VGGT {params.model_config} with {source} on {device} ({dtype}, '
                       f'{weights})')

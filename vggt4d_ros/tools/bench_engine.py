@@ -36,6 +36,7 @@ from vggt4d_ros.model.config import VGGTConfig
 from vggt4d_ros.model.vggt import VGGT
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.prepare import prepare_model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -83,6 +84,7 @@ def build_engine(args: argparse.Namespace) -> PerceptionEngine:
                                      fused_gelu=not args.no_fused_gelu)
     if args.compile_mode:
         pipeline_config = replace(pipeline_config, compile_mode=args.compile_mode)
+    model = prepare_model(model, pipeline_config, device)
     pipeline = VGGT4DPipeline(model, pipeline_config, device, dtype)
     window = WindowConfig(window_size=args.window, stride=args.stride, mode='replay',
                           min_parallax_px=0.0, max_keyframe_interval_s=0.0)

@@ -43,6 +43,7 @@ from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.refine import ClusterFn
 from vggt4d_ros.motion.refine import compact_candidates
 from vggt4d_ros.motion.refine import CompiledKnn
@@ -126,7 +127,8 @@ def pipeline_cluster_fn(device: torch.device, compiled: bool = False) -> Cluster
     ``compiled``: as with ``compile_model`` on CUDA (k-means steps compiled, dynamic shapes).
     """
     config = PipelineConfig(refine=RefineConfig(compile_kmeans=compiled))
-    pipeline = VGGT4DPipeline(VGGT(VGGTConfig.tiny()), config, device)
+    pipeline = VGGT4DPipeline(prepare_model(VGGT(VGGTConfig.tiny()), config, device), config,
+                              device)
     return pipeline._cluster
 
 

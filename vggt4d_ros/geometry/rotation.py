@@ -7,6 +7,9 @@ q and -q are the same rotation; every quaternion this package produces (TF, odom
 messages, bags, TUM files) comes from :func:`quaternion_xyzw_from_rotation` and so has ONE
 canonical sign: w > 0, or, for half-turns (w == 0), the first non-zero of x, y, z positive.
 Zeros are +0.0, so equal rotations give equal bits.
+
+The torch conversions inside VGGT's camera encoding (``geometry.pose_encoding``: batched, on
+the model's device, w >= 0) stay there: they are part of the network's output format.
 """
 
 from __future__ import annotations

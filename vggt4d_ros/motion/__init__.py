@@ -8,6 +8,8 @@
     config = PipelineConfig()
     model = prepare_model(load_model('model.pt', VGGTConfig.full()), config, 'cuda')
     result = VGGT4DPipeline(model, config, 'cuda', torch.bfloat16).run(frames, stamps_ns)
+
+Stage modules: ``cues``, ``coarse``, ``kmeans``, ``refine``, ``graphs``.
 """
 
 from vggt4d_ros.motion.coarse import CoarseConfig

@@ -1,7 +1,9 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""Ready a VGGT for :class:`~vggt4d_ros.motion.pipeline.VGGT4DPipeline`: the one step that
-changes the model (device, eval mode, fused GELU, torch.compile), run by whoever builds it.
+"""Ready a VGGT for :class:`~vggt4d_ros.motion.pipeline.VGGT4DPipeline`.
+
+This is the one step that changes the model (device, eval mode, weight cast, fused GELU,
+torch.compile); whoever builds a pipeline runs it.
 
 The pipeline itself never moves, patches or compiles the module it is handed; it checks that
 the model is on its device and in eval mode, and fails with a message naming this step.

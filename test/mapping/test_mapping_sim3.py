@@ -5,13 +5,13 @@
 import numpy as np
 import pytest
 
-from vggt4d_ros.geometry.sim3 import quaternion_xyzw_from_rotation
-from vggt4d_ros.geometry.sim3 import random_rotation
+from vggt4d_ros.geometry.rotation import quaternion_xyzw_from_rotation
+from vggt4d_ros.geometry.rotation import random_rotation
+from vggt4d_ros.geometry.rotation import rotation_from_axis_angle
+from vggt4d_ros.geometry.rotation import rotation_from_quaternion_xyzw
+from vggt4d_ros.geometry.rotation import slerp_xyzw
 from vggt4d_ros.geometry.sim3 import robust_umeyama
-from vggt4d_ros.geometry.sim3 import rotation_from_axis_angle
-from vggt4d_ros.geometry.sim3 import rotation_from_quaternion_xyzw
 from vggt4d_ros.geometry.sim3 import Sim3
-from vggt4d_ros.geometry.sim3 import slerp_xyzw
 from vggt4d_ros.geometry.sim3 import umeyama
 
 

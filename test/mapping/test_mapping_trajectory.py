@@ -5,7 +5,7 @@
 import numpy as np
 import pytest
 
-from vggt4d_ros.geometry.sim3 import rotation_from_axis_angle
+from vggt4d_ros.geometry.rotation import rotation_from_axis_angle
 from vggt4d_ros.mapping.trajectory import format_stamp
 from vggt4d_ros.mapping.trajectory import read_tum
 from vggt4d_ros.mapping.trajectory import Trajectory

@@ -12,6 +12,8 @@ from vggt4d_ros.geometry.pose_encoding import (
     pose_encoding_to_extri_intri,
     quaternion_to_matrix,
 )
+from vggt4d_ros.geometry.unproject import PIXEL_CENTRE
+from vggt4d_ros.geometry.unproject import PIXEL_INDEX
 from vggt4d_ros.geometry.unproject import unproject_depth
 
 
@@ -82,7 +84,7 @@ def test_unproject_reprojects_to_pixels() -> None:
     extrinsics = torch.cat([rotations, translations[..., None]], dim=-1)
     intrinsics = torch.tensor([[20.0, 0, 3.1], [0, 25.0, 2.2], [0, 0, 1]],
                               dtype=torch.float64).expand(frames, 3, 3)
-    for offset in (0.0, 0.5):
+    for offset in (PIXEL_INDEX, PIXEL_CENTRE):
         points = unproject_depth(depth, extrinsics, intrinsics, pixel_offset=offset)
         assert points.shape == (frames, height, width, 3)
         cam = torch.einsum('sij,shwj->shwi', rotations, points) + translations[:, None, None]
@@ -90,5 +92,6 @@ def test_unproject_reprojects_to_pixels() -> None:
         pix = torch.einsum('sij,shwj->shwi', intrinsics, cam / cam[..., 2:])
         assert torch.allclose(pix[0, 3, 4, :2], torch.tensor([4 + offset, 3 + offset],
                                                              dtype=torch.float64))
-    trailing = unproject_depth(depth[..., None], extrinsics, intrinsics)
-    assert torch.allclose(trailing, unproject_depth(depth, extrinsics, intrinsics))
+    trailing = unproject_depth(depth[..., None], extrinsics, intrinsics, pixel_offset=PIXEL_INDEX)
+    assert torch.equal(trailing, unproject_depth(depth, extrinsics, intrinsics,
+                                                 pixel_offset=PIXEL_INDEX))

@@ -24,6 +24,7 @@ from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.kmeans import seed_uniforms
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.refine import candidate_kmeans
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
@@ -108,7 +109,8 @@ def test_cuda_graph_pipeline_equals_eager_pipeline():
     images = torch.rand(6, 3, 56, 70, generator=torch.Generator().manual_seed(1))
     results = []
     for graphs in (False, True, True):
-        pipe = VGGT4DPipeline(model, PipelineConfig(cuda_graphs=graphs), device='cuda')
+        config = PipelineConfig(cuda_graphs=graphs)
+        pipe = VGGT4DPipeline(prepare_model(model, config, 'cuda'), config, device='cuda')
         results.append(pipe.run_tensor(images, list(range(6))))
     for name in ('saliency', 'coarse_masks', 'refined_masks', 'extrinsics'):
         for other in results[1:]:
@@ -181,7 +183,8 @@ def test_warm_up_records_the_graph_of_every_bucket_a_window_can_reach(monkeypatc
 
 @CUDA
 def test_recorded_refinement_graphs_serve_live_windows_without_recording():
-    pipeline = VGGT4DPipeline(VGGT(VGGTConfig.tiny()).eval(), PipelineConfig(), device='cuda')
+    model = prepare_model(VGGT(VGGTConfig.tiny()), PipelineConfig(), 'cuda')
+    pipeline = VGGT4DPipeline(model, PipelineConfig(), device='cuda')
     recorded = pipeline.record_refinement_graphs(4, (56, 70))
     height, width = plan_resize((56, 70)).network_hw
     assert recorded == len(bucket_ladder(height * width, ratio=2.0)) > 1

@@ -16,6 +16,7 @@ from vggt4d_ros.motion.pipeline import layers_for_depth
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import token_mask
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.refine import RefineConfig
 
 HEIGHT, WIDTH = 56, 70
@@ -195,7 +196,8 @@ def test_cuda_pipeline_is_deterministic_and_close_to_cpu(model):
     cpu = VGGT4DPipeline(model, PipelineConfig()).run_tensor(_images(6), list(range(6)))
     gpu_model = VGGT(VGGTConfig.tiny()).eval()
     gpu_model.load_state_dict(model.state_dict())
-    pipe = VGGT4DPipeline(gpu_model, PipelineConfig(), device='cuda')
+    pipe = VGGT4DPipeline(prepare_model(gpu_model, PipelineConfig(), 'cuda'), PipelineConfig(),
+                          device='cuda')
     first = pipe.run_tensor(_images(6), list(range(6)))
     second = pipe.run_tensor(_images(6), list(range(6)))
     for name in ('depth', 'extrinsics', 'saliency', 'coarse_masks', 'refined_masks'):
@@ -280,3 +282,27 @@ def test_reuse_needs_the_same_array_and_stamp(model):
     pipe.release_memory()
     pipe.run(copies, list(range(10, 15)))
     assert pipe.reused_frames == 5
+
+
+def test_the_pipeline_leaves_its_model_alone_and_prepare_model_readies_it():
+    model = VGGT(VGGTConfig.tiny())
+    mlps = [m for m in model.modules() if isinstance(m, layers.Mlp)]
+    with pytest.raises(ValueError, match='prepare_model'):
+        VGGT4DPipeline(model, PipelineConfig())  # still in training mode
+    model.eval()
+    VGGT4DPipeline(model, PipelineConfig(fused_gelu=True))
+    assert not any(m.fused_gelu for m in mlps)  # not patched by the pipeline
+    config = PipelineConfig(fused_gelu=True, compile_model=True)  # compiles on CUDA only
+    ready = prepare_model(VGGT(VGGTConfig.tiny()), config, 'cpu', weights_dtype=torch.float64)
+    assert not ready.training
+    assert all(m.fused_gelu for m in ready.modules() if isinstance(m, layers.Mlp))
+    assert next(ready.parameters()).dtype == torch.float64
+    assert not hasattr(ready.aggregator, '_compiled_call_impl') or \
+        ready.aggregator._compiled_call_impl is None
+    VGGT4DPipeline(ready, config)
+
+
+def test_a_model_on_another_device_is_refused():
+    # 'meta' stands for any device the CPU model is not on (checked before anything runs).
+    with pytest.raises(ValueError, match='prepare_model'):
+        VGGT4DPipeline(VGGT(VGGTConfig.tiny()).eval(), PipelineConfig(), device='meta')

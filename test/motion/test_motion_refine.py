@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from vggt4d_ros.motion.refine import _ellipse_kernel
-from vggt4d_ros.motion.refine import backproject
+from vggt4d_ros.geometry.unproject import backproject
+from vggt4d_ros.geometry.unproject import PIXEL_CENTRE
+from vggt4d_ros.motion.refine.morphology import ellipse_kernel
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.refine import close_then_dilate
@@ -58,7 +59,7 @@ def _coarse(boxes: torch.Tensor) -> torch.Tensor:
 
 def test_backproject_uses_pixel_centres():
     depth, _, poses, intr, _ = _scene(2)
-    points = backproject(depth, intr, poses)
+    points = backproject(depth, intr, poses, pixel_offset=PIXEL_CENTRE)
     assert points.shape == (2, HEIGHT, WIDTH, 3)
     # Pixel (0,0) centre is at (0.5,0.5): X = cam_x + z (0.5 - cx)/f.
     expected_x = 0.2 + WALL_Z * (0.5 - WIDTH / 2) / FOCAL
@@ -108,7 +109,7 @@ def test_pose_free_half_equals_outlier_removal_and_clusters_on_world_points():
     config = RefineConfig()
     plan = prepare_refinement(images, depth, coarse, intr, config)
 
-    world = backproject(depth, intr, poses)
+    world = backproject(depth, intr, poses, pixel_offset=PIXEL_CENTRE)
     valid = torch.isfinite(depth) & (depth > 0)
     world_inliers = statistical_inliers(world, valid, config)
     assert not world_inliers[:, 20, 30].any()
@@ -139,7 +140,7 @@ def test_statistical_outlier_removal_exact_and_image_search_agree():
     spikes = [(10, 10), (30, 50), (40, 5)]
     for row, col in spikes:
         depth[:, row, col] = 40.0  # isolated points far behind the wall
-    points = backproject(depth, intr, poses)
+    points = backproject(depth, intr, poses, pixel_offset=PIXEL_CENTRE)
     valid = torch.ones_like(depth, dtype=torch.bool)
     exact = statistical_inliers(points, valid, RefineConfig(neighbour_search='exact'))
     image = statistical_inliers(points, valid, RefineConfig(neighbour_search='image'))
@@ -153,7 +154,7 @@ def test_morphology_matches_opencv():
     gen = np.random.default_rng(0)
     mask = gen.random((3, 30, 40)) > 0.8
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    assert np.array_equal(_ellipse_kernel(5, torch.device('cpu')).numpy(), kernel)
+    assert np.array_equal(ellipse_kernel(5, torch.device('cpu')).numpy(), kernel)
     expected = []
     for frame in mask.astype(np.uint8) * 255:
         closed = cv2.morphologyEx(frame, cv2.MORPH_CLOSE, kernel, iterations=1)
@@ -204,7 +205,7 @@ def test_nan_and_inf_depth_are_never_candidates():
 
 
 def test_projection_gradient_norm_matches_autograd_on_a_depth_ramp():
-    from vggt4d_ros.motion.refine import _residual_gradient_norm, _sample
+    from vggt4d_ros.motion.refine.reprojection import residual_gradient_norm, sample_pixels
     height, width = 20, 30
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64),
                             torch.arange(width, dtype=torch.float64), indexing='ij')
@@ -219,12 +220,12 @@ def test_projection_gradient_norm_matches_autograd_on_a_depth_ramp():
     cam = world @ rot.T + trans
     proj = cam @ intr[0].T
     x, y = proj[:, 0] / proj[:, 2], proj[:, 1] / proj[:, 2]
-    sampled = _sample(depth.unsqueeze(1), x.unsqueeze(0), y.unsqueeze(0), 'bilinear')[0, 0]
+    sampled = sample_pixels(depth.unsqueeze(1), x.unsqueeze(0), y.unsqueeze(0), 'bilinear')[0, 0]
     residual = sampled - cam[:, 2]
     grads = torch.stack([torch.autograd.grad(r, world, retain_graph=True)[0][i]
                          for i, r in enumerate(residual)])
-    ours = _residual_gradient_norm(depth, intr, cam.detach().unsqueeze(0),
-                                   x.detach().unsqueeze(0), y.detach().unsqueeze(0))[0]
+    ours = residual_gradient_norm(depth, intr, cam.detach().unsqueeze(0),
+                                  x.detach().unsqueeze(0), y.detach().unsqueeze(0))[0]
     torch.testing.assert_close(ours, grads.norm(dim=1), atol=1e-9, rtol=1e-9)
 
 
@@ -245,20 +246,20 @@ def test_exact_outlier_removal_matches_a_kdtree_reference():
 
 
 def test_chunked_cluster_sums_equal_the_single_product():
-    from vggt4d_ros.motion.refine import _cluster_sums
+    from vggt4d_ros.motion.refine.reprojection import cluster_sums
     generator = torch.Generator().manual_seed(0)
     for count in (100, 4096, 10_000):
         labels = torch.randint(0, 30, (3, count), generator=generator)
         member = (labels.unsqueeze(-1) == torch.arange(30)).float()
         values = torch.rand(3, count, 3, generator=generator, dtype=torch.float64)
-        sums = _cluster_sums(member.double(), values)
+        sums = cluster_sums(member.double(), values)
         reference = torch.bmm(member.double().transpose(1, 2), values)
         torch.testing.assert_close(sums, reference)
 
 
 @pytest.mark.parametrize('size', [1, 3, 4, 5, 7, 9])
 def test_dilation_and_erosion_match_opencv_for_ellipses_and_arbitrary_kernels(size):
-    from vggt4d_ros.motion.refine import _dilate, _erode
+    from vggt4d_ros.motion.refine.morphology import dilate, erode
     gen = np.random.default_rng(size)
     mask = gen.random((2, 23, 31)) > 0.7
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
@@ -270,16 +271,16 @@ def test_dilation_and_erosion_match_opencv_for_ellipses_and_arbitrary_kernels(si
         eroded = np.stack([cv2.erode(f, kernel) > 0 for f in frames])
         ours = torch.from_numpy(mask)
         weights = torch.from_numpy(kernel.astype(np.float32))
-        assert np.array_equal(_dilate(ours, weights).numpy(), dilated)
-        assert np.array_equal(_erode(ours, weights).numpy(), eroded)
+        assert np.array_equal(dilate(ours, weights).numpy(), dilated)
+        assert np.array_equal(erode(ours, weights).numpy(), eroded)
 
 
 def test_compaction_is_the_stable_partition_of_the_candidates():
-    from vggt4d_ros.motion.refine import _compact
+    from vggt4d_ros.motion.refine import compact_candidates
     generator = torch.Generator().manual_seed(4)
     candidates = torch.rand(4, 300, generator=generator) < torch.tensor([[0.0], [0.1], [0.5],
                                                                          [1.0]])
-    index, valid = _compact(candidates)
+    index, valid = compact_candidates(candidates)
     counts = candidates.sum(1)
     assert index.shape == valid.shape == (4, 300)
     expected = torch.sort((~candidates).to(torch.uint8), dim=1, stable=True).indices

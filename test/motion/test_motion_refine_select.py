@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vggt4d_ros.motion import refine
 from vggt4d_ros.motion.refine import mean_of_smallest
+from vggt4d_ros.motion.refine import outliers
 
 INF = float('inf')
 
@@ -81,7 +81,8 @@ def test_selection_refuses_other_dtypes_than_float32():
 
 def test_float64_points_take_the_eager_search():
     points, valid = _surface(1, 9, 10, seed=6)
-    ours = refine._mean_knn_distance_image(points.double(), valid, 20, 4, compiled=True)
+    ours = outliers.mean_knn_distance_image(points.double(), valid, 20, 4,
+                                            outliers.CompiledKnn())
     assert ours.dtype == torch.float64
     expected = _reference_knn(points.double(), valid, 20, 4)
     torch.testing.assert_close(ours, expected)
@@ -112,9 +113,9 @@ def test_eager_and_fused_searches_equal_the_sort_reference(radius, neighbours):
     points, valid = _surface(2, 17, 23, seed=radius)
     expected = _reference_knn(points, valid, neighbours, radius)
     finite = torch.isfinite(expected)
-    for ours in (refine._mean_knn_distance_image(points, valid, neighbours, radius, False),
-                 refine._mean_knn_distance_eager(points, valid, neighbours, radius, True),
-                 refine._mean_knn_distance_fused(points, valid, neighbours, radius)):
+    for ours in (outliers.mean_knn_distance_image(points, valid, neighbours, radius, None),
+                 outliers.mean_knn_distance_eager(points, valid, neighbours, radius, True),
+                 outliers.mean_knn_distance_fused(points, valid, neighbours, radius)):
         assert ours.shape == expected.shape
         assert torch.equal(torch.isfinite(ours), finite)
         torch.testing.assert_close(ours[finite], expected[finite], rtol=1e-5, atol=1e-7)
@@ -123,18 +124,18 @@ def test_eager_and_fused_searches_equal_the_sort_reference(radius, neighbours):
 
 def test_window_distance_layouts_agree():
     points, valid = _surface(2, 9, 11, seed=1)
-    views = refine._window_distances(points, valid, 2)  # [S,h*w,L]
-    shifted = refine._window_distances_shifted(points, valid, 2)  # [S,L,h,w]
+    views = outliers.window_distances(points, valid, 2)  # [S,h*w,L]
+    shifted = outliers.window_distances_shifted(points, valid, 2)  # [S,L,h,w]
     torch.testing.assert_close(views, shifted.flatten(2).transpose(1, 2), rtol=0, atol=0)
 
 
 def test_fused_search_traces_as_one_graph():
     points, valid = _surface(2, 12, 14, seed=2)
     # fullgraph=True raises on any graph break; aot_eager also runs the decompositions.
-    compiled = torch.compile(refine._mean_knn_distance_fused, backend='aot_eager',
+    compiled = torch.compile(outliers.mean_knn_distance_fused, backend='aot_eager',
                              fullgraph=True, dynamic=False)
     ours = compiled(points, valid, 20, 4)
-    expected = refine._mean_knn_distance_fused(points, valid, 20, 4)
+    expected = outliers.mean_knn_distance_fused(points, valid, 20, 4)
     torch.testing.assert_close(ours, expected, rtol=0, atol=0)
 
 
@@ -142,7 +143,7 @@ def test_inductor_compiled_search_matches_the_reference_on_cpu():
     # One inductor compilation (C++ on the CPU; ~30 s cold, seconds with a warm cache): the
     # lowering of the bit-pattern views and the unrolled selection, checked end to end.
     points, valid = _surface(1, 9, 12, seed=7)
-    compiled = torch.compile(refine._mean_knn_distance_fused, dynamic=False)
+    compiled = torch.compile(outliers.mean_knn_distance_fused, dynamic=False)
     ours = compiled(points, valid, 20, 4)
     expected = _reference_knn(points, valid, 20, 4)
     finite = torch.isfinite(expected)
@@ -155,8 +156,9 @@ def test_compiled_search_on_cuda_matches_the_reference():
     points, valid = _surface(2, 60, 80, seed=3)
     points, valid = points.cuda(), valid.cuda()
     expected = _reference_knn(points, valid, 20, 4)
-    ours = refine._mean_knn_distance_image(points, valid, 20, 4, compiled=True)
-    assert not refine._COMPILED_KNN.failed
+    search = outliers.CompiledKnn()
+    ours = outliers.mean_knn_distance_image(points, valid, 20, 4, search)
+    assert not search.failed
     finite = torch.isfinite(expected)
     assert torch.equal(torch.isfinite(ours), finite)
     torch.testing.assert_close(ours[finite], expected[finite], rtol=1e-5, atol=1e-7)
@@ -164,7 +166,7 @@ def test_compiled_search_on_cuda_matches_the_reference():
 
 def test_a_failing_compilation_falls_back_to_the_eager_search(caplog):
     points, valid = _surface(2, 10, 12, seed=4)
-    search = refine._CompiledKnn()
+    search = outliers.CompiledKnn()
 
     def broken(*args: object) -> torch.Tensor:
         raise RuntimeError('no triton here')
@@ -172,7 +174,7 @@ def test_a_failing_compilation_falls_back_to_the_eager_search(caplog):
     search.fn = broken
     ours = search(points, valid, 20, 4)
     assert search.failed and 'running eagerly' in caplog.text
-    expected = refine._mean_knn_distance_eager(points, valid, 20, 4)
+    expected = outliers.mean_knn_distance_eager(points, valid, 20, 4)
     torch.testing.assert_close(ours, expected, rtol=0, atol=0)
     search.fn = None  # stays eager: no new compilation is attempted
     torch.testing.assert_close(search(points, valid, 20, 4), expected, rtol=0, atol=0)
@@ -181,7 +183,7 @@ def test_a_failing_compilation_falls_back_to_the_eager_search(caplog):
 
 def test_out_of_memory_is_not_taken_for_a_compiler_failure():
     points, valid = _surface(1, 6, 7, seed=5)
-    search = refine._CompiledKnn()
+    search = outliers.CompiledKnn()
 
     def out_of_memory(*args: object) -> torch.Tensor:
         raise torch.cuda.OutOfMemoryError('CUDA out of memory')
@@ -190,3 +192,16 @@ def test_out_of_memory_is_not_taken_for_a_compiler_failure():
     with pytest.raises(torch.cuda.OutOfMemoryError):
         search(points, valid, 20, 4)
     assert not search.failed
+
+
+def test_a_failed_search_switches_only_its_owner_to_eager(caplog):
+    # No process-wide switch: each pipeline (or caller) owns its compiled search.
+    points, valid = _surface(1, 6, 7, seed=8)
+    failing, other = outliers.CompiledKnn(), outliers.CompiledKnn()
+
+    def broken(*args: object) -> torch.Tensor:
+        raise RuntimeError('no triton here')
+
+    failing.fn = broken
+    failing(points, valid, 20, 4)
+    assert failing.failed and not other.failed and other.fn is None

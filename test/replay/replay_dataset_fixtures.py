@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from vggt4d_ros.replay import messages as m
+from vggt4d_ros.geometry.rigid import translation_quaternion_from_pose
 
 HW = (48, 64)  # tiny frames: DAVIS boundary radius ceil(0.008 * 80) = 1
 #: Mask rectangle of the DAVIS fixture: rows 10..29, columns 10 + i .. 29 + i in frame i.
@@ -169,7 +169,7 @@ def write_tum_folder(root: Path, name: str, frames: int = 12
     poses = trajectory(len(dense))
     truth = ['# ground truth trajectory', '# timestamp tx ty tz qx qy qz qw']
     for stamp, pose in zip(dense, poses):
-        t, q = m.matrix_to_translation_quat(pose)
+        t, q = translation_quaternion_from_pose(pose)
         truth.append(f'{stamp + 0.003:.4f} ' + ' '.join(f'{v:.6f}' for v in (*t, *q)))
     (folder / 'groundtruth.txt').write_text('\n'.join(truth) + '\n')
     return stamps, poses
@@ -221,7 +221,7 @@ def write_tum_bag(path: Path, frames: int = 12, with_tf: bool = True
             writer.write(info_conn, ns, store.serialize_ros1(info,
                                                              'sensor_msgs/msg/CameraInfo'))
             if with_tf:
-                t, q = m.matrix_to_translation_quat(poses[i])
+                t, q = translation_quaternion_from_pose(poses[i])
                 transform = types['geometry_msgs/msg/TransformStamped'](
                     header=header(stamp + 0.004, '/world'), child_frame_id='/kinect',
                     transform=types['geometry_msgs/msg/Transform'](

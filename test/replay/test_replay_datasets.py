@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import replay_dataset_fixtures as fx
 
+from vggt4d_ros.geometry.rigid import translation_quaternion_from_pose
 from vggt4d_ros.replay.datasets import load_dataset
 from vggt4d_ros.replay.datasets import tum
 from vggt4d_ros.replay.datasets.base import DatasetError
@@ -118,7 +119,7 @@ def test_tum_folder_and_ros1_bag_give_the_same_sequence(tmp_path):
     moved[:, 0, 3] += 10.0
     lines = []
     for stamp, pose in zip(bag_stamps, moved):
-        t, q = fx.m.matrix_to_translation_quat(pose)
+        t, q = translation_quaternion_from_pose(pose)
         lines.append(f'{stamp:.6f} ' + ' '.join(f'{v:.9f}' for v in (*t, *q)))
     (tmp_path / 'bags' / 'rgbd_dataset_freiburg3_sitting_xyz-groundtruth.txt').write_text(
         '\n'.join(lines))

@@ -17,6 +17,8 @@ from sensor_msgs.msg import CompressedImage  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
+from vggt4d_ros.geometry.rotation import quaternion_xyzw_from_rotation  # noqa: E402
+from vggt4d_ros.geometry.rotation import rotation_from_quaternion_xyzw  # noqa: E402
 from vggt4d_ros.ros import conversions  # noqa: E402
 from vggt4d_ros.ros import frames  # noqa: E402
 from vggt4d_ros.ros.frame_queue import FrameQueue  # noqa: E402
@@ -195,12 +197,29 @@ def test_quaternions_round_trip_and_optical_rotation():
     for _ in range(50):
         rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
         rotation *= np.sign(np.linalg.det(rotation))
-        quat = frames.quaternion_from_matrix(rotation)
+        quat = quaternion_xyzw_from_rotation(rotation)
         assert quat[3] >= 0
-        np.testing.assert_allclose(frames.matrix_from_quaternion(quat), rotation, atol=1e-9)
+        np.testing.assert_allclose(rotation_from_quaternion_xyzw(quat), rotation, atol=1e-9)
     # The optical -> body rotation is the standard camera_optical quaternion.
-    np.testing.assert_allclose(frames.quaternion_from_matrix(frames.R_BODY_FROM_OPTICAL),
+    np.testing.assert_allclose(quaternion_xyzw_from_rotation(frames.R_BODY_FROM_OPTICAL),
                                [-0.5, 0.5, -0.5, 0.5])
+
+
+@pytest.mark.parametrize('quat', [[0.6, 0.0, 0.0, -0.8], [0.0, 0.0, 1.0, 0.0],
+                                  [0.0, -0.6, 0.8, 0.0], [-0.5, 0.5, -0.5, -0.5]])
+def test_published_quaternions_have_the_canonical_sign(quat):
+    # Each rotation is built from q with w <= 0: TF and pose messages must carry the one
+    # canonical quaternion (the same function as the replay bags and TUM files), not -q.
+    pose = np.eye(4)
+    pose[:3, :3] = rotation_from_quaternion_xyzw(np.asarray(quat))
+    expected = quaternion_xyzw_from_rotation(pose[:3, :3])
+    np.testing.assert_allclose(np.abs(expected), np.abs(quat), atol=1e-12)
+    header = Header(frame_id='map')
+    rotation = conversions.transform_stamped(pose, header, 'cam').transform.rotation
+    orientation = conversions.pose_to_msg(pose).orientation
+    for msg in (rotation, orientation):
+        assert [msg.x, msg.y, msg.z, msg.w] == expected.tolist()
+    assert expected[3] > 0 or (expected[3] == 0 and expected[np.flatnonzero(expected)[0]] > 0)
 
 
 def test_map_convention_turns_optical_forward_into_ros_forward():

@@ -39,6 +39,8 @@ import torch
 from vggt4d_ros.geometry.image_transform import ResizeCrop
 from vggt4d_ros.geometry.sim3 import robust_umeyama
 from vggt4d_ros.geometry.sim3 import Sim3
+from vggt4d_ros.geometry.unproject import PIXEL_INDEX
+from vggt4d_ros.geometry.unproject import unproject_grid
 from vggt4d_ros.mapping.trajectory import Trajectory
 from vggt4d_ros.mapping.voxel_map import VoxelMap
 from vggt4d_ros.mapping.voxel_map import VoxelMapConfig
@@ -359,7 +361,8 @@ class Mapper:
             rank = int(cfg.conf_percentile / 100.0 * (thinned.size - 1))
             threshold = max(threshold, float(np.partition(thinned, rank)[rank]))
         usable = depth_ok & ~dynamic & (conf >= threshold)
-        points = _unproject_grid(depth, intrinsics, cam_to_window, stride)
+        points = unproject_grid(depth, intrinsics, cam_to_window, stride,
+                                pixel_offset=PIXEL_INDEX)
         grid_key = tuple(result.transform.network_hw) + (stride,)
         return _Samples(
             depth, conf, usable, depth_ok, points, result.images, cam_to_window, grid_key
@@ -711,31 +714,3 @@ def _shifted(count: int, stride: int, shift: int, size: int) -> tuple[int, int, 
     # Largest i with i * stride + shift <= size - 1, plus one.
     last = min(count, (size - 1 - shift) // stride + 1)
     return first * stride + shift, first, max(first, last)
-
-
-def _unproject_grid(
-    depth: np.ndarray, intrinsics: np.ndarray, cam_to_window: np.ndarray, stride: int
-) -> np.ndarray:
-    """Window-frame points [S,hs,ws,3] float32 of grid samples.
-
-    Sample (i, j) is network pixel (u, v) = (j * stride, i * stride), integer-index convention
-    as in VGGT's unprojection.
-    """
-    frames, rows, cols = depth.shape
-    u = (np.arange(cols, dtype=np.float32) * stride)[None, None, :]
-    v = (np.arange(rows, dtype=np.float32) * stride)[None, :, None]
-    k = intrinsics.astype(np.float32)
-    x_cam = (u - k[:, 0, 2, None, None]) / k[:, 0, 0, None, None] * depth
-    y_cam = (v - k[:, 1, 2, None, None]) / k[:, 1, 1, None, None] * depth
-    rot = cam_to_window[:, :3, :3].astype(np.float32)
-    trans = cam_to_window[:, :3, 3].astype(np.float32)
-    world = np.empty((frames, rows, cols, 3), np.float32)
-    # Explicit 3x3 products per frame: elementwise work, no batched small matmul.
-    for axis in range(3):
-        world[..., axis] = (
-            rot[:, axis, 0, None, None] * x_cam
-            + rot[:, axis, 1, None, None] * y_cam
-            + rot[:, axis, 2, None, None] * depth
-            + trans[:, axis, None, None]
-        )
-    return world

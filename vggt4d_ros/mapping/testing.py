@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from vggt4d_ros.geometry.image_transform import ResizeCrop
-from vggt4d_ros.geometry.sim3 import random_rotation
-from vggt4d_ros.geometry.sim3 import rotation_from_axis_angle
+from vggt4d_ros.geometry.rotation import random_rotation
+from vggt4d_ros.geometry.rotation import rotation_from_axis_angle
 from vggt4d_ros.geometry.sim3 import Sim3
 from vggt4d_ros.motion.result import WindowResult
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vggt4d_ros.geometry.sim3 import quaternion_xyzw_from_rotation
-from vggt4d_ros.geometry.sim3 import rotation_from_quaternion_xyzw
-from vggt4d_ros.geometry.sim3 import slerp_xyzw
+from vggt4d_ros.geometry.rotation import quaternion_xyzw_from_rotation
+from vggt4d_ros.geometry.rotation import rotation_from_quaternion_xyzw
+from vggt4d_ros.geometry.rotation import slerp_xyzw
 
 
 def format_stamp(stamp_ns: int) -> str:

@@ -30,9 +30,9 @@ from vggt4d_ros.geometry.image_transform import plan_resize
 from vggt4d_ros.geometry.image_transform import ResizeCrop
 from vggt4d_ros.geometry.image_transform import to_network
 from vggt4d_ros.geometry.pose_encoding import pose_encoding_to_extri_intri
+from vggt4d_ros.geometry.rigid import cam_to_world_from_extrinsics
 from vggt4d_ros.model.hooks import CaptureRequest
 from vggt4d_ros.model.hooks import KeyValueMask
-from vggt4d_ros.model.layers import use_fused_gelu
 from vggt4d_ros.motion.coarse import coarse_mask_tensors
 from vggt4d_ros.motion.coarse import coarse_masks
 from vggt4d_ros.motion.coarse import CoarseConfig
@@ -50,6 +50,7 @@ from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.kmeans import seed_uniforms
 from vggt4d_ros.motion.refine import candidate_kmeans
 from vggt4d_ros.motion.refine import cluster_candidates
+from vggt4d_ros.motion.refine import CompiledKnn
 from vggt4d_ros.motion.refine import find_candidates
 from vggt4d_ros.motion.refine import finish_refinement
 from vggt4d_ros.motion.refine import RefineConfig
@@ -241,11 +242,28 @@ class _HeadsOne:
     intrinsics: torch.Tensor  # [S,3,3]
 
 
+def _check_prepared(model: torch.nn.Module, device: torch.device) -> None:
+    """Raise ValueError unless ``model`` is in eval mode with its parameters on ``device``."""
+    hint = 'run vggt4d_ros.motion.prepare.prepare_model(model, config, device) first'
+    if model.training:
+        raise ValueError(f'the VGGT model is in training mode: {hint}')
+    # One parameter tells: prepare_model moves them together.
+    param = next(model.parameters(), None)
+    if param is not None and not (param.device.type == device.type and (
+            device.index is None or param.device.index == device.index)):
+        raise ValueError(f'the VGGT model is on {param.device}, the pipeline on {device}: '
+                         f'{hint}')
+
+
 class VGGT4DPipeline:
     """Run VGGT4D on windows of frames with a given VGGT model.
 
+    The pipeline never moves, patches or compiles the model: the caller readies it once with
+    :func:`vggt4d_ros.motion.prepare.prepare_model` (device, eval mode, fused GELU, compile).
+
     Args:
-        model: a ``vggt4d_ros.model.vggt.VGGT`` (weights loaded by the caller).
+        model: a ``vggt4d_ros.model.vggt.VGGT`` (weights loaded by the caller), in eval mode on
+            ``device`` (:func:`~vggt4d_ros.motion.prepare.prepare_model`).
         config: pipeline settings.
         device: where everything runs.
         dtype: compute dtype of the network. With fp32 weights and a lower ``dtype`` on CUDA
@@ -259,14 +277,14 @@ class VGGT4DPipeline:
                  device: torch.device | str = 'cpu', dtype: torch.dtype = torch.float32
                  ) -> None:
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        _check_prepared(model, self.device)
+        self.model = model
         self.config = config
         self.dtype = dtype
         depth = model.config.depth
         self.patch = model.config.patch_size
         self.cue_config = replace(config.cues,
                                   layers=layers_for_depth(config.cues.layers, depth))
-        use_fused_gelu(self.model, config.fused_gelu)
         compiling = config.compile_model and self.device.type == 'cuda'
         # The coarse k-means has one shape per window size: compiled with the model, its steps
         # fuse (8.2 -> 6.5 ms for 8 frames on an H200). The refinement's 3D k-means changes
@@ -285,26 +303,14 @@ class VGGT4DPipeline:
         # took 150-190 ms instead of ~20 ms on an H200 (docs/performance.md). Each graph's memory
         # pool is sized for its bucket; the power-of-two series sums to < 2x the largest.
         self._cluster_graph = GraphedFunction(_cluster_tensors, max_graphs=CLUSTER_GRAPHS)
+        # The outlier removal's compiled kNN kernel (CUDA, refine.compile_search): compiled
+        # once for this pipeline; a compiler failure makes this pipeline's search eager.
+        self.knn_search = CompiledKnn()
         self._uniforms: dict[tuple[int, int, int], torch.Tensor] = {}
         self._frame_cache: dict[int, _CachedFrame] = {}
         self._frame_cache_plan: ResizeCrop | None = None
         self.reused_frames = 0
         self.oom_retries = 0
-        if compiling:
-            self._compile_model(config.compile_mode)
-
-    def _compile_model(self, mode: str | None) -> None:
-        """``torch.compile`` the modules the passes run, in place (state_dict keys kept).
-
-        The aggregator is always called with precomputed patch features, so its graph holds the
-        48 blocks only; the DINOv2 embedding is compiled on its own (one graph per count of new
-        frames), and the camera and depth heads too (the DPT head's channels-last bilinear
-        upsampling alone took 3.7 ms eagerly on an H200).
-        """
-        aggregator = self.model.aggregator
-        for module in (aggregator, aggregator.patch_embed, self.model.camera_head,
-                       self.model.depth_head):
-            module.compile(dynamic=False, mode=mode)
 
     def _seed_draws(self, km: KMeansConfig, batch: int) -> torch.Tensor:
         """k-means++ draws on the device, made once per (k, batch, seed)."""
@@ -521,14 +527,15 @@ class VGGT4DPipeline:
         if self.config.refine_enabled:
             # The pose-free half: outliers and 3D clusters in camera coordinates.
             with timer.stage('prepare'):
-                found = find_candidates(heads.depth, coarse_mask, heads.intrinsics, refine)
+                found = find_candidates(heads.depth, coarse_mask, heads.intrinsics, refine,
+                                        self.knn_search)
             with timer.stage('cluster'):
                 plan = cluster_candidates(found, images, refine, cluster_fn=self._cluster)
         with timer.stage('refine'):
             if plan is not None:
-                refined = finish_refinement(plan, images, heads.depth, coarse_mask,
-                                            _invert_extrinsics(extrinsics), heads.intrinsics,
-                                            refine).masks
+                cam_to_world = cam_to_world_from_extrinsics(extrinsics)
+                refined = finish_refinement(plan, images, heads.depth, coarse_mask, cam_to_world,
+                                            heads.intrinsics, refine).masks
             else:
                 refined = coarse_mask.clone()
         result = WindowResult(
@@ -616,12 +623,3 @@ def _cluster_tensors(points: torch.Tensor, valid: torch.Tensor, uniforms: torch.
     ``compiled``: steps compiled with dynamic shapes (one compilation for every bucket).
     """
     return (kmeans(points, config, valid, uniforms, compiled=compiled, dynamic=True)[0],)
-
-
-def _invert_extrinsics(extrinsics: torch.Tensor) -> torch.Tensor:
-    """Camera-from-world [S,3,4] -> world-from-camera [S,4,4] (rigid inverse)."""
-    rot, trans = extrinsics[:, :, :3], extrinsics[:, :, 3:]
-    pose = torch.eye(4, device=extrinsics.device).repeat(extrinsics.shape[0], 1, 1)
-    pose[:, :3, :3] = rot.transpose(1, 2)
-    pose[:, :3, 3:] = -rot.transpose(1, 2) @ trans
-    return pose

@@ -12,6 +12,7 @@ import torch
 from vggt4d_ros.geometry.image_transform import intrinsics_to_camera
 from vggt4d_ros.geometry.image_transform import map_to_camera
 from vggt4d_ros.geometry.image_transform import ResizeCrop
+from vggt4d_ros.geometry.rigid import cam_to_world_from_extrinsics
 
 
 @dataclass
@@ -73,13 +74,7 @@ class WindowResult:
 
     def cam_to_world(self) -> torch.Tensor:
         """World-from-camera poses [S,4,4] (inverse of the extrinsics)."""
-        rot = self.extrinsics[:, :, :3]
-        trans = self.extrinsics[:, :, 3:]
-        pose = torch.eye(4, dtype=self.extrinsics.dtype, device=self.extrinsics.device)
-        pose = pose.repeat(self.num_frames, 1, 1)
-        pose[:, :3, :3] = rot.transpose(1, 2)
-        pose[:, :3, 3:] = -rot.transpose(1, 2) @ trans
-        return pose
+        return cam_to_world_from_extrinsics(self.extrinsics)
 
     def to(self, device: torch.device | str) -> 'WindowResult':
         """Copy with every tensor on ``device``."""

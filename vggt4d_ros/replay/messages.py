@@ -13,7 +13,11 @@ from typing import Any, Sequence
 import numpy as np
 from rosbags.typesys import get_typestore
 from rosbags.typesys import Stores
-from scipy.spatial.transform import Rotation
+
+from vggt4d_ros.geometry.packed_rgb import pack_rgb
+from vggt4d_ros.geometry.packed_rgb import unpack_rgb
+from vggt4d_ros.geometry.rigid import pose_from_translation_quaternion
+from vggt4d_ros.geometry.rigid import translation_quaternion_from_pose
 
 from vggt4d_ros.runtime import image_decode
 
@@ -103,24 +107,9 @@ def camera_info_msg(k_matrix: np.ndarray, image_hw: tuple[int, int], stamp_ns: i
                            p=projection.reshape(-1), binning_x=0, binning_y=0, roi=roi)
 
 
-def matrix_to_translation_quat(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split a 4x4 rigid transform into translation [3] and quaternion XYZW [4]."""
-    pose = np.asarray(pose, dtype=np.float64)
-    return pose[:3, 3].copy(), Rotation.from_matrix(pose[:3, :3]).as_quat()
-
-
-def translation_quat_to_matrix(translation: Sequence[float], quat_xyzw: Sequence[float]
-                               ) -> np.ndarray:
-    """4x4 rigid transform from a translation [3] and a quaternion XYZW [4]."""
-    pose = np.eye(4)
-    pose[:3, :3] = Rotation.from_quat(np.asarray(quat_xyzw, dtype=np.float64)).as_matrix()
-    pose[:3, 3] = np.asarray(translation, dtype=np.float64)
-    return pose
-
-
 def pose_msg(pose: np.ndarray) -> Any:
     """geometry_msgs/Pose of a 4x4 transform."""
-    translation, quat = matrix_to_translation_quat(pose)
+    translation, quat = translation_quaternion_from_pose(pose)
     return _T['geometry_msgs/msg/Pose'](
         position=_T['geometry_msgs/msg/Point'](x=float(translation[0]), y=float(translation[1]),
                                                z=float(translation[2])),
@@ -131,13 +120,14 @@ def pose_msg(pose: np.ndarray) -> Any:
 def pose_to_matrix(pose: Any) -> np.ndarray:
     """4x4 transform of a geometry_msgs/Pose."""
     position, q = pose.position, pose.orientation
-    return translation_quat_to_matrix((position.x, position.y, position.z), (q.x, q.y, q.z, q.w))
+    return pose_from_translation_quaternion((position.x, position.y, position.z),
+                                            (q.x, q.y, q.z, q.w))
 
 
 def transform_to_matrix(transform: Any) -> np.ndarray:
     """4x4 transform of a geometry_msgs/Transform."""
     t, q = transform.translation, transform.rotation
-    return translation_quat_to_matrix((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+    return pose_from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
 
 def pose_stamped_msg(pose: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
@@ -147,7 +137,7 @@ def pose_stamped_msg(pose: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
 
 def transform_stamped_msg(pose: np.ndarray, stamp_ns: int, parent: str, child: str) -> Any:
     """geometry_msgs/TransformStamped of a 4x4 ``parent_from_child`` transform."""
-    translation, quat = matrix_to_translation_quat(pose)
+    translation, quat = translation_quaternion_from_pose(pose)
     transform = _T['geometry_msgs/msg/Transform'](
         translation=_T['geometry_msgs/msg/Vector3'](x=float(translation[0]),
                                                     y=float(translation[1]),
@@ -180,19 +170,6 @@ def odometry_msg(pose: np.ndarray, stamp_ns: int, frame_id: str, child_frame_id:
     twist_cov = _T['geometry_msgs/msg/TwistWithCovariance'](twist=twist, covariance=covariance)
     return _T[ODOMETRY](header=header_msg(stamp_ns, frame_id), child_frame_id=child_frame_id,
                         pose=pose_cov, twist=twist_cov)
-
-
-def pack_rgb(colors: np.ndarray) -> np.ndarray:
-    """[N,3] uint8 RGB -> [N] float32 holding 0x00RRGGBB bits (the RViz 'rgb' convention)."""
-    colors = np.asarray(colors, dtype=np.uint32).reshape(-1, 3)
-    packed = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
-    return packed.astype(np.uint32).view(np.float32)
-
-
-def unpack_rgb(packed: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`pack_rgb`: [N] float32 -> [N,3] uint8."""
-    bits = np.asarray(packed, dtype=np.float32).view(np.uint32)
-    return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255], axis=1).astype(np.uint8)
 
 
 CLOUD_DTYPE = np.dtype([('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('rgb', '<f4')])

@@ -24,6 +24,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from vggt4d_ros.geometry.rigid import pose_from_translation_quaternion
+from vggt4d_ros.geometry.rigid import translation_quaternion_from_pose
 from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.bag import BagWriter
 from vggt4d_ros.replay.bag import Storage
@@ -77,7 +79,7 @@ def format_stamp(stamp_ns: int) -> str:
 
 def tum_line(stamp_ns: int, world_from_camera: np.ndarray) -> str:
     """One TUM line: ``stamp tx ty tz qx qy qz qw``."""
-    translation, quat = m.matrix_to_translation_quat(world_from_camera)
+    translation, quat = translation_quaternion_from_pose(world_from_camera)
     values = ' '.join(f'{v:.9f}' for v in (*translation, *quat))
     return f'{format_stamp(stamp_ns)} {values}'
 
@@ -95,7 +97,7 @@ def read_tum(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         whole, _, frac = fields[0].partition('.')
         stamps.append(int(whole) * 1_000_000_000 + int((frac + '000000000')[:9]))
         values = [float(v) for v in fields[1:]]
-        poses.append(m.translation_quat_to_matrix(values[:3], values[3:]))
+        poses.append(pose_from_translation_quaternion(values[:3], values[3:]))
     return np.asarray(stamps, np.int64), np.asarray(poses).reshape(-1, 4, 4)
 
 

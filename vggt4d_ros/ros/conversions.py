@@ -19,7 +19,9 @@ from sensor_msgs.msg import Image
 from sensor_msgs.msg import PointField
 from std_msgs.msg import Header
 
-from vggt4d_ros.ros.frames import quaternion_from_matrix
+from vggt4d_ros.geometry.packed_rgb import pack_rgb
+from vggt4d_ros.geometry.packed_rgb import unpack_rgb
+from vggt4d_ros.geometry.rotation import quaternion_xyzw_from_rotation
 from vggt4d_ros.runtime import image_decode
 from vggt4d_ros.runtime.image_decode import DEFAULT_LIMITS
 from vggt4d_ros.runtime.image_decode import ImageDecodeError  # noqa: F401 (re-exported)
@@ -114,19 +116,6 @@ def mask_overlay(rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.nd
     return overlay
 
 
-def pack_rgb(colors: np.ndarray) -> np.ndarray:
-    """Pack colours [N,3] uint8 into float32 [N] whose bits are 0x00RRGGBB."""
-    colors = colors.astype(np.uint32)
-    packed = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
-    return packed.astype(np.uint32).view(np.float32)
-
-
-def unpack_rgb(packed: np.ndarray) -> np.ndarray:
-    """Inverse of ``pack_rgb``: float32 [N] -> colours [N,3] uint8."""
-    bits = np.ascontiguousarray(packed, dtype=np.float32).view(np.uint32)
-    return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255], axis=1).astype(np.uint8)
-
-
 def make_cloud(header: Header, points: np.ndarray, colors: np.ndarray):
     """Unorganised PointCloud2 (x, y, z, rgb float32) from points [N,3] and colours [N,3] uint8.
 
@@ -189,7 +178,7 @@ def pose_to_msg(pose: np.ndarray) -> Pose:
     """geometry_msgs/Pose of a 4x4 transform."""
     msg = Pose()
     msg.position.x, msg.position.y, msg.position.z = (float(v) for v in pose[:3, 3])
-    quat = quaternion_from_matrix(pose[:3, :3])
+    quat = quaternion_xyzw_from_rotation(pose[:3, :3])
     msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = (
         float(v) for v in quat)
     return msg
@@ -203,7 +192,7 @@ def transform_stamped(pose: np.ndarray, header: Header, child_frame: str) -> Tra
     transform = Transform()
     transform.translation.x, transform.translation.y, transform.translation.z = (
         float(v) for v in pose[:3, 3])
-    quat = quaternion_from_matrix(pose[:3, :3])
+    quat = quaternion_xyzw_from_rotation(pose[:3, :3])
     transform.rotation.x, transform.rotation.y, transform.rotation.z, transform.rotation.w = (
         float(v) for v in quat)
     msg.transform = transform

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vggt4d_ros.geometry.rigid import invert_rigid
+from vggt4d_ros.geometry.rigid import pose_from_translation_quaternion
+
 #: Rotation taking OpenCV optical axes (x right, y down, z forward) to ROS body axes
 #: (x forward, y left, z up): body_x = optical_z, body_y = -optical_x, body_z = -optical_y.
 #: It is the inverse of the optical frame's usual URDF rpy (-pi/2, 0, -pi/2).
@@ -39,52 +42,12 @@ def homogeneous(rotation: np.ndarray, translation: np.ndarray | None = None) -> 
     return pose
 
 
-def invert(pose: np.ndarray) -> np.ndarray:
-    """Inverse of a rigid 4x4 transform (rotation transposed, no general inverse)."""
-    rotation = pose[:3, :3]
-    return homogeneous(rotation.T, -rotation.T @ pose[:3, 3])
-
-
-def quaternion_from_matrix(rotation: np.ndarray) -> np.ndarray:
-    """Return the unit quaternion (x, y, z, w), w >= 0, of a 3x3 rotation matrix.
-
-    Uses the largest of the four diagonal combinations as pivot so that the division is
-    always by a number >= 0.5 (numerically stable for every rotation).
-    """
-    m = np.asarray(rotation, dtype=np.float64)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    if trace > 0.0:
-        s = 2.0 * np.sqrt(1.0 + trace)
-        quat = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4]
-    elif m[0, 0] >= m[1, 1] and m[0, 0] >= m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        quat = [s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] >= m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        quat = [(m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-    else:
-        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        quat = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4, (m[1, 0] - m[0, 1]) / s]
-    quat = np.asarray(quat)
-    quat /= np.linalg.norm(quat)
-    return -quat if quat[3] < 0 else quat
-
-
-def matrix_from_quaternion(quat_xyzw: np.ndarray) -> np.ndarray:
-    """3x3 rotation matrix of a quaternion (x, y, z, w); normalises the input."""
-    x, y, z, w = np.asarray(quat_xyzw, dtype=np.float64) / np.linalg.norm(quat_xyzw)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
 def pose_from_xyz_quat(values: list[float] | np.ndarray) -> np.ndarray:
     """4x4 transform from ``[x, y, z, qx, qy, qz, qw]``."""
     values = np.asarray(values, dtype=np.float64)
     if values.shape != (7,):
         raise ValueError(f'expected [x, y, z, qx, qy, qz, qw], got {values.tolist()}')
-    return homogeneous(matrix_from_quaternion(values[3:]), values[:3])
+    return pose_from_translation_quaternion(values[:3], values[3:])
 
 
 @dataclass(frozen=True)
@@ -142,6 +105,6 @@ def make_convention(tf_mode: str, map_frame: str, odom_frame: str, base_frame: s
         if base_from_camera is None:
             raise ValueError('odom_to_base needs the base_link -> camera optical extrinsic')
         return FrameConvention(tf_mode, odom_frame, base_frame, base_from_camera.copy(),
-                               invert(base_from_camera))
+                               invert_rigid(base_from_camera))
     return FrameConvention(tf_mode, map_frame, camera_frame, homogeneous(R_BODY_FROM_OPTICAL),
                            np.eye(4))

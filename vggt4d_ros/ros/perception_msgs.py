@@ -30,7 +30,7 @@ from visualization_msgs.msg import MarkerArray
 from vggt4d_ros.perception.occupancy import OccupancyGrids
 from vggt4d_ros.perception.perception_tracker import DynamicCloud
 from vggt4d_ros.perception.tracker import Track
-from vggt4d_ros.ros.conversions import pack_rgb
+from vggt4d_ros.geometry.packed_rgb import pack_rgb
 from vggt4d_ros.ros.conversions import unpack_rgb
 
 DYNAMIC_CLOUD_FIELDS = [

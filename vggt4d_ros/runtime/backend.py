@@ -151,13 +151,13 @@ def build_vggt4d(config: BackendConfig, device: torch.device, dtype: torch.dtype
                  pipeline_config: PipelineConfig) -> tuple[Backend, str]:
     """VGGT wrapped in VGGT4DPipeline (at ``network_width``); returns (backend, description)."""
     from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+    from vggt4d_ros.motion.prepare import prepare_model
 
     model, source = _model(config, device)
-    model = model.to(device).eval()
-    weights = 'fp32 weights'
-    if config.weights_dtype == 'compute' and dtype != torch.float32:
-        model = model.to(dtype)  # the pipeline then runs without autocast
-        weights = f'{dtype} weights'
+    cast = config.weights_dtype == 'compute' and dtype != torch.float32
+    # Cast weights: the pipeline then runs without autocast.
+    model = prepare_model(model, pipeline_config, device, weights_dtype=dtype if cast else None)
+    weights = f'{dtype} weights' if cast else 'fp32 weights'
     pipeline = VGGT4DPipeline(model, pipeline_config, device, dtype)
     backend: Backend = pipeline
     if config.network_width != VGGT_WIDTH:

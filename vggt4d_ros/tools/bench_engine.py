@@ -34,6 +34,7 @@ from vggt4d_ros.model.config import VGGTConfig
 from vggt4d_ros.model.vggt import VGGT
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.runtime.window import replay_window
 from vggt4d_ros.runtime.window import WindowConfig
@@ -84,6 +85,7 @@ def build_engine(args: argparse.Namespace) -> PerceptionEngine:
                                      fused_gelu=not args.no_fused_gelu)
     if args.compile_mode:
         pipeline_config = replace(pipeline_config, compile_mode=args.compile_mode)
+    model = prepare_model(model, pipeline_config, device)
     pipeline = VGGT4DPipeline(model, pipeline_config, device, dtype)
     window = replay_window(WindowConfig(window_size=args.window, stride=args.stride))
     return PerceptionEngine(pipeline, window, MapperConfig())

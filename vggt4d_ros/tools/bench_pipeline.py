@@ -32,6 +32,7 @@ from vggt4d_ros.model.config import VGGTConfig
 from vggt4d_ros.model.vggt import VGGT
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.refine import RefineConfig
 
 dataclasses_replace = dataclasses.replace
@@ -110,6 +111,7 @@ def build_pipeline(args: argparse.Namespace) -> VGGT4DPipeline:
     pipe_config = PipelineConfig(refine=refine, refine_enabled=args.refine_mode != 'off',
                                  profile=args.profile, cuda_graphs=not args.no_graphs,
                                  compile_model=args.compile, compile_mode=args.compile_mode)
+    model = prepare_model(model, pipe_config, device)
     return VGGT4DPipeline(model, pipe_config, device=device, dtype=dtype)
 
 

@@ -35,17 +35,20 @@ from typing import Callable, Sequence
 
 import torch
 
+from vggt4d_ros.geometry.unproject import backproject
+from vggt4d_ros.geometry.unproject import PIXEL_CENTRE
 from vggt4d_ros.model.config import VGGTConfig
 from vggt4d_ros.model.vggt import VGGT
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
-from vggt4d_ros.motion.refine import _compact
-from vggt4d_ros.motion.refine import _mean_knn_distance_image
-from vggt4d_ros.motion.refine import backproject
+from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.refine import ClusterFn
+from vggt4d_ros.motion.refine import compact_candidates
+from vggt4d_ros.motion.refine import CompiledKnn
 from vggt4d_ros.motion.refine import close_then_dilate
+from vggt4d_ros.motion.refine import mean_knn_distance_image
 from vggt4d_ros.motion.refine import refine_masks
 from vggt4d_ros.motion.refine import RefineConfig
 from vggt4d_ros.motion.refine import statistical_inliers
@@ -124,15 +127,16 @@ def pipeline_cluster_fn(device: torch.device, compiled: bool = False) -> Cluster
     ``compiled``: as with ``compile_model`` on CUDA (k-means steps compiled, dynamic shapes).
     """
     config = PipelineConfig(refine=RefineConfig(compile_kmeans=compiled))
-    pipeline = VGGT4DPipeline(VGGT(VGGTConfig.tiny()), config, device)
+    pipeline = VGGT4DPipeline(prepare_model(VGGT(VGGTConfig.tiny()), config, device), config,
+                              device)
     return pipeline._cluster
 
 
 def _knn_all_frames(points: torch.Tensor, valid: torch.Tensor, config: RefineConfig,
-                    chunk: int, compiled: bool) -> torch.Tensor:
+                    chunk: int, search: CompiledKnn | None) -> torch.Tensor:
     return torch.cat([
-        _mean_knn_distance_image(points[f:f + chunk], valid[f:f + chunk], config.sor_neighbours,
-                                 config.image_radius, compiled)
+        mean_knn_distance_image(points[f:f + chunk], valid[f:f + chunk], config.sor_neighbours,
+                                config.image_radius, search)
         for f in range(0, points.shape[0], chunk)])
 
 
@@ -142,26 +146,29 @@ def run(args: argparse.Namespace, coverage: float = 0.15) -> list[tuple[str, flo
     window = make_window(args.frames, args.height, args.width, args.seed, device, coverage)
     config = RefineConfig()
     valid = torch.isfinite(window.depth) & (window.depth > 0)
-    points = backproject(window.depth, window.intrinsics, window.cam_to_world)
+    points = backproject(window.depth, window.intrinsics, window.cam_to_world,
+                         pixel_offset=PIXEL_CENTRE)
 
     def timed(fn: Callable[[], object]) -> float:
         return time_ms(fn, device, args.repeats, args.warmup)
 
     rows = []
     compiled_knn = device.type == 'cuda' or args.compile_cpu
+    # One compiled search for the whole run, as the pipeline keeps one.
+    search = CompiledKnn()
     if compiled_knn:
         rows.append(('kNN mean distance, compiled', timed(
-            lambda: _knn_all_frames(points, valid, config, args.frame_chunk, True)),
+            lambda: _knn_all_frames(points, valid, config, args.frame_chunk, search)),
             f'chunks of {args.frame_chunk} frames'))
     eager_note = 'window views + sort' if device.type == 'cuda' else 'shifted slices + topk'
     rows.append(('kNN mean distance, eager', timed(
-        lambda: _knn_all_frames(points, valid, config, args.frame_chunk, False)), eager_note))
-    inliers = statistical_inliers(points, valid, config, args.frame_chunk)
+        lambda: _knn_all_frames(points, valid, config, args.frame_chunk, None)), eager_note))
+    inliers = statistical_inliers(points, valid, config, args.frame_chunk, search)
     rows.append(('statistical_inliers', timed(
-        lambda: statistical_inliers(points, valid, config, args.frame_chunk)),
+        lambda: statistical_inliers(points, valid, config, args.frame_chunk, search)),
         'kNN + frame statistics'))
     candidates = (inliers & window.coarse).flatten(1)
-    index, slot_valid = _compact(candidates)
+    index, slot_valid = compact_candidates(candidates)
     cand_points = points.flatten(1, 2).gather(1, index.unsqueeze(-1).expand(-1, -1, 3))
     km = KMeansConfig(config.clusters, config.kmeans_iterations, None, config.seed)
     rows.append(('k-means, eager', timed(lambda: kmeans(cand_points, km, slot_valid)),
@@ -178,10 +185,11 @@ def run(args: argparse.Namespace, coverage: float = 0.15) -> list[tuple[str, flo
     rows.append(('close + dilate', timed(lambda: close_then_dilate(window.coarse)), ''))
     inputs = (window.images, window.depth, window.coarse, window.cam_to_world, window.intrinsics)
     rows.append(('refine_masks, as the pipeline', timed(
-        lambda: refine_masks(*inputs, config, cluster_fn=cluster)), 'the number to watch'))
+        lambda: refine_masks(*inputs, config, cluster_fn=cluster, search=search)),
+        'the number to watch'))
     if compiled_cluster is not None:
         rows.append(('refine_masks, as the compiled pipeline', timed(
-            lambda: refine_masks(*inputs, config, cluster_fn=compiled_cluster)),
+            lambda: refine_masks(*inputs, config, cluster_fn=compiled_cluster, search=search)),
             'compile_model'))
     if device.type == 'cuda':
         eager_search = replace(config, compile_search=False)
@@ -191,9 +199,9 @@ def run(args: argparse.Namespace, coverage: float = 0.15) -> list[tuple[str, flo
     if args.profile:
         if compiled_knn:
             _profile('kNN mean distance, compiled', lambda: _knn_all_frames(
-                points, valid, config, args.frame_chunk, True), device)
+                points, valid, config, args.frame_chunk, search), device)
         _profile('refine_masks, as the pipeline',
-                 lambda: refine_masks(*inputs, config, cluster_fn=cluster), device)
+                 lambda: refine_masks(*inputs, config, cluster_fn=cluster, search=search), device)
     return rows
 
 

@@ -330,7 +330,7 @@ def write_result(result: DdsReplayResult, out: Path) -> None:
     """Write masks as PNG, the trajectory as TUM and the static map as npz under ``out``."""
     import cv2
 
-    from vggt4d_ros.ros.frames import quaternion_from_matrix
+    from vggt4d_ros.geometry.rotation import quaternion_xyzw_from_rotation
 
     (out / 'masks').mkdir(parents=True, exist_ok=True)
     for stamp, mask in result.masks.items():
@@ -338,7 +338,7 @@ def write_result(result: DdsReplayResult, out: Path) -> None:
     lines = []
     for stamp, pose in sorted(result.poses.items()):
         seconds, nanos = divmod(stamp, 1_000_000_000)
-        values = [*pose[:3, 3], *quaternion_from_matrix(pose[:3, :3])]
+        values = [*pose[:3, 3], *quaternion_xyzw_from_rotation(pose[:3, :3])]
         lines.append(f'{seconds}.{nanos:09d} ' + ' '.join(f'{v:.9f}' for v in values))
     (out / 'trajectory.tum').write_text('\n'.join(lines) + ('\n' if lines else ''))
     if result.static_map is not None:

@@ -26,6 +26,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from vggt4d_ros.geometry.rigid import pose_from_translation_quaternion
 from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.datasets.base import DatasetError
 from vggt4d_ros.replay.datasets.base import FrameRef
@@ -94,7 +95,7 @@ def _pose(fields: list[str], where: str) -> np.ndarray:
     if len(fields) != 7:
         raise DatasetError(f'{where}: expected tx ty tz qx qy qz qw, got {len(fields)} values')
     values = [float(v) for v in fields]
-    return m.translation_quat_to_matrix(values[:3], values[3:])
+    return pose_from_translation_quaternion(values[:3], values[3:])
 
 
 def _ns(stamp_s: float) -> int:

@@ -20,9 +20,9 @@ from typing import Callable
 
 import numpy as np
 
-from vggt4d_ros.geometry.sim3 import quaternion_xyzw_from_rotation
-from vggt4d_ros.geometry.sim3 import rotation_from_quaternion_xyzw
-from vggt4d_ros.geometry.sim3 import slerp_xyzw
+from vggt4d_ros.geometry.rotation import quaternion_xyzw_from_rotation
+from vggt4d_ros.geometry.rotation import rotation_from_quaternion_xyzw
+from vggt4d_ros.geometry.rotation import slerp_xyzw
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.runtime.scale.config import OdometryScaleConfig
 from vggt4d_ros.runtime.scale.estimate import robust_log_centre

@@ -17,7 +17,7 @@ import numpy as np
 
 from vggt4d_ros.geometry.image_transform import intrinsics_to_camera
 from vggt4d_ros.geometry.image_transform import ResizeCrop
-from vggt4d_ros.geometry.sim3 import rotation_from_axis_angle
+from vggt4d_ros.geometry.rotation import rotation_from_axis_angle
 from vggt4d_ros.mapping.testing import OracleBackend
 from vggt4d_ros.mapping.testing import OracleScene
 from vggt4d_ros.runtime.scale.camera_height import LEVEL_CAMERA

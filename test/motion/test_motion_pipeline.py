@@ -218,11 +218,11 @@ def test_out_of_memory_is_retried_once_after_releasing_memory(model, monkeypatch
     original = pipe._run_frames
     calls = []
 
-    def fail_first(frames, stamps_ns, plan):
+    def fail_first(frames, stamps_ns, plan, layout):
         calls.append(len(frames))
         if len(calls) == 1:
             raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
-        return original(frames, stamps_ns, plan)
+        return original(frames, stamps_ns, plan, layout)
 
     monkeypatch.setattr(pipe, '_run_frames', fail_first)
     result = pipe.run(_camera_frames(4), [0, 1, 2, 3])
@@ -234,7 +234,7 @@ def test_out_of_memory_is_retried_once_after_releasing_memory(model, monkeypatch
 def test_out_of_memory_twice_reaches_the_caller(model, monkeypatch):
     pipe = VGGT4DPipeline(model, PipelineConfig(refine_enabled=False))
 
-    def always_fail(frames, stamps_ns, plan):
+    def always_fail(frames, stamps_ns, plan, layout):
         raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
 
     monkeypatch.setattr(pipe, '_run_frames', always_fail)

@@ -598,7 +598,7 @@ class VGGT4DPipeline:
 
 
 def _layout_for(num_frames: int, layout: RigLayout | None) -> RigLayout:
-    """The window's layout (None = one camera), checked against the frame count."""
+    """Return the window's layout (None = one camera), checked against the frame count."""
     if layout is None:
         return RigLayout.single(num_frames)
     layout.check(num_frames)

@@ -46,7 +46,7 @@ class RigLayout:
 
     @classmethod
     def for_frames(cls, num_frames: int, num_views: int) -> 'RigLayout':
-        """The layout of ``num_frames`` frames from ``num_views`` cameras (must divide)."""
+        """Lay out ``num_frames`` frames of ``num_views`` cameras (the views must divide it)."""
         if num_views < 1 or num_frames % num_views:
             raise ValueError(f'{num_frames} frames are not whole steps of {num_views} views')
         return cls(num_views=num_views, num_steps=num_frames // num_views)

@@ -198,3 +198,34 @@ def test_moving_object_in_one_camera_is_found_in_that_camera_only():
         centre = masks[frame, patch_row * 14 + 7, patch_col * 14 + 7]
         assert centre, f'frame {frame} misses the moving patch'
         assert masks[frame].float().mean() < 0.3
+
+
+def _naive_std(a: dict, b: dict, ref: int, sources: list[int], layers: tuple) -> torch.Tensor:
+    """The release's std statistic from the full [W,L,H,N,N] Gram tensor (fp64)."""
+    ref_feat = torch.stack([a[layer][ref] for layer in layers]).double()
+    src_feat = torch.stack([torch.stack([b[layer][s] for layer in layers])
+                            for s in sources]).double()
+    return (ref_feat.unsqueeze(0) @ src_feat.transpose(-2, -1)).mean(dim=(0, 1, 2)).std(dim=-1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('views,steps', [(2, 4), (4, 2)])
+def test_bf16_tensor_core_path_pairs_the_same_camera_on_cuda(views, steps):
+    # The bf16 high + low split on tensor cores is unchanged by the rig window: the std maps
+    # of every frame match the fp64 formulas over that camera's own steps.
+    layout = RigLayout(views, steps)
+    gen = torch.Generator().manual_seed(7)
+    q = {b: torch.randn(layout.num_frames, 16, 80, 64, generator=gen).bfloat16()
+         for b in range(4)}
+    k = {0: torch.randn(layout.num_frames, 16, 80, 64, generator=gen).bfloat16()}
+    cues = compute_cues({b: v.cuda() for b, v in q.items()}, {b: v.cuda() for b, v in k.items()},
+                        (8, 10), CONFIG, layout)
+    weights = rig_window_weights(layout, OFFSETS)
+    for ref in range(layout.num_frames):
+        sources = torch.nonzero(weights[ref]).flatten().tolist()
+        assert all(layout.view_of_frame[s] == layout.view_of_frame[ref] for s in sources)
+        for name, (a, b, layers) in {'B': (q, q, LAYERS.std_qq_deep),
+                                     'E': (q, k, LAYERS.std_qk_shallow)}.items():
+            expected = _naive_std(a, b, ref, sources, layers)
+            torch.testing.assert_close(cues.raw[name][ref].flatten().double().cpu(), expected,
+                                       atol=1e-4, rtol=1e-4)

@@ -18,6 +18,7 @@ from vggt4d_ros.motion.pipeline import token_mask
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
 from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.refine import RefineConfig
+from vggt4d_ros.motion.rig import RigLayout
 
 HEIGHT, WIDTH = 56, 70
 
@@ -220,11 +221,11 @@ def test_out_of_memory_is_retried_once_after_releasing_memory(model, monkeypatch
     original = pipe._run_frames
     calls = []
 
-    def fail_first(frames, stamps_ns, plan):
+    def fail_first(frames, stamps_ns, plan, layout):
         calls.append(len(frames))
         if len(calls) == 1:
             raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
-        return original(frames, stamps_ns, plan)
+        return original(frames, stamps_ns, plan, layout)
 
     monkeypatch.setattr(pipe, '_run_frames', fail_first)
     result = pipe.run(_camera_frames(4), [0, 1, 2, 3])
@@ -236,7 +237,7 @@ def test_out_of_memory_is_retried_once_after_releasing_memory(model, monkeypatch
 def test_out_of_memory_twice_reaches_the_caller(model, monkeypatch):
     pipe = VGGT4DPipeline(model, PipelineConfig(refine_enabled=False))
 
-    def always_fail(frames, stamps_ns, plan):
+    def always_fail(frames, stamps_ns, plan, layout):
         raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
 
     monkeypatch.setattr(pipe, '_run_frames', always_fail)
@@ -306,3 +307,64 @@ def test_a_model_on_another_device_is_refused():
     # 'meta' stands for any device the CPU model is not on (checked before anything runs).
     with pytest.raises(ValueError, match='prepare_model'):
         VGGT4DPipeline(VGGT(VGGTConfig.tiny()).eval(), PipelineConfig(), device='meta')
+
+
+def test_single_view_layout_is_todays_window_bit_for_bit(model):
+    pipe = VGGT4DPipeline(model, PipelineConfig())
+    default = pipe.run_tensor(_images(6), list(range(6)))
+    explicit = pipe.run_tensor(_images(6), list(range(6)), layout=RigLayout.single(6))
+    assert default.layout == explicit.layout == RigLayout(num_views=1, num_steps=6)
+    assert default.view_index == [0] * 6 and default.step_index == list(range(6))
+    for name in ('depth', 'depth_conf', 'intrinsics', 'extrinsics', 'saliency', 'coarse_masks',
+                 'refined_masks'):
+        assert torch.equal(getattr(default, name), getattr(explicit, name)), name
+
+
+def test_rig_window_runs_all_views_together(model):
+    layout = RigLayout(num_views=2, num_steps=3)
+    pipe = VGGT4DPipeline(model, PipelineConfig())
+    result = pipe.run_tensor(_images(6), [0, 0, 1, 1, 2, 2], layout=layout)
+    assert result.layout == layout and result.num_views == 2
+    assert result.view_index == [0, 1, 0, 1, 0, 1]
+    assert result.refined_masks.shape == (6, HEIGHT, WIDTH)
+    assert torch.isfinite(result.extrinsics).all() and torch.isfinite(result.saliency).all()
+    with pytest.raises(ValueError, match='rig layout'):
+        pipe.run_tensor(_images(5), list(range(5)), layout=layout)
+
+
+@pytest.mark.parametrize('frames,dynamic_frames', [(6, (1, 3, 5)), (6, (0, 5)), (5, (2,))])
+def test_masked_pass_two_drops_dynamic_keys_of_every_view(model, monkeypatch, frames,
+                                                          dynamic_frames):
+    # Any frame count, dynamic patches in any subset of the views: each frame's dynamic keys
+    # are removed exactly as an explicit -inf bias would remove them.
+    pipe = VGGT4DPipeline(model, PipelineConfig())
+    images = _images(frames, seed=frames)
+    masks = torch.zeros(frames, HEIGHT, WIDTH, dtype=torch.bool)
+    for index, frame in enumerate(dynamic_frames):
+        masks[frame, 14 * index:14 * index + 20, 14:40] = True
+    first = pipe._aggregate_one(images)
+    ours = pipe._pass_two(images, masks, first.patch_features)
+    unmasked = pipe._pass_two(images, torch.zeros_like(masks), first.patch_features)
+    monkeypatch.setattr(layers.Attention, 'forward',
+                        _explicit_bias_forward(layers.Attention.forward))
+    reference = pipe._pass_two(images, masks, first.patch_features)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(ours, unmasked, atol=1e-4)
+
+
+def test_rig_reuse_keys_frames_by_view_and_stamp(model):
+    # Two cameras with one stamp per step: a window slid by one step reuses the two shared
+    # steps of BOTH cameras (keyed by stamp alone, one camera's entry would be lost).
+    frames = _uint8_stream(8)
+    layout = RigLayout(num_views=2, num_steps=3)
+    reuse = VGGT4DPipeline(model, PipelineConfig())
+    fresh = VGGT4DPipeline(model, PipelineConfig(reuse_frame_features=False))
+    for step in (0, 1):
+        window = frames[2 * step:2 * step + 6]
+        stamps = [s for s in range(step, step + 3) for _ in range(2)]
+        ours = reuse.run(window, stamps, layout=layout)
+        reference = fresh.run(window, stamps, layout=layout)
+        torch.testing.assert_close(ours.images, reference.images)
+        torch.testing.assert_close(ours.extrinsics, reference.extrinsics)
+        assert torch.equal(ours.refined_masks, reference.refined_masks)
+    assert reuse.reused_frames == 4

@@ -9,6 +9,9 @@
    histogram (as ``skimage.filters.threshold_multiotsu``), score(K) = population variance of
    the K class means / sqrt(K); the highest threshold of the best K. mask = value > tau.
 
+A multi-camera window is one window here: the clustering and the threshold run over all
+views and steps together (why: docs/method.md, section 7).
+
 Everything stays on the device; no host synchronisation is needed.
 """
 

@@ -17,6 +17,12 @@ never built. All accumulation is in fp32.
 
 The five maps (A: qq mean, B: qq std, Cd: qq mean, Dk: kk mean, E: qk std) are min-max
 normalised per frame and combined into D = N[(1-A)(1-B) Cd (1-Dk) E].
+
+Multi-camera rigs (:class:`motion.rig.RigLayout`, T steps x N views, step-major): the window
+offsets count time steps of the SAME view. Frame (t, v) averages over (t + o, v) only, never
+over another view: at one time step two cameras differ by parallax, which is not motion. The
+whole rig stays one batched computation; only the [S,S] averaging matrix changes
+(block structure kron(W_T, I_N)), and for N = 1 it is the release's matrix exactly.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import functools
 from typing import Literal, Mapping, Sequence
 
 import torch
+
+from vggt4d_ros.motion.rig import RigLayout
 
 EmptyWindowPolicy = Literal['nearest', 'none']
 
@@ -56,7 +64,8 @@ class CueConfig:
 
     Attributes:
         layers: global blocks per map.
-        offsets: temporal window, frame-index offsets from the reference (0 is ignored).
+        offsets: temporal window, frame-index offsets from the reference (0 is ignored); for a
+            rig, offsets in time steps of the same view.
 
     """
 
@@ -121,16 +130,39 @@ def window_weights(
     return weights.to(device)
 
 
+def rig_window_weights(
+    layout: RigLayout,
+    offsets: Sequence[int],
+    empty_window: EmptyWindowPolicy = 'nearest',
+    device: torch.device | str = 'cpu',
+) -> torch.Tensor:
+    """Averaging matrix of the per-camera temporal window of a rig (step-major frames).
+
+    Frame f = t*N + v averages over the frames (t + o)*N + v of the same view v, with the
+    weights of :func:`window_weights` over the T steps (same clipping, same empty-window
+    fallback, in steps). Cross-view entries are zero: W_rig = kron(W_T, I_N). For N = 1 this
+    is :func:`window_weights` itself.
+
+    Returns:
+        [S,S] float32, S = T*N.
+
+    """
+    steps = window_weights(layout.num_steps, offsets, empty_window)
+    if layout.num_views == 1:
+        return steps.to(device)
+    return torch.kron(steps, torch.eye(layout.num_views)).to(device)
+
+
 @functools.lru_cache(maxsize=16)
-def _device_window_weights(num_frames: int, offsets: tuple[int, ...],
+def _device_window_weights(layout: RigLayout, offsets: tuple[int, ...],
                            empty_window: EmptyWindowPolicy,
                            device: torch.device) -> torch.Tensor:
-    """:func:`window_weights`, built once per window shape and device (read-only).
+    """:func:`rig_window_weights`, built once per layout and device (read-only).
 
     Copying a fresh host tensor to the GPU every window was a blocking copy: the host waited
     for pass 1 to finish before it could queue the cue kernels.
     """
-    return window_weights(num_frames, offsets, empty_window, device)
+    return rig_window_weights(layout, offsets, empty_window, device)
 
 
 def _select(tensors: Mapping[int, torch.Tensor], layers: Sequence[int]) -> list[torch.Tensor]:
@@ -256,6 +288,7 @@ def compute_cues(
     k: Mapping[int, torch.Tensor],
     grid_hw: tuple[int, int],
     config: CueConfig = CueConfig(),
+    layout: RigLayout | None = None,
 ) -> CueMaps:
     """Raw Gram statistics and the dynamic saliency D of every frame.
 
@@ -264,19 +297,47 @@ def compute_cues(
         k: global block -> keys [S,heads,N,d].
         grid_hw: (hp, wp) with hp*wp = N.
         config: layers, window, epsilon.
+        layout: rig layout of the S frames (None = one camera, S steps).
+
+    Returns:
+        CueMaps with saliency [S,hp,wp].
+
+    """
+    any_tensor = next(iter(q.values()))
+    frames = any_tensor.shape[0]
+    layout = RigLayout.single(frames) if layout is None else layout
+    layout.check(frames)
+    weights = _device_window_weights(layout, tuple(config.offsets), config.empty_window,
+                                     torch.device(any_tensor.device))
+    return cues_from_weights(q, k, grid_hw, weights, config)
+
+
+def cues_from_weights(
+    q: Mapping[int, torch.Tensor],
+    k: Mapping[int, torch.Tensor],
+    grid_hw: tuple[int, int],
+    weights: torch.Tensor,
+    config: CueConfig = CueConfig(),
+) -> CueMaps:
+    """:func:`compute_cues` with an explicit source averaging matrix (any frame pairing).
+
+    Args:
+        q: global block -> queries [S,heads,N,d].
+        k: global block -> keys [S,heads,N,d].
+        grid_hw: (hp, wp) with hp*wp = N.
+        weights: [S,S] float32 on the tensors' device; row t = weights of t's source frames.
+        config: layers and epsilon (its window settings are not used here).
 
     Returns:
         CueMaps with saliency [S,hp,wp].
 
     """
     layers = config.layers
-    any_tensor = next(iter(q.values()))
-    frames, _, tokens, _ = any_tensor.shape
+    frames, _, tokens, _ = next(iter(q.values())).shape
     if grid_hw[0] * grid_hw[1] != tokens:
         raise ValueError(f'grid {grid_hw} does not hold {tokens} patch tokens')
-    device = any_tensor.device
-    weights = _device_window_weights(frames, tuple(config.offsets), config.empty_window,
-                                     torch.device(device))
+    if tuple(weights.shape) != (frames, frames):
+        raise ValueError(f'window weights {tuple(weights.shape)} for {frames} frames')
 
     def mean_map(a: Mapping[int, torch.Tensor], b: Mapping[int, torch.Tensor],
                  block_ids: Sequence[int]) -> torch.Tensor:
@@ -304,6 +365,26 @@ def compute_cues(
     saliency = saliency * has_window.view(-1, 1, 1)
     return CueMaps(saliency=saliency, raw=raw, has_window=has_window,
                    window_weights=weights.clone())
+
+
+def usable_cues(cues: CueMaps, min_contrast: float = 0.0) -> torch.Tensor:
+    """Frames whose cue may produce a mask: a window exists and the static-scene gate passes.
+
+    The gate is per frame, so in a rig it is per view and step: a camera that sees nothing
+    move is silenced on its own even when another camera sees motion.
+
+    Args:
+        cues: the window's cue maps.
+        min_contrast: gate threshold on :func:`cue_contrast` (0 = off, release behaviour).
+
+    Returns:
+        [S] bool.
+
+    """
+    usable = cues.has_window
+    if min_contrast > 0:
+        usable = usable & (cue_contrast(cues.raw) >= min_contrast)
+    return usable
 
 
 def dynamic_saliency(

@@ -12,6 +12,11 @@ One call processes one window of S frames end to end on the pipeline's device:
     refine   reprojection test of coarse-dynamic 3D clusters -> refined masks (motion.refine)
 
 Outputs follow the release: depth, confidence and intrinsics from pass 1, poses from pass 2.
+
+A window may hold several synchronised cameras (:class:`motion.rig.RigLayout`, T steps x N
+views, step-major): VGGT runs on all views together, the cue window compares each view with
+itself at other steps, the coarse clustering and threshold are joint over the rig, and pass 2
+removes the dynamic keys of every view.
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ from vggt4d_ros.motion.coarse import CoarseConfig
 from vggt4d_ros.motion.coarse import CoarseResult
 from vggt4d_ros.motion.coarse import feature_clusters
 from vggt4d_ros.motion.cues import compute_cues
-from vggt4d_ros.motion.cues import cue_contrast
 from vggt4d_ros.motion.cues import CueConfig
 from vggt4d_ros.motion.cues import CueLayers
+from vggt4d_ros.motion.cues import usable_cues
 from vggt4d_ros.motion.graphs import bucket_ladder
 from vggt4d_ros.motion.graphs import bucket_size
 from vggt4d_ros.motion.graphs import GraphedFunction
@@ -55,6 +60,7 @@ from vggt4d_ros.motion.refine import find_candidates
 from vggt4d_ros.motion.refine import finish_refinement
 from vggt4d_ros.motion.refine import RefineConfig
 from vggt4d_ros.motion.result import WindowResult
+from vggt4d_ros.motion.rig import RigLayout
 
 STAGES = ('preprocess', 'pass1', 'heads1', 'cues', 'coarse', 'pass2', 'prepare', 'cluster',
           'refine')
@@ -307,7 +313,7 @@ class VGGT4DPipeline:
         # once for this pipeline; a compiler failure makes this pipeline's search eager.
         self.knn_search = CompiledKnn()
         self._uniforms: dict[tuple[int, int, int], torch.Tensor] = {}
-        self._frame_cache: dict[int, _CachedFrame] = {}
+        self._frame_cache: dict[tuple[int, int], _CachedFrame] = {}
         self._frame_cache_plan: ResizeCrop | None = None
         self.reused_frames = 0
         self.oom_retries = 0
@@ -385,7 +391,7 @@ class VGGT4DPipeline:
         return torch.autocast(device_type='cuda', dtype=self.dtype)
 
     def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int],
-            plan: ResizeCrop | None = None) -> WindowResult:
+            plan: ResizeCrop | None = None, layout: RigLayout | None = None) -> WindowResult:
         """Process one window of camera images.
 
         A CUDA out-of-memory error is retried once after releasing cached memory (recorded
@@ -397,20 +403,23 @@ class VGGT4DPipeline:
         image and DINOv2 features (``PipelineConfig.reuse_frame_features``).
 
         Args:
-            frames: S images HxWx3 uint8 RGB, all the same size.
-            stamps_ns: S source stamps.
+            frames: S images HxWx3 uint8 RGB, all the same size (for a rig: every camera
+                the same size, frames in the layout's step-major order).
+            stamps_ns: S source stamps (each frame its own camera's stamp).
             plan: camera -> network mapping; None = VGGT's (518 wide, ``resize_mode``).
+            layout: rig layout of the frames; None = one camera, S steps.
 
         Returns:
             WindowResult on the pipeline's device.
 
         """
+        layout = _layout_for(len(frames), layout)
         try:
-            return self._run_frames(frames, stamps_ns, plan)
+            return self._run_frames(frames, stamps_ns, plan, layout)
         except torch.cuda.OutOfMemoryError:
             self.release_memory()
             self.oom_retries += 1
-            return self._run_frames(frames, stamps_ns, plan)
+            return self._run_frames(frames, stamps_ns, plan, layout)
 
     def release_memory(self) -> None:
         """Drop recorded CUDA graphs and return cached blocks to the device."""
@@ -422,7 +431,7 @@ class VGGT4DPipeline:
             torch.cuda.empty_cache()
 
     def _run_frames(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int],
-                    plan: ResizeCrop | None) -> WindowResult:
+                    plan: ResizeCrop | None, layout: RigLayout) -> WindowResult:
         if len(frames) != len(stamps_ns):
             raise ValueError(f'{len(frames)} frames but {len(stamps_ns)} stamps')
         if not frames:
@@ -430,7 +439,8 @@ class VGGT4DPipeline:
         begin = time.perf_counter()
         if plan is None:
             plan = plan_resize(tuple(frames[0].shape[:2]), mode=self.config.resize_mode)
-        cached = self._cached_frames(frames, stamps_ns, plan)
+        views = layout.view_of_frame
+        cached = self._cached_frames(frames, stamps_ns, views, plan)
         missing = [i for i, entry in enumerate(cached) if entry is None]
         fresh = (to_network([frames[i] for i in missing], plan, device=self.device)
                  if missing else None)
@@ -438,30 +448,32 @@ class VGGT4DPipeline:
                                fresh)
         preprocess = time.perf_counter() - begin
         known = [None if entry is None else entry.features for entry in cached]
-        result, features = self._run_tensor(images, stamps_ns, plan, known)
+        result, features = self._run_tensor(images, stamps_ns, plan, known, layout)
         result.timings['preprocess'] = preprocess
         result.timings['total'] += preprocess
         self.reused_frames += len(frames) - len(missing)
         if self.config.reuse_frame_features:
+            # Keyed by (view, stamp): the cameras of one rig step may share a stamp.
             self._frame_cache = {
-                int(stamp): _CachedFrame(frame, images[i], features[0, i])
-                for i, (frame, stamp) in enumerate(zip(frames, stamps_ns))}
+                (view, int(stamp)): _CachedFrame(frame, images[i], features[0, i])
+                for i, (frame, stamp, view) in enumerate(zip(frames, stamps_ns, views))}
             self._frame_cache_plan = plan
         return result
 
     def _cached_frames(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int],
-                       plan: ResizeCrop) -> list[_CachedFrame | None]:
+                       views: Sequence[int], plan: ResizeCrop) -> list[_CachedFrame | None]:
         """Look up each frame in the last window's cache (None where it must be computed)."""
         if not self.config.reuse_frame_features or plan != self._frame_cache_plan:
             return [None] * len(frames)
-        entries = [self._frame_cache.get(int(stamp)) for stamp in stamps_ns]
+        entries = [self._frame_cache.get((view, int(stamp)))
+                   for stamp, view in zip(stamps_ns, views)]
         return [entry if entry is not None and entry.source is frame else None
                 for entry, frame in zip(entries, frames)]
 
     def run_tensor(self, images: torch.Tensor, stamps_ns: Sequence[int],
                    transform: ResizeCrop | None = None,
-                   frame_features: Sequence[torch.Tensor | None] | None = None
-                   ) -> WindowResult:
+                   frame_features: Sequence[torch.Tensor | None] | None = None,
+                   layout: RigLayout | None = None) -> WindowResult:
         """Process one preprocessed window.
 
         Args:
@@ -470,18 +482,20 @@ class VGGT4DPipeline:
             transform: camera <-> network mapping; None = the images are the camera images.
             frame_features: per frame, its DINOv2 patch features [N,C] from an earlier window,
                 or None where they must be computed (None = compute all).
+            layout: rig layout of the S frames (step-major); None = one camera, S steps.
 
         Returns:
             WindowResult on the pipeline's device.
 
         """
-        return self._run_tensor(images, stamps_ns, transform, frame_features)[0]
+        layout = _layout_for(images.shape[0], layout)
+        return self._run_tensor(images, stamps_ns, transform, frame_features, layout)[0]
 
     @torch.no_grad()
     def _run_tensor(self, images: torch.Tensor, stamps_ns: Sequence[int],
                     transform: ResizeCrop | None,
-                    frame_features: Sequence[torch.Tensor | None] | None
-                    ) -> tuple[WindowResult, torch.Tensor]:
+                    frame_features: Sequence[torch.Tensor | None] | None,
+                    layout: RigLayout) -> tuple[WindowResult, torch.Tensor]:
         """:meth:`run_tensor`, also returning the window's patch features [1,S,N,C]."""
         frames, _, height, width = images.shape
         if len(stamps_ns) != frames:
@@ -493,13 +507,14 @@ class VGGT4DPipeline:
                                    network_hw=(height, width), offset_yx=(0, 0))
         images = images.to(self.device, torch.float32)
         timer = _StageTimer(self.device, self.config.profile)
-        result, features = self._window(images, stamps_ns, transform, frame_features, timer)
+        result, features = self._window(images, stamps_ns, transform, frame_features, layout,
+                                        timer)
         result.timings = timer.finish()
         return result, features
 
     def _window(self, images: torch.Tensor, stamps_ns: Sequence[int], transform: ResizeCrop,
-                frame_features: Sequence[torch.Tensor | None] | None, timer: _StageTimer
-                ) -> tuple[WindowResult, torch.Tensor]:
+                frame_features: Sequence[torch.Tensor | None] | None, layout: RigLayout,
+                timer: _StageTimer) -> tuple[WindowResult, torch.Tensor]:
         """Run the five stages (module docstring), timed by ``timer``."""
         height, width = images.shape[-2:]
         grid_hw = (height // self.patch, width // self.patch)
@@ -509,10 +524,8 @@ class VGGT4DPipeline:
             heads = self._heads_one(first, images)
         first.tokens = []  # the layer outputs only feed the heads (~140 MB for 8 frames)
         with timer.stage('cues'):
-            cues = compute_cues(first.q, first.k, grid_hw, self.cue_config)
-            cue_ok = cues.has_window
-            if self.config.min_cue_contrast > 0:
-                cue_ok = cue_ok & (cue_contrast(cues.raw) >= self.config.min_cue_contrast)
+            cues = compute_cues(first.q, first.k, grid_hw, self.cue_config, layout)
+            cue_ok = usable_cues(cues, self.config.min_cue_contrast)
             saliency = cues.saliency * cue_ok.view(-1, 1, 1)
             del first.q, first.k
         with timer.stage('coarse'):
@@ -542,7 +555,7 @@ class VGGT4DPipeline:
             stamps_ns=[int(s) for s in stamps_ns], images=images, depth=heads.depth,
             depth_conf=heads.depth_conf, intrinsics=heads.intrinsics, extrinsics=extrinsics,
             saliency=saliency, coarse_masks=coarse_mask, refined_masks=refined,
-            transform=transform, timings={})
+            transform=transform, timings={}, layout=layout)
         return result, first.patch_features
 
     def _patch_features(self, images: torch.Tensor,
@@ -596,6 +609,14 @@ class VGGT4DPipeline:
         extrinsics, _ = pose_encoding_to_extri_intri(out['pose_enc'][0].float(),
                                                      tuple(images.shape[-2:]))
         return extrinsics.float()
+
+
+def _layout_for(num_frames: int, layout: RigLayout | None) -> RigLayout:
+    """Return the window's layout (None = one camera), checked against the frame count."""
+    if layout is None:
+        return RigLayout.single(num_frames)
+    layout.check(num_frames)
+    return layout
 
 
 def _fill_missing(known: Sequence[torch.Tensor | None],

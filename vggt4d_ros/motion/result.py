@@ -13,6 +13,7 @@ from vggt4d_ros.geometry.image_transform import intrinsics_to_camera
 from vggt4d_ros.geometry.image_transform import map_to_camera
 from vggt4d_ros.geometry.image_transform import ResizeCrop
 from vggt4d_ros.geometry.rigid import cam_to_world_from_extrinsics
+from vggt4d_ros.motion.rig import RigLayout
 
 
 @dataclass
@@ -21,6 +22,9 @@ class WindowResult:
 
     Network resolution is h x w (``transform.network_hw``); patches are hp x wp = h/14 x w/14.
     World is the camera of the window's frame 0 (OpenCV axes), in VGGT's scale-free units.
+    A multi-camera window holds T steps x N views in step-major order (``layout``): frame
+    f = step * N + view, so frame 0 is the reference camera (view 0) at the oldest step; every
+    per-frame field (stamps, masks, poses, ...) belongs to that frame's own camera.
 
     Attributes:
         stamps_ns: source image stamps, S ints (nanoseconds).
@@ -32,8 +36,9 @@ class WindowResult:
         saliency: [S,hp,wp] float32, dynamic saliency D in [0,1].
         coarse_masks: [S,h,w] bool, True = dynamic.
         refined_masks: [S,h,w] bool, True = dynamic.
-        transform: the camera <-> network pixel mapping.
+        transform: the camera <-> network pixel mapping (the same for every view).
         timings: seconds per stage.
+        layout: views x steps of the S frames; None on input = one camera, S steps.
 
     """
 
@@ -48,9 +53,13 @@ class WindowResult:
     refined_masks: torch.Tensor
     transform: ResizeCrop
     timings: dict[str, float] = field(default_factory=dict)
+    layout: RigLayout | None = None
 
     def __post_init__(self) -> None:
         count = len(self.stamps_ns)
+        if self.layout is None:
+            self.layout = RigLayout.single(count)
+        self.layout.check(count)
         height, width = self.transform.network_hw
         expected = {
             'images': (count, 3, height, width),
@@ -71,6 +80,21 @@ class WindowResult:
     @property
     def num_frames(self) -> int:
         return len(self.stamps_ns)
+
+    @property
+    def num_views(self) -> int:
+        """N cameras in the window (1 for a single camera)."""
+        return self.layout.num_views
+
+    @property
+    def view_index(self) -> list[int]:
+        """Camera (view) index of every frame, S ints."""
+        return self.layout.view_of_frame
+
+    @property
+    def step_index(self) -> list[int]:
+        """Time-step index of every frame, S ints."""
+        return self.layout.step_of_frame
 
     def cam_to_world(self) -> torch.Tensor:
         """World-from-camera poses [S,4,4] (inverse of the extrinsics)."""

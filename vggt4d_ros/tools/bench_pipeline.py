@@ -5,6 +5,9 @@
 GPU (the target numbers):
     python -m vggt4d_ros.tools.bench_pipeline --frames 8 16 32 --height 392 --width 518
 
+Multi-camera rigs (views x steps; ``--frames`` counts all images of a window):
+    python -m vggt4d_ros.tools.bench_pipeline --frames 8 --views 1 2 4 --height 392 --width 518
+
 CPU smoke run:
     python -m vggt4d_ros.tools.bench_pipeline --config tiny --device cpu --frames 4 \
         --height 56 --width 70 --dtype fp32
@@ -34,6 +37,7 @@ from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
 from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.refine import RefineConfig
+from vggt4d_ros.motion.rig import RigLayout
 
 dataclasses_replace = dataclasses.replace
 
@@ -52,6 +56,9 @@ SDPA_ORDERS = {
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--frames', type=int, nargs='+', default=[8, 16, 32])
+    parser.add_argument('--views', type=int, nargs='+', default=[1],
+                        help='cameras of the rig: each window is views x (frames / views) '
+                             'steps, step-major (1 = a single camera)')
     parser.add_argument('--height', type=int, default=392)
     parser.add_argument('--width', type=int, default=518)
     parser.add_argument('--config', choices=('full', 'tiny'), default='full')
@@ -115,15 +122,17 @@ def build_pipeline(args: argparse.Namespace) -> VGGT4DPipeline:
     return VGGT4DPipeline(model, pipe_config, device=device, dtype=dtype)
 
 
-def bench_one(pipe: VGGT4DPipeline, frames: int, args: argparse.Namespace) -> dict[str, float]:
+def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace
+              ) -> dict[str, float]:
     device = pipe.device
+    frames = layout.num_frames
     gen = torch.Generator().manual_seed(args.seed)
     images = torch.rand(frames, 3, args.height, args.width, generator=gen).to(device)
-    stamps = list(range(frames))
+    stamps = layout.step_of_frame  # the views of one step share its stamp
     first_runs = []
     for _ in range(args.warmup):
         begin = time.perf_counter()
-        pipe.run_tensor(images, stamps)
+        pipe.run_tensor(images, stamps, layout=layout)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         first_runs.append(time.perf_counter() - begin)
@@ -134,7 +143,7 @@ def bench_one(pipe: VGGT4DPipeline, frames: int, args: argparse.Namespace) -> di
     coarse_fraction = 0.0
     for _ in range(args.repeats):
         begin = time.perf_counter()
-        result = pipe.run_tensor(images, stamps)
+        result = pipe.run_tensor(images, stamps, layout=layout)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         timings = dict(result.timings)
@@ -150,9 +159,10 @@ def bench_one(pipe: VGGT4DPipeline, frames: int, args: argparse.Namespace) -> di
     return row
 
 
-def format_table(rows: dict[int, dict[str, float]]) -> str:
+def format_table(rows: dict[str, dict[str, float]]) -> str:
+    """Markdown table; rows keyed by the window label (frames, or views x steps)."""
     # total is the window's span on the device (first stage start to last stage end).
-    header = ('| frames | ' + ' | '.join(f'{c} (s)' for c in COLUMNS)
+    header = ('| window | ' + ' | '.join(f'{c} (s)' for c in COLUMNS)
               + ' | wall (s) | peak GiB | coarse px | first run (s) |')
     lines = [header, '|' + '---|' * (len(COLUMNS) + 5)]
     for frames, row in rows.items():
@@ -201,6 +211,18 @@ def profile_stages(pipe: VGGT4DPipeline, frames: int, args: argparse.Namespace) 
     return '\n'.join(lines)
 
 
+def layouts(frames: Sequence[int], views: Sequence[int]) -> list[RigLayout]:
+    """Every (frames, views) combination as a rig layout; frames must be whole steps."""
+    return [RigLayout.for_frames(count, num_views) for count in frames for num_views in views]
+
+
+def _label(layout: RigLayout) -> str:
+    """'8' for one camera, '2x4' (views x steps) for a rig."""
+    if layout.num_views == 1:
+        return str(layout.num_frames)
+    return f'{layout.num_views}x{layout.num_steps}'
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     pipe = build_pipeline(args)
@@ -208,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                    else 'cpu')
     for order in args.sdpa:
         with attention_backends(order):
-            rows = {frames: bench_one(pipe, frames, args) for frames in args.frames}
+            rows = {_label(layout): bench_one(pipe, layout, args)
+                    for layout in layouts(args.frames, args.views)}
             print(f'VGGT4D pipeline, {args.config} model, {args.height}x{args.width}, '
                   f'{args.dtype} ({args.weights}), refine={args.refine_mode}, '
                   f'compile={args.compile} ({args.compile_mode}), '

@@ -1,0 +1,182 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Metric scale from a camera rig's known baselines (``scale.source: rig_baseline``).
+
+A rig's cameras are fixed to ``base_link`` with known extrinsics (metres). In one window VGGT
+estimates every camera's pose in its own scale-free units. At one time step the cameras are
+rigidly attached, so for views a, b at step t
+
+    metres per unit  =  |c_b - c_a|  /  |C_tb - C_ta|
+
+with c the known camera centres in ``base_link`` and C the estimated centres. Every (step,
+pair) gives one ratio; the estimate is the median of the log ratios (robust to a few bad
+poses). A pair is only used when its known baseline is long enough and the estimated
+direction of b as seen from a agrees with the known one (both in camera a's axes, so the
+window's world orientation does not matter): a pose that points the wrong way is a failure,
+not a noisy measurement.
+
+The views of one step are assumed simultaneous; with stamp skew dt between them the baseline
+picks up the rig's motion v*dt (the sync slop bounds it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+import numpy as np
+
+from vggt4d_ros.motion.result import WindowResult
+
+#: 1.4826 * MAD estimates the standard deviation of Gaussian data.
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class RigScaleEstimate:
+    """Metres per VGGT unit of ONE window from the rig baselines.
+
+    Attributes:
+        value: metres per unit of this window, or None (see ``reason``).
+        spread: relative 1-sigma uncertainty of ``value`` (0.01 = 1 %), nan if none.
+        count: (step, camera pair) ratios the value rests on.
+        reason: '' when there is a value, else why not: 'single_camera',
+            'short_baseline', 'degenerate_estimate', 'direction_mismatch', 'too_few_pairs'.
+
+    """
+
+    value: float | None
+    spread: float
+    count: int
+    reason: str = ''
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+    @staticmethod
+    def failed(reason: str) -> 'RigScaleEstimate':
+        return RigScaleEstimate(None, float('nan'), 0, reason)
+
+
+@dataclass(frozen=True)
+class RigBaselineConfig:
+    """Pair selection of the rig-baseline scale.
+
+    Attributes:
+        min_baseline_m: ignore camera pairs closer than this (metres).
+        max_direction_deg: reject a ratio when the estimated direction from camera a to b
+            (in a's axes) is further than this from the known one.
+        min_pairs: fewer accepted ratios than this give no estimate.
+
+    """
+
+    min_baseline_m: float = 0.05
+    max_direction_deg: float = 20.0
+    min_pairs: int = 2
+
+
+def _pair_geometry(cam_from_world: np.ndarray, centres: np.ndarray,
+                   a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Offset of camera b from camera a in camera a's axes.
+
+    Args:
+        cam_from_world: [..., V, 3, 3] rotations taking world (or base) vectors into a camera.
+        centres: [..., V, 3] camera centres.
+        a, b: [P] view indices of the pairs.
+
+    Returns:
+        [..., P, 3].
+
+    """
+    offset = centres[..., b, :] - centres[..., a, :]
+    return np.einsum('...pij,...pj->...pi', cam_from_world[..., a, :, :], offset)
+
+
+def rig_baseline_scale(world_from_camera: np.ndarray, base_from_camera: np.ndarray,
+                       config: RigBaselineConfig = RigBaselineConfig()) -> RigScaleEstimate:
+    """Metres per VGGT unit from known inter-camera translations vs VGGT's camera centres.
+
+    Args:
+        world_from_camera: [S,4,4] VGGT's camera-to-world poses of a window, S = T*N frames in
+            step-major order (frame t*N + v is camera v at step t), VGGT units.
+        base_from_camera: [N,4,4] each camera's pose in ``base_link`` (metres, OpenCV camera
+            axes, the same axes as VGGT's cameras).
+        config: pair selection.
+
+    Returns:
+        RigScaleEstimate (value in metres per unit, relative spread).
+
+    """
+    poses = np.asarray(world_from_camera, dtype=np.float64)
+    rig = np.asarray(base_from_camera, dtype=np.float64)
+    if rig.ndim != 3 or rig.shape[1:] != (4, 4) or poses.ndim != 3 or poses.shape[1:] != (4, 4):
+        raise ValueError(f'poses must be [S,4,4] and extrinsics [N,4,4], got {poses.shape} '
+                         f'and {rig.shape}')
+    views = rig.shape[0]
+    if views < 2:
+        return RigScaleEstimate.failed('single_camera')
+    if poses.shape[0] % views:
+        raise ValueError(f'{poses.shape[0]} poses are not whole steps of {views} cameras')
+    poses = poses.reshape(-1, views, 4, 4)  # [T,N,4,4]
+    a, b = np.triu_indices(views, k=1)
+    known = _pair_geometry(np.swapaxes(rig[:, :3, :3], -1, -2), rig[:, :3, 3], a, b)  # [P,3]
+    baseline = np.linalg.norm(known, axis=-1)
+    long_enough = baseline >= config.min_baseline_m
+    if not long_enough.any():
+        return RigScaleEstimate.failed('short_baseline')
+    estimated = _pair_geometry(np.swapaxes(poses[..., :3, :3], -1, -2), poses[..., :3, 3],
+                               a, b)  # [T,P,3]
+    length = np.linalg.norm(estimated, axis=-1)
+    usable = np.isfinite(length) & (length > 1e-9) & long_enough
+    if not usable.any():
+        return RigScaleEstimate.failed('degenerate_estimate')
+    cosine = np.einsum('tpi,pi->tp', estimated, known) / (
+        np.where(usable, length, 1.0) * np.maximum(baseline, 1e-12))
+    agree = usable & (cosine >= math.cos(math.radians(config.max_direction_deg)))
+    if not agree.any():
+        return RigScaleEstimate.failed('direction_mismatch')
+    if agree.sum() < config.min_pairs:
+        return RigScaleEstimate.failed('too_few_pairs')
+    logs = np.log(baseline[None, :] / np.where(agree, length, 1.0))  # [T,P]
+    return _combine(logs, agree)
+
+
+def _combine(logs: np.ndarray, agree: np.ndarray) -> RigScaleEstimate:
+    """Median of the accepted log ratios, with a relative spread.
+
+    The pairs of one step share that step's poses, so steps are the independent samples: the
+    spread is the larger of the pooled robust sigma over sqrt(ratios) and the robust sigma of
+    the per-step medians over sqrt(steps).
+
+    Args:
+        logs: [T,P] log(metres / units).
+        agree: [T,P] bool, accepted ratios.
+
+    """
+    pooled = logs[agree]
+    centre = float(np.median(pooled))
+    spread = MAD_TO_SIGMA * float(np.median(np.abs(pooled - centre))) / math.sqrt(pooled.size)
+    steps = agree.any(axis=1)
+    if steps.sum() >= 2:
+        medians = np.array([np.median(row[keep]) for row, keep in zip(logs[steps], agree[steps])])
+        step_sigma = MAD_TO_SIGMA * float(np.median(np.abs(medians - np.median(medians))))
+        spread = max(spread, step_sigma / math.sqrt(medians.size))
+    return RigScaleEstimate(math.exp(centre), spread, int(pooled.size))
+
+
+def rig_scale_from_window(result: WindowResult, base_from_camera: np.ndarray,
+                          config: RigBaselineConfig = RigBaselineConfig()
+                          ) -> RigScaleEstimate:
+    """:func:`rig_baseline_scale` of a window result (its pass-2 poses and rig layout).
+
+    Args:
+        result: a multi-camera window (``result.layout.num_views`` = N).
+        base_from_camera: [N,4,4] camera poses in ``base_link`` (metres), in view order.
+
+    """
+    rig = np.asarray(base_from_camera)
+    if rig.shape[0] != result.num_views:
+        raise ValueError(f'{rig.shape[0]} camera extrinsics for a window of '
+                         f'{result.num_views} views')
+    return rig_baseline_scale(result.cam_to_world().detach().cpu().numpy(), rig, config)

@@ -1,6 +1,6 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""The bags the project writes, decoded by an independent reader (``mcap`` + ``mcap-ros2-support``).
+"""Bags the project writes, decoded by an independent reader (mcap + mcap-ros2-support).
 
 The project writes and reads bags with ``rosbags``; a bug shared by its serialiser and its
 deserialiser (a wrong field order, a wrong schema text) would round-trip silently. Here the
@@ -25,7 +25,6 @@ from vggt4d_ros.replay.bag import BagReader  # noqa: E402
 from vggt4d_ros.replay.cli import main as cli_main  # noqa: E402
 from vggt4d_ros.replay.outputs import OUTPUT_TOPICS  # noqa: E402
 from vggt4d_ros.replay.synthetic import SceneConfig  # noqa: E402
-from vggt4d_ros.replay.synthetic import TOPICS  # noqa: E402
 from vggt4d_ros.replay.synthetic import write_synthetic_bag  # noqa: E402
 
 SCENE = SceneConfig(num_frames=6, width=96, height=64, supersample=1)

@@ -42,6 +42,47 @@ except ImportError:  # pragma: no cover - the ROS tests skip without rclpy
     rclpy = None
 
 
+def cpu_contention(sample_cpu_s: float = 0.05) -> float:
+    """Wall seconds this thread needs per CPU second right now (about 1 on an idle machine).
+
+    A short busy loop measured in wall time and in thread CPU time: with N runnable processes
+    on 2 cores it gets about 2/N of a core, so the ratio is the slowdown every process here
+    (the node's too) sees at the moment.
+    """
+    wall_start, cpu_start = time.perf_counter(), time.thread_time()
+    while time.thread_time() - cpu_start < sample_cpu_s:
+        pass
+    return (time.perf_counter() - wall_start) / max(time.thread_time() - cpu_start, 1e-9)
+
+
+class LoadScaledDeadline:
+    """A deadline of ``timeout_s`` seconds on an idle machine, stretched by the CPU contention.
+
+    Waiting tests name how long what they wait for takes on an idle machine, with a margin;
+    on a loaded machine the same work takes proportionally longer. The contention is measured
+    when the wait starts and again when the stretched deadline is reached (the load may have
+    grown meanwhile); the wait ends only when both measurements say the time is up. The
+    stretch is capped so that a hung test still ends.
+    """
+
+    MAX_STRETCH = 20.0
+
+    def __init__(self, timeout_s: float) -> None:
+        self.start = time.monotonic()
+        self.timeout_s = timeout_s
+        self.stretch = self._measure()
+
+    def _measure(self) -> float:
+        return min(max(cpu_contention(), 1.0), self.MAX_STRETCH)
+
+    def expired(self) -> bool:
+        elapsed = time.monotonic() - self.start
+        if elapsed < self.timeout_s * self.stretch:
+            return False
+        self.stretch = max(self.stretch, self._measure())
+        return elapsed >= self.timeout_s * self.stretch
+
+
 def node_env() -> dict[str, str]:
     """Environment for a node subprocess: the DDS settings plus test/ros on PYTHONPATH."""
     env = dict(os.environ)
@@ -83,8 +124,8 @@ class NodeProcess:
         return self.process.poll() is None
 
     def wait_for_log(self, text: str, timeout_s: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        deadline = LoadScaledDeadline(timeout_s)
+        while not deadline.expired():
             if text in self.log():
                 return True
             if not self.alive():
@@ -96,8 +137,11 @@ class NodeProcess:
         """Send ``sig`` and return the exit code (kills and fails after the timeout)."""
         if self.alive():
             self.process.send_signal(sig)
+        deadline = LoadScaledDeadline(timeout_s)
+        while self.alive() and not deadline.expired():
+            time.sleep(0.05)
         try:
-            code = self.process.wait(timeout_s)
+            code = self.process.wait(0.1)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -122,8 +166,9 @@ class Peer:
         return messages
 
     def spin_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """Spin until ``condition()``; ``timeout_s`` is for an idle machine (load-scaled)."""
+        deadline = LoadScaledDeadline(timeout_s)
+        while not deadline.expired():
             if condition():
                 return True
             self.executor.spin_once(timeout_sec=0.05)

@@ -21,12 +21,14 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 pytest.importorskip('rclpy')
 pytest.importorskip('colcon_core')
 
+from conftest import LoadScaledDeadline  # noqa: E402
 from conftest import node_env  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from test_ros_node import FAST_WINDOWS  # noqa: E402
@@ -172,11 +174,13 @@ def test_installed_node_publishes_masks_with_the_launch_parameters(peer, install
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(60)
-        except subprocess.TimeoutExpired:
+        deadline = LoadScaledDeadline(30.0)
+        while process.poll() is None and not deadline.expired():
+            time.sleep(0.1)
+        if process.poll() is None:
             process.kill()
             process.wait()
-            raise
+            pytest.fail(f'the installed node ignored SIGINT:\n{log_path.read_text()}')
+        code = process.returncode
     assert code == 0, log_path.read_text()
     assert 'Traceback' not in log_path.read_text(), log_path.read_text()

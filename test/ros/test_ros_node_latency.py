@@ -19,6 +19,7 @@ import pytest
 
 pytest.importorskip('rclpy')
 
+from conftest import LoadScaledDeadline  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
@@ -59,8 +60,9 @@ def wrap(owner, name: str, events: list, describe) -> None:
 
 
 def wait_for(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """Poll ``condition``; ``timeout_s`` is for an idle machine (stretched under load)."""
+    deadline = LoadScaledDeadline(timeout_s)
+    while not deadline.expired():
         if condition():
             return True
         time.sleep(0.01)

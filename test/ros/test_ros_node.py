@@ -400,6 +400,38 @@ def test_node_runs_without_tf2_msgs(peer, start_node):
     stop_cleanly(node)
 
 
+def test_stop_signal_during_the_interpreter_exit_keeps_exit_code_zero(peer, tmp_path):
+    # ros2 launch sends SIGINT, then SIGTERM 5 s later. The teardown may end within the 5 s
+    # while the interpreter's exit (torch, DDS) does not: the late SIGTERM, sent here right
+    # after main() returned, must not kill the exiting process (it did: exit -15).
+    import subprocess
+    import sys
+
+    from conftest import node_env
+
+    prelude = ('import os, signal, sys\nfrom vggt4d_ros.ros.node import main\n'
+               'code = main(sys.argv)\nos.kill(os.getpid(), signal.SIGTERM)\n'
+               'os.kill(os.getpid(), signal.SIGINT)\nsys.exit(code)')
+    args = [sys.executable, '-c', prelude, '--ros-args', '-r', '__node:=vggt4d_exit',
+            '-p', 'backend_factory:=fake_backends:make_plane', '-p', 'warmup:=false']
+    log_path = tmp_path / 'exit.log'
+    with open(log_path, 'w') as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=node_env())
+    try:
+        assert peer.spin_until(lambda: ']: active' in log_path.read_text(), 60), (
+            log_path.read_text())
+        process.send_signal(signal.SIGINT)
+        deadline = LoadScaledDeadline(30.0)
+        while process.poll() is None and not deadline.expired():
+            peer.spin_for(0.1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, log_path.read_text()
+    assert 'Traceback' not in log_path.read_text(), log_path.read_text()
+
+
 def change_state(peer, transition_id: int) -> bool:
     from lifecycle_msgs.srv import ChangeState
 

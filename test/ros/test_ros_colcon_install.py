@@ -28,7 +28,6 @@ import pytest
 pytest.importorskip('rclpy')
 pytest.importorskip('colcon_core')
 
-from conftest import LoadScaledDeadline  # noqa: E402
 from conftest import node_env  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from test_ros_node import FAST_WINDOWS  # noqa: E402
@@ -37,6 +36,7 @@ from test_ros_node import image_msg  # noqa: E402
 from test_ros_node import RELIABLE  # noqa: E402
 from test_ros_node import stamps_of  # noqa: E402
 from test_ros_node import WIDTH  # noqa: E402
+from waiting import LoadScaledDeadline  # noqa: E402
 
 pytestmark = pytest.mark.dds
 

@@ -15,7 +15,6 @@ import pytest
 
 pytest.importorskip('rclpy')
 
-from conftest import LoadScaledDeadline  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
@@ -27,6 +26,7 @@ from sensor_msgs.msg import CameraInfo  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
+from waiting import LoadScaledDeadline  # noqa: E402
 
 from vggt4d_ros.ros.conversions import cloud_to_numpy  # noqa: E402
 from vggt4d_ros.ros.conversions import stamp_to_ns  # noqa: E402

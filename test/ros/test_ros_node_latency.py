@@ -19,12 +19,12 @@ import pytest
 
 pytest.importorskip('rclpy')
 
-from conftest import LoadScaledDeadline  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
+from waiting import LoadScaledDeadline  # noqa: E402
 
 from vggt4d_ros.ros.conversions import stamp_to_ns  # noqa: E402
 from vggt4d_ros.ros.outputs import header_at  # noqa: E402

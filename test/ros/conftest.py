@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 import pytest
+from waiting import LoadScaledDeadline
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -93,8 +94,8 @@ class NodeProcess:
         raise RuntimeError('no VmRSS line')
 
     def wait_for_log(self, text: str, timeout_s: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        deadline = LoadScaledDeadline(timeout_s)
+        while not deadline.expired():
             if text in self.log():
                 return True
             if not self.alive():
@@ -106,8 +107,11 @@ class NodeProcess:
         """Send ``sig`` and return the exit code (kills and fails after the timeout)."""
         if self.alive():
             self.process.send_signal(sig)
+        deadline = LoadScaledDeadline(timeout_s)
+        while self.alive() and not deadline.expired():
+            time.sleep(0.05)
         try:
-            code = self.process.wait(timeout_s)
+            code = self.process.wait(0.1)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -132,8 +136,9 @@ class Peer:
         return messages
 
     def spin_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """Spin until ``condition()``; ``timeout_s`` is for an idle machine (load-scaled)."""
+        deadline = LoadScaledDeadline(timeout_s)
+        while not deadline.expired():
             if condition():
                 return True
             self.executor.spin_once(timeout_sec=0.05)

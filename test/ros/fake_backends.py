@@ -86,6 +86,33 @@ def make_slow_plane(params, device, dtype) -> PlaneBackend:
     return PlaneBackend(delay_s=0.4)
 
 
+class GatedPlane(PlaneBackend):
+    """PlaneBackend whose windows wait until the file ``VGGT4D_FAKE_GATE`` names exists.
+
+    While a window waits, the file ``<gate>.held`` exists. A test holds the node's first window
+    in the backend until it has queued every frame it wants behind it, so what the node then
+    does with that backlog does not depend on how fast a loaded machine delivers the frames.
+    """
+
+    def __init__(self, gate: str, delay_s: float) -> None:
+        super().__init__(delay_s=delay_s)
+        self.gate = gate
+
+    def run(self, frames, stamps_ns) -> WindowResult:
+        if not os.path.exists(self.gate):
+            with open(self.gate + '.held', 'w'):
+                pass
+        deadline = time.monotonic() + 600.0  # never hang a test run for good
+        while not os.path.exists(self.gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return super().run(frames, stamps_ns)
+
+
+def make_gated_slow_plane(params, device, dtype) -> PlaneBackend:
+    """backend_factory: 0.4 s per window, each first waiting for the VGGT4D_FAKE_GATE file."""
+    return GatedPlane(os.environ['VGGT4D_FAKE_GATE'], delay_s=0.4)
+
+
 class ThreadReportingPlane(PlaneBackend):
     """PlaneBackend that prints the name of the thread each window runs on."""
 

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip('rclpy')
 
 from test_ros_node import FAST_WINDOWS  # noqa: E402
+from waiting import load_stretch  # noqa: E402
 
 from vggt4d_ros.replay.bag import BagReader  # noqa: E402
 from vggt4d_ros.replay.synthetic import SceneConfig  # noqa: E402
@@ -29,7 +30,8 @@ def test_bag_replayed_through_node_keeps_every_frame(ros_context, tmp_path, monk
         frames = list(reader.images(reader.pick_image_topic(None)))
     params = {**FAST_WINDOWS, 'backend_factory': 'fake_backends:make_plane',
               'warmup_height': 120, 'warmup_width': 160}
-    result = replay_bag_through_node(bag, params=params, timeout_s=60.0, max_in_flight=4,
+    result = replay_bag_through_node(bag, params=params, timeout_s=60.0 * load_stretch(),
+                                     max_in_flight=4,
                                      log_path=tmp_path / 'node.log')
     stamps = [frame.stamp_ns for frame in frames]
     assert result.frames_sent == 9

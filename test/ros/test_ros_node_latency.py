@@ -24,6 +24,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
+from waiting import LoadScaledDeadline  # noqa: E402
 
 from vggt4d_ros.ros.conversions import stamp_to_ns  # noqa: E402
 from vggt4d_ros.ros.outputs import header_at  # noqa: E402
@@ -59,8 +60,9 @@ def wrap(owner, name: str, events: list, describe) -> None:
 
 
 def wait_for(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """Poll ``condition``; ``timeout_s`` is for an idle machine (stretched under load)."""
+    deadline = LoadScaledDeadline(timeout_s)
+    while not deadline.expired():
         if condition():
             return True
         time.sleep(0.01)

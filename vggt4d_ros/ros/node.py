@@ -640,6 +640,11 @@ def _spin(node: Vggt4dNode, executor: SingleThreadedExecutor, stop: threading.Ev
             node.get_logger().debug(traceback.format_exc())
 
 
+#: Handlers that end or interrupt the process on a stop signal; main() ignores the signal
+#: instead of putting them back once the node is torn down.
+_DEFAULT_STOP_HANDLERS = (signal.SIG_DFL, signal.default_int_handler)
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``ros2 run vggt4d_ros vggt4d_node``; exits 0 on SIGINT/SIGTERM.
 
@@ -647,7 +652,7 @@ def main(args: list[str] | None = None) -> int:
     down from under the executor and the worker, which then fail mid-take or mid-publish
     (seen as rare tracebacks at shutdown). Here a signal only asks the spin loop to stop, and
     the teardown runs in order on this thread: unsubscribe, join the worker, destroy the node,
-    shut rclpy down.
+    shut rclpy down. Afterwards SIGINT/SIGTERM stay ignored (the process is exiting).
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
@@ -675,7 +680,10 @@ def main(args: list[str] | None = None) -> int:
         if rclpy.ok():
             rclpy.shutdown()
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            # Only the interpreter's exit is left. ros2 launch escalates SIGINT to SIGTERM after
+            # 5 s, and that exit (freeing torch, the DDS participant) took 7 s on a loaded
+            # 2-core machine: SIGTERM's default action then turned a clean stop into exit -15.
+            signal.signal(sig, signal.SIG_IGN if handler in _DEFAULT_STOP_HANDLERS else handler)
     return 0
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vggt4d_ros.geometry.sim3 import random_rotation
+from vggt4d_ros.geometry.rotation import random_rotation
 from vggt4d_ros.geometry.sim3 import rotation_from_axis_angle
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.motion.rig import RigLayout

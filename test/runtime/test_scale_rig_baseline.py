@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vggt4d_ros.geometry.rotation import random_rotation
-from vggt4d_ros.geometry.sim3 import rotation_from_axis_angle
+from vggt4d_ros.geometry.rotation import rotation_from_axis_angle
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.motion.rig import RigLayout
 from vggt4d_ros.runtime.scale.rig_baseline import rig_baseline_scale

@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import hashlib
 import json
-import math
 from pathlib import Path
 import sys
 import time
@@ -33,6 +32,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from vggt4d_ros.replay import eval_runtime as rt
+from vggt4d_ros.replay.dataset_report import write_json
+from vggt4d_ros.replay.dataset_report import write_outputs
 from vggt4d_ros.replay.datasets import plan_dataset
 from vggt4d_ros.replay.datasets import PROTOCOLS
 from vggt4d_ros.replay.datasets.base import MASKS
@@ -107,23 +108,6 @@ def _fingerprint(config: EvalConfig, params: dict[str, Any]) -> str:
         'window': [config.window_size, config.stride],
         'stand_in': getattr(config.backend_factory, '__qualname__', None)}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _write_json(path: Path, content: dict[str, Any]) -> None:
-    """Write atomically (a killed run never leaves a half-written result)."""
-    tmp = path.with_suffix('.tmp')
-    tmp.write_text(json.dumps(_json_safe(content), indent=2))
-    tmp.replace(path)
 
 
 # -- scoring ----------------------------------------------------------------------------------
@@ -285,10 +269,8 @@ class Evaluation:
                 self.log(f'{number}/{len(plan)} {name}: {headline(record)} '
                          f'({record["seconds"]:.1f} s)')
             record['fingerprint'] = self.fingerprint
-            _write_json(path, record)
+            write_json(path, record)
             results[name] = record
-        from vggt4d_ros.replay.dataset_report import write_outputs
-
         metrics, report = write_outputs(self, results)
         failed = [name for name, r in results.items() if r.get('status') != 'ok']
         return EvalSummary(metrics, report, failed)

@@ -9,6 +9,8 @@ the sequence means; trajectory and reconstruction metrics as the mean over seque
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
@@ -125,11 +127,26 @@ def _dump(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
 
 
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    """Write atomically (a killed run never leaves a half-written result)."""
+    tmp = path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(_json_safe(content), indent=2))
+    tmp.replace(path)
+
+
 def write_outputs(evaluation: 'Evaluation', results: dict[str, dict[str, Any]]
                   ) -> tuple[dict[str, Any], Path]:
     """Write metrics.json and report.md into the output folder; returns (metrics, report)."""
-    from vggt4d_ros.replay.dataset_eval import _write_json
-
     config = evaluation.config
     mean = means(results)
     protocol = evaluation.protocol
@@ -149,7 +166,7 @@ def write_outputs(evaluation: 'Evaluation', results: dict[str, dict[str, Any]]
         'mean': mean, 'published': _published(config.dataset, mean),
     }
     out = Path(config.out_dir)
-    _write_json(out / 'metrics.json', metrics)
+    write_json(out / 'metrics.json', metrics)
     report = out / 'report.md'
     report.write_text(_report(evaluation, metrics))
     return metrics, report

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import gc
 import importlib
 import time
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.runtime.config import BackendConfig
 from vggt4d_ros.runtime.config import VGGT_WIDTH
+from vggt4d_ros.runtime.engine import Backend
 from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.runtime.window import replay_window
 from vggt4d_ros.runtime.window import WindowConfig
@@ -35,13 +36,6 @@ from vggt4d_ros.runtime.window import WindowConfig
 RANDOM_WEIGHTS_WARNING = (
     'RANDOM weights (allow_random_weights): every mask, pose and map is a plumbing check and '
     'means NOTHING about VGGT4D quality. Give a VGGT checkpoint (weights) for real results.')
-
-
-class Backend(Protocol):
-    """Anything that turns a window of frames into a ``WindowResult`` (VGGT4D or an oracle)."""
-
-    def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]) -> WindowResult:
-        """Process one window: S frames [H,W,3] uint8 RGB with their stamps."""
 
 
 class BackendError(RuntimeError):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import time
-from typing import Callable, TYPE_CHECKING
+from typing import Callable, Protocol, Sequence, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -48,9 +48,20 @@ from vggt4d_ros.runtime.window import Window
 from vggt4d_ros.runtime.window import WindowConfig
 from vggt4d_ros.runtime.window import WindowManager
 
-if TYPE_CHECKING:  # the backend module builds engines (warm-up): no runtime import back
-    from vggt4d_ros.runtime.backend import Backend
+if TYPE_CHECKING:
     from vggt4d_ros.runtime.config import EngineConfig
+
+
+class Backend(Protocol):
+    """Anything that turns a window of frames into a ``WindowResult`` (VGGT4D or an oracle).
+
+    Defined here, by its consumer: the backend builder (``runtime.backend``) imports the engine
+    for its warm-up, so the protocol living there would make the two modules import each other.
+    """
+
+    def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]) -> WindowResult:
+        """Process one window: S frames [H,W,3] uint8 RGB with their stamps."""
+
 
 #: Warning of each input reset kind (window-manager counter -> what to log).
 RESET_WARNINGS = (

@@ -95,7 +95,7 @@ def test_points_labels_and_instances_equal_the_reference(seed):
     assert labels.converged
     stats = measure_instances(points, labels, batch.output_from_camera,
                               config.tracker.depth_completion)
-    found = to_host(stats, labels, points.count.numpy())
+    found = to_host(stats, labels, points.host_count)
     for f, obs in enumerate(frames):
         _, threshold, expected, (ref_labels, counts, small, excess), instances, point_labels = (
             _reference_frame(obs, config))

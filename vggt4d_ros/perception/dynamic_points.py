@@ -2,15 +2,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """Dynamic-obstacle points: unproject a batch's dynamic pixels into the output frame.
 
-Torch on the batch's device, over all frames at once and without host syncs: the selection
-is thinned into fixed-size buffers ([F,L], L = ``max_points_per_frame``) whose first
-``count[f]`` slots are used, so the sizes never have to be known on the host.
+Torch on the batch's device, over all frames at once, with one host sync (the number of
+selected pixels per frame, which the host needs anyway to cut the cloud): the selection is
+thinned into fixed-size buffers ([F,L], L = ``max_points_per_frame``) whose first
+``count[f]`` slots are used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from vggt4d_ros.perception.batch import FrameBatch
@@ -26,6 +28,7 @@ class BatchPoints:
         selected: [F,h,w] bool confident dynamic pixels (before thinning).
         index: [F,L] int64 flat pixel index (row * w + col) of each slot.
         count: [F] int64 used slots.
+        host_count: [F] numpy int64, the same on the host.
         used: [F,L] bool slot < count.
         camera: [F,L,3] float64 points in the camera frame (global units).
         output: [F,L,3] float64 points in the output frame.
@@ -37,6 +40,7 @@ class BatchPoints:
     selected: torch.Tensor
     index: torch.Tensor
     count: torch.Tensor
+    host_count: np.ndarray
     used: torch.Tensor
     camera: torch.Tensor
     output: torch.Tensor
@@ -64,7 +68,8 @@ def valid_depth(batch: FrameBatch, threshold: torch.Tensor, max_depth: float) ->
     return ok & (batch.conf >= threshold[:, None, None]) & batch.valid
 
 
-def thin_evenly(selected: torch.Tensor, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+def thin_evenly(selected: torch.Tensor, limit: int
+                ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """Keep at most ``limit`` of each row's True entries, evenly spread and deterministic.
 
     Args:
@@ -73,15 +78,17 @@ def thin_evenly(selected: torch.Tensor, limit: int) -> tuple[torch.Tensor, torch
 
     Returns:
         index [F,L] int64 (position in the row of each kept entry, in order; L = min(limit,
-        P)) and count [F] int64 (used slots). With n > limit entries, entry number
-        ``round(j (n-1) / (L-1))`` goes to slot j (``numpy.linspace(0, n-1, L).round()``).
+        P)), count [F] int64 (used slots) and the same count on the host. With n > limit
+        entries, entry number ``round(j (n-1) / (L-1))`` goes to slot j
+        (``numpy.linspace(0, n-1, L).round()``).
 
     """
     rows, size = selected.shape
     slots = min(limit, size)
     rank = torch.cumsum(selected, dim=1) - 1  # rank of each selected entry in its row
     total = rank[:, -1:] + 1
-    if slots > 1:
+    host_total = total[:, 0].cpu().numpy()  # the one sync
+    if host_total.max(initial=0) > slots and slots > 1:
         step = (total - 1).double() / (slots - 1)  # > 1 where thinned
         # The slot whose rounded position is this rank, if any (rounding is half-to-even,
         # as numpy's): check the nearest candidates, floating-point safe.
@@ -91,14 +98,16 @@ def thin_evenly(selected: torch.Tensor, limit: int) -> tuple[torch.Tensor, torch
             j = guess + shift
             hit = (torch.round(j * step) == rank) & (j >= 0) & (j < slots)
             slot = torch.where(hit, j.long(), slot)
-    else:
+        slot = torch.where(total > slots, slot, rank)
+    elif host_total.max(initial=0) > slots:
         slot = torch.where(rank == 0, 0, -1)
-    slot = torch.where(total > slots, slot, rank)
+    else:
+        slot = rank
     keep = selected & (slot >= 0)
     index = torch.zeros((rows, slots + 1), dtype=torch.int64, device=selected.device)
     position = torch.arange(size, device=selected.device).expand(rows, size)
     index.scatter_(1, torch.where(keep, slot, slots), position)  # slot L: a dump
-    return index[:, :slots], torch.clamp(total[:, 0], max=slots)
+    return index[:, :slots], torch.clamp(total[:, 0], max=slots), np.minimum(host_total, slots)
 
 
 def unproject(batch: FrameBatch, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,8 +144,8 @@ def dynamic_points(batch: FrameBatch, config: DynamicPointsConfig) -> BatchPoint
     """Points of each frame's confident dynamic pixels, at most ``max_points_per_frame``."""
     threshold = conf_thresholds(batch, config.min_conf, config.conf_percentile)
     selected = batch.mask & valid_depth(batch, threshold, config.max_depth)
-    index, count = thin_evenly(selected.flatten(1), config.max_points_per_frame)
+    index, count, host_count = thin_evenly(selected.flatten(1), config.max_points_per_frame)
     used = torch.arange(index.shape[1], device=index.device)[None, :] < count[:, None]
     camera, output = unproject(batch, index)
-    return BatchPoints(threshold, selected, index, count, used, camera, output,
+    return BatchPoints(threshold, selected, index, count, host_count, used, camera, output,
                        colours(batch, index))

@@ -172,37 +172,72 @@ def connected_components(mask: torch.Tensor, max_iterations: int
 
 def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig
                 ) -> Labels:
-    """Label the dynamic pixels ``selected`` [F,h,w] bool (valid depth) with depth [F,h,w]."""
+    """Label the dynamic pixels ``selected`` [F,h,w] bool (valid depth) with depth [F,h,w].
+
+    Works on the box around every frame's dynamic pixels (objects cover a small part of a
+    frame; one host sync to cut it).
+    """
     frames, height, width = selected.shape
-    pixels = height * width
     device = selected.device
-    keep = selected & ~far_side_of_jumps(selected, depth, config.depth_break)
+    count = min(config.max_instances, height * width)
+    labels = torch.zeros(selected.shape, dtype=torch.int64, device=device)
+    empty = torch.zeros((frames, count), dtype=torch.int64, device=device)
+    spans = torch.cat([selected.any(dim=2).any(dim=0), selected.any(dim=1).any(dim=0)])
+    spans = np.nonzero(spans.cpu().numpy())[0]
+    if not len(spans):
+        return Labels(labels, empty, empty[:, 0], empty[:, 0], True)
+    rows, cols = spans[spans < height], spans[spans >= height] - height
+    box = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    crop = selected[box]
+    keep = crop & ~far_side_of_jumps(crop, depth[box], config.depth_break)
     root, converged = connected_components(keep, config.max_label_iterations)
+    crop_labels, pixels, small, excess = _rank_parts(root, config.min_pixels, count)
+    labels[box] = crop_labels
+    return Labels(labels, pixels, small, excess, converged)
+
+
+def _rank_parts(root: torch.Tensor, min_pixels: int, count: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Labels [F,h,w] of the ``count`` largest parts of at least ``min_pixels`` of each frame.
+
+    Args:
+        root: [F,h,w] component roots (``connected_components``).
+        min_pixels: smallest part.
+        count: labels per frame.
+
+    Returns:
+        labels (0 = none, 1..count largest first, ties by first pixel), pixel counts
+        [F,count] (0 = unused), parts dropped as small [F] and as excess [F].
+
+    """
+    frames, height, width = root.shape
+    pixels = height * width
     total = frames * pixels
+    device = root.device
     flat_root = root.flatten()
     sizes = torch.zeros(total + 1, dtype=torch.int64, device=device)
     sizes.index_add_(0, flat_root, torch.ones_like(flat_root))
     sizes = sizes[:total].view(frames, pixels)
     is_root = (root == torch.arange(total, device=device).view(root.shape)).flatten(1)
-    big = is_root & (sizes >= config.min_pixels)
+    big = is_root & (sizes >= min_pixels)
     small = (is_root & ~big).sum(dim=1)
     # Largest first, ties by first pixel: one unique integer key per part root.
     position = torch.arange(pixels, device=device)
     key = torch.where(big, sizes * pixels + (pixels - 1 - position), -1)
-    count = min(config.max_instances, pixels)
-    top_key, top_pixel = torch.topk(key, count, dim=1)
+    top_key, top_pixel = torch.topk(key, min(count, pixels), dim=1)
     kept = top_key >= 0
     excess = big.sum(dim=1) - kept.sum(dim=1)
     # Root pixel -> label 1..K (kept parts only).
     lookup = torch.zeros(total + 1, dtype=torch.int64, device=device)
-    slot = torch.arange(1, count + 1, device=device).expand(frames, count)
-    target = torch.where(kept, top_pixel + pixels * torch.arange(frames, device=device)[:, None],
-                         total)
+    slot = torch.arange(1, top_key.shape[1] + 1, device=device).expand(frames, -1)
+    frame_base = pixels * torch.arange(frames, device=device)[:, None]
+    target = torch.where(kept, top_pixel + frame_base, total)
     lookup.scatter_(0, target.flatten(), torch.where(kept, slot, 0).flatten())
     lookup[total] = 0
     labels = lookup[flat_root].view(frames, height, width)
-    counts = torch.where(kept, sizes.gather(1, top_pixel), 0)
-    return Labels(labels, counts, small, excess, converged)
+    counts = torch.zeros((frames, count), dtype=torch.int64, device=device)
+    counts[:, : top_key.shape[1]] = torch.where(kept, sizes.gather(1, top_pixel), 0)
+    return labels, counts, small, excess
 
 
 def measure_instances(points: BatchPoints, labels: Labels, output_from_camera: torch.Tensor,

@@ -175,7 +175,7 @@ class PerceptionTracker:
                                       batch.output_from_camera[:, :3, 3], static, static_ok,
                                       points.output, points.used)
             clock.lap('grid')
-        counts = points.count.cpu().numpy()
+        counts = points.host_count
         used = int(counts.max())
         xyz = points.output[:, :used].float().cpu().numpy()
         rgb = points.rgb[:, :used].cpu().numpy()

@@ -28,6 +28,7 @@ from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
 from vggt4d_ros.perception.tracker import Tracker
 
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 HEIGHT, WIDTH = 60, 80
 K = np.array([[70.0, 0.0, 39.5], [0.0, 70.0, 29.5], [0.0, 0.0, 1.0]])
 MS = 1_000_000
@@ -42,7 +43,7 @@ def _pose(rng) -> np.ndarray:
     return pose
 
 
-def _frame(rng, k: int, stamp_ns: int) -> FrameObservation:
+def _frame(rng, k: int, stamp_ns: int, device: str = 'cpu') -> FrameObservation:
     """Frame k of a sequence: objects drift by k pixels; random noise every frame."""
     rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
     depth = (4.0 + 0.03 * rows + rng.normal(0, 0.01, (HEIGHT, WIDTH))).astype(np.float32)
@@ -60,9 +61,14 @@ def _frame(rng, k: int, stamp_ns: int) -> FrameObservation:
     valid = np.ones((HEIGHT, WIDTH), bool)
     valid[:2] = False
     image = rng.random((3, HEIGHT, WIDTH)).astype(np.float32)
-    return FrameObservation(stamp_ns=stamp_ns, depth=depth, depth_scale=rng.uniform(0.5, 2.0),
-                            conf=conf, intrinsics=K, world_from_camera=_pose(rng), mask=mask,
-                            image=image, valid=valid)
+
+    def put(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(device)
+
+    return FrameObservation(stamp_ns=stamp_ns, depth=put(depth),
+                            depth_scale=rng.uniform(0.5, 2.0), conf=put(conf), intrinsics=K,
+                            world_from_camera=_pose(rng), mask=put(mask), image=put(image),
+                            valid=put(valid))
 
 
 def _config() -> PerceptionConfig:
@@ -84,11 +90,12 @@ def _reference_frame(obs: FrameObservation, config: PerceptionConfig):
     return frame, threshold, points, (labels, counts, small, excess), instances, point_labels
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('seed', [0, 1, 2])
-def test_points_labels_and_instances_equal_the_reference(seed):
+def test_points_labels_and_instances_equal_the_reference(seed, device):
     rng = np.random.default_rng(seed)
     config = _config()
-    frames = [_frame(rng, k, (k + 1) * 66 * MS) for k in range(4)]
+    frames = [_frame(rng, k, (k + 1) * 66 * MS, device) for k in range(4)]
     batch = stack_frames(frames, config.output_from_world)
     points = dynamic_points(batch, config.points)
     labels = label_image(points.selected, batch.depth, config.instances)
@@ -101,14 +108,14 @@ def test_points_labels_and_instances_equal_the_reference(seed):
             _reference_frame(obs, config))
         assert float(points.threshold[f]) == pytest.approx(threshold)
         count = int(points.count[f])
-        index = points.index[f, :count].numpy()
+        index = points.index[f, :count].cpu().numpy()
         np.testing.assert_array_equal(index // WIDTH, expected.rows)
         np.testing.assert_array_equal(index % WIDTH, expected.cols)
-        np.testing.assert_allclose(points.output[f, :count].numpy(), expected.output,
+        np.testing.assert_allclose(points.output[f, :count].cpu().numpy(), expected.output,
                                    rtol=0, atol=1e-12)
-        np.testing.assert_array_equal(points.rgb[f, :count].numpy(), expected.rgb)
-        np.testing.assert_array_equal(labels.labels[f].numpy(), ref_labels)
-        used = labels.pixels[f].numpy()
+        np.testing.assert_array_equal(points.rgb[f, :count].cpu().numpy(), expected.rgb)
+        np.testing.assert_array_equal(labels.labels[f].cpu().numpy(), ref_labels)
+        used = labels.pixels[f].cpu().numpy()
         np.testing.assert_array_equal(used[used > 0], counts)
         assert (found[f].small_parts, found[f].excess_parts) == (small, excess)
         np.testing.assert_array_equal(found[f].point_labels, point_labels)
@@ -121,13 +128,14 @@ def test_points_labels_and_instances_equal_the_reference(seed):
             assert got.range == pytest.approx(want.range, abs=1e-12)
 
 
-def test_sequence_clouds_tracks_and_grids_equal_the_reference():
+@pytest.mark.parametrize('device', DEVICES)
+def test_sequence_clouds_tracks_and_grids_equal_the_reference(device):
     rng = np.random.default_rng(5)
     config = _config()
     perception = PerceptionTracker(config)
     tracker = Tracker(config.tracker)
     grid = ref.OccupancyMapper(config.grid)
-    frames = [_frame(rng, k, (k + 1) * 66 * MS) for k in range(16)]
+    frames = [_frame(rng, k, (k + 1) * 66 * MS, device) for k in range(16)]
     tracked = 0
     for window in range(4):
         out = perception.update(frames[4 * window: 4 * window + 4])

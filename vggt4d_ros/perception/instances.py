@@ -159,7 +159,7 @@ def connected_components(mask: torch.Tensor, max_iterations: int
                             torch.minimum(padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]))
         low = torch.where(flat_mask, torch.minimum(low.flatten(), parent[:size]), size)
         # Hook: a pixel's current root adopts the smallest label next to the pixel.
-        parent = parent.scatter_reduce(0, parent[:size], low, 'amin')
+        parent.scatter_reduce_(0, parent[:size].clone(), low, 'amin')
         parent[:size] = torch.minimum(parent[:size], low)
         parent = parent[parent]
         parent = parent[parent]

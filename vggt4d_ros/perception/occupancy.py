@@ -86,6 +86,7 @@ class OccupancyMapper:
         self._dynamic_ns = torch.full((cells,), -1, dtype=torch.int64)
         self._counts = torch.zeros(2, dtype=torch.int64)  # rays, outside: read lazily
         self._centres = _cell_centres(cfg)
+        self._origin_xy = torch.tensor(cfg.origin_xy, dtype=torch.float64)
         self._stamp_ns: int | None = None
         # Bearing bins of the range scan: about one cell wide at max_range.
         self._bins = int(min(max(math.ceil(2 * math.pi * cfg.max_range / cfg.resolution), 64),
@@ -98,6 +99,7 @@ class OccupancyMapper:
         self._stats.rays, self._stats.outside = rays, outside
         return self._stats
 
+    @torch.inference_mode()  # the state is updated in place: always in this mode
     def reset(self) -> None:
         """Forget everything (a map reset moves the global frame)."""
         self._level.fill_(0)
@@ -113,6 +115,7 @@ class OccupancyMapper:
         return sum(a.numel() * a.element_size() for a in (
             self._level, self._seen, self._observed_ns, self._dynamic_ns))
 
+    @torch.inference_mode()  # the state is updated in place: always in this mode
     def integrate(self, stamp_ns: int, camera_xyz, static_xyz, dynamic_xyz) -> None:
         """Add one frame (numpy arrays or tensors).
 
@@ -131,6 +134,7 @@ class OccupancyMapper:
                              static, torch.ones(static.shape[:2], dtype=torch.bool),
                              dynamic, torch.ones(dynamic.shape[:2], dtype=torch.bool))
 
+    @torch.inference_mode()  # the state is updated in place: always in this mode
     def integrate_batch(self, stamps_ns: list[int], camera: torch.Tensor,
                         static: torch.Tensor, static_ok: torch.Tensor,
                         dynamic: torch.Tensor, dynamic_ok: torch.Tensor) -> None:
@@ -164,6 +168,7 @@ class OccupancyMapper:
         marked = torch.where(dynamic_hit, stamps, -1).amax(dim=0)
         self._dynamic_ns = torch.maximum(self._dynamic_ns, marked)
 
+    @torch.inference_mode()  # the state is updated in place: always in this mode
     def grids(self) -> OccupancyGrids:
         """Return the current static, dynamic and combined grids (one device -> host copy)."""
         cfg = self.config
@@ -190,7 +195,7 @@ class OccupancyMapper:
     def _to(self, device: torch.device) -> None:
         if self._level.device != device:
             for name in ('_level', '_seen', '_observed_ns', '_dynamic_ns', '_counts',
-                         '_centres'):
+                         '_centres', '_origin_xy'):
                 setattr(self, name, getattr(self, name).to(device))
 
     def _cell_index(self, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,9 +244,8 @@ class OccupancyMapper:
         big = torch.full_like(xy, math.inf)
         low = torch.where(kept, xy, big).amin(dim=1)
         high = torch.where(kept, xy, -big).amax(dim=1)
-        origin_xy = torch.tensor(cfg.origin_xy, dtype=torch.float64).to(origin.device)
-        lo = torch.floor((low - origin_xy) / cfg.resolution)  # [F,2] (col, row)
-        hi = torch.ceil((high - origin_xy) / cfg.resolution)
+        lo = torch.floor((low - self._origin_xy) / cfg.resolution)  # [F,2] (col, row)
+        hi = torch.ceil((high - self._origin_xy) / cfg.resolution)
         cells = self._centres  # [cells,4]: centre x, y, col, row
         in_box = ((cells[None, :, 2] >= lo[:, None, 0]) & (cells[None, :, 2] < hi[:, None, 0])
                   & (cells[None, :, 3] >= lo[:, None, 1]) & (cells[None, :, 3] < hi[:, None, 1]))

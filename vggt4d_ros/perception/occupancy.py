@@ -156,10 +156,11 @@ class OccupancyMapper:
         static_hit = self._band_cells(static, static_ok)
         dynamic_hit = self._band_cells(dynamic, dynamic_ok)
         # Static log-odds: frame by frame (the clamps make the order matter).
+        miss = free.to(torch.int16) * cfg.miss_weight
+        hit = static_hit.to(torch.int16) * cfg.hit_weight
         for f in range(len(stamps_ns)):
-            level = torch.clamp(self._level - cfg.miss_weight * free[f], min=-cfg.max_level)
-            self._level = torch.clamp(level + cfg.hit_weight * static_hit[f],
-                                      max=cfg.max_level).to(torch.int16)
+            self._level.sub_(miss[f]).clamp_(min=-cfg.max_level)
+            self._level.add_(hit[f]).clamp_(max=cfg.max_level)
         self._seen |= (free | static_hit).any(dim=0)
         # Latest observation and latest dynamic mark per cell (stamps increase).
         stamps = torch.tensor(stamps_ns, dtype=torch.int64).to(camera.device)[:, None]

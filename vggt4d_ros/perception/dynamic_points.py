@@ -126,8 +126,10 @@ def unproject(batch: FrameBatch, index: torch.Tensor) -> tuple[torch.Tensor, tor
 
 
 def rigid_apply(transform: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Apply transforms [F,4,4] to points [F,N,3] (broadcast products: torch's small
-    batched float64 matmul is slow on the CPU)."""
+    """Apply rigid transforms [F,4,4] to points [F,N,3].
+
+    Broadcast products: torch's small batched float64 matmul is slow on the CPU.
+    """
     rotated = (points[:, :, None, :] * transform[:, None, :3, :3]).sum(dim=3)
     return rotated + transform[:, None, :3, 3]
 

@@ -171,7 +171,7 @@ class OccupancyMapper:
 
     @torch.inference_mode()  # the state is updated in place: always in this mode
     def grids(self) -> OccupancyGrids:
-        """Return the current static, dynamic and combined grids (one device -> host copy)."""
+        """Return the current static, dynamic and combined grids: one copy to the host."""
         cfg = self.config
         static = torch.where(self._seen, torch.where(self._level >= cfg.occupied_level,
                                                      OCCUPIED, FREE), UNKNOWN)

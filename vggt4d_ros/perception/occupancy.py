@@ -153,8 +153,9 @@ class OccupancyMapper:
         self._stamp_ns = stamps_ns[-1]
         free = self._ray_cells(camera, torch.cat([static, dynamic], dim=1),
                                torch.cat([static_ok, dynamic_ok], dim=1))
-        static_hit = self._band_cells(static, static_ok)
-        dynamic_hit = self._band_cells(dynamic, dynamic_ok)
+        static_hit, dynamic_hit = self._band_cells(
+            torch.cat([static, dynamic], dim=1), torch.cat([static_ok, dynamic_ok], dim=1),
+            static.shape[1])
         # Static log-odds: frame by frame (the clamps make the order matter).
         miss = free.to(torch.int16) * cfg.miss_weight
         hit = static_hit.to(torch.int16) * cfg.hit_weight
@@ -207,14 +208,22 @@ class OccupancyMapper:
         inside = (col >= 0) & (col < cfg.width) & (row >= 0) & (row < cfg.height)
         return row * cfg.width + col, inside
 
-    def _band_cells(self, xyz: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-        """[F,cells] bool: cells marked by points [F,N,3] (used where ok [F,N])."""
+    def _band_cells(self, xyz: torch.Tensor, ok: torch.Tensor, split: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cells [F,cells] bool marked by points [F,N,3] before ``split`` and from it on.
+
+        One pass for the static and the dynamic points (used where ok [F,N]).
+        """
         cfg = self.config
+        cells_count = cfg.height * cfg.width
         height = xyz[..., 2] - cfg.ground_z
         in_band = ok & (height >= cfg.min_height) & (height <= cfg.max_height)
         cells, inside = self._cell_index(xyz[..., :2])
         self._counts[1] += (in_band & ~inside).sum()
-        return _scatter_cells(cells, in_band & inside, cfg.height * cfg.width)
+        # Dynamic points write to a second grid: cells offset by one grid.
+        second = torch.arange(xyz.shape[1], device=xyz.device) >= split
+        hit = _scatter_cells(cells + second * cells_count, in_band & inside, 2 * cells_count)
+        return hit[:, :cells_count], hit[:, cells_count:]
 
     def _ray_cells(self, origin: torch.Tensor, ends: torch.Tensor, ok: torch.Tensor
                    ) -> torch.Tensor:

@@ -149,6 +149,7 @@ def test_sequence_clouds_tracks_and_grids_equal_the_reference(device):
                 by_label[[inst.label for inst in instances]] = ids
                 object_ids = by_label[point_labels]
             np.testing.assert_allclose(cloud.points, points.output.astype(np.float32))
+            np.testing.assert_array_equal(cloud.rgb, points.rgb)
             np.testing.assert_array_equal(cloud.object_ids, object_ids)
             camera = (config.output_from_world @ obs.world_from_camera)[:3, 3]
             grid.integrate(obs.stamp_ns, camera, ref.static_points(frame, threshold, config),

@@ -328,27 +328,37 @@ def _segment_percentiles(values: torch.Tensor, segment: torch.Tensor, members: t
     return out
 
 
-def to_host(stats: InstanceStats, labels: Labels, counts: np.ndarray
-            ) -> list[FrameInstances]:
-    """Copy the measurements to the host (two transfers) as per-frame instances.
-
-    ``counts`` [F]: used point slots per frame (already on the host).
-    """
-    frames, count = stats.valid.shape
+def pack(stats: InstanceStats, labels: Labels) -> torch.Tensor:
+    """[F, 13 K + 2] float64: the measurements and the dropped-part counts (for one copy)."""
     packed = torch.cat([
         stats.valid[:, :, None].double(), stats.pixels[:, :, None].double(),
         stats.box.double(), stats.centre, stats.size, stats.range[:, :, None]], dim=2)
-    packed = torch.cat([packed.flatten(1), labels.small[:, None].double(),
-                        labels.excess[:, None].double()], dim=1).cpu().numpy()
-    used = int(counts.max()) if len(counts) else 0
-    point_labels = stats.point_labels[:, :used].to(torch.int32).cpu().numpy()
-    fields = packed[:, : count * 13].reshape(frames, count, 13)
+    return torch.cat([packed.flatten(1), labels.small[:, None].double(),
+                      labels.excess[:, None].double()], dim=1)
+
+
+def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray
+           ) -> list[FrameInstances]:
+    """Per-frame instances from ``pack``'s rows [F, 13 K + 2] on the host.
+
+    ``point_labels`` [F, >= max count]: each point slot's label; ``counts`` [F]: used slots.
+    """
+    frames = len(packed)
+    fields = packed[:, :-2].reshape(frames, -1, 13)
     out = []
     for f in range(frames):
         instances = [
             Instance(k + 1, int(row[1]), tuple(int(v) for v in row[2:6]), row[6:9].copy(),
                      row[9:12].copy(), float(row[12]))
             for k, row in enumerate(fields[f]) if row[0] > 0.5]
-        out.append(FrameInstances(instances, point_labels[f, : counts[f]].copy(),
+        out.append(FrameInstances(instances, point_labels[f, : counts[f]].astype(np.int32),
                                   int(packed[f, -2]), int(packed[f, -1])))
     return out
+
+
+def to_host(stats: InstanceStats, labels: Labels, counts: np.ndarray
+            ) -> list[FrameInstances]:
+    """Copy the measurements to the host as per-frame instances (``counts`` [F] used slots)."""
+    used = int(counts.max()) if len(counts) else 0
+    return unpack(pack(stats, labels).cpu().numpy(),
+                  stats.point_labels[:, :used].cpu().numpy(), counts)

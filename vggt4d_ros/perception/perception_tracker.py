@@ -31,7 +31,8 @@ from vggt4d_ros.perception.dynamic_points import unproject
 from vggt4d_ros.perception.dynamic_points import valid_depth
 from vggt4d_ros.perception.instances import label_image
 from vggt4d_ros.perception.instances import measure_instances
-from vggt4d_ros.perception.instances import to_host
+from vggt4d_ros.perception.instances import pack
+from vggt4d_ros.perception.instances import unpack
 from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.occupancy import OccupancyGrids
 from vggt4d_ros.perception.occupancy import OccupancyMapper
@@ -179,9 +180,21 @@ class PerceptionTracker:
             clock.lap('grid')
         counts = points.host_count
         used = int(counts.max())
-        xyz = points.output[:, :used].float().cpu().numpy()
-        rgb = points.rgb[:, :used].cpu().numpy()
-        found = to_host(measured, labels, counts) if cfg.tracker.enabled else None
+        # One copy to the host: points, colours, point labels and the packed measurements.
+        per_point = [points.output[:, :used], points.rgb[:, :used].double()]
+        if cfg.tracker.enabled:
+            per_point.append(measured.point_labels[:, :used, None].double())
+        columns = [torch.cat(per_point, dim=2).flatten(1)]
+        if cfg.tracker.enabled:
+            columns.append(pack(measured, labels))
+        host = torch.cat(columns, dim=1).cpu().numpy()
+        width = sum(part.shape[2] for part in per_point)
+        slots = host[:, : used * width].reshape(len(run), used, width)
+        xyz = slots[:, :, :3].astype(np.float32)
+        rgb = slots[:, :, 3:6].astype(np.uint8)
+        found = None
+        if cfg.tracker.enabled:
+            found = unpack(host[:, used * width:], slots[:, :, 6].astype(np.int64), counts)
         if cfg.tracker.enabled and not labels.converged:
             self.stats.unconverged += 1
         clock.lap('host')

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.mapping.mapper import MapperConfig
@@ -93,7 +94,7 @@ def run_scene(num_frames: int = 60, seed: int = 0, scene_config: SceneConfig | N
             if hide is not None:
                 for obs in frames:
                     if hide(obs.stamp_ns * 1e-9):
-                        obs.mask = np.zeros_like(obs.mask)
+                        obs.mask = torch.zeros_like(obs.mask)
             # One frame per call: the same state as one call per window, but the tracks
             # of every frame can be compared with the ground truth.
             for obs in frames:

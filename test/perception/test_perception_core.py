@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from vggt4d_ros.perception.config import DynamicPointsConfig
 from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.config import InstanceConfig
 from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.perception.config import TrackerConfig
-from vggt4d_ros.perception.dynamic_points import dynamic_points
+from vggt4d_ros.perception.batch import stack_frames
+from vggt4d_ros.perception.dynamic_points import dynamic_points as batch_points
+from vggt4d_ros.perception.instances import connected_components
 from vggt4d_ros.perception.instances import Instance
-from vggt4d_ros.perception.instances import label_image
+from vggt4d_ros.perception.instances import label_image as batch_labels
 from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.occupancy import FREE
 from vggt4d_ros.perception.occupancy import OCCUPIED
@@ -33,6 +36,35 @@ def _obs(mask, depth, stamp_ns=0, pose=IDENTITY, conf=None, scale=1.0, segment=0
     depth = np.broadcast_to(np.asarray(depth, np.float32), mask.shape).copy()
     return FrameObservation(stamp_ns=stamp_ns, depth=depth, depth_scale=scale, conf=conf,
                             intrinsics=K, world_from_camera=pose, mask=mask, segment=segment)
+
+
+class _Points:
+    """One frame's points on the host (the batched stage on a batch of one)."""
+
+    def __init__(self, obs, config, output_from_world):
+        points = batch_points(stack_frames([obs], output_from_world), config)
+        count = int(points.count[0])
+        index = points.index[0, :count].numpy()
+        self.rows, self.cols = index // obs.depth.shape[1], index % obs.depth.shape[1]
+        self.output = points.output[0, :count].numpy()
+        self.rgb = points.rgb[0, :count].numpy()
+
+    def __len__(self):
+        return len(self.rows)
+
+
+def dynamic_points(obs, config, output_from_world):
+    return _Points(obs, config, output_from_world)
+
+
+def label_image(mask, depth, config):
+    """Labels of one frame: ([h,w] labels, used pixel counts, small, excess)."""
+    labels = batch_labels(torch.as_tensor(np.asarray(mask, bool))[None],
+                          torch.as_tensor(np.asarray(depth, np.float32))[None], config)
+    assert labels.converged
+    counts = labels.pixels[0].numpy()
+    return (labels.labels[0].numpy(), counts[counts > 0], int(labels.small[0]),
+            int(labels.excess[0]))
 
 
 def _instance(centre, box=(0, 0, 5, 5), size=(0.4, 0.4, 0.4)) -> Instance:
@@ -110,6 +142,22 @@ def test_hundreds_of_tiny_blobs_make_no_instances_and_are_counted():
     out = tracker.update([_obs(mask, 2.0, stamp_ns=MS)])
     assert len(out.clouds[0].points) == 352 and not out.clouds[0].object_ids.any()
     assert tracker.tracker.live_tracks == 0 and tracker.stats.small_parts == 352
+
+
+def test_connected_components_of_long_thin_and_nested_shapes():
+    """A spiral (a long geodesic path) and a ring around a blob: exact parts, converged."""
+    mask = np.zeros((40, 40), bool)
+    mask[1, 1:39] = mask[1:39, 38] = mask[38, 1:39] = mask[4:39, 1] = True  # outer spiral
+    mask[4, 1:35] = mask[4:35, 34] = mask[34, 5:35] = True
+    mask[15:25, 15:25] = True  # a separate blob inside
+    root, converged = connected_components(torch.from_numpy(mask)[None], 256)
+    assert converged
+    root = root[0].numpy()
+    assert len(np.unique(root[mask])) == 2
+    assert root[1, 1] == 1 * 40 + 1 and root[20, 20] == 15 * 40 + 15  # first pixel, raster
+    # Bounded: cut off before convergence, the labelling says so.
+    _, converged = connected_components(torch.from_numpy(mask)[None], 4)
+    assert not converged
 
 
 def test_instance_count_is_bounded_largest_first():

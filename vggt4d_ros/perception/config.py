@@ -64,16 +64,20 @@ class InstanceConfig:
         min_pixels: smaller connected parts are not objects (their points stay in the cloud
             with object id 0).
         max_instances: at most this many objects per frame (the largest); the rest -> id 0.
+        max_label_iterations: bound on the label propagation's iterations (hooking and
+            pointer jumping: compact blobs converge in about 10-20); a labelling cut off by
+            the bound may split a part in two (counted in ``unconverged``).
 
     """
 
     depth_break: float = 0.08
     min_pixels: int = 30
     max_instances: int = 32
+    max_label_iterations: int = 64
 
     def __post_init__(self) -> None:
-        if self.min_pixels < 1 or self.max_instances < 1:
-            raise ValueError('min_pixels and max_instances must be >= 1')
+        if self.min_pixels < 1 or self.max_instances < 1 or self.max_label_iterations < 1:
+            raise ValueError('min_pixels, max_instances, max_label_iterations must be >= 1')
 
 
 @dataclass

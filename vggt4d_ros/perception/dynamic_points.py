@@ -1,6 +1,12 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""Dynamic-obstacle points: unproject a frame's dynamic pixels into the output frame."""
+"""Dynamic-obstacle points: unproject a batch's dynamic pixels into the output frame.
+
+Torch on the batch's device, over all frames at once, with one host sync (the number of
+selected pixels per frame, which the host needs anyway to cut the cloud): the selection is
+thinned into fixed-size buffers ([F,L], L = ``max_points_per_frame``) whose first
+``count[f]`` slots are used.
+"""
 
 from __future__ import annotations
 
@@ -9,100 +15,139 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vggt4d_ros.perception.batch import FrameBatch
 from vggt4d_ros.perception.config import DynamicPointsConfig
-from vggt4d_ros.perception.observation import FrameObservation
 
 
 @dataclass
-class FramePoints:
-    """Selected pixels of one frame and their 3D points.
+class BatchPoints:
+    """Selected dynamic pixels of F frames and their 3D points (slots >= count are unused).
 
     Attributes:
-        rows, cols: [N] int pixel indices (network resolution).
-        camera: [N,3] float64 points in the camera frame (global units).
-        output: [N,3] float64 points in the output frame.
-        rgb: [N,3] uint8 colours (grey when the frame has no image).
-        output_from_camera: [4,4] rigid transform camera -> output frame.
+        threshold: [F] float32 confidence threshold of each frame.
+        selected: [F,h,w] bool confident dynamic pixels (before thinning).
+        index: [F,L] int64 flat pixel index (row * w + col) of each slot.
+        count: [F] int64 used slots.
+        host_count: [F] numpy int64, the same on the host.
+        used: [F,L] bool slot < count.
+        camera: [F,L,3] float64 points in the camera frame (global units).
+        output: [F,L,3] float64 points in the output frame.
+        rgb: [F,L,3] uint8 colours (grey when the frame has no image).
 
     """
 
-    rows: np.ndarray
-    cols: np.ndarray
-    camera: np.ndarray
-    output: np.ndarray
-    rgb: np.ndarray
-    output_from_camera: np.ndarray
+    threshold: torch.Tensor
+    selected: torch.Tensor
+    index: torch.Tensor
+    count: torch.Tensor
+    host_count: np.ndarray
+    used: torch.Tensor
+    camera: torch.Tensor
+    output: torch.Tensor
+    rgb: torch.Tensor
 
-    def __len__(self) -> int:
-        return len(self.rows)
 
-
-def conf_threshold(obs: FrameObservation, min_conf: float, percentile: float) -> float:
-    """Confidence threshold of a frame: ``min_conf`` or its ``percentile``, the larger."""
-    if obs.conf is None or percentile <= 0:
-        return min_conf
+def conf_thresholds(batch: FrameBatch, min_conf: float, percentile: float) -> torch.Tensor:
+    """[F] threshold per frame: ``min_conf`` or the frame's ``percentile``, the larger."""
+    floor = torch.full((len(batch),), min_conf, dtype=torch.float32, device=batch.device)
+    if percentile <= 0:
+        return floor
     # An evenly thinned subset estimates the percentile well at a fraction of the cost.
-    conf = obs.conf.ravel()
-    thinned = conf[:: max(1, conf.size // 8192)]
-    rank = int(percentile / 100.0 * (thinned.size - 1))
-    return max(min_conf, float(np.partition(thinned, rank)[rank]))
+    conf = batch.conf.flatten(1)
+    thinned = conf[:, :: max(1, conf.shape[1] // 8192)]
+    rank = int(percentile / 100.0 * (thinned.shape[1] - 1))
+    value = torch.kthvalue(thinned, rank + 1, dim=1).values
+    return torch.where(batch.has_conf, torch.maximum(floor, value), floor)
 
 
-def valid_depth(obs: FrameObservation, min_conf: float, max_depth: float) -> np.ndarray:
-    """[h,w] bool: finite positive depth, conf >= min_conf, inside the image, in range."""
-    depth = obs.depth
-    with np.errstate(invalid='ignore'):
-        ok = np.isfinite(depth) & (depth > 0) & (depth * obs.depth_scale <= max_depth)
-    if obs.conf is not None:
-        ok &= obs.conf >= min_conf
-    if obs.valid is not None:
-        ok &= obs.valid
-    return ok
+def valid_depth(batch: FrameBatch, threshold: torch.Tensor, max_depth: float) -> torch.Tensor:
+    """[F,h,w] bool: finite positive depth, conf >= threshold [F], inside the image, in range."""
+    depth = batch.depth
+    scaled = depth * batch.scale.float()[:, None, None]
+    ok = torch.isfinite(depth) & (depth > 0) & (scaled <= max_depth)
+    return ok & (batch.conf >= threshold[:, None, None]) & batch.valid
 
 
-def unproject_pixels(obs: FrameObservation, rows: np.ndarray, cols: np.ndarray,
-                     output_from_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Camera-frame and output-frame points [N,3] of pixels (rows, cols) of a frame.
+def thin_evenly(selected: torch.Tensor, limit: int
+                ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Keep at most ``limit`` of each row's True entries, evenly spread and deterministic.
 
-    Integer-index pixel convention (as VGGT's unprojection); depth times ``depth_scale``.
+    Args:
+        selected: [F,P] bool.
+        limit: slots per row.
+
+    Returns:
+        index [F,L] int64 (position in the row of each kept entry, in order; L = min(limit,
+        P)), count [F] int64 (used slots) and the same count on the host. With n > limit
+        entries, entry number ``round(j (n-1) / (L-1))`` goes to slot j
+        (``numpy.linspace(0, n-1, L).round()``).
+
     """
-    k = obs.intrinsics
-    z = obs.depth[rows, cols].astype(np.float64) * obs.depth_scale
-    camera = np.stack([(cols - k[0, 2]) / k[0, 0] * z, (rows - k[1, 2]) / k[1, 1] * z, z], axis=1)
-    transform = output_from_world @ obs.world_from_camera
-    output = camera @ transform[:3, :3].T + transform[:3, 3]
-    return camera, output
-
-
-def thin_evenly(count: int, limit: int) -> np.ndarray:
-    """Pick at most ``limit`` of ``count`` indices, evenly spread and deterministic."""
-    if count <= limit:
-        return np.arange(count)
-    return np.linspace(0, count - 1, limit).round().astype(np.int64)
-
-
-def dynamic_points(obs: FrameObservation, config: DynamicPointsConfig,
-                   output_from_world: np.ndarray, threshold: float | None = None) -> FramePoints:
-    """Points of the frame's confident dynamic pixels, at most ``max_points_per_frame``.
-
-    ``threshold``: the frame's confidence threshold if already known (``conf_threshold``).
-    """
-    if threshold is None:
-        threshold = conf_threshold(obs, config.min_conf, config.conf_percentile)
-    selected = obs.mask & valid_depth(obs, threshold, config.max_depth)
-    rows, cols = np.nonzero(selected)
-    keep = thin_evenly(len(rows), config.max_points_per_frame)
-    rows, cols = rows[keep], cols[keep]
-    camera, output = unproject_pixels(obs, rows, cols, output_from_world)
-    if isinstance(obs.image, torch.Tensor):
-        index = torch.from_numpy(rows).to(obs.image.device), torch.from_numpy(cols).to(
-            obs.image.device)
-        rgb = obs.image[:, index[0], index[1]].float().cpu().numpy().T
-        rgb = np.clip(rgb * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
-    elif obs.image is not None:
-        rgb = obs.image[:, rows, cols].T
-        rgb = np.clip(rgb * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+    rows, size = selected.shape
+    slots = min(limit, size)
+    rank = torch.cumsum(selected, dim=1) - 1  # rank of each selected entry in its row
+    total = rank[:, -1:] + 1
+    host_total = total[:, 0].cpu().numpy()  # the one sync
+    if host_total.max(initial=0) > slots and slots > 1:
+        step = (total - 1).double() / (slots - 1)  # > 1 where thinned
+        # The slot whose rounded position is this rank, if any (rounding is half-to-even,
+        # as numpy's): check the nearest candidates, floating-point safe.
+        guess = torch.floor((rank.double() + 0.5) / step)
+        slot = torch.full_like(rank, -1)
+        for shift in (-1.0, 0.0, 1.0):
+            j = guess + shift
+            hit = (torch.round(j * step) == rank) & (j >= 0) & (j < slots)
+            slot = torch.where(hit, j.long(), slot)
+        slot = torch.where(total > slots, slot, rank)
+    elif host_total.max(initial=0) > slots:
+        slot = torch.where(rank == 0, 0, -1)
     else:
-        rgb = np.full((len(rows), 3), 128, np.uint8)
-    transform = output_from_world @ obs.world_from_camera
-    return FramePoints(rows, cols, camera, output, rgb, transform)
+        slot = rank
+    keep = selected & (slot >= 0)
+    index = torch.zeros((rows, slots + 1), dtype=torch.int64, device=selected.device)
+    position = torch.arange(size, device=selected.device).expand(rows, size)
+    index.scatter_(1, torch.where(keep, slot, slots), position)  # slot L: a dump
+    return index[:, :slots], torch.clamp(total[:, 0], max=slots), np.minimum(host_total, slots)
+
+
+def unproject(batch: FrameBatch, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Camera- and output-frame points [F,N,3] float64 of flat pixels ``index`` [F,N].
+
+    Integer-index pixel convention (as VGGT's unprojection); depth times the frame's scale.
+    """
+    width = batch.depth.shape[2]
+    rows, cols = (index // width).double(), (index % width).double()
+    k = batch.intrinsics
+    z = batch.depth.flatten(1).gather(1, index).double() * batch.scale[:, None]
+    x = (cols - k[:, 0, 2, None]) / k[:, 0, 0, None] * z
+    y = (rows - k[:, 1, 2, None]) / k[:, 1, 1, None] * z
+    camera = torch.stack([x, y, z], dim=2)
+    return camera, rigid_apply(batch.output_from_camera, camera)
+
+
+def rigid_apply(transform: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Apply rigid transforms [F,4,4] to points [F,N,3].
+
+    Broadcast products: torch's small batched float64 matmul is slow on the CPU.
+    """
+    rotated = (points[:, :, None, :] * transform[:, None, :3, :3]).sum(dim=3)
+    return rotated + transform[:, None, :3, 3]
+
+
+def colours(batch: FrameBatch, index: torch.Tensor) -> torch.Tensor:
+    """[F,N,3] uint8 colours of flat pixels ``index`` [F,N] (grey without an image)."""
+    images = batch.images.flatten(2)
+    rgb = images.gather(2, index[:, None, :].expand(-1, 3, -1)).transpose(1, 2)
+    rgb = torch.clamp(rgb * 255.0 + 0.5, 0.0, 255.0).to(torch.uint8)
+    return torch.where(batch.has_image[:, None, None], rgb, 128)
+
+
+def dynamic_points(batch: FrameBatch, config: DynamicPointsConfig) -> BatchPoints:
+    """Points of each frame's confident dynamic pixels, at most ``max_points_per_frame``."""
+    threshold = conf_thresholds(batch, config.min_conf, config.conf_percentile)
+    selected = batch.mask & valid_depth(batch, threshold, config.max_depth)
+    index, count, host_count = thin_evenly(selected.flatten(1), config.max_points_per_frame)
+    used = torch.arange(index.shape[1], device=index.device)[None, :] < count[:, None]
+    camera, output = unproject(batch, index)
+    return BatchPoints(threshold, selected, index, count, host_count, used, camera, output,
+                       colours(batch, index))

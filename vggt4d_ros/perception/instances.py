@@ -1,12 +1,19 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""Split a frame's dynamic pixels into object instances and measure each one.
+"""Split a batch's dynamic pixels into object instances and measure each one (torch).
 
 Connectivity: 4-connected dynamic pixels, cut where the depth jumps (two objects overlapping
 in the image): at a jump larger than ``depth_break`` times the nearer depth, the FAR pixel is
 removed from the labelling, so the near object and the one behind it fall apart. Removed
 pixels, parts below ``min_pixels`` and parts beyond the ``max_instances`` largest get label 0
 (they stay in the dynamic cloud, with object id 0); the counts say how many.
+
+Connected components run on the device as label propagation with hooking and pointer
+jumping (every pixel points at a pixel of its component with a smaller index; neighbours
+hook their roots together; pointers are shortcut twice per iteration), so a blob converges
+in a few tens of iterations, not its diameter. Labels are ordered by size, ties by the first
+pixel in raster order (as ``scipy.ndimage.label`` numbers parts). Measurements are segment
+reductions (scatter, sort) over the frame's points, one row per (frame, label).
 """
 
 from __future__ import annotations
@@ -14,17 +21,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+import torch
 
 from vggt4d_ros.perception.config import InstanceConfig
-from vggt4d_ros.perception.dynamic_points import FramePoints
+from vggt4d_ros.perception.dynamic_points import BatchPoints
+from vggt4d_ros.perception.dynamic_points import rigid_apply
 
-_FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+#: Convergence is checked (one host sync) every this many iterations.
+_CHECK_EVERY = 4
 
 
 @dataclass
 class Instance:
-    """One object seen in one frame.
+    """One object seen in one frame (host side, numpy).
 
     Attributes:
         label: 1-based label in the frame's label image.
@@ -46,7 +55,7 @@ class Instance:
 
 @dataclass
 class FrameInstances:
-    """Instances of one frame, the label of each point and what was left out.
+    """Instances of one frame, the label of each point and what was left out (host side).
 
     Attributes:
         instances: at most ``max_instances`` objects, largest first.
@@ -62,75 +71,178 @@ class FrameInstances:
     excess_parts: int = 0
 
 
-def label_image(mask: np.ndarray, depth: np.ndarray, config: InstanceConfig
-                ) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Label dynamic pixels: mask [h,w] bool (dynamic with valid depth), depth [h,w].
+@dataclass
+class Labels:
+    """Label images of F frames (device tensors).
 
-    Returns:
-        labels [h,w] int32 (0 = none, 1..K largest first), pixel counts [K], the number of
-        parts dropped as small and as excess.
+    Attributes:
+        labels: [F,h,w] int64 (0 = none, 1..K largest first).
+        pixels: [F,K] int64 pixel count of each label (0 = label unused).
+        small: [F] int64 parts dropped as smaller than ``min_pixels``.
+        excess: [F] int64 parts dropped beyond ``max_instances``.
+        converged: the labelling converged within the iteration bound (if not, a part may
+            be split in two: counted by the caller).
 
     """
-    labels = np.zeros(mask.shape, np.int32)
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    if not len(rows):
-        return labels, np.zeros(0, np.int64), 0, 0
-    # Work on the dynamic pixels' bounding box only: objects cover a small part of a frame.
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    crop = mask[box]
-    cut = crop & ~_far_side_of_jumps(crop, depth[box], config.depth_break)
-    raw, count = ndimage.label(cut, structure=_FOUR_CONNECTED)
-    if count == 0:
-        return labels, np.zeros(0, np.int64), 0, 0
-    sizes = np.bincount(raw.ravel(), minlength=count + 1)[1:]
-    big = np.nonzero(sizes >= config.min_pixels)[0]
-    small = count - len(big)
-    order = big[np.argsort(-sizes[big], kind='stable')]
-    kept = order[: config.max_instances]
-    excess = len(order) - len(kept)
-    relabel = np.zeros(count + 1, np.int32)
-    relabel[kept + 1] = np.arange(1, len(kept) + 1, dtype=np.int32)
-    labels[box] = relabel[raw]
-    return labels, sizes[kept], small, excess
+
+    labels: torch.Tensor
+    pixels: torch.Tensor
+    small: torch.Tensor
+    excess: torch.Tensor
+    converged: bool
 
 
-def _far_side_of_jumps(mask: np.ndarray, depth: np.ndarray, ratio: float) -> np.ndarray:
-    """[h,w] bool: dynamic pixels whose 4-neighbour is dynamic and much nearer."""
-    far = np.zeros(mask.shape, bool)
-    safe = np.where(mask, depth, 0.0)
-    for axis in (0, 1):
-        first = [slice(None), slice(None)]
-        second = [slice(None), slice(None)]
-        first[axis], second[axis] = slice(None, -1), slice(1, None)
-        a, b = safe[tuple(first)], safe[tuple(second)]
-        both = mask[tuple(first)] & mask[tuple(second)]
-        jump = both & (np.abs(a - b) > ratio * np.minimum(a, b))
-        far[tuple(first)] |= jump & (a > b)
-        far[tuple(second)] |= jump & (b > a)
+@dataclass
+class InstanceStats:
+    """Measurements per (frame, label) (device tensors, K labels per frame).
+
+    Attributes:
+        valid: [F,K] bool label measured (>= 3 points).
+        pixels: [F,K] int64 pixel count.
+        box: [F,K,4] int64 (row0, col0, row1, col1) of its points, inclusive.
+        centre: [F,K,3] float64 output frame.
+        size: [F,K,3] float64.
+        range: [F,K] float64 camera distance of the centre.
+        point_labels: [F,L] int64 label of each point slot (0 = none or not measurable).
+
+    """
+
+    valid: torch.Tensor
+    pixels: torch.Tensor
+    box: torch.Tensor
+    centre: torch.Tensor
+    size: torch.Tensor
+    range: torch.Tensor
+    point_labels: torch.Tensor
+
+
+def far_side_of_jumps(mask: torch.Tensor, depth: torch.Tensor, ratio: float) -> torch.Tensor:
+    """[F,h,w] bool: dynamic pixels whose 4-neighbour is dynamic and much nearer."""
+    far = torch.zeros_like(mask)
+    safe = torch.where(mask, depth, 0.0)
+    for dim in (1, 2):
+        length = mask.shape[dim]
+        a, b = safe.narrow(dim, 0, length - 1), safe.narrow(dim, 1, length - 1)
+        both = mask.narrow(dim, 0, length - 1) & mask.narrow(dim, 1, length - 1)
+        jump = both & (torch.abs(a - b) > ratio * torch.minimum(a, b))
+        far.narrow(dim, 0, length - 1).logical_or_(jump & (a > b))
+        far.narrow(dim, 1, length - 1).logical_or_(jump & (b > a))
     return far
 
 
-def split_instances(points: FramePoints, labels: np.ndarray, pixel_counts: np.ndarray,
-                    small: int, excess: int, depth_completion: str) -> FrameInstances:
-    """Measure every labelled object from the frame's points (one loop over <= K objects)."""
-    point_labels = labels[points.rows, points.cols].astype(np.int32)
-    instances = []
-    for label in range(1, len(pixel_counts) + 1):
-        members = np.nonzero(point_labels == label)[0]
-        if len(members) < 3:  # thinned away or no confident depth: not measurable
-            point_labels[members] = 0
-            continue
-        rows, cols = points.rows[members], points.cols[members]
-        box = (int(rows.min()), int(cols.min()), int(rows.max()), int(cols.max()))
-        centre, size, rng = _measure(points.camera[members], points.output[members],
-                                     points.output_from_camera, depth_completion)
-        instances.append(Instance(label, int(pixel_counts[label - 1]), box, centre, size, rng))
-    return FrameInstances(instances, point_labels, small, excess)
+def connected_components(mask: torch.Tensor, max_iterations: int
+                         ) -> tuple[torch.Tensor, bool]:
+    """4-connected components of a [F,h,w] bool mask.
+
+    Returns:
+        root [F,h,w] int64: the flat index (over F*h*w) of the component's first pixel in
+        raster order for mask pixels, F*h*w elsewhere; and whether it converged within
+        ``max_iterations`` (checked every few iterations: one host sync each).
+
+    """
+    frames, height, width = mask.shape
+    size = frames * height * width
+    device = mask.device
+    own = torch.arange(size, device=device)
+    # parent[size] is a sink for background pixels (never linked to the mask's pixels).
+    parent = torch.cat([torch.where(mask.flatten(), own, size),
+                        torch.tensor([size], device=device)])
+    padded = torch.full((frames, height + 2, width + 2), size, dtype=torch.int64,
+                        device=device)
+    inner = padded[:, 1:-1, 1:-1]
+    flat_mask = mask.flatten()
+    converged = False
+    for iteration in range(1, max_iterations + 1):
+        previous = parent if iteration % _CHECK_EVERY == 0 else None
+        inner.copy_(parent[:size].view(frames, height, width))
+        low = torch.minimum(torch.minimum(padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]),
+                            torch.minimum(padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]))
+        low = torch.where(flat_mask, torch.minimum(low.flatten(), parent[:size]), size)
+        # Hook: a pixel's current root adopts the smallest label next to the pixel.
+        parent.scatter_reduce_(0, parent[:size].clone(), low, 'amin')
+        parent[:size] = torch.minimum(parent[:size], low)
+        parent = parent[parent]
+        parent = parent[parent]
+        if previous is not None:
+            converged = torch.equal(parent, previous)
+            if converged:
+                break
+    return parent[:size].view(frames, height, width), converged
 
 
-def _measure(camera: np.ndarray, output: np.ndarray, output_from_camera: np.ndarray,
-             depth_completion: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Centre [3] and size [3] in the output frame, and the centre's camera range.
+def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig
+                ) -> Labels:
+    """Label the dynamic pixels ``selected`` [F,h,w] bool (valid depth) with depth [F,h,w].
+
+    Works on the box around every frame's dynamic pixels (objects cover a small part of a
+    frame; one host sync to cut it).
+    """
+    frames, height, width = selected.shape
+    device = selected.device
+    count = min(config.max_instances, height * width)
+    labels = torch.zeros(selected.shape, dtype=torch.int64, device=device)
+    empty = torch.zeros((frames, count), dtype=torch.int64, device=device)
+    spans = torch.cat([selected.any(dim=2).any(dim=0), selected.any(dim=1).any(dim=0)])
+    spans = np.nonzero(spans.cpu().numpy())[0]
+    if not len(spans):
+        return Labels(labels, empty, empty[:, 0], empty[:, 0], True)
+    rows, cols = spans[spans < height], spans[spans >= height] - height
+    box = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    crop = selected[box]
+    keep = crop & ~far_side_of_jumps(crop, depth[box], config.depth_break)
+    root, converged = connected_components(keep, config.max_label_iterations)
+    crop_labels, pixels, small, excess = _rank_parts(root, config.min_pixels, count)
+    labels[box] = crop_labels
+    return Labels(labels, pixels, small, excess, converged)
+
+
+def _rank_parts(root: torch.Tensor, min_pixels: int, count: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Labels [F,h,w] of the ``count`` largest parts of at least ``min_pixels`` of each frame.
+
+    Args:
+        root: [F,h,w] component roots (``connected_components``).
+        min_pixels: smallest part.
+        count: labels per frame.
+
+    Returns:
+        labels (0 = none, 1..count largest first, ties by first pixel), pixel counts
+        [F,count] (0 = unused), parts dropped as small [F] and as excess [F].
+
+    """
+    frames, height, width = root.shape
+    pixels = height * width
+    total = frames * pixels
+    device = root.device
+    flat_root = root.flatten()
+    sizes = torch.zeros(total + 1, dtype=torch.int64, device=device)
+    sizes.index_add_(0, flat_root, torch.ones_like(flat_root))
+    sizes = sizes[:total].view(frames, pixels)
+    is_root = (root == torch.arange(total, device=device).view(root.shape)).flatten(1)
+    big = is_root & (sizes >= min_pixels)
+    small = (is_root & ~big).sum(dim=1)
+    # Largest first, ties by first pixel: one unique integer key per part root.
+    position = torch.arange(pixels, device=device)
+    key = torch.where(big, sizes * pixels + (pixels - 1 - position), -1)
+    top_key, top_pixel = torch.topk(key, min(count, pixels), dim=1)
+    kept = top_key >= 0
+    excess = big.sum(dim=1) - kept.sum(dim=1)
+    # Root pixel -> label 1..K (kept parts only).
+    lookup = torch.zeros(total + 1, dtype=torch.int64, device=device)
+    slot = torch.arange(1, top_key.shape[1] + 1, device=device).expand(frames, -1)
+    frame_base = pixels * torch.arange(frames, device=device)[:, None]
+    target = torch.where(kept, top_pixel + frame_base, total)
+    lookup.scatter_(0, target.flatten(), torch.where(kept, slot, 0).flatten())
+    lookup[total] = 0
+    labels = lookup[flat_root].view(frames, height, width)
+    counts = torch.zeros((frames, count), dtype=torch.int64, device=device)
+    counts[:, : top_key.shape[1]] = torch.where(kept, sizes.gather(1, top_pixel), 0)
+    return labels, counts, small, excess
+
+
+def measure_instances(points: BatchPoints, labels: Labels, output_from_camera: torch.Tensor,
+                      depth_completion: str) -> InstanceStats:
+    """Measure every label of every frame from its points (segment reductions).
 
     The camera sees only the front of an object. Moments, not extremes, keep the estimate
     steady from frame to frame (a few pixels more or less at the silhouette move a
@@ -138,15 +250,115 @@ def _measure(camera: np.ndarray, output: np.ndarray, output_from_camera: np.ndar
     along its viewing ray by 4/3 of the standard deviation of their horizontal image-plane
     coordinate: exact for a sphere (mean visible depth = centre - 2r/3, std = r/2) and within
     2 % of the radius for an upright cylinder (a person); 'none' keeps the visible mean.
+    Size: the 2-98 % extent of the points, mirrored about the centre (the hidden back is as
+    deep as the front).
     """
-    mean = camera.mean(axis=0)
-    if depth_completion == 'half_width' and mean[2] > 0:
-        push = 4.0 / 3.0 * float(camera[:, 0].std())
-        centre_cam = mean * (1.0 + push / mean[2])
-    else:
-        centre_cam = mean
-    centre = output_from_camera[:3, :3] @ centre_cam + output_from_camera[:3, 3]
-    out_low, out_high = np.percentile(output, [2.0, 98.0], axis=0)
-    # Mirror the visible extent about the centre: the hidden back is as deep as the front.
-    size = 2.0 * np.maximum(np.abs(out_high - centre), np.abs(centre - out_low))
-    return centre, size, float(np.linalg.norm(centre_cam))
+    frames, slots = points.index.shape
+    count = labels.pixels.shape[1]
+    rows = count + 1  # label 0..K per frame
+    device = points.index.device
+    width = labels.labels.shape[2]
+    point_labels = labels.labels.flatten(1).gather(1, points.index)
+    point_labels = torch.where(points.used, point_labels, 0)
+    dump = frames * rows
+    segment = point_labels + rows * torch.arange(frames, device=device)[:, None]
+    segment = torch.where(points.used, segment, dump).flatten()
+    members = torch.zeros(dump + 1, dtype=torch.int64, device=device)
+    members.index_add_(0, segment, torch.ones_like(segment))
+    measurable = members >= 3
+    measurable[dump] = False
+    measurable.view(-1)[: dump].view(frames, rows)[:, 0] = False
+    point_labels = torch.where(measurable[segment].view(frames, slots), point_labels, 0)
+    # Boxes: one amin over (row, col, -row, -col).
+    index = points.index.flatten()
+    pix = torch.stack([index // width, index % width], dim=1)
+    extremes = torch.cat([pix, -pix], dim=1)
+    box = torch.full((dump + 1, 4), np.iinfo(np.int64).max, dtype=torch.int64, device=device)
+    box.scatter_reduce_(0, segment[:, None].expand(-1, 4), extremes, 'amin')
+    box[:, 2:] = -box[:, 2:]
+    # Centre: mean and (two-pass) standard deviation of the camera points.
+    camera = points.camera.reshape(-1, 3)
+    safe_members = members.clamp(min=1).double()
+    mean = torch.zeros(dump + 1, 3, dtype=torch.float64, device=device)
+    mean.index_add_(0, segment, camera)
+    mean /= safe_members[:, None]
+    spread = torch.zeros(dump + 1, dtype=torch.float64, device=device)
+    spread.index_add_(0, segment, (camera[:, 0] - mean[segment, 0]) ** 2)
+    std = torch.sqrt(spread / safe_members)
+    centre_cam = mean
+    if depth_completion == 'half_width':
+        push = torch.where(mean[:, 2] > 0, 4.0 / 3.0 * std / mean[:, 2], 0.0)
+        centre_cam = mean * (1.0 + push[:, None])
+    frame_of = torch.arange(dump + 1, device=device).clamp(max=dump - 1) // rows
+    centre = rigid_apply(output_from_camera[frame_of], centre_cam[:, None, :])[:, 0]
+    low, high = _segment_percentiles(points.output.reshape(-1, 3), segment, members,
+                                     (2.0, 98.0))
+    size = 2.0 * torch.maximum(torch.abs(high - centre), torch.abs(centre - low))
+
+    def per_label(value: torch.Tensor) -> torch.Tensor:
+        return value[:dump].view((frames, rows) + tuple(value.shape[1:]))[:, 1:]
+
+    return InstanceStats(
+        valid=per_label(measurable), pixels=labels.pixels, box=per_label(box),
+        centre=per_label(centre), size=per_label(size),
+        range=per_label(torch.linalg.vector_norm(centre_cam, dim=1)), point_labels=point_labels)
+
+
+def _segment_percentiles(values: torch.Tensor, segment: torch.Tensor, members: torch.Tensor,
+                         percents: tuple[float, ...]) -> list[torch.Tensor]:
+    """Linear-interpolated percentiles (numpy's default) of values [N,3] per segment [N].
+
+    Returns one [S,3] tensor per percent (S = len(members)); empty segments give junk.
+    """
+    columns = values.T  # [3,N]
+    order = torch.argsort(columns, dim=1, stable=True)
+    order = order.gather(1, torch.argsort(segment[order], dim=1, stable=True))
+    ordered = columns.gather(1, order)  # grouped by segment, ascending within
+    start = torch.cumsum(members, 0) - members
+    last = (members - 1).clamp(min=0)
+    out = []
+    for percent in percents:
+        position = percent / 100.0 * last.double()
+        below = torch.floor(position).long()
+        above = torch.minimum(below + 1, last)
+        frac = (position - below.double())[None, :]
+        first = ordered[:, (start + below).clamp(max=ordered.shape[1] - 1)]
+        second = ordered[:, (start + above).clamp(max=ordered.shape[1] - 1)]
+        out.append((first + (second - first) * frac).T)
+    return out
+
+
+def pack(stats: InstanceStats, labels: Labels) -> torch.Tensor:
+    """[F, 13 K + 2] float64: the measurements and the dropped-part counts (for one copy)."""
+    packed = torch.cat([
+        stats.valid[:, :, None].double(), stats.pixels[:, :, None].double(),
+        stats.box.double(), stats.centre, stats.size, stats.range[:, :, None]], dim=2)
+    return torch.cat([packed.flatten(1), labels.small[:, None].double(),
+                      labels.excess[:, None].double()], dim=1)
+
+
+def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray
+           ) -> list[FrameInstances]:
+    """Per-frame instances from ``pack``'s rows [F, 13 K + 2] on the host.
+
+    ``point_labels`` [F, >= max count]: each point slot's label; ``counts`` [F]: used slots.
+    """
+    frames = len(packed)
+    fields = packed[:, :-2].reshape(frames, -1, 13)
+    out = []
+    for f in range(frames):
+        instances = [
+            Instance(k + 1, int(row[1]), tuple(int(v) for v in row[2:6]), row[6:9].copy(),
+                     row[9:12].copy(), float(row[12]))
+            for k, row in enumerate(fields[f]) if row[0] > 0.5]
+        out.append(FrameInstances(instances, point_labels[f, : counts[f]].astype(np.int32),
+                                  int(packed[f, -2]), int(packed[f, -1])))
+    return out
+
+
+def to_host(stats: InstanceStats, labels: Labels, counts: np.ndarray
+            ) -> list[FrameInstances]:
+    """Copy the measurements to the host as per-frame instances (``counts`` [F] used slots)."""
+    used = int(counts.max()) if len(counts) else 0
+    return unpack(pack(stats, labels).cpu().numpy(),
+                  stats.point_labels[:, :used].cpu().numpy(), counts)

@@ -30,29 +30,39 @@ class FrameObservation:
         intrinsics: [3,3] pinhole intrinsics in network pixels.
         world_from_camera: [4,4] camera-to-global pose (rigid, global units).
         mask: [h,w] bool, True = dynamic.
-        image: [3,h,w] float RGB in [0,1] (as in ``WindowResult.images``: a numpy array or a
-            torch tensor on any device; only the dynamic pixels are read), or None (grey).
+        image: [3,h,w] float RGB in [0,1] (as in ``WindowResult.images``; only the dynamic
+            pixels are read), or None (grey).
         segment: map segment; a change means a new global frame (perception resets).
         valid: [h,w] bool pixels that show the camera image (False on pad borders), or None.
 
+    The per-pixel arrays are torch tensors on the device the window ran on (perception runs
+    there); numpy arrays given here are wrapped as CPU tensors (no copy).
     """
 
     stamp_ns: int
-    depth: np.ndarray
+    depth: torch.Tensor
     depth_scale: float
-    conf: np.ndarray | None
+    conf: torch.Tensor | None
     intrinsics: np.ndarray
     world_from_camera: np.ndarray
-    mask: np.ndarray
+    mask: torch.Tensor
     image: np.ndarray | torch.Tensor | None = None
     segment: int = 0
-    valid: np.ndarray | None = None
+    valid: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        shape = self.depth.shape
-        if len(shape) != 2 or self.mask.shape != shape:
+        self.depth = torch.as_tensor(self.depth, dtype=torch.float32)
+        self.mask = torch.as_tensor(self.mask, dtype=torch.bool, device=self.depth.device)
+        if self.conf is not None:
+            self.conf = torch.as_tensor(self.conf, dtype=torch.float32, device=self.depth.device)
+        if self.valid is not None:
+            self.valid = torch.as_tensor(self.valid, dtype=torch.bool, device=self.depth.device)
+        self.intrinsics = np.asarray(self.intrinsics, dtype=np.float64)
+        self.world_from_camera = np.asarray(self.world_from_camera, dtype=np.float64)
+        shape = tuple(self.depth.shape)
+        if len(shape) != 2 or tuple(self.mask.shape) != shape:
             raise ValueError(f'depth {shape} and mask {self.mask.shape} must both be [h,w]')
-        if self.conf is not None and self.conf.shape != shape:
+        if self.conf is not None and tuple(self.conf.shape) != shape:
             raise ValueError(f'conf {self.conf.shape} does not match depth {shape}')
         if self.image is not None and tuple(self.image.shape) != (3,) + shape:
             raise ValueError(f'image {self.image.shape} is not [3,{shape[0]},{shape[1]}]')
@@ -65,18 +75,18 @@ class FrameObservation:
 def observations_from_window(result: WindowResult, update: MapUpdate) -> list[FrameObservation]:
     """Observations of a window's new frames (``update.new_indices``), in window order.
 
-    Copies the new frames' depth, confidence and masks to the host (numpy); images stay
-    where they are (only the dynamic pixels' colours are read). Masks are the refined masks.
+    Nothing is copied: depth, confidence, masks and images stay on the window's device
+    (perception runs there). Masks are the refined masks.
     """
     indices = list(update.new_indices)
     if not indices:
         return []
     with torch.no_grad():
-        depth = result.depth[indices].float().cpu().numpy()
-        conf = result.depth_conf[indices].float().cpu().numpy()
-        masks = result.refined_masks[indices].bool().cpu().numpy()
-        intrinsics = result.intrinsics[indices].double().cpu().numpy()
-    valid = _inside_image(result)
+        depth = result.depth[indices].float()
+        conf = result.depth_conf[indices].float()
+        masks = result.refined_masks[indices].bool()
+        intrinsics = result.intrinsics[indices].double().cpu().numpy()  # [S,3,3]: tiny
+    valid = torch.from_numpy(_inside_image(result)).to(depth.device)
     scale = float(update.window_to_global.scale)
     return [
         FrameObservation(

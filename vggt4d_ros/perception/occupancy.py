@@ -21,13 +21,19 @@ free when it was a ray, unknown when the latest observation is older than
 camera sees the space it left, and at the latest ``dynamic_decay_s`` after it was last seen.
 Combined: occupied where either is, else free where either is free, else unknown.
 Memory is fixed by the grid size.
+
+Torch on the device of the frames (the state moves there at the first frame): a batch of
+frames is rasterised at once (index arithmetic, scatter), then applied in stamp order; no
+host sync until ``grids`` copies the three grids (one transfer).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 
 import numpy as np
+import torch
 
 from vggt4d_ros.perception.config import GridConfig
 
@@ -67,36 +73,51 @@ class GridStats:
 
 
 class OccupancyMapper:
-    """Owns the grid state; ``integrate`` once per frame in stamp order, ``grids`` to read."""
+    """Owns the grid state; ``integrate`` frames in stamp order, ``grids`` to read."""
 
     def __init__(self, config: GridConfig | None = None) -> None:
         self.config = config or GridConfig()
         cfg = self.config
-        self.stats = GridStats()
-        self._level = np.zeros((cfg.height, cfg.width), np.int16)
-        self._seen = np.zeros((cfg.height, cfg.width), bool)
-        self._observed_ns = np.full((cfg.height, cfg.width), -1, np.int64)
-        self._dynamic_ns = np.full((cfg.height, cfg.width), -1, np.int64)
+        self._stats = GridStats()
+        cells = cfg.height * cfg.width
+        self._level = torch.zeros(cells, dtype=torch.int16)
+        self._seen = torch.zeros(cells, dtype=torch.bool)
+        self._observed_ns = torch.full((cells,), -1, dtype=torch.int64)
+        self._dynamic_ns = torch.full((cells,), -1, dtype=torch.int64)
+        self._counts = torch.zeros(2, dtype=torch.int64)  # rays, outside: read lazily
+        self._centres = _cell_centres(cfg)
+        self._origin_xy = torch.tensor(cfg.origin_xy, dtype=torch.float64)
         self._stamp_ns: int | None = None
+        # Bearing bins of the range scan: about one cell wide at max_range.
+        self._bins = int(min(max(math.ceil(2 * math.pi * cfg.max_range / cfg.resolution), 64),
+                             8192))
 
+    @property
+    def stats(self) -> GridStats:
+        """Counters (reading them waits for the device)."""
+        rays, outside = (int(v) for v in self._counts.cpu())
+        self._stats.rays, self._stats.outside = rays, outside
+        return self._stats
+
+    @torch.inference_mode()  # the state is updated in place: always in this mode
     def reset(self) -> None:
         """Forget everything (a map reset moves the global frame)."""
-        self._level.fill(0)
-        self._seen.fill(False)
-        self._observed_ns.fill(-1)
-        self._dynamic_ns.fill(-1)
+        self._level.fill_(0)
+        self._seen.fill_(False)
+        self._observed_ns.fill_(-1)
+        self._dynamic_ns.fill_(-1)
         self._stamp_ns = None
-        self.stats.resets += 1
+        self._stats.resets += 1
 
     @property
     def state_bytes(self) -> int:
         """Bytes of grid state (constant: the memory bound)."""
-        return sum(a.nbytes for a in (self._level, self._seen, self._observed_ns,
-                                      self._dynamic_ns))
+        return sum(a.numel() * a.element_size() for a in (
+            self._level, self._seen, self._observed_ns, self._dynamic_ns))
 
-    def integrate(self, stamp_ns: int, camera_xyz: np.ndarray, static_xyz: np.ndarray,
-                  dynamic_xyz: np.ndarray) -> None:
-        """Add one frame.
+    @torch.inference_mode()  # the state is updated in place: always in this mode
+    def integrate(self, stamp_ns: int, camera_xyz, static_xyz, dynamic_xyz) -> None:
+        """Add one frame (numpy arrays or tensors).
 
         Args:
             stamp_ns: the frame's stamp.
@@ -105,112 +126,158 @@ class OccupancyMapper:
             dynamic_xyz: [M,3] dynamic points, output frame.
 
         """
-        cfg = self.config
-        self.stats.frames += 1
-        self._stamp_ns = stamp_ns
-        ends = np.concatenate([static_xyz, dynamic_xyz])[:, :2]
-        free = self._ray_cells(camera_xyz[:2], ends)
-        self._level.ravel()[free] = np.maximum(
-            self._level.ravel()[free] - cfg.miss_weight, -cfg.max_level)
-        self._seen.ravel()[free] = True
-        self._observed_ns.ravel()[free] = stamp_ns
-        static_cells = self._band_cells(static_xyz)
-        self._level.ravel()[static_cells] = np.minimum(
-            self._level.ravel()[static_cells] + cfg.hit_weight, cfg.max_level)
-        self._seen.ravel()[static_cells] = True
-        self._observed_ns.ravel()[static_cells] = stamp_ns
-        dynamic_cells = self._band_cells(dynamic_xyz)
-        self._observed_ns.ravel()[dynamic_cells] = stamp_ns
-        self._dynamic_ns.ravel()[dynamic_cells] = stamp_ns
+        def batch(points) -> torch.Tensor:
+            return torch.as_tensor(points, dtype=torch.float64).reshape(1, -1, 3)
 
-    def grids(self) -> OccupancyGrids:
-        """Return the current static, dynamic and combined grids."""
+        static, dynamic = batch(static_xyz), batch(dynamic_xyz)
+        self.integrate_batch([stamp_ns], batch(camera_xyz)[:, 0],
+                             static, torch.ones(static.shape[:2], dtype=torch.bool),
+                             dynamic, torch.ones(dynamic.shape[:2], dtype=torch.bool))
+
+    @torch.inference_mode()  # the state is updated in place: always in this mode
+    def integrate_batch(self, stamps_ns: list[int], camera: torch.Tensor,
+                        static: torch.Tensor, static_ok: torch.Tensor,
+                        dynamic: torch.Tensor, dynamic_ok: torch.Tensor) -> None:
+        """Add F frames (increasing stamps) at once.
+
+        Args:
+            stamps_ns: F stamps.
+            camera: [F,3] camera centres, output frame.
+            static: [F,N,3] static points, output frame; static_ok [F,N] bool: used.
+            dynamic: [F,M,3] dynamic points; dynamic_ok [F,M] bool: used.
+
+        """
         cfg = self.config
-        static = np.full(self._level.shape, UNKNOWN, np.int8)
-        static[self._seen] = FREE
-        static[self._seen & (self._level >= cfg.occupied_level)] = OCCUPIED
-        dynamic = np.full(self._level.shape, UNKNOWN, np.int8)
+        self._to(camera.device)
+        self._stats.frames += len(stamps_ns)
+        self._stamp_ns = stamps_ns[-1]
+        free = self._ray_cells(camera, torch.cat([static, dynamic], dim=1),
+                               torch.cat([static_ok, dynamic_ok], dim=1))
+        static_hit, dynamic_hit = self._band_cells(
+            torch.cat([static, dynamic], dim=1), torch.cat([static_ok, dynamic_ok], dim=1),
+            static.shape[1])
+        # Static log-odds: frame by frame (the clamps make the order matter).
+        miss = free.to(torch.int16) * cfg.miss_weight
+        hit = static_hit.to(torch.int16) * cfg.hit_weight
+        for f in range(len(stamps_ns)):
+            self._level.sub_(miss[f]).clamp_(min=-cfg.max_level)
+            self._level.add_(hit[f]).clamp_(max=cfg.max_level)
+        self._seen |= (free | static_hit).any(dim=0)
+        # Latest observation and latest dynamic mark per cell (stamps increase).
+        stamps = torch.tensor(stamps_ns, dtype=torch.int64).to(camera.device)[:, None]
+        observed = torch.where(free | static_hit | dynamic_hit, stamps, -1).amax(dim=0)
+        self._observed_ns = torch.maximum(self._observed_ns, observed)
+        marked = torch.where(dynamic_hit, stamps, -1).amax(dim=0)
+        self._dynamic_ns = torch.maximum(self._dynamic_ns, marked)
+
+    @torch.inference_mode()  # the state is updated in place: always in this mode
+    def grids(self) -> OccupancyGrids:
+        """Return the current static, dynamic and combined grids: one copy to the host."""
+        cfg = self.config
+        static = torch.where(self._seen, torch.where(self._level >= cfg.occupied_level,
+                                                     OCCUPIED, FREE), UNKNOWN)
+        dynamic = torch.full_like(static, UNKNOWN)
         if self._stamp_ns is not None:
-            recent = (self._observed_ns >= 0) & (
-                self._stamp_ns - self._observed_ns <= cfg.dynamic_decay_s * 1e9)
-            dynamic[recent] = FREE
-            dynamic[recent & (self._dynamic_ns == self._observed_ns)] = OCCUPIED
-        combined = np.where((static == OCCUPIED) | (dynamic == OCCUPIED), OCCUPIED,
-                            np.where((static == FREE) | (dynamic == FREE), FREE, UNKNOWN))
+            # Integer stamps: t <= decay  <=>  t <= floor(decay) (no float rounding of ns).
+            decay_ns = math.floor(cfg.dynamic_decay_s * 1e9)
+            recent = (self._observed_ns >= 0) & (self._stamp_ns - self._observed_ns <= decay_ns)
+            dynamic = torch.where(recent, torch.where(self._dynamic_ns == self._observed_ns,
+                                                      OCCUPIED, FREE), UNKNOWN)
+        combined = torch.where((static == OCCUPIED) | (dynamic == OCCUPIED), OCCUPIED,
+                               torch.where((static == FREE) | (dynamic == FREE), FREE, UNKNOWN))
+        grids = torch.stack([static, dynamic, combined]).to(torch.int8).view(
+            3, cfg.height, cfg.width).cpu().numpy()
         return OccupancyGrids(
             stamp_ns=int(self._stamp_ns or 0), resolution=cfg.resolution,
             origin_xy=tuple(cfg.origin_xy), ground_z=cfg.ground_z,
-            static=static, dynamic=dynamic, combined=combined.astype(np.int8))
+            static=grids[0], dynamic=grids[1], combined=grids[2])
 
     # -- cells ------------------------------------------------------------------------------
 
-    def _cell_index(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flat cell indices of points [N,2] and which points fall inside the grid."""
+    def _to(self, device: torch.device) -> None:
+        if self._level.device != device:
+            for name in ('_level', '_seen', '_observed_ns', '_dynamic_ns', '_counts',
+                         '_centres', '_origin_xy'):
+                setattr(self, name, getattr(self, name).to(device))
+
+    def _cell_index(self, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat cell indices of points [...,2] and which points fall inside the grid."""
         cfg = self.config
-        col = np.floor((xy[:, 0] - cfg.origin_xy[0]) / cfg.resolution).astype(np.int64)
-        row = np.floor((xy[:, 1] - cfg.origin_xy[1]) / cfg.resolution).astype(np.int64)
+        col = torch.floor((xy[..., 0] - cfg.origin_xy[0]) / cfg.resolution).long()
+        row = torch.floor((xy[..., 1] - cfg.origin_xy[1]) / cfg.resolution).long()
         inside = (col >= 0) & (col < cfg.width) & (row >= 0) & (row < cfg.height)
         return row * cfg.width + col, inside
 
-    def _band_cells(self, xyz: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        height = xyz[:, 2] - cfg.ground_z
-        in_band = (height >= cfg.min_height) & (height <= cfg.max_height)
-        cells, inside = self._cell_index(xyz[in_band, :2])
-        self.stats.outside += int((~inside).sum())
-        return np.unique(cells[inside])
+    def _band_cells(self, xyz: torch.Tensor, ok: torch.Tensor, split: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cells [F,cells] bool marked by points [F,N,3] before ``split`` and from it on.
 
-    def _ray_cells(self, origin: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Flat cells crossed by the 2D rays origin -> ends [N,2], end cells excluded.
-
-        Cast as a 2D range scan (what a costmap's ray tracing amounts to): the bearings
-        around the camera are cut into bins about one cell wide at ``max_range``; each bin
-        keeps its farthest end point; a cell is free when it is nearer than its bin's range
-        minus one cell. Cost: one pass over the points and one over the cells of the box
-        spanned by the camera and the points, instead of a walk along every ray.
+        One pass for the static and the dynamic points (used where ok [F,N]).
         """
         cfg = self.config
-        if not len(ends):
-            return np.zeros(0, np.int64)
-        offset = ends - origin
-        length = np.hypot(offset[:, 0], offset[:, 1])
-        keep = (length > 0) & (length <= cfg.max_range)
-        self.stats.rays += int(keep.sum())
-        if not keep.any():
-            return np.zeros(0, np.int64)
-        bins = int(min(max(np.ceil(2 * np.pi * cfg.max_range / cfg.resolution), 64), 8192))
-        scale = bins / (2 * np.pi)
-        bearing = np.arctan2(offset[keep, 1], offset[keep, 0])
-        index = np.floor((bearing + np.pi) * scale).astype(np.int64) % bins
-        reach = np.zeros(bins)
-        order = np.argsort(index, kind='stable')
-        index, sorted_length = index[order], length[keep][order]
-        starts = np.concatenate([[0], np.nonzero(np.diff(index))[0] + 1])
-        reach[index[starts]] = np.maximum.reduceat(sorted_length, starts)
-        reached = ends[keep]
-        rows, cols, cell_offset = self._cells_within(
-            origin, np.minimum(reached.min(axis=0), origin), np.maximum(reached.max(axis=0),
-                                                                        origin))
-        distance = np.hypot(cell_offset[:, 0], cell_offset[:, 1])
-        cell_bin = np.floor((np.arctan2(cell_offset[:, 1], cell_offset[:, 0]) + np.pi)
-                            * scale).astype(np.int64) % bins
-        free = distance < reach[cell_bin] - cfg.resolution
-        return rows[free] * cfg.width + cols[free]
+        cells_count = cfg.height * cfg.width
+        height = xyz[..., 2] - cfg.ground_z
+        in_band = ok & (height >= cfg.min_height) & (height <= cfg.max_height)
+        cells, inside = self._cell_index(xyz[..., :2])
+        self._counts[1] += (in_band & ~inside).sum()
+        # Dynamic points write to a second grid: cells offset by one grid.
+        second = torch.arange(xyz.shape[1], device=xyz.device) >= split
+        hit = _scatter_cells(cells + second * cells_count, in_band & inside, 2 * cells_count)
+        return hit[:, :cells_count], hit[:, cells_count:]
 
-    def _cells_within(self, origin: np.ndarray, low: np.ndarray, high: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows, columns and centre offsets [K,2] from ``origin`` of the cells in a box."""
+    def _ray_cells(self, origin: torch.Tensor, ends: torch.Tensor, ok: torch.Tensor
+                   ) -> torch.Tensor:
+        """[F,cells] bool: cells crossed by the 2D rays origin [F,3] -> ends [F,N,3].
+
+        End cells excluded. Cast as a 2D range scan (what a costmap's ray tracing amounts
+        to): the bearings around the camera are cut into bins about one cell wide at
+        ``max_range``; each bin keeps its farthest end point (scatter max); a cell is free
+        when it is nearer than its bin's range minus one cell, and lies in the box spanned
+        by the camera and the rays' ends.
+        """
         cfg = self.config
-        lo = np.floor((low - np.asarray(cfg.origin_xy)) / cfg.resolution)
-        hi = np.ceil((high - np.asarray(cfg.origin_xy)) / cfg.resolution)
-        col0, row0 = np.maximum(lo, 0).astype(np.int64)
-        col1 = int(min(hi[0], cfg.width))
-        row1 = int(min(hi[1], cfg.height))
-        if col1 <= col0 or row1 <= row0:
-            empty = np.zeros(0, np.int64)
-            return empty, empty, np.zeros((0, 2))
-        rows, cols = np.mgrid[row0:row1, col0:col1]
-        rows, cols = rows.ravel(), cols.ravel()
-        centres = (np.stack([cols, rows], axis=1) + 0.5) * cfg.resolution + np.asarray(
-            cfg.origin_xy)
-        return rows, cols, centres - origin
+        bins = self._bins
+        scale = bins / (2 * math.pi)
+        offset = ends[..., :2] - origin[:, None, :2]
+        length = torch.hypot(offset[..., 0], offset[..., 1])
+        keep = ok & (length > 0) & (length <= cfg.max_range)
+        self._counts[0] += keep.sum()
+        bearing = torch.atan2(offset[..., 1], offset[..., 0])
+        index = torch.floor((bearing + math.pi) * scale).long() % bins
+        reach = torch.zeros((len(origin), bins + 1), dtype=torch.float64, device=origin.device)
+        reach.scatter_reduce_(1, torch.where(keep, index, bins), length.double(), 'amax')
+        # The box spanned by the camera and the kept ends (the camera is one of its points,
+        # so an empty frame reduces over the camera alone).
+        xy = torch.cat([origin[:, None, :2], ends[..., :2]], dim=1)
+        camera_row = torch.ones((len(origin), 1), dtype=torch.bool, device=origin.device)
+        kept = torch.cat([camera_row, keep], dim=1)[..., None]
+        big = torch.full_like(xy, math.inf)
+        low = torch.where(kept, xy, big).amin(dim=1)
+        high = torch.where(kept, xy, -big).amax(dim=1)
+        lo = torch.floor((low - self._origin_xy) / cfg.resolution)  # [F,2] (col, row)
+        hi = torch.ceil((high - self._origin_xy) / cfg.resolution)
+        cells = self._centres  # [cells,4]: centre x, y, col, row
+        in_box = ((cells[None, :, 2] >= lo[:, None, 0]) & (cells[None, :, 2] < hi[:, None, 0])
+                  & (cells[None, :, 3] >= lo[:, None, 1]) & (cells[None, :, 3] < hi[:, None, 1]))
+        cell_offset = cells[None, :, :2] - origin[:, None, :2]
+        distance = torch.hypot(cell_offset[..., 0], cell_offset[..., 1])
+        cell_bin = torch.floor((torch.atan2(cell_offset[..., 1], cell_offset[..., 0]) + math.pi)
+                               * scale).long() % bins
+        return in_box & (distance < reach.gather(1, cell_bin) - cfg.resolution)
+
+
+def _cell_centres(cfg: GridConfig) -> torch.Tensor:
+    """[cells,4] float64: centre x, y, column, row of every cell (flat order)."""
+    rows, cols = torch.meshgrid(torch.arange(cfg.height, dtype=torch.float64),
+                                torch.arange(cfg.width, dtype=torch.float64), indexing='ij')
+    rows, cols = rows.flatten(), cols.flatten()
+    x = (cols + 0.5) * cfg.resolution + cfg.origin_xy[0]
+    y = (rows + 0.5) * cfg.resolution + cfg.origin_xy[1]
+    return torch.stack([x, y, cols, rows], dim=1)
+
+
+def _scatter_cells(cells: torch.Tensor, ok: torch.Tensor, count: int) -> torch.Tensor:
+    """[F,count] bool: True at the cells [F,N] where ok [F,N]."""
+    hit = torch.zeros((cells.shape[0], count + 1), dtype=torch.bool, device=cells.device)
+    hit.scatter_(1, torch.where(ok, cells, count), True)
+    return hit[:, :count]

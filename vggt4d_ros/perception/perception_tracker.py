@@ -7,6 +7,11 @@ Call :meth:`PerceptionTracker.update` once per window with the window's new fram
 newer than the last one is skipped (counted); a frame of a new map segment resets tracks and
 grids first (the global frame moved). All outputs are in the output frame
 (``PerceptionConfig.output_from_world``), in map units.
+
+The pixel stages (points, instances, grid rasterising) run as torch ops on the device of the
+frames, over all frames of a call at once (frames of one segment, shape and device); the
+results come to the host in a few transfers per call; the tracker (a handful of objects:
+Kalman filter, optimal assignment) runs on the host in numpy, frame by frame.
 """
 
 from __future__ import annotations
@@ -15,20 +20,26 @@ from dataclasses import dataclass, field
 import time
 
 import numpy as np
-from scipy import ndimage
+import torch
+import torch.nn.functional as nnf
 
+from vggt4d_ros.perception.batch import FrameBatch
+from vggt4d_ros.perception.batch import stack_frames
 from vggt4d_ros.perception.config import PerceptionConfig
-from vggt4d_ros.perception.dynamic_points import conf_threshold
 from vggt4d_ros.perception.dynamic_points import dynamic_points
-from vggt4d_ros.perception.dynamic_points import unproject_pixels
+from vggt4d_ros.perception.dynamic_points import unproject
 from vggt4d_ros.perception.dynamic_points import valid_depth
 from vggt4d_ros.perception.instances import label_image
-from vggt4d_ros.perception.instances import split_instances
+from vggt4d_ros.perception.instances import measure_instances
+from vggt4d_ros.perception.instances import pack
+from vggt4d_ros.perception.instances import unpack
 from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.occupancy import OccupancyGrids
 from vggt4d_ros.perception.occupancy import OccupancyMapper
 from vggt4d_ros.perception.tracker import Track
 from vggt4d_ros.perception.tracker import Tracker
+
+STAGES = ('points', 'instances', 'grid', 'host', 'tracker')
 
 
 @dataclass
@@ -59,7 +70,8 @@ class PerceptionOutput:
         stamp_ns: stamp of the last processed frame (None when no frame was processed).
         grids: the grids after the last processed frame, or None (off or nothing processed).
         skipped: frames skipped as not newer than the previous one.
-        timings: seconds per stage over the call.
+        timings: seconds per stage over the call (``STAGES``; device stages are launch
+            times unless the tracker was built with ``sync_timings``).
 
     """
 
@@ -82,19 +94,27 @@ class PerceptionStats:
     small_parts: int = 0
     excess_parts: int = 0
     points: int = 0
+    unconverged: int = 0
 
 
 class PerceptionTracker:
-    """Dynamic cloud, object tracks and occupancy grids from processed frames."""
+    """Dynamic cloud, object tracks and occupancy grids from processed frames.
 
-    def __init__(self, config: PerceptionConfig | None = None) -> None:
+    ``sync_timings``: wait for the device at every stage boundary so that the per-stage
+    timings are real (profiling only: it adds host syncs).
+    """
+
+    def __init__(self, config: PerceptionConfig | None = None,
+                 sync_timings: bool = False) -> None:
         self.config = config or PerceptionConfig()
         self.tracker = Tracker(self.config.tracker)
         self.grid = OccupancyMapper(self.config.grid) if self.config.grid.enabled else None
         self.stats = PerceptionStats()
+        self.sync_timings = sync_timings
         self._segment: int | None = None
         self._stamp_ns: int | None = None
 
+    @torch.inference_mode()
     def reset(self) -> None:
         """Forget tracks and grids (call on a map reset; ``update`` does it on a new segment)."""
         self.tracker.reset()
@@ -103,25 +123,31 @@ class PerceptionTracker:
         self._stamp_ns = None
         self.stats.resets += 1
 
+    @torch.inference_mode()  # no autograd bookkeeping: a smaller cost per launched op
     def update(self, frames: list[FrameObservation]) -> PerceptionOutput:
         """Process frames (sorted by stamp here) and return the outputs."""
         out = PerceptionOutput()
-        timings = {'points': 0.0, 'instances': 0.0, 'tracker': 0.0, 'grid': 0.0}
+        timings = dict.fromkeys(STAGES, 0.0)
         if not self.config.enabled:
             return out
+        run: list[FrameObservation] = []
         for obs in sorted(frames, key=lambda f: f.stamp_ns):
             if self._segment is not None and obs.segment != self._segment:
+                self._process(run, out, timings)
+                run = []
                 self.reset()
             self._segment = obs.segment
             if self._stamp_ns is not None and obs.stamp_ns <= self._stamp_ns:
                 out.skipped += 1
                 self.stats.skipped += 1
                 continue
+            if run and (obs.depth.shape != run[0].depth.shape
+                        or obs.depth.device != run[0].depth.device):
+                self._process(run, out, timings)
+                run = []
             self._stamp_ns = obs.stamp_ns
-            cloud = self._frame(obs, timings)
-            if self.config.points.enabled:
-                out.clouds.append(cloud)
-            out.stamp_ns = obs.stamp_ns
+            run.append(obs)
+        self._process(run, out, timings)
         if out.stamp_ns is not None:
             out.tracks = self.tracker.tracks() if self.config.tracker.enabled else []
             if self.grid is not None:
@@ -131,53 +157,106 @@ class PerceptionTracker:
         out.timings = timings
         return out
 
-    def _frame(self, obs: FrameObservation, timings: dict[str, float]) -> DynamicCloud:
+    def _process(self, run: list[FrameObservation], out: PerceptionOutput,
+                 timings: dict[str, float]) -> None:
+        """Run the stages over frames of one segment, shape and device (in stamp order)."""
+        if not run:
+            return
         cfg = self.config
-        self.stats.frames += 1
-        tic = time.perf_counter()
-        threshold = conf_threshold(obs, cfg.points.min_conf, cfg.points.conf_percentile)
-        points = dynamic_points(obs, cfg.points, cfg.output_from_world, threshold)
-        self.stats.points += len(points)
-        if not len(points):
-            self.stats.empty_frames += 1
-        timings['points'] += time.perf_counter() - tic
-        object_ids = np.zeros(len(points), np.int32)
+        clock = _Clock(timings, run[0].depth.device, self.sync_timings)
+        batch = stack_frames(run, cfg.output_from_world)
+        points = dynamic_points(batch, cfg.points)
+        clock.lap('points')
         if cfg.tracker.enabled:
-            tic = time.perf_counter()
-            dynamic = obs.mask & valid_depth(obs, threshold, cfg.points.max_depth)
-            labels, counts, small, excess = label_image(dynamic, obs.depth, cfg.instances)
-            found = split_instances(points, labels, counts, small, excess,
-                                    cfg.tracker.depth_completion)
-            self.stats.small_parts += small
-            self.stats.excess_parts += excess
-            timings['instances'] += time.perf_counter() - tic
-            tic = time.perf_counter()
-            ids = self.tracker.update(obs.stamp_ns, found.instances)
-            if ids is not None and len(found.instances):
-                by_label = np.zeros(labels.max() + 1, np.int32)
-                by_label[[inst.label for inst in found.instances]] = ids
-                object_ids = by_label[found.point_labels]
-            timings['tracker'] += time.perf_counter() - tic
+            labels = label_image(points.selected, batch.depth, cfg.instances)
+            measured = measure_instances(points, labels, batch.output_from_camera,
+                                         cfg.tracker.depth_completion)
+            clock.lap('instances')
         if self.grid is not None:
-            tic = time.perf_counter()
-            camera = (cfg.output_from_world @ obs.world_from_camera)[:3, 3]
-            self.grid.integrate(obs.stamp_ns, camera, self._static_points(obs, threshold),
-                                points.output)
-            timings['grid'] += time.perf_counter() - tic
-        return DynamicCloud(obs.stamp_ns, points.output.astype(np.float32), points.rgb,
-                            object_ids)
+            static, static_ok = self._static_points(batch, points.threshold)
+            self.grid.integrate_batch([obs.stamp_ns for obs in run],
+                                      batch.output_from_camera[:, :3, 3], static, static_ok,
+                                      points.output, points.used)
+            clock.lap('grid')
+        counts = points.host_count
+        used = int(counts.max())
+        # One copy to the host: points, colours, point labels and the packed measurements.
+        per_point = [points.output[:, :used], points.rgb[:, :used].double()]
+        if cfg.tracker.enabled:
+            per_point.append(measured.point_labels[:, :used, None].double())
+        columns = [torch.cat(per_point, dim=2).flatten(1)]
+        if cfg.tracker.enabled:
+            columns.append(pack(measured, labels))
+        host = torch.cat(columns, dim=1).cpu().numpy()
+        width = sum(part.shape[2] for part in per_point)
+        slots = host[:, : used * width].reshape(len(run), used, width)
+        xyz = slots[:, :, :3].astype(np.float32)
+        rgb = slots[:, :, 3:6].astype(np.uint8)
+        found = None
+        if cfg.tracker.enabled:
+            found = unpack(host[:, used * width:], slots[:, :, 6].astype(np.int64), counts)
+        if cfg.tracker.enabled and not labels.converged:
+            self.stats.unconverged += 1
+        clock.lap('host')
+        for f, obs in enumerate(run):
+            count = int(counts[f])
+            self.stats.frames += 1
+            self.stats.points += count
+            self.stats.empty_frames += count == 0
+            object_ids = np.zeros(count, np.int32)
+            if found is not None:
+                object_ids = self._track(obs.stamp_ns, found[f])
+            if cfg.points.enabled:
+                out.clouds.append(DynamicCloud(obs.stamp_ns, xyz[f, :count], rgb[f, :count],
+                                               object_ids))
+            out.stamp_ns = obs.stamp_ns
+        clock.lap('tracker')
 
-    def _static_points(self, obs: FrameObservation, threshold: float) -> np.ndarray:
-        """Output-frame points [N,3] of confident static pixels on the grid's pixel stride.
+    def _track(self, stamp_ns: int, found) -> np.ndarray:
+        """Track one frame's instances; return each point's object id [N] int32."""
+        self.stats.small_parts += found.small_parts
+        self.stats.excess_parts += found.excess_parts
+        ids = self.tracker.update(stamp_ns, found.instances)
+        object_ids = np.zeros(len(found.point_labels), np.int32)
+        if ids is not None and len(found.instances):
+            by_label = np.zeros(max(inst.label for inst in found.instances) + 1, np.int32)
+            by_label[[inst.label for inst in found.instances]] = ids
+            labels = found.point_labels
+            object_ids = np.where(labels < len(by_label),
+                                  by_label[np.minimum(labels, len(by_label) - 1)], 0)
+        return object_ids.astype(np.int32)
 
-        The dynamic mask is grown by one sample (3x3 on the strided grid) so object borders
-        do not leak into the static grid.
+    def _static_points(self, batch: FrameBatch, threshold: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output-frame points [F,S,3] of the grid's pixel stride, and which are used [F,S].
+
+        Used: confident static pixels; the dynamic mask is grown by one sample (3x3 on the
+        strided grid) so object borders do not leak into the static grid.
         """
         cfg = self.config
         stride = cfg.grid.pixel_stride
-        ok = valid_depth(obs, threshold, cfg.grid.max_range)[::stride, ::stride]
-        near_dynamic = ndimage.binary_dilation(obs.mask[::stride, ::stride],
-                                               structure=np.ones((3, 3), bool))
-        rows, cols = np.nonzero(ok & ~near_dynamic)
-        _, output = unproject_pixels(obs, rows * stride, cols * stride, cfg.output_from_world)
-        return output
+        ok = valid_depth(batch, threshold, cfg.grid.max_range)[:, ::stride, ::stride]
+        mask = batch.mask[:, None, ::stride, ::stride].float()
+        near_dynamic = nnf.max_pool2d(mask, 3, stride=1, padding=1)[:, 0] > 0
+        rows = torch.arange(0, batch.depth.shape[1], stride, device=batch.device)
+        cols = torch.arange(0, batch.depth.shape[2], stride, device=batch.device)
+        index = (rows[:, None] * batch.depth.shape[2] + cols[None, :]).flatten()
+        _, output = unproject(batch, index.expand(len(batch), -1))
+        return output, (ok & ~near_dynamic).flatten(1)
+
+
+class _Clock:
+    """Adds the time since the last lap to a stage (waiting for the device if asked)."""
+
+    def __init__(self, timings: dict[str, float], device: torch.device, sync: bool) -> None:
+        self._timings = timings
+        self._sync = sync and device.type == 'cuda'
+        self._device = device
+        self._tic = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self._sync:
+            torch.cuda.synchronize(self._device)
+        now = time.perf_counter()
+        self._timings[stage] += now - self._tic
+        self._tic = now

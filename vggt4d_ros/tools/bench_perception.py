@@ -4,12 +4,16 @@
 
 The synthetic scene (ball and crate in a room) runs through the oracle backend and the engine
 at the network resolution of a 640x480 camera (392 x 518, windows of 8 frames, 4 new); the
-engine is not timed. Timed per window: ``observations_from_window`` (the host copy of the new
-frames, from ``--device``) plus ``PerceptionTracker.update`` on them, for a few settings.
-Prints a markdown table (wall ms per window p50 / p95 / max and the stage split).
+engine is not timed. Timed per window: ``observations_from_window`` plus
+``PerceptionTracker.update`` on the window's new frames, with the window results on
+``--device`` (the torch stages run there), for a few settings. On CUDA the device is
+synchronised before and after each window (wall time, what the node's worker thread pays)
+and CUDA events give the GPU time; a warm-up pass runs first. The stage split comes from a
+second pass with ``sync_timings`` (each stage waits for the device). Prints a markdown table
+(wall ms per window p50 / p95 / max, GPU ms p50, stage means).
 
     python -m vggt4d_ros.tools.bench_perception --windows 20
-    python -m vggt4d_ros.tools.bench_perception --device cuda   # results start on the GPU
+    python -m vggt4d_ros.tools.bench_perception --device cuda   # the torch path on the GPU
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.perception.observation import observations_from_window
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
+from vggt4d_ros.perception.perception_tracker import STAGES
 from vggt4d_ros.replay.synthetic import SceneConfig
 from vggt4d_ros.replay.synthetic import SyntheticOracleView
 from vggt4d_ros.replay.synthetic import SyntheticScene
@@ -86,23 +91,39 @@ def _settings(scale: float) -> dict[str, PerceptionConfig]:
 
 
 def _time(outputs: list[EngineOutput], config: PerceptionConfig, device: str
-          ) -> tuple[np.ndarray, dict[str, float], int]:
+          ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Wall ms and GPU ms (CUDA events; NaN on the CPU) per window, most tracks."""
+    cuda = device.startswith('cuda')
     tracker = PerceptionTracker(config)
-    totals, stages, tracks = [], {'copy': 0.0}, 0
+    totals, gpu, tracks = [], [], 0
     for out in outputs:
-        if device.startswith('cuda'):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(
+                enable_timing=True)
             torch.cuda.synchronize()
+            start.record()
+        tic = time.perf_counter()
+        result = tracker.update(observations_from_window(out.result, out.update))
+        if cuda:
+            end.record()
+            torch.cuda.synchronize()
+        totals.append(time.perf_counter() - tic)
+        gpu.append(start.elapsed_time(end) if cuda else float('nan'))
+        tracks = max(tracks, len(result.tracks))
+    return np.array(totals) * 1e3, np.array(gpu), tracks
+
+
+def _stages(outputs: list[EngineOutput], config: PerceptionConfig) -> dict[str, float]:
+    """Mean ms per window of each stage (the device waited for at every stage boundary)."""
+    tracker = PerceptionTracker(config, sync_timings=True)
+    stages = dict.fromkeys(('copy',) + STAGES, 0.0)
+    for out in outputs:
         tic = time.perf_counter()
         frames = observations_from_window(out.result, out.update)
-        copied = time.perf_counter()
-        result = tracker.update(frames)
-        totals.append(time.perf_counter() - tic)
-        stages['copy'] += copied - tic
-        for name, seconds in result.timings.items():
-            stages[name] = stages.get(name, 0.0) + seconds
-        tracks = max(tracks, len(result.tracks))
-    count = len(outputs)
-    return np.array(totals) * 1e3, {k: v * 1e3 / count for k, v in stages.items()}, tracks
+        stages['copy'] += time.perf_counter() - tic
+        for name, seconds in tracker.update(frames).timings.items():
+            stages[name] += seconds
+    return {k: v * 1e3 / len(outputs) for k, v in stages.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,19 +131,23 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     outputs, scale = _windows(args)
     outputs = outputs[1:]  # the first window has 8 new frames; time the steady state
+    name = (torch.cuda.get_device_name(args.device) if args.device.startswith('cuda')
+            else platform.processor() or platform.machine())
     print(f'# bench_perception: {len(outputs)} windows of {args.window_size} frames '
-          f'({args.stride} new) at {args.height}x{args.width}, device {args.device}, '
-          f'{args.threads} torch thread(s), {platform.processor() or platform.machine()}')
+          f'({args.stride} new) at {args.height}x{args.width}, device {args.device} ({name}), '
+          f'{args.threads} torch thread(s), torch {torch.__version__}')
     print()
-    print('| setting | p50 ms | p95 ms | max ms | copy | points | instances | tracker | grid '
-          '| tracks |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
-    for name, config in _settings(scale).items():
-        totals, stages, tracks = _time(outputs, config, args.device)
-        split = ' | '.join(f'{stages.get(k, 0.0):.1f}'
-                           for k in ('copy', 'points', 'instances', 'tracker', 'grid'))
-        print(f'| {name} | {np.percentile(totals, 50):.1f} | {np.percentile(totals, 95):.1f} '
-              f'| {totals.max():.1f} | {split} | {tracks} |')
+    print('| setting | p50 ms | p95 ms | max ms | GPU p50 | copy | ' + ' | '.join(STAGES)
+          + ' | tracks |')
+    print('|---|---|---|---|---|---|' + '---|' * len(STAGES) + '---|')
+    for label, config in _settings(scale).items():
+        if args.device.startswith('cuda'):
+            _time(outputs, config, args.device)  # warm-up: kernels, allocator
+        totals, gpu, tracks = _time(outputs, config, args.device)
+        stages = _stages(outputs, config)
+        split = ' | '.join(f'{stages[k]:.2f}' for k in ('copy',) + STAGES)
+        print(f'| {label} | {np.percentile(totals, 50):.2f} | {np.percentile(totals, 95):.2f} '
+              f'| {totals.max():.2f} | {np.median(gpu):.2f} | {split} | {tracks} |')
     return 0
 
 

@@ -123,6 +123,21 @@ def _to_evo(evo: Any, stamps_ns: np.ndarray, poses: np.ndarray) -> Any:
                                 poses_se3=[np.asarray(p, np.float64) for p in poses])
 
 
+def _associate(evo, est_stamps_ns, est_poses, ref_stamps_ns, ref_poses, max_diff_s: float):
+    """Evo trajectories of both, associated by stamp; returns (ref_sync, est_sync).
+
+    Raises:
+        ValueError: no stamps matched within ``max_diff_s``.
+
+    """
+    est = _to_evo(evo, est_stamps_ns, est_poses)
+    ref = _to_evo(evo, ref_stamps_ns, ref_poses)
+    try:
+        return evo.sync.associate_trajectories(ref, est, max_diff=max_diff_s)
+    except Exception as error:  # evo.core.sync.SyncException: nothing matched
+        raise ValueError(f'cannot associate trajectories: {error}') from error
+
+
 def trajectory_metrics(est_stamps_ns: np.ndarray, est_poses: np.ndarray,
                        ref_stamps_ns: np.ndarray, ref_poses: np.ndarray,
                        max_diff_s: float = 0.01) -> TrajectoryMetrics:
@@ -141,12 +156,8 @@ def trajectory_metrics(est_stamps_ns: np.ndarray, est_poses: np.ndarray,
 
     """
     evo = _evo()
-    est = _to_evo(evo, est_stamps_ns, est_poses)
-    ref = _to_evo(evo, ref_stamps_ns, ref_poses)
-    try:
-        ref_sync, est_sync = evo.sync.associate_trajectories(ref, est, max_diff=max_diff_s)
-    except Exception as error:  # evo.core.sync.SyncException: nothing matched
-        raise ValueError(f'cannot associate trajectories: {error}') from error
+    ref_sync, est_sync = _associate(evo, est_stamps_ns, est_poses, ref_stamps_ns, ref_poses,
+                                    max_diff_s)
     if ref_sync.num_poses < 3:
         raise ValueError(f'only {ref_sync.num_poses} poses associated, need >= 3')
     rigid = _copy(evo, est_sync)
@@ -201,12 +212,8 @@ def local_scale(est_stamps_ns: np.ndarray, est_poses: np.ndarray, ref_stamps_ns:
     true travel is below ``min_travel`` (ground-truth units) are skipped (no motion, no scale).
     """
     evo = _evo()
-    est = _to_evo(evo, est_stamps_ns, est_poses)
-    ref = _to_evo(evo, ref_stamps_ns, ref_poses)
-    try:
-        ref_sync, est_sync = evo.sync.associate_trajectories(ref, est, max_diff=max_diff_s)
-    except Exception as error:  # evo.core.sync.SyncException: nothing matched
-        raise ValueError(f'cannot associate trajectories: {error}') from error
+    ref_sync, est_sync = _associate(evo, est_stamps_ns, est_poses, ref_stamps_ns, ref_poses,
+                                    max_diff_s)
     times = np.asarray(ref_sync.timestamps, np.float64)
     est_step = np.linalg.norm(np.diff(est_sync.positions_xyz, axis=0), axis=1)
     ref_step = np.linalg.norm(np.diff(ref_sync.positions_xyz, axis=0), axis=1)

@@ -8,7 +8,10 @@ import torch
 
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.mapping.testing import OracleBackend
+from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.runtime.engine import PerceptionEngine
+from vggt4d_ros.runtime.scale.config import ScaleConfig
+from vggt4d_ros.runtime.scale.testing import sensor_depth
 from vggt4d_ros.runtime.window import WindowConfig
 
 STEP = 200_000_000
@@ -145,14 +148,17 @@ def test_backend_returning_other_stamps_is_an_error():
         engine.push(np.zeros(HW + (3,), np.uint8), STEP)
 
 
-def test_scale_source_hook_makes_the_trajectory_metric():
+def test_depth_scale_source_makes_the_trajectory_metric():
     backend = OracleBackend(network_hw=HW, seed=6)
-    engine = PerceptionEngine(
-        backend, _replay_config(), MapperConfig(pixel_stride=2),
-        scale_source=lambda window, result: 1.0 / backend.window_scales[-1],
-    )
+    engine = PerceptionEngine(backend, _replay_config(), MapperConfig(pixel_stride=2),
+                              scale=ScaleConfig(source='depth'))
+    rng = np.random.default_rng(6)
     for i in range(24):
-        engine.push(backend.camera_image(i * STEP), i * STEP)
+        stamp = i * STEP
+        engine.metric.add_image(stamp)
+        engine.metric.add_depth(sensor_depth(backend, stamp, backend.plan(), rng))
+        outputs = engine.push(backend.camera_image(stamp), stamp)
+        assert all(out.scale is not None and out.scale.ok for out in outputs)
     engine.flush()
     est = engine.mapper.trajectory.positions()
     truth = np.stack([backend.scene.camera_pose(s * 1e-9)[:3, 3]
@@ -161,6 +167,20 @@ def test_scale_source_hook_makes_the_trajectory_metric():
     # Metric and anchored at the first camera: only the first camera's rotation separates them.
     first_rotation = backend.scene.camera_pose(0.0)[:3, :3]
     np.testing.assert_allclose(est @ first_rotation.T, truth, atol=0.03)
+
+
+def test_perception_runs_after_mapping_when_enabled():
+    backend = OracleBackend(network_hw=HW, seed=7)
+    engine = PerceptionEngine(backend, _replay_config(), MapperConfig(pixel_stride=2),
+                              perception=PerceptionConfig())
+    outputs = [out for i in range(12)
+               for out in engine.push(backend.camera_image(i * STEP), i * STEP)]
+    assert outputs and all(out.perception is not None for out in outputs)
+    assert all(len(out.perception.clouds) == len(out.frames) for out in outputs)
+    assert all('perception' in out.timings and out.scale is None for out in outputs)
+    off = PerceptionEngine(OracleBackend(network_hw=HW, seed=7), _replay_config())
+    assert all(out.perception is None for i in range(12)
+               for out in off.push(backend.camera_image(i * STEP), i * STEP))
 
 
 def test_backend_failure_propagates_and_the_next_window_starts_a_segment():

@@ -17,6 +17,8 @@ from typing import Literal
 
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.motion.pipeline import PipelineConfig
+from vggt4d_ros.perception.config import PerceptionConfig
+from vggt4d_ros.runtime.scale.config import ScaleConfig
 from vggt4d_ros.runtime.window import WindowConfig
 
 #: Patch size of VGGT's network images: the network width must be a multiple of it.
@@ -93,6 +95,8 @@ class EngineConfig:
         mapper: window chaining and the static map.
         pipeline: the VGGT4D window pipeline.
         backend: how the backend is built.
+        scale: metric scale source and fusion (``source='none'``: VGGT's scale-free units).
+        perception: planner outputs (dynamic cloud, grids, tracks) built per window.
 
     """
 
@@ -100,6 +104,10 @@ class EngineConfig:
     mapper: MapperConfig = field(default_factory=MapperConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    # compare=False: PerceptionConfig holds a numpy transform, which == cannot compare.
+    perception: PerceptionConfig = field(
+        default_factory=lambda: PerceptionConfig(enabled=False), compare=False)
 
 
 __all__ = ['BackendConfig', 'EngineConfig', 'PATCH', 'VGGT_WIDTH']

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import time
-from typing import Callable, Protocol, Sequence, TYPE_CHECKING
+from typing import Protocol, Sequence, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,7 +37,15 @@ import torch
 from vggt4d_ros.geometry.image_transform import map_to_camera
 from vggt4d_ros.mapping.mapper import Mapper
 from vggt4d_ros.mapping.mapper import MapperConfig
+from vggt4d_ros.mapping.mapper import MapUpdate
 from vggt4d_ros.motion.result import WindowResult
+from vggt4d_ros.perception.config import PerceptionConfig
+from vggt4d_ros.perception.observation import observations_from_window
+from vggt4d_ros.perception.perception_tracker import PerceptionOutput
+from vggt4d_ros.perception.perception_tracker import PerceptionTracker
+from vggt4d_ros.runtime.scale.config import ScaleConfig
+from vggt4d_ros.runtime.scale.estimate import ScaleEstimate
+from vggt4d_ros.runtime.scale.runtime import MetricScale
 from vggt4d_ros.runtime.sink import EngineOutput
 from vggt4d_ros.runtime.sink import EngineSink
 from vggt4d_ros.runtime.sink import EngineWarning
@@ -95,9 +103,11 @@ class PerceptionEngine:
         backend: object with ``run(frames, stamps_ns) -> WindowResult``.
         window_config: sliding-window settings (default: ``WindowConfig()``).
         mapper_config: mapper settings (default: ``MapperConfig()``).
-        scale_source: optional metric-scale hook, called per window with the window and its
-            result; returns metres per window unit (e.g. median sensor depth / predicted
-            depth over confident static pixels) or None. See ``Mapper.integrate``.
+        scale: metric-scale settings (default / ``source='none'``: VGGT's scale-free units).
+            With a source, ``self.metric`` holds the side-data buffers the front end feeds
+            (``add_depth``, ``add_odometry``, ...), each window's estimate is fused by the
+            mapper and every output is in metres.
+        perception: planner-output settings (default / ``enabled=False``: none).
         sink: receiver of the results (see the module docstring; default: ignore them).
 
     """
@@ -107,22 +117,29 @@ class PerceptionEngine:
         backend: Backend,
         window_config: WindowConfig | None = None,
         mapper_config: MapperConfig | None = None,
-        scale_source: Callable[[Window, WindowResult], float | None] | None = None,
+        scale: ScaleConfig | None = None,
+        perception: PerceptionConfig | None = None,
         sink: EngineSink | None = None,
     ) -> None:
         self.backend = backend
-        self.scale_source = scale_source
         self.sink: EngineSink = sink if sink is not None else NullSink()
         self.windows = WindowManager(window_config or WindowConfig())
-        self.mapper = Mapper(mapper_config or MapperConfig())
+        scale = scale or ScaleConfig()
+        self.metric: MetricScale | None = None if scale.source == 'none' else MetricScale(scale)
+        self.mapper = Mapper(mapper_config or MapperConfig(),
+                             scale_fusion=self.metric.fusion if self.metric else None)
+        self.perception: PerceptionTracker | None = (
+            PerceptionTracker(perception) if perception is not None and perception.enabled
+            else None)
         self._frames_out = 0
         self._resets_reported = {counter: 0 for _, counter, _ in RESET_WARNINGS}
 
     @classmethod
     def from_config(cls, backend: Backend, config: EngineConfig,
                     sink: EngineSink | None = None) -> PerceptionEngine:
-        """Engine with the window and mapper settings of ``config``."""
-        return cls(backend, config.window, config.mapper, sink=sink)
+        """Engine with the window, mapper, scale and perception settings of ``config``."""
+        return cls(backend, config.window, config.mapper, config.scale, config.perception,
+                   sink=sink)
 
     @property
     def stats(self) -> EngineStats:
@@ -172,10 +189,12 @@ class PerceptionEngine:
         if [int(s) for s in result.stamps_ns] != window.stamps_ns:
             raise RuntimeError('backend returned a WindowResult for different stamps')
         masks = self._masks(window, result, timings)
+        scale = self._estimate_scale(result, timings)
         tic = time.perf_counter()
-        hint = self.scale_source(window, result) if self.scale_source is not None else None
         update = self.mapper.integrate(
-            result, is_new=window.is_new, new_segment=window.starts_segment, scale_hint=hint
+            result, is_new=window.is_new, new_segment=window.starts_segment,
+            scale_hint=scale.metres_per_unit if scale is not None else None,
+            scale_spread=scale.spread if scale is not None else None,
         )
         timings['mapper'] = time.perf_counter() - tic
         frames = [
@@ -183,8 +202,29 @@ class PerceptionEngine:
             for k, mask in enumerate(masks)
         ]
         self._frames_out += len(frames)
-        output = EngineOutput(window, result, update, frames, timings)
+        perception = self._perceive(result, update, timings)
+        output = EngineOutput(window, result, update, frames, timings, scale, perception)
         self.sink.window_mapped(output)
+        return output
+
+    def _estimate_scale(self, result: WindowResult,
+                        timings: dict[str, float]) -> ScaleEstimate | None:
+        """This window's metres per unit from the configured source (None without one)."""
+        if self.metric is None:
+            return None
+        tic = time.perf_counter()
+        estimate = self.metric.estimate(result)
+        timings['scale'] = time.perf_counter() - tic
+        return estimate
+
+    def _perceive(self, result: WindowResult, update: MapUpdate,
+                  timings: dict[str, float]) -> PerceptionOutput | None:
+        """Planner outputs of the window's new frames, after mapping (poses are final)."""
+        if self.perception is None:
+            return None
+        tic = time.perf_counter()
+        output = self.perception.update(observations_from_window(result, update))
+        timings['perception'] = time.perf_counter() - tic
         return output
 
     def _report_resets(self) -> None:

@@ -26,6 +26,8 @@ import numpy as np
 
 from vggt4d_ros.mapping.mapper import MapUpdate
 from vggt4d_ros.motion.result import WindowResult
+from vggt4d_ros.perception.perception_tracker import PerceptionOutput
+from vggt4d_ros.runtime.scale.estimate import ScaleEstimate
 from vggt4d_ros.runtime.window import Window
 
 
@@ -65,7 +67,10 @@ class EngineOutput:
     """One processed window.
 
     ``timings`` (seconds): ``backend``, ``masks`` (camera-resolution masks), ``sink_masks``
-    (the sink's ``masks_ready``) and ``mapper``.
+    (the sink's ``masks_ready``), ``scale`` (the metric-scale estimate, when a source is set),
+    ``mapper`` and ``perception`` (planner outputs, when enabled).
+    ``scale`` is this window's metric-scale estimate (None without a scale source);
+    ``perception`` the planner outputs of its new frames (None when perception is off).
     """
 
     window: Window
@@ -73,6 +78,8 @@ class EngineOutput:
     update: MapUpdate
     frames: list[FrameOutput]
     timings: dict[str, float] = field(default_factory=dict)
+    scale: ScaleEstimate | None = None
+    perception: PerceptionOutput | None = None
 
 
 #: Why the input restarted the window and the map.

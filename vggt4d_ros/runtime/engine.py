@@ -209,7 +209,7 @@ class PerceptionEngine:
 
     def _estimate_scale(self, result: WindowResult,
                         timings: dict[str, float]) -> ScaleEstimate | None:
-        """This window's metres per unit from the configured source (None without one)."""
+        """Estimate this window's metres per unit with the configured source (None: no source)."""
         if self.metric is None:
             return None
         tic = time.perf_counter()
@@ -219,7 +219,7 @@ class PerceptionEngine:
 
     def _perceive(self, result: WindowResult, update: MapUpdate,
                   timings: dict[str, float]) -> PerceptionOutput | None:
-        """Planner outputs of the window's new frames, after mapping (poses are final)."""
+        """Build the planner outputs of the window's new frames, after mapping (poses are final)."""
         if self.perception is None:
             return None
         tic = time.perf_counter()

@@ -112,6 +112,7 @@ def import_foxglove() -> Any:
         import foxglove
         import foxglove.channels  # noqa: F401 - submodules the view uses
         import foxglove.messages  # noqa: F401
+        import foxglove.websocket  # noqa: F401
     except ImportError as error:
         raise FoxgloveUnavailable(
             'the Foxglove view needs the foxglove-sdk package '
@@ -210,7 +211,7 @@ class FoxgloveView:
                           for topic, schema in TOPICS.items()}
         self._server = foxglove.start_server(
             name='vggt4d', host=config.host, port=config.port, context=self._context,
-            server_listener=_Listener(self._map_wanted))
+            server_listener=_listener(foxglove, self._map_wanted))
 
     @property
     def port(self) -> int:
@@ -324,15 +325,15 @@ class FoxgloveView:
             self._log('/vggt4d/tracks', _scene_update(self._msg, time.time_ns(), '', []))
 
 
-class _Listener:
-    """Server callbacks (the SDK's thread): a new static-map subscriber wants a map."""
+def _listener(foxglove: Any, map_wanted: threading.Event) -> Any:
+    """Server callbacks (on the SDK's thread): a new static-map subscriber wants a map."""
 
-    def __init__(self, map_wanted: threading.Event) -> None:
-        self._map_wanted = map_wanted
+    class Listener(foxglove.websocket.ServerListener):
+        def on_subscribe(self, client: Any, channel: Any) -> None:
+            if channel.topic == '/vggt4d/static_map':
+                map_wanted.set()
 
-    def on_subscribe(self, client: Any, channel: Any) -> None:
-        if channel.topic == '/vggt4d/static_map':
-            self._map_wanted.set()
+    return Listener()
 
 
 def start_view(config: FoxgloveViewConfig, frames: FrameResolver | None = None,

@@ -1,0 +1,84 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""The Foxglove layout shipped as ``config/foxglove_layout.json``, built with foxglove-sdk.
+
+A 3D panel (fixed frame ``map``) with the static map, the window cloud, the dynamic cloud,
+the combined occupancy grid (static and dynamic grids listed, hidden), the tracks and the
+camera poses (TF); an image panel with the camera image and the dynamic mask added on top;
+an image panel with the mask alone. Only channels of :data:`foxglove_view.TOPICS` (tested).
+
+Regenerate after changing it::
+
+    python -m vggt4d_ros.viz.foxglove_layout > config/foxglove_layout.json
+"""
+
+from __future__ import annotations
+
+import json
+
+from vggt4d_ros.viz.foxglove_view import import_foxglove
+
+#: Occupancy colours over [0, 100]: occupied (100) red, free (0) fully transparent; unknown
+#: (-1) is below the range and takes the lower colour too.
+GRID_GRADIENT = ('#00000000', '#ff2020d0')
+
+
+def _three_dee(layouts) -> object:
+    points = layouts.BaseRendererPointCloudTopicSettings
+    grid = layouts.BaseRendererGridTopicSettings
+    topics = {
+        '/vggt4d/static_map': points(visible=True, color_mode='rgba-fields', point_size=2.0),
+        '/vggt4d/window_cloud': points(visible=False, color_mode='rgba-fields',
+                                       point_size=2.0),
+        '/vggt4d/dynamic_cloud': points(visible=True, color_mode='colormap',
+                                        color_field='object_id', color_map='turbo',
+                                        point_size=4.0),
+        '/vggt4d/tracks': layouts.BaseRendererSceneUpdateTopicSettings(visible=True),
+    }
+    for name in ('static', 'dynamic', 'combined'):
+        topics[f'/vggt4d/{name}_grid'] = grid(
+            visible=name == 'combined', color_mode='gradient', color_field='occupancy',
+            gradient=GRID_GRADIENT, min_value=0.0, max_value=100.0)
+    config = layouts.ThreeDeeConfig(fixed_frame='map', follow_mode='follow-none',
+                                    topics=topics)
+    return layouts.ThreeDeePanel(title='vggt4d: map, obstacles, tracks', config=config)
+
+
+def _image(layouts, title: str, topic: str, overlay: str | None) -> object:
+    overlays = None
+    if overlay is not None:
+        overlays = [layouts.ImageOverlayTopicConfig(id='mask', topic=overlay, visible=True,
+                                                    opacity=0.6, blend_mode='add')]
+    mode = layouts.ImageModeConfig(image_topic=topic, overlay_topics=overlays)
+    return layouts.ImagePanel(title=title, config=layouts.ImageConfig(image_mode=mode))
+
+
+def build_layout() -> object:
+    """The layout as a ``foxglove.layouts.Layout``."""
+    import_foxglove()
+    import foxglove.layouts as layouts
+
+    images = layouts.SplitContainer(direction='column', items=[
+        layouts.SplitItem(proportion=1, content=_image(
+            layouts, 'camera + dynamic mask', '/vggt4d/image', '/vggt4d/dynamic_mask')),
+        layouts.SplitItem(proportion=1, content=_image(
+            layouts, 'dynamic mask', '/vggt4d/dynamic_mask', None)),
+    ])
+    return layouts.Layout(content=layouts.SplitContainer(direction='row', items=[
+        layouts.SplitItem(proportion=2, content=_three_dee(layouts)),
+        layouts.SplitItem(proportion=1, content=images),
+    ]))
+
+
+def layout_json() -> str:
+    """The layout file's text (indented, sorted keys, newline at the end)."""
+    return json.dumps(json.loads(build_layout().to_json()), indent=2, sort_keys=True) + '\n'
+
+
+def main() -> None:
+    """Print the layout file."""
+    print(layout_json(), end='')
+
+
+if __name__ == '__main__':
+    main()

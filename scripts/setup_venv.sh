@@ -3,7 +3,8 @@
 # Installs torch (CPU build unless a CUDA build is already present), the core and dev
 # requirements, the optional Foxglove view (requirements/foxglove.txt), the ROS 2 Jazzy pip
 # wheels, builds the message packages that have no wheel (msgs/: tf2_msgs, vision_msgs,
-# nav2_dynamic_msgs) from their definitions, and installs this package in editable mode. Re-running only does what is missing.
+# nav2_dynamic_msgs) from their definitions, and installs this package in editable mode.
+# Re-running only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

@@ -261,20 +261,32 @@ def test_nothing_is_built_without_subscribers_and_a_reset_clears_the_tracks(serv
     assert len(update.all('deletions')) == 1 and not update.all('entities')
 
 
+class ListLogger:
+    """Keeps the lines logged (the logger interface the view uses)."""
+
+    def __init__(self) -> None:
+        self.infos, self.warnings = [], []
+
+    def info(self, text: str) -> None:
+        self.infos.append(text)
+
+    def warning(self, text: str) -> None:
+        self.warnings.append(text)
+
+
 def test_a_failing_view_counts_and_warns_but_never_raises():
-    warnings = []
+    logger = ListLogger()
 
     def broken_frames(frame_id):
         raise RuntimeError('no frames')
 
-    view = FoxgloveView(FoxgloveViewConfig(port=0), frames=broken_frames,
-                        warn=warnings.append)
+    view = FoxgloveView(FoxgloveViewConfig(port=0), frames=broken_frames, logger=logger)
     try:
         recorder = Recorder()
         _run_engine(TeeSink(recorder, view), frames=16)
         assert len(recorder.outputs) == 3
         assert view.stats.errors == 3 and 'RuntimeError: no frames' in view.stats.last_error
-        assert len(warnings) == 3 and 'engine goes on' in warnings[0]
+        assert len(logger.warnings) == 3 and 'engine goes on' in logger.warnings[0]
     finally:
         view.close()
 
@@ -282,19 +294,21 @@ def test_a_failing_view_counts_and_warns_but_never_raises():
 def test_start_view_is_off_by_default_and_optional(monkeypatch):
     assert FoxgloveViewConfig().enabled is False and FoxgloveViewConfig().port == 8765
     assert start_view(FoxgloveViewConfig()) is None
-    warnings = []
-    # A taken port: the view is reported and left out.
-    first = start_view(FoxgloveViewConfig(enabled=True, port=0))
+    logger = ListLogger()
+    first = start_view(FoxgloveViewConfig(enabled=True, port=0), logger=logger)
     try:
+        assert logger.infos == [f'foxglove view: ws://127.0.0.1:{first.port} (open it in '
+                                'Foxglove; layout: config/foxglove_layout.json)']
+        # A taken port: the view is reported and left out.
         assert start_view(FoxgloveViewConfig(enabled=True, port=first.port),
-                          warn=warnings.append) is None
+                          logger=logger) is None
     finally:
         first.close()
-    assert 'foxglove view not started' in warnings[-1]
+    assert 'foxglove view not started' in logger.warnings[-1]
     # No foxglove-sdk: the same.
     monkeypatch.setitem(sys.modules, 'foxglove', None)
-    assert start_view(FoxgloveViewConfig(enabled=True, port=0), warn=warnings.append) is None
-    assert 'foxglove-sdk' in warnings[-1]
+    assert start_view(FoxgloveViewConfig(enabled=True, port=0), logger=logger) is None
+    assert 'foxglove-sdk' in logger.warnings[-1] and len(logger.warnings) == 2
 
 
 def _layout_topics(node) -> set[str]:

@@ -54,7 +54,7 @@ def _image(layouts, title: str, topic: str, overlay: str | None) -> object:
 
 
 def build_layout() -> object:
-    """The layout as a ``foxglove.layouts.Layout``."""
+    """Build the layout as a ``foxglove.layouts.Layout``."""
     import_foxglove()
     import foxglove.layouts as layouts
 
@@ -71,7 +71,7 @@ def build_layout() -> object:
 
 
 def layout_json() -> str:
-    """The layout file's text (indented, sorted keys, newline at the end)."""
+    """Return the layout file's text (indented, sorted keys, newline at the end)."""
     return json.dumps(json.loads(build_layout().to_json()), indent=2, sort_keys=True) + '\n'
 
 

@@ -185,7 +185,8 @@ class FoxgloveView:
         config: server address and static-map settings (``enabled`` is not read here).
         frames: frame resolver per image frame id (default: :func:`default_frames`).
         map_points: the engine's static map, read when one is due (None: no static map).
-        warn: receives a line per caught failure (default: this module's logger).
+        logger: gets a warning per caught failure (``warning(str)``: a ``logging.Logger`` or
+            an rclpy logger; default: this module's logger).
 
     Raises:
         FoxgloveUnavailable: foxglove-sdk is not installed.
@@ -194,15 +195,14 @@ class FoxgloveView:
     """
 
     def __init__(self, config: FoxgloveViewConfig, frames: FrameResolver | None = None,
-                 map_points: MapPoints | None = None,
-                 warn: Callable[[str], None] | None = None) -> None:
+                 map_points: MapPoints | None = None, logger: Any = None) -> None:
         foxglove = import_foxglove()
         self.config = config
         self.stats = ViewStats()
         self._msg = foxglove.messages
         self._frames = frames or default_frames
         self._map_points = map_points
-        self._warn = warn or _LOG.warning
+        self._logger = logger or _LOG
         self._last_map_s = -np.inf
         # Set by the server's thread when a client subscribes to the static map.
         self._map_wanted = threading.Event()
@@ -249,8 +249,8 @@ class FoxgloveView:
             self.stats.errors += 1
             self.stats.last_error = f'{type(error).__name__}: {error}'
             if self.stats.errors <= MAX_WARNINGS:
-                self._warn(f'foxglove view: {self.stats.last_error} (failure '
-                           f'{self.stats.errors}; the engine goes on)')
+                self._logger.warning(f'foxglove view: {self.stats.last_error} (failure '
+                                     f'{self.stats.errors}; the engine goes on)')
 
     def _log(self, topic: str, message: Any) -> None:
         self._channels[topic].log(message)
@@ -337,21 +337,24 @@ def _listener(foxglove: Any, map_wanted: threading.Event) -> Any:
 
 
 def start_view(config: FoxgloveViewConfig, frames: FrameResolver | None = None,
-               map_points: MapPoints | None = None,
-               warn: Callable[[str], None] | None = None) -> FoxgloveView | None:
+               map_points: MapPoints | None = None, logger: Any = None) -> FoxgloveView | None:
     """Return a running view when ``config.enabled``, else None.
 
-    A view that cannot start (foxglove-sdk missing, the port taken) is reported through
-    ``warn`` and None is returned: the view is optional, the engine runs without it.
+    The address is logged (``logger.info``). A view that cannot start (foxglove-sdk missing,
+    the port taken) is logged as a warning and None is returned: the view is optional, the
+    engine runs without it. ``logger``: as for :class:`FoxgloveView`.
     """
     if not config.enabled:
         return None
-    warn = warn or _LOG.warning
+    logger = logger or _LOG
     try:
-        return FoxgloveView(config, frames, map_points, warn)
+        view = FoxgloveView(config, frames, map_points, logger)
     except (FoxgloveUnavailable, RuntimeError, OSError) as error:
-        warn(f'foxglove view not started: {error}')
+        logger.warning(f'foxglove view not started: {error}')
         return None
+    logger.info(f'foxglove view: ws://{config.host}:{view.port} (open it in Foxglove; '
+                'layout: config/foxglove_layout.json)')
+    return view
 
 
 # ---------------------------------------------------------------------- messages
@@ -366,7 +369,7 @@ def _timestamp(msg: Any, stamp_ns: int) -> Any:
 
 
 def _raw_image(msg: Any, stamp: Any, frame_id: str, pixels: np.ndarray, encoding: str) -> Any:
-    """RawImage of an [H,W] mono8 or [H,W,3] rgb8 uint8 array."""
+    """Build a RawImage of an [H,W] mono8 or [H,W,3] rgb8 uint8 array."""
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     height, width = pixels.shape[:2]
     return msg.RawImage(timestamp=stamp, frame_id=frame_id, width=width, height=height,
@@ -374,8 +377,11 @@ def _raw_image(msg: Any, stamp: Any, frame_id: str, pixels: np.ndarray, encoding
 
 
 def cloud_layout(with_ids: bool) -> np.dtype:
-    """Record of one point: x y z float32 at 0/4/8, red green blue alpha uint8 at 12-15
-    (Foxglove's rgba-fields colouring), object_id uint32 at 16 when ``with_ids``."""
+    """Return the record of one point (little endian, packed).
+
+    x y z float32 at offsets 0/4/8, red green blue alpha uint8 at 12-15 (what Foxglove's
+    rgba-fields colouring reads), object_id uint32 at 16 when ``with_ids``.
+    """
     names = ['x', 'y', 'z', 'red', 'green', 'blue', 'alpha']
     formats = ['<f4'] * 3 + ['u1'] * 4
     if with_ids:
@@ -386,7 +392,7 @@ def cloud_layout(with_ids: bool) -> np.dtype:
 
 def _point_cloud(msg: Any, stamp_ns: int, frame_id: str, points: np.ndarray, rgb: np.ndarray,
                  object_ids: np.ndarray | None = None) -> Any:
-    """PointCloud of points [N,3], colours [N,3] uint8 and optional ids [N] (see cloud_layout)."""
+    """Build a PointCloud of points [N,3], colours [N,3] uint8, ids [N] (see cloud_layout)."""
     layout = cloud_layout(object_ids is not None)
     count = len(points)
     records = np.empty(count, layout)
@@ -489,14 +495,14 @@ def arrow_orientation(direction: np.ndarray) -> np.ndarray:
 
 
 def track_colour(track_id: int) -> tuple[float, float, float]:
-    """A stable, distinct colour per track id (golden-ratio hue walk, as the RViz markers)."""
+    """Pick a stable, distinct colour per track id (golden-ratio hue walk, as the RViz markers)."""
     hue = (track_id * 0.618033988749895) % 1.0
     rgb = np.clip(np.abs((hue * 6.0 + np.array([0.0, 4.0, 2.0])) % 6.0 - 3.0) - 1.0, 0, 1)
     return float(rgb[0]), float(rgb[1]), float(rgb[2])
 
 
 def _even_subset(count: int, limit: int) -> np.ndarray:
-    """Indices of at most ``limit`` of ``count`` items, evenly spread (all when few enough)."""
+    """Pick at most ``limit`` of ``count`` indices, evenly spread (all when few enough)."""
     if count <= limit:
         return np.arange(count)
     return np.linspace(0, count - 1, limit).round().astype(np.int64)

@@ -342,3 +342,29 @@ def foxglove_view_layout_json() -> str:
     from vggt4d_ros.viz.foxglove_layout import layout_json
 
     return layout_json()
+
+
+def test_a_new_static_map_subscriber_gets_the_map_with_the_next_window(serve):
+    engine, backend = _engine()
+    view, first = serve(map_points=engine.mapper.map.points)
+    engine.sink = view
+    first.subscribe(['/vggt4d/static_map'])
+    first.receive_until(lambda _: view.subscribed('/vggt4d/static_map'), 10.0)
+    for i in range(12):  # two windows: the map is due at the first only (period 3600 s)
+        engine.push(backend.camera_image(i * STEP), i * STEP, 'cam')
+    assert view.stats.messages['/vggt4d/static_map'] == 1
+    second = FoxgloveClient(view.port)
+    try:
+        second.read_advertisements({'/vggt4d/static_map'})
+        second.subscribe(['/vggt4d/static_map'])
+        # Latched-topic behaviour: the subscription asks for the map at the next window.
+        second.receive_until(lambda _: view.static_map_requested, 10.0)
+        for i in range(12, 16):
+            engine.push(backend.camera_image(i * STEP), i * STEP, 'cam')
+        assert view.stats.messages['/vggt4d/static_map'] == 2
+        second.receive_until(lambda c: c.messages['/vggt4d/static_map'], 20.0)
+        points = _cloud_xyz(second.messages['/vggt4d/static_map'][0], 16)
+        np.testing.assert_array_equal(
+            points, ZUpFrames().points_to_world(engine.mapper.map.points()[0]))
+    finally:
+        second.close()

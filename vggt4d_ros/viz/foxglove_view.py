@@ -218,6 +218,11 @@ class FoxgloveView:
         """TCP port the server listens on."""
         return self._server.port
 
+    @property
+    def static_map_requested(self) -> bool:
+        """Whether a new static-map subscriber waits for a map (sent with the next window)."""
+        return self._map_wanted.is_set()
+
     def subscribed(self, topic: str) -> bool:
         """Whether a client is subscribed to ``topic`` (one of :data:`TOPICS`)."""
         return self._channels[topic].has_sinks()

@@ -312,13 +312,13 @@ def test_start_view_is_off_by_default_and_optional(monkeypatch):
 
 
 def _layout_topics(node) -> set[str]:
-    """Every topic a layout names: keys of ``topics`` maps and ``*Topic`` string values."""
+    """Every topic a layout names: keys of ``topics`` maps, ``topic`` and ``*Topic`` strings."""
     found: set[str] = set()
     if isinstance(node, dict):
         for key, value in node.items():
             if key == 'topics' and isinstance(value, dict):
                 found |= set(value)
-            elif key.endswith('Topic') and isinstance(value, str):
+            elif (key == 'topic' or key.endswith('Topic')) and isinstance(value, str):
                 found.add(value)
             found |= _layout_topics(value)
     elif isinstance(node, list):
@@ -327,15 +327,29 @@ def _layout_topics(node) -> set[str]:
     return found
 
 
+def _tree_panels(tree) -> set[str]:
+    if isinstance(tree, str):
+        return {tree}
+    return _tree_panels(tree['first']) | _tree_panels(tree['second'])
+
+
 def test_layout_file_uses_only_advertised_channels_and_is_current(serve):
     _, client = serve()
     layout = json.loads(LAYOUT.read_text())
-    topics = _layout_topics(layout)
-    assert topics <= set(client.channels)
-    # The 3D panel shows the clouds, grids and tracks; an image panel the mask.
-    assert set(TOPICS) - {'/tf', '/vggt4d/image', '/vggt4d/dynamic_mask'} <= topics
-    assert '/vggt4d/dynamic_mask' in topics
-    assert layout == json.loads(foxglove_view_layout_json())
+    assert _layout_topics(layout) <= set(client.channels)
+    panels = layout['configById']
+    assert _tree_panels(layout['layout']) == set(panels)  # every panel placed, none missing
+    # The 3D panel shows the clouds, grids and tracks (TF resolves their frames).
+    three_dee = panels['3D!vggt4d']
+    assert three_dee['fixedFrame'] == 'map'
+    assert set(three_dee['topics']) == set(TOPICS) - {'/tf', '/vggt4d/image',
+                                                      '/vggt4d/dynamic_mask'}
+    # An image panel with the mask (over the camera image, and alone).
+    assert panels['Image!mask']['imageMode']['imageTopic'] == '/vggt4d/dynamic_mask'
+    camera = panels['Image!camera']['imageMode']
+    assert camera['imageTopic'] == '/vggt4d/image'
+    assert [o['topic'] for o in camera['overlayTopics']] == ['/vggt4d/dynamic_mask']
+    assert LAYOUT.read_text() == foxglove_view_layout_json()
 
 
 def foxglove_view_layout_json() -> str:

@@ -1,6 +1,6 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""The Foxglove layout shipped as ``config/foxglove_layout.json``, built with foxglove-sdk.
+"""The Foxglove layout shipped as ``config/foxglove_layout.json`` (panel configs by foxglove-sdk).
 
 A 3D panel (fixed frame ``map``) with the static map, the window cloud, the dynamic cloud,
 the combined occupancy grid (static and dynamic grids listed, hidden), the tracks and the
@@ -53,26 +53,43 @@ def _image(layouts, title: str, topic: str, overlay: str | None) -> object:
     return layouts.ImagePanel(title=title, config=layouts.ImageConfig(image_mode=mode))
 
 
-def build_layout() -> object:
-    """Build the layout as a ``foxglove.layouts.Layout``."""
+def _config(panel) -> dict:
+    """Return the app's stored config of an SDK panel (its title as ``foxglovePanelTitle``)."""
+    data = json.loads(panel.to_json())
+    config = data.get('config', {})
+    if data.get('title'):
+        config['foxglovePanelTitle'] = data['title']
+    return config
+
+
+def build_layout() -> dict:
+    """Build the layout in the Foxglove app's export format.
+
+    ``configById`` maps panel ids (``<panel type>!<name>``) to their configs, written by the
+    SDK's panel classes (the keys the app reads); ``layout`` is the split tree (``first`` /
+    ``second`` / ``direction`` / ``splitPercentage``), the format of the app's "Export..." and
+    "Import from file...".
+    """
     import_foxglove()
     import foxglove.layouts as layouts
 
-    images = layouts.SplitContainer(direction='column', items=[
-        layouts.SplitItem(proportion=1, content=_image(
-            layouts, 'camera + dynamic mask', '/vggt4d/image', '/vggt4d/dynamic_mask')),
-        layouts.SplitItem(proportion=1, content=_image(
-            layouts, 'dynamic mask', '/vggt4d/dynamic_mask', None)),
-    ])
-    return layouts.Layout(content=layouts.SplitContainer(direction='row', items=[
-        layouts.SplitItem(proportion=2, content=_three_dee(layouts)),
-        layouts.SplitItem(proportion=1, content=images),
-    ]))
+    panels = {
+        '3D!vggt4d': _three_dee(layouts),
+        'Image!camera': _image(layouts, 'camera + dynamic mask', '/vggt4d/image',
+                               '/vggt4d/dynamic_mask'),
+        'Image!mask': _image(layouts, 'dynamic mask', '/vggt4d/dynamic_mask', None),
+    }
+    tree = {'direction': 'row', 'first': '3D!vggt4d', 'splitPercentage': 65,
+            'second': {'direction': 'column', 'first': 'Image!camera', 'second': 'Image!mask',
+                       'splitPercentage': 50}}
+    return {'configById': {name: _config(panel) for name, panel in panels.items()},
+            'globalVariables': {}, 'userNodes': {}, 'playbackConfig': {'speed': 1.0},
+            'layout': tree}
 
 
 def layout_json() -> str:
     """Return the layout file's text (indented, sorted keys, newline at the end)."""
-    return json.dumps(json.loads(build_layout().to_json()), indent=2, sort_keys=True) + '\n'
+    return json.dumps(build_layout(), indent=2, sort_keys=True) + '\n'
 
 
 def main() -> None:

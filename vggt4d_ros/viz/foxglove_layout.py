@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """The Foxglove layout shipped as ``config/foxglove_layout.json`` (panel configs by foxglove-sdk).
 
-A 3D panel (fixed frame ``map``) with the static map, the window cloud, the dynamic cloud,
-the combined occupancy grid (static and dynamic grids listed, hidden), the tracks and the
-camera poses (TF); an image panel with the camera image and the dynamic mask added on top;
-an image panel with the mask alone. Only channels of :data:`foxglove_view.TOPICS` (tested).
+A 3D panel (fixed frame ``map``) with the static map, the dynamic cloud, the combined
+occupancy grid, the tracks and the camera poses (TF), the window cloud and the static and
+dynamic grids listed but hidden; an image panel with the camera image and the dynamic mask
+added on top; an image panel with the mask alone. Only channels of
+:data:`foxglove_view.TOPICS` (tested).
 
 Regenerate after changing it::
 

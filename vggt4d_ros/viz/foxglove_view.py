@@ -100,6 +100,10 @@ class FoxgloveViewConfig:
     max_map_points: int = field(default=1_000_000, metadata=_meta(
         'Bound on the static map points sent to Foxglove (thinned by an even stride).',
         (1, 100_000_000)))
+    client_backlog: int = field(default=128, metadata=_meta(
+        'Messages queued per Foxglove client; a slow client loses the oldest (bounds the '
+        "view's memory to about this many of the largest messages per client).",
+        (16, 100_000)))
 
 
 class FoxgloveUnavailable(ImportError):
@@ -211,7 +215,8 @@ class FoxgloveView:
                           for topic, schema in TOPICS.items()}
         self._server = foxglove.start_server(
             name='vggt4d', host=config.host, port=config.port, context=self._context,
-            server_listener=_listener(foxglove, self._map_wanted))
+            server_listener=_listener(foxglove, self._map_wanted),
+            message_backlog_size=config.client_backlog)
 
     @property
     def port(self) -> int:

@@ -291,6 +291,23 @@ def test_a_failing_view_counts_and_warns_but_never_raises():
         view.close()
 
 
+def test_a_closed_view_frees_its_port_for_the_next_one(serve):
+    # The node's deactivate -> activate closes the view and starts one on the same port.
+    view, client = serve()
+    port = view.port
+    client.subscribe(['/tf'])
+    client.receive_until(lambda _: view.subscribed('/tf'), 10.0)
+    view.close()
+    again = FoxgloveView(FoxgloveViewConfig(port=port))
+    try:
+        assert again.port == port
+        second = FoxgloveClient(port)
+        second.read_advertisements(set(TOPICS))
+        second.close()
+    finally:
+        again.close()
+
+
 def test_start_view_is_off_by_default_and_optional(monkeypatch):
     assert FoxgloveViewConfig().enabled is False and FoxgloveViewConfig().port == 8765
     assert start_view(FoxgloveViewConfig()) is None

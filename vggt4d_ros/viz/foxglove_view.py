@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import logging
+import socket
 import threading
 import time
 from typing import Any, Callable, Protocol
@@ -73,6 +74,9 @@ ARROW_SECONDS = 1.0
 
 #: Warnings reported per view before it goes quiet (the count keeps going in ``stats``).
 MAX_WARNINGS = 5
+
+#: Longest wait in ``close`` for the server's port to be released.
+PORT_RELEASE_S = 5.0
 
 _LOG = logging.getLogger(__name__)
 
@@ -233,10 +237,16 @@ class FoxgloveView:
         return self._channels[topic].has_sinks()
 
     def close(self) -> None:
-        """Stop the server and close the channels (idempotent)."""
+        """Stop the server and close the channels (idempotent).
+
+        Returns once the port is free again (the SDK releases it asynchronously, ~10 ms), so
+        a view started right after (the node's deactivate -> activate) can bind it.
+        """
+        port = self._server.port
         self._server.stop()
         for channel in self._channels.values():
             channel.close()
+        _wait_until_free(self.config.host, port, PORT_RELEASE_S)
 
     # ------------------------------------------------------------------ EngineSink
     def masks_ready(self, window: Window, masks: list[MaskOutput]) -> None:
@@ -509,6 +519,21 @@ def track_colour(track_id: int) -> tuple[float, float, float]:
     hue = (track_id * 0.618033988749895) % 1.0
     rgb = np.clip(np.abs((hue * 6.0 + np.array([0.0, 4.0, 2.0])) % 6.0 - 3.0) - 1.0, 0, 1)
     return float(rgb[0]), float(rgb[1]), float(rgb[2])
+
+
+def _wait_until_free(host: str, port: int, timeout_s: float) -> bool:
+    """Wait until ``port`` can be bound on ``host`` (address reuse on, as the SDK binds)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+                return True
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return False
+        time.sleep(0.01)
 
 
 def _even_subset(count: int, limit: int) -> np.ndarray:

@@ -274,6 +274,16 @@ class ListLogger:
         self.warnings.append(text)
 
 
+def test_frames_not_known_yet_skip_the_window_but_not_the_masks(serve):
+    # odom_to_base with extrinsic_source=tf: no convention until TF has the extrinsic.
+    view, client = serve(frames=lambda frame_id: None)
+    _subscribe_all(view, client)
+    _run_engine(view, frames=8)
+    sent = {topic: count for topic, count in view.stats.messages.items() if count}
+    assert sent == {'/vggt4d/dynamic_mask': 8, '/vggt4d/image': 8}
+    assert view.stats.errors == 0
+
+
 def test_a_failing_view_counts_and_warns_but_never_raises():
     logger = ListLogger()
 

@@ -1,6 +1,6 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""Launch the vggt4d node (autostarting lifecycle node) and optionally RViz.
+"""Launch the vggt4d node (autostarting lifecycle node), optionally RViz and the Foxglove view.
 
 Example::
 
@@ -47,6 +47,11 @@ def generate_launch_description() -> LaunchDescription:
                               description='live (may drop frames) or replay (never drops).'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='Also start RViz with rviz/vggt4d.rviz.'),
+        DeclareLaunchArgument('foxglove', default_value='false',
+                              description='Foxglove live view (needs foxglove-sdk): a '
+                              'WebSocket server on foxglove_port.'),
+        DeclareLaunchArgument('foxglove_port', default_value='8765',
+                              description='TCP port of the Foxglove live view.'),
     ]
     node = Node(
         package='vggt4d_ros',
@@ -65,6 +70,10 @@ def generate_launch_description() -> LaunchDescription:
                                                value_type=bool),
                 'allow_random_weights': ParameterValue(
                     LaunchConfiguration('allow_random_weights'), value_type=bool),
+                'foxglove.enabled': ParameterValue(LaunchConfiguration('foxglove'),
+                                                   value_type=bool),
+                'foxglove.port': ParameterValue(LaunchConfiguration('foxglove_port'),
+                                                value_type=int),
             },
         ],
     )

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent setup of the project virtual environment at .venv.
 # Installs torch (CPU build unless a CUDA build is already present), the core and dev
-# requirements, the ROS 2 Jazzy pip wheels, builds the message packages that have no wheel
-# (msgs/: tf2_msgs, vision_msgs, nav2_dynamic_msgs) from their definitions, and installs this
-# package in editable mode. Re-running only does what is missing.
+# requirements, the optional Foxglove view (requirements/foxglove.txt), the ROS 2 Jazzy pip
+# wheels, builds the message packages that have no wheel (msgs/: tf2_msgs, vision_msgs,
+# nav2_dynamic_msgs) from their definitions, and installs this package in editable mode.
+# Re-running only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -32,7 +33,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     pip_install "torch==2.13.0"  # PyPI's Linux build (CUDA-capable, runs on CPU too)
   fi
 fi
-pip_install -r requirements/core.txt -r requirements/dev.txt
+pip_install -r requirements/core.txt -r requirements/dev.txt -r requirements/foxglove.txt
 pip_install -r requirements/ros-jazzy.txt
 if [ -x scripts/build_msgs.sh ]; then
   scripts/build_msgs.sh "$VENV"

@@ -15,7 +15,8 @@ LAUNCH = ROOT / 'launch' / 'vggt4d.launch.py'
 CONFIG = ROOT / 'config' / 'vggt4d.yaml'
 RVIZ = ROOT / 'rviz' / 'vggt4d.rviz'
 EXPECTED_ARGUMENTS = {'image_topic', 'weights', 'device', 'use_sim_time', 'params_file',
-                      'model_config', 'allow_random_weights', 'mode', 'rviz'}
+                      'model_config', 'allow_random_weights', 'mode', 'rviz', 'foxglove',
+                      'foxglove_port'}
 
 
 def declared_arguments(source: str) -> set[str]:

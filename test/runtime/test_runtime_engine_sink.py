@@ -12,7 +12,9 @@ import torch
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.mapping.testing import OracleBackend
 from vggt4d_ros.runtime.engine import PerceptionEngine
+from vggt4d_ros.runtime.sink import EngineWarning
 from vggt4d_ros.runtime.sink import NullSink
+from vggt4d_ros.runtime.sink import TeeSink
 from vggt4d_ros.runtime.window import replay_window
 from vggt4d_ros.runtime.window import WindowConfig
 
@@ -164,3 +166,27 @@ def test_input_resets_reach_the_sink_once_each_with_their_kind():
     assert [w.kind for w in warnings] == ['time_backwards', 'size_change']
     assert 'backwards' in warnings[0].text and 'size' in warnings[1].text
     assert engine.stats.window_resets == 2
+
+
+def test_tee_sink_hands_every_call_to_each_sink_in_order():
+    calls = []
+
+    class Named(RecordingSink):
+        def __init__(self, name):
+            super().__init__(on_masks=lambda window, masks: calls.append((name, 'masks')))
+            self.name = name
+
+        def window_mapped(self, output):
+            calls.append((self.name, 'mapped'))
+            super().window_mapped(output)
+
+    first, second = Named('first'), Named('second')
+    engine = _engine(9, sink=TeeSink(first, second))
+    for i in range(8):
+        engine.push(engine.backend.camera_image(i * STEP), i * STEP)
+    assert calls == [('first', 'masks'), ('second', 'masks'),
+                     ('first', 'mapped'), ('second', 'mapped')]
+    assert first.events == second.events  # the very same objects
+    warning = EngineWarning('time_backwards', 'stamps went backwards')
+    engine.sink.warning(warning)
+    assert first.events[-1] == second.events[-1] == ('warning', warning)

@@ -19,6 +19,7 @@ from vggt4d_ros.runtime.parameters import ParameterSpec
 #: Section titles, placed before the parameter that opens them.
 SECTIONS = {'autostart': 'Lifecycle and input', 'map_frame': 'Frames and TF',
             'publish_tf': 'Outputs', 'gil_switch_interval_ms': 'Process',
+            'foxglove': 'Foxglove live view (viz.foxglove_view.FoxgloveViewConfig, foxglove.*)',
             'mode': 'Engine: live or replay', 'weights': 'Model (runtime.config.BackendConfig)',
             'window': 'runtime.window.WindowConfig (window.*)',
             'mapper': 'mapping.mapper.MapperConfig (mapper.*)',

@@ -73,6 +73,9 @@ from vggt4d_ros.ros.stats import RateMeter
 from vggt4d_ros.runtime import backend as backend_lib
 from vggt4d_ros.runtime.config import EngineConfig
 from vggt4d_ros.runtime.engine import PerceptionEngine
+from vggt4d_ros.runtime.sink import TeeSink
+from vggt4d_ros.viz.foxglove_view import FoxgloveView
+from vggt4d_ros.viz.foxglove_view import start_view
 
 NODE_NAME = 'vggt4d'
 #: Raised out of spin_once() when another owner shuts the context down.
@@ -144,6 +147,7 @@ class Vggt4dNode(LifecycleNode):
         self._loaded: backend_lib.LoadedBackend | None = None
         self._engine: PerceptionEngine | None = None
         self._sink: NodeSink | None = None
+        self._view: FoxgloveView | None = None  # foxglove.enabled: the live view, while active
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         # Not ``_subscriptions``: that is rclpy.Node's own list (it holds /clock, parameters).
@@ -253,7 +257,9 @@ class Vggt4dNode(LifecycleNode):
         self._engine = PerceptionEngine.from_config(self._loaded.backend, self.engine_config)
         self._sink = NodeSink(self, self.params, self._outputs, self._conventions,
                               self._engine.mapper.map.points, self.counters)
-        self._engine.sink = self._sink
+        self._view = start_view(self.params.foxglove, self._conventions.convention,
+                                self._engine.mapper.map.points, self.get_logger())
+        self._engine.sink = TeeSink(self._sink, self._view) if self._view else self._sink
 
     def _start_worker(self) -> None:
         """Start the worker thread and wait for its warm-up (re-raising what that raised).
@@ -532,6 +538,9 @@ class Vggt4dNode(LifecycleNode):
         device = self._loaded.device if self._loaded is not None else None
         self._engine = None
         self._sink = None
+        if self._view is not None:
+            self._view.close()
+            self._view = None
         self._loaded = None
         backend_lib.release(device)
 

@@ -27,10 +27,12 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.msg import SetParametersResult
 
 from vggt4d_ros.runtime.config import EngineConfig
+from vggt4d_ros.runtime.parameters import build_config
 from vggt4d_ros.runtime.parameters import engine_config_from_parameters
 from vggt4d_ros.runtime.parameters import engine_parameter_specs
 from vggt4d_ros.runtime.parameters import field_specs
 from vggt4d_ros.runtime.parameters import ParameterSpec
+from vggt4d_ros.viz.foxglove_view import FoxgloveViewConfig
 
 #: base_link -> camera optical rotation of a forward-looking camera: rpy (-pi/2, 0, -pi/2).
 DEFAULT_BASE_TO_CAMERA = [0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5]
@@ -115,6 +117,8 @@ class NodeParams:
         'configure: how long the image callback may wait for the GIL while the worker runs '
         'Python/torch code (1 ms: input wait p50 5.8 -> 1.9 ms on a CPU test, worker '
         "throughput unchanged). 0: Python's default (5 ms).", (0.0, 100.0)))
+    # Live view (foxglove.*; optional package, off by default).
+    foxglove: FoxgloveViewConfig = field(default_factory=FoxgloveViewConfig)
 
     def __post_init__(self) -> None:
         if len(self.base_to_camera) != 7:
@@ -209,7 +213,7 @@ def read_node_parameters(node) -> NodeParams:
         if reason is not None:
             raise ValueError(f'parameter {reason}')
     values['base_to_camera'] = [float(v) for v in values['base_to_camera']]
-    return NodeParams(**values)
+    return build_config(NodeParams, values)
 
 
 def read_engine_config(node) -> EngineConfig:

@@ -126,5 +126,32 @@ class NullSink:
         """Ignore the warning."""
 
 
+class TeeSink:
+    """Deliver every call to several sinks, in the order given.
+
+    Put the sink whose latency matters first (the node's publisher before a live view): each
+    call reaches the next sink only after the previous one returned. An exception stops the
+    call there and propagates (the sinks after it miss that call).
+    """
+
+    def __init__(self, *sinks: EngineSink) -> None:
+        self.sinks = sinks
+
+    def masks_ready(self, window: Window, masks: list[MaskOutput]) -> None:
+        """Hand the masks to every sink."""
+        for sink in self.sinks:
+            sink.masks_ready(window, masks)
+
+    def window_mapped(self, output: EngineOutput) -> None:
+        """Hand the mapped window to every sink."""
+        for sink in self.sinks:
+            sink.window_mapped(output)
+
+    def warning(self, warning: EngineWarning) -> None:
+        """Hand the warning to every sink."""
+        for sink in self.sinks:
+            sink.warning(warning)
+
+
 __all__ = ['EngineOutput', 'EngineSink', 'EngineWarning', 'FrameOutput', 'MaskOutput',
-           'NullSink', 'ResetKind']
+           'NullSink', 'ResetKind', 'TeeSink']

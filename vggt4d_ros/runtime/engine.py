@@ -219,7 +219,7 @@ class PerceptionEngine:
 
     def _perceive(self, result: WindowResult, update: MapUpdate,
                   timings: dict[str, float]) -> PerceptionOutput | None:
-        """Build the planner outputs of the window's new frames, after mapping (poses are final)."""
+        """Build the planner outputs of the window's new frames (after mapping: final poses)."""
         if self.perception is None:
             return None
         tic = time.perf_counter()

@@ -16,6 +16,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from vggt4d_ros.model.attention import attend, attend_kept_keys, BACKENDS
+from vggt4d_ros.model.fp8 import linear_rows
 from vggt4d_ros.model.rope import RopeTable, RotaryPositionEmbedding2D
 
 # (output [B,T,C], q [B,H,T,D], k [B,H,T,D]) when a block is asked for its queries and keys.
@@ -107,7 +108,9 @@ class Mlp(nn.Module):
         # Half precision only: there the tanh form differs from the exact GELU far below the
         # rounding of the result (bf16: 4.7e-4 against a 4e-3 step); fp32 keeps the exact one.
         # Inference only: the operator has no backward.
+        # Not for an FP8 fc1 (fast mode): that is no nn.Linear and has its own GEMM.
         return (self.fused_gelu and x.is_cuda and not torch.is_grad_enabled()
+                and isinstance(self.fc1, nn.Linear)
                 and x.dtype in (torch.bfloat16, torch.float16)
                 and x.dtype == self.fc1.weight.dtype and self.fc1.bias is not None
                 and type(self.act) is nn.GELU and self.act.approximate == 'none')
@@ -245,12 +248,10 @@ class Attention(nn.Module):
         """
         batch, tokens, channels = x.shape
         dim = self.num_heads * self.head_dim
-        weight, bias = self.qkv.weight, self.qkv.bias
-        kv = F.linear(x, weight[dim:], None if bias is None else bias[dim:])
+        kv = linear_rows(self.qkv, x, dim, 3 * dim)
         k, v = kv.reshape(batch, tokens, 2, self.num_heads, self.head_dim).permute(
             2, 0, 3, 1, 4).unbind(0)
-        q = F.linear(x.index_select(1, query_index), weight[:dim],
-                     None if bias is None else bias[:dim])
+        q = linear_rows(self.qkv, x.index_select(1, query_index), 0, dim)
         q = q.reshape(batch, -1, self.num_heads, self.head_dim).transpose(1, 2)
         q = self.q_norm(q)
         k = self.k_norm(k)

@@ -17,8 +17,8 @@ TINY = ['--config', 'tiny', '--device', 'cpu', '--height', '56', '--width', '70'
 
 def test_fast_mode_tool_reports_deviation_for_each_variant_and_scaling(capsys):
     rows = bench_fast_mode.main(TINY + ['--frames', '3', '--scaling', 'row'])
-    assert [(r['weights'], r['scaling']) for r in rows] == [('random', 'row'),
-                                                           ('outliers', 'row')]
+    pairs = [(r['weights'], r['scaling']) for r in rows]
+    assert pairs == [('random', 'row'), ('outliers', 'row')]
     for row in rows:
         assert 0.0 <= row['coarse_iou'] <= 1.0 and 0.0 <= row['refined_iou'] <= 1.0
         assert row['pose_enc'] > 0.0  # quantisation changes the result

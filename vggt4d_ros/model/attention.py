@@ -125,7 +125,7 @@ def key_mask(attn_mask: Optional[torch.Tensor], batch: int, keys: int
 
 def select_kernel(backend: str, q: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
                   keys: Optional[int] = None) -> str:
-    """The kernel one attention call runs on: 'sdpa', 'flash4' or 'flex'.
+    """Pick the kernel one attention call runs on: 'sdpa', 'flash4' or 'flex'.
 
     Args:
         backend: one of :data:`BACKENDS`.
@@ -174,9 +174,10 @@ def attend_kept_keys(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, index: t
                      backend: str = 'sdpa') -> torch.Tensor:
     """Attention of ``q[B,H,T,D]`` over the keys/values ``index`` (``Long[K]``) only.
 
-    SDPA on the gathered keys with the variable-length kernels (no per-length plan); FlashAttention-4
-    on the gathered keys (its compiled kernel does not depend on the key count); FlexAttention
-    over all keys with the others masked (a new key count would mean a new compilation).
+    SDPA on the gathered keys with the variable-length kernels (no per-length plan);
+    FlashAttention-4 on the gathered keys (its compiled kernel does not depend on the key
+    count); FlexAttention over all keys with the others masked (a new key count would mean a
+    new compilation).
     """
     kernel = select_kernel(backend, q)
     if kernel == 'flex':
@@ -192,7 +193,7 @@ def attend_kept_keys(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, index: t
 
 def flex_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                    keep: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """FlexAttention ``[B,H,Tq,D]``; ``keep`` (``Bool[B,Tk]``) masks keys with ``-inf``.
+    """Attend with FlexAttention (``[B,H,Tq,D]``); ``keep`` (``Bool[B,Tk]``) drops keys.
 
     Compiled when called eagerly; inside a compiled model the enclosing graph compiles it.
     Every query must keep at least one key (VGGT's special tokens are never dropped).
@@ -215,7 +216,7 @@ def _flash4_out(result: Any) -> torch.Tensor:
 
 
 def _flash4_like(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """An empty ``[B,H,Tq,Dv]`` with FlashAttention's ``[B,Tq,H,Dv]`` memory layout."""
+    """Return an empty ``[B,H,Tq,Dv]`` with FlashAttention's ``[B,Tq,H,Dv]`` memory layout."""
     batch, heads, queries = q.shape[:3]
     return q.new_empty(batch, queries, heads, v.shape[-1]).transpose(1, 2)
 

@@ -72,12 +72,12 @@ def _bhtd(run: Callable[..., torch.Tensor]) -> Attention:
 
 
 def flex() -> Attention:
-    """The model's FlexAttention path (compiled, no score modification)."""
+    """Run the model's FlexAttention path (compiled, no score modification)."""
     return _bhtd(attention.flex_attention)
 
 
 def flash4() -> Attention | None:
-    """The model's FlashAttention-4 path (``flash_attn.cute``); None when it cannot run."""
+    """Run the model's FlashAttention-4 path (``flash_attn.cute``); None when it cannot run."""
     probe = torch.empty(1, HEADS, 1, HEAD_DIM, device='cuda', dtype=torch.bfloat16)
     reason = attention.unavailable_reason('flash4', probe)
     if reason is not None:

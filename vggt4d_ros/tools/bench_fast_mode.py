@@ -117,7 +117,7 @@ def _outlier_channels(block: Block, channels: torch.Tensor, gain: float) -> None
 
 
 def build_model(args: argparse.Namespace, variant: str) -> VGGT:
-    """The seeded random model of ``variant`` on the device, weights in ``--dtype``."""
+    """Build the seeded random model of ``variant`` on the device, weights in ``--dtype``."""
     torch.manual_seed(args.seed)
     config = VGGTConfig.full() if args.config == 'full' else VGGTConfig.tiny()
     device = torch.device(args.device)
@@ -160,7 +160,7 @@ def relative_l2(value: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 def mask_iou(value: torch.Tensor, reference: torch.Tensor) -> float:
-    """IoU of two boolean masks; 1.0 when both are empty."""
+    """Intersection over union of two boolean masks; 1.0 when both are empty."""
     value, reference = value.bool(), reference.bool()
     union = (value | reference).sum().item()
     return 1.0 if union == 0 else (value & reference).sum().item() / union

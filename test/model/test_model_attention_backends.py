@@ -250,3 +250,12 @@ def test_cuda_block_with_each_backend_eager_and_compiled(kernel):
     assert (out - exact).abs().max().item() <= 2 * bound + 1e-3
     compiled = torch.compile(block, fullgraph=True)
     torch.testing.assert_close(compiled(half, pos=table16).float(), out, atol=5e-2, rtol=5e-2)
+
+
+@pytest.mark.skipif('flash4' not in _cuda_kernels(), reason='needs flash_attn.cute on sm_90+')
+def test_cuda_flash4_operators_register_cleanly():
+    q, k, v = _qkv(2, 4, 64, 64, device='cuda', dtype=torch.bfloat16)
+    keep = torch.rand(2, 64, device='cuda') > 0.3
+    keep[:, 0] = True
+    torch.library.opcheck(attention.flash4_attention, (q, k, v))
+    torch.library.opcheck(attention.flash4_key_masked_attention, (q, k, v, keep))

@@ -30,6 +30,8 @@ quality loss: check it on the real checkpoint (docs/performance.md).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+import itertools
 import math
 import statistics
 import time
@@ -44,11 +46,13 @@ from vggt4d_ros.model.layers import Block
 from vggt4d_ros.model.vggt import VGGT
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.prepare import compile_model
 from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.result import WindowResult
 
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
 VARIANTS = ('random', 'outliers')
+IMPLEMENTATIONS = ('ours', 'torchao')
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -63,6 +67,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--weights', nargs='+', choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument('--scaling', nargs='+', choices=('row', 'tensor'), default=['row'],
                         help='FP8 scale granularity (PipelineConfig.fp8_scaling)')
+    parser.add_argument('--impl', nargs='+', choices=IMPLEMENTATIONS, default=['ours'],
+                        help="FP8 implementation: 'ours' (PipelineConfig.precision='fast', "
+                             "model.fp8) or 'torchao' (optional package, CUDA sm_89+ only: "
+                             'its dynamic float8 quantize_ on the same layers)')
     parser.add_argument('--attention', default='sdpa',
                         choices=('auto', 'sdpa', 'flash4', 'flex'),
                         help='attention backend of both modes (PipelineConfig.attention)')
@@ -129,13 +137,39 @@ def build_model(args: argparse.Namespace, variant: str) -> VGGT:
     return model.to(DTYPES[args.dtype])
 
 
+def quantise_with_torchao(model: VGGT, scaling: str) -> None:
+    """Quantise with torchao's dynamic float8 (e4m3) the layers that fast mode quantises.
+
+    The last global block's qkv stays unquantised: pass 2's camera-only path slices its
+    weight (``Attention.forward_queries``), which torchao's weight tensor need not support.
+    """
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig
+    from torchao.quantization import PerRow, PerTensor, quantize_
+    granularity = PerRow() if scaling == 'row' else PerTensor()
+    config = Float8DynamicActivationFloat8WeightConfig(granularity=granularity)
+    aggregator = model.aggregator
+    last_qkv = f'{aggregator.depth - 1}.attn.qkv'
+    quantize_(aggregator.frame_blocks, config)
+    quantize_(aggregator.global_blocks, config,
+              filter_fn=lambda module, name: isinstance(module, nn.Linear) and name != last_qkv)
+
+
 def run_mode(args: argparse.Namespace, variant: str, precision: str, scaling: str,
-             images: torch.Tensor) -> tuple[WindowResult, float]:
+             images: torch.Tensor, impl: str = 'ours') -> tuple[WindowResult, float]:
     """Build, prepare and time one mode; returns (last result, median seconds per window)."""
     config = PipelineConfig(precision=precision, fp8_scaling=scaling,
                             attention=args.attention, compile_model=args.compile)
     device = torch.device(args.device)
-    model = prepare_model(build_model(args, variant), config, device)
+    if impl == 'torchao':
+        # Exact preparation without compilation and without the fused GELU (torchao's weight
+        # is no plain tensor for the cuBLASLt epilogue), then torchao, then the compilation.
+        exact = replace(config, precision='exact', fused_gelu=False, compile_model=False)
+        model = prepare_model(build_model(args, variant), exact, device)
+        quantise_with_torchao(model, scaling)
+        if args.compile and device.type == 'cuda':
+            compile_model(model)
+    else:
+        model = prepare_model(build_model(args, variant), config, device)
     pipe = VGGT4DPipeline(model, config, device=device, dtype=DTYPES[args.dtype])
     stamps = list(range(images.shape[0]))
     for _ in range(args.warmup):
@@ -215,12 +249,18 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
             print(f'| {frames} | {variant} | exact | {1e3 * exact_s:.1f} | 1.00 | - | - | - | - '
                   f'| - | - (coarse {100 * float(exact.coarse_masks.float().mean()):.1f} %) '
                   '| - |', flush=True)
-            for scaling in args.scaling:
-                fast, fast_s = run_mode(args, variant, 'fast', scaling, images)
+            for impl, scaling in itertools.product(args.impl, args.scaling):
+                label = scaling if impl == 'ours' else f'{impl} {scaling}'
+                try:
+                    fast, fast_s = run_mode(args, variant, 'fast', scaling, images, impl)
+                except Exception as error:  # noqa: BLE001 - an optional package may not run
+                    print(f'| {frames} | {variant} | fast ({label}) | failed: '
+                          f'{type(error).__name__}: {str(error).splitlines()[0][:80]} |')
+                    continue
                 dev = deviation(fast, exact)
                 rows.append({'frames': frames, 'weights': variant, 'scaling': scaling,
-                             'exact_s': exact_s, 'fast_s': fast_s, **dev})
-                print(f"| {frames} | {variant} | fast ({scaling}) | {1e3 * fast_s:.1f} | "
+                             'impl': impl, 'exact_s': exact_s, 'fast_s': fast_s, **dev})
+                print(f"| {frames} | {variant} | fast ({label}) | {1e3 * fast_s:.1f} | "
                       f'{exact_s / fast_s:.2f} | {dev["pose_enc"]:.2e} | '
                       f'{dev["rot_deg"]:.3f} | {dev["depth"]:.2e} | {dev["depth_med"]:.2e} | '
                       f'{dev["cues"]:.2e} | {dev["coarse_iou"]:.3f} | '

@@ -83,13 +83,13 @@ def test_unavailable_reasons_name_the_cause(monkeypatch):
     assert unavailable_reason('flash4', q) == 'cpu device'
     # Past the device check: the later checks read only dtype, shape, capability, import.
     monkeypatch.setattr(torch.Tensor, 'is_cuda', property(lambda self: True))
-    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device=None: (9, 0))
+    monkeypatch.setattr(attention, '_capability', lambda device: (9, 0))
     assert 'bf16/fp16' in unavailable_reason('flash4', q)
     half = q.to(torch.bfloat16)
     assert unavailable_reason('flash4', half[..., :6]).startswith('head dim 6')
     monkeypatch.setattr(attention, 'flash4_functions', lambda: None)
     assert 'not importable' in unavailable_reason('flash4', half)
-    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device=None: (8, 0))
+    monkeypatch.setattr(attention, '_capability', lambda device: (8, 0))
     assert 'older than Hopper' in unavailable_reason('flash4', half)
     assert unavailable_reason('flex', half) is None
 
@@ -184,6 +184,46 @@ def test_switch_reaches_every_attention_module_and_default_is_sdpa():
     assert modules and all(m.backend == 'sdpa' for m in modules)
     assert use_attention_backend(model, 'flex') == len(modules)
     assert all(m.backend == 'flex' for m in modules)
+
+
+def _small_block():
+    torch.manual_seed(0)
+    rope = RotaryPositionEmbedding2D()
+    block = Block(32, 4, init_values=0.5, qk_norm=True, rope=rope).eval()
+    table = rope.build_table((2, 3), 5, 8, torch.device('cpu'), torch.float32)
+    keep = torch.rand(3, 11) > 0.3
+    keep[:, :5] = True
+    return block, table, torch.randn(3, 11, 32), keep
+
+
+@pytest.mark.parametrize('backend', ['sdpa', 'auto', 'flash4', 'flex'])
+@torch.no_grad()
+def test_backend_choice_traces_without_graph_breaks(backend):
+    """The per-call choice (imports and device queries done beforehand) compiles in one graph."""
+    block, table, x, keep = _small_block()
+    reference = block(x, pos=table, attn_mask=keep[:, None, None, :])
+    use_attention_backend(block, backend)
+    torch._dynamo.reset()
+    compiled = torch.compile(block, backend='eager', fullgraph=True)
+    out = compiled(x, pos=table, attn_mask=keep[:, None, None, :])
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
+    kept = compiled(x[:1], pos=table, kv_keep=keep[0])
+    torch.testing.assert_close(kept, block(x[:1], pos=table, kv_keep=keep[0]))
+
+
+@torch.no_grad()
+def test_flex_path_traces_in_one_graph(monkeypatch):
+    """With flex allowed (as on CUDA) the score modification traces inside the model's graph."""
+    if attention._flex_function() is None:
+        pytest.skip('flex_attention not in this torch')
+    block, table, x, keep = _small_block()
+    reference = block(x, pos=table, attn_mask=keep[:, None, None, :])
+    monkeypatch.setattr(attention, 'unavailable_reason', lambda kernel, q: None)
+    use_attention_backend(block, 'flex')
+    torch._dynamo.reset()
+    compiled = torch.compile(block, backend='eager', fullgraph=True)
+    out = compiled(x, pos=table, attn_mask=keep[:, None, None, :])
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
 
 
 # ---------------------------------------------------------------- CUDA: each kernel vs fp32

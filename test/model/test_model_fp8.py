@@ -81,6 +81,15 @@ def test_emulation_is_the_scaled_mm_product(scaling):
     torch.testing.assert_close(real, emulated, atol=1e-4, rtol=1e-2)
 
 
+@torch.no_grad()
+def test_fp8_linear_traces_in_one_graph():
+    fast = Fp8Linear(_linear(), 'row')
+    x = torch.randn(5, 64)
+    torch._dynamo.reset()
+    compiled = torch.compile(fast, backend='eager', fullgraph=True)
+    torch.testing.assert_close(compiled(x), fast(x), atol=0, rtol=0)
+
+
 def test_rows_slice_equals_the_full_output():
     layer = _linear(64, 96)
     x = torch.randn(2, 5, 64)

@@ -55,24 +55,54 @@ def _log_once(requested: str, reason: str) -> None:
     LOG.warning('attention backend %r falls back to sdpa: %s', requested, reason)
 
 
-@functools.lru_cache(maxsize=None)
+# Import results and device capabilities, filled on first use (eagerly: :func:`prime`), so
+# that a compiled model's trace only reads them (no import, no driver query while tracing).
+_flash4: list[Optional[tuple[Callable[..., Any], Callable[..., Any]]]] = []
+_flex: list[Optional[Callable[..., torch.Tensor]]] = []
+_capabilities: dict[int, tuple[int, int]] = {}
+
+
 def flash4_functions() -> Optional[tuple[Callable[..., Any], Callable[..., Any]]]:
     """``(flash_attn_func, flash_attn_varlen_func)`` of ``flash_attn.cute``, or None."""
-    try:
-        from flash_attn.cute import flash_attn_func, flash_attn_varlen_func
-    except Exception as error:  # noqa: BLE001 - any import failure means "not available"
-        LOG.info('flash_attn.cute is not importable (%s: %s)', type(error).__name__, error)
-        return None
-    return flash_attn_func, flash_attn_varlen_func
+    if not _flash4:
+        try:
+            from flash_attn.cute import flash_attn_func, flash_attn_varlen_func
+            _flash4.append((flash_attn_func, flash_attn_varlen_func))
+        except Exception as error:  # noqa: BLE001 - any import failure means "not available"
+            LOG.info('flash_attn.cute is not importable (%s: %s)', type(error).__name__, error)
+            _flash4.append(None)
+    return _flash4[0]
 
 
-@functools.lru_cache(maxsize=None)
 def _flex_function() -> Optional[Callable[..., torch.Tensor]]:
-    try:
-        from torch.nn.attention.flex_attention import flex_attention
-    except ImportError:
-        return None
-    return flex_attention
+    if not _flex:
+        try:
+            from torch.nn.attention.flex_attention import flex_attention
+            _flex.append(flex_attention)
+        except ImportError:
+            _flex.append(None)
+    return _flex[0]
+
+
+def _capability(device: torch.device) -> tuple[int, int]:
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _capabilities:
+        _capabilities[index] = torch.cuda.get_device_capability(index)
+    return _capabilities[index]
+
+
+def prime(backend: str, device: torch.device) -> None:
+    """Do the imports and device queries ``backend`` needs on ``device`` now (eagerly).
+
+    Called when a model gets its backend (:func:`vggt4d_ros.model.layers.use_attention_backend`),
+    before any ``torch.compile`` traces it.
+    """
+    if backend in ('auto', 'flash4'):
+        flash4_functions()
+    if backend == 'flex':
+        _flex_function()
+    if device.type == 'cuda':
+        _capability(device)
 
 
 @functools.lru_cache(maxsize=None)
@@ -100,7 +130,7 @@ def unavailable_reason(kernel: str, q: torch.Tensor) -> Optional[str]:
     head_dim = q.shape[-1]
     if head_dim % 8 or not 8 <= head_dim <= 128:
         return f'head dim {head_dim} (FlashAttention-4: multiple of 8 in [8, 128])'
-    if torch.cuda.get_device_capability(q.device)[0] < 9:
+    if _capability(q.device)[0] < 9:
         return 'GPU older than Hopper (sm_90)'
     if flash4_functions() is None:
         return 'flash_attn.cute not importable (pip install flash-attn-4)'

@@ -106,7 +106,10 @@ class Fp8Linear(nn.Module):
         self.register_buffer('weight_scale', weight_scale)
         bias = linear.bias.detach().clone() if linear.bias is not None else None
         self.register_buffer('bias', bias)
+        # None = emulate where torch._scaled_mm cannot run FP8 (decided per device, on moves,
+        # so that a compiled forward reads a flag instead of querying the driver).
         self.emulate: Optional[bool] = None
+        self._emulate_here = not scaled_mm_supported(self.weight_fp8.device)
 
     def _apply(self, fn, *args, **kwargs) -> 'Fp8Linear':
         # model.to(bfloat16) must not turn the e4m3 weight into bf16 (every e4m3 value is a
@@ -114,6 +117,7 @@ class Fp8Linear(nn.Module):
         super()._apply(fn, *args, **kwargs)
         self.weight_fp8 = self.weight_fp8.to(E4M3)
         self.weight_scale = self.weight_scale.float()
+        self._emulate_here = not scaled_mm_supported(self.weight_fp8.device)
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -130,7 +134,8 @@ class Fp8Linear(nn.Module):
                  bias: Optional[torch.Tensor]) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
         x8, x_scale = quantise(flat, self.scaling)
-        out = fp8_matmul(x8, x_scale, weight, scale, x.dtype, self.emulate)
+        emulate = self._emulate_here if self.emulate is None else self.emulate
+        out = fp8_matmul(x8, x_scale, weight, scale, x.dtype, emulate)
         if bias is not None:
             out = out + bias.to(out.dtype)
         return out.reshape(*x.shape[:-1], out.shape[-1])

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from vggt4d_ros.model.attention import attend, attend_kept_keys, BACKENDS
+from vggt4d_ros.model.attention import attend, attend_kept_keys, BACKENDS, prime
 from vggt4d_ros.model.fp8 import linear_rows
 from vggt4d_ros.model.rope import RopeTable, RotaryPositionEmbedding2D
 
@@ -136,6 +136,8 @@ def use_attention_backend(model: nn.Module, backend: str = 'sdpa') -> int:
     """
     if backend not in BACKENDS:
         raise ValueError(f'unknown attention backend {backend!r}; one of {", ".join(BACKENDS)}')
+    first = next(model.parameters(), None)
+    prime(backend, first.device if first is not None else torch.device('cpu'))
     modules = [module for module in model.modules() if isinstance(module, Attention)]
     for module in modules:
         module.backend = backend

@@ -105,11 +105,35 @@ def prime(backend: str, device: torch.device) -> None:
         _capability(device)
 
 
+def _flex_plain(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return _flex_function()(q, k, v)
+
+
+def _flex_masked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                 keep: torch.Tensor) -> torch.Tensor:
+    # The score modification is made inside the traced function: a closure made outside and
+    # passed in would be a new object every call, and a new compilation.
+    def drop_keys(score: torch.Tensor, batch: torch.Tensor, head: torch.Tensor,
+                  query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return torch.where(keep[batch, key], score, -float('inf'))
+
+    return _flex_function()(q, k, v, score_mod=drop_keys)
+
+
 @functools.lru_cache(maxsize=None)
-def _compiled_flex() -> Callable[..., torch.Tensor]:
+def _compiled_flex(masked: bool) -> Callable[..., torch.Tensor]:
     # One compilation per shape (dynamic=False): the model's shapes are fixed per window size,
-    # and masks enter as a captured tensor of fixed shape, never as a new key count.
-    return torch.compile(_flex_function(), dynamic=False)
+    # and masks enter as a tensor of fixed shape, never as a new key count.
+    return torch.compile(_flex_masked if masked else _flex_plain, dynamic=False)
+
+
+def _autocast_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cast fp32 q/k/v to the autocast dtype, as autocast does for SDPA (fp32 weights mode)."""
+    if q.is_cuda and q.dtype == torch.float32 and torch.is_autocast_enabled('cuda'):
+        dtype = torch.get_autocast_dtype('cuda')
+        return q.to(dtype), k.to(dtype), v.to(dtype)
+    return q, k, v
 
 
 def unavailable_reason(kernel: str, q: torch.Tensor) -> Optional[str]:
@@ -189,6 +213,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = 'sd
     With ``backend='sdpa'`` this is ``F.scaled_dot_product_attention(q, k, v, attn_mask)``,
     bit for bit.
     """
+    if backend != 'sdpa':
+        q, k, v = _autocast_inputs(q, k, v)
     kernel = select_kernel(backend, q, attn_mask, k.shape[-2])
     if kernel == 'sdpa':
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
@@ -209,6 +235,8 @@ def attend_kept_keys(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, index: t
     count); FlexAttention over all keys with the others masked (a new key count would mean a
     new compilation).
     """
+    if backend != 'sdpa':
+        q, k, v = _autocast_inputs(q, k, v)
     kernel = select_kernel(backend, q)
     if kernel == 'flex':
         keep = torch.zeros(k.shape[-2], dtype=torch.bool, device=k.device)
@@ -228,16 +256,11 @@ def flex_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     Compiled when called eagerly; inside a compiled model the enclosing graph compiles it.
     Every query must keep at least one key (VGGT's special tokens are never dropped).
     """
-    run = _flex_function() if torch.compiler.is_compiling() else _compiled_flex()
+    eager = not torch.compiler.is_compiling()
     if keep is None:
-        return run(q, k, v)
+        return _compiled_flex(False)(q, k, v) if eager else _flex_plain(q, k, v)
     keep = keep.contiguous()
-
-    def drop_keys(score: torch.Tensor, batch: torch.Tensor, head: torch.Tensor,
-                  query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        return torch.where(keep[batch, key], score, -float('inf'))
-
-    return run(q, k, v, score_mod=drop_keys)
+    return _compiled_flex(True)(q, k, v, keep) if eager else _flex_masked(q, k, v, keep)
 
 
 def _flash4_out(result: Any) -> torch.Tensor:

@@ -282,7 +282,8 @@ def flash4_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
     """
     func, _ = flash4_functions()
     out = _flash4_out(func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)))
-    return out.transpose(1, 2)
+    # The layout the fake promises ([B,Tq,H,D] memory), whatever the kernel allocated.
+    return out.contiguous().transpose(1, 2)
 
 
 @flash4_attention.register_fake
@@ -318,7 +319,7 @@ def flash4_key_masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     k_kept = k.gather(2, gather).transpose(1, 2)
     v_kept = v.gather(2, gather[..., :1].expand(-1, -1, -1, v.shape[-1])).transpose(1, 2)
     out = _flash4_out(varlen(q.transpose(1, 2), k_kept, v_kept, seqused_k=counts))
-    return out.transpose(1, 2)
+    return out.contiguous().transpose(1, 2)
 
 
 @flash4_key_masked_attention.register_fake

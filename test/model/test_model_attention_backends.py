@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Attention backend choice (sdpa / flash4 / flex / auto): selection, fallback, kernels."""
 
+import dataclasses
 import logging
 import math
 import warnings
@@ -14,6 +15,7 @@ from vggt4d_ros.model import attention
 from vggt4d_ros.model.attention import attend, attend_kept_keys, key_mask, kept_first
 from vggt4d_ros.model.attention import select_kernel, unavailable_reason
 from vggt4d_ros.model.config import VGGTConfig
+from vggt4d_ros.model.hooks import KeyValueMask
 from vggt4d_ros.model.layers import Attention, Block, kept_key_attention
 from vggt4d_ros.model.layers import use_attention_backend
 from vggt4d_ros.model.rope import RotaryPositionEmbedding2D
@@ -299,3 +301,24 @@ def test_cuda_flash4_operators_register_cleanly():
     keep[:, 0] = True
     torch.library.opcheck(attention.flash4_attention, (q, k, v))
     torch.library.opcheck(attention.flash4_key_masked_attention, (q, k, v, keep))
+
+
+@pytest.mark.skipif(not CUDA, reason='needs CUDA')
+@pytest.mark.parametrize('kernel', _cuda_kernels())
+@torch.no_grad()
+def test_cuda_masked_pass_with_each_backend_matches_fp32(kernel):
+    """Pass 2 as the pipeline runs it (frame key masks, kept global keys), small model in bf16."""
+    torch.manual_seed(0)
+    # VGGT's head dimension (64) on the tiny model's depth.
+    config = dataclasses.replace(VGGTConfig.tiny(), embed_dim=128, num_heads=2)
+    model = VGGT(config).cuda().eval()
+    images = torch.rand(1, 4, 3, 56, 70, device='cuda')
+    dynamic = torch.rand(1, 4, 20, device='cuda') > 0.7
+    mask = KeyValueMask(dynamic, frame_blocks=(0, 1), global_blocks=(0, 1))
+    exact = model.aggregator(images, kv_mask=mask)[0][-1].float()  # fp32, SDPA
+    model.to(torch.bfloat16)
+    sdpa = model.aggregator(images, kv_mask=mask)[0][-1].float()
+    use_attention_backend(model, kernel)
+    out = model.aggregator(images, kv_mask=mask)[0][-1].float()
+    bound = (sdpa - exact).abs().max().item()
+    assert (out - exact).abs().max().item() <= 2 * bound + 1e-3

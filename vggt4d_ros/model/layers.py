@@ -13,48 +13,42 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 from torch import nn
-from torch.nn.attention import sdpa_kernel, SDPBackend
 import torch.nn.functional as F
 
+from vggt4d_ros.model.attention import attend, attend_kept_keys, BACKENDS, prime
+from vggt4d_ros.model.fp8 import linear_rows
 from vggt4d_ros.model.rope import RopeTable, RotaryPositionEmbedding2D
 
 # (output [B,T,C], q [B,H,T,D], k [B,H,T,D]) when a block is asked for its queries and keys.
 AttentionWithQK = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-# Kernels for attention over a data-dependent number of keys. cuDNN's fused attention builds
-# and caches an execution plan per sequence length: with a new key count every window (the
-# dynamic mask changes) pass 2 on an H200 took 74 ms instead of 42. Flash attention has no
-# per-shape plan.
-_VARIABLE_LENGTH_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                             SDPBackend.MATH]
-
-
 def attention_over_kept_keys(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                             index: torch.Tensor) -> torch.Tensor:
-    """SDPA of ``q[B,H,T,D]`` over the keys/values ``index`` (``Long[K]``) only."""
-    with sdpa_kernel(_VARIABLE_LENGTH_BACKENDS):
-        return F.scaled_dot_product_attention(q, k.index_select(2, index),
-                                              v.index_select(2, index))
+                             index: torch.Tensor, backend: str = 'sdpa') -> torch.Tensor:
+    """Attention of ``q[B,H,T,D]`` over the keys/values ``index`` (``Long[K]``) only.
+
+    ``backend`` picks the kernel (:func:`vggt4d_ros.model.attention.attend_kept_keys`).
+    """
+    return attend_kept_keys(q, k, v, index, backend)
 
 
 @torch.library.custom_op('vggt4d::kept_key_attention', mutates_args=())
 def kept_key_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor, backend: str = 'sdpa'
 ) -> torch.Tensor:
-    """SDPA over the keys/values where ``keep`` (``Bool[T_kv]``) is True; ``[B,H,T,D]``.
+    """Attention over the keys/values where ``keep`` (``Bool[T_kv]``) is True; ``[B,H,T,D]``.
 
     The same attention as a boolean key mask, computed on the kept keys only so that SDPA keeps
     its fused no-mask kernels (on an H200 a masked global block took 1.10 ms, unmasked 0.68).
     Dropping keys gives a data-dependent shape, which ``torch.compile`` cannot trace; as an
     opaque operator whose output has the query's shape it compiles without a graph break.
     """
-    return attention_over_kept_keys(q, k, v, keep.nonzero().squeeze(1)).contiguous()
+    return attention_over_kept_keys(q, k, v, keep.nonzero().squeeze(1), backend).contiguous()
 
 
 @kept_key_attention.register_fake
 def _kept_key_attention_shape(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor, backend: str = 'sdpa'
 ) -> torch.Tensor:
     return torch.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype, device=q.device)
 
@@ -114,7 +108,9 @@ class Mlp(nn.Module):
         # Half precision only: there the tanh form differs from the exact GELU far below the
         # rounding of the result (bf16: 4.7e-4 against a 4e-3 step); fp32 keeps the exact one.
         # Inference only: the operator has no backward.
+        # Not for an FP8 fc1 (fast mode): that is no nn.Linear and has its own GEMM.
         return (self.fused_gelu and x.is_cuda and not torch.is_grad_enabled()
+                and isinstance(self.fc1, nn.Linear)
                 and x.dtype in (torch.bfloat16, torch.float16)
                 and x.dtype == self.fc1.weight.dtype and self.fc1.bias is not None
                 and type(self.act) is nn.GELU and self.act.approximate == 'none')
@@ -129,6 +125,23 @@ def use_fused_gelu(model: nn.Module, enabled: bool = True) -> int:
     for mlp in mlps:
         mlp.fused_gelu = enabled
     return len(mlps)
+
+
+def use_attention_backend(model: nn.Module, backend: str = 'sdpa') -> int:
+    """Set the attention backend of every :class:`Attention` in ``model``.
+
+    ``backend`` is one of :data:`vggt4d_ros.model.attention.BACKENDS`; each call still falls
+    back to SDPA where the kernel cannot run (:func:`vggt4d_ros.model.attention.select_kernel`).
+    Returns the number of attention modules set.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f'unknown attention backend {backend!r}; one of {", ".join(BACKENDS)}')
+    first = next(model.parameters(), None)
+    prime(backend, first.device if first is not None else torch.device('cpu'))
+    modules = [module for module in model.modules() if isinstance(module, Attention)]
+    for module in modules:
+        module.backend = backend
+    return len(modules)
 
 
 class LayerScale(nn.Module):
@@ -169,6 +182,8 @@ class Attention(nn.Module):
         self.k_norm = norm_layer(self.head_dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
         self.rope = rope
+        # Set by :func:`use_attention_backend` ('sdpa' = F.scaled_dot_product_attention as is).
+        self.backend = 'sdpa'
 
     def forward(
         self,
@@ -205,11 +220,11 @@ class Attention(nn.Module):
             q = self.rope(q, pos)
             k = self.rope(k, pos)
         if kv_index is not None:
-            out = attention_over_kept_keys(q, k, v, kv_index)
+            out = attention_over_kept_keys(q, k, v, kv_index, self.backend)
         elif kv_keep is not None:
-            out = kept_key_attention(q, k, v, kv_keep)
+            out = kept_key_attention(q, k, v, kv_keep, self.backend)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+            out = attend(q, k, v, self.backend, attn_mask)
         out = self.proj(out.transpose(1, 2).reshape(batch, tokens, channels))
         if return_qk:
             return out, q, k
@@ -235,12 +250,10 @@ class Attention(nn.Module):
         """
         batch, tokens, channels = x.shape
         dim = self.num_heads * self.head_dim
-        weight, bias = self.qkv.weight, self.qkv.bias
-        kv = F.linear(x, weight[dim:], None if bias is None else bias[dim:])
+        kv = linear_rows(self.qkv, x, dim, 3 * dim)
         k, v = kv.reshape(batch, tokens, 2, self.num_heads, self.head_dim).permute(
             2, 0, 3, 1, 4).unbind(0)
-        q = F.linear(x.index_select(1, query_index), weight[:dim],
-                     None if bias is None else bias[:dim])
+        q = linear_rows(self.qkv, x.index_select(1, query_index), 0, dim)
         q = q.reshape(batch, -1, self.num_heads, self.head_dim).transpose(1, 2)
         q = self.q_norm(q)
         k = self.k_norm(k)
@@ -248,7 +261,7 @@ class Attention(nn.Module):
             q = self.rope(q, (pos[0].index_select(-2, query_index),
                               pos[1].index_select(-2, query_index)))
             k = self.rope(k, pos)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attend(q, k, v, self.backend)
         return self.proj(out.transpose(1, 2).reshape(batch, -1, channels))
 
 

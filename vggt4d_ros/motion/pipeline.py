@@ -123,6 +123,23 @@ class PipelineConfig:
             'network runs in half precision on CUDA (``model.layers.linear_gelu``; 3.5 ms less '
             'per 8-frame window on an H200, differences far below bf16 rounding). Sets a flag on'
             " the model's MLPs."})
+    attention: Literal['auto', 'sdpa', 'flash4', 'flex'] = field(default='sdpa', metadata={
+        'description':
+            "attention kernel of the network: 'sdpa' (PyTorch's choice, cuDNN on Hopper; the "
+            "default), 'flash4' (FlashAttention-4, optional flash-attn-4 package, Hopper and "
+            "newer), 'flex' (compiled FlexAttention), 'auto' (flash4 where it can run). A call "
+            'the kernel cannot run (CPU, fp32, missing package, non-key mask) falls back to '
+            'sdpa, logged once (``model.attention``).'})
+    precision: Literal['exact', 'fast'] = field(default='exact', metadata={
+        'description':
+            "'exact': the network in its compute dtype. 'fast': FP8 (e4m3) GEMMs in the "
+            "aggregator's 48 blocks (weight scales computed once at preparation, input scales "
+            'per call; ``model.fp8``): faster on GPUs with FP8 tensor cores, results DEVIATE '
+            '(tools/bench_fast_mode.py); check mask quality on the real checkpoint first.'})
+    fp8_scaling: Literal['row', 'tensor'] = field(default='row', metadata={
+        'description':
+            "fast mode's FP8 scales: 'row' (one per token and per output channel, robust to "
+            "outlier tokens) or 'tensor' (one per tensor)."})
     reuse_frame_features: bool = field(default=True, metadata={
         'description':
             "keep the network image and DINOv2 patch features of the last window's frames and "

@@ -240,6 +240,8 @@ class Vggt4dNode(LifecycleNode):
             self.get_logger().info(f'loaded {self._loaded.description}')
             if self._loaded.random_weights:
                 self.get_logger().warning(backend_lib.RANDOM_WEIGHTS_WARNING)
+            if config.pipeline.precision == 'fast':
+                self.get_logger().warning(backend_lib.FAST_MODE_WARNING)
             self._start_engine()
             self._start_worker()
         except Exception as error:  # noqa: B902 - any load error must leave the node alive

@@ -38,6 +38,12 @@ RANDOM_WEIGHTS_WARNING = (
     'means NOTHING about VGGT4D quality. Give a VGGT checkpoint (weights) for real results.')
 
 
+FAST_MODE_WARNING = (
+    "pipeline.precision is 'fast': the aggregator runs FP8 (e4m3) GEMMs; depth, poses and masks "
+    'deviate from the exact mode (tools/bench_fast_mode.py measures how much on random '
+    'weights). Check the mask quality on your checkpoint before relying on it.')
+
+
 class BackendError(RuntimeError):
     """The backend cannot be created (message says why and what to change)."""
 
@@ -152,6 +158,8 @@ def build_vggt4d(config: BackendConfig, device: torch.device, dtype: torch.dtype
     # Cast weights: the pipeline then runs without autocast.
     model = prepare_model(model, pipeline_config, device, weights_dtype=dtype if cast else None)
     weights = f'{dtype} weights' if cast else 'fp32 weights'
+    if pipeline_config.precision == 'fast':
+        weights += ', FP8 fast mode (results deviate)'
     pipeline = VGGT4DPipeline(model, pipeline_config, device, dtype)
     backend: Backend = pipeline
     if config.network_width != VGGT_WIDTH:

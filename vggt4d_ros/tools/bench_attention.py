@@ -11,7 +11,12 @@ reference of the same inputs. "Exact to bf16 rounding" means an error of the ord
 which the model uses today.
 
 Backends: SDPA cuDNN / flash / memory-efficient, FlexAttention (compiled, no score mod),
-FlashAttention-4 (``flash_attn.cute``, the CuTe-DSL wheel; skipped when not importable).
+FlashAttention-4 (``flash_attn.cute``, the CuTe-DSL wheel; skipped when not importable), each
+through the same functions the model calls (``vggt4d_ros.model.attention``). The ``key-mask``
+shape is pass 2's masked global block (``--kept`` of the keys kept) on every path the model
+can take: boolean mask on SDPA, gathered keys (``nonzero``) on SDPA / FlashAttention-4, kept-first
+keys with ``seqused_k`` on FlashAttention-4, a score modification on FlexAttention. TFLOP/s of
+the masked rows count all keys.
 
 Usage (GPU machine): ``python3 -m vggt4d_ros.tools.bench_attention --frames 8 16``.
 """
@@ -25,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import sdpa_kernel, SDPBackend
 
+from vggt4d_ros.model import attention
 from vggt4d_ros.tools.timing import time_ms
 
 HEADS = 16
@@ -58,28 +64,26 @@ def sdpa(backend: SDPBackend) -> Attention:
     return run
 
 
-def flex() -> Attention:
-    """Compiled FlexAttention with no score or mask modification."""
-    from torch.nn.attention.flex_attention import flex_attention
-    compiled = torch.compile(flex_attention, dynamic=False)
+def _bhtd(run: Callable[..., torch.Tensor]) -> Attention:
+    """Adapt a ``[B,H,T,D]`` attention to the ``[B,T,H,D]`` tensors of this benchmark."""
+    def adapted(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return run(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+    return adapted
 
-    def run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return compiled(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
-    return run
+
+def flex() -> Attention:
+    """Run the model's FlexAttention path (compiled, no score modification)."""
+    return _bhtd(attention.flex_attention)
 
 
 def flash4() -> Attention | None:
-    """FlashAttention-4 (CuTe DSL) on ``[B,T,H,D]`` directly; None when not installed."""
-    try:
-        from flash_attn.cute import flash_attn_func
-    except Exception as error:  # noqa: BLE001 - any import failure means "not available"
-        print(f'flash_attn.cute unavailable: {type(error).__name__}: {error}')
+    """Run the model's FlashAttention-4 path (``flash_attn.cute``); None when it cannot run."""
+    probe = torch.empty(1, HEADS, 1, HEAD_DIM, device='cuda', dtype=torch.bfloat16)
+    reason = attention.unavailable_reason('flash4', probe)
+    if reason is not None:
+        print(f'flash4 unavailable: {reason}')
         return None
-
-    def run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        out = flash_attn_func(q, k, v)
-        return out[0] if isinstance(out, tuple) else out
-    return run
+    return _bhtd(attention.flash4_attention)
 
 
 def backends() -> dict[str, Attention]:
@@ -91,8 +95,38 @@ def backends() -> dict[str, Attention]:
     return table
 
 
-def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """fp32 attention of the bf16 inputs, chunked over heads to bound memory."""
+def masked_backends(keep: torch.Tensor, with_flash4: bool) -> dict[str, Attention]:
+    """Pass 2's masked global block (keys ``keep``, ``Bool[T]``) as each path runs it.
+
+    ``sdpa-mask``: a boolean mask on SDPA (cuDNN); ``<kernel>-index``: the keys gathered with
+    ``nonzero`` (a host read; the model's eager path); ``flash4-seqused``: keys reordered
+    kept-first with ``seqused_k`` (no host read); ``flex-mask``: a score modification.
+    """
+    mask = keep[None, None, None, :]
+    keep_rows = keep[None, :]
+
+    def index_path(kernel: str) -> Attention:
+        return _bhtd(lambda q, k, v: attention.attend_kept_keys(
+            q, k, v, keep.nonzero().squeeze(1), kernel))
+
+    table: dict[str, Attention] = {
+        'sdpa-mask': _bhtd(lambda q, k, v: F.scaled_dot_product_attention(q, k, v,
+                                                                          attn_mask=mask)),
+        'sdpa-index': index_path('sdpa'),
+        'flex-mask': _bhtd(lambda q, k, v: attention.flex_attention(q, k, v, keep_rows)),
+    }
+    if with_flash4:
+        table['flash4-index'] = index_path('flash4')
+        table['flash4-seqused'] = _bhtd(lambda q, k, v: attention.flash4_key_masked_attention(
+            q, k, v, keep_rows))
+    return table
+
+
+def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              keep: torch.Tensor | None = None) -> torch.Tensor:
+    """fp32 attention of the bf16 inputs (over the keys ``keep``), chunked over heads."""
+    if keep is not None:
+        k, v = k[:, keep], v[:, keep]
     outs = []
     for h in range(q.shape[2]):
         qh, kh, vh = (t[:, :, h].float() for t in (q, k, v))  # [B,T,D]
@@ -106,7 +140,7 @@ def shapes(frames: int, height: int, width: int, kept: float) -> dict[str, tuple
     per_frame = (height // PATCH) * (width // PATCH) + SPECIAL_TOKENS
     tokens = frames * per_frame
     return {'frame': (frames, per_frame, per_frame), 'global': (1, tokens, tokens),
-            'kept-key': (1, tokens, int(tokens * kept))}
+            'kept-key': (1, tokens, int(tokens * kept)), 'key-mask': (1, tokens, tokens)}
 
 
 def measure(name: str, run: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -137,8 +171,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return torch.randn(batch, tokens, HEADS, HEAD_DIM, device='cuda',
                                    dtype=torch.bfloat16)
             q, k, v = make(queries), make(keys), make(keys)
-            truth = reference(q, k, v)
-            for name, run in table.items():
+            keep = None
+            runs = table
+            if shape == 'key-mask':
+                keep = torch.rand(keys, device='cuda') < args.kept
+                keep[:SPECIAL_TOKENS] = True
+                runs = masked_backends(keep, 'flash4' in table)
+            truth = reference(q, k, v, keep)
+            for name, run in runs.items():
                 row = measure(name, run, q, k, v, truth, args.repeats)
                 cells = (f'{row[0]:.3f} | {row[1]:.0f} | {row[2]:.1e}'
                          if isinstance(row, tuple) else f'- | - | failed: {row}')

@@ -8,6 +8,10 @@ GPU (the target numbers):
 Multi-camera rigs (views x steps; ``--frames`` counts all images of a window):
     python -m vggt4d_ros.tools.bench_pipeline --frames 8 --views 1 2 4 --height 392 --width 518
 
+Attention backend and fast mode (issue 17):
+    python -m vggt4d_ros.tools.bench_pipeline --frames 8 16 32 --compile --attention flash4
+    python -m vggt4d_ros.tools.bench_pipeline --frames 8 16 32 --compile --precision fast
+
 CPU smoke run:
     python -m vggt4d_ros.tools.bench_pipeline --config tiny --device cpu --frames 4 \
         --height 56 --width 70 --dtype fp32
@@ -81,6 +85,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='run the post-processing eagerly (no CUDA graphs)')
     parser.add_argument('--profile', action='store_true',
                         help='synchronise after every stage (wall-clock stage times)')
+    parser.add_argument('--attention', default='sdpa',
+                        choices=('auto', 'sdpa', 'flash4', 'flex'),
+                        help='attention backend (PipelineConfig.attention); a kernel that '
+                             'cannot run a call falls back to sdpa, logged once')
+    parser.add_argument('--precision', default='exact', choices=('exact', 'fast'),
+                        help="PipelineConfig.precision: 'fast' = FP8 GEMMs in the aggregator "
+                             '(results deviate: tools/bench_fast_mode.py)')
+    parser.add_argument('--fp8-scaling', default='row', choices=('row', 'tensor'),
+                        help='PipelineConfig.fp8_scaling (fast mode only)')
     parser.add_argument('--sdpa', nargs='+', default=['default'],
                         choices=('default',) + tuple(SDPA_ORDERS),
                         help='SDPA backend priority orders to compare (one table each)')
@@ -117,7 +130,9 @@ def build_pipeline(args: argparse.Namespace) -> VGGT4DPipeline:
                           neighbour_search=args.neighbour_search)
     pipe_config = PipelineConfig(refine=refine, refine_enabled=args.refine_mode != 'off',
                                  profile=args.profile, cuda_graphs=not args.no_graphs,
-                                 compile_model=args.compile, compile_mode=args.compile_mode)
+                                 compile_model=args.compile, compile_mode=args.compile_mode,
+                                 attention=args.attention, precision=args.precision,
+                                 fp8_scaling=args.fp8_scaling)
     model = prepare_model(model, pipe_config, device)
     return VGGT4DPipeline(model, pipe_config, device=device, dtype=dtype)
 
@@ -235,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f'VGGT4D pipeline, {args.config} model, {args.height}x{args.width}, '
                   f'{args.dtype} ({args.weights}), refine={args.refine_mode}, '
                   f'compile={args.compile} ({args.compile_mode}), '
-                  f'graphs={not args.no_graphs}, sdpa={order}, profile={args.profile}, '
+                  f'graphs={not args.no_graphs}, sdpa={order}, attention={args.attention}, '
+                  f'precision={args.precision} ({args.fp8_scaling}), profile={args.profile}, '
                   f'torch {torch.__version__}, {device_name}')
             print(format_table(rows), flush=True)
             if args.torch_profile:

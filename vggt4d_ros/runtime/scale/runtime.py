@@ -136,4 +136,9 @@ class MetricScale:
             values['scale.metres_per_unit_window'] = f'{self.last.metres_per_unit:.6g}'
         for reason, count in sorted(self.estimator.stats.items()):
             values[f'scale.outcome.{reason}'] = str(count)
+        # Per frame of each window (overlap frames count in every window they are in).
+        frames = {'depth': self.estimator.depth.frame_outcomes,
+                  'odometry': self.estimator.odometry.frame_outcomes}.get(self.config.source, {})
+        for reason, count in sorted(frames.items()):
+            values[f'scale.frame_outcome.{reason}'] = str(count)
         return values

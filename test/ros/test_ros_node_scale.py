@@ -11,6 +11,8 @@ the scene's ground truth in metres.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,7 @@ from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from scale_backends import SCENE  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
+from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from vggt4d_ros.replay import messages as m  # noqa: E402
 from vggt4d_ros.replay.bag import BagReader  # noqa: E402
@@ -34,6 +37,7 @@ from vggt4d_ros.replay.synthetic import TOPICS  # noqa: E402
 from vggt4d_ros.replay.synthetic import write_synthetic_bag  # noqa: E402
 from vggt4d_ros.ros.conversions import cloud_to_numpy  # noqa: E402
 from vggt4d_ros.ros.conversions import stamp_to_ns  # noqa: E402
+from vggt4d_ros.ros.conversions import transform_stamped  # noqa: E402
 from vggt4d_ros.ros.frames import R_BODY_FROM_OPTICAL  # noqa: E402
 from vggt4d_ros.ros.outputs import header_at  # noqa: E402
 
@@ -74,7 +78,8 @@ def _values(diagnostics: list) -> dict[str, str]:
     return {kv.key: kv.value for kv in diagnostics[-1].status[0].values} if diagnostics else {}
 
 
-def _run(peer, node, images: list, depths: list | None, wanted_windows: int):
+def _run(peer, node, images: list, depths: list | None, wanted_windows: int,
+         before_image: Callable[[Image], None] = lambda image: None):
     """Publish depth (if any) then image per frame; wait for every pose and the diagnostics."""
     odometry = peer.collect(Odometry, '/vggt4d/odometry', RELIABLE)
     maps = peer.collect(PointCloud2, '/vggt4d/static_map', LATCHED)
@@ -87,6 +92,7 @@ def _run(peer, node, images: list, depths: list | None, wanted_windows: int):
     for index, image in enumerate(images):
         if depths is not None:
             depth_pub.publish(depths[index])
+        before_image(image)
         image_pub.publish(image)
     last = stamp_to_ns(images[-1].header.stamp)
 
@@ -108,9 +114,19 @@ def test_depth_topic_puts_the_wall_at_its_true_distance_in_metres(peer, start_no
     assert values['scale.source'] == 'depth' and values['scale.pairing'] == 'runtime.sync'
     assert values['scale.unpaired_images'] == '0' and values['scale.outcome.used'] == '7'
 
-    # The static map, back in the scene's world through the first camera's true pose: the
-    # walls of the 8 x 8 m room (x or y = +-4 m, away from floor and ceiling) are where they are.
-    points, _ = cloud_to_numpy(maps[-1])
+    _assert_walls_where_they_are(maps[-1], truth)
+    _assert_metric_travel(odometry, images, truth)
+    node.stop()
+    assert 'Traceback' not in node.log()
+
+
+def _assert_walls_where_they_are(cloud: PointCloud2, truth: np.ndarray) -> None:
+    """Static map (map_to_camera) back in the scene's world through the first true pose.
+
+    The walls of the 8 x 8 m room (x or y = +-4 m, away from floor and ceiling) must be where
+    they are, and the first camera must see them at their true distance.
+    """
+    points, _ = cloud_to_numpy(cloud)
     optical = points.astype(np.float64) @ R_BODY_FROM_OPTICAL  # body -> optical axes
     world = optical @ truth[0, :3, :3].T + truth[0, :3, 3]
     reach = np.abs(world[:, :2]).max(axis=1)
@@ -122,7 +138,9 @@ def test_depth_topic_puts_the_wall_at_its_true_distance_in_metres(peer, start_no
     true_ranges = np.linalg.norm(world[wall] - truth[0, :3, 3], axis=1)
     assert np.allclose(np.median(ranges), np.median(true_ranges), rtol=0.01)
 
-    # Odometry (and TF, from the same poses) in metres: the camera travels what it truly does.
+
+def _assert_metric_travel(odometry: list, images: list, truth: np.ndarray) -> None:
+    """Odometry (TF comes from the same poses) in metres: the camera travels what it truly does."""
     assert [stamp_to_ns(o.header.stamp) for o in odometry] == \
         [stamp_to_ns(i.header.stamp) for i in images]
     positions = np.array([[o.pose.pose.position.x, o.pose.pose.position.y,
@@ -130,8 +148,6 @@ def test_depth_topic_puts_the_wall_at_its_true_distance_in_metres(peer, start_no
     travelled = np.linalg.norm(positions - positions[0], axis=1)[1:]
     true_travel = np.linalg.norm(truth[:, :3, 3] - truth[0, :3, 3], axis=1)[1:]
     assert np.allclose(travelled, true_travel, rtol=0.05), (travelled, true_travel)
-    node.stop()
-    assert 'Traceback' not in node.log()
 
 
 def _bad_depth(msg: Image, kind: str) -> Image:
@@ -173,6 +189,53 @@ def test_bad_depth_is_counted_and_the_node_keeps_publishing(peer, start_node, re
     log = node.log()
     assert 'not usable (wrong_encoding' in log and 'Traceback' not in log
     node.stop()
+
+
+def _tf_messages(bag_messages) -> list[tuple[int, TFMessage]]:
+    """(stamp, rclpy TFMessage) of a bag's TF messages."""
+    converted = []
+    for _, msg in bag_messages:
+        transforms = [transform_stamped(m.transform_to_matrix(t.transform),
+                                        header_at(m.stamp_ns_of(t.header), t.header.frame_id),
+                                        t.child_frame_id) for t in msg.transforms]
+        converted.append((stamp_to_ns(transforms[0].header.stamp),
+                          TFMessage(transforms=transforms)))
+    return converted
+
+
+def test_odometry_and_mount_on_tf_make_the_outputs_metric(peer, start_node, recorded,
+                                                          tmp_path):
+    images, _, truth = recorded
+    bag = write_synthetic_bag(tmp_path / 'bag', SCENE, sensors=SensorConfig())
+    with BagReader(bag) as reader:
+        odom = _tf_messages(reader.messages(METRIC_TOPICS['tf']))
+        mount = _tf_messages(reader.messages(METRIC_TOPICS['tf_static']))
+    static_pub = peer.node.create_publisher(TFMessage, '/tf_static', QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    static_pub.publish(mount[0][1])
+    tf_pub = peer.node.create_publisher(TFMessage, '/tf', QoSProfile(depth=100))
+    node = start_node({**PARAMS, 'scale.source': 'odometry', 'extrinsic_source': 'tf'})
+    assert peer.spin_until(lambda: tf_pub.get_subscription_count() > 0, 60), node.log()
+    period = int(1e9 / SCENE.fps)
+
+    def publish_odometry(image: Image) -> None:
+        # The frame's odometry samples (its stamp and the next 4/5 period) before the image.
+        stamp = stamp_to_ns(image.header.stamp)
+        for sample_stamp, msg in odom:
+            if stamp <= sample_stamp < stamp + period:
+                tf_pub.publish(msg)
+
+    odometry, maps, values = _run(peer, node, images, None, wanted_windows=7,
+                                  before_image=publish_odometry)
+    assert values['units'] == 'metres', values
+    assert values['scale.extrinsic'] == 'camera_optical_frame', values
+    assert int(values['scale.outcome.used']) >= 5, values
+    assert int(values['scale.odometry_samples']) == len(odom)
+    _assert_walls_where_they_are(maps[-1], truth)
+    _assert_metric_travel(odometry, images, truth)
+    node.stop()
+    assert 'Traceback' not in node.log()
 
 
 def test_odometry_stamps_without_tf_are_counted_and_the_node_keeps_publishing(

@@ -11,25 +11,14 @@ same scene (``SCENE``) rendered into a bag with its simulated sensors.
 
 from __future__ import annotations
 
-import numpy as np
-
 from vggt4d_ros.mapping.testing import OracleBackend
 from vggt4d_ros.replay.synthetic import SceneConfig
-from vggt4d_ros.replay.synthetic import SyntheticOracleView
-from vggt4d_ros.replay.synthetic import SyntheticScene
+from vggt4d_ros.replay.synthetic import synthetic_oracle_backend
 
 #: The scene the test publishes and the backend renders (camera size = network size).
 SCENE = SceneConfig(num_frames=16, width=96, height=72, supersample=1)
 
 
-def synthetic_oracle(config: SceneConfig = SCENE, seed: int = 0) -> OracleBackend:
-    """The oracle with the synthetic camera's intrinsics (so depth pixels line up)."""
-    focal_factor = 0.5 / np.tan(np.radians(config.horizontal_fov_deg) / 2.0)
-    return OracleBackend(scene=SyntheticOracleView(SyntheticScene(config)),
-                         network_hw=(config.height, config.width), seed=seed,
-                         start_ns=config.start_ns, focal_factor=focal_factor)
-
-
 def make_synthetic_oracle(params, device, dtype) -> OracleBackend:
     """backend_factory: the synthetic scene's oracle (see the module docstring)."""
-    return synthetic_oracle()
+    return synthetic_oracle_backend(SCENE)

@@ -42,7 +42,7 @@ def scale_section(plt: Any, scale: dict[str, Any], report_dir: Path) -> list[str
     """Markdown lines of the metric-scale section (and its plot, written into report_dir)."""
     lines = ['## Metric scale', '']
     if scale['source'] == 'none':
-        return lines + ['No scale source: poses and maps are in VGGT\'s scale-free units.', '']
+        return lines + ["No scale source: poses and maps are in VGGT's scale-free units.", '']
     lines += [f'Source `{scale["source"]}` (`{scale.get("topic", "")}`, extrinsic: '
               f'{scale.get("extrinsic", "")}); outputs in **{scale["units"]}**.', '',
               '| metric | value |', '|---|---|',

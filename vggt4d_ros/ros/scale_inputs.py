@@ -71,9 +71,9 @@ def check_scale_parameters(params: NodeParams, scale: ScaleConfig) -> None:
     """
     if scale.source == 'odometry' and params.tf_mode == 'odom_to_base':
         raise ValueError(
-            'scale.source=odometry needs the robot\'s own odom -> base_link, but '
+            "scale.source=odometry needs the robot's own odom -> base_link, but "
             'tf_mode=odom_to_base makes this node publish it: the scale would be measured on '
-            'the node\'s own output. Use tf_mode:=map_to_camera (or another scale source).')
+            "the node's own output. Use tf_mode:=map_to_camera (or another scale source).")
     needs_tf = (scale.source == 'odometry' and params.odometry_source == 'tf') or (
         scale.source in ('odometry', 'camera_height') and params.extrinsic_source == 'tf')
     if needs_tf and TFMessage is None:

@@ -188,7 +188,7 @@ class ScaleInputs:
 
     # ------------------------------------------------------------------ callbacks
     def image(self, header: Any) -> None:
-        """Register an accepted colour image (the node's image callback, after decoding)."""
+        """Register an accepted colour image: the image callback calls this after decoding."""
         if self._source == 'depth':
             if self._image_filter is not None:
                 self._image_filter.signalMessage(_Stamped(header))

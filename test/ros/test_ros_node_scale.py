@@ -207,8 +207,20 @@ def _tf_messages(bag_messages) -> list[tuple[int, TFMessage]]:
     return converted
 
 
+def _odometry_msg(msg: TFMessage) -> Odometry:
+    """The odom -> base_link transform of ``msg`` as nav_msgs/Odometry."""
+    transform = msg.transforms[0]
+    t, q = transform.transform.translation, transform.transform.rotation
+    odometry = Odometry(header=transform.header, child_frame_id=transform.child_frame_id)
+    position = odometry.pose.pose.position
+    position.x, position.y, position.z = t.x, t.y, t.z
+    odometry.pose.pose.orientation = q
+    return odometry
+
+
+@pytest.mark.parametrize('odometry_source', ['tf', 'topic'])
 def test_odometry_and_mount_on_tf_make_the_outputs_metric(peer, start_node, recorded,
-                                                          tmp_path):
+                                                          tmp_path, odometry_source):
     images, _, truth = recorded
     bag = write_synthetic_bag(tmp_path / 'bag', SCENE, sensors=SensorConfig())
     with BagReader(bag) as reader:
@@ -219,8 +231,11 @@ def test_odometry_and_mount_on_tf_make_the_outputs_metric(peer, start_node, reco
         durability=DurabilityPolicy.TRANSIENT_LOCAL))
     static_pub.publish(mount[0][1])
     tf_pub = peer.node.create_publisher(TFMessage, '/tf', QoSProfile(depth=100))
-    node = start_node({**PARAMS, 'scale.source': 'odometry', 'extrinsic_source': 'tf'})
-    assert peer.spin_until(lambda: tf_pub.get_subscription_count() > 0, 60), node.log()
+    odom_pub = peer.node.create_publisher(Odometry, '/wheel/odom', RELIABLE)
+    node = start_node({**PARAMS, 'scale.source': 'odometry', 'extrinsic_source': 'tf',
+                       'odometry_source': odometry_source, 'odometry_topic': '/wheel/odom'})
+    publisher = tf_pub if odometry_source == 'tf' else odom_pub
+    assert peer.spin_until(lambda: publisher.get_subscription_count() > 0, 60), node.log()
     period = int(1e9 / SCENE.fps)
 
     def publish_odometry(image: Image) -> None:
@@ -228,7 +243,10 @@ def test_odometry_and_mount_on_tf_make_the_outputs_metric(peer, start_node, reco
         stamp = stamp_to_ns(image.header.stamp)
         for sample_stamp, msg in odom:
             if stamp <= sample_stamp < stamp + period:
-                tf_pub.publish(msg)
+                if odometry_source == 'tf':
+                    tf_pub.publish(msg)
+                else:
+                    odom_pub.publish(_odometry_msg(msg))
 
     odometry, maps, values = _run(peer, node, images, None, wanted_windows=7,
                                   before_image=publish_odometry)

@@ -114,7 +114,15 @@ class MetricScale:
             self._newest_counted = max(fresh)
 
     def diagnostics(self) -> dict[str, str]:
-        """Return key/values for a diagnostic_msgs/DiagnosticStatus (metres per map unit...)."""
+        """Return key/values for a diagnostic_msgs/DiagnosticStatus (metres per map unit...).
+
+        Taken under the lock: the diagnostics timer runs on another thread than the worker,
+        whose ``estimate`` updates the counters read here.
+        """
+        with self._lock:
+            return self._diagnostics()
+
+    def _diagnostics(self) -> dict[str, str]:
         state = self.fusion.state
         values = {
             'scale.source': self.config.source,

@@ -4,10 +4,10 @@
 
 Two sources, no name typed twice: :class:`NodeParams` (what only the node uses: topics, frames,
 outputs) and the engine parameters of :func:`vggt4d_ros.runtime.parameters.engine_parameter_specs`
-(``mode``, the backend's ``weights``/``device``/..., and the ``window.*``, ``mapper.*`` and
-``pipeline.*`` groups from the core layers' config dataclasses). Each field's description,
-allowed values (``Literal`` types) and range (``field(metadata={'range': ...})``) become its
-``ParameterDescriptor``.
+(``mode``, the backend's ``weights``/``device``/..., and the ``window.*``, ``mapper.*``,
+``pipeline.*`` and ``scale.*`` groups from the core layers' config dataclasses). Each field's
+description, allowed values (``Literal`` types) and range (``field(metadata={'range': ...})``)
+become its ``ParameterDescriptor``.
 
 Validation: an override that is not allowed (wrong type, not one of the allowed values, out of
 range) makes the declaration fail, so the node does not start and says which parameter and why.

@@ -209,7 +209,7 @@ class PerceptionEngine:
 
     def _estimate_scale(self, result: WindowResult,
                         timings: dict[str, float]) -> ScaleEstimate | None:
-        """This window's metres per unit from the configured source (None without one)."""
+        """Return this window's metres per unit from the configured source (None without one)."""
         if self.metric is None:
             return None
         tic = time.perf_counter()

@@ -17,6 +17,7 @@ import torch
 
 from vggt4d_ros.replay.cli import build_parser
 from vggt4d_ros.replay.cli import config_from_args
+from vggt4d_ros.replay.cli import main as cli_main
 from vggt4d_ros.replay.errors import ReplayError
 from vggt4d_ros.replay.runner import engine_config
 from vggt4d_ros.replay.runner import run_replay
@@ -140,3 +141,10 @@ def test_missing_depth_topic_is_a_clear_error(bag, params_file, tmp_path):
     with pytest.raises(ReplayError, match='--scale-source depth.*/no/depth'):
         _replay(bag, params_file, tmp_path / 'x', '--scale-source', 'depth',
                 '--depth-topic', '/no/depth')
+
+
+def test_dds_mode_with_a_scale_source_exits_with_code_2(bag, params_file, tmp_path, capsys):
+    code = cli_main([str(bag), '--out', str(tmp_path / 'dds'), '--params', str(params_file),
+                     '--mode', 'dds', '--scale-source', 'depth', '--quiet'])
+    assert code == 2
+    assert '--mode offline' in capsys.readouterr().err

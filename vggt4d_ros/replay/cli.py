@@ -33,7 +33,9 @@ from vggt4d_ros.replay.runner import parameters
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.runner import ReplaySummary
 from vggt4d_ros.replay.runner import WEIGHTS_ENV
+from vggt4d_ros.replay.scale_run import DEFAULT_DEPTH_TOPIC
 from vggt4d_ros.runtime.parameters import write_parameter_file
+from vggt4d_ros.runtime.scale.config import SOURCES
 
 #: The DDS replay driver, started as a module so that replay/ does not import it.
 DDS_DRIVER = 'vggt4d_ros.tools.dds_replay'
@@ -84,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help='dds mode: bound on each wait for the node (s)')
     parser.add_argument('--dds-profile', type=Path, default=None,
                         help='dds mode: Fast DDS XML profile (e.g. ci/fastdds_ci_shm.xml)')
+    parser.add_argument('--scale-source', choices=SOURCES, default=None,
+                        help='metric scale source (scale.source; default: the parameter '
+                             "file's, else none: VGGT units); offline mode only")
+    parser.add_argument('--depth-topic', default=None,
+                        help='aligned depth topic of --scale-source depth (16UC1/32FC1; '
+                             f'default {DEFAULT_DEPTH_TOPIC})')
+    parser.add_argument('--odom-topic', default=None,
+                        help='odometry of --scale-source odometry: a TF topic (odom -> '
+                             'base_link) or nav_msgs/Odometry (default /tf)')
+    parser.add_argument('--camera-height', type=float, default=None,
+                        help='camera height above the floor in metres for --scale-source '
+                             'camera_height (default: base_link -> camera on /tf_static)')
     parser.add_argument('--quiet', action='store_true')
     return parser
 
@@ -96,7 +110,9 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         max_frames=args.max_frames, refine=not args.no_refine, storage=args.storage,
         gt_pose_topic=args.gt_pose_topic, gt_tum=args.gt_tum,
         gt_mask_topic=args.gt_mask_topic, gt_mask_dir=args.gt_mask_dir,
-        copy_images=not args.no_images, network_width=args.network_width, quiet=args.quiet)
+        copy_images=not args.no_images, network_width=args.network_width, quiet=args.quiet,
+        scale_source=args.scale_source, camera_height=args.camera_height,
+        depth_topic=args.depth_topic, odom_topic=args.odom_topic)
 
 
 def _run_dds(config: ReplayConfig, timeout_s: float, profile: Path | None) -> ReplaySummary:
@@ -115,7 +131,10 @@ def _run_dds(config: ReplayConfig, timeout_s: float, profile: Path | None) -> Re
     with BagReader(config.bag) as reader:
         validate_bag_options(config, reader)
     flat = parameters(config)
-    engine_config(config)  # the node would refuse these parameters: fail now, exit code 2
+    # The node would refuse these parameters: fail now, exit code 2.
+    if engine_config(config).scale.source != 'none':
+        raise ReplayError('a metric scale source needs --mode offline (the DDS driver '
+                          'publishes only the images, not the depth or odometry topics)')
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = dds_model(flat)

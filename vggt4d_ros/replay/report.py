@@ -20,6 +20,7 @@ import numpy as np
 from vggt4d_ros.replay.parameters import RANDOM_WEIGHTS_WARNING
 from vggt4d_ros.replay.metrics import MaskMetrics
 from vggt4d_ros.replay.metrics import TrajectoryMetrics
+from vggt4d_ros.replay.scale_report import scale_section
 
 
 @dataclass
@@ -36,6 +37,7 @@ class ReportInputs:
         stage_seconds: stage -> list of seconds (one per window).
         samples: (stamp, rgb [H,W,3], predicted mask [H,W], ground-truth mask or None).
         metrics_json: name of the metrics file to link.
+        scale: ``metrics.json['scale']`` of a run with a metric scale source (or None).
 
     """
 
@@ -51,6 +53,7 @@ class ReportInputs:
     samples: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = field(
         default_factory=list)
     metrics_json: str = 'metrics.json'
+    scale: dict[str, Any] | None = None
 
 
 def _pyplot() -> Any:
@@ -181,6 +184,8 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
     else:
         lines += [f'No trajectory metrics: {inputs.trajectory_note or "no ground truth"}.', '',
                   '![trajectory](trajectory.png)', '']
+    if inputs.scale is not None:
+        lines += scale_section(plt, inputs.scale, report_dir)
     lines += ['## Dynamic masks', '']
     if inputs.masks is not None and inputs.masks.j:
         summary = inputs.masks.summary()

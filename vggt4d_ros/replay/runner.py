@@ -41,6 +41,10 @@ from vggt4d_ros.replay.parameters import replay_parameters
 from vggt4d_ros.replay.parameters import WEIGHTS_ENV  # noqa: F401 (re-exported for the CLI)
 from vggt4d_ros.replay.report import ReportInputs
 from vggt4d_ros.replay.report import write_report
+from vggt4d_ros.replay.scale_run import BagScaleFeed
+from vggt4d_ros.replay.scale_run import scale_metrics
+from vggt4d_ros.replay.scale_run import scale_overrides
+from vggt4d_ros.replay.scale_run import ScaleTrack
 from vggt4d_ros.runtime.backend import BackendError
 from vggt4d_ros.runtime.backend import build_backend
 from vggt4d_ros.runtime.backend import LoadedBackend
@@ -81,6 +85,10 @@ class ReplayConfig:
             multiple of 14 for fast CPU runs.
         samples: frames shown in the report's overlay figure.
         quiet: no progress lines.
+        scale_source, camera_height: metric scale (``scale.source``,
+            ``scale.camera_height.camera_height_m``; None: the parameter file's).
+        depth_topic, odom_topic: the bag's depth and odometry (TF or nav_msgs/Odometry) topics
+            for the scale source (None: the parameter file's, then the node's defaults).
 
     """
 
@@ -104,6 +112,10 @@ class ReplayConfig:
     network_width: int | None = None
     samples: int = 4
     quiet: bool = False
+    scale_source: str | None = None
+    camera_height: float | None = None
+    depth_topic: str | None = None
+    odom_topic: str | None = None
 
 
 @dataclass
@@ -147,6 +159,8 @@ class _RunState:
     image_count: int = 0
     window: Any = None
     warnings: list[str] = field(default_factory=list)
+    scale_track: ScaleTrack = field(default_factory=ScaleTrack)
+    scale_feed: BagScaleFeed | None = None
 
     def add_timings(self, timings: dict[str, float], prefix: str = '') -> None:
         for name, seconds in timings.items():
@@ -172,6 +186,7 @@ def parameters(config: ReplayConfig) -> dict[str, Any]:
         overrides['pipeline.refine_enabled'] = False
     if config.network_width is not None:
         overrides['network_width'] = config.network_width
+    overrides.update(scale_overrides(config.scale_source, config.camera_height))
     return replay_parameters(config.params_file, config.weights, overrides, config.every_frame)
 
 
@@ -205,6 +220,7 @@ class _OutputSink:
         self._state.windows += 1
         self._state.add_timings(output.result.timings)
         self._state.add_timings(output.timings, prefix='engine.')
+        self._state.scale_track.add(output)
         for frame in output.frames:
             self._outputs.write_frame(frame.stamp_ns, frame.frame_id, frame.mask, frame.pose,
                                       self._rgb_by_stamp.pop(frame.stamp_ns, None))
@@ -222,6 +238,8 @@ def _process(config: ReplayConfig, engine_config: EngineConfig, reader: BagReade
     rgb_by_stamp: dict[int, np.ndarray] = {}
     engine = PerceptionEngine.from_config(backend, engine_config)
     engine.sink = _OutputSink(outputs, lambda: engine, state, rgb_by_stamp)
+    state.scale_feed = feed = BagScaleFeed(reader, engine.metric, parameters(config),
+                                           config.depth_topic, config.odom_topic)
     wanted = _sample_indices(min(state.image_count, config.max_frames or state.image_count),
                              config.samples)
     started = time.perf_counter()
@@ -231,6 +249,7 @@ def _process(config: ReplayConfig, engine_config: EngineConfig, reader: BagReade
         rgb_by_stamp[frame.stamp_ns] = frame.rgb
         if index in wanted:
             state.sample_rgb[frame.stamp_ns] = frame.rgb
+        feed.before_image(frame.stamp_ns, frame.frame_id)
         if engine.push(frame.rgb, frame.stamp_ns, frame.frame_id):
             progress(f'frame {index + 1}/{state.image_count}: {state.windows} windows, '
                      f'{len(outputs.stamps)} frames out, '
@@ -295,9 +314,13 @@ def run_replay(config: ReplayConfig, backend: LoadedBackend | None = None) -> Re
                               ) from error
         outputs.close()
         evaluation = evaluate(config, reader, outputs.stamps, outputs.poses, outputs.masks)
+        evaluation.scale = scale_metrics(
+            engine.metric, state.scale_track, evaluation.trajectory,
+            (np.asarray(outputs.stamps), np.asarray(outputs.poses)),
+            _truth_poses(config, reader), state.scale_feed)
     metrics = _metrics_json(config, state, outputs, backend, evaluation,
                             {'engine': stats.__dict__, 'map_points': map_points,
-                             'input_resets': state.warnings})
+                             'input_resets': state.warnings, 'scale': evaluation.scale})
     (out_dir / 'metrics.json').write_text(json.dumps(metrics, indent=2))
     report = _report(config, state, outputs, backend, evaluation)
     progress(f'report: {report}')
@@ -313,6 +336,7 @@ class Evaluation:
     masks: MaskMetrics | None = None
     mask_note: str = ''
     truth_masks: dict[int, np.ndarray] = field(default_factory=dict)
+    scale: dict[str, Any] | None = None  # metrics.json['scale'] (replay/scale_run.py)
 
 
 def _auto_topic(reader: BagReader, names: tuple[str, ...], types: tuple[str, ...]
@@ -424,7 +448,8 @@ def _report(config: ReplayConfig, state: _RunState, outputs: ReplayOutputs,
                           trajectory=evaluation.trajectory,
                           trajectory_note=evaluation.trajectory_note, masks=evaluation.masks,
                           mask_note=evaluation.mask_note, estimate_xyz=estimate,
-                          stage_seconds=state.stage_seconds, samples=samples)
+                          stage_seconds=state.stage_seconds, samples=samples,
+                          scale=evaluation.scale)
     return write_report(config.out_dir, inputs)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 import sys
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -644,3 +644,18 @@ class SyntheticOracleView:
         colour = self.scene.textures.shade(hits, self.scene.light).reshape(hw + (3,))
         rgb = np.clip(np.round(255.0 * colour ** (1 / 2.2)), 0, 255).astype(np.uint8)
         return hits.t.reshape(hw), hits.dynamic.reshape(hw), rgb
+
+
+def synthetic_oracle_backend(config: SceneConfig, seed: int = 0) -> Any:
+    """``mapping.testing.OracleBackend`` of this scene with the camera's own intrinsics.
+
+    Network size = camera size and the same focal length and principal point, so a network
+    pixel is the camera pixel of the same ray (depth images line up). Per window it returns
+    the scene's ground truth as VGGT would: own frame, normalised, a random scale in [0.5, 2].
+    """
+    from vggt4d_ros.mapping.testing import OracleBackend
+
+    focal_factor = 0.5 / np.tan(np.radians(config.horizontal_fov_deg) / 2.0)
+    return OracleBackend(scene=SyntheticOracleView(SyntheticScene(config)),
+                         network_hw=(config.height, config.width), seed=seed,
+                         start_ns=config.start_ns, focal_factor=focal_factor)

@@ -68,6 +68,9 @@ from vggt4d_ros.ros.params import NodeParams
 from vggt4d_ros.ros.params import read_engine_config
 from vggt4d_ros.ros.params import read_node_parameters
 from vggt4d_ros.ros.params import reread_backend_config
+from vggt4d_ros.ros.scale_inputs import check_scale_parameters
+from vggt4d_ros.ros.scale_inputs import scale_diagnostics
+from vggt4d_ros.ros.scale_inputs import ScaleInputs
 from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
 from vggt4d_ros.runtime import backend as backend_lib
@@ -148,6 +151,7 @@ class Vggt4dNode(LifecycleNode):
         self._engine: PerceptionEngine | None = None
         self._sink: NodeSink | None = None
         self._view: FoxgloveView | None = None  # foxglove.enabled: the live view, while active
+        self._scale_inputs: ScaleInputs | None = None  # feeds engine.metric (scale.source)
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         # Not ``_subscriptions``: that is rclpy.Node's own list (it holds /clock, parameters).
@@ -207,6 +211,7 @@ class Vggt4dNode(LifecycleNode):
         try:
             self.params = read_node_parameters(self)
             self.engine_config = read_engine_config(self)
+            check_scale_parameters(self.params, self.engine_config.scale)
             self._conventions = ConventionResolver(self, self.params)
         except (ValueError, TypeError) as error:
             self._engine = None
@@ -377,6 +382,11 @@ class Vggt4dNode(LifecycleNode):
             callback = self._on_image_info if HAS_MESSAGE_INFO else self._on_image
         self._input_subscriptions.append(self.create_subscription(
             msg_type, params.image_topic, callback, qos, callback_group=self._input_group))
+        metric = self._engine.metric if self._engine is not None else None
+        self._scale_inputs = None if metric is None else ScaleInputs(
+            self, params, metric, self._limits(), qos)
+        if self._scale_inputs is not None:
+            self._input_subscriptions += self._scale_inputs.subscribe(self._input_group)
         if params.camera_info_topic:
             self._input_subscriptions.append(self.create_subscription(
                 CameraInfo, params.camera_info_topic, self._on_camera_info,
@@ -444,6 +454,8 @@ class Vggt4dNode(LifecycleNode):
             return
         queue = self._queue
         if queue is not None:
+            if self._scale_inputs is not None:
+                self._scale_inputs.image(header)
             queue.put(QueuedFrame(rgb, stamp_ns, header, arrived))
 
     def _measure_arrival(self, header, info: dict | None) -> None:
@@ -585,6 +597,8 @@ class Vggt4dNode(LifecycleNode):
             'last_error': self.last_error,
         }
         values.update({key: str(value) for key, value in engine_stats.items()})
+        values.update(scale_diagnostics(self._scale_inputs, self.engine_config.scale
+                                        if self.engine_config is not None else None))
         dropped = dropped_queue + int(engine_stats.get('dropped_window', 0))
         values['dropped_total'] = str(dropped)
         if self.last_error:

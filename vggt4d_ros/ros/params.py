@@ -4,10 +4,10 @@
 
 Two sources, no name typed twice: :class:`NodeParams` (what only the node uses: topics, frames,
 outputs) and the engine parameters of :func:`vggt4d_ros.runtime.parameters.engine_parameter_specs`
-(``mode``, the backend's ``weights``/``device``/..., and the ``window.*``, ``mapper.*`` and
-``pipeline.*`` groups from the core layers' config dataclasses). Each field's description,
-allowed values (``Literal`` types) and range (``field(metadata={'range': ...})``) become its
-``ParameterDescriptor``.
+(``mode``, the backend's ``weights``/``device``/..., and the ``window.*``, ``mapper.*``,
+``pipeline.*`` and ``scale.*`` groups from the core layers' config dataclasses). Each field's
+description, allowed values (``Literal`` types) and range (``field(metadata={'range': ...})``)
+become its ``ParameterDescriptor``.
 
 Validation: an override that is not allowed (wrong type, not one of the allowed values, out of
 range) makes the declaration fail, so the node does not start and says which parameter and why.
@@ -85,12 +85,22 @@ class NodeParams:
             'map_to_camera: TF map -> camera optical frame; odom_to_base: TF odom -> base_link '
             'through the camera extrinsic (REP-105); none: no TF.'))
     extrinsic_source: Literal['parameter', 'tf'] = field(default='parameter', metadata=_meta(
-        'Where odom_to_base gets base_link -> camera: parameter (base_to_camera) or tf '
-        '(looked up once, needs tf2_ros).'))
+        'Where odom_to_base and the odometry / camera_height scale sources get base_link -> '
+        'camera: parameter (base_to_camera) or tf (odom_to_base: looked up once, needs tf2_ros; '
+        'scale: read from /tf_static or /tf).'))
     base_to_camera: list[float] = field(
         default_factory=lambda: list(DEFAULT_BASE_TO_CAMERA), metadata=_meta(
             'Pose of the camera optical frame in base_link [x, y, z, qx, qy, qz, qw]; default: '
             'at the origin, looking forward.'))
+    # Metric scale inputs (the engine's scale.* parameters pick the source; docs/scale.md).
+    depth_topic: str = field(default='/camera/aligned_depth_to_color/image_raw', metadata=_meta(
+        'scale.source=depth: aligned depth image topic (16UC1/mono16 mm or 32FC1 m, registered '
+        'to the colour camera), paired with the images by stamp (scale.sync_*).'))
+    odometry_source: Literal['tf', 'topic'] = field(default='tf', metadata=_meta(
+        'scale.source=odometry: tf (odom_frame -> base_frame transforms on /tf) or topic '
+        '(nav_msgs/Odometry on odometry_topic).'))
+    odometry_topic: str = field(default='/odom', metadata=_meta(
+        'scale.source=odometry with odometry_source=topic: the nav_msgs/Odometry topic.'))
     # Outputs.
     publish_tf: bool = field(default=True, metadata=_meta('Publish TF (see tf_mode).'))
     publish_masks: bool = field(default=True, metadata=_meta(

@@ -26,6 +26,7 @@ from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.runtime.config import BackendConfig
 from vggt4d_ros.runtime.config import EngineConfig
+from vggt4d_ros.runtime.scale.config import ScaleConfig
 from vggt4d_ros.runtime.window import REPLAY_WINDOW
 from vggt4d_ros.runtime.window import WindowConfig
 
@@ -122,11 +123,12 @@ ENGINE_GROUPS = (
     ('window.', WindowConfig, ('mode',)),
     ('mapper.', MapperConfig, ()),
     ('pipeline.', PipelineConfig, ()),
+    ('scale.', ScaleConfig, ()),
 )
 
 
 def engine_parameter_specs() -> list[ParameterSpec]:
-    """Every engine parameter: ``mode``, then the backend, window, mapper and pipeline ones."""
+    """Every engine parameter: ``mode``, then the backend, window, mapper, pipeline, scale ones."""
     mode = next(spec for spec in field_specs(WindowConfig) if spec.name == 'mode')
     specs = [mode]
     for prefix, config_cls, exclude in ENGINE_GROUPS:
@@ -174,7 +176,8 @@ def engine_config_from_parameters(values: Mapping[str, Any]) -> EngineConfig:
     built = {prefix: build_config(config_cls, groups[prefix])
              for prefix, config_cls, _ in ENGINE_GROUPS}
     return EngineConfig(window=built['window.'], mapper=built['mapper.'],
-                        pipeline=built['pipeline.'], backend=built[''])
+                        pipeline=built['pipeline.'], backend=built[''],
+                        scale=built['scale.'])
 
 
 def replay_window_parameters(include_mode: bool = True) -> dict[str, Any]:

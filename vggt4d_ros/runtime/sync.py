@@ -124,6 +124,10 @@ class DepthPairing:
         """Offer a depth image; True if it completed a pair."""
         return self._store(self.sync.add(1, stamp_ns, depth))
 
+    def add_pair(self, image_stamp_ns: int, depth: Any) -> None:
+        """Store a pair made elsewhere (``message_filters`` on a ROS install): no pairing here."""
+        self._store((int(image_stamp_ns), depth))
+
     def _store(self, matched: tuple | None) -> bool:
         if matched is None:
             return False

@@ -74,7 +74,7 @@ class CameraHeightScale:
         Args:
             result: the window.
             base_from_camera: [4,4] camera extrinsic (base_link on the floor, z up); gives the
-                up direction and, unless ``camera_height_m`` is set, the height (its z).
+                up direction and, unless ``camera_height_m`` is set (> 0), the height (its z).
 
         """
         estimate = self._estimate(result, np.asarray(base_from_camera, dtype=np.float64))
@@ -83,7 +83,7 @@ class CameraHeightScale:
 
     def _estimate(self, result: WindowResult, extrinsic: np.ndarray) -> ScaleEstimate:
         cfg = self.config
-        height_m = cfg.camera_height_m if cfg.camera_height_m is not None else extrinsic[2, 3]
+        height_m = cfg.camera_height_m if cfg.camera_height_m > 0 else extrinsic[2, 3]
         if not height_m > 0:
             return ScaleEstimate.failed(self.source, 'camera_below_floor')
         stride = grid_stride(result.transform.network_hw)

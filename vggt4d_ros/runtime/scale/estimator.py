@@ -78,8 +78,8 @@ class ScaleEstimator:
                 estimate = self.odometry.estimate(result, inputs.odometry.lookup,
                                                   inputs.base_from_camera)
         else:
-            if inputs.base_from_camera is None and self.config.camera_height.camera_height_m \
-                    is None:
+            if inputs.base_from_camera is None and not \
+                    self.config.camera_height.camera_height_m > 0:
                 estimate = ScaleEstimate.failed(source, 'no_extrinsic')
             else:
                 extrinsic = LEVEL_CAMERA if inputs.base_from_camera is None \

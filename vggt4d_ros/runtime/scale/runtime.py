@@ -31,17 +31,21 @@ class MetricScale:
 
     Args:
         config: scale settings (``source='none'``: estimates are always empty).
-        sync_queue_size, sync_slop_s: image <-> depth pairing (message_filters semantics).
+        sync_queue_size, sync_slop_s: image <-> depth pairing (message_filters semantics);
+            None: ``config.sync_queue_size`` / ``config.sync_slop_s``.
         base_from_camera: initial camera extrinsic [4,4] (base_link -> optical frame), e.g.
             from a parameter; TF may replace it (``set_base_from_camera``).
 
     """
 
-    def __init__(self, config: ScaleConfig | None = None, sync_queue_size: int = 10,
-                 sync_slop_s: float = 0.02, base_from_camera: np.ndarray | None = None) -> None:
+    def __init__(self, config: ScaleConfig | None = None, sync_queue_size: int | None = None,
+                 sync_slop_s: float | None = None,
+                 base_from_camera: np.ndarray | None = None) -> None:
         self.config = config or ScaleConfig()
         self.estimator = ScaleEstimator(self.config)
-        self.pairing = DepthPairing(sync_queue_size, sync_slop_s)
+        self.pairing = DepthPairing(
+            self.config.sync_queue_size if sync_queue_size is None else sync_queue_size,
+            self.config.sync_slop_s if sync_slop_s is None else sync_slop_s)
         self.odometry = OdometryBuffer(self.config.odometry)
         self._base_from_camera = None if base_from_camera is None \
             else np.array(base_from_camera, dtype=np.float64)
@@ -67,6 +71,16 @@ class MetricScale:
         if self.config.source == 'depth':
             with self._lock:
                 self.pairing.add_depth(depth.stamp_ns, depth)
+
+    def add_paired_depth(self, image_stamp_ns: int, depth: DepthImage) -> None:
+        """Store a depth image already paired with the colour image ``image_stamp_ns``.
+
+        For a front end that pairs with ``message_filters`` itself: it calls this instead of
+        :meth:`add_image` / :meth:`add_depth`, so nothing is paired twice.
+        """
+        if self.config.source == 'depth':
+            with self._lock:
+                self.pairing.add_pair(image_stamp_ns, depth)
 
     def add_odometry(self, stamp_ns: int, odom_from_base: np.ndarray) -> None:
         """Store an ``odom -> base_link`` sample (from TF or nav_msgs/Odometry)."""
@@ -100,10 +114,20 @@ class MetricScale:
             self._newest_counted = max(fresh)
 
     def diagnostics(self) -> dict[str, str]:
-        """Return key/values for a diagnostic_msgs/DiagnosticStatus (metres per map unit...)."""
+        """Return key/values for a diagnostic_msgs/DiagnosticStatus (metres per map unit...).
+
+        Taken under the lock: the diagnostics timer runs on another thread than the worker,
+        whose ``estimate`` updates the counters read here.
+        """
+        with self._lock:
+            return self._diagnostics()
+
+    def _diagnostics(self) -> dict[str, str]:
         state = self.fusion.state
         values = {
             'scale.source': self.config.source,
+            # Outputs are metric once the first fused value rescaled the map (docs/scale.md).
+            'units': 'metres' if np.isfinite(state.metres_per_map_unit) else 'vggt_units',
             'scale.metres_per_map_unit': f'{state.metres_per_map_unit:.6g}',
             'scale.spread': f'{state.spread:.3g}',
             'scale.windows': str(state.windows),
@@ -120,4 +144,9 @@ class MetricScale:
             values['scale.metres_per_unit_window'] = f'{self.last.metres_per_unit:.6g}'
         for reason, count in sorted(self.estimator.stats.items()):
             values[f'scale.outcome.{reason}'] = str(count)
+        # Per frame of each window (overlap frames count in every window they are in).
+        frames = {'depth': self.estimator.depth.frame_outcomes,
+                  'odometry': self.estimator.odometry.frame_outcomes}.get(self.config.source, {})
+        for reason, count in sorted(frames.items()):
+            values[f'scale.frame_outcome.{reason}'] = str(count)
         return values

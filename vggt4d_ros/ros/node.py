@@ -68,6 +68,8 @@ from vggt4d_ros.ros.params import NodeParams
 from vggt4d_ros.ros.params import read_engine_config
 from vggt4d_ros.ros.params import read_node_parameters
 from vggt4d_ros.ros.params import reread_backend_config
+from vggt4d_ros.ros.perception_params import read_perception_topic_params
+from vggt4d_ros.ros.perception_publishers import PerceptionPublisher
 from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
 from vggt4d_ros.runtime import backend as backend_lib
@@ -208,7 +210,8 @@ class Vggt4dNode(LifecycleNode):
             self._engine = None
             return self._fail('configure', str(error))
         set_switch_interval(self.params.gil_switch_interval_ms)
-        self._outputs = OutputPublisher(self, self.params)
+        self._outputs = OutputPublisher(self, self.params, PerceptionPublisher(
+            self, read_perception_topic_params(self), self.engine_config.perception))
         self.state_label = 'inactive'
         self.last_error = ''
         qos = 'reliable, keep all' if self.mode == 'replay' else self.params.input_qos
@@ -252,7 +255,8 @@ class Vggt4dNode(LifecycleNode):
         """Create a fresh engine around the loaded backend, publishing through a NodeSink."""
         self._engine = PerceptionEngine.from_config(self._loaded.backend, self.engine_config)
         self._sink = NodeSink(self, self.params, self._outputs, self._conventions,
-                              self._engine.mapper.map.points, self.counters)
+                              self._engine.mapper.map.points, self.counters,
+                              self._engine.perception)
         self._engine.sink = self._sink
 
     def _start_worker(self) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Iterator, Literal, Mapping
 
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.motion.pipeline import PipelineConfig
+from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.runtime.config import BackendConfig
 from vggt4d_ros.runtime.config import EngineConfig
 from vggt4d_ros.runtime.window import REPLAY_WINDOW
@@ -122,6 +123,7 @@ ENGINE_GROUPS = (
     ('window.', WindowConfig, ('mode',)),
     ('mapper.', MapperConfig, ()),
     ('pipeline.', PipelineConfig, ()),
+    ('perception.', PerceptionConfig, ('output_from_world',)),
 )
 
 
@@ -174,7 +176,8 @@ def engine_config_from_parameters(values: Mapping[str, Any]) -> EngineConfig:
     built = {prefix: build_config(config_cls, groups[prefix])
              for prefix, config_cls, _ in ENGINE_GROUPS}
     return EngineConfig(window=built['window.'], mapper=built['mapper.'],
-                        pipeline=built['pipeline.'], backend=built[''])
+                        pipeline=built['pipeline.'], backend=built[''],
+                        perception=built['perception.'])
 
 
 def replay_window_parameters(include_mode: bool = True) -> dict[str, Any]:

@@ -41,7 +41,7 @@ class _StaticView(SyntheticOracleView):
 
 
 def oracle(static: bool = False) -> OracleBackend:
-    """The oracle backend over the synthetic scene (scene time 0 at ``SCENE.start_ns``)."""
+    """Build the oracle backend over the synthetic scene (scene time 0 at ``SCENE.start_ns``)."""
     scene = SyntheticScene(SCENE)
     view = _StaticView(scene) if static else SyntheticOracleView(scene)
     return OracleBackend(scene=view, network_hw=(HEIGHT, WIDTH), noise=EXACT, seed=17,
@@ -58,15 +58,21 @@ def make_static(params, device, dtype) -> OracleBackend:
     return oracle(static=True)
 
 
-def output_from_scene() -> np.ndarray:
-    """[4,4] the node's map_to_camera world from the scene's world (first camera, ROS axes)."""
-    pose = np.eye(4)
-    pose[:3, :3] = R_BODY_FROM_OPTICAL
-    return pose @ np.linalg.inv(SyntheticScene(SCENE).world_from_camera(0))
+def output_from_scene(world_from_first: np.ndarray | None = None) -> np.ndarray:
+    """[4,4] the node's world frame from the scene's world.
+
+    ``world_from_first``: the node's world from the first camera's optical frame; default the
+    map_to_camera world (the first camera with ROS axes); in odom_to_base the base_link ->
+    camera extrinsic.
+    """
+    if world_from_first is None:
+        world_from_first = np.eye(4)
+        world_from_first[:3, :3] = R_BODY_FROM_OPTICAL
+    return world_from_first @ np.linalg.inv(SyntheticScene(SCENE).world_from_camera(0))
 
 
 def objects_at(stamp_ns: int) -> list[ObjectTruth]:
-    """The moving objects at a stamp, centres and velocities in the node's world frame."""
+    """Return the moving objects at a stamp, centres and velocities in the node's world frame."""
     scene = SyntheticScene(SCENE)
     transform = output_from_scene()
     index = (stamp_ns - SCENE.start_ns) * 1e-9 * FPS
@@ -77,14 +83,15 @@ def objects_at(stamp_ns: int) -> list[ObjectTruth]:
     return truth
 
 
-def distance_to_objects(points: np.ndarray, stamp_ns: int) -> np.ndarray:
+def distance_to_objects(points: np.ndarray, stamp_ns: int,
+                        world_from_first: np.ndarray | None = None) -> np.ndarray:
     """Distance [N] of world-frame points [N,3] to the nearest moving object's surface.
 
     The ball: distance to its sphere; the crate: distance to its turned box (0 inside).
     """
     scene = SyntheticScene(SCENE)
     index = (stamp_ns - SCENE.start_ns) * 1e-9 * FPS
-    in_scene = np.linalg.inv(output_from_scene())
+    in_scene = np.linalg.inv(output_from_scene(world_from_first))
     local = points.astype(np.float64) @ in_scene[:3, :3].T + in_scene[:3, 3]
     ball_centre, _ = scene.ball_state(index)
     ball = np.abs(np.linalg.norm(local - ball_centre, axis=1) - 0.35)

@@ -39,6 +39,7 @@ from visualization_msgs.msg import Marker  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from vggt4d_ros.ros.conversions import stamp_to_ns  # noqa: E402
+from vggt4d_ros.ros.frames import pose_from_xyz_quat  # noqa: E402
 from vggt4d_ros.ros.outputs import header_at  # noqa: E402
 from vggt4d_ros.ros.perception_msgs import dynamic_cloud_to_numpy  # noqa: E402
 from vggt4d_ros.ros.perception_msgs import track_uuid  # noqa: E402
@@ -256,4 +257,27 @@ def test_map_reset_publishes_a_cleared_state(peer, start_node):
     assert set(stamps_of(after)) <= new_stamps
     after_ids = {int(d.id) for m in after for d in m.detections}
     assert after_ids and min(after_ids) > max(before_ids)  # new tracks, ids never reused
+    stop_cleanly(node)
+
+
+def test_odom_to_base_outputs_are_in_the_odom_frame(peer, start_node):
+    """With tf_mode odom_to_base the core outputs in odom (base_link at the first frame)."""
+    # A camera 0.3 m ahead and 1.2 m above base_link, looking forward (the usual optical rpy).
+    base_to_camera = [0.3, 0.0, 1.2, -0.5, 0.5, -0.5, 0.5]
+    node = start_node({'backend_factory': 'oracle_backends:make_moving', **PARAMS,
+                       'tf_mode': 'odom_to_base', 'base_to_camera': base_to_camera})
+    out = Outputs(peer)
+    sent = [image_msg(i) for i in range(12)]
+    send(peer, node, sent)
+    assert peer.spin_until(lambda: len(out.clouds) >= 10 and out.windows() >= 4, 180), \
+        node.log()
+    extrinsic = pose_from_xyz_quat(base_to_camera)
+    near, total = 0, 0
+    for msg in out.clouds:
+        assert msg.header.frame_id == 'odom'
+        points, _, _ = dynamic_cloud_to_numpy(msg)
+        distance = distance_to_objects(points, stamp_to_ns(msg.header.stamp), extrinsic)
+        near, total = near + int((distance < 0.06).sum()), total + len(points)
+    assert total and near >= 0.95 * total, near / max(total, 1)
+    assert {m.header.frame_id for m in out.detections + out.combined} == {'odom'}
     stop_cleanly(node)

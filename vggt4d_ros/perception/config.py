@@ -54,13 +54,16 @@ class DynamicPointsConfig:
     """
 
     enabled: bool = field(default=True, metadata=_meta(
-        'Put the dynamic points in the output (~/dynamic_cloud); tracks and the dynamic grid need the points anyway.'))
+        'Put the dynamic points in the output (~/dynamic_cloud); tracks and the dynamic grid '
+        'need the points anyway.'))
     min_conf: float = field(default=1.0, metadata=_meta(
         'Depth-confidence floor of a dynamic point (VGGT confidences are >= 1).', (0.0, 1e6)))
     conf_percentile: float = field(default=10.0, metadata=_meta(
-        "Also drop each frame's dynamic pixels below this percentile of its confidences (0: off).", (0.0, 99.9)))
+        "Also drop each frame's dynamic pixels below this percentile of its confidences (0: "
+        'off).', (0.0, 99.9)))
     max_points_per_frame: int = field(default=20_000, metadata=_meta(
-        'Bound on the dynamic points per frame (more are thinned by an even, deterministic stride).', (1, 10000000)))
+        'Bound on the dynamic points per frame (more are thinned by an even, deterministic '
+        'stride).', (1, 10000000)))
     max_depth: float = field(default=1e6, metadata=_meta(
         'Drop dynamic points farther than this from the camera (map units; the default keeps '
         'all).', (0.0, 1e12)))
@@ -89,13 +92,17 @@ class InstanceConfig:
     """
 
     depth_break: float = field(default=0.08, metadata=_meta(
-        'Neighbouring dynamic pixels whose depths differ by more than this fraction of the nearer one belong to different objects.', (0.0, 100.0)))
+        'Neighbouring dynamic pixels whose depths differ by more than this fraction of the '
+        'nearer one belong to different objects.', (0.0, 100.0)))
     min_pixels: int = field(default=30, metadata=_meta(
-        'Smaller connected dynamic parts are not objects (their points keep object id 0).', (1, 100000000)))
+        'Smaller connected dynamic parts are not objects (their points keep object id '
+        '0).', (1, 100000000)))
     max_instances: int = field(default=32, metadata=_meta(
-        'At most this many objects per frame (the largest); the rest get object id 0.', (1, 100000)))
+        'At most this many objects per frame (the largest); the rest get object id '
+        '0.', (1, 100000)))
     max_label_iterations: int = field(default=64, metadata=_meta(
-        "Bound on the connected-component labelling's iterations (a cut-off labelling may split a part; counted).", (1, 100000)))
+        "Bound on the connected-component labelling's iterations (a cut-off labelling may split"
+        ' a part; counted).', (1, 100000)))
 
     def __post_init__(self) -> None:
         if self.min_pixels < 1 or self.max_instances < 1 or self.max_label_iterations < 1:
@@ -132,11 +139,14 @@ class TrackerConfig:
     """
 
     enabled: bool = field(default=True, metadata=_meta(
-        'Track objects (~/detections, ~/obstacles, ~/track_markers and the object ids of ~/dynamic_cloud).'))
+        'Track objects (~/detections, ~/obstacles, ~/track_markers and the object ids of '
+        '~/dynamic_cloud).'))
     gate_distance: float = field(default=0.25, metadata=_meta(
-        'Largest centroid distance of an association (map units), plus 3 sigma of the predicted position.', (0.0, 1e6)))
+        'Largest centroid distance of an association (map units), plus 3 sigma of the predicted'
+        ' position.', (0.0, 1e6)))
     mask_overlap_weight: float = field(default=0.5, metadata=_meta(
-        "Assignment-cost bonus for the image-box overlap (IoU) with the track's previous detection.", (0.0, 100.0)))
+        "Assignment-cost bonus for the image-box overlap (IoU) with the track's previous "
+        'detection.', (0.0, 100.0)))
     accel_noise: float = field(default=2.0, metadata=_meta(
         'Process noise: standard deviation of the acceleration (map units/s^2).', (0.0, 1e6)))
     measurement_noise: float = field(default=0.006, metadata=_meta(
@@ -144,19 +154,23 @@ class TrackerConfig:
     min_measurement_noise: float = field(default=0.005, metadata=_meta(
         'Floor of the detection position noise (map units).', (0.0, 1e6)))
     size_change_noise: float = field(default=5.0, metadata=_meta(
-        "The detection noise grows by this factor times the relative change of its size against the track's (partly hidden objects).", (0.0, 1e6)))
+        'The detection noise grows by this factor times the relative change of its size against'
+        " the track's (partly hidden objects).", (0.0, 1e6)))
     confirm_hits: int = field(default=3, metadata=_meta(
         'Detections before a track is confirmed and gets its public id.', (1, 1000)))
     max_miss_s: float = field(default=1.0, metadata=_meta(
-        'A track not detected for this long is deleted (an object back later gets a new id).', (0.0, 3600.0)))
+        'A track not detected for this long is deleted (an object back later gets a new '
+        'id).', (0.0, 3600.0)))
     tentative_max_miss_s: float = field(default=0.2, metadata=_meta(
         'The same for tracks not yet confirmed.', (0.0, 3600.0)))
     publish_coasting_s: float = field(default=0.5, metadata=_meta(
-        'Confirmed tracks missed for at most this long are still output (predicted).', (0.0, 3600.0)))
+        'Confirmed tracks missed for at most this long are still output '
+        '(predicted).', (0.0, 3600.0)))
     max_tracks: int = field(default=64, metadata=_meta(
         'Bound on live tracks (new objects beyond it are not started; counted).', (1, 100000)))
     confidence_rate: float = field(default=0.3, metadata=_meta(
-        "Per-frame rate of the detection-rate average published as a track's confidence.", (0.0, 1.0)))
+        "Per-frame rate of the detection-rate average published as a track's "
+        "confidence.", (0.0, 1.0)))
     size_rate: float = field(default=0.3, metadata=_meta(
         "Per-detection rate of the track's size average.", (0.0, 1.0)))
     depth_completion: Literal['half_width', 'none'] = field(default='half_width', metadata=_meta(
@@ -210,7 +224,8 @@ class GridConfig:
     origin_xy: tuple[float, float] = field(default_factory=lambda: [-5.0, -5.0], metadata=_meta(
         "Output-frame position [x, y] of cell (0, 0)'s corner (map units)."))
     ground_z: float = field(default=-1.0, metadata=_meta(
-        'Ground height in the output frame (map units; map_to_camera puts the first camera at 0, so the floor is at minus its height).', (-1e6, 1e6)))
+        'Ground height in the output frame (map units; map_to_camera puts the first camera at '
+        '0, so the floor is at minus its height).', (-1e6, 1e6)))
     min_height: float = field(default=0.05, metadata=_meta(
         'Lower end of the obstacle height band above the ground (map units).', (-1e6, 1e6)))
     max_height: float = field(default=2.0, metadata=_meta(
@@ -218,7 +233,8 @@ class GridConfig:
     pixel_stride: int = field(default=8, metadata=_meta(
         'Static and free-space points: every n-th network pixel in x and y.', (1, 256)))
     max_range: float = field(default=10.0, metadata=_meta(
-        'Rays and points beyond this distance from the camera are ignored (map units).', (0.0, 1e6)))
+        'Rays and points beyond this distance from the camera are ignored (map '
+        'units).', (0.0, 1e6)))
     hit_weight: int = field(default=3, metadata=_meta(
         'Static grid: log-odds step of an occupied observation.', (0, 100)))
     miss_weight: int = field(default=1, metadata=_meta(
@@ -228,7 +244,8 @@ class GridConfig:
     max_level: int = field(default=20, metadata=_meta(
         'Static grid: clamp of the log-odds level.', (1, 100)))
     dynamic_decay_s: float = field(default=0.5, metadata=_meta(
-        'A dynamic cell not observed again decays to unknown after this long (a cell seen free since is free at once).', (0.0, 3600.0)))
+        'A dynamic cell not observed again decays to unknown after this long (a cell seen free '
+        'since is free at once).', (0.0, 3600.0)))
 
     def __post_init__(self) -> None:
         if len(self.origin_xy) != 2:
@@ -263,7 +280,8 @@ class PerceptionConfig:
     """
 
     enabled: bool = field(default=True, metadata=_meta(
-        'Planner outputs: dynamic cloud, object tracks, occupancy grids (docs/perception.md); off: none of them is computed.'))
+        'Planner outputs: dynamic cloud, object tracks, occupancy grids (docs/perception.md); '
+        'off: none of them is computed.'))
     output_from_world: np.ndarray = field(default_factory=default_output_from_world)
     points: DynamicPointsConfig = field(default_factory=DynamicPointsConfig)
     instances: InstanceConfig = field(default_factory=InstanceConfig)

@@ -199,8 +199,8 @@ class NodeSink:
                                    self._static_map(update.reset))
             # A frame that changed only now (TF extrinsic) means this window's perception
             # ran in the old one: publish from the next window on.
-            if outputs.perception is not None and not align_output_frame(self._perception,
-                                                                        convention):
+            changed = align_output_frame(self._perception, convention)
+            if outputs.perception is not None and not changed:
                 outputs.perception.publish(output.perception, convention, update.reset)
         self._publish_s += time.perf_counter() - start
 

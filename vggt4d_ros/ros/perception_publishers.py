@@ -7,19 +7,19 @@ the mapper (``EngineOutput.perception``); the node's sink hands that output here
 worker thread, after the window's masks went out. Topics (all in the node's world frame,
 ``map`` or ``odom``, unless ``obstacle_frame`` names another frame for the object outputs):
 
-| topic | type | QoS | per |
-|---|---|---|---|
-| ``~/dynamic_cloud`` | sensor_msgs/PointCloud2 (x y z rgb object_id) | reliable, depth 10 | frame |
-| ``~/static_grid`` | nav_msgs/OccupancyGrid | reliable, transient local, depth 1 | grid period |
-| ``~/dynamic_grid``, ``~/combined_grid`` | nav_msgs/OccupancyGrid | reliable, depth 10 | grid period |
-| ``~/detections`` | vision_msgs/Detection3DArray (id = track id) | reliable, depth 10 | window |
-| ``~/obstacles`` | nav2_dynamic_msgs/ObstacleArray | reliable, depth 10 | window |
-| ``~/track_markers`` | visualization_msgs/MarkerArray | reliable, depth 10 | window |
+* ``~/dynamic_cloud``: sensor_msgs/PointCloud2 (x y z rgb object_id), per processed frame;
+* ``~/static_grid``: nav_msgs/OccupancyGrid, latched (reliable, transient local, depth 1);
+* ``~/dynamic_grid``, ``~/combined_grid``: nav_msgs/OccupancyGrid, with the static grid;
+* ``~/detections``: vision_msgs/Detection3DArray (id = track id), per window;
+* ``~/obstacles``: nav2_dynamic_msgs/ObstacleArray, per window;
+* ``~/track_markers``: visualization_msgs/MarkerArray, per window.
 
-Every message carries an image stamp: a cloud its frame's, the others the window's newest
-processed frame's. Detections, obstacles and markers go out every window, empty when there is
-no track (a planner learns that the obstacles are gone; the markers' DELETEALL clears RViz).
-Grids go out at most every ``grid_period_s`` and always after a map reset (the core starts a
+The others are reliable, volatile, depth 10. Every message carries an image stamp: a cloud its
+frame's, the others the window's newest processed frame's. Only the latched static grid is
+published without a subscriber (the others are built only while someone listens, as
+``~/window_cloud``). Detections, obstacles and markers go out every window, empty when there
+is no track (a planner learns that the obstacles are gone; the markers' DELETEALL clears
+RViz). Grids go out at most every ``grid_period_s`` and always after a map reset (the core starts a
 new segment with empty grids and no tracks, so the cleared state reaches subscribers).
 
 The output frame of the core (``PerceptionConfig.output_from_world``) must be the node's
@@ -131,7 +131,7 @@ class PerceptionPublisher:
         return publisher
 
     def _create_optional(self, enabled: bool, type_of, topic: str):
-        """A publisher of a generated message package; a warning instead when it is missing."""
+        """Create a publisher of a generated message package (a warning when it is missing)."""
         if not enabled:
             return None
         try:
@@ -160,7 +160,7 @@ class PerceptionPublisher:
         self._publish_tracks(output.tracks, output.stamp_ns, world)
 
     def _publish_cloud(self, cloud: DynamicCloud, world: str) -> None:
-        if self.cloud_pub is None:
+        if not _subscribed(self.cloud_pub):
             return
         frame, moved = self._in_obstacle_frame(world, cloud.stamp_ns)
         if moved is None:
@@ -179,12 +179,13 @@ class PerceptionPublisher:
         self._last_grid_s = now
         messages = pm.grid_msgs(header_at(output.stamp_ns, world), output.grids)
         for name, publisher in self.grid_pubs.items():
-            publisher.publish(messages[name])
+            if name == 'static' or _subscribed(publisher):  # the static grid is latched
+                publisher.publish(messages[name])
         self.counters.grids += 1
 
     def _publish_tracks(self, tracks: list[Track], stamp_ns: int, world: str) -> None:
         publishers = (self.detections_pub, self.obstacles_pub, self.markers_pub)
-        if all(pub is None for pub in publishers):
+        if not any(_subscribed(pub) for pub in publishers):
             return
         frame, moved = self._in_obstacle_frame(world, stamp_ns)
         if moved is None:
@@ -192,11 +193,11 @@ class PerceptionPublisher:
         if frame != world:
             tracks = [_moved_track(track, moved) for track in tracks]
         header = header_at(stamp_ns, frame)
-        if self.detections_pub is not None:
+        if _subscribed(self.detections_pub):
             self.detections_pub.publish(pm.detections_msg(header, tracks))
-        if self.obstacles_pub is not None:
+        if _subscribed(self.obstacles_pub):
             self.obstacles_pub.publish(pm.obstacles_msg(header, tracks))
-        if self.markers_pub is not None:
+        if _subscribed(self.markers_pub):
             self.markers_pub.publish(pm.markers_msg(header, tracks))
         self.counters.track_messages += 1
 
@@ -210,6 +211,11 @@ class PerceptionPublisher:
         return self._tf.frame, transform
 
 
+def _subscribed(publisher) -> bool:
+    """Return whether the publisher exists (enabled) and has a matched subscription."""
+    return publisher is not None and publisher.get_subscription_count() > 0
+
+
 def _apply(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Points [N,3] through a [4,4] rigid transform (float64)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
@@ -217,7 +223,7 @@ def _apply(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def _moved_track(track: Track, transform: np.ndarray) -> Track:
-    """A track in another frame: centre moved, velocity rotated, box the rotated box's bounds."""
+    """Move a track to another frame: centre moved, velocity rotated, box bounds rotated."""
     rotation = transform[:3, :3]
     return replace(track, position=_apply(transform, track.position)[0],
                    velocity=rotation @ np.asarray(track.velocity, dtype=np.float64),

@@ -288,7 +288,7 @@ class Vggt4dNode(LifecycleNode):
             return None
         seconds = backend_lib.warm_up(self._loaded.backend, config.window, config.mapper,
                                       config.backend.warmup_height,
-                                      config.backend.warmup_width)
+                                      config.backend.warmup_width, config.perception)
         return (seconds, *backend_lib.freeze_heap())
 
     @_guarded('deactivate')

@@ -21,6 +21,7 @@ pytest.importorskip('rclpy')
 pytest.importorskip('vision_msgs.msg')
 pytest.importorskip('nav2_dynamic_msgs.msg')
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from nav2_dynamic_msgs.msg import ObstacleArray  # noqa: E402
 from nav_msgs.msg import OccupancyGrid  # noqa: E402
 from oracle_backends import distance_to_objects  # noqa: E402
@@ -212,6 +213,7 @@ def test_planner_outputs_of_a_moving_scene(peer, start_node):
 def test_static_scene_gives_empty_clouds_and_no_tracks(peer, start_node):
     node = start_node({'backend_factory': 'oracle_backends:make_static', **PARAMS})
     out = Outputs(peer)
+    diagnostics = peer.collect(DiagnosticArray, '/diagnostics', RELIABLE)
     sent = [image_msg(i) for i in range(12)]
     send(peer, node, sent)
     assert peer.spin_until(lambda: len(out.clouds) >= 10 and out.windows() >= 4, 180), \
@@ -223,6 +225,17 @@ def test_static_scene_gives_empty_clouds_and_no_tracks(peer, start_node):
     assert all([mk.action for mk in m.markers] == [Marker.DELETEALL] for m in out.markers)
     assert all((np.asarray(g.data, np.int8) != 100).all() for g in out.dynamic)
     assert (np.asarray(out.static[-1].data, np.int8) >= 0).sum() > 1000
+
+    def counters() -> dict[str, str]:
+        if not diagnostics:
+            return {}
+        return {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+
+    # Counted in /diagnostics: every frame was empty, no track was confirmed.
+    assert peer.spin_until(lambda: int(counters().get('perception_frames', 0)) >= 10, 30)
+    values = counters()
+    assert values['perception_empty_frames'] == values['perception_frames']
+    assert values['tracks_confirmed'] == '0'
     stop_cleanly(node)
 
 

@@ -603,7 +603,19 @@ def _engine_stats(engine: PerceptionEngine | None) -> dict[str, int]:
         'resets_input': stats.window_resets,
         'resets_map': stats.map_resets,
         'outliers_ignored': engine.windows.stats.outliers,
+        **_perception_stats(engine),
     }
+
+
+def _perception_stats(engine: PerceptionEngine) -> dict[str, int]:
+    """Planner-output counters for diagnostics (none when perception is off)."""
+    if engine.perception is None:
+        return {}
+    stats, tracks = engine.perception.stats, engine.perception.tracker.stats
+    return {'perception_frames': stats.frames, 'perception_empty_frames': stats.empty_frames,
+            'perception_resets': stats.resets, 'perception_small_parts': stats.small_parts,
+            'perception_excess_parts': stats.excess_parts, 'tracks_confirmed': tracks.confirmed,
+            'tracks_full': tracks.full}
 
 
 def set_switch_interval(milliseconds: float) -> None:

@@ -33,6 +33,7 @@ until then nothing is published, then the tracker restarts in the right frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+import time
 
 from nav_msgs.msg import OccupancyGrid
 import numpy as np
@@ -82,7 +83,6 @@ class PerceptionCounters:
     grids: int = 0
     track_messages: int = 0
     tf_failures: int = 0
-    frame_changes: int = 0
 
 
 class PerceptionPublisher:
@@ -98,8 +98,6 @@ class PerceptionPublisher:
 
     def __init__(self, node, params: PerceptionTopicParams, config: PerceptionConfig,
                  monotonic=None) -> None:
-        import time
-
         self._node = node
         self._params = params
         # First: without tf2_ros this raises before any publisher exists.

@@ -117,13 +117,15 @@ def test_switches_leave_topics_out(peer):
 
 
 def test_output_frame_follows_the_convention():
-    tracker = PerceptionTracker(PerceptionConfig())
+    config = PerceptionConfig()
+    tracker = PerceptionTracker(config)
     assert not pp.align_output_frame(tracker, MAP)  # the core's default is map_to_camera's
     extrinsic = pose_from_xyz_quat([0.3, 0.0, 1.2, -0.5, 0.5, -0.5, 0.5])
     odom = make_convention('odom_to_base', 'map', 'odom', 'base_link', 'cam', extrinsic)
     resets = tracker.stats.resets
     assert pp.align_output_frame(tracker, odom)
     assert np.allclose(tracker.config.output_from_world, extrinsic)
+    assert config == PerceptionConfig()  # the engine's config object is left alone
     assert tracker.stats.resets == resets + 1
     assert not pp.align_output_frame(tracker, odom)
     assert not pp.align_output_frame(None, odom) and not pp.align_output_frame(tracker, None)

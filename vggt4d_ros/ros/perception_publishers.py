@@ -70,7 +70,8 @@ def align_output_frame(tracker: PerceptionTracker | None,
     wanted = convention.world_from_vggt
     if np.allclose(tracker.config.output_from_world, wanted, atol=1e-9):
         return False
-    tracker.config.output_from_world = np.array(wanted, dtype=np.float64)
+    # A copy: the engine config the tracker was built from stays as the parameters gave it.
+    tracker.config = replace(tracker.config, output_from_world=np.array(wanted, np.float64))
     tracker.reset()
     return True
 

@@ -211,7 +211,9 @@ def test_planner_outputs_of_a_moving_scene(peer, start_node):
 
 
 def test_static_scene_gives_empty_clouds_and_no_tracks(peer, start_node):
-    node = start_node({'backend_factory': 'oracle_backends:make_static', **PARAMS})
+    # A list parameter through the command line: the grid's origin.
+    node = start_node({'backend_factory': 'oracle_backends:make_static', **PARAMS,
+                       'perception.grid.origin_xy': [-2.0, -6.0]})
     out = Outputs(peer)
     diagnostics = peer.collect(DiagnosticArray, '/diagnostics', RELIABLE)
     sent = [image_msg(i) for i in range(12)]
@@ -224,6 +226,8 @@ def test_static_scene_gives_empty_clouds_and_no_tracks(peer, start_node):
     assert all(not m.obstacles for m in out.obstacles)
     assert all([mk.action for mk in m.markers] == [Marker.DELETEALL] for m in out.markers)
     assert all((np.asarray(g.data, np.int8) != 100).all() for g in out.dynamic)
+    assert {(g.info.origin.position.x, g.info.origin.position.y) for g in out.static} == {
+        (-2.0, -6.0)}
     assert (np.asarray(out.static[-1].data, np.int8) >= 0).sum() > 1000
 
     def counters() -> dict[str, str]:

@@ -116,6 +116,25 @@ def test_rviz_config_topics_and_qos():
     assert config['Visualization Manager']['Global Options']['Fixed Frame'] == 'map'
 
 
+def test_rviz_config_shows_the_planner_outputs():
+    displays = {d['Name']: d for d in yaml.safe_load(RVIZ.read_text())[
+        'Visualization Manager']['Displays']}
+    expected = {  # display -> (class, topic, durability)
+        'Dynamic cloud': ('PointCloud2', '/vggt4d/dynamic_cloud', 'Volatile'),
+        'Combined grid': ('Map', '/vggt4d/combined_grid', 'Volatile'),
+        'Static grid': ('Map', '/vggt4d/static_grid', 'Transient Local'),
+        'Tracked objects': ('MarkerArray', '/vggt4d/track_markers', 'Volatile'),
+    }
+    for name, (kind, topic, durability) in expected.items():
+        display = displays[name]
+        assert display['Class'] == f'rviz_default_plugins/{kind}'
+        assert (display['Topic']['Value'], display['Topic']['Durability Policy']) == (
+            topic, durability)
+    # Points are coloured by the cloud's object_id field (ros/perception_msgs.py).
+    assert displays['Dynamic cloud']['Channel Name'] == 'object_id'
+    assert displays['Tracked objects']['Namespaces'] == {'tracks': True}
+
+
 @pytest.mark.parametrize('override, message', [
     (('window.stride', 8), 'stride'),  # allowed alone, not with window_size 8
     (('image_topic', ''), 'image_topic'),

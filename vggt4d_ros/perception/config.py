@@ -5,11 +5,17 @@
 Lengths are in **map units**: VGGT's scale-free units (about the first window's mean scene
 depth) unless the engine gets metric scale hints, then metres. Times are in seconds of image
 stamps. Every output has its own off switch.
+
+Every scalar field carries its description and range in ``field(metadata=...)``: the node
+declares them as ``perception.*`` parameters (``runtime/parameters.py``). The output frame
+(``PerceptionConfig.output_from_world``) is not a parameter: the front end sets it from its
+frame convention.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Literal
 
 import numpy as np
 
@@ -17,6 +23,12 @@ import numpy as np
 #: (x forward, y left, z up): the node's ``map_to_camera`` convention (same matrix as
 #: ``ros.frames.R_BODY_FROM_OPTICAL``; the core may not import ros/, a test keeps them equal).
 Z_UP_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def _meta(description: str, limits: tuple[float, float] | None = None) -> dict:
+    """Field metadata: a description and, for numbers, the inclusive range."""
+    return {'description': description} if limits is None else {
+        'description': description, 'range': limits}
 
 
 def default_output_from_world() -> np.ndarray:
@@ -37,15 +49,24 @@ class DynamicPointsConfig:
             confidences (VGGT's confidence has no absolute scale; 0 = off).
         max_points_per_frame: bound per frame; more dynamic pixels are thinned by an even,
             deterministic stride over the pixel order (same input, same points).
-        max_depth: drop points farther than this from the camera (map units; inf = keep).
+        max_depth: drop points farther than this from the camera (map units; default: keep all).
 
     """
 
-    enabled: bool = True
-    min_conf: float = 1.0
-    conf_percentile: float = 10.0
-    max_points_per_frame: int = 20_000
-    max_depth: float = float('inf')
+    enabled: bool = field(default=True, metadata=_meta(
+        'Put the dynamic points in the output (~/dynamic_cloud); tracks and the dynamic grid '
+        'need the points anyway.'))
+    min_conf: float = field(default=1.0, metadata=_meta(
+        'Depth-confidence floor of a dynamic point (VGGT confidences are >= 1).', (0.0, 1e6)))
+    conf_percentile: float = field(default=10.0, metadata=_meta(
+        "Also drop each frame's dynamic pixels below this percentile of its confidences (0: "
+        'off).', (0.0, 99.9)))
+    max_points_per_frame: int = field(default=20_000, metadata=_meta(
+        'Bound on the dynamic points per frame (more are thinned by an even, deterministic '
+        'stride).', (1, 10000000)))
+    max_depth: float = field(default=1e6, metadata=_meta(
+        'Drop dynamic points farther than this from the camera (map units; the default keeps '
+        'all).', (0.0, 1e12)))
 
     def __post_init__(self) -> None:
         if self.max_points_per_frame < 1:
@@ -70,10 +91,18 @@ class InstanceConfig:
 
     """
 
-    depth_break: float = 0.08
-    min_pixels: int = 30
-    max_instances: int = 32
-    max_label_iterations: int = 64
+    depth_break: float = field(default=0.08, metadata=_meta(
+        'Neighbouring dynamic pixels whose depths differ by more than this fraction of the '
+        'nearer one belong to different objects.', (0.0, 100.0)))
+    min_pixels: int = field(default=30, metadata=_meta(
+        'Smaller connected dynamic parts are not objects (their points keep object id '
+        '0).', (1, 100000000)))
+    max_instances: int = field(default=32, metadata=_meta(
+        'At most this many objects per frame (the largest); the rest get object id '
+        '0.', (1, 100000)))
+    max_label_iterations: int = field(default=64, metadata=_meta(
+        "Bound on the connected-component labelling's iterations (a cut-off labelling may split"
+        ' a part; counted).', (1, 100000)))
 
     def __post_init__(self) -> None:
         if self.min_pixels < 1 or self.max_instances < 1 or self.max_label_iterations < 1:
@@ -109,21 +138,44 @@ class TrackerConfig:
 
     """
 
-    enabled: bool = True
-    gate_distance: float = 0.25
-    mask_overlap_weight: float = 0.5
-    accel_noise: float = 2.0
-    measurement_noise: float = 0.006
-    min_measurement_noise: float = 0.005
-    size_change_noise: float = 5.0
-    confirm_hits: int = 3
-    max_miss_s: float = 1.0
-    tentative_max_miss_s: float = 0.2
-    publish_coasting_s: float = 0.5
-    max_tracks: int = 64
-    confidence_rate: float = 0.3
-    size_rate: float = 0.3
-    depth_completion: str = 'half_width'
+    enabled: bool = field(default=True, metadata=_meta(
+        'Track objects (~/detections, ~/obstacles, ~/track_markers and the object ids of '
+        '~/dynamic_cloud).'))
+    gate_distance: float = field(default=0.25, metadata=_meta(
+        'Largest centroid distance of an association (map units), plus 3 sigma of the predicted'
+        ' position.', (0.0, 1e6)))
+    mask_overlap_weight: float = field(default=0.5, metadata=_meta(
+        "Assignment-cost bonus for the image-box overlap (IoU) with the track's previous "
+        'detection.', (0.0, 100.0)))
+    accel_noise: float = field(default=2.0, metadata=_meta(
+        'Process noise: standard deviation of the acceleration (map units/s^2).', (0.0, 1e6)))
+    measurement_noise: float = field(default=0.006, metadata=_meta(
+        'Position noise of a detection as a fraction of its camera range.', (0.0, 100.0)))
+    min_measurement_noise: float = field(default=0.005, metadata=_meta(
+        'Floor of the detection position noise (map units).', (0.0, 1e6)))
+    size_change_noise: float = field(default=5.0, metadata=_meta(
+        'The detection noise grows by this factor times the relative change of its size against'
+        " the track's (partly hidden objects).", (0.0, 1e6)))
+    confirm_hits: int = field(default=3, metadata=_meta(
+        'Detections before a track is confirmed and gets its public id.', (1, 1000)))
+    max_miss_s: float = field(default=1.0, metadata=_meta(
+        'A track not detected for this long is deleted (an object back later gets a new '
+        'id).', (0.0, 3600.0)))
+    tentative_max_miss_s: float = field(default=0.2, metadata=_meta(
+        'The same for tracks not yet confirmed.', (0.0, 3600.0)))
+    publish_coasting_s: float = field(default=0.5, metadata=_meta(
+        'Confirmed tracks missed for at most this long are still output '
+        '(predicted).', (0.0, 3600.0)))
+    max_tracks: int = field(default=64, metadata=_meta(
+        'Bound on live tracks (new objects beyond it are not started; counted).', (1, 100000)))
+    confidence_rate: float = field(default=0.3, metadata=_meta(
+        "Per-frame rate of the detection-rate average published as a track's "
+        "confidence.", (0.0, 1.0)))
+    size_rate: float = field(default=0.3, metadata=_meta(
+        "Per-detection rate of the track's size average.", (0.0, 1.0)))
+    depth_completion: Literal['half_width', 'none'] = field(default='half_width', metadata=_meta(
+        "Push the visible surface's centre back along the viewing ray (the camera sees only "
+        "an object's front): half_width, or none (the visible points' mean)."))
 
     def __post_init__(self) -> None:
         if self.confirm_hits < 1 or self.max_tracks < 1:
@@ -160,23 +212,45 @@ class GridConfig:
 
     """
 
-    enabled: bool = True
-    resolution: float = 0.05
-    width: int = 200
-    height: int = 200
-    origin_xy: tuple[float, float] = (-5.0, -5.0)
-    ground_z: float = -1.0
-    min_height: float = 0.05
-    max_height: float = 2.0
-    pixel_stride: int = 8
-    max_range: float = 10.0
-    hit_weight: int = 3
-    miss_weight: int = 1
-    occupied_level: int = 3
-    max_level: int = 20
-    dynamic_decay_s: float = 0.5
+    enabled: bool = field(default=True, metadata=_meta(
+        'Build the static / dynamic / combined occupancy grids.'))
+    resolution: float = field(default=0.05, metadata=_meta(
+        'Grid cell edge (map units).', (1e-9, 1e6)))
+    width: int = field(default=200, metadata=_meta(
+        'Grid cells along x.', (1, 16000000)))
+    height: int = field(default=200, metadata=_meta(
+        'Grid cells along y.', (1, 16000000)))
+    # A list default makes it a parameter ([x, y]); __post_init__ stores a tuple.
+    origin_xy: tuple[float, float] = field(default_factory=lambda: [-5.0, -5.0], metadata=_meta(
+        "Output-frame position [x, y] of cell (0, 0)'s corner (map units)."))
+    ground_z: float = field(default=-1.0, metadata=_meta(
+        'Ground height in the output frame (map units; map_to_camera puts the first camera at '
+        '0, so the floor is at minus its height).', (-1e6, 1e6)))
+    min_height: float = field(default=0.05, metadata=_meta(
+        'Lower end of the obstacle height band above the ground (map units).', (-1e6, 1e6)))
+    max_height: float = field(default=2.0, metadata=_meta(
+        'Upper end of the obstacle height band above the ground (map units).', (-1e6, 1e6)))
+    pixel_stride: int = field(default=8, metadata=_meta(
+        'Static and free-space points: every n-th network pixel in x and y.', (1, 256)))
+    max_range: float = field(default=10.0, metadata=_meta(
+        'Rays and points beyond this distance from the camera are ignored (map '
+        'units).', (0.0, 1e6)))
+    hit_weight: int = field(default=3, metadata=_meta(
+        'Static grid: log-odds step of an occupied observation.', (0, 100)))
+    miss_weight: int = field(default=1, metadata=_meta(
+        'Static grid: log-odds step of a free observation.', (0, 100)))
+    occupied_level: int = field(default=3, metadata=_meta(
+        'Static grid: occupied at or above this level, free at or below minus it.', (1, 100)))
+    max_level: int = field(default=20, metadata=_meta(
+        'Static grid: clamp of the log-odds level.', (1, 100)))
+    dynamic_decay_s: float = field(default=0.5, metadata=_meta(
+        'A dynamic cell not observed again decays to unknown after this long (a cell seen free '
+        'since is free at once).', (0.0, 3600.0)))
 
     def __post_init__(self) -> None:
+        if len(self.origin_xy) != 2:
+            raise ValueError(f'origin_xy must be [x, y], got {self.origin_xy!r}')
+        self.origin_xy = (float(self.origin_xy[0]), float(self.origin_xy[1]))
         if self.resolution <= 0 or self.width < 1 or self.height < 1:
             raise ValueError('resolution must be > 0 and width, height >= 1')
         if self.width * self.height > 16_000_000:
@@ -205,7 +279,9 @@ class PerceptionConfig:
 
     """
 
-    enabled: bool = True
+    enabled: bool = field(default=True, metadata=_meta(
+        'Planner outputs: dynamic cloud, object tracks, occupancy grids (docs/perception.md); '
+        'off: none of them is computed.'))
     output_from_world: np.ndarray = field(default_factory=default_output_from_world)
     points: DynamicPointsConfig = field(default_factory=DynamicPointsConfig)
     instances: InstanceConfig = field(default_factory=InstanceConfig)
@@ -220,3 +296,13 @@ class PerceptionConfig:
         if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6):
             raise ValueError('output_from_world must be rigid (orthonormal rotation)')
         self.output_from_world = matrix
+
+    def __eq__(self, other: object) -> bool:
+        """Field-wise equality, the matrix compared by value (``==`` on arrays is elementwise)."""
+        if not isinstance(other, PerceptionConfig):
+            return NotImplemented
+        return all(
+            np.array_equal(getattr(self, item.name), getattr(other, item.name))
+            if item.name == 'output_from_world'
+            else getattr(self, item.name) == getattr(other, item.name)
+            for item in fields(self))

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from vggt4d_ros.perception.perception_tracker import PerceptionTracker
 from vggt4d_ros.ros.frames import FrameConvention
 from vggt4d_ros.ros.frames import make_convention
 from vggt4d_ros.ros.frames import pose_from_xyz_quat
@@ -25,6 +26,7 @@ from vggt4d_ros.ros.outputs import FramePose
 from vggt4d_ros.ros.outputs import header_at
 from vggt4d_ros.ros.outputs import OutputPublisher
 from vggt4d_ros.ros.params import NodeParams
+from vggt4d_ros.ros.perception_publishers import align_output_frame
 from vggt4d_ros.runtime.sink import EngineOutput
 from vggt4d_ros.runtime.sink import EngineWarning
 from vggt4d_ros.runtime.sink import MaskOutput
@@ -111,12 +113,16 @@ class NodeSink:
         conventions: frame conventions (TF side).
         map_points: the engine's static map (called when a map message is due).
         counters: the node's counters (``processed``, ``output_rate``, ``latency``).
+        perception: the engine's planner-output tracker (None when off): its output frame is
+            set to the node's world frame (``align_output_frame``).
 
     """
 
     def __init__(self, node, params: NodeParams, outputs: OutputPublisher,
-                 conventions: ConventionResolver, map_points: MapPoints, counters: Any) -> None:
+                 conventions: ConventionResolver, map_points: MapPoints, counters: Any,
+                 perception: PerceptionTracker | None = None) -> None:
         self._node = node
+        self._perception = perception
         self._params = params
         self._outputs = outputs
         self._conventions = conventions
@@ -162,6 +168,9 @@ class NodeSink:
                 counters.latency.add(now - frame.received_s)
         for frame in frames:
             self._outputs.publish_overlay(frame)
+        if masks and self._perception is not None:
+            # Before the engine runs this window's perception: outputs in the world frame.
+            align_output_frame(self._perception, self._conventions.convention(masks[0].frame_id))
         self._publish_s += time.perf_counter() - start
 
     def window_mapped(self, output: EngineOutput) -> None:
@@ -188,6 +197,11 @@ class NodeSink:
             outputs.publish_clouds(frames[-1].stamp_ns, convention,
                                    (update.points_xyz, update.points_rgb),
                                    self._static_map(update.reset))
+            # A frame that changed only now (TF extrinsic) means this window's perception
+            # ran in the old one: publish from the next window on.
+            changed = align_output_frame(self._perception, convention)
+            if outputs.perception is not None and not changed:
+                outputs.perception.publish(output.perception, convention, update.reset)
         self._publish_s += time.perf_counter() - start
 
     def _static_map(self, reset: bool) -> tuple[np.ndarray, np.ndarray] | None:

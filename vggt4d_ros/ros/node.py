@@ -71,6 +71,8 @@ from vggt4d_ros.ros.params import reread_backend_config
 from vggt4d_ros.ros.scale_inputs import check_scale_parameters
 from vggt4d_ros.ros.scale_inputs import scale_diagnostics
 from vggt4d_ros.ros.scale_inputs import ScaleInputs
+from vggt4d_ros.ros.perception_params import read_perception_topic_params
+from vggt4d_ros.ros.perception_publishers import PerceptionPublisher
 from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
 from vggt4d_ros.runtime import backend as backend_lib
@@ -217,7 +219,8 @@ class Vggt4dNode(LifecycleNode):
             self._engine = None
             return self._fail('configure', str(error))
         set_switch_interval(self.params.gil_switch_interval_ms)
-        self._outputs = OutputPublisher(self, self.params)
+        self._outputs = OutputPublisher(self, self.params, PerceptionPublisher(
+            self, read_perception_topic_params(self), self.engine_config.perception))
         self.state_label = 'inactive'
         self.last_error = ''
         qos = 'reliable, keep all' if self.mode == 'replay' else self.params.input_qos
@@ -263,7 +266,8 @@ class Vggt4dNode(LifecycleNode):
         """Create a fresh engine around the loaded backend, publishing through a NodeSink."""
         self._engine = PerceptionEngine.from_config(self._loaded.backend, self.engine_config)
         self._sink = NodeSink(self, self.params, self._outputs, self._conventions,
-                              self._engine.mapper.map.points, self.counters)
+                              self._engine.mapper.map.points, self.counters,
+                              self._engine.perception)
         self._view = start_view(self.params.foxglove, self._conventions.convention,
                                 self._engine.mapper.map.points, self.get_logger())
         self._engine.sink = TeeSink(self._sink, self._view) if self._view else self._sink
@@ -297,7 +301,7 @@ class Vggt4dNode(LifecycleNode):
             return None
         seconds = backend_lib.warm_up(self._loaded.backend, config.window, config.mapper,
                                       config.backend.warmup_height,
-                                      config.backend.warmup_width)
+                                      config.backend.warmup_width, config.perception)
         return (seconds, *backend_lib.freeze_heap())
 
     @_guarded('deactivate')
@@ -624,7 +628,19 @@ def _engine_stats(engine: PerceptionEngine | None) -> dict[str, int]:
         'resets_input': stats.window_resets,
         'resets_map': stats.map_resets,
         'outliers_ignored': engine.windows.stats.outliers,
+        **_perception_stats(engine),
     }
+
+
+def _perception_stats(engine: PerceptionEngine) -> dict[str, int]:
+    """Planner-output counters for diagnostics (none when perception is off)."""
+    if engine.perception is None:
+        return {}
+    stats, tracks = engine.perception.stats, engine.perception.tracker.stats
+    return {'perception_frames': stats.frames, 'perception_empty_frames': stats.empty_frames,
+            'perception_resets': stats.resets, 'perception_small_parts': stats.small_parts,
+            'perception_excess_parts': stats.excess_parts, 'tracks_confirmed': tracks.confirmed,
+            'tracks_full': tracks.full}
 
 
 def set_switch_interval(milliseconds: float) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 from geometry_msgs.msg import PoseStamped
@@ -40,6 +41,9 @@ from vggt4d_ros.ros.conversions import pose_to_msg
 from vggt4d_ros.ros.conversions import transform_stamped
 from vggt4d_ros.ros.frames import FrameConvention
 from vggt4d_ros.ros.params import NodeParams
+
+if TYPE_CHECKING:
+    from vggt4d_ros.ros.perception_publishers import PerceptionPublisher
 
 #: Latched map (REP-2003 "maps"): late subscribers such as RViz get the last map at once.
 MAP_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -97,9 +101,12 @@ def header_at(stamp_ns: int, frame_id: str) -> Header:
 class OutputPublisher:
     """Owns the output publishers; called from the worker thread only."""
 
-    def __init__(self, node, params: NodeParams) -> None:
+    def __init__(self, node, params: NodeParams,
+                 perception: PerceptionPublisher | None = None) -> None:
         self._node = node
         self._params = params
+        #: Planner-output publishers (ros/perception_publishers.py), or None.
+        self.perception = perception
         self._publishers = []
         self.mask_pub = self._create(params.publish_masks, Image, '~/dynamic_mask', FRAME_QOS)
         self.overlay_pub = self._create(params.publish_overlay, Image, '~/mask_overlay',
@@ -130,6 +137,8 @@ class OutputPublisher:
         self._publishers.clear()
         if self.tf is not None:
             self.tf.destroy()
+        if self.perception is not None:
+            self.perception.destroy()
 
     def reset_trajectory(self) -> None:
         """Forget the path and the previous pose (after an engine reset)."""

@@ -26,6 +26,7 @@ from rcl_interfaces.msg import IntegerRange
 from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.msg import SetParametersResult
 
+from vggt4d_ros.ros.perception_params import perception_topic_specs
 from vggt4d_ros.runtime.config import EngineConfig
 from vggt4d_ros.runtime.parameters import build_config
 from vggt4d_ros.runtime.parameters import engine_config_from_parameters
@@ -144,7 +145,7 @@ def node_parameter_specs() -> list[ParameterSpec]:
 
 def all_parameter_specs() -> list[ParameterSpec]:
     """Every parameter the node declares, in declaration (and config file) order."""
-    return node_parameter_specs() + engine_parameter_specs()
+    return node_parameter_specs() + perception_topic_specs() + engine_parameter_specs()
 
 
 def descriptor(spec: ParameterSpec) -> ParameterDescriptor:

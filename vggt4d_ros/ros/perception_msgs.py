@@ -131,6 +131,16 @@ def _nav2_dynamic_msgs():
     return msg
 
 
+def detection_array_type() -> type:
+    """vision_msgs/Detection3DArray (ImportError naming scripts/build_msgs.sh when missing)."""
+    return _vision_msgs().Detection3DArray
+
+
+def obstacle_array_type() -> type:
+    """nav2_dynamic_msgs/ObstacleArray (ImportError naming the script when missing)."""
+    return _nav2_dynamic_msgs().ObstacleArray
+
+
 def _pose(position: np.ndarray) -> Pose:
     pose = Pose()
     pose.position.x, pose.position.y, pose.position.z = (float(v) for v in position)

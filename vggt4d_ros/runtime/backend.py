@@ -26,6 +26,7 @@ from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.model import runtime
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.result import WindowResult
+from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.runtime.config import BackendConfig
 from vggt4d_ros.runtime.config import VGGT_WIDTH
 from vggt4d_ros.runtime.engine import Backend
@@ -189,7 +190,7 @@ def build_backend(config: BackendConfig,
 
 
 def warm_up(backend: Any, window: WindowConfig, mapper: MapperConfig, height: int,
-            width: int) -> float:
+            width: int, perception: PerceptionConfig | None = None) -> float:
     """Run a throwaway engine over mid-grey frames with a little noise; returns seconds taken.
 
     A first window of ``window_size`` new frames, then the next window of the stream (sharing
@@ -201,10 +202,11 @@ def warm_up(backend: Any, window: WindowConfig, mapper: MapperConfig, height: in
     A backend with ``record_refinement_graphs`` (the VGGT4D pipeline) then records the
     refinement's graphs for every candidate bucket, which live windows would otherwise record
     one by one. Call it from the thread that will run the live windows (torch caches cuDNN
-    plans per thread).
+    plans per thread). With ``perception`` the planner outputs run too (their kernels' first
+    use would otherwise land on the first live window).
     """
     window = replay_window(window)
-    engine = PerceptionEngine(backend, window, mapper)
+    engine = PerceptionEngine(backend, window, mapper, perception=perception)
     count = window.window_size + window.stride
     rng = np.random.default_rng(0)
     start = time.perf_counter()

@@ -105,9 +105,7 @@ class EngineConfig:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
-    # compare=False: PerceptionConfig holds a numpy transform, which == cannot compare.
-    perception: PerceptionConfig = field(
-        default_factory=lambda: PerceptionConfig(enabled=False), compare=False)
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
 
 
 __all__ = ['BackendConfig', 'EngineConfig', 'PATCH', 'VGGT_WIDTH']

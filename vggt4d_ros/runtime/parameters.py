@@ -24,6 +24,7 @@ from typing import Any, Iterator, Literal, Mapping
 
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.motion.pipeline import PipelineConfig
+from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.runtime.config import BackendConfig
 from vggt4d_ros.runtime.config import EngineConfig
 from vggt4d_ros.runtime.scale.config import ScaleConfig
@@ -124,6 +125,7 @@ ENGINE_GROUPS = (
     ('mapper.', MapperConfig, ()),
     ('pipeline.', PipelineConfig, ()),
     ('scale.', ScaleConfig, ()),
+    ('perception.', PerceptionConfig, ('output_from_world',)),
 )
 
 
@@ -177,7 +179,8 @@ def engine_config_from_parameters(values: Mapping[str, Any]) -> EngineConfig:
              for prefix, config_cls, _ in ENGINE_GROUPS}
     return EngineConfig(window=built['window.'], mapper=built['mapper.'],
                         pipeline=built['pipeline.'], backend=built[''],
-                        scale=built['scale.'])
+                        scale=built['scale.'],
+                        perception=built['perception.'])
 
 
 def replay_window_parameters(include_mode: bool = True) -> dict[str, Any]:

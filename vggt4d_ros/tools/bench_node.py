@@ -18,6 +18,10 @@ GPU (full model, random weights, CUDA)::
 
     python -m vggt4d_ros.tools.bench_node --config full --device cuda --duration 30
 
+The planner outputs (``perception.*``, on by default) run on the worker after the masks;
+``--planner-subscribers`` makes this process listen to them (as a Nav2 stack would) and
+``--param perception.enabled:=false`` gives the baseline without them.
+
 CPU smoke test::
 
     python -m vggt4d_ros.tools.bench_node --config tiny --device cpu --width 80 --height 64 \
@@ -85,6 +89,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--log', default='', help='node log file (default: a temp file)')
     parser.add_argument('--series', default='',
                         help="write every mask's stamp and latency to this CSV file")
+    parser.add_argument('--planner-subscribers', action='store_true',
+                        help='also subscribe to the planner outputs (dynamic cloud, grids, '
+                             'obstacles, detections, markers), as a Nav2 stack would: the node '
+                             'builds those messages only while someone listens')
     return parser.parse_args(argv)
 
 
@@ -173,6 +181,31 @@ class MaskTiming:
             self.peer_wait.append((now_ns - received_ns) * 1e-9)
 
 
+def _subscribe_planner_outputs(peer, qos) -> dict[str, list[int]]:
+    """Subscribe to the node's planner outputs, counting messages per topic."""
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import PointCloud2
+    from visualization_msgs.msg import MarkerArray
+
+    from vggt4d_ros.ros.perception_msgs import detection_array_type
+    from vggt4d_ros.ros.perception_msgs import obstacle_array_type
+
+    topics = {'/vggt4d/dynamic_cloud': PointCloud2, '/vggt4d/combined_grid': OccupancyGrid,
+              '/vggt4d/dynamic_grid': OccupancyGrid, '/vggt4d/track_markers': MarkerArray}
+    for topic, type_of in (('/vggt4d/detections', detection_array_type),
+                           ('/vggt4d/obstacles', obstacle_array_type)):
+        try:
+            topics[topic] = type_of()
+        except ImportError as error:
+            print(f'not subscribing to {topic}: {error}', file=sys.stderr)
+    counts: dict[str, list[int]] = {}
+    for topic, msg_type in topics.items():
+        counter = counts.setdefault(topic, [0])
+        peer.create_subscription(msg_type, topic,
+                                 lambda _msg, c=counter: c.__setitem__(0, c[0] + 1), qos)
+    return counts
+
+
 def run(args: argparse.Namespace) -> dict[str, float | str]:
     env = dds_environment(profile=args.dds_profile)
     os.environ.update({k: v for k, v in env.items() if k.startswith(('FAST', 'ROS_'))})
@@ -212,6 +245,8 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
     peer.create_subscription(Image, '/vggt4d/dynamic_mask',
                              on_mask_info if has_message_info else on_mask, reliable)
     peer.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+    planner_messages = _subscribe_planner_outputs(peer, reliable) if args.planner_subscribers \
+        else {}
     try:
         start = time.monotonic()
         while publisher.get_subscription_count() == 0:
@@ -282,6 +317,9 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
                 f'{values.get("publish_time_p50_ms", "?")} / '
                 f'{values.get("publish_time_p95_ms", "?")}'),
             'masks / frames sent': f'{len(latencies)} / {sent}',
+            **({'planner messages received': ', '.join(
+                f'{topic.rsplit("/", 1)[-1]} {count[0]}'
+                for topic, count in planner_messages.items())} if planner_messages else {}),
             'dropped (queue / window)': (f'{values.get("dropped_queue", "?")} / '
                                          f'{values.get("dropped_window", "?")}'),
             'node log': str(log_path),

@@ -10,12 +10,11 @@ scaled by the first window's scale, see perception_scenario.py):
 * every object keeps one id (no switch) over the 4 s run;
 * position error below 5 % of its distance while seen whole (measured: max 2-3 %);
 * velocity error (RMS over the frames where the object has been seen whole for >= 0.5 s,
-  relative to its RMS speed): the issue's goal is 10 %; measured 13 % mean / 16 % max
-  (ball and crate), so the test holds the measured level (20 %) and the goal is NOT met
-  yet. Why: both objects accelerate hard (the ball circles at 1.17 m/s with 1.5 m/s^2, the
-  crate swings with up to 2 m/s^2) and the oracle adds 1 mrad / 3 mm pose noise per frame
-  (about 5 mm of centre jitter at 3 m); a constant-velocity filter at 15 fps trades lag
-  against that jitter (pure lag with no noise: 6 %, see docs/perception.md);
+  relative to its RMS speed), goal 10 %: with the constant-acceleration filter the ball
+  gives 6 % (goal met, asserted < 10 %); the crate 12 % (goal NOT met, asserted < 15 %).
+  Why the crate misses: its centre is estimated from the visible faces of a turning box
+  (yaw 0.8 rad/s), and the estimate's bias drifts by ~0.1 m over a second as the faces
+  turn (see docs/perception.md); with exact centres the same filter gives 4 % / 9 %;
 * at least 95 % of the dynamic cloud's points on a moving object;
 * no dynamic grid cell stays occupied more than 1 s after every object left it.
 """
@@ -90,7 +89,9 @@ def test_position_and_velocity_errors(run):
     metrics = track_metrics(_frames(run, whole_only=True), max_distance=0.3 * run.scale)
     assert metrics.matches > 60, metrics
     assert metrics.position_error_max < 0.05, metrics
-    assert metrics.velocity_error_max < 0.20, metrics  # goal 0.10, see the module docstring
+    velocity = metrics.velocity_error_per_object
+    assert velocity[OBJECT_IDS['ball']] < 0.10, metrics  # the goal
+    assert velocity[OBJECT_IDS['crate']] < 0.15, metrics  # goal 0.10 missed: module docstring
 
 
 def test_dynamic_cloud_points_lie_on_moving_objects(run):

@@ -90,7 +90,13 @@ class TrackerConfig:
             standard deviations of the track's predicted position.
         mask_overlap_weight: bonus in the assignment cost for the image-box overlap (IoU)
             with the track's detection in the previous frame.
-        accel_noise: process noise, standard deviation of the acceleration (units/s^2).
+        motion_model: 'constant_acceleration' (default: position, velocity, acceleration
+            per axis, white jerk; no lag on curves and speed changes) or
+            'constant_velocity' (white acceleration; lags behind accelerating objects).
+        accel_noise: process noise of the constant-velocity model, standard deviation of the
+            acceleration (units/s^2).
+        jerk_noise: process noise of the constant-acceleration model, standard deviation of
+            the jerk (units/s^3).
         measurement_noise: position noise of a detection, as a fraction of its camera range.
         min_measurement_noise: floor of that noise (map units).
         size_change_noise: the noise grows by this factor times the largest relative change
@@ -113,6 +119,8 @@ class TrackerConfig:
     gate_distance: float = 0.25
     mask_overlap_weight: float = 0.5
     accel_noise: float = 2.0
+    motion_model: str = 'constant_acceleration'
+    jerk_noise: float = 5.0
     measurement_noise: float = 0.006
     min_measurement_noise: float = 0.005
     size_change_noise: float = 5.0
@@ -125,9 +133,21 @@ class TrackerConfig:
     size_rate: float = 0.3
     depth_completion: str = 'half_width'
 
+    @property
+    def order(self) -> int:
+        """Kalman state order per axis: 2 (position, velocity) or 3 (+ acceleration)."""
+        return 3 if self.motion_model == 'constant_acceleration' else 2
+
+    @property
+    def process_noise(self) -> float:
+        """White-noise standard deviation of the model's highest derivative."""
+        return self.jerk_noise if self.order == 3 else self.accel_noise
+
     def __post_init__(self) -> None:
         if self.confirm_hits < 1 or self.max_tracks < 1:
             raise ValueError('confirm_hits and max_tracks must be >= 1')
+        if self.motion_model not in ('constant_velocity', 'constant_acceleration'):
+            raise ValueError(f'unknown motion_model {self.motion_model!r}')
         if self.depth_completion not in ('half_width', 'none'):
             raise ValueError(f'unknown depth_completion {self.depth_completion!r}')
 

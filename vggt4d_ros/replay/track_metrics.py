@@ -72,10 +72,12 @@ class TrackMetrics:
     velocity_error_mean: float = float('nan')
     velocity_error_max: float = float('nan')
     ids_per_object: dict[int, list[int]] = field(default_factory=dict)
+    velocity_error_per_object: dict[int, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out['ids_per_object'] = {str(k): v for k, v in self.ids_per_object.items()}
+        for name in ('ids_per_object', 'velocity_error_per_object'):
+            out[name] = {str(k): v for k, v in getattr(self, name).items()}
         return out
 
 
@@ -132,12 +134,13 @@ def track_metrics(frames: list[TrackFrame], max_distance: float,
     if position_errors:
         out.position_error_mean = float(np.mean(position_errors))
         out.position_error_max = float(np.max(position_errors))
-    ratios = []
-    for pairs in velocity.values():
+    for truth_id, pairs in sorted(velocity.items()):
         errors, speeds = np.array(pairs).T
         rms_speed = float(np.sqrt(np.mean(speeds ** 2)))
         if rms_speed > 0:
-            ratios.append(float(np.sqrt(np.mean(errors ** 2))) / rms_speed)
+            out.velocity_error_per_object[truth_id] = (
+                float(np.sqrt(np.mean(errors ** 2))) / rms_speed)
+    ratios = list(out.velocity_error_per_object.values())
     if ratios:
         out.velocity_error_mean = float(np.mean(ratios))
         out.velocity_error_max = float(np.max(ratios))

@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help='dds mode: bound on each wait for the node (s)')
     parser.add_argument('--dds-profile', type=Path, default=None,
                         help='dds mode: Fast DDS XML profile (e.g. ci/fastdds_ci_shm.xml)')
+    parser.add_argument('--perception', action=argparse.BooleanOptionalAction, default=None,
+                        help='planner outputs (dynamic cloud, grids, tracks) into the output '
+                             'bag, tracking metrics (default: the --params file\'s '
+                             'perception.enabled)')
     parser.add_argument('--quiet', action='store_true')
     return parser
 
@@ -96,7 +100,8 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         max_frames=args.max_frames, refine=not args.no_refine, storage=args.storage,
         gt_pose_topic=args.gt_pose_topic, gt_tum=args.gt_tum,
         gt_mask_topic=args.gt_mask_topic, gt_mask_dir=args.gt_mask_dir,
-        copy_images=not args.no_images, network_width=args.network_width, quiet=args.quiet)
+        copy_images=not args.no_images, network_width=args.network_width, quiet=args.quiet,
+        perception=args.perception)
 
 
 def _run_dds(config: ReplayConfig, timeout_s: float, profile: Path | None) -> ReplaySummary:

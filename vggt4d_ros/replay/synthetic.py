@@ -618,11 +618,14 @@ def object_truth_msg(scene: SyntheticScene, index: int, hw: tuple[int, int]) -> 
     """ObstacleArray of the moving objects visible in frame ``index`` (``world`` frame, metres).
 
     Per object: uuid = its id (``planner_messages.object_uuid``), score = visible fraction
-    (visible pixels / pixels it would cover with nothing in front), centre, velocity, size.
+    (visible pixels / pixels it would cover with nothing in front and no image border: the
+    count is taken on an image grown by half its size on every side), centre, velocity, size.
     """
     k = scene.config.intrinsics()
     ids = object_id_image(scene, index, k, hw)
-    covered = object_pixels_unoccluded(scene, index, k, hw)
+    grown = k.copy()
+    grown[:2, 2] += np.array(hw[::-1]) / 2
+    covered = object_pixels_unoccluded(scene, index, grown, (2 * hw[0], 2 * hw[1]))
     seen = [(obj, int((ids == obj.object_id).sum())) for obj in object_truth(scene, index)]
     seen = [(obj, count / max(covered[obj.object_id], 1)) for obj, count in seen if count]
     rows = [obj for obj, _ in seen]

@@ -5,6 +5,10 @@
 Ground truth: an ``nav2_dynamic_msgs/ObstacleArray`` topic (``/ground_truth/objects`` in the
 synthetic bag; see ``planner_messages``: the UUID holds the object id, the score its visible
 fraction, only visible objects are listed), in the ground-truth pose topic's world frame.
+An object is *seen whole* where its visible fraction is at least ``WHOLE_FRACTION``; position
+errors count where it is seen whole, velocity errors where it has been seen whole without a
+break for ``SETTLE_S`` (the filter's start-up and partly hidden views are not scored; recall,
+precision and id switches count every visible object). The issue's done-when protocol.
 
 The tracks are in the output frame of the planner outputs (``PerceptionConfig.
 output_from_world`` applied to the estimate's world, map units). They are taken to the
@@ -31,15 +35,21 @@ from vggt4d_ros.replay.track_metrics import TrackMetrics
 GT_OBJECT_TOPICS = ('/ground_truth/objects',)
 #: A track farther than this from an object (ground-truth units) is not its match.
 MATCH_DISTANCE = 0.5
+#: Visible fraction from which an object counts as seen whole.
+WHOLE_FRACTION = 0.9
+#: Seen whole this long (s) before its velocity error counts.
+SETTLE_S = 0.5
 
 
 @dataclass
 class TruthObjects:
-    """Ground-truth objects of one stamp: ids [G], positions and velocities [G,3]."""
+    """Ground-truth objects of one stamp: ids [G], positions and velocities [G,3], visible
+    fractions [G]."""
 
     ids: np.ndarray
     positions: np.ndarray
     velocities: np.ndarray
+    visible: np.ndarray
 
 
 @dataclass
@@ -67,7 +77,7 @@ def read_truth_objects(reader: BagReader, topic: str) -> dict[int, TruthObjects]
         arrays = pm.obstacle_arrays(message)
         stamp = int(message.header.stamp.sec) * 1_000_000_000 + int(message.header.stamp.nanosec)
         out[stamp] = TruthObjects(np.array(arrays['ids'], np.int64), arrays['positions'],
-                                  arrays['velocities'])
+                                  arrays['velocities'], arrays['scores'])
     return out
 
 
@@ -90,6 +100,7 @@ def evaluate_tracks(windows: list[tuple[int, list[Track]]], truth: dict[int, Tru
     offset = alignment[:3, 3] - linear @ output_from_world[:3, 3]
     frames: list[TrackFrame] = []
     evaluation = TrackEvaluation(TrackMetrics(), match_distance=match_distance)
+    whole_since = _whole_since(truth)
     series: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for stamp, tracks in windows:
         if stamp not in truth or stamp not in camera_positions:
@@ -100,10 +111,14 @@ def evaluate_tracks(windows: list[tuple[int, list[Track]]], truth: dict[int, Tru
         ids = np.array([t.track_id for t in tracks], np.int64)
         for k, track_id in enumerate(ids):
             series.setdefault(int(track_id), []).append((stamp, positions[k], velocities[k]))
+        whole = objects.visible >= WHOLE_FRACTION
+        settled = np.array([(stamp - whole_since[stamp].get(int(i), stamp)) * 1e-9 >= SETTLE_S
+                            for i in objects.ids], bool) & whole
         frames.append(TrackFrame(stamp_ns=stamp, camera=camera_positions[stamp],
                                  truth_ids=objects.ids, truth_positions=objects.positions,
                                  truth_velocities=objects.velocities, track_ids=ids,
-                                 track_positions=positions, track_velocities=velocities))
+                                 track_positions=positions, track_velocities=velocities,
+                                 truth_settled=settled, truth_whole=whole))
     evaluation.metrics = track_metrics(frames, max_distance=match_distance)
     evaluation.tracks = {key: _stack(rows) for key, rows in series.items()}
     by_object: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
@@ -114,6 +129,18 @@ def evaluate_tracks(windows: list[tuple[int, list[Track]]], truth: dict[int, Tru
                 (stamp, objects.positions[k], objects.velocities[k]))
     evaluation.truth = {key: _stack(rows) for key, rows in by_object.items()}
     return evaluation
+
+
+def _whole_since(truth: dict[int, TruthObjects]) -> dict[int, dict[int, int]]:
+    """Per stamp: object id -> stamp since which it is seen whole without a break."""
+    out: dict[int, dict[int, int]] = {}
+    since: dict[int, int] = {}
+    for stamp in sorted(truth):
+        objects = truth[stamp]
+        whole = {int(i) for i, f in zip(objects.ids, objects.visible) if f >= WHOLE_FRACTION}
+        since = {i: since.get(i, stamp) for i in whole}
+        out[stamp] = dict(since)
+    return out
 
 
 def _stack(rows: list[tuple[int, np.ndarray, np.ndarray]]

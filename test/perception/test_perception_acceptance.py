@@ -8,13 +8,13 @@ perception runs on every new frame. Issue 15's criteria, in the output frame (th
 scaled by the first window's scale, see perception_scenario.py):
 
 * every object keeps one id (no switch) over the 4 s run;
-* position error below 5 % of its distance while seen whole (measured: max 2-3 %);
+* position error below 5 % of its distance while seen whole (measured: max 3.9 %);
 * velocity error (RMS over the frames where the object has been seen whole for >= 0.5 s,
-  relative to its RMS speed), goal 10 %: with the constant-acceleration filter the ball
-  gives 6 % (goal met, asserted < 10 %); the crate 12 % (goal NOT met, asserted < 15 %).
-  Why the crate misses: its centre is estimated from the visible faces of a turning box
-  (yaw 0.8 rad/s), and the estimate's bias drifts by ~0.1 m over a second as the faces
-  turn (see docs/perception.md); with exact centres the same filter gives 4 % / 9 %;
+  relative to its RMS speed) below the goal of 10 %: measured ball 5.5 %, crate 8.1 % with
+  the constant-acceleration filter and the planar motion model (the output frame is the
+  world, z up, the objects move on the floor). Without the planar model (free 3D motion) the
+  crate gives 12.4 % (ball 6.2 %): the height of its centre estimate jitters as the visible
+  faces of the turning box change, see docs/perception.md;
 * at least 95 % of the dynamic cloud's points on a moving object;
 * no dynamic grid cell stays occupied more than 1 s after every object left it.
 """
@@ -89,9 +89,8 @@ def test_position_and_velocity_errors(run):
     metrics = track_metrics(_frames(run, whole_only=True), max_distance=0.3 * run.scale)
     assert metrics.matches > 60, metrics
     assert metrics.position_error_max < 0.05, metrics
-    velocity = metrics.velocity_error_per_object
-    assert velocity[OBJECT_IDS['ball']] < 0.10, metrics  # the goal
-    assert velocity[OBJECT_IDS['crate']] < 0.15, metrics  # goal 0.10 missed: module docstring
+    assert set(metrics.velocity_error_per_object) == set(OBJECT_IDS.values())
+    assert metrics.velocity_error_max < 0.10, metrics  # the goal; measured 5.5 % / 8.1 %
 
 
 def test_dynamic_cloud_points_lie_on_moving_objects(run):

@@ -223,6 +223,25 @@ def test_kalman_orders_agree_on_a_still_object():
         TrackerConfig(motion_model='jumpy')
 
 
+def test_planar_motion_keeps_vertical_velocity_zero():
+    """A height that jitters (+-2 cm) gives a vertical velocity in 3D, none when planar."""
+    rng = np.random.default_rng(3)
+    heights = 0.5 + rng.uniform(-0.02, 0.02, 30)
+    vertical = {}
+    for planar in (False, True):
+        tracker = Tracker(TrackerConfig(planar_motion=planar))
+        speeds = []
+        for k in range(30):
+            tracker.update(k * 66 * MS, [_instance([0.5 * k * 0.066, 0.0, heights[k]])])
+            if k >= 10:
+                (track,) = tracker.tracks()
+                speeds.append(track.velocity[2])
+        np.testing.assert_allclose(track.velocity[:2], [0.5, 0.0], atol=0.05)
+        assert abs(track.position[2] - 0.5) < 0.02
+        vertical[planar] = float(np.sqrt(np.mean(np.square(speeds))))
+    assert vertical[True] == 0.0 and vertical[False] > 0.02, vertical
+
+
 def test_two_objects_keep_their_ids_by_optimal_assignment():
     tracker = Tracker()
     for k in range(20):

@@ -97,6 +97,11 @@ class TrackerConfig:
             acceleration (units/s^2).
         jerk_noise: process noise of the constant-acceleration model, standard deviation of
             the jerk (units/s^3).
+        planar_motion: objects move on the ground: the filter keeps the vertical (output z)
+            velocity and acceleration at 0 (the height is still filtered). Needs an output
+            frame whose z axis is the true vertical (a tilted one would drop real motion);
+            removes the height jitter of the centre estimate (a turning box's visible faces)
+            from the velocity.
         measurement_noise: position noise of a detection, as a fraction of its camera range.
         min_measurement_noise: floor of that noise (map units).
         size_change_noise: the noise grows by this factor times the largest relative change
@@ -121,6 +126,7 @@ class TrackerConfig:
     accel_noise: float = 2.0
     motion_model: str = 'constant_acceleration'
     jerk_noise: float = 5.0
+    planar_motion: bool = False
     measurement_noise: float = 0.006
     min_measurement_noise: float = 0.005
     size_change_noise: float = 5.0

@@ -151,6 +151,8 @@ class Tracker:
         self._stamp_ns = stamp_ns
         rows, cols = self._associate(instances)
         self._update_matched(rows, cols, instances, stamp_ns)
+        if cfg.planar_motion:  # objects on the ground: no vertical motion by model
+            tracks.state[:, 2, 1:] = 0.0
         detected = np.zeros(len(tracks), bool)
         detected[rows] = True
         tracks.confidence += cfg.confidence_rate * (detected - tracks.confidence)

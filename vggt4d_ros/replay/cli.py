@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='ground-truth PoseStamped/Odometry/TF/Path topic (default: auto)')
     parser.add_argument('--gt-tum', type=Path, default=None, help='ground-truth TUM file')
     parser.add_argument('--gt-mask-topic', default=None, help='ground-truth mask topic')
+    parser.add_argument('--gt-objects-topic', default=None,
+                        help='ground-truth objects (nav2_dynamic_msgs/ObstacleArray; default: '
+                             '/ground_truth/objects if present)')
     parser.add_argument('--gt-mask-dir', type=Path, default=None,
                         help='ground-truth mask PNGs (<stamp_ns>.png or in frame order)')
     parser.add_argument('--no-images', action='store_true',
@@ -86,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='dds mode: Fast DDS XML profile (e.g. ci/fastdds_ci_shm.xml)')
     parser.add_argument('--perception', action=argparse.BooleanOptionalAction, default=None,
                         help='planner outputs (dynamic cloud, grids, tracks) into the output '
-                             'bag, tracking metrics (default: the --params file\'s '
-                             'perception.enabled)')
+                             'bag, tracking metrics (default: perception.enabled of the '
+                             '--params file)')
     parser.add_argument('--quiet', action='store_true')
     return parser
 
@@ -101,7 +104,7 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         gt_pose_topic=args.gt_pose_topic, gt_tum=args.gt_tum,
         gt_mask_topic=args.gt_mask_topic, gt_mask_dir=args.gt_mask_dir,
         copy_images=not args.no_images, network_width=args.network_width, quiet=args.quiet,
-        perception=args.perception)
+        perception=args.perception, gt_objects_topic=args.gt_objects_topic)
 
 
 def _run_dds(config: ReplayConfig, timeout_s: float, profile: Path | None) -> ReplaySummary:

@@ -43,7 +43,7 @@ _MARKER_KINDS = {'cube': 'CUBE', 'arrow': 'ARROW', 'text': 'TEXT_VIEW_FACING'}
 
 
 def msgs_dir() -> Path:
-    """The message definitions folder: ``msgs/`` of the source tree or the installed share."""
+    """Find the message definitions: ``msgs/`` of the source tree or the installed share."""
     here = Path(__file__).resolve()
     for ancestor in here.parents:
         for candidate in (ancestor / 'msgs', ancestor / 'share' / 'vggt4d_ros' / 'msgs'):
@@ -111,7 +111,7 @@ def dynamic_cloud_arrays(msg: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def grid_msgs(grids: OccupancyGrids, frame_id: str) -> dict[str, Any]:
-    """The three OccupancyGrid messages {'static', 'dynamic', 'combined'} at the grids' stamp.
+    """Build the three OccupancyGrid messages {'static', 'dynamic', 'combined'} (grids' stamp).
 
     Cells row-major [height, width] (rows along +y), origin at the grid corner on the ground
     (z = ``ground_z``), ``map_load_time`` = the stamp.
@@ -151,7 +151,7 @@ def detections_msg(tracks: list[Track], stamp_ns: int, frame_id: str) -> Any:
 def obstacle_array_msg(uuids: Sequence[bytes], scores: np.ndarray, positions: np.ndarray,
                        velocities: np.ndarray, sizes: np.ndarray, position_vars: np.ndarray,
                        velocity_vars: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
-    """ObstacleArray of K obstacles (arrays [K] or [K,3]; covariances diagonal)."""
+    """Build an ObstacleArray of K obstacles (arrays [K] or [K,3]; covariances diagonal)."""
     register_types()
     obstacles = []
     for k, key in enumerate(uuids):
@@ -166,7 +166,7 @@ def obstacle_array_msg(uuids: Sequence[bytes], scores: np.ndarray, positions: np
 
 
 def obstacles_msg(tracks: list[Track], stamp_ns: int, frame_id: str) -> Any:
-    """ObstacleArray of the tracks: uuid (``track_uuid``), score, centre, velocity, size."""
+    """Build the tracks' ObstacleArray: uuid (``track_uuid``), score, centre, velocity, size."""
     def column(name: str) -> np.ndarray:
         return np.array([getattr(track, name) for track in tracks], np.float64)
 
@@ -219,7 +219,7 @@ def markers_msg(tracks: list[Track], stamp_ns: int, frame_id: str) -> Any:
 def _marker(header: Any, marker_id: int, kind: int, action: int, pose: Any,
             scale: Sequence[float], rgba: Sequence[float], points: list | None = None,
             text: str = '') -> Any:
-    """A Marker with every field set (rosbags messages have no defaults)."""
+    """Build a Marker with every field set (rosbags messages have no defaults)."""
     empty_header = header_msg(0, '')
     return _T['visualization_msgs/msg/Marker'](
         header=header, ns=content.MARKER_NAMESPACE, id=int(marker_id), type=int(kind),

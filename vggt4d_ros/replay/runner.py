@@ -424,8 +424,8 @@ def evaluate_perception(config: ReplayConfig, reader: BagReader, evaluation: Eva
         evaluation.tracks_note = 'no ground-truth objects topic'
         return
     if evaluation.trajectory is None or evaluation.truth_poses is None:
-        evaluation.tracks_note = ('no trajectory alignment to take the tracks to the ground '
-                                  f'truth\'s frame ({evaluation.trajectory_note})')
+        evaluation.tracks_note = ('no trajectory alignment to take the tracks to the frame '
+                                  f'of the ground truth ({evaluation.trajectory_note})')
         return
     try:
         truth = read_truth_objects(reader, topic)

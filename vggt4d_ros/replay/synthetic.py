@@ -615,7 +615,7 @@ def object_pixels_unoccluded(scene: SyntheticScene, index: float, intrinsics: np
 
 
 def object_truth_msg(scene: SyntheticScene, index: int, hw: tuple[int, int]) -> object:
-    """ObstacleArray of the moving objects visible in frame ``index`` (``world`` frame, metres).
+    """Build the ObstacleArray of the moving objects seen in frame ``index`` (world, metres).
 
     Per object: uuid = its id (``planner_messages.object_uuid``), score = visible fraction
     (visible pixels / pixels it would cover with nothing in front and no image border: the

@@ -43,8 +43,12 @@ SETTLE_S = 0.5
 
 @dataclass
 class TruthObjects:
-    """Ground-truth objects of one stamp: ids [G], positions and velocities [G,3], visible
-    fractions [G]."""
+    """Ground-truth objects of one stamp.
+
+    Attributes:
+        ids: [G] object ids; positions, velocities: [G,3]; visible: [G] visible fractions.
+
+    """
 
     ids: np.ndarray
     positions: np.ndarray

@@ -21,6 +21,7 @@ from vggt4d_ros.mapping.testing import OracleBackend
 from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay import planner_messages as pm
 from vggt4d_ros.replay.bag import BagReader
+from vggt4d_ros.replay.errors import TopicError
 from vggt4d_ros.replay.outputs import MAP_FRAME
 from vggt4d_ros.replay.outputs import PLANNER_FRAME
 from vggt4d_ros.replay.outputs import PLANNER_TOPICS
@@ -144,3 +145,15 @@ def test_report_shows_the_tracks(replayed):
     text = summary.report.read_text()
     assert '## Tracked objects' in text and '![tracks](tracks.png)' in text
     assert (summary.report.parent / 'tracks.png').stat().st_size > 10_000
+
+
+def test_a_missing_ground_truth_objects_topic_is_refused_before_the_run(replayed, tmp_path):
+    bag, _ = replayed
+    config = ReplayConfig(bag=bag, out_dir=tmp_path / 'out', perception=True, quiet=True,
+                          gt_objects_topic='/no/such/objects')
+    with pytest.raises(TopicError, match='/no/such/objects'):
+        run_replay(config, backend=_oracle())
+    assert not (tmp_path / 'out' / 'metrics.json').exists()
+    config.gt_objects_topic = TOPICS['mask']  # present, but not an ObstacleArray
+    with pytest.raises(TopicError):
+        run_replay(config, backend=_oracle())

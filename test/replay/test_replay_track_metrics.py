@@ -157,3 +157,9 @@ def test_evaluation_takes_tracks_to_the_truth_frame():
     assert set(evaluation.truth) == {7} and len(evaluation.truth[7][0]) == 10
     np.testing.assert_allclose(np.linalg.norm(evaluation.tracks[4][2], axis=1),
                                [3.0] * 5 + [1.0] * 3 + [3.0] * 2)
+    # Ground truth stamped 3 ms off is still associated (as the trajectory: 10 ms), 20 ms not.
+    for shift, matches in ((3_000_000, 10), (20_000_000, 0)):
+        shifted = {stamp + shift: objects for stamp, objects in truth.items()}
+        cams = {stamp + shift: camera for stamp, camera in cameras.items()}
+        result = evaluate_tracks(windows, shifted, alignment, output_from_world, cams)
+        assert result.metrics.matches == matches

@@ -39,6 +39,8 @@ MATCH_DISTANCE = 0.5
 WHOLE_FRACTION = 0.9
 #: Seen whole this long (s) before its velocity error counts.
 SETTLE_S = 0.5
+#: Largest stamp difference between a window and its ground truth (as the trajectory's).
+MAX_STAMP_DIFF_NS = 10_000_000
 
 
 @dataclass
@@ -99,6 +101,9 @@ def evaluate_tracks(windows: list[tuple[int, list[Track]]], truth: dict[int, Tru
         camera_positions: stamp -> [3] true camera position (for the relative position error).
         match_distance: matching gate in ground-truth units.
 
+    Truth and camera are taken at the nearest stamp within ``MAX_STAMP_DIFF_NS``; windows
+    without both are skipped.
+
     """
     linear = alignment[:3, :3] @ output_from_world[:3, :3].T  # s R O^T: output -> truth
     offset = alignment[:3, 3] - linear @ output_from_world[:3, 3]
@@ -107,18 +112,21 @@ def evaluate_tracks(windows: list[tuple[int, list[Track]]], truth: dict[int, Tru
     whole_since = _whole_since(truth)
     series: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for stamp, tracks in windows:
-        if stamp not in truth or stamp not in camera_positions:
+        truth_stamp = _nearest(truth, stamp)
+        camera_stamp = _nearest(camera_positions, stamp)
+        if truth_stamp is None or camera_stamp is None:
             continue
-        objects = truth[stamp]
+        objects = truth[truth_stamp]
         positions = np.array([linear @ t.position + offset for t in tracks]).reshape(-1, 3)
         velocities = np.array([linear @ t.velocity for t in tracks]).reshape(-1, 3)
         ids = np.array([t.track_id for t in tracks], np.int64)
         for k, track_id in enumerate(ids):
             series.setdefault(int(track_id), []).append((stamp, positions[k], velocities[k]))
         whole = objects.visible >= WHOLE_FRACTION
-        settled = np.array([(stamp - whole_since[stamp].get(int(i), stamp)) * 1e-9 >= SETTLE_S
+        since = whole_since[truth_stamp]
+        settled = np.array([(truth_stamp - since.get(int(i), truth_stamp)) * 1e-9 >= SETTLE_S
                             for i in objects.ids], bool) & whole
-        frames.append(TrackFrame(stamp_ns=stamp, camera=camera_positions[stamp],
+        frames.append(TrackFrame(stamp_ns=stamp, camera=camera_positions[camera_stamp],
                                  truth_ids=objects.ids, truth_positions=objects.positions,
                                  truth_velocities=objects.velocities, track_ids=ids,
                                  track_positions=positions, track_velocities=velocities,
@@ -133,6 +141,16 @@ def evaluate_tracks(windows: list[tuple[int, list[Track]]], truth: dict[int, Tru
                 (stamp, objects.positions[k], objects.velocities[k]))
     evaluation.truth = {key: _stack(rows) for key, rows in by_object.items()}
     return evaluation
+
+
+def _nearest(by_stamp: dict[int, object], stamp: int) -> int | None:
+    """Return the key of ``by_stamp`` nearest to ``stamp`` within ``MAX_STAMP_DIFF_NS``."""
+    if stamp in by_stamp:
+        return stamp
+    if not by_stamp:
+        return None
+    nearest = min(by_stamp, key=lambda key: abs(key - stamp))
+    return nearest if abs(nearest - stamp) <= MAX_STAMP_DIFF_NS else None
 
 
 def _whole_since(truth: dict[int, TruthObjects]) -> dict[int, dict[int, int]]:

@@ -26,11 +26,12 @@ def plot_tracks(plt: Any, save: Callable[[Any, Any, Path], None], evaluation: Tr
     stamps = [s for series in (*evaluation.tracks.values(), *evaluation.truth.values())
               for s in series[0]]
     start = min(stamps) if stamps else 0
-    for object_id, (t, positions, velocities) in sorted(evaluation.truth.items()):
-        top.plot(positions[:, 0], positions[:, 1], '-', color='0.6', linewidth=3,
-                 label=f'truth object {object_id}')
-        speed.plot((t - start) * 1e-9, np.linalg.norm(velocities, axis=1), '-', color='0.6',
-                   linewidth=3, label=f'truth object {object_id}')
+    styles = ('-', '--', ':', '-.')  # ground truth: grey, one line style per object
+    for k, (object_id, (t, positions, velocities)) in enumerate(sorted(evaluation.truth.items())):
+        style = dict(linestyle=styles[k % len(styles)], color='0.55', linewidth=2.5,
+                     label=f'truth object {object_id}')
+        top.plot(positions[:, 0], positions[:, 1], **style)
+        speed.plot((t - start) * 1e-9, np.linalg.norm(velocities, axis=1), **style)
     for track_id, (t, positions, velocities) in sorted(evaluation.tracks.items()):
         top.plot(positions[:, 0], positions[:, 1], '.-', label=f'track {track_id}')
         speed.plot((t - start) * 1e-9, np.linalg.norm(velocities, axis=1), '.-',

@@ -25,6 +25,9 @@ setup(
         ('share/' + package_name + '/launch', _files('launch/*.py')),
         ('share/' + package_name + '/config', _files('config/*.yaml') + _files('config/*.json')),
         ('share/' + package_name + '/rviz', _files('rviz/*.rviz')),
+        # Message definitions the replay registers with rosbags (replay/planner_messages.py).
+        *[('share/' + package_name + '/msgs/' + pkg + '/msg', _files(f'msgs/{pkg}/msg/*.msg'))
+          for pkg in ('vision_msgs', 'nav2_dynamic_msgs')],
     ],
     install_requires=['setuptools'],
     zip_safe=True,

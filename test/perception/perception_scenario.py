@@ -22,6 +22,7 @@ from vggt4d_ros.mapping.testing import OracleBackend
 from vggt4d_ros.runtime.window import WindowConfig
 from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.config import PerceptionConfig
+from vggt4d_ros.perception.config import TrackerConfig
 from vggt4d_ros.perception.observation import observations_from_window
 from vggt4d_ros.perception.perception_tracker import PerceptionOutput
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
@@ -67,7 +68,7 @@ def grid_config(scale: float) -> GridConfig:
 
 
 def run_scene(num_frames: int = 60, seed: int = 0, scene_config: SceneConfig | None = None,
-              hide=None) -> Run:
+              hide=None, planar_motion: bool = True) -> Run:
     """Drive the engine and perception over the scene; ``hide(t) -> bool`` blanks masks."""
     config = scene_config or SceneConfig(num_frames=num_frames, fps=FPS, seed=seed,
                                          supersample=1)
@@ -87,8 +88,11 @@ def run_scene(num_frames: int = 60, seed: int = 0, scene_config: SceneConfig | N
                 output_from_world = np.eye(4)
                 output_from_world[:3, :3] = first[:3, :3]
                 output_from_world[:3, 3] = s0 * first[:3, 3]
+                # The output frame is the scene's world (z up) and the objects move on the
+                # floor: the planar motion model applies.
                 perception = PerceptionTracker(PerceptionConfig(
-                    output_from_world=output_from_world, grid=grid_config(s0)))
+                    output_from_world=output_from_world, grid=grid_config(s0),
+                    tracker=TrackerConfig(planar_motion=planar_motion)))
                 run.perception = perception
             frames = observations_from_window(out.result, out.update)
             if hide is not None:

@@ -8,14 +8,13 @@ perception runs on every new frame. Issue 15's criteria, in the output frame (th
 scaled by the first window's scale, see perception_scenario.py):
 
 * every object keeps one id (no switch) over the 4 s run;
-* position error below 5 % of its distance while seen whole (measured: max 2-3 %);
+* position error below 5 % of its distance while seen whole (measured: max 3.9 %);
 * velocity error (RMS over the frames where the object has been seen whole for >= 0.5 s,
-  relative to its RMS speed): the issue's goal is 10 %; measured 13 % mean / 16 % max
-  (ball and crate), so the test holds the measured level (20 %) and the goal is NOT met
-  yet. Why: both objects accelerate hard (the ball circles at 1.17 m/s with 1.5 m/s^2, the
-  crate swings with up to 2 m/s^2) and the oracle adds 1 mrad / 3 mm pose noise per frame
-  (about 5 mm of centre jitter at 3 m); a constant-velocity filter at 15 fps trades lag
-  against that jitter (pure lag with no noise: 6 %, see docs/perception.md);
+  relative to its RMS speed) below the goal of 10 %: measured ball 5.5 %, crate 8.1 % with
+  the constant-acceleration filter and the planar motion model (the output frame is the
+  world, z up, the objects move on the floor). Without the planar model (free 3D motion) the
+  crate gives 12.4 % (ball 6.2 %): the height of its centre estimate jitters as the visible
+  faces of the turning box change, see docs/perception.md;
 * at least 95 % of the dynamic cloud's points on a moving object;
 * no dynamic grid cell stays occupied more than 1 s after every object left it.
 """
@@ -90,7 +89,8 @@ def test_position_and_velocity_errors(run):
     metrics = track_metrics(_frames(run, whole_only=True), max_distance=0.3 * run.scale)
     assert metrics.matches > 60, metrics
     assert metrics.position_error_max < 0.05, metrics
-    assert metrics.velocity_error_max < 0.20, metrics  # goal 0.10, see the module docstring
+    assert set(metrics.velocity_error_per_object) == set(OBJECT_IDS.values())
+    assert metrics.velocity_error_max < 0.10, metrics  # the goal; measured 5.5 % / 8.1 %
 
 
 def test_dynamic_cloud_points_lie_on_moving_objects(run):

@@ -24,6 +24,7 @@ from vggt4d_ros.geometry.rigid import pose_from_translation_quaternion  # noqa: 
 from vggt4d_ros.replay.bag import BagReader  # noqa: E402
 from vggt4d_ros.replay.cli import main as cli_main  # noqa: E402
 from vggt4d_ros.replay.outputs import OUTPUT_TOPICS  # noqa: E402
+from vggt4d_ros.replay.outputs import PLANNER_TOPICS  # noqa: E402
 from vggt4d_ros.replay.synthetic import SceneConfig  # noqa: E402
 from vggt4d_ros.replay.synthetic import write_synthetic_bag  # noqa: E402
 
@@ -37,7 +38,8 @@ def written_bags(tmp_path_factory) -> dict[str, Path]:
     source = write_synthetic_bag(base / 'scene', SCENE, 'mcap')
     out = base / 'replay'
     code = cli_main([str(source), '--out', str(out), '--window-size', '4', '--stride', '2',
-                     '--device', 'cpu', '--no-refine', '--network-width', '126', '--quiet'])
+                     '--device', 'cpu', '--no-refine', '--network-width', '126', '--quiet',
+                     '--perception'])
     assert code == 0
     return {'scene': source, 'replay_output': out / 'output_bag'}
 
@@ -76,6 +78,13 @@ def assert_same_message(ours: Any, theirs: Any, where: str) -> None:
         assert np.isnan(theirs), where
     else:
         assert ours == theirs, f'{where}: {ours!r} != {theirs!r}'
+
+
+def test_the_bags_hold_the_planner_topics(written_bags):
+    """The comparison below covers the planner outputs and the ground-truth objects."""
+    assert set(PLANNER_TOPICS.values()) <= set(independent_messages(
+        written_bags['replay_output']))
+    assert '/ground_truth/objects' in independent_messages(written_bags['scene'])
 
 
 @pytest.mark.parametrize('which', ['scene', 'replay_output'])

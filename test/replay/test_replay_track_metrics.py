@@ -102,3 +102,64 @@ def test_object_ids_match_the_rendered_dynamic_mask():
     np.testing.assert_allclose(depth, frame.depth, rtol=1e-5)
     np.testing.assert_array_equal(dynamic, frame.dynamic_mask > 0)
     assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8
+
+
+def test_whole_flags_select_the_position_frames_and_velocity_is_per_object():
+    frames = [_frame(0.0, [(1, (10, 0, 0), (1, 0, 0)), (2, (0, 10, 0), (0, 2, 0))],
+                     [(1, (10.5, 0, 0), (1, 0, 0)), (2, (0, 10.1, 0), (0, 1, 0))])]
+    frames[0].truth_whole = np.array([False, True])  # object 1 partly hidden: not scored
+    frames[0].truth_settled = np.array([True, True])
+    m = track_metrics(frames, max_distance=1.0)
+    assert m.matches == 2 and m.position_error_max == pytest.approx(0.01)
+    assert m.velocity_error_per_object == {1: pytest.approx(0.0), 2: pytest.approx(0.5)}
+    assert m.velocity_error_max == pytest.approx(0.5)
+    assert m.to_dict()['velocity_error_per_object'] == {'1': 0.0, '2': 0.5}
+
+
+def test_evaluation_takes_tracks_to_the_truth_frame():
+    """A known Sim(3) and output frame: the tracks land exactly on the truth."""
+    from vggt4d_ros.perception.config import default_output_from_world
+    from vggt4d_ros.perception.tracker import Track
+    from vggt4d_ros.replay.track_evaluation import evaluate_tracks
+    from vggt4d_ros.replay.track_evaluation import TruthObjects
+
+    angle = 0.4
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0],
+                         [0, 0, 1.0]])
+    alignment = np.eye(4)
+    alignment[:3, :3] = 2.0 * rotation  # truth = 2 R estimate + t
+    alignment[:3, 3] = [1.0, -2.0, 0.5]
+    output_from_world = default_output_from_world()
+    output_from_world[:3, 3] = [0.3, 0.0, -0.1]
+    truth, windows, cameras = {}, [], {}
+    for k in range(10):
+        stamp = k * 100_000_000
+        position = np.array([3.0 + 0.1 * k, 1.0, 0.4])
+        velocity = np.array([1.0, 0.0, 0.0])
+        truth[stamp] = TruthObjects(np.array([7]), position[None], velocity[None],
+                                    np.array([1.0 if k < 8 else 0.5]))
+        cameras[stamp] = np.zeros(3)
+        # The same object in the output frame: invert truth = A (O^-1 p).
+        world = np.linalg.solve(alignment[:3, :3], position - alignment[:3, 3])
+        out_pos = output_from_world[:3, :3] @ world + output_from_world[:3, 3]
+        out_vel = output_from_world[:3, :3] @ np.linalg.solve(alignment[:3, :3], velocity)
+        if not 5 <= k < 8:  # wrong where the velocity must not be scored (see below)
+            out_vel = 3.0 * out_vel
+        windows.append((stamp, [Track(4, out_pos, out_vel, np.ones(3), stamp, 1.0, 5, 0.0,
+                                      1.0, 0.0, 0.0)]))
+    evaluation = evaluate_tracks(windows, truth, alignment, output_from_world, cameras)
+    m = evaluation.metrics
+    assert (m.matches, m.id_switches, m.ids_per_object) == (10, 0, {7: [4]})
+    assert m.position_error_max == pytest.approx(0.0, abs=1e-9)
+    assert m.velocity_error_max == pytest.approx(0.0, abs=1e-9)
+    np.testing.assert_allclose(evaluation.tracks[4][1], [truth[s].positions[0] for s in truth])
+    # Velocity counts from 0.5 s seen whole (k = 5..7); k = 8, 9 are partly hidden.
+    assert set(evaluation.truth) == {7} and len(evaluation.truth[7][0]) == 10
+    np.testing.assert_allclose(np.linalg.norm(evaluation.tracks[4][2], axis=1),
+                               [3.0] * 5 + [1.0] * 3 + [3.0] * 2)
+    # Ground truth stamped 3 ms off is still associated (as the trajectory: 10 ms), 20 ms not.
+    for shift, matches in ((3_000_000, 10), (20_000_000, 0)):
+        shifted = {stamp + shift: objects for stamp, objects in truth.items()}
+        cams = {stamp + shift: camera for stamp, camera in cameras.items()}
+        result = evaluate_tracks(windows, shifted, alignment, output_from_world, cams)
+        assert result.metrics.matches == matches

@@ -119,7 +119,18 @@ class TrackerConfig:
             standard deviations of the track's predicted position.
         mask_overlap_weight: bonus in the assignment cost for the image-box overlap (IoU)
             with the track's detection in the previous frame.
-        accel_noise: process noise, standard deviation of the acceleration (units/s^2).
+        motion_model: 'constant_acceleration' (default: position, velocity, acceleration
+            per axis, white jerk; no lag on curves and speed changes) or
+            'constant_velocity' (white acceleration; lags behind accelerating objects).
+        accel_noise: process noise of the constant-velocity model, standard deviation of the
+            acceleration (units/s^2).
+        jerk_noise: process noise of the constant-acceleration model, standard deviation of
+            the jerk (units/s^3).
+        planar_motion: objects move on the ground: the filter keeps the vertical (output z)
+            velocity and acceleration at 0 (the height is still filtered). Needs an output
+            frame whose z axis is the true vertical (a tilted one would drop real motion);
+            removes the height jitter of the centre estimate (a turning box's visible faces)
+            from the velocity.
         measurement_noise: position noise of a detection, as a fraction of its camera range.
         min_measurement_noise: floor of that noise (map units).
         size_change_noise: the noise grows by this factor times the largest relative change
@@ -149,6 +160,16 @@ class TrackerConfig:
         'detection.', (0.0, 100.0)))
     accel_noise: float = field(default=2.0, metadata=_meta(
         'Process noise: standard deviation of the acceleration (map units/s^2).', (0.0, 1e6)))
+    motion_model: Literal['constant_acceleration', 'constant_velocity'] = field(
+        default='constant_acceleration', metadata=_meta(
+            'Track filter: constant_acceleration (position, velocity, acceleration; follows '
+            'turning and accelerating objects) or constant_velocity (lags behind them).'))
+    jerk_noise: float = field(default=5.0, metadata=_meta(
+        'Process noise of the constant-acceleration model: standard deviation of the jerk '
+        '(map units/s^3).', (0.0, 1e6)))
+    planar_motion: bool = field(default=False, metadata=_meta(
+        'Objects move on the ground: keep the vertical (output z) velocity at 0. Only for an '
+        'output frame whose z axis is truly vertical.'))
     measurement_noise: float = field(default=0.006, metadata=_meta(
         'Position noise of a detection as a fraction of its camera range.', (0.0, 100.0)))
     min_measurement_noise: float = field(default=0.005, metadata=_meta(
@@ -177,9 +198,21 @@ class TrackerConfig:
         "Push the visible surface's centre back along the viewing ray (the camera sees only "
         "an object's front): half_width, or none (the visible points' mean)."))
 
+    @property
+    def order(self) -> int:
+        """Kalman state order per axis: 2 (position, velocity) or 3 (+ acceleration)."""
+        return 3 if self.motion_model == 'constant_acceleration' else 2
+
+    @property
+    def process_noise(self) -> float:
+        """White-noise standard deviation of the model's highest derivative."""
+        return self.jerk_noise if self.order == 3 else self.accel_noise
+
     def __post_init__(self) -> None:
         if self.confirm_hits < 1 or self.max_tracks < 1:
             raise ValueError('confirm_hits and max_tracks must be >= 1')
+        if self.motion_model not in ('constant_velocity', 'constant_acceleration'):
+            raise ValueError(f'unknown motion_model {self.motion_model!r}')
         if self.depth_completion not in ('half_width', 'none'):
             raise ValueError(f'unknown depth_completion {self.depth_completion!r}')
 

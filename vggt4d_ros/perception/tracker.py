@@ -30,6 +30,8 @@ from vggt4d_ros.perception.instances import Instance
 _NO_MATCH = 1e6
 #: Velocity standard deviation of a new track (units/s): it starts at rest, unsure.
 _INITIAL_VELOCITY_SIGMA = 2.0
+#: Acceleration standard deviation of a new track (units/s^2), constant-acceleration model.
+_INITIAL_ACCEL_SIGMA = 2.0
 
 
 @dataclass
@@ -111,14 +113,14 @@ class Tracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self.stats = TrackerStats()
-        self._tracks = _Tracks()
+        self._tracks = _empty_tracks(self.config.order)
         self._stamp_ns: int | None = None
         self._frame = 0
         self._next_id = 1
 
     def reset(self) -> None:
         """Drop every track (a map reset: positions of the old segment mean nothing now)."""
-        self._tracks = _Tracks()
+        self._tracks = _empty_tracks(self.config.order)
         self._stamp_ns = None
         self.stats.resets += 1
 
@@ -145,10 +147,12 @@ class Tracker:
         if len(tracks):
             dt = np.full(len(tracks), (stamp_ns - self._stamp_ns) * 1e-9)
             tracks.state, tracks.cov = kalman.predict(tracks.state, tracks.cov, dt,
-                                                      cfg.accel_noise)
+                                                      cfg.process_noise)
         self._stamp_ns = stamp_ns
         rows, cols = self._associate(instances)
         self._update_matched(rows, cols, instances, stamp_ns)
+        if cfg.planar_motion:  # objects on the ground: no vertical motion by model
+            tracks.state[:, 2, 1:] = 0.0
         detected = np.zeros(len(tracks), bool)
         detected[rows] = True
         tracks.confidence += cfg.confidence_rate * (detected - tracks.confidence)
@@ -246,7 +250,8 @@ class Tracker:
             return 0
         count = len(instances)
         centres = np.stack([inst.centre for inst in instances])
-        state, cov = kalman.initial(centres, self._sigma(instances), _INITIAL_VELOCITY_SIGMA)
+        priors = (_INITIAL_VELOCITY_SIGMA, _INITIAL_ACCEL_SIGMA)[:self.config.order - 1]
+        state, cov = kalman.initial(centres, self._sigma(instances), priors)
         self._tracks.append(_Tracks(
             state=state, cov=cov, ids=np.zeros(count, np.int64), hits=np.ones(count, np.int64),
             first_ns=np.full(count, stamp_ns, np.int64),
@@ -276,6 +281,10 @@ class Tracker:
         self.stats.deaths += int((~alive).sum())
         if not alive.all():
             tracks.keep(alive)
+
+
+def _empty_tracks(order: int) -> _Tracks:
+    return _Tracks(state=np.zeros((0, 3, order)), cov=np.zeros((0, order, order)))
 
 
 def _box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='ground-truth PoseStamped/Odometry/TF/Path topic (default: auto)')
     parser.add_argument('--gt-tum', type=Path, default=None, help='ground-truth TUM file')
     parser.add_argument('--gt-mask-topic', default=None, help='ground-truth mask topic')
+    parser.add_argument('--gt-objects-topic', default=None,
+                        help='ground-truth objects (nav2_dynamic_msgs/ObstacleArray; default: '
+                             '/ground_truth/objects if present)')
     parser.add_argument('--gt-mask-dir', type=Path, default=None,
                         help='ground-truth mask PNGs (<stamp_ns>.png or in frame order)')
     parser.add_argument('--no-images', action='store_true',
@@ -98,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--camera-height', type=float, default=None,
                         help='camera height above the floor in metres for --scale-source '
                              'camera_height (default: base_link -> camera on /tf_static)')
+    parser.add_argument('--perception', action=argparse.BooleanOptionalAction, default=None,
+                        help='planner outputs (dynamic cloud, grids, tracks) into the output '
+                             'bag, tracking metrics (default: perception.enabled of the '
+                             '--params file)')
     parser.add_argument('--quiet', action='store_true')
     return parser
 
@@ -112,7 +119,8 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         gt_mask_topic=args.gt_mask_topic, gt_mask_dir=args.gt_mask_dir,
         copy_images=not args.no_images, network_width=args.network_width, quiet=args.quiet,
         scale_source=args.scale_source, camera_height=args.camera_height,
-        depth_topic=args.depth_topic, odom_topic=args.odom_topic)
+        depth_topic=args.depth_topic, odom_topic=args.odom_topic,
+        perception=args.perception, gt_objects_topic=args.gt_objects_topic)
 
 
 def _run_dds(config: ReplayConfig, timeout_s: float, profile: Path | None) -> ReplaySummary:

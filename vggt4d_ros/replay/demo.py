@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='network width (default 518; e.g. 252 for a faster CPU demo)')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--seed', type=int, default=0, help='scene seed')
+    parser.add_argument('--perception', action=argparse.BooleanOptionalAction, default=True,
+                        help='planner outputs and tracking metrics (default on)')
     return parser
 
 
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     write_synthetic_bag(bag, scene, args.storage, sensors=SensorConfig())
     config = ReplayConfig(bag=bag, out_dir=args.out / 'replay', weights=args.weights,
                           device=args.device, window_size=args.window_size,
-                          stride=args.stride, network_width=args.network_width)
+                          stride=args.stride, network_width=args.network_width,
+                          perception=args.perception)
     try:
         summary = run_replay(config)
     except ReplayError as error:
@@ -71,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
               f" m / {trajectory['rpe_rot_deg_rmse']:.3f} deg")
     if 'j_mean' in masks:
         print(f"[demo] masks J {masks['j_mean']:.3f}, F {masks['f_mean']:.3f}")
+    tracks = metrics.get('tracks') or {}
+    if 'recall' in tracks:
+        print(f"[demo] tracks: recall {tracks['recall']:.3f}, id switches "
+              f"{tracks['id_switches']}, velocity error {tracks['velocity_error_mean']:.3f}")
     if metrics.get('random_weights'):
         print('[demo] RANDOM weights: these numbers mean nothing about VGGT4D quality')
     print(f'[demo] report: {summary.report}')

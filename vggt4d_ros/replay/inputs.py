@@ -99,3 +99,6 @@ def validate_bag_options(config: Any, reader: Any) -> None:
         reader.require_topic(config.gt_pose_topic, POSE_TYPES)
     if config.gt_mask_topic and config.gt_mask_dir is None:
         reader.require_topic(config.gt_mask_topic, (IMAGE,))
+    if config.gt_objects_topic:
+        from vggt4d_ros.replay.planner_messages import OBSTACLE_ARRAY
+        reader.require_topic(config.gt_objects_topic, (OBSTACLE_ARRAY,))

@@ -91,6 +91,7 @@ class TrajectoryMetrics:
         stamps_s: [M] associated stamps (seconds).
         errors: [M] per-pose translation errors after Sim(3) alignment.
         aligned_xyz: [M,3] aligned estimated positions.
+        alignment: [4,4] the Sim(3) ``truth_from_estimate`` (``s R | t``) that aligned them.
         reference_xyz: [M,3] ground-truth positions.
 
     """
@@ -109,6 +110,7 @@ class TrajectoryMetrics:
     errors: np.ndarray = field(repr=False)
     aligned_xyz: np.ndarray = field(repr=False)
     reference_xyz: np.ndarray = field(repr=False)
+    alignment: np.ndarray = field(default_factory=lambda: np.eye(4), repr=False)
 
     def summary(self) -> dict[str, float]:
         """Scalar fields only (for metrics.json)."""
@@ -162,7 +164,10 @@ def trajectory_metrics(est_stamps_ns: np.ndarray, est_poses: np.ndarray,
         raise ValueError(f'only {ref_sync.num_poses} poses associated, need >= 3')
     rigid = _copy(evo, est_sync)
     rigid.align(ref_sync, correct_scale=False)
-    _, _, scale = est_sync.align(ref_sync, correct_scale=True)
+    rotation, translation, scale = est_sync.align(ref_sync, correct_scale=True)
+    alignment = np.eye(4)
+    alignment[:3, :3] = scale * np.asarray(rotation)
+    alignment[:3, 3] = np.asarray(translation)
     relation = evo.metrics.PoseRelation
     ape = evo.metrics.APE(relation.translation_part)
     ape.process_data((ref_sync, est_sync))
@@ -186,7 +191,7 @@ def trajectory_metrics(est_stamps_ns: np.ndarray, est_poses: np.ndarray,
         stamps_s=np.asarray(ref_sync.timestamps, np.float64),
         errors=np.asarray(ape.error, np.float64),
         aligned_xyz=np.asarray(est_sync.positions_xyz, np.float64),
-        reference_xyz=np.asarray(ref_sync.positions_xyz, np.float64))
+        reference_xyz=np.asarray(ref_sync.positions_xyz, np.float64), alignment=alignment)
 
 
 @dataclass

@@ -11,6 +11,7 @@ Layout of the output directory::
     masks/<stamp_ns>.png     mono8 0/255 dynamic masks at camera resolution
     trajectory.tum           'stamp tx ty tz qx qy qz qw', world-from-camera, image stamps
     output_bag/              rosbag2 (mcap): images, masks, TF, path, odometry, map cloud
+                             and, with perception on, the planner outputs (PLANNER_TOPICS)
     static_map.ply           fused static map (written at the end)
     metrics.json, report/    metrics and the Markdown report with its plots (at the end)
 """
@@ -25,8 +26,11 @@ import cv2
 import numpy as np
 
 from vggt4d_ros.geometry.rigid import pose_from_translation_quaternion
+from vggt4d_ros.geometry.rigid import invert_rigid
 from vggt4d_ros.geometry.rigid import translation_quaternion_from_pose
+from vggt4d_ros.perception.perception_tracker import PerceptionOutput
 from vggt4d_ros.replay import messages as m
+from vggt4d_ros.replay import planner_messages as pm
 from vggt4d_ros.replay.bag import BagWriter
 from vggt4d_ros.replay.bag import Storage
 
@@ -38,7 +42,21 @@ OUTPUT_TOPICS = {
     'odometry': '/vggt4d/odometry',
     'map': '/vggt4d/static_map',
 }
+#: The node's planner-output topics (``~/...`` of the node ``vggt4d``), same types.
+PLANNER_TOPICS = {
+    'dynamic_cloud': '/vggt4d/dynamic_cloud',
+    'static': '/vggt4d/static_grid',
+    'dynamic': '/vggt4d/dynamic_grid',
+    'combined': '/vggt4d/combined_grid',
+    'detections': '/vggt4d/detections',
+    'obstacles': '/vggt4d/obstacles',
+    'markers': '/vggt4d/track_markers',
+    'tf_static': '/tf_static',
+}
 MAP_FRAME = 'map'
+#: Frame of the planner outputs: the map frame turned by ``PerceptionConfig.output_from_world``
+#: (z up); ``/tf_static`` holds map -> PLANNER_FRAME.
+PLANNER_FRAME = 'map_z_up'
 #: Files and folders a replay writes; earlier results of these names are replaced.
 PRODUCTS = ('output_bag', 'masks', 'report', 'trajectory.tum', 'static_map.ply',
             'metrics.json')
@@ -127,6 +145,7 @@ class ReplayOutputs:
         self.stamps: list[int] = []
         self.poses: list[np.ndarray] = []
         self.masks: dict[int, np.ndarray] = {}
+        self._planner_frame_written = False
 
     def write_frame(self, stamp_ns: int, frame_id: str, mask: np.ndarray,
                     world_from_camera: np.ndarray, rgb: np.ndarray | None = None) -> None:
@@ -169,6 +188,38 @@ class ReplayOutputs:
         self.bag.write(OUTPUT_TOPICS['path'], m.PATH, m.path_msg(poses, stamps, MAP_FRAME), stamp)
         self.bag.write(OUTPUT_TOPICS['map'], m.POINT_CLOUD2,
                        m.point_cloud_msg(points, colors, stamp, MAP_FRAME), stamp)
+
+    def write_perception(self, output: PerceptionOutput, output_from_world: np.ndarray
+                         ) -> None:
+        """Planner outputs of one window, as the node publishes them (``PLANNER_TOPICS``).
+
+        Per frame the dynamic cloud (its image stamp); per window (the newest frame's stamp)
+        the three grids, the detections, the obstacles and the track markers, all in
+        ``PLANNER_FRAME``. The first call also writes ``/tf_static`` map -> PLANNER_FRAME
+        (``output_from_world`` [4,4] rigid: PLANNER_FRAME from the map frame).
+        """
+        topics = PLANNER_TOPICS
+        if not self._planner_frame_written:
+            stamp = output.stamp_ns if output.stamp_ns is not None else 0
+            link = m.transform_stamped_msg(invert_rigid(np.asarray(output_from_world)), stamp,
+                                           MAP_FRAME, PLANNER_FRAME)
+            self.bag.write(topics['tf_static'], m.TF_MESSAGE, m.tf_message([link]), stamp)
+            self._planner_frame_written = True
+        for cloud in output.clouds:
+            self.bag.write(topics['dynamic_cloud'], m.POINT_CLOUD2,
+                           pm.dynamic_cloud_msg(cloud, PLANNER_FRAME), cloud.stamp_ns)
+        if output.stamp_ns is None:
+            return
+        stamp = output.stamp_ns
+        if output.grids is not None:
+            for name, msg in pm.grid_msgs(output.grids, PLANNER_FRAME).items():
+                self.bag.write(topics[name], pm.OCCUPANCY_GRID, msg, stamp)
+        self.bag.write(topics['detections'], pm.DETECTION3D_ARRAY,
+                       pm.detections_msg(output.tracks, stamp, PLANNER_FRAME), stamp)
+        self.bag.write(topics['obstacles'], pm.OBSTACLE_ARRAY,
+                       pm.obstacles_msg(output.tracks, stamp, PLANNER_FRAME), stamp)
+        self.bag.write(topics['markers'], pm.MARKER_ARRAY,
+                       pm.markers_msg(output.tracks, stamp, PLANNER_FRAME), stamp)
 
     def write_ply(self, points: np.ndarray, colors: np.ndarray) -> int:
         """Binary little-endian PLY of the static map; returns the point count."""

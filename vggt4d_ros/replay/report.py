@@ -4,7 +4,8 @@
 
 Plots: the trajectory against ground truth after Sim(3) alignment (top view), translation
 error over time, per-frame mask J/F, mask overlays on sample frames (prediction in red, ground
-truth outline in green) and mean time per pipeline stage.
+truth outline in green), tracks and their speeds over time (``track_report``) and mean time
+per pipeline stage.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from vggt4d_ros.replay.parameters import RANDOM_WEIGHTS_WARNING
 from vggt4d_ros.replay.metrics import MaskMetrics
 from vggt4d_ros.replay.metrics import TrajectoryMetrics
 from vggt4d_ros.replay.scale_report import scale_section
+from vggt4d_ros.replay.track_evaluation import TrackEvaluation
+from vggt4d_ros.replay.track_report import plot_tracks
+from vggt4d_ros.replay.track_report import PLOT as TRACKS_PLOT
+from vggt4d_ros.replay.track_report import track_lines
 
 
 @dataclass
@@ -38,6 +43,8 @@ class ReportInputs:
         samples: (stamp, rgb [H,W,3], predicted mask [H,W], ground-truth mask or None).
         metrics_json: name of the metrics file to link.
         scale: ``metrics.json['scale']`` of a run with a metric scale source (or None).
+        tracks: tracking scores and series, or None; tracks_note says why they are missing
+            (None and an empty note: perception was not part of the run, no section).
 
     """
 
@@ -54,6 +61,8 @@ class ReportInputs:
         default_factory=list)
     metrics_json: str = 'metrics.json'
     scale: dict[str, Any] | None = None
+    tracks: TrackEvaluation | None = None
+    tracks_note: str = ''
 
 
 def _pyplot() -> Any:
@@ -201,6 +210,10 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
     if inputs.samples:
         _plot_overlays(plt, inputs.samples, report_dir / 'mask_overlays.png')
         lines += ['![mask overlays](mask_overlays.png)', '']
+    if inputs.tracks is not None:
+        plot_tracks(plt, _save, inputs.tracks, report_dir / TRACKS_PLOT)
+    if inputs.tracks is not None or inputs.tracks_note:
+        lines += track_lines(inputs.tracks, inputs.tracks_note)
     lines += ['## Timing', '']
     if inputs.stage_seconds:
         _plot_timings(plt, inputs.stage_seconds, report_dir / 'timings.png')

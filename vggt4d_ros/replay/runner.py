@@ -14,6 +14,7 @@ flushed) and ``metrics.json`` records the error; the error is re-raised as a Rep
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from dataclasses import replace
 import json
 from pathlib import Path
 import sys
@@ -23,6 +24,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from vggt4d_ros.replay import messages as m
+from vggt4d_ros.replay import planner_messages as pm
 from vggt4d_ros.replay.bag import BagReader
 from vggt4d_ros.replay.bag import ImageFrame
 from vggt4d_ros.replay.bag import Storage
@@ -45,6 +47,11 @@ from vggt4d_ros.replay.scale_run import BagScaleFeed
 from vggt4d_ros.replay.scale_run import scale_metrics
 from vggt4d_ros.replay.scale_run import scale_overrides
 from vggt4d_ros.replay.scale_run import ScaleTrack
+from vggt4d_ros.replay.track_evaluation import evaluate_tracks
+from vggt4d_ros.replay.track_evaluation import GT_OBJECT_TOPICS
+from vggt4d_ros.replay.track_evaluation import read_truth_objects
+from vggt4d_ros.replay.track_evaluation import TrackEvaluation
+from vggt4d_ros.perception.tracker import Track
 from vggt4d_ros.runtime.backend import BackendError
 from vggt4d_ros.runtime.backend import build_backend
 from vggt4d_ros.runtime.backend import LoadedBackend
@@ -89,6 +96,9 @@ class ReplayConfig:
             ``scale.camera_height.camera_height_m``; None: the parameter file's).
         depth_topic, odom_topic: the bag's depth and odometry (TF or nav_msgs/Odometry) topics
             for the scale source (None: the parameter file's, then the node's defaults).
+        perception: planner outputs (dynamic cloud, grids, tracks) into the output bag and
+            tracking metrics; None: the parameter file's ``perception.enabled``.
+        gt_objects_topic: ground-truth objects (ObstacleArray; None: auto-detect).
 
     """
 
@@ -116,6 +126,8 @@ class ReplayConfig:
     camera_height: float | None = None
     depth_topic: str | None = None
     odom_topic: str | None = None
+    perception: bool | None = None
+    gt_objects_topic: str | None = None
 
 
 @dataclass
@@ -161,6 +173,8 @@ class _RunState:
     warnings: list[str] = field(default_factory=list)
     scale_track: ScaleTrack = field(default_factory=ScaleTrack)
     scale_feed: BagScaleFeed | None = None
+    tracks: list[tuple[int, list[Track]]] = field(default_factory=list)
+    perception_stats: dict[str, Any] = field(default_factory=dict)
 
     def add_timings(self, timings: dict[str, float], prefix: str = '') -> None:
         for name, seconds in timings.items():
@@ -198,20 +212,26 @@ def engine_config(config: ReplayConfig) -> EngineConfig:
 
     """
     try:
-        return engine_config_from_parameters(parameters(config))
+        engine = engine_config_from_parameters(parameters(config))
     except ValueError as error:
         raise ReplayError(str(error)) from error
+    if config.perception is not None:
+        engine = replace(engine, perception=replace(engine.perception,
+                                                    enabled=config.perception))
+    return engine
 
 
 class _OutputSink:
     """Engine sink of a replay: writes every mapped frame, then the window's path and map."""
 
     def __init__(self, outputs: ReplayOutputs, engine: Callable[[], PerceptionEngine],
-                 state: _RunState, rgb_by_stamp: dict[int, np.ndarray]) -> None:
+                 state: _RunState, rgb_by_stamp: dict[int, np.ndarray],
+                 output_from_world: np.ndarray) -> None:
         self._outputs = outputs
         self._engine = engine
         self._state = state
         self._rgb_by_stamp = rgb_by_stamp
+        self._output_from_world = output_from_world
 
     def masks_ready(self, window: Window, masks: list[MaskOutput]) -> None:
         """Masks are written with their poses (window_mapped)."""
@@ -226,6 +246,12 @@ class _OutputSink:
                                       self._rgb_by_stamp.pop(frame.stamp_ns, None))
         points, colors = self._engine().mapper.map.points()
         self._outputs.write_window_end(points, colors)
+        if output.perception is not None:
+            self._state.add_timings(output.perception.timings, prefix='perception.')
+            self._outputs.write_perception(output.perception, self._output_from_world)
+            if output.perception.stamp_ns is not None:
+                self._state.tracks.append((output.perception.stamp_ns,
+                                           output.perception.tracks))
 
     def warning(self, warning: Any) -> None:
         self._state.warnings.append(warning.text)
@@ -237,7 +263,8 @@ def _process(config: ReplayConfig, engine_config: EngineConfig, reader: BagReade
     """Feed every image into the engine; returns the engine (for the final map)."""
     rgb_by_stamp: dict[int, np.ndarray] = {}
     engine = PerceptionEngine.from_config(backend, engine_config)
-    engine.sink = _OutputSink(outputs, lambda: engine, state, rgb_by_stamp)
+    engine.sink = _OutputSink(outputs, lambda: engine, state, rgb_by_stamp,
+                              engine_config.perception.output_from_world)
     state.scale_feed = feed = BagScaleFeed(reader, engine.metric, parameters(config),
                                            config.depth_topic, config.odom_topic)
     wanted = _sample_indices(min(state.image_count, config.max_frames or state.image_count),
@@ -257,6 +284,9 @@ def _process(config: ReplayConfig, engine_config: EngineConfig, reader: BagReade
     if state.frames_in == 0:
         raise ReplayError(f'bag {reader.path}: topic {state.image_topic} has no images')
     engine.flush()
+    if engine.perception is not None:
+        state.perception_stats = {**engine.perception.stats.__dict__,
+                                  'tracker': engine.perception.tracker.stats.__dict__}
     progress(f'done: {state.frames_in} frames in, {len(outputs.stamps)} out, '
              f'{state.windows} windows, {time.perf_counter() - started:.1f} s')
     return engine
@@ -318,9 +348,16 @@ def run_replay(config: ReplayConfig, backend: LoadedBackend | None = None) -> Re
             engine.metric, state.scale_track, evaluation.trajectory,
             (np.asarray(outputs.stamps), np.asarray(outputs.poses)),
             _truth_poses(config, reader), state.scale_feed)
+        if engine_cfg.perception.enabled:
+            evaluate_perception(config, reader, evaluation, state.tracks,
+                                engine_cfg.perception.output_from_world)
+        else:
+            evaluation.tracks_note = 'perception off'
     metrics = _metrics_json(config, state, outputs, backend, evaluation,
                             {'engine': stats.__dict__, 'map_points': map_points,
-                             'input_resets': state.warnings, 'scale': evaluation.scale})
+                             'input_resets': state.warnings, 'scale': evaluation.scale,
+                             'perception': (state.perception_stats
+                                            if engine_cfg.perception.enabled else None)})
     (out_dir / 'metrics.json').write_text(json.dumps(metrics, indent=2))
     report = _report(config, state, outputs, backend, evaluation)
     progress(f'report: {report}')
@@ -337,6 +374,9 @@ class Evaluation:
     mask_note: str = ''
     truth_masks: dict[int, np.ndarray] = field(default_factory=dict)
     scale: dict[str, Any] | None = None  # metrics.json['scale'] (replay/scale_run.py)
+    tracks: TrackEvaluation | None = None
+    tracks_note: str = ''
+    truth_poses: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _auto_topic(reader: BagReader, names: tuple[str, ...], types: tuple[str, ...]
@@ -377,6 +417,7 @@ def evaluate(config: ReplayConfig, reader: BagReader, stamps: list[int],
     result = Evaluation()
     try:
         ref_stamps, ref_poses = _truth_poses(config, reader)
+        result.truth_poses = (ref_stamps, ref_poses)
         if len(ref_stamps) == 0:
             result.trajectory_note = 'no ground-truth pose topic or TUM file'
         elif len(stamps) < 3:
@@ -397,6 +438,31 @@ def evaluate(config: ReplayConfig, reader: BagReader, stamps: list[int],
     return result
 
 
+def evaluate_perception(config: ReplayConfig, reader: BagReader, evaluation: Evaluation,
+                        tracks: list[tuple[int, list[Track]]],
+                        output_from_world: np.ndarray) -> None:
+    """Track metrics against the ground-truth objects topic (into ``evaluation``)."""
+    topic = config.gt_objects_topic or _auto_topic(reader, GT_OBJECT_TOPICS,
+                                                   (pm.OBSTACLE_ARRAY,))
+    if topic is None:
+        evaluation.tracks_note = 'no ground-truth objects topic'
+        return
+    if evaluation.trajectory is None or evaluation.truth_poses is None:
+        evaluation.tracks_note = ('no trajectory alignment to take the tracks to the frame '
+                                  f'of the ground truth ({evaluation.trajectory_note})')
+        return
+    try:
+        truth = read_truth_objects(reader, topic)
+    except (ValueError, ReplayError) as error:
+        evaluation.tracks_note = str(error)
+        return
+    ref_stamps, ref_poses = evaluation.truth_poses
+    cameras = {int(s): pose[:3, 3] for s, pose in zip(ref_stamps, ref_poses)}
+    evaluation.tracks = evaluate_tracks(tracks, truth, evaluation.trajectory.alignment,
+                                        output_from_world, cameras)
+    evaluation.tracks_note = ''
+
+
 def _metrics_json(config: ReplayConfig, state: _RunState, outputs: ReplayOutputs,
                   backend: LoadedBackend | RecordedModel, evaluation: Evaluation,
                   extra: dict[str, Any]) -> dict[str, Any]:
@@ -414,6 +480,10 @@ def _metrics_json(config: ReplayConfig, state: _RunState, outputs: ReplayOutputs
                        else {'note': evaluation.trajectory_note}),
         'masks': (evaluation.masks.summary() if evaluation.masks
                   else {'note': evaluation.mask_note}),
+        'tracks': ({**evaluation.tracks.metrics.to_dict(),
+                    'match_distance': evaluation.tracks.match_distance,
+                    'units': 'ground truth (after the trajectory Sim(3) alignment)'}
+                   if evaluation.tracks else {'note': evaluation.tracks_note}),
         'timings': timings, **extra,
     }
 
@@ -449,7 +519,8 @@ def _report(config: ReplayConfig, state: _RunState, outputs: ReplayOutputs,
                           trajectory_note=evaluation.trajectory_note, masks=evaluation.masks,
                           mask_note=evaluation.mask_note, estimate_xyz=estimate,
                           stage_seconds=state.stage_seconds, samples=samples,
-                          scale=evaluation.scale)
+                          scale=evaluation.scale,
+                          tracks=evaluation.tracks, tracks_note=evaluation.tracks_note)
     return write_report(config.out_dir, inputs)
 
 

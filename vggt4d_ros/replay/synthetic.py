@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from vggt4d_ros.replay import messages as m
+from vggt4d_ros.replay import planner_messages as pm
 from vggt4d_ros.replay.bag import BagWriter
 from vggt4d_ros.replay.bag import Storage
 
@@ -32,6 +33,7 @@ TOPICS = {
     'pose': '/ground_truth/pose',
     'depth': '/ground_truth/depth',
     'mask': '/ground_truth/dynamic_mask',
+    'objects': '/ground_truth/objects',
 }
 _FAR = 1e6
 
@@ -475,7 +477,8 @@ def write_synthetic_bag(path: str | Path, config: SceneConfig | None = None,
     Topics (all stamped with the image stamp): ``/camera/image_raw`` (Image rgb8),
     ``/camera/camera_info``, ``/ground_truth/pose`` (PoseStamped, world-from-optical-frame in
     ``world``), ``/ground_truth/depth`` (Image 32FC1, metres) and ``/ground_truth/dynamic_mask``
-    (Image mono8, 255 = moving object). Images use frame id ``camera_optical_frame``.
+    (Image mono8, 255 = moving object) and ``/ground_truth/objects`` (ObstacleArray in
+    ``world``, see :func:`object_truth_msg`). Images use frame id ``camera_optical_frame``.
 
     With ``sensors`` (the demo and this module's CLI pass them) also the metric-scale inputs:
     ``/camera/aligned_depth_to_color/image_raw`` (16UC1 mm, noisy, with holes),
@@ -505,6 +508,8 @@ def write_synthetic_bag(path: str | Path, config: SceneConfig | None = None,
                       m.image_msg(frame.depth, stamp, CAMERA_FRAME, '32FC1'), stamp)
             bag.write(TOPICS['mask'], m.IMAGE,
                       m.image_msg(frame.dynamic_mask, stamp, CAMERA_FRAME, 'mono8'), stamp)
+            bag.write(TOPICS['objects'], pm.OBSTACLE_ARRAY,
+                      object_truth_msg(scene, index, (cfg.height, cfg.width)), stamp)
             if odometry is not None:
                 _write_metric_topics(bag, scene, frame, index, odometry, sensors)
             if progress is not None:
@@ -607,6 +612,29 @@ def object_pixels_unoccluded(scene: SyntheticScene, index: float, intrinsics: np
     crate = _box_hits(origin, dirs, centre, np.array([0.35, 0.22, 0.3]), rotation,
                       inside=False)[0] < _FAR
     return {OBJECT_IDS['ball']: int(ball.sum()), OBJECT_IDS['crate']: int(crate.sum())}
+
+
+def object_truth_msg(scene: SyntheticScene, index: int, hw: tuple[int, int]) -> object:
+    """Build the ObstacleArray of the moving objects seen in frame ``index`` (world, metres).
+
+    Per object: uuid = its id (``planner_messages.object_uuid``), score = visible fraction
+    (visible pixels / pixels it would cover with nothing in front and no image border: the
+    count is taken on an image grown by half its size on every side), centre, velocity, size.
+    """
+    k = scene.config.intrinsics()
+    ids = object_id_image(scene, index, k, hw)
+    grown = k.copy()
+    grown[:2, 2] += np.array(hw[::-1]) / 2
+    covered = object_pixels_unoccluded(scene, index, grown, (2 * hw[0], 2 * hw[1]))
+    seen = [(obj, int((ids == obj.object_id).sum())) for obj in object_truth(scene, index)]
+    seen = [(obj, count / max(covered[obj.object_id], 1)) for obj, count in seen if count]
+    rows = [obj for obj, _ in seen]
+    return pm.obstacle_array_msg(
+        [pm.object_uuid(obj.object_id) for obj in rows], np.array([f for _, f in seen]),
+        np.array([o.centre for o in rows]).reshape(-1, 3),
+        np.array([o.velocity for o in rows]).reshape(-1, 3),
+        np.array([2 * o.half_extents for o in rows]).reshape(-1, 3),
+        np.zeros(len(rows)), np.zeros(len(rows)), scene.config.stamp_ns(index), WORLD_FRAME)
 
 
 def _camera_rays(pose: np.ndarray, intrinsics: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

@@ -11,7 +11,9 @@ pairs farther than ``max_distance`` apart are not matches. Then:
 * id switches: for each ground-truth object, how often its matched track id differs from the
   id it was matched to last (a frame without a match does not reset it);
 * position error of a match: |p_track - p_truth| / |p_truth - camera| (relative to the
-  object's distance); reported as mean and max over matches;
+  object's distance); reported as mean and max over matches (where the caller marks which
+  objects are seen whole, ``TrackFrame.truth_whole``, over those only: a partly hidden
+  object's visible part does not tell where its centre is);
 * velocity error of an object, over its matches at least ``settle_s`` after its first match
   (or where the caller marks it settled, ``TrackFrame.truth_settled``):
   RMS of |v_track - v_truth| divided by the RMS speed over the same frames (a ratio to the
@@ -42,6 +44,7 @@ class TrackFrame:
         truth_settled: [G] bool, or None: where given, an object's velocity error counts only
             where True (e.g. visible without interruption for a while) instead of from
             ``settle_s`` after its first match.
+        truth_whole: [G] bool, or None: where given, position errors count only where True.
 
     """
 
@@ -54,6 +57,7 @@ class TrackFrame:
     track_positions: np.ndarray
     track_velocities: np.ndarray
     truth_settled: np.ndarray | None = None
+    truth_whole: np.ndarray | None = None
 
 
 @dataclass
@@ -72,10 +76,12 @@ class TrackMetrics:
     velocity_error_mean: float = float('nan')
     velocity_error_max: float = float('nan')
     ids_per_object: dict[int, list[int]] = field(default_factory=dict)
+    velocity_error_per_object: dict[int, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out['ids_per_object'] = {str(k): v for k, v in self.ids_per_object.items()}
+        for name in ('ids_per_object', 'velocity_error_per_object'):
+            out[name] = {str(k): v for k, v in getattr(self, name).items()}
         return out
 
 
@@ -114,7 +120,8 @@ def track_metrics(frames: list[TrackFrame], max_distance: float,
             truth_position = frame.truth_positions[gi]
             distance = float(np.linalg.norm(truth_position - frame.camera))
             error = float(np.linalg.norm(frame.track_positions[ti] - truth_position))
-            position_errors.append(error / max(distance, 1e-12))
+            if frame.truth_whole is None or frame.truth_whole[gi]:
+                position_errors.append(error / max(distance, 1e-12))
             first_ns.setdefault(truth_id, frame.stamp_ns)
             if frame.truth_settled is not None:
                 settled = bool(frame.truth_settled[gi])
@@ -132,12 +139,13 @@ def track_metrics(frames: list[TrackFrame], max_distance: float,
     if position_errors:
         out.position_error_mean = float(np.mean(position_errors))
         out.position_error_max = float(np.max(position_errors))
-    ratios = []
-    for pairs in velocity.values():
+    for truth_id, pairs in sorted(velocity.items()):
         errors, speeds = np.array(pairs).T
         rms_speed = float(np.sqrt(np.mean(speeds ** 2)))
         if rms_speed > 0:
-            ratios.append(float(np.sqrt(np.mean(errors ** 2))) / rms_speed)
+            out.velocity_error_per_object[truth_id] = (
+                float(np.sqrt(np.mean(errors ** 2))) / rms_speed)
+    ratios = list(out.velocity_error_per_object.values())
     if ratios:
         out.velocity_error_mean = float(np.mean(ratios))
         out.velocity_error_max = float(np.max(ratios))

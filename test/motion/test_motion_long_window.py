@@ -204,3 +204,31 @@ def test_the_tracker_sees_the_quadratic_buffers_of_the_unchunked_path(model):
     long_run = _track(model, whole, LARGE)
     ratio = long_run.largest()[0] / short_run.largest()[0]
     assert ratio > 3.0, (short_run.largest(), long_run.largest())
+
+
+# --- the benchmark -------------------------------------------------------------------------
+
+
+def test_memory_estimate_counts_the_full_models_pass_one_buffers():
+    from vggt4d_ros.tools.bench_long_window import estimate_memory
+
+    estimate = estimate_memory(VGGTConfig.full(), 500, 392, 518)
+    patches, tokens = 28 * 37, 500 * (5 + 28 * 37)
+    # 11 query blocks (0, 3-7, 17-21) and 1 key block, bf16 patch tokens of 1024 channels.
+    assert estimate.captures == 12 * 500 * patches * 1024 * 2
+    assert estimate.kept_layers == 4 * tokens * 2048 * 2
+    assert 30 * 2 ** 30 < estimate.total < 40 * 2 ** 30
+    # Linear in S: the same parts for twice the frames, but the weights, twice as large.
+    double = estimate_memory(VGGTConfig.full(), 1000, 392, 518)
+    assert double.total - double.weights == 2 * (estimate.total - estimate.weights)
+
+
+def test_long_window_benchmark_runs_the_tiny_model_on_cpu(capsys):
+    from vggt4d_ros.tools.bench_long_window import main
+
+    main(['--tiny', '--device', 'cpu', '--frames', '10', '--height', '28', '--width', '42',
+          '--chunk-frames', '4', '--warmup-frames', '0', '--refine-mode', 'off'])
+    out = capsys.readouterr().out
+    assert 'VGGT4D long window, tiny model' in out
+    row = [line for line in out.splitlines() if line.startswith('| 10 |')][-1]
+    assert 'out of memory' not in row and len(row.split('|')) == 17

@@ -33,3 +33,19 @@ def test_stride_beyond_the_window_is_refused(tmp_path: Path):
                           stride=9)
     with pytest.raises(ReplayError, match='--stride 9'):
         validate_options(config)
+
+
+def test_one_window_over_the_whole_sequence(tmp_path: Path):
+    """The tiny model over a 6-frame bag in one window: every frame gets a mask and a pose."""
+    from vggt4d_ros.replay.runner import run_replay
+    from vggt4d_ros.replay.synthetic import SceneConfig
+    from vggt4d_ros.replay.synthetic import write_synthetic_bag
+
+    scene = SceneConfig(num_frames=6, supersample=1)
+    bag = write_synthetic_bag(tmp_path / 'bag', scene)
+    config = ReplayConfig(bag=bag, out_dir=tmp_path / 'out', weights='', device='cpu',
+                          window_size=6, stride=6, refine=False, network_width=126,
+                          quiet=True)
+    summary = run_replay(config)
+    assert summary.frames_in == summary.frames_out == 6
+    assert len(list((tmp_path / 'out' / 'masks').glob('*.png'))) == 6

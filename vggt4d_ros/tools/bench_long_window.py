@@ -40,10 +40,10 @@ from vggt4d_ros.tools.bench_pipeline import SDPA_ORDERS
 GIB = 2 ** 30
 STAGES = ('pass1', 'heads1', 'cues', 'coarse', 'pass2', 'prepare', 'cluster', 'refine')
 #: Live [T,C] activations of one transformer block at its peak, in units of the residual
-#: stream: input, norm1, qkv (3), q and k after QK-norm and after RoPE (2 + 2, the older pair
-#: freed as the next is made), attention output and its head-merged copy; the MLP's peak
-#: (input, norm2, 4x hidden, output) is about the same.
-BLOCK_WORKING_SET = 10
+#: stream: input, norm1, qkv (3; v stays a view of it), q after RoPE, k after QK-norm and the
+#: three RoPE temporaries of k, plus the frame block's output a kept layer holds; the MLP's
+#: peak (input, norm2, 4x hidden, output) is lower.
+BLOCK_WORKING_SET = 11
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ class WindowBand:
     @classmethod
     def for_layout(cls, layout: RigLayout, offsets: Sequence[int],
                    empty_window: EmptyWindowPolicy = 'nearest') -> 'WindowBand':
-        """The band of :func:`rig_window_weights` (same sources, same weights).
+        """Build the band of :func:`rig_window_weights` (same sources, same weights).
 
         Frame f = t*N + v averages over the frames s*N + v, s in W(t), with weight 1/|W(t)|.
         """
@@ -224,7 +224,7 @@ class WindowBand:
 
     @classmethod
     def from_dense(cls, weights: torch.Tensor) -> 'WindowBand':
-        """The band of an explicit [S,S] averaging matrix (its non-zero entries, exactly)."""
+        """Build the band of an explicit [S,S] averaging matrix (its non-zero entries)."""
         if weights.dim() != 2 or weights.shape[0] != weights.shape[1]:
             raise ValueError(f'window weights must be [S,S], got {tuple(weights.shape)}')
         rows = weights.detach().to('cpu', torch.float32)
@@ -271,7 +271,7 @@ class WindowBand:
         return self._has_window[key]
 
     def dense(self, device: torch.device | str = 'cpu') -> torch.Tensor:
-        """The [S,S] averaging matrix (small windows and tests only)."""
+        """Return the [S,S] averaging matrix (small windows and tests only)."""
         return self.block(0, self.num_frames, device)[2]
 
 

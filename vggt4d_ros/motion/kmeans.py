@@ -442,7 +442,7 @@ EAGER_STEPS = KMeansSteps()
 
 
 def _steps_for(steps: KMeansSteps | None, compiled: bool, dynamic: bool) -> KMeansSteps:
-    """``steps`` if given; else eager, or compiled for this call only (owners pass theirs)."""
+    """Return ``steps`` if given; else eager steps, or steps compiled for this call only."""
     if steps is not None:
         return steps
     return KMeansSteps(compiled=True, dynamic=dynamic) if compiled else EAGER_STEPS

@@ -78,7 +78,7 @@ def frame_chunks(frames: int, frame_chunk: int | None) -> list[tuple[int, int]]:
 
 def _cluster_in_chunks(points: torch.Tensor, valid: torch.Tensor, km: KMeansConfig,
                        cluster_fn: ClusterFn, frame_chunk: int | None) -> torch.Tensor:
-    """The 3D k-means of every frame, ``frame_chunk`` frames per batch.
+    """Cluster every frame's candidates in 3D, ``frame_chunk`` frames per batch.
 
     Each frame is clustered on its own (the batch is only for speed), with the k-means++ draws
     it has in the whole-window batch (its column of ``seed_uniforms(k, S, seed)``), so chunks

@@ -134,7 +134,7 @@ class PipelineConfig:
             'nothing next to its network passes, their memory pools would stay allocated). A '
             'window of at most this many frames runs exactly the short-window path. The cue '
             'statistics chunk by ``cues.frame_chunk`` and read a band of +-6 frames; the DPT '
-            'head runs 8 frames at a time. None = never chunk.',
+            'head runs 8 frames at a time. (In Python, None = never chunk.)',
         'range': (1, 100000)})
     reuse_frame_features: bool = field(default=True, metadata={
         'description':
@@ -395,10 +395,11 @@ class VGGT4DPipeline:
             camera_hw: camera image size; the network size follows from ``resize_mode``.
 
         Returns:
-            graphs recorded (0 without CUDA graphs or with the refinement off).
+            graphs recorded (0 without CUDA graphs, with the refinement off, or for a long
+            window, which runs without graphs).
 
         """
-        if not (self._graphs_on() and self.config.refine_enabled):
+        if not (self._graphs_on() and self.config.refine_enabled) or self.is_long_window(frames):
             return 0
         height, width = plan_resize(tuple(camera_hw), mode=self.config.resize_mode).network_hw
         # Bounded by what is kept; the largest buckets are the costly ones to record live.

@@ -232,3 +232,26 @@ def test_long_window_benchmark_runs_the_tiny_model_on_cpu(capsys):
     assert 'VGGT4D long window, tiny model' in out
     row = [line for line in out.splitlines() if line.startswith('| 10 |')][-1]
     assert 'out of memory' not in row and len(row.split('|')) == 17
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_chunked_window_on_cuda_agrees_with_the_graphed_whole_window(model):
+    """On CUDA the long path runs without graphs; results agree with the graphed short path."""
+    frames, device = 24, torch.device('cuda')
+    net = VGGT(VGGTConfig.tiny()).eval()
+    net.load_state_dict(model.state_dict())
+    net = net.to(device)
+    images = _images(frames, 28, 42).to(device)
+    whole = VGGT4DPipeline(net, PipelineConfig(chunk_frames=None), device=device)
+    chunked = VGGT4DPipeline(net, PipelineConfig(chunk_frames=5, cues=CueConfig(frame_chunk=5)),
+                             device=device)
+    assert chunked.record_refinement_graphs(frames, (28, 42)) == 0
+    expected = whole.run_tensor(images, list(range(frames)))
+    result = chunked.run_tensor(images, list(range(frames)))
+    assert chunked._cluster_graph.captures == 0 and chunked._coarse_graph.captures == 0
+    torch.testing.assert_close(result.saliency, expected.saliency, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(result.depth, expected.depth)
+    for name in ('coarse_masks', 'refined_masks'):
+        ours, reference = getattr(result, name), getattr(expected, name)
+        union = (ours | reference).sum().item()
+        assert union == 0 or (ours & reference).sum().item() / union >= 0.99, name

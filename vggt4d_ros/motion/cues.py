@@ -13,7 +13,10 @@ Both are linear in the source vectors, so the window mean is taken first:
 b_bar_t(j) = mean_{s in W(t)} b_s(j). Then m(t) = sum_l a_t^l (b_bar_t^l)^T / (L*H) is an
 [N, L*H*d] x [L*H*d, N] product per frame (accumulated layer by layer, frames batched) and
 S(t, p) = <a_t(p), mean_j b_bar_t(j)> / (L*H). The [|W|, L, H, N, N] tensor of the release is
-never built. All accumulation is in fp32.
+never built. All accumulation is in fp32. The window is banded (offsets reach +-6 frames):
+:class:`WindowBand` holds each frame's sources, and a chunk of reference frames reads only its
+band of source frames, so a window of hundreds of frames needs no [S,S] matrix and its memory
+and work stay linear in S.
 
 The five maps (A: qq mean, B: qq std, Cd: qq mean, Dk: kk mean, E: qk std) are min-max
 normalised per frame and combined into D = N[(1-A)(1-B) Cd (1-Dk) E].

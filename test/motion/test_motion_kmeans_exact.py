@@ -194,11 +194,11 @@ def test_compiled_steps_match_the_eager_steps():
         points, valid = _case(batch=2, count=300, dims=dims, fraction=fraction, seed=dims)
         config = KMeansConfig(clusters=10, iterations=4)
         uniforms = seed_uniforms(10, 2, config.seed)
-        labels, centroids = kmeans(points, config, valid, uniforms, compiled=True)
+        steps = kmeans_module.KMeansSteps(compiled=True)
+        labels, centroids = kmeans(points, config, valid, uniforms, steps=steps)
         eager_labels, eager_centroids = kmeans(points, config, valid, uniforms)
-        seed_step, lloyd_step = kmeans_module.step_functions('cpu', compiled=True)
-        assert not seed_step.failed, seed_step.error
-        assert not lloyd_step.failed, lloyd_step.error
+        assert not steps.seed_step.failed, steps.seed_step.error
+        assert not steps.lloyd_step.failed, steps.lloyd_step.error
         assert torch.equal(labels, eager_labels)
         torch.testing.assert_close(centroids, eager_centroids, rtol=1e-5, atol=1e-5)
 
@@ -210,12 +210,13 @@ def test_dynamic_compiled_steps_serve_every_point_count_with_one_compilation():
 
     config = KMeansConfig(clusters=10, iterations=4)
     uniforms = seed_uniforms(10, 2, config.seed)
-    seed_step, lloyd_step = kmeans_module.step_functions('cpu', compiled=True, dynamic=True)
+    steps = kmeans_module.KMeansSteps(compiled=True, dynamic=True)
+    seed_step, lloyd_step = steps.seed_step, steps.lloyd_step
     graphs = []
     for count, padding in ((300, 212), (700, 324), (1500, 548)):  # three padded buckets
         points, valid = _case(batch=2, count=count, dims=3, fraction=0.6, padding=padding,
                               seed=count)
-        labels, centroids = kmeans(points, config, valid, uniforms, compiled=True, dynamic=True)
+        labels, centroids = kmeans(points, config, valid, uniforms, steps=steps)
         eager_labels, eager_centroids = kmeans(points, config, valid, uniforms)
         assert not seed_step.failed and not lloyd_step.failed, (seed_step.error,
                                                                 lloyd_step.error)

@@ -178,10 +178,24 @@ def test_keyframe_gate_uses_parallax_and_time():
 
 def test_config_validation():
     with pytest.raises(ValueError):
-        WindowConfig(window_size=4, stride=4)
+        WindowConfig(window_size=4, stride=5)
     with pytest.raises(ValueError):
         WindowConfig(mode='fast')
     with pytest.raises(ValueError):
         WindowConfig(window_size=8, stride=4, max_queued_frames=2)
     with pytest.raises(ValueError):
         WindowManager().offer(np.zeros((4, 4), np.uint8), 0)
+
+
+def test_windows_without_overlap_for_single_pass_offline_runs():
+    """stride = window_size: every frame new, one window per block of frames (replay mode)."""
+    manager = WindowManager(_every_frame(window_size=6, stride=6))
+    windows = [w for w in (manager.push(_image(), i * STEP) for i in range(13)) if w]
+    tail = manager.flush()
+    assert [w.stamps_ns for w in windows] == [[i * STEP for i in range(6)],
+                                              [i * STEP for i in range(6, 12)]]
+    assert all(w.is_new == [True] * 6 for w in windows)
+    # The last frame is padded with earlier ones, as any flushed window.
+    assert tail.stamps_ns[-1] == 12 * STEP and tail.is_new[-1] and not tail.is_new[0]
+    # A 500-frame window needs no live-mode queue bound in replay.
+    assert WindowConfig(window_size=500, stride=500, mode='replay').overlap == 0

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from vggt4d_ros.motion.cues import minmax_per_frame
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
+from vggt4d_ros.motion.kmeans import KMeansSteps
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def feature_clusters(config: CoarseConfig, points: int) -> KMeansConfig:
 
 def cluster_smooth(
     saliency: torch.Tensor, features: torch.Tensor, config: CoarseConfig = CoarseConfig(),
-    uniforms: torch.Tensor | None = None,
+    uniforms: torch.Tensor | None = None, steps: KMeansSteps | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace each patch's saliency by its feature cluster's mean, then min-max per frame.
 
@@ -96,6 +97,8 @@ def cluster_smooth(
         features: [S,N,C] patch features, N = hp*wp.
         uniforms: k-means++ draws ``seed_uniforms(k, 1, seed)`` on the device (k of
             :func:`feature_clusters`); None draws them inside (not CUDA-graph capturable).
+        steps: the caller's compiled k-means steps, used with ``config.compile_kmeans`` on
+            CUDA (None: compiled for this call only).
 
     Returns:
         smoothed [S,hp,wp] float32 and labels [S,hp,wp] int64.
@@ -106,7 +109,8 @@ def cluster_smooth(
     km = feature_clusters(config, flat_feat.shape[1])
     clusters = km.clusters
     compiled = config.compile_kmeans and flat_feat.is_cuda
-    labels, _ = kmeans(flat_feat, km, uniforms=uniforms, compiled=compiled)
+    labels, _ = kmeans(flat_feat, km, uniforms=uniforms, compiled=compiled,
+                       steps=steps if compiled else None)
     labels = labels[0]
     values = saliency.reshape(-1).float()
     # One-hot matmul instead of index_add_: CUDA float atomics would make the sums (and so
@@ -234,11 +238,18 @@ def threshold_multiotsu(values: torch.Tensor, classes: int, bins: int = 256) -> 
     return torch.where(occupied >= classes, thresholds, torch.full_like(thresholds, math.nan))
 
 
-def _at_or_above(values: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+#: Values per piece of :func:`_at_or_above` (its [piece, T] buffers: ~1 GB in float64 with the
+#: 7 thresholds of K = 2, 3, 4). An 8-frame window at 392x518 (1.6 M values) is one piece.
+AT_OR_ABOVE_PIECE = 1 << 24
+
+
+def _at_or_above(values: torch.Tensor, thresholds: torch.Tensor,
+                 piece: int = AT_OR_ABOVE_PIECE) -> torch.Tensor:
     """Sum and count of the values >= each threshold.
 
     Column reductions, not a matrix product: a product with ~10^6 inner and a handful of outer
-    entries is the shape cuBLAS runs on a few tiles only.
+    entries is the shape cuBLAS runs on a few tiles only. A long window's values go in pieces
+    of ``piece`` (summed in a fixed order), so the [N,T] buffers stay bounded.
 
     Args:
         values: [N] float64.
@@ -248,10 +259,14 @@ def _at_or_above(values: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor
         [T,2] float64: (sum, count) per threshold; counts are exact integers.
 
     """
-    column = values.unsqueeze(1)
-    above = column >= thresholds  # [N,T]
-    sums = torch.where(above, column, 0.0).sum(0)
-    return torch.stack([sums, above.sum(0, dtype=values.dtype)], dim=1)
+    total = None
+    for start in range(0, max(values.shape[0], 1), piece):
+        column = values[start:start + piece].unsqueeze(1)
+        above = column >= thresholds  # [n,T]
+        sums = torch.where(above, column, 0.0).sum(0)
+        part = torch.stack([sums, above.sum(0, dtype=values.dtype)], dim=1)
+        total = part if total is None else total + part
+    return total
 
 
 def adaptive_multiotsu(
@@ -305,6 +320,7 @@ def coarse_masks(
     image_hw: tuple[int, int],
     config: CoarseConfig = CoarseConfig(),
     uniforms: torch.Tensor | None = None,
+    steps: KMeansSteps | None = None,
 ) -> CoarseResult:
     """Stage 1c of VGGT4D.
 
@@ -314,13 +330,14 @@ def coarse_masks(
         image_hw: network resolution (h, w).
         uniforms: k-means++ draws on the device (see :func:`cluster_smooth`); pass them to
             make this function CUDA-graph capturable (:func:`coarse_mask_tensors`).
+        steps: compiled k-means steps the caller keeps (see :func:`cluster_smooth`).
 
     Returns:
         CoarseResult with masks [S,h,w] bool.
 
     """
     saliency = torch.nan_to_num(saliency.float(), nan=0.0, posinf=0.0, neginf=0.0)
-    smoothed, labels = cluster_smooth(saliency, features, config, uniforms)
+    smoothed, labels = cluster_smooth(saliency, features, config, uniforms, steps)
     upsampled = F.interpolate(smoothed.unsqueeze(1), size=image_hw, mode='bilinear',
                               align_corners=False).squeeze(1)
     threshold = adaptive_multiotsu(upsampled, config.otsu_classes, config.otsu_bins)
@@ -330,13 +347,13 @@ def coarse_masks(
 
 
 def coarse_mask_tensors(saliency: torch.Tensor, features: torch.Tensor, uniforms: torch.Tensor,
-                        *, image_hw: tuple[int, int], config: CoarseConfig
-                        ) -> tuple[torch.Tensor, ...]:
+                        *, image_hw: tuple[int, int], config: CoarseConfig,
+                        steps: KMeansSteps | None = None) -> tuple[torch.Tensor, ...]:
     """:func:`coarse_masks` as a tuple (the form :class:`motion.graphs.GraphedFunction` takes).
 
     Returns:
         (smoothed, upsampled, threshold, masks, labels), the fields of :class:`CoarseResult`.
 
     """
-    result = coarse_masks(saliency, features, image_hw, config, uniforms)
+    result = coarse_masks(saliency, features, image_hw, config, uniforms, steps)
     return (result.smoothed, result.upsampled, result.threshold, result.masks, result.labels)

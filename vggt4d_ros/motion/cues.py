@@ -13,7 +13,10 @@ Both are linear in the source vectors, so the window mean is taken first:
 b_bar_t(j) = mean_{s in W(t)} b_s(j). Then m(t) = sum_l a_t^l (b_bar_t^l)^T / (L*H) is an
 [N, L*H*d] x [L*H*d, N] product per frame (accumulated layer by layer, frames batched) and
 S(t, p) = <a_t(p), mean_j b_bar_t(j)> / (L*H). The [|W|, L, H, N, N] tensor of the release is
-never built. All accumulation is in fp32.
+never built. All accumulation is in fp32. The window is banded (offsets reach +-6 frames):
+:class:`WindowBand` holds each frame's sources, and a chunk of reference frames reads only its
+band of source frames, so a window of hundreds of frames needs no [S,S] matrix and its memory
+and work stay linear in S.
 
 The five maps (A: qq mean, B: qq std, Cd: qq mean, Dk: kk mean, E: qk std) are min-max
 normalised per frame and combined into D = N[(1-A)(1-B) Cd (1-Dk) E].
@@ -79,7 +82,9 @@ class CueConfig:
             "other frame(s) in index distance, 'none' = no cue (D = 0)."})
     frame_chunk: int = field(default=16, metadata={
         'description':
-            'reference frames per batched N x N matmul (bounds the [chunk, N, N] buffer).',
+            'reference frames per chunk of the statistics (bounds the [chunk, N, N] Gram '
+            'buffer; each chunk reads only its band of source frames, so memory and work are '
+            'linear in S). A window of at most this many frames is one chunk.',
         'range': (1, 4096)})
 
 
@@ -92,14 +97,33 @@ class CueMaps:
         raw: map name ('A','B','Cd','Dk','E') -> [S,hp,wp] fp32 raw statistic
             (layer/head/window means of plain dot products, before any normalisation).
         has_window: [S] bool, False where the frame had no source frame at all.
-        window_weights: [S,S] fp32, row t = averaging weights over the sources of frame t.
+        window: the temporal window (source frames and weights of every frame;
+            ``window.dense()`` is the [S,S] averaging matrix).
 
     """
 
     saliency: torch.Tensor
     raw: dict[str, torch.Tensor]
     has_window: torch.Tensor
-    window_weights: torch.Tensor
+    window: 'WindowBand'
+
+
+def _step_sources(num_steps: int, offsets: Sequence[int],
+                  empty_window: EmptyWindowPolicy = 'nearest') -> list[list[int]]:
+    """Source steps of every step: W(t) = {t+o : o in offsets, o != 0} in [0, T-1], sorted.
+
+    With ``empty_window='nearest'`` an empty set falls back to the other step(s) closest in
+    index; with 'none' it stays empty. O(T * |offsets|) except for the (short-window) fallback.
+    """
+    sources_of = []
+    for ref in range(num_steps):
+        sources = sorted({ref + o for o in offsets if o != 0 and 0 <= ref + o < num_steps})
+        if not sources and empty_window == 'nearest' and num_steps > 1:
+            others = [s for s in range(num_steps) if s != ref]
+            closest = min(abs(s - ref) for s in others)
+            sources = [s for s in others if abs(s - ref) == closest]
+        sources_of.append(sources)
+    return sources_of
 
 
 def window_weights(
@@ -112,19 +136,15 @@ def window_weights(
 
     Row t holds 1/|W(t)| at the source frames W(t) = {t+o : o in offsets, o != 0} clipped to
     [0, S-1]. With ``empty_window='nearest'`` an empty row falls back to the other frame(s)
-    closest in index; with 'none' it stays zero.
+    closest in index; with 'none' it stays zero. (The cue computation itself uses the banded
+    form, :class:`WindowBand`, and never builds this [S,S] matrix for a long window.)
 
     Returns:
         [S,S] float32.
 
     """
     weights = torch.zeros(num_frames, num_frames, dtype=torch.float32)
-    for ref in range(num_frames):
-        sources = sorted({ref + o for o in offsets if o != 0 and 0 <= ref + o < num_frames})
-        if not sources and empty_window == 'nearest' and num_frames > 1:
-            others = [s for s in range(num_frames) if s != ref]
-            closest = min(abs(s - ref) for s in others)
-            sources = [s for s in others if abs(s - ref) == closest]
+    for ref, sources in enumerate(_step_sources(num_frames, offsets, empty_window)):
         if sources:
             weights[ref, sources] = 1.0 / len(sources)
     return weights.to(device)
@@ -153,16 +173,121 @@ def rig_window_weights(
     return torch.kron(steps, torch.eye(layout.num_views)).to(device)
 
 
-@functools.lru_cache(maxsize=16)
-def _device_window_weights(layout: RigLayout, offsets: tuple[int, ...],
-                           empty_window: EmptyWindowPolicy,
-                           device: torch.device) -> torch.Tensor:
-    """:func:`rig_window_weights`, built once per layout and device (read-only).
+class WindowBand:
+    """The temporal window as a band: each frame's source frames and weights, no [S,S] matrix.
 
-    Copying a fresh host tensor to the GPU every window was a blocking copy: the host waited
-    for pass 1 to finish before it could queue the cue kernels.
+    The release's offsets reach 6 frames (steps) either side, so every row of the averaging
+    matrix has at most |offsets| non-zero entries and a chunk of reference frames
+    ``[start, stop)`` reads only the sources in a span ``[lo, hi)`` about ``stop - start + 12``
+    frames long. :meth:`block` gives that chunk's dense ``[stop-start, hi-lo]`` piece of the
+    matrix, so memory and work stay linear in S. A chunk that covers the whole window gets the
+    full ``[S,S]`` matrix with span ``[0, S)``: exactly :func:`rig_window_weights` (the
+    short-window path, bit for bit).
+
+    Device copies of the blocks are cached per (chunk, device): a pipeline that runs many
+    windows of one layout copies them to the device once (a blocking host-to-device copy per
+    window made the host wait for pass 1 before it could queue the cue kernels).
+
+    Args:
+        sources: per frame, its source frame indices.
+        weights: per frame, the weight of each source (same lengths).
+
     """
-    return rig_window_weights(layout, offsets, empty_window, device)
+
+    def __init__(self, sources: Sequence[Sequence[int]],
+                 weights: Sequence[Sequence[float]]) -> None:
+        if len(sources) != len(weights) or any(
+                len(s) != len(w) for s, w in zip(sources, weights)):
+            raise ValueError('every frame needs one weight per source frame')
+        self.sources = [list(map(int, s)) for s in sources]
+        self.weights = [list(map(float, w)) for w in weights]
+        self._blocks: dict[tuple, tuple[int, int, torch.Tensor]] = {}
+        self._has_window: dict[str, torch.Tensor] = {}
+
+    @property
+    def num_frames(self) -> int:
+        """S."""
+        return len(self.sources)
+
+    @classmethod
+    def for_layout(cls, layout: RigLayout, offsets: Sequence[int],
+                   empty_window: EmptyWindowPolicy = 'nearest') -> 'WindowBand':
+        """Build the band of :func:`rig_window_weights` (same sources, same weights).
+
+        Frame f = t*N + v averages over the frames s*N + v, s in W(t), with weight 1/|W(t)|.
+        """
+        views = layout.num_views
+        steps = _step_sources(layout.num_steps, offsets, empty_window)
+        sources, weights = [], []
+        for frame in range(layout.num_frames):
+            step_sources = steps[frame // views]
+            sources.append([s * views + frame % views for s in step_sources])
+            weights.append([1.0 / len(step_sources)] * len(step_sources) if step_sources else [])
+        return cls(sources, weights)
+
+    @classmethod
+    def from_dense(cls, weights: torch.Tensor) -> 'WindowBand':
+        """Build the band of an explicit [S,S] averaging matrix (its non-zero entries)."""
+        if weights.dim() != 2 or weights.shape[0] != weights.shape[1]:
+            raise ValueError(f'window weights must be [S,S], got {tuple(weights.shape)}')
+        rows = weights.detach().to('cpu', torch.float32)
+        sources = [torch.nonzero(row).flatten().tolist() for row in rows]
+        return cls(sources, [row[index].tolist() for row, index in zip(rows, sources)])
+
+    def span(self, start: int, stop: int) -> tuple[int, int]:
+        """Source frames ``[lo, hi)`` the reference frames ``[start, stop)`` read.
+
+        The whole window as one chunk reads ``[0, S)`` (the short-window path).
+        """
+        if start == 0 and stop >= self.num_frames:
+            return 0, self.num_frames
+        used = [s for row in self.sources[start:stop] for s in row]
+        if not used:
+            return start, start
+        return min(used), max(used) + 1
+
+    def block(self, start: int, stop: int,
+              device: torch.device | str = 'cpu') -> tuple[int, int, torch.Tensor]:
+        """``(lo, hi, W[start:stop, lo:hi])``: the chunk's piece of the averaging matrix.
+
+        Returns:
+            lo, hi and a [stop-start, hi-lo] float32 tensor on ``device`` (cached, read-only).
+
+        """
+        key = (start, stop, str(torch.device(device)))
+        if key not in self._blocks:
+            lo, hi = self.span(start, stop)
+            block = torch.zeros(stop - start, hi - lo, dtype=torch.float32)
+            for row, (sources, weights) in enumerate(zip(self.sources[start:stop],
+                                                         self.weights[start:stop])):
+                if sources:
+                    block[row, [s - lo for s in sources]] = torch.tensor(weights)
+            self._blocks[key] = (lo, hi, block.to(device))
+        return self._blocks[key]
+
+    def has_window(self, device: torch.device | str = 'cpu') -> torch.Tensor:
+        """[S] bool, True where the frame has a source with positive weight (cached)."""
+        key = str(torch.device(device))
+        if key not in self._has_window:
+            flags = [sum(weights) > 0 for weights in self.weights]
+            self._has_window[key] = torch.tensor(flags, dtype=torch.bool).to(device)
+        return self._has_window[key]
+
+    def dense(self, device: torch.device | str = 'cpu') -> torch.Tensor:
+        """Return the [S,S] averaging matrix (small windows and tests only)."""
+        return self.block(0, self.num_frames, device)[2]
+
+
+@functools.lru_cache(maxsize=16)
+def window_band(layout: RigLayout, offsets: tuple[int, ...],
+                empty_window: EmptyWindowPolicy = 'nearest') -> WindowBand:
+    """:meth:`WindowBand.for_layout`, built once per layout (its device blocks are cached)."""
+    return WindowBand.for_layout(layout, offsets, empty_window)
+
+
+def _chunks(frames: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` pieces of ``range(frames)`` of at most ``size`` frames."""
+    return [(start, min(start + size, frames)) for start in range(0, frames, size)]
 
 
 def _select(tensors: Mapping[int, torch.Tensor], layers: Sequence[int]) -> list[torch.Tensor]:
@@ -205,47 +330,69 @@ def _gram_block(ref: torch.Tensor, window_src: torch.Tensor) -> torch.Tensor:
     return gram.add_(torch.bmm(ref, low.transpose(1, 2), out_dtype=torch.float32))
 
 
+def _source_means(src: torch.Tensor, frame_chunk: int) -> torch.Tensor:
+    """Per-frame mean over the patches, [S,heads,N,d] -> [S,heads*d] fp32, in frame chunks.
+
+    The fp32 copy of one chunk is all that is held (a whole 500-frame layer would be 2 GB).
+    """
+    return torch.cat([_flat(src[start:stop]).mean(dim=1)
+                      for start, stop in _chunks(src.shape[0], frame_chunk)])
+
+
 def gram_mean(
-    ref: Sequence[torch.Tensor], src: Sequence[torch.Tensor], weights: torch.Tensor
+    ref: Sequence[torch.Tensor], src: Sequence[torch.Tensor], band: WindowBand,
+    frame_chunk: int = 16,
 ) -> torch.Tensor:
     """Mean statistic S(t,p) = mean_{l,h,s,j} <a_t(p), b_s(j)>.
 
-    One layer at a time (fp32), so no [S,N,L*heads*d] stack is ever built.
+    One layer at a time (fp32), so no [S,N,L*heads*d] stack is ever built; reference frames in
+    chunks of ``frame_chunk``, each reading only its band of source means.
 
     Args:
         ref: L reference tensors [S,heads,N,d].
         src: L source tensors [S,heads,N,d] (same layers).
-        weights: [S,S] window averaging matrix.
+        band: the temporal window.
+        frame_chunk: reference frames per chunk (a window of at most this many frames is one
+            chunk: the short-window path).
 
     Returns:
         [S,N] float32.
 
     """
-    total = None
-    for ref_layer, src_layer in zip(ref, src):
-        window_mean = weights @ _flat(src_layer).mean(dim=1)  # [S,heads*d], mean over s and j
-        part = torch.einsum('snf,sf->sn', _flat(ref_layer), window_mean)
-        total = part if total is None else total + part
+    frames, _, tokens, _ = ref[0].shape
+    device = ref[0].device
     layer_heads = sum(layer.shape[1] for layer in ref)
-    return total / layer_heads
+    means = [_source_means(src_layer, frame_chunk) for src_layer in src]  # L x [S,heads*d]
+    out = torch.empty(frames, tokens, device=device)
+    for start, stop in _chunks(frames, frame_chunk):
+        lo, hi, weights = band.block(start, stop, device)
+        total = None
+        for ref_layer, mean in zip(ref, means):
+            window_mean = weights @ mean[lo:hi]  # [c,heads*d], mean over s and j
+            part = torch.einsum('snf,sf->sn', _flat(ref_layer[start:stop]), window_mean)
+            total = part if total is None else total + part
+        out[start:stop] = total / layer_heads
+    return out
 
 
 def gram_spatial_std(
     ref: Sequence[torch.Tensor],
     src: Sequence[torch.Tensor],
-    weights: torch.Tensor,
+    band: WindowBand,
     frame_chunk: int = 16,
 ) -> torch.Tensor:
     """Std statistic V(t,p) = std_j mean_{l,h,s} <a_t(p), b_s(j)> (unbiased over j).
 
     Per chunk of reference frames, m(t) = sum_l a_t^l (b_bar_t^l)^T / (L*heads) is accumulated
     layer by layer into one [chunk,N,N] buffer (fp32; bf16 captures on CUDA multiply on tensor
-    cores, see :func:`_gram_block`).
+    cores, see :func:`_gram_block`). The window means b_bar read only the chunk's band of
+    source frames (:meth:`WindowBand.block`), so memory is bounded by the chunk and work is
+    linear in S.
 
     Args:
         ref: L reference tensors [S,heads,N,d].
         src: L source tensors [S,heads,N,d].
-        weights: [S,S] window averaging matrix.
+        band: the temporal window.
         frame_chunk: reference frames per batched matmul.
 
     Returns:
@@ -253,14 +400,15 @@ def gram_spatial_std(
 
     """
     frames, _, tokens, _ = ref[0].shape
+    device = ref[0].device
     layer_heads = sum(layer.shape[1] for layer in ref)
-    out = torch.empty(frames, tokens, device=ref[0].device)
+    out = torch.empty(frames, tokens, device=device)
     correction = 1 if tokens > 1 else 0
-    for start in range(0, frames, frame_chunk):
-        stop = min(start + frame_chunk, frames)
+    for start, stop in _chunks(frames, frame_chunk):
+        lo, hi, weights = band.block(start, stop, device)
         gram = None
         for ref_layer, src_layer in zip(ref, src):
-            window_src = torch.einsum('ts,snf->tnf', weights[start:stop], _flat(src_layer))
+            window_src = torch.einsum('ts,snf->tnf', weights, _flat(src_layer[lo:hi]))
             part = _gram_block(ref_layer[start:stop], window_src)
             gram = part if gram is None else gram.add_(part)
         out[start:stop] = torch.std(gram / layer_heads, dim=-1, correction=correction)
@@ -303,13 +451,11 @@ def compute_cues(
         CueMaps with saliency [S,hp,wp].
 
     """
-    any_tensor = next(iter(q.values()))
-    frames = any_tensor.shape[0]
+    frames = next(iter(q.values())).shape[0]
     layout = RigLayout.single(frames) if layout is None else layout
     layout.check(frames)
-    weights = _device_window_weights(layout, tuple(config.offsets), config.empty_window,
-                                     torch.device(any_tensor.device))
-    return cues_from_weights(q, k, grid_hw, weights, config)
+    band = window_band(layout, tuple(config.offsets), config.empty_window)
+    return cues_from_band(q, k, grid_hw, band, config)
 
 
 def cues_from_weights(
@@ -325,8 +471,34 @@ def cues_from_weights(
         q: global block -> queries [S,heads,N,d].
         k: global block -> keys [S,heads,N,d].
         grid_hw: (hp, wp) with hp*wp = N.
-        weights: [S,S] float32 on the tensors' device; row t = weights of t's source frames.
+        weights: [S,S] float32; row t = weights of t's source frames.
         config: layers and epsilon (its window settings are not used here).
+
+    Returns:
+        CueMaps with saliency [S,hp,wp].
+
+    """
+    frames = next(iter(q.values())).shape[0]
+    if tuple(weights.shape) != (frames, frames):
+        raise ValueError(f'window weights {tuple(weights.shape)} for {frames} frames')
+    return cues_from_band(q, k, grid_hw, WindowBand.from_dense(weights), config)
+
+
+def cues_from_band(
+    q: Mapping[int, torch.Tensor],
+    k: Mapping[int, torch.Tensor],
+    grid_hw: tuple[int, int],
+    band: WindowBand,
+    config: CueConfig = CueConfig(),
+) -> CueMaps:
+    """:func:`compute_cues` with an explicit banded window.
+
+    Args:
+        q: global block -> queries [S,heads,N,d].
+        k: global block -> keys [S,heads,N,d].
+        grid_hw: (hp, wp) with hp*wp = N.
+        band: the window's source frames and weights.
+        config: layers, epsilon and ``frame_chunk`` (its window settings are not used here).
 
     Returns:
         CueMaps with saliency [S,hp,wp].
@@ -334,18 +506,19 @@ def cues_from_weights(
     """
     layers = config.layers
     frames, _, tokens, _ = next(iter(q.values())).shape
+    device = next(iter(q.values())).device
     if grid_hw[0] * grid_hw[1] != tokens:
         raise ValueError(f'grid {grid_hw} does not hold {tokens} patch tokens')
-    if tuple(weights.shape) != (frames, frames):
-        raise ValueError(f'window weights {tuple(weights.shape)} for {frames} frames')
+    if band.num_frames != frames:
+        raise ValueError(f'window of {band.num_frames} frames for {frames} frames')
 
     def mean_map(a: Mapping[int, torch.Tensor], b: Mapping[int, torch.Tensor],
                  block_ids: Sequence[int]) -> torch.Tensor:
-        return gram_mean(_select(a, block_ids), _select(b, block_ids), weights)
+        return gram_mean(_select(a, block_ids), _select(b, block_ids), band, config.frame_chunk)
 
     def std_map(a: Mapping[int, torch.Tensor], b: Mapping[int, torch.Tensor],
                 block_ids: Sequence[int]) -> torch.Tensor:
-        return gram_spatial_std(_select(a, block_ids), _select(b, block_ids), weights,
+        return gram_spatial_std(_select(a, block_ids), _select(b, block_ids), band,
                                 config.frame_chunk)
 
     raw = {
@@ -359,12 +532,11 @@ def cues_from_weights(
     norm = {name: minmax_per_frame(value, config.eps) for name, value in raw.items()}
     product = (1 - norm['A']) * (1 - norm['B']) * norm['Cd'] * (1 - norm['Dk']) * norm['E']
     saliency = minmax_per_frame(product, config.eps)
-    has_window = weights.sum(dim=1) > 0
+    has_window = band.has_window(device)
     # A frame without any source frame has no temporal cue: its statistics are zero, and it
     # must not get the per-frame normalisation's guaranteed peak of 1.
     saliency = saliency * has_window.view(-1, 1, 1)
-    return CueMaps(saliency=saliency, raw=raw, has_window=has_window,
-                   window_weights=weights.clone())
+    return CueMaps(saliency=saliency, raw=raw, has_window=has_window, window=band)
 
 
 def usable_cues(cues: CueMaps, min_contrast: float = 0.0) -> torch.Tensor:

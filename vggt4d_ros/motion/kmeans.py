@@ -233,7 +233,7 @@ def _seed_step(points: torch.Tensor, table: torch.Tensor, norms: torch.Tensor,
 
 def kmeans_plus_plus(
     points: torch.Tensor, valid: torch.Tensor, uniforms: torch.Tensor,
-    compiled: bool = False, dynamic: bool = False,
+    compiled: bool = False, dynamic: bool = False, steps: KMeansSteps | None = None,
 ) -> torch.Tensor:
     """Seed centroids with greedy k-means++ (as scikit-learn does).
 
@@ -244,8 +244,9 @@ def kmeans_plus_plus(
         points: [B,M,C] float32.
         valid: [B,M] bool; invalid points are never picked.
         uniforms: [k,B,L] from :func:`seed_uniforms`, on ``points.device``.
-        compiled: run the step through ``torch.compile`` (:func:`step_functions`).
-        dynamic: compile for any point count (:func:`step_functions`).
+        compiled: run the step through ``torch.compile`` (:class:`KMeansSteps`).
+        dynamic: compile for any point count (:class:`KMeansSteps`).
+        steps: the step functions to use (overrides ``compiled`` and ``dynamic``).
 
     Returns:
         [B,k,C] centroids. When a set has fewer distinct valid points than k, the extra
@@ -264,8 +265,9 @@ def kmeans_plus_plus(
     # the tiny weight falls back to uniform over the valid points.
     prob = torch.addcmul(tiny, closest, weight)
     table = _candidate_table(points, norms)
-    step = step_functions(points.device, compiled, dynamic)[0]
-    draws = _draw_rows(uniforms.clamp_max(LARGEST_DRAW), aligned=compiled)
+    steps = _steps_for(steps, compiled, dynamic)
+    step = steps.seed_step
+    draws = _draw_rows(uniforms.clamp_max(LARGEST_DRAW), aligned=steps.compiled)
     picks, kept = [], []
     for row in range(1, clusters):
         cdf = torch.cumsum(prob, dim=1)
@@ -395,13 +397,8 @@ class _CompiledOrEager:
         return self.eager(*args)
 
 
-StepFunctions = tuple[Callable[..., tuple[torch.Tensor, ...]], Callable[..., torch.Tensor]]
-_COMPILED: dict[tuple[str, bool], StepFunctions] = {}
-
-
-def step_functions(device: torch.device | str, compiled: bool,
-                   dynamic: bool = False) -> StepFunctions:
-    """(seeding step, Lloyd step): the eager functions, or ``torch.compile``-d ones (cached).
+class KMeansSteps:
+    """The seeding step and the Lloyd step: the eager functions, or ``torch.compile``-d ones.
 
     Compiled steps fuse each step's element-wise and reduction chains (about 12 kernels each
     eagerly) into a few; they compile on the first call per shape, which runs outside CUDA-graph
@@ -410,24 +407,51 @@ def step_functions(device: torch.device | str, compiled: bool,
     The compiled code sums the potentials and centroid norms in other orders than the eager
     one, so a choice between two nearly equal candidates or centroids can differ; the CDF of
     the draws stays an eager cumsum (see :func:`_seed_step`). When compiling fails, a warning
-    is logged and the eager functions run instead.
+    is logged and the eager functions run instead (for this object only).
 
-    ``dynamic``: compile with symbolic sizes, once for every point count (the refinement's
-    candidate buckets change from window to window; static shapes would compile each new bucket
-    in the middle of a stream). Separate cache entries from the static ones.
+    One object per owner, nothing process-wide: the pipeline keeps one for the coarse
+    clustering and one for the refinement's, so each compiles once for its lifetime.
+
+    Args:
+        compiled: compile the steps (else they run eagerly).
+        dynamic: compile with symbolic sizes, once for every point count (the refinement's
+            candidate buckets change from window to window; static shapes would compile each
+            new bucket in the middle of a stream).
+
     """
-    if not compiled:
-        return _seed_step, _lloyd_step
-    key = (torch.device(device).type, dynamic)
-    if key not in _COMPILED:
-        _COMPILED[key] = (_CompiledOrEager(_seed_step, dynamic),
-                          _CompiledOrEager(_lloyd_step, dynamic))
-    return _COMPILED[key]
+
+    def __init__(self, compiled: bool = False, dynamic: bool = False) -> None:
+        self.compiled = compiled
+        self.dynamic = dynamic
+        if compiled:
+            self.seed_step: Callable[..., tuple[torch.Tensor, ...]] = _CompiledOrEager(
+                _seed_step, dynamic)
+            self.lloyd_step: Callable[..., torch.Tensor] = _CompiledOrEager(_lloyd_step,
+                                                                            dynamic)
+        else:
+            self.seed_step, self.lloyd_step = _seed_step, _lloyd_step
+
+    @property
+    def failed(self) -> bool:
+        """True when a compiled step fell back to the eager function."""
+        return any(getattr(step, 'failed', False) for step in (self.seed_step, self.lloyd_step))
+
+
+#: The eager steps (stateless; shared).
+EAGER_STEPS = KMeansSteps()
+
+
+def _steps_for(steps: KMeansSteps | None, compiled: bool, dynamic: bool) -> KMeansSteps:
+    """Return ``steps`` if given; else eager steps, or steps compiled for this call only."""
+    if steps is not None:
+        return steps
+    return KMeansSteps(compiled=True, dynamic=dynamic) if compiled else EAGER_STEPS
 
 
 def kmeans(
     points: torch.Tensor, config: KMeansConfig, valid: torch.Tensor | None = None,
     uniforms: torch.Tensor | None = None, compiled: bool = False, dynamic: bool = False,
+    steps: KMeansSteps | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster each point set of a batch.
 
@@ -439,8 +463,11 @@ def kmeans(
             config.seed)``); None draws them here (a small host-to-device copy, which a
             CUDA graph capture cannot contain: pass them in when capturing).
         compiled: run the seeding step and the Lloyd iteration through ``torch.compile``
-            (:func:`step_functions`); same algorithm, possibly other fp32 rounding.
+            (:class:`KMeansSteps`); same algorithm, possibly other fp32 rounding. Without
+            ``steps`` the compilation serves this call only.
         dynamic: with ``compiled``, one compilation for every point count.
+        steps: the owner's step functions (overrides ``compiled`` and ``dynamic``); an owner
+            that clusters repeatedly keeps one :class:`KMeansSteps` so it compiles once.
 
     Returns:
         labels [B,M] int64 (-1 for invalid points) and centroids [B,k,C] float32.
@@ -453,11 +480,12 @@ def kmeans(
         valid = torch.ones(batch, count, dtype=torch.bool, device=points.device)
     if uniforms is None:
         uniforms = seed_uniforms(config.clusters, batch, config.seed).to(points.device)
-    centroids = kmeans_plus_plus(points, valid, uniforms, compiled, dynamic)
+    steps = _steps_for(steps, compiled, dynamic)
+    centroids = kmeans_plus_plus(points, valid, uniforms, steps=steps)
     clusters = config.clusters
     identity = torch.eye(clusters + 1, clusters, device=points.device)  # + a zero row
     invalid = None if all_valid else ~valid
-    lloyd_step = step_functions(points.device, compiled, dynamic)[1]
+    lloyd_step = steps.lloyd_step
     scale = None
     if config.tolerance is not None:
         weight = valid.float().unsqueeze(-1)  # [B,M,1]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field, replace
+import functools
 import gc
 import time
 from typing import Iterator, Literal, Sequence
@@ -52,6 +53,7 @@ from vggt4d_ros.motion.graphs import bucket_size
 from vggt4d_ros.motion.graphs import GraphedFunction
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
+from vggt4d_ros.motion.kmeans import KMeansSteps
 from vggt4d_ros.motion.kmeans import seed_uniforms
 from vggt4d_ros.motion.refine import candidate_kmeans
 from vggt4d_ros.motion.refine import cluster_candidates
@@ -140,6 +142,17 @@ class PipelineConfig:
         'description':
             "fast mode's FP8 scales: 'row' (one per token and per output channel, robust to "
             "outlier tokens) or 'tensor' (one per tensor)."})
+    chunk_frames: int | None = field(default=32, metadata={
+        'description':
+            'long windows: frames per chunk of the post-processing that would otherwise hold '
+            "per-frame-pair or [S, candidates, clusters] buffers (the refinement's 3D k-means, "
+            'projection into the other views, cluster sums); a longer window also runs the '
+            'coarse stage and the 3D k-means without CUDA graphs (their launch overhead is '
+            'nothing next to its network passes, their memory pools would stay allocated). A '
+            'window of at most this many frames runs exactly the short-window path. The cue '
+            'statistics chunk by ``cues.frame_chunk`` and read a band of +-6 frames; the DPT '
+            'head runs 8 frames at a time. (In Python, None = never chunk.)',
+        'range': (1, 100000)})
     reuse_frame_features: bool = field(default=True, metadata={
         'description':
             "keep the network image and DINOv2 patch features of the last window's frames and "
@@ -317,6 +330,12 @@ class VGGT4DPipeline:
             config.coarse, compile_kmeans=config.coarse.compile_kmeans or compiling)
         self.refine_config = replace(
             config.refine, compile_kmeans=config.refine.compile_kmeans or compiling)
+        on_cuda = self.device.type == 'cuda'
+        # The k-means step functions of each clustering, compiled (once, by this pipeline)
+        # when asked and on CUDA; nothing is cached process-wide.
+        self._coarse_steps = KMeansSteps(compiled=self.coarse_config.compile_kmeans and on_cuda)
+        self._cluster_steps = KMeansSteps(
+            compiled=self.refine_config.compile_kmeans and on_cuda, dynamic=True)
         self.frame_blocks = tuple(b for b in config.masked_frame_blocks if b < depth)
         self.global_blocks = tuple(b for b in config.masked_global_blocks if b < depth)
         self._coarse_graph = GraphedFunction(coarse_mask_tensors, max_graphs=3)
@@ -345,29 +364,38 @@ class VGGT4DPipeline:
     def _graphs_on(self) -> bool:
         return self.config.cuda_graphs and self.device.type == 'cuda'
 
+    def is_long_window(self, frames: int) -> bool:
+        """Whether a window of ``frames`` frames runs chunked (``PipelineConfig.chunk_frames``)."""
+        return self.config.chunk_frames is not None and frames > self.config.chunk_frames
+
     def _coarse(self, saliency: torch.Tensor, features: torch.Tensor,
-                image_hw: tuple[int, int]) -> CoarseResult:
-        """Stage 1c, replayed from a CUDA graph when enabled."""
-        if not self._graphs_on():
-            return coarse_masks(saliency, features, image_hw, self.coarse_config)
+                image_hw: tuple[int, int], graphs: bool = True) -> CoarseResult:
+        """Stage 1c, replayed from a CUDA graph when enabled (and ``graphs``)."""
+        if not (graphs and self._graphs_on()):
+            return coarse_masks(saliency, features, image_hw, self.coarse_config,
+                                steps=self._coarse_steps)
         km = feature_clusters(self.coarse_config, features[..., 0].numel())
         outputs = self._coarse_graph(saliency, features, self._seed_draws(km, 1),
-                                     image_hw=tuple(image_hw), config=self.coarse_config)
+                                     image_hw=tuple(image_hw), config=self.coarse_config,
+                                     steps=self._coarse_steps)
         return CoarseResult(*outputs)
 
-    def _cluster(self, points: torch.Tensor, valid: torch.Tensor,
-                 km: KMeansConfig) -> torch.Tensor:
-        """Refinement 3D k-means; on CUDA graphs, candidates padded to a bucket size."""
-        compiled = self.refine_config.compile_kmeans and points.is_cuda
-        if not self._graphs_on():
-            return kmeans(points, km, valid, compiled=compiled, dynamic=True)[0]
+    def _cluster(self, points: torch.Tensor, valid: torch.Tensor, km: KMeansConfig,
+                 uniforms: torch.Tensor | None = None, graphs: bool = True) -> torch.Tensor:
+        """Refinement 3D k-means; on CUDA graphs, candidates padded to a bucket size.
+
+        ``uniforms``: the sets' k-means++ draws (None: those of a batch of ``points``' size).
+        """
+        if not (graphs and self._graphs_on()):
+            return kmeans(points, km, valid, uniforms, steps=self._cluster_steps)[0]
         frames, count, _ = points.shape
         padding = bucket_size(count, ratio=2.0) - count
         # Padding points are invalid: never drawn, never members (labels -1, cut off below).
         points = F.pad(points, (0, 0, 0, padding))
         valid = F.pad(valid, (0, padding))
-        labels = self._cluster_graph(points, valid, self._seed_draws(km, frames),
-                                     config=km, compiled=compiled)[0]
+        draws = self._seed_draws(km, frames) if uniforms is None else uniforms
+        labels = self._cluster_graph(points, valid, draws, config=km,
+                                     steps=self._cluster_steps)[0]
         return labels[:, :count]
 
     def record_refinement_graphs(self, frames: int, camera_hw: tuple[int, int]) -> int:
@@ -384,10 +412,11 @@ class VGGT4DPipeline:
             camera_hw: camera image size; the network size follows from ``resize_mode``.
 
         Returns:
-            graphs recorded (0 without CUDA graphs or with the refinement off).
+            graphs recorded (0 without CUDA graphs, with the refinement off, or for a long
+            window, which runs without graphs).
 
         """
-        if not (self._graphs_on() and self.config.refine_enabled):
+        if not (self._graphs_on() and self.config.refine_enabled) or self.is_long_window(frames):
             return 0
         height, width = plan_resize(tuple(camera_hw), mode=self.config.resize_mode).network_hw
         # Bounded by what is kept; the largest buckets are the costly ones to record live.
@@ -535,6 +564,10 @@ class VGGT4DPipeline:
         """Run the five stages (module docstring), timed by ``timer``."""
         height, width = images.shape[-2:]
         grid_hw = (height // self.patch, width // self.patch)
+        # A long window skips the CUDA graphs (launch overhead is nothing next to its network
+        # passes, and each graph's memory pool would stay allocated) and chunks its frames.
+        graphs = not self.is_long_window(images.shape[0])
+        chunk = self.config.chunk_frames
         with timer.stage('pass1'):
             first = self._aggregate_one(images, frame_features)
         with timer.stage('heads1'):
@@ -546,7 +579,7 @@ class VGGT4DPipeline:
             saliency = cues.saliency * cue_ok.view(-1, 1, 1)
             del first.q, first.k
         with timer.stage('coarse'):
-            coarse = self._coarse(saliency, first.patch_features, (height, width))
+            coarse = self._coarse(saliency, first.patch_features, (height, width), graphs)
             # Frames without a usable cue get no mask even if clusters shared with other
             # frames carry saliency.
             coarse_mask = coarse.masks & cue_ok.view(-1, 1, 1)
@@ -560,12 +593,13 @@ class VGGT4DPipeline:
                 found = find_candidates(heads.depth, coarse_mask, heads.intrinsics, refine,
                                         self.knn_search)
             with timer.stage('cluster'):
-                plan = cluster_candidates(found, images, refine, cluster_fn=self._cluster)
+                plan = cluster_candidates(found, images, refine,
+                                          functools.partial(self._cluster, graphs=graphs), chunk)
         with timer.stage('refine'):
             if plan is not None:
                 cam_to_world = cam_to_world_from_extrinsics(extrinsics)
                 refined = finish_refinement(plan, images, heads.depth, coarse_mask, cam_to_world,
-                                            heads.intrinsics, refine).masks
+                                            heads.intrinsics, refine, chunk).masks
             else:
                 refined = coarse_mask.clone()
         result = WindowResult(
@@ -655,9 +689,11 @@ def _fill_missing(known: Sequence[torch.Tensor | None],
 
 
 def _cluster_tensors(points: torch.Tensor, valid: torch.Tensor, uniforms: torch.Tensor, *,
-                     config: KMeansConfig, compiled: bool = False) -> tuple[torch.Tensor]:
+                     config: KMeansConfig, steps: KMeansSteps | None = None
+                     ) -> tuple[torch.Tensor]:
     """Labels of :func:`motion.kmeans.kmeans` as a 1-tuple (graph-capturable form).
 
-    ``compiled``: steps compiled with dynamic shapes (one compilation for every bucket).
+    ``steps``: the k-means step functions (compiled with dynamic shapes: one compilation for
+    every bucket); None = eager.
     """
-    return (kmeans(points, config, valid, uniforms, compiled=compiled, dynamic=True)[0],)
+    return (kmeans(points, config, valid, uniforms, steps=steps)[0],)

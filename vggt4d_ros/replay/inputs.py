@@ -50,9 +50,10 @@ def validate_options(config: Any) -> None:
     if config.window_size is not None and config.window_size < 2:
         raise ReplayError(f'--window-size {config.window_size}: must be >= 2')
     if (config.stride is not None and config.window_size is not None
-            and not 1 <= config.stride < config.window_size):
-        raise ReplayError(f'--stride {config.stride}: must be in [1, window size - 1 = '
-                          f'{config.window_size - 1}] so windows overlap')
+            and not 1 <= config.stride <= config.window_size):
+        raise ReplayError(f'--stride {config.stride}: must be in [1, window size = '
+                          f'{config.window_size}] (window size - 1 at most for windows that '
+                          'overlap and chain into one map)')
     if config.stride is not None and config.stride < 1:
         raise ReplayError(f'--stride {config.stride}: must be >= 1')
     if config.max_frames is not None and config.max_frames < 1:

@@ -48,7 +48,9 @@ class WindowConfig:
     stride: int = field(default=4, metadata={
         'description':
             'new keyframes per window; overlap = window_size - stride frames shared with the '
-            'previous window (must be >= 1 for alignment).', 'range': (1, 511)})
+            'previous window (>= 1 for alignment; stride = window_size gives windows without '
+            'overlap, each one its own map segment: offline single-pass windows).',
+        'range': (1, 512)})
     mode: Literal['live', 'replay'] = field(default='live', metadata={
         'description':
             'live: bounded latency, may drop (counted; the node drops the oldest queued frame '
@@ -85,11 +87,13 @@ class WindowConfig:
     def __post_init__(self) -> None:
         if self.window_size < 2:
             raise ValueError('window_size must be >= 2')
-        if not 1 <= self.stride < self.window_size:
-            raise ValueError('stride must be in [1, window_size - 1] so windows overlap')
+        if not 1 <= self.stride <= self.window_size:
+            raise ValueError('stride must be in [1, window_size] (window_size - 1 at most for '
+                             'windows that overlap and chain into one map)')
         if self.mode not in ('live', 'replay'):
             raise ValueError(f"mode must be 'live' or 'replay', got {self.mode!r}")
-        if self.max_queued_frames < self.stride:
+        if self.mode == 'live' and self.max_queued_frames < self.stride:
+            # Live mode drops beyond it; replay never drops, so there it does not matter.
             raise ValueError('max_queued_frames must be >= stride')
         if self.reset_confirm_frames < 1:
             raise ValueError('reset_confirm_frames must be >= 1')

@@ -18,6 +18,7 @@ BENCHMARKS = {
     'engine': 'vggt4d_ros.tools.bench_engine',
     'kernels': 'vggt4d_ros.tools.bench_kernels',
     'refine': 'vggt4d_ros.tools.bench_refine',
+    'long': 'vggt4d_ros.tools.bench_long_window',
 }
 
 

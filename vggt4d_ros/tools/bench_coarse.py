@@ -41,6 +41,7 @@ from vggt4d_ros.motion.graphs import bucket_size
 from vggt4d_ros.motion.graphs import GraphedFunction
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
+from vggt4d_ros.motion.kmeans import KMeansSteps
 from vggt4d_ros.motion.kmeans import seed_uniforms
 from vggt4d_ros.tools.timing import time_ms
 
@@ -166,9 +167,13 @@ def coarse_rows(args: argparse.Namespace, frames: int, device: torch.device,
         km = feature_clusters(config, frames * hp * wp)
         uniforms = seed_uniforms(km.clusters, 1, km.seed).to(device)
         runner = GraphedFunction(coarse_mask_tensors) if graphed else coarse_mask_tensors
+        # One set of step functions per variant, as the pipeline keeps one (compiles once).
+        steps = KMeansSteps(compiled=compiled)
 
-        def run(runner=runner, config=config, uniforms=uniforms) -> tuple[torch.Tensor, ...]:
-            return runner(saliency, features, uniforms, image_hw=image_hw, config=config)
+        def run(runner=runner, config=config, uniforms=uniforms,
+                steps=steps) -> tuple[torch.Tensor, ...]:
+            return runner(saliency, features, uniforms, image_hw=image_hw, config=config,
+                          steps=steps)
 
         outputs = run()
         reference = outputs if reference is None else reference

@@ -38,16 +38,28 @@ def sample_pixels(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
 def project_chunk(ref_frames: torch.Tensor, points: torch.Tensor, colours: torch.Tensor,
                   depth: torch.Tensor, coarse: torch.Tensor, images: torch.Tensor,
                   intrinsics: torch.Tensor, world_to_cam: torch.Tensor,
-                  config: RefineConfig, with_gradient: bool) -> Views:
-    """Project the pixels of reference frames ``ref_frames`` into every frame.
+                  config: RefineConfig, with_gradient: bool,
+                  view_range: tuple[int, int] | None = None) -> Views:
+    """Project the pixels of reference frames ``ref_frames`` into every frame (or a range).
 
     Args:
         ref_frames: [c] int64 frame indices.
         points: [S,M,3] world points; colours: [S,M,3].
         depth: [S,h,w]; coarse: [S,h,w] bool; images: [S,3,h,w].
         intrinsics: [S,3,3]; world_to_cam: [S,4,4].
+        view_range: ``(start, stop)``: project into the frames ``start..stop-1`` only (the
+            returned view axis has ``stop - start`` entries); None = every frame. A long window
+            projects its candidates one range of views at a time, so memory stays bounded
+            however many frames it has.
 
     """
+    view_start = 0
+    if view_range is not None:
+        view_start, view_stop = view_range
+        depth, coarse, images = (depth[view_start:view_stop], coarse[view_start:view_stop],
+                                 images[view_start:view_stop])
+        intrinsics = intrinsics[view_start:view_stop]
+        world_to_cam = world_to_cam[view_start:view_stop]
     frames, height, width = depth.shape
     chunk = ref_frames.shape[0]
     count = points.shape[1]
@@ -66,8 +78,8 @@ def project_chunk(ref_frames: torch.Tensor, points: torch.Tensor, colours: torch
     stacked = torch.cat([coarse.float().unsqueeze(1), images], dim=1)
     bilinear = sample_pixels(stacked, xs, ys, 'bilinear')  # [S,4,P]
     lands_dynamic = bilinear[:, 0] > 0.5
-    other = torch.arange(frames, device=depth.device).view(-1, 1) != ref_frames.repeat_interleave(
-        count).view(1, -1)
+    view_index = torch.arange(view_start, view_start + frames, device=depth.device)
+    other = view_index.view(-1, 1) != ref_frames.repeat_interleave(count).view(1, -1)
     visible = z - config.occlusion_margin < sampled_depth
     keep = inside & visible & ~lands_dynamic & other & torch.isfinite(sampled_depth)
     depth_error = torch.where(keep, (z - sampled_depth).abs(), torch.zeros_like(z))

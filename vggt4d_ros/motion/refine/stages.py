@@ -18,6 +18,7 @@ from vggt4d_ros.geometry.unproject import PIXEL_CENTRE
 from vggt4d_ros.geometry.unproject import points_to_world
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
+from vggt4d_ros.motion.kmeans import seed_uniforms
 from vggt4d_ros.motion.refine.config import RefineConfig
 from vggt4d_ros.motion.refine.config import RefineResult
 from vggt4d_ros.motion.refine.morphology import close_then_dilate
@@ -53,13 +54,44 @@ def compact_candidates(candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return index, valid
 
 
-ClusterFn = Callable[[torch.Tensor, torch.Tensor, KMeansConfig], torch.Tensor]
+#: ``(points[B,C,3], valid[B,C], KMeansConfig, uniforms[k,B,L] or None) -> labels[B,C]``.
+ClusterFn = Callable[..., torch.Tensor]
 
 
-def cluster_eagerly(points: torch.Tensor, valid: torch.Tensor,
-                    config: KMeansConfig) -> torch.Tensor:
-    """Labels [S,C] of the candidates' 3D k-means (-1 on padding)."""
-    return kmeans(points, config, valid)[0]
+def cluster_eagerly(points: torch.Tensor, valid: torch.Tensor, config: KMeansConfig,
+                    uniforms: torch.Tensor | None = None) -> torch.Tensor:
+    """Labels [B,C] of the candidates' 3D k-means (-1 on padding).
+
+    ``uniforms``: the k-means++ draws of these B sets (None: drawn for a batch of B).
+    """
+    return kmeans(points, config, valid, uniforms)[0]
+
+
+def frame_chunks(frames: int, frame_chunk: int | None) -> list[tuple[int, int]]:
+    """``[start, stop)`` chunks of a window's frames; one chunk when ``frame_chunk`` is None.
+
+    A window of at most ``frame_chunk`` frames is one chunk: the short-window path.
+    """
+    size = frames if frame_chunk is None else max(1, frame_chunk)
+    return [(start, min(start + size, frames)) for start in range(0, frames, size)] or [(0, 0)]
+
+
+def _cluster_in_chunks(points: torch.Tensor, valid: torch.Tensor, km: KMeansConfig,
+                       cluster_fn: ClusterFn, frame_chunk: int | None) -> torch.Tensor:
+    """Cluster every frame's candidates in 3D, ``frame_chunk`` frames per batch.
+
+    Each frame is clustered on its own (the batch is only for speed), with the k-means++ draws
+    it has in the whole-window batch (its column of ``seed_uniforms(k, S, seed)``), so chunks
+    give the whole-window labels; the [chunk,C,k] distance and membership buffers replace
+    [S,C,k] ones (about 63 MB per frame at 392x518, 30 clusters).
+    """
+    frames = points.shape[0]
+    chunks = frame_chunks(frames, frame_chunk)
+    if len(chunks) == 1:
+        return cluster_fn(points, valid, km)
+    uniforms = seed_uniforms(km.clusters, frames, km.seed).to(points.device)
+    return torch.cat([cluster_fn(points[start:stop], valid[start:stop], km,
+                                 uniforms[:, start:stop]) for start, stop in chunks])
 
 
 @dataclass
@@ -141,14 +173,16 @@ def candidate_kmeans(config: RefineConfig) -> KMeansConfig:
 
 def cluster_candidates(found: Candidates, images: torch.Tensor,
                        config: RefineConfig = RefineConfig(),
-                       cluster_fn: ClusterFn = cluster_eagerly) -> RefinePlan:
+                       cluster_fn: ClusterFn = cluster_eagerly,
+                       frame_chunk: int | None = None) -> RefinePlan:
     """Stage 3, step 3: compact the candidates (one host read) and cluster them in 3D.
 
     Args:
         found: from :func:`find_candidates`.
         images: [S,3,h,w] in [0,1].
-        cluster_fn: ``(points[S,C,3], valid[S,C], KMeansConfig) -> labels[S,C]``, the 3D
-            k-means (the pipeline passes a CUDA-graphed one).
+        cluster_fn: ``(points[B,C,3], valid[B,C], KMeansConfig, uniforms=None) ->
+            labels[B,C]``, the 3D k-means (the pipeline passes a CUDA-graphed one).
+        frame_chunk: frames clustered per batch (None = all at once).
 
     """
     frames = images.shape[0]
@@ -158,7 +192,8 @@ def cluster_candidates(found: Candidates, images: torch.Tensor,
     cand_colours = images.float().permute(0, 2, 3, 1).reshape(frames, -1, 3).gather(1, gather3)
     km = candidate_kmeans(config)
     if index.shape[1]:
-        labels = cluster_fn(cand_points, valid, km)  # [S,C], -1 on padding
+        labels = _cluster_in_chunks(cand_points, valid, km, cluster_fn,
+                                    frame_chunk)  # [S,C], -1 on padding
     else:
         labels = index.clone()  # no candidate anywhere: nothing to cluster
     return RefinePlan(found.valid_depth, found.inliers, index, valid, cand_points, cand_colours,
@@ -168,7 +203,8 @@ def cluster_candidates(found: Candidates, images: torch.Tensor,
 def prepare_refinement(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor,
                        intrinsics: torch.Tensor, config: RefineConfig = RefineConfig(),
                        cluster_fn: ClusterFn = cluster_eagerly,
-                       search: CompiledKnn | None = None) -> RefinePlan:
+                       search: CompiledKnn | None = None,
+                       frame_chunk: int | None = None) -> RefinePlan:
     """Stage 3, first half (no poses): :func:`find_candidates` then :func:`cluster_candidates`.
 
     Args:
@@ -178,20 +214,22 @@ def prepare_refinement(images: torch.Tensor, depth: torch.Tensor, coarse: torch.
         intrinsics: [S,3,3] pass-1, network pixels.
         cluster_fn: the 3D k-means, as :func:`cluster_candidates`.
         search: the compiled kNN search, as :func:`find_candidates`.
+        frame_chunk: as :func:`cluster_candidates`.
 
     Returns:
         RefinePlan for :func:`finish_refinement`.
 
     """
     found = find_candidates(depth, coarse, intrinsics, config, search)
-    return cluster_candidates(found, images, config, cluster_fn)
+    return cluster_candidates(found, images, config, cluster_fn, frame_chunk)
 
 
 def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor,
                  cam_to_world: torch.Tensor, intrinsics: torch.Tensor,
                  config: RefineConfig = RefineConfig(),
                  cluster_fn: ClusterFn = cluster_eagerly,
-                 search: CompiledKnn | None = None) -> RefineResult:
+                 search: CompiledKnn | None = None,
+                 frame_chunk: int | None = None) -> RefineResult:
     """Stage 3 of VGGT4D (:func:`prepare_refinement` then :func:`finish_refinement`).
 
     Args:
@@ -203,25 +241,33 @@ def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor
         cluster_fn: ``(points[S,C,3], valid[S,C], KMeansConfig) -> labels[S,C]``, the 3D
             k-means (the pipeline passes a CUDA-graphed one).
         search: the compiled kNN search, as :func:`find_candidates`.
+        frame_chunk: frames per chunk of a long window (:func:`cluster_candidates`,
+            :func:`finish_refinement`); None = the whole window at once.
 
     Returns:
         RefineResult with masks [S,h,w] bool.
 
     """
-    plan = prepare_refinement(images, depth, coarse, intrinsics, config, cluster_fn, search)
-    return finish_refinement(plan, images, depth, coarse, cam_to_world, intrinsics, config)
+    plan = prepare_refinement(images, depth, coarse, intrinsics, config, cluster_fn, search,
+                              frame_chunk)
+    return finish_refinement(plan, images, depth, coarse, cam_to_world, intrinsics, config,
+                             frame_chunk)
 
 
 def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tensor,
                       coarse: torch.Tensor, cam_to_world: torch.Tensor,
-                      intrinsics: torch.Tensor, config: RefineConfig = RefineConfig()
-                      ) -> RefineResult:
+                      intrinsics: torch.Tensor, config: RefineConfig = RefineConfig(),
+                      frame_chunk: int | None = None) -> RefineResult:
     """Stage 3, second half: project the clustered candidates with the pass-2 poses and decide.
 
     Args:
         plan: from :func:`prepare_refinement` on the same images, depth, masks and intrinsics.
         images, depth, coarse, intrinsics: as :func:`refine_masks`.
         cam_to_world: [S,4,4] pass-2 poses.
+        frame_chunk: a window of more frames projects its candidates into ranges of views
+            (``config.point_budget`` candidate-view pairs at a time) and sums its clusters
+            ``frame_chunk`` frames at a time, so memory stays linear in S (the projection's
+            work is S x (S-1) x candidates either way). None = the whole window at once.
 
     Returns:
         RefineResult with masks [S,h,w] bool.
@@ -243,20 +289,27 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
     clusters = config.clusters
     # Per candidate, summed over the other views: kept count, geometric and photometric error.
     per_point = torch.zeros(frames, slots, 3, device=depth.device)
+    long_window = len(frame_chunks(frames, frame_chunk)) > 1
     for start in range(0, frames if slots else 0, chunk):
         ref = torch.arange(start, min(start + chunk, frames), device=depth.device)
-        views = project_chunk(ref, cand_points, plan.colours, sample_depth, coarse, images,
-                              intrinsics, world_to_cam, config, gradient_mode)
-        geometric = views.depth_error
-        if gradient_mode:
-            geometric = geometric / views.gradient_norm.clamp_min(config.gradient_floor)
-        per_point[ref] = torch.stack([views.keep.float().sum(1), geometric.sum(1),
-                                      views.rgb_error.sum(1)], dim=-1)
-    # Per-cluster sums as a one-hot matmul (deterministic, unlike float scatter atomics).
-    member = (labels.unsqueeze(-1) == torch.arange(clusters, device=depth.device)).float()
-    member = member * valid.unsqueeze(-1).float()  # [S,C,k]
-    kept, geo_sum, rgb_sum = cluster_sums(member, per_point).unbind(-1)
-    sizes = member.sum(1)  # [S,k]
+        view_step = frames
+        if long_window:
+            view_step = max(1, config.point_budget // max(ref.shape[0] * slots, 1))
+        sums = None
+        for view_start in range(0, frames, view_step):
+            view_range = None if view_step >= frames else (
+                view_start, min(view_start + view_step, frames))
+            views = project_chunk(ref, cand_points, plan.colours, sample_depth, coarse, images,
+                                  intrinsics, world_to_cam, config, gradient_mode, view_range)
+            geometric = views.depth_error
+            if gradient_mode:
+                geometric = geometric / views.gradient_norm.clamp_min(config.gradient_floor)
+            part = torch.stack([views.keep.float().sum(1), geometric.sum(1),
+                                views.rgb_error.sum(1)], dim=-1)
+            sums = part if sums is None else sums.add_(part)
+        per_point[ref] = sums
+    kept, geo_sum, rgb_sum, sizes = _cluster_totals(labels, valid, per_point, clusters,
+                                                    frame_chunk)
     ratio = kept / ((frames - 1) * sizes + 1e-6)
     score = (geo_sum + rgb_sum / 3) / kept.clamp_min(1)
     too_few = ratio < config.min_valid_ratio
@@ -285,3 +338,27 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
     masks = close_then_dilate(raw, config.close_kernel, config.dilate_kernel)
     return RefineResult(masks=masks, raw_masks=raw, inliers=plan.inliers, labels=full_labels,
                         scores=scores)
+
+
+def _cluster_totals(labels: torch.Tensor, valid: torch.Tensor, per_point: torch.Tensor,
+                    clusters: int, frame_chunk: int | None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-cluster kept count, geometric and photometric sums, and sizes, each [S,k].
+
+    A one-hot matmul (deterministic, unlike float scatter atomics), ``frame_chunk`` frames at
+    a time so that the [chunk,C,k] membership replaces an [S,C,k] one.
+
+    Args:
+        labels: [S,C] cluster of each slot; valid: [S,C] real slots.
+        per_point: [S,C,3] per-candidate sums over the views.
+
+    """
+    totals = []
+    for start, stop in frame_chunks(labels.shape[0], frame_chunk):
+        member = (labels[start:stop].unsqueeze(-1)
+                  == torch.arange(clusters, device=labels.device)).float()
+        member = member * valid[start:stop].unsqueeze(-1).float()  # [c,C,k]
+        sums = cluster_sums(member, per_point[start:stop])  # [c,k,3]
+        totals.append(torch.cat([sums, member.sum(1).unsqueeze(-1)], dim=-1))
+    kept, geo_sum, rgb_sum, sizes = torch.cat(totals).unbind(-1)
+    return kept, geo_sum, rgb_sum, sizes

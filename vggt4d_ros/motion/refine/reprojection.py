@@ -38,7 +38,8 @@ def sample_pixels(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
 def project_chunk(ref_frames: torch.Tensor, points: torch.Tensor, colours: torch.Tensor,
                   depth: torch.Tensor, coarse: torch.Tensor, images: torch.Tensor,
                   intrinsics: torch.Tensor, world_to_cam: torch.Tensor,
-                  config: RefineConfig, with_gradient: bool) -> Views:
+                  config: RefineConfig, with_gradient: bool,
+                  pairs: torch.Tensor | None = None) -> Views:
     """Project the pixels of reference frames ``ref_frames`` into every frame.
 
     Args:
@@ -46,6 +47,7 @@ def project_chunk(ref_frames: torch.Tensor, points: torch.Tensor, colours: torch
         points: [S,M,3] world points; colours: [S,M,3].
         depth: [S,h,w]; coarse: [S,h,w] bool; images: [S,3,h,w].
         intrinsics: [S,3,3]; world_to_cam: [S,4,4].
+        pairs: [S,S] bool, (i, j) True when frame j may test frame i; None: every j != i.
 
     """
     frames, height, width = depth.shape
@@ -66,8 +68,11 @@ def project_chunk(ref_frames: torch.Tensor, points: torch.Tensor, colours: torch
     stacked = torch.cat([coarse.float().unsqueeze(1), images], dim=1)
     bilinear = sample_pixels(stacked, xs, ys, 'bilinear')  # [S,4,P]
     lands_dynamic = bilinear[:, 0] > 0.5
-    other = torch.arange(frames, device=depth.device).view(-1, 1) != ref_frames.repeat_interleave(
-        count).view(1, -1)
+    if pairs is None:
+        other = torch.arange(frames, device=depth.device).view(-1, 1) \
+            != ref_frames.repeat_interleave(count).view(1, -1)
+    else:  # [S_j, c*M]: column (i, m) allows the frames j that may test reference i
+        other = pairs[ref_frames].t().repeat_interleave(count, dim=1)
     visible = z - config.occlusion_margin < sampled_depth
     keep = inside & visible & ~lands_dynamic & other & torch.isfinite(sampled_depth)
     depth_error = torch.where(keep, (z - sampled_depth).abs(), torch.zeros_like(z))

@@ -191,7 +191,8 @@ def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor
                  cam_to_world: torch.Tensor, intrinsics: torch.Tensor,
                  config: RefineConfig = RefineConfig(),
                  cluster_fn: ClusterFn = cluster_eagerly,
-                 search: CompiledKnn | None = None) -> RefineResult:
+                 search: CompiledKnn | None = None,
+                 pairs: torch.Tensor | None = None) -> RefineResult:
     """Stage 3 of VGGT4D (:func:`prepare_refinement` then :func:`finish_refinement`).
 
     Args:
@@ -203,25 +204,30 @@ def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor
         cluster_fn: ``(points[S,C,3], valid[S,C], KMeansConfig) -> labels[S,C]``, the 3D
             k-means (the pipeline passes a CUDA-graphed one).
         search: the compiled kNN search, as :func:`find_candidates`.
+        pairs: as :func:`finish_refinement`.
 
     Returns:
         RefineResult with masks [S,h,w] bool.
 
     """
     plan = prepare_refinement(images, depth, coarse, intrinsics, config, cluster_fn, search)
-    return finish_refinement(plan, images, depth, coarse, cam_to_world, intrinsics, config)
+    return finish_refinement(plan, images, depth, coarse, cam_to_world, intrinsics, config,
+                             pairs)
 
 
 def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tensor,
                       coarse: torch.Tensor, cam_to_world: torch.Tensor,
-                      intrinsics: torch.Tensor, config: RefineConfig = RefineConfig()
-                      ) -> RefineResult:
+                      intrinsics: torch.Tensor, config: RefineConfig = RefineConfig(),
+                      pairs: torch.Tensor | None = None) -> RefineResult:
     """Stage 3, second half: project the clustered candidates with the pass-2 poses and decide.
 
     Args:
         plan: from :func:`prepare_refinement` on the same images, depth, masks and intrinsics.
         images, depth, coarse, intrinsics: as :func:`refine_masks`.
         cam_to_world: [S,4,4] pass-2 poses.
+        pairs: [S,S] bool, (i, j) True when frame j tests frame i (a rig window passes
+            ``RigLayout.temporal_pairs``: other steps only); None: every j != i (the release).
+            The kept ratio's denominator counts the allowed pairs of each frame.
 
     Returns:
         RefineResult with masks [S,h,w] bool.
@@ -246,7 +252,7 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
     for start in range(0, frames if slots else 0, chunk):
         ref = torch.arange(start, min(start + chunk, frames), device=depth.device)
         views = project_chunk(ref, cand_points, plan.colours, sample_depth, coarse, images,
-                              intrinsics, world_to_cam, config, gradient_mode)
+                              intrinsics, world_to_cam, config, gradient_mode, pairs)
         geometric = views.depth_error
         if gradient_mode:
             geometric = geometric / views.gradient_norm.clamp_min(config.gradient_floor)
@@ -257,7 +263,10 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
     member = member * valid.unsqueeze(-1).float()  # [S,C,k]
     kept, geo_sum, rgb_sum = cluster_sums(member, per_point).unbind(-1)
     sizes = member.sum(1)  # [S,k]
-    ratio = kept / ((frames - 1) * sizes + 1e-6)
+    # Views each frame is tested in: S - 1 for one camera (the release), fewer in a rig.
+    tests = torch.full((frames, 1), float(frames - 1), device=depth.device) if pairs is None \
+        else pairs.sum(1, keepdim=True).float()
+    ratio = kept / (tests * sizes + 1e-6)
     score = (geo_sum + rgb_sum / 3) / kept.clamp_min(1)
     too_few = ratio < config.min_valid_ratio
     cluster_dynamic = (too_few | (score > config.threshold)).gather(1, labels.clamp_min(0))
@@ -266,7 +275,7 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
         # inherit their cluster's decision, as a whole cluster without evidence would.
         pixel_kept, pixel_geo, pixel_rgb = per_point.unbind(-1)
         pixel_score = (pixel_geo + pixel_rgb / 3) / pixel_kept.clamp_min(1)
-        evidence = pixel_kept / max(frames - 1, 1) >= config.min_valid_ratio
+        evidence = pixel_kept / tests.clamp_min(1) >= config.min_valid_ratio
         dynamic_slot = valid & torch.where(evidence, pixel_score > config.threshold,
                                            cluster_dynamic)
         slot_scores = torch.where(evidence, pixel_score, torch.full_like(pixel_score,

@@ -4,9 +4,11 @@
 
 A rig has N synchronised cameras fixed to ``base_link``. Their frames arrive on N streams;
 :class:`RigGrouper` groups them into time steps (one frame per camera within ``slop``) with
-``message_filters``' ApproximateTime policy (:class:`vggt4d_ros.runtime.sync.ApproximateSync`);
-a frame that never joins a complete group is a counted outcome (``unmatched``), never a
-partial step. The engine takes the steps (``PerceptionEngine.offer_step``), runs T steps x N
+``message_filters``' ApproximateTime policy (:class:`vggt4d_ros.runtime.sync.ApproximateSync`)
+plus one rule for steps consumed in time order: once a group is out, frames older than its
+oldest stamp are discarded (they could only form a group going back in time). A frame that
+never joins a complete group is a counted outcome (``unmatched``; ``incomplete`` once it left
+its queue), never a partial step. The engine takes the steps (``PerceptionEngine.offer_step``), runs T steps x N
 views per window and outputs per-camera masks and one rig pose per step: the pose of
 ``base_link``, from the reference camera (view 0) and its extrinsic (:func:`base_poses`).
 """
@@ -108,13 +110,15 @@ class RigGroupStats:
     Attributes:
         received: frames added, per camera.
         groups: complete groups (steps) emitted.
-        dropped: frames pushed out of their queue without a group, per camera.
+        dropped: frames pushed out of their full queue without a group, per camera.
+        expired: frames discarded as older than a group already out, per camera.
 
     """
 
     received: list[int]
     groups: int = 0
     dropped: list[int] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
 
     @property
     def unmatched(self) -> list[int]:
@@ -123,8 +127,8 @@ class RigGroupStats:
 
     @property
     def incomplete(self) -> int:
-        """Incomplete groups: frames that left their queue without partners (all cameras)."""
-        return sum(self.dropped)
+        """Frames (all cameras) that left their queue without a complete group."""
+        return sum(self.dropped) + sum(self.expired)
 
 
 class RigGrouper(Generic[Item]):
@@ -138,18 +142,26 @@ class RigGrouper(Generic[Item]):
     """
 
     def __init__(self, num_views: int, queue_size: int = 10, slop_s: float = 0.01) -> None:
-        self.sync: ApproximateSync[Item] = ApproximateSync(num_views, queue_size, slop_s)
+        self.sync: ApproximateSync[tuple[int, Item]] = ApproximateSync(num_views, queue_size,
+                                                                        slop_s)
         self._received = [0] * num_views
+        self._expired = [0] * num_views
 
     def add(self, view: int, stamp_ns: int, item: Item) -> tuple[Item, ...] | None:
         """Add camera ``view``'s frame; return the complete group (view order) or None."""
         self._received[view] += 1
-        return self.sync.add(view, stamp_ns, item)
+        group = self.sync.add(view, stamp_ns, (int(stamp_ns), item))
+        if group is None:
+            return None
+        expired = self.sync.discard_older(min(stamp for stamp, _ in group))
+        self._expired = [a + b for a, b in zip(self._expired, expired)]
+        return tuple(item for _, item in group)
 
     @property
     def stats(self) -> RigGroupStats:
         sync = self.sync.stats
-        return RigGroupStats(list(self._received), sync.matched, list(sync.dropped))
+        return RigGroupStats(list(self._received), sync.matched, list(sync.dropped),
+                             list(self._expired))
 
 
 __all__ = ['base_poses', 'camera_name_of_topic', 'MAX_VIEWS', 'RigGrouper', 'RigGroupStats',

@@ -68,6 +68,11 @@ from vggt4d_ros.ros.params import NodeParams
 from vggt4d_ros.ros.params import read_engine_config
 from vggt4d_ros.ros.params import read_node_parameters
 from vggt4d_ros.ros.params import reread_backend_config
+from vggt4d_ros.ros.rig_inputs import declare_rig_parameters
+from vggt4d_ros.ros.rig_inputs import QueuedStep
+from vggt4d_ros.ros.rig_inputs import read_rig_parameters
+from vggt4d_ros.ros.rig_inputs import RigInputs
+from vggt4d_ros.ros.rig_inputs import RigParams
 from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
 from vggt4d_ros.runtime import backend as backend_lib
@@ -134,6 +139,9 @@ class Vggt4dNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         self.state_label = 'unconfigured'
         declare_parameters(self, lambda: self.state_label == 'active')
+        declare_rig_parameters(self)
+        self.rig_params = RigParams()
+        self._rig: RigInputs | None = None  # multi-camera input (image_topics)
         self.counters = Counters()
         self.params: NodeParams | None = None
         self.engine_config: EngineConfig | None = None
@@ -203,17 +211,23 @@ class Vggt4dNode(LifecycleNode):
         try:
             self.params = read_node_parameters(self)
             self.engine_config = read_engine_config(self)
-            self._conventions = ConventionResolver(self, self.params)
+            self.rig_params = read_rig_parameters(self)
+            rig = self.rig_params.setup() if self.rig_params.enabled else None
+            self._conventions = ConventionResolver(
+                self, self.params, None if rig is None or rig.base_from_camera is None
+                else rig.base_from_camera[0])
         except (ValueError, TypeError) as error:
             self._engine = None
             return self._fail('configure', str(error))
         set_switch_interval(self.params.gil_switch_interval_ms)
-        self._outputs = OutputPublisher(self, self.params)
+        self._outputs = OutputPublisher(self, self.params,
+                                        rig.camera_names if rig is not None else ())
         self.state_label = 'inactive'
         self.last_error = ''
         qos = 'reliable, keep all' if self.mode == 'replay' else self.params.input_qos
         self.get_logger().info(
-            f'configured: {self.mode} mode, input {self.params.image_topic} '
+            f'configured: {self.mode} mode, input '
+            f'{", ".join(self.rig_params.topics) or self.params.image_topic} '
             f'({"compressed" if self.params.compressed else "raw"}, {qos})')
         return SUCCESS
 
@@ -250,7 +264,9 @@ class Vggt4dNode(LifecycleNode):
 
     def _start_engine(self) -> None:
         """Create a fresh engine around the loaded backend, publishing through a NodeSink."""
-        self._engine = PerceptionEngine.from_config(self._loaded.backend, self.engine_config)
+        self._engine = PerceptionEngine.from_config(
+            self._loaded.backend, self.engine_config,
+            rig=self.rig_params.setup() if self.rig_params.enabled else None)
         self._sink = NodeSink(self, self.params, self._outputs, self._conventions,
                               self._engine.mapper.map.points, self.counters)
         self._engine.sink = self._sink
@@ -367,6 +383,12 @@ class Vggt4dNode(LifecycleNode):
         else:
             msg_type = Image
             callback = self._on_image_info if HAS_MESSAGE_INFO else self._on_image
+        if self.rig_params.enabled:
+            convert = compressed_msg_to_rgb if params.compressed else image_msg_to_rgb
+            self._rig = RigInputs(self, self.rig_params, msg_type,
+                                  lambda msg: convert(msg, self._limits()), self._decode,
+                                  self._enqueue, qos, self._input_group)
+            return
         self._input_subscriptions.append(self.create_subscription(
             msg_type, params.image_topic, callback, qos, callback_group=self._input_group))
         if params.camera_info_topic:
@@ -375,6 +397,9 @@ class Vggt4dNode(LifecycleNode):
                 qos_profile_sensor_data))
 
     def _unsubscribe(self) -> None:
+        if self._rig is not None:
+            self._rig.destroy()
+            self._rig = None
         for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
         self._input_subscriptions.clear()
@@ -402,6 +427,18 @@ class Vggt4dNode(LifecycleNode):
     def _accept(self, header, convert, info: dict | None = None) -> None:
         """Convert and enqueue; never raises (a bad message is counted and dropped)."""
         arrived = time.monotonic()
+        decoded = self._decode(header, convert, info)
+        if decoded is not None:
+            self._enqueue(QueuedFrame(decoded[0], decoded[1], header, arrived))
+
+    def _enqueue(self, item: QueuedFrame | QueuedStep) -> None:
+        queue = self._queue
+        if queue is not None:
+            queue.put(item)
+
+    def _decode(self, header, convert, info: dict | None = None) -> tuple | None:
+        """(rgb, stamp ns) of a message, or None when rejected (counted and logged)."""
+        arrived = time.monotonic()
         self._measure_arrival(header, info)
         self.counters.received += 1
         self.counters.input_rate.tick(arrived)
@@ -412,7 +449,7 @@ class Vggt4dNode(LifecycleNode):
             self.counters.rejected_stamp += 1
             self.get_logger().warning('dropping image with header stamp 0 (unset); counted '
                                       'as rejected_stamp', throttle_duration_sec=5.0)
-            return
+            return None
         try:
             rgb = convert()
         except UnsupportedEncodingError as error:
@@ -423,20 +460,18 @@ class Vggt4dNode(LifecycleNode):
                     f'dropping images with unsupported encoding {str(error)!r} (supported: '
                     f'{", ".join(SUPPORTED_ENCODINGS)}); counted in /diagnostics, not '
                     'repeated')
-            return
+            return None
         except ImageLimitError as error:
             self.counters.rejected_size += 1
             self.get_logger().warning(f'dropping image: {error}; counted as rejected_size',
                                       throttle_duration_sec=5.0)
-            return
+            return None
         except ImageDecodeError as error:
             self.counters.decode_errors += 1
             self.get_logger().warning(f'dropping undecodable image: {error}',
                                       throttle_duration_sec=5.0)
-            return
-        queue = self._queue
-        if queue is not None:
-            queue.put(QueuedFrame(rgb, stamp_ns, header, arrived))
+            return None
+        return rgb, stamp_ns
 
     def _measure_arrival(self, header, info: dict | None) -> None:
         """Record how long the image took to reach this callback (diagnostics).
@@ -504,6 +539,11 @@ class Vggt4dNode(LifecycleNode):
         engine, sink = self._engine, self._sink
         start = time.perf_counter()  # window time includes the gate (optical flow in offer)
         for item in batch:
+            if isinstance(item, QueuedStep):  # a rig step: one frame per camera
+                for stamp_ns, received_s in zip(item.stamps_ns, item.received_s):
+                    sink.arrived(stamp_ns, received_s)
+                engine.offer_step(item.rgbs, item.stamps_ns, [h.frame_id for h in item.headers])
+                continue
             sink.arrived(item.stamp_ns, item.received_s)
             engine.offer(item.rgb, item.stamp_ns, item.header.frame_id)
         if engine.process():
@@ -574,6 +614,8 @@ class Vggt4dNode(LifecycleNode):
             'last_error': self.last_error,
         }
         values.update({key: str(value) for key, value in engine_stats.items()})
+        if self._rig is not None:
+            values.update(self._rig.diagnostics())
         dropped = dropped_queue + int(engine_stats.get('dropped_window', 0))
         values['dropped_total'] = str(dropped)
         if self.last_error:

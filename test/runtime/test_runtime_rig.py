@@ -169,7 +169,8 @@ def _run_rig(engine: PerceptionEngine, steps: int, jitter_ns: int = 0) -> list:
     for i in range(steps):
         stamps = [i * STEP + (v * jitter_ns) for v in range(len(backend.rig))]
         frames = [backend.camera_image(s, v) for v, s in enumerate(stamps)]
-        outputs += engine.push_step(frames, stamps, [f'cam{v}_optical' for v in range(len(stamps))])
+        frame_ids = [f'cam{v}_optical' for v in range(len(stamps))]
+        outputs += engine.push_step(frames, stamps, frame_ids)
     return outputs + engine.flush()
 
 

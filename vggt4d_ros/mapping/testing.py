@@ -229,7 +229,7 @@ class OracleBackend:
         return self._render(stamp_ns, view)[2]
 
     def true_mask(self, stamp_ns: int, view: int = 0) -> np.ndarray:
-        """True dynamic mask [h,w] bool of camera ``view`` at a stamp."""
+        """Return the true dynamic mask [h,w] bool of camera ``view`` at a stamp."""
         return self._render(stamp_ns, view)[1]
 
     def _render(self, stamp_ns: int, view: int = 0

@@ -25,7 +25,6 @@ from typing import Any, Callable
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-from rcl_interfaces.msg import ParameterType
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
@@ -90,7 +89,7 @@ class RigParams:
         return bool(self.topics)
 
     def setup(self) -> RigSetup:
-        """The engine's rig: names (given or from the topics) and parameter extrinsics."""
+        """Build the engine's rig: names (given or from the topics), parameter extrinsics."""
         names = self.names or tuple(camera_name_of_topic(t) for t in self.topics)
         return RigSetup.from_parameters(names, self.extrinsics)
 

@@ -244,7 +244,7 @@ class PerceptionEngine:
 
     def _estimate_scale(self, result: WindowResult,
                         timings: dict[str, float]) -> ScaleEstimate | None:
-        """This window's metres per unit from the configured source (None without one)."""
+        """Estimate this window's metres per unit with the configured source (None: none)."""
         if self.metric is None:
             return None
         tic = time.perf_counter()

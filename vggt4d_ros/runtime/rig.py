@@ -8,9 +8,9 @@ A rig has N synchronised cameras fixed to ``base_link``. Their frames arrive on 
 plus one rule for steps consumed in time order: once a group is out, frames older than its
 oldest stamp are discarded (they could only form a group going back in time). A frame that
 never joins a complete group is a counted outcome (``unmatched``; ``incomplete`` once it left
-its queue), never a partial step. The engine takes the steps (``PerceptionEngine.offer_step``), runs T steps x N
-views per window and outputs per-camera masks and one rig pose per step: the pose of
-``base_link``, from the reference camera (view 0) and its extrinsic (:func:`base_poses`).
+its queue), never a partial step. The engine takes the steps (``PerceptionEngine.offer_step``),
+runs T steps x N views per window and outputs per-camera masks and one rig pose per step: the
+pose of ``base_link``, from the reference camera (view 0) and its extrinsic (:func:`base_poses`).
 """
 
 from __future__ import annotations
@@ -79,12 +79,12 @@ class RigSetup:
         return cls(tuple(camera_names), poses)
 
     def with_extrinsics(self, base_from_camera: np.ndarray) -> 'RigSetup':
-        """The same cameras with known extrinsics [N,4,4]."""
+        """Return the same cameras with known extrinsics [N,4,4]."""
         return RigSetup(self.camera_names, base_from_camera)
 
 
 def camera_name_of_topic(topic: str) -> str:
-    """Default camera name of an image topic: its namespace ('/front/image_raw' -> 'front')."""
+    """Name a camera after its image topic's namespace ('/front/image_raw' -> 'front')."""
     parts = [part for part in topic.split('/') if part]
     if len(parts) >= 2:
         return parts[-2]
@@ -142,8 +142,8 @@ class RigGrouper(Generic[Item]):
     """
 
     def __init__(self, num_views: int, queue_size: int = 10, slop_s: float = 0.01) -> None:
-        self.sync: ApproximateSync[tuple[int, Item]] = ApproximateSync(num_views, queue_size,
-                                                                        slop_s)
+        self.sync: ApproximateSync[tuple[int, Item]] = ApproximateSync(
+            num_views, queue_size, slop_s)
         self._received = [0] * num_views
         self._expired = [0] * num_views
 

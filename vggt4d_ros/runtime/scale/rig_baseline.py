@@ -42,7 +42,7 @@ class RigBaselineConfig:
         'range': (0.0, 100.0)})
     max_direction_deg: float = field(default=20.0, metadata={
         'description':
-            'reject a ratio when the estimated direction from camera a to b (in camera a\'s '
+            "reject a ratio when the estimated direction from camera a to b (in camera a's "
             'axes) is further than this from the known one (degrees).', 'range': (0.0, 180.0)})
     min_pairs: int = field(default=2, metadata={
         'description': 'fewer accepted (step, camera pair) ratios give no estimate.',

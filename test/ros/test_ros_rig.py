@@ -18,6 +18,7 @@ pytest.importorskip('rclpy')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
+from rclpy.qos import DurabilityPolicy  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -30,6 +31,8 @@ T0_NS = 1_700_000_000_000_000_000
 PERIOD_NS = 100_000_000
 MS = 1_000_000
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 STEPS = 12
 #: The right camera loses these frames; its others come up to 3 ms off the left's stamps.
 RIGHT_DROPS = {4, 9}
@@ -121,6 +124,50 @@ def test_two_camera_rig_groups_steps_and_publishes_per_camera(peer, start_node):
     assert values['rig.unmatched.left'] == str(len(RIGHT_DROPS))
     assert values['rig.unmatched.right'] == '0'
     assert values['frames_published'] == str(2 * len(complete))
+    code = node.stop(signal.SIGINT)
+    assert code == 0, node.log()
+    assert 'Traceback' not in node.log()
+
+
+def test_rig_extrinsics_from_tf(peer, start_node):
+    """Without rig_extrinsics the node looks the cameras up in TF (base_frame -> frame_id).
+
+    Needs tf2_ros (a ROS install; the pip wheels of CI do not have it).
+    """
+    pytest.importorskip('tf2_ros')
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+
+    params = {key: value for key, value in RIG_PARAMS.items() if key != 'rig_extrinsics'}
+    params['extrinsic_source'] = 'tf'
+    node = start_node(params)
+    tf = peer.collect(TFMessage, '/tf', QoSProfile(depth=100))
+    diagnostics = peer.collect(DiagnosticArray, '/diagnostics', RELIABLE)
+    static = peer.node.create_publisher(TFMessage, '/tf_static', LATCHED)
+    mounts = []
+    for name, y in (('left_optical', 0.0), ('right_optical', -0.2)):
+        mount = TransformStamped(header=header_at(T0_NS, 'base_link'), child_frame_id=name)
+        mount.transform.translation.y = y
+        q = mount.transform.rotation
+        q.x, q.y, q.z, q.w = -0.5, 0.5, -0.5, 0.5
+        mounts.append(mount)
+    static.publish(TFMessage(transforms=mounts))
+    left = peer.node.create_publisher(Image, '/left/image_raw', RELIABLE)
+    right = peer.node.create_publisher(Image, '/right/image_raw', RELIABLE)
+    assert peer.wait_for_subscriber(left) and peer.wait_for_subscriber(right), node.log()
+    for index in range(6):
+        stamp = T0_NS + index * PERIOD_NS
+        left.publish(_image(index, stamp, 'left_optical'))
+        right.publish(_image(index, stamp, 'right_optical'))
+        peer.spin_for(0.02)
+
+    def looked_up() -> bool:
+        base = [t for m in tf for t in m.transforms if t.child_frame_id == 'base_link']
+        values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values} \
+            if diagnostics else {}
+        return len(base) >= 6 and values.get('rig.extrinsics') == 'tf'
+
+    assert peer.spin_until(looked_up, 60), node.log()
     code = node.stop(signal.SIGINT)
     assert code == 0, node.log()
     assert 'Traceback' not in node.log()

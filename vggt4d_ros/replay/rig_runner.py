@@ -231,7 +231,7 @@ def run_rig_replay(config: ReplayConfig, rig: RigReplayConfig,
 def _report(config: ReplayConfig, names: list[str], outputs: dict[str, ReplayOutputs],
             scores: dict[str, Evaluation], backend: LoadedBackend, sink: _RigSink,
             metrics: dict[str, Any], rig_xyz: np.ndarray | None) -> Path:
-    """The report: the reference camera's scores and samples, every camera's in the facts."""
+    """Write the report: the reference camera's scores and samples, all cameras' in the facts."""
     facts = [('bag', f'`{config.bag}`'), ('cameras', ', '.join(names) + ' (reference first)'),
              ('model', backend.description),
              ('steps grouped / incomplete frames',

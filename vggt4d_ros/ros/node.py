@@ -542,7 +542,12 @@ class Vggt4dNode(LifecycleNode):
             if isinstance(item, QueuedStep):  # a rig step: one frame per camera
                 for stamp_ns, received_s in zip(item.stamps_ns, item.received_s):
                     sink.arrived(stamp_ns, received_s)
-                engine.offer_step(item.rgbs, item.stamps_ns, [h.frame_id for h in item.headers])
+                frame_ids = [h.frame_id for h in item.headers]
+                rig = self._rig
+                extrinsics = rig.new_extrinsics(frame_ids) if rig is not None else None
+                if extrinsics is not None and engine.metric is not None:
+                    engine.metric.set_rig_extrinsics(extrinsics)  # rig_baseline scale
+                engine.offer_step(item.rgbs, item.stamps_ns, frame_ids)
                 continue
             sink.arrived(item.stamp_ns, item.received_s)
             engine.offer(item.rgb, item.stamp_ns, item.header.frame_id)

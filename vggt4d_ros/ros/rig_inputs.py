@@ -179,6 +179,11 @@ class RigInputs:
         self.rejected_groups = 0
         self._grouper: RigGrouper | None = None
         self._synchronizer = None
+        #: where the extrinsics came from: 'parameter', 'tf' (once looked up) or 'unknown'
+        self.extrinsics_source = 'parameter' if params.extrinsics else 'unknown'
+        self._tf_buffer, self._tf_listener = (None, None) if params.extrinsics \
+            else _tf_listener(node)
+        self._next_lookup_s = 0.0
         self.backend = self._pick_backend()
         if self.backend == 'message_filters':
             self._subscribe_message_filters(msg_type, qos, callback_group)
@@ -243,15 +248,40 @@ class RigInputs:
         self._on_step(QueuedStep([rgb for rgb, _ in decoded], [s for _, s in decoded],
                                  [msg.header for msg, _ in group], [t for _, t in group]))
 
+    def new_extrinsics(self, frame_ids: list[str]) -> np.ndarray | None:
+        """[N,4,4] extrinsics looked up in TF the first time they are all there, else None.
+
+        Called by the worker per step while ``rig_extrinsics`` is empty; tries at most once a
+        second, and returns a result once (then the source is 'tf').
+        """
+        now = time.monotonic()
+        if self._tf_buffer is None or self.extrinsics_source != 'unknown' \
+                or now < self._next_lookup_s:
+            return None
+        self._next_lookup_s = now + 1.0
+        found = lookup_extrinsics(self._tf_buffer, self.base_frame, frame_ids)
+        if found is not None:
+            self.extrinsics_source = 'tf'
+        return found
+
+    @property
+    def base_frame(self) -> str:
+        return self._node.get_parameter('base_frame').value
+
     def destroy(self) -> None:
         """Destroy the subscriptions."""
         for subscription in self._subscriptions:
             self._node.destroy_subscription(subscription)
         self._subscriptions.clear()
+        unregister = getattr(self._tf_listener, 'unregister', None)
+        if unregister is not None:
+            unregister()
+        self._tf_listener = None
 
     def diagnostics(self) -> dict[str, str]:
         """Key/values for /diagnostics: groups, per-camera unmatched frames, sync backend."""
         values = {'rig.cameras': ','.join(self.setup.camera_names), 'rig.sync': self.backend,
+                  'rig.extrinsics': self.extrinsics_source,
                   'rig.groups': str(self.groups),
                   'rig.rejected_groups': str(self.rejected_groups)}
         for name, count in zip(self.setup.camera_names, self.received):
@@ -275,6 +305,17 @@ def lookup_extrinsics(tf_buffer, base_frame: str, frame_ids: list[str]) -> np.nd
         t, q = stamped.transform.translation, stamped.transform.rotation
         poses.append(pose_from_xyz_quat([t.x, t.y, t.z, q.x, q.y, q.z, q.w]))
     return np.stack(poses)
+
+
+def _tf_listener(node) -> tuple[Any, Any]:
+    """tf2_ros Buffer and TransformListener, or (None, None) without tf2_ros."""
+    try:
+        from tf2_ros import Buffer
+        from tf2_ros import TransformListener
+    except ImportError:
+        return None, None
+    buffer = Buffer()
+    return buffer, TransformListener(buffer, node)
 
 
 def _camera_info_type():

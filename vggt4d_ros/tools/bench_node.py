@@ -132,7 +132,7 @@ def camera_topics(cameras: int) -> list[str]:
 
 
 def mask_topics(cameras: int) -> list[str]:
-    """The node's mask topics for the benchmark's cameras."""
+    """List the node's mask topics for the benchmark's cameras."""
     if cameras == 1:
         return ['/vggt4d/dynamic_mask']
     return [f'/vggt4d/cam{index}/dynamic_mask' for index in range(cameras)]

@@ -33,7 +33,6 @@ from vggt4d_ros.replay.errors import ReplayError
 from vggt4d_ros.replay.inputs import validate_options
 from vggt4d_ros.replay.outputs import ReplayOutputs
 from vggt4d_ros.replay.outputs import tum_line
-from vggt4d_ros.replay.parameters import RANDOM_WEIGHTS_WARNING
 from vggt4d_ros.replay.report import ReportInputs
 from vggt4d_ros.replay.report import write_report
 from vggt4d_ros.replay.runner import engine_config
@@ -251,8 +250,6 @@ def _report(config: ReplayConfig, names: list[str], outputs: dict[str, ReplayOut
     masks = outputs[names[0]].masks
     samples = [(stamp, rgb, masks[stamp], reference.truth_masks.get(stamp))
                for stamp, rgb in sorted(sink.samples.items()) if stamp in masks]
-    if backend.random_weights:
-        facts.append(('warning', RANDOM_WEIGHTS_WARNING))
     inputs = ReportInputs(title='VGGT4D rig replay report', facts=facts,
                           random_weights=backend.random_weights,
                           trajectory=reference.trajectory,

@@ -272,3 +272,30 @@ def test_one_camera_rig_is_the_single_camera_engine_exactly():
             assert np.array_equal(fa.mask, fb.mask) and np.array_equal(fa.pose, fb.pose)
         assert np.array_equal(a.update.points_xyz, b.update.points_xyz)
     assert np.array_equal(plain.mapper.trajectory.matrices(), rig.mapper.trajectory.matrices())
+
+
+def test_engine_runs_the_real_pipeline_on_rig_windows():
+    """Plumbing with the tiny random-weight VGGT4D (no quality claim): layout, reuse, masks."""
+    from vggt4d_ros.model.config import VGGTConfig
+    from vggt4d_ros.model.vggt import VGGT
+    from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+    from vggt4d_ros.runtime.backend import FixedWidthBackend
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    backend = FixedWidthBackend(VGGT4DPipeline(VGGT(VGGTConfig.tiny()).eval()), 70)
+    engine = PerceptionEngine(backend, _replay(), MapperConfig(pixel_stride=2,
+                                                               conf_percentile=0.0),
+                              rig=RigSetup(('left', 'right')))
+    rng = np.random.default_rng(0)
+    outputs = []
+    for step in range(6):
+        frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(2)]
+        outputs += engine.push_step(frames, [step * STEP, step * STEP + MS], ['l', 'r'])
+    outputs += engine.flush()
+    assert all(out.result.layout.num_views == 2 for out in outputs)
+    frames = [f for out in outputs for f in out.frames]
+    assert [(f.view, f.camera) for f in frames] == [(0, 'left'), (1, 'right')] * 6
+    for frame in frames:
+        assert frame.mask.shape == (48, 64) and np.isfinite(frame.pose).all()
+    assert len(engine.mapper.trajectory) == 6

@@ -98,7 +98,9 @@ def test_two_camera_rig_groups_steps_and_publishes_per_camera(peer, start_node):
         if len(odometry) < len(complete) or not diagnostics:
             return False
         values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-        return values.get('rig.groups') == str(len(complete))
+        # The diagnostics timer may lag the worker on a busy machine: wait for the final count.
+        return values.get('rig.groups') == str(len(complete)) and \
+            values.get('frames_published') == str(2 * len(complete))
 
     assert peer.spin_until(everything, 60), node.log()
     peer.spin_for(0.5)  # nothing more may come
@@ -123,7 +125,6 @@ def test_two_camera_rig_groups_steps_and_publishes_per_camera(peer, start_node):
     assert values['rig.sync'] == 'builtin' and values['rig.cameras'] == 'left,right'
     assert values['rig.unmatched.left'] == str(len(RIGHT_DROPS))
     assert values['rig.unmatched.right'] == '0'
-    assert values['frames_published'] == str(2 * len(complete))
     code = node.stop(signal.SIGINT)
     assert code == 0, node.log()
     assert 'Traceback' not in node.log()

@@ -127,7 +127,9 @@ class NodeSink:
         self._conventions = conventions
         self._map_points = map_points
         self._counters = counters
-        self._arrivals: collections.OrderedDict[int, float] = collections.OrderedDict()
+        # Keyed by (stamp, frame_id): a rig's cameras may share a stamp.
+        self._arrivals: collections.OrderedDict[tuple[int, str], float] = \
+            collections.OrderedDict()
         self._last_map_s = -np.inf
         self._first_window_seen = False
         #: Publish the static map with the next window whatever the period (final flush).
@@ -135,9 +137,9 @@ class NodeSink:
         #: Seconds spent publishing since the last :meth:`take_publish_seconds`.
         self._publish_s = 0.0
 
-    def arrived(self, stamp_ns: int, received_s: float) -> None:
+    def arrived(self, stamp_ns: int, received_s: float, frame_id: str = '') -> None:
         """Remember the arrival time of an image (``received_s``: ``time.monotonic()``)."""
-        self._arrivals[stamp_ns] = received_s
+        self._arrivals[(stamp_ns, frame_id)] = received_s
         while len(self._arrivals) > ARRIVALS_KEPT:
             self._arrivals.popitem(last=False)
 
@@ -155,7 +157,8 @@ class NodeSink:
         start = time.perf_counter()
         frames = [FrameMask(header=header_at(mask.stamp_ns, mask.frame_id), mask=mask.mask,
                             rgb=window.frames[mask.index],
-                            received_s=self._arrivals.pop(mask.stamp_ns, None),
+                            received_s=self._arrivals.pop((mask.stamp_ns, mask.frame_id),
+                                                          None),
                             camera=mask.camera)
                   for mask in masks]
         counters = self._counters

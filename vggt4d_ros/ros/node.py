@@ -69,6 +69,7 @@ from vggt4d_ros.ros.params import read_engine_config
 from vggt4d_ros.ros.params import read_node_parameters
 from vggt4d_ros.ros.params import reread_backend_config
 from vggt4d_ros.ros.rig_inputs import declare_rig_parameters
+from vggt4d_ros.ros.rig_inputs import offer_step
 from vggt4d_ros.ros.rig_inputs import QueuedStep
 from vggt4d_ros.ros.rig_inputs import read_rig_parameters
 from vggt4d_ros.ros.rig_inputs import RigInputs
@@ -540,16 +541,9 @@ class Vggt4dNode(LifecycleNode):
         start = time.perf_counter()  # window time includes the gate (optical flow in offer)
         for item in batch:
             if isinstance(item, QueuedStep):  # a rig step: one frame per camera
-                for stamp_ns, received_s in zip(item.stamps_ns, item.received_s):
-                    sink.arrived(stamp_ns, received_s)
-                frame_ids = [h.frame_id for h in item.headers]
-                rig = self._rig
-                extrinsics = rig.new_extrinsics(frame_ids) if rig is not None else None
-                if extrinsics is not None and engine.metric is not None:
-                    engine.metric.set_rig_extrinsics(extrinsics)  # rig_baseline scale
-                engine.offer_step(item.rgbs, item.stamps_ns, frame_ids)
+                offer_step(item, engine, sink, self._rig)
                 continue
-            sink.arrived(item.stamp_ns, item.received_s)
+            sink.arrived(item.stamp_ns, item.received_s, item.header.frame_id)
             engine.offer(item.rgb, item.stamp_ns, item.header.frame_id)
         if engine.process():
             publish_s = sink.take_publish_seconds()

@@ -292,6 +292,21 @@ class RigInputs:
         return values
 
 
+def offer_step(item: QueuedStep, engine, sink, rig: RigInputs | None) -> None:
+    """Hand a step to the engine (worker thread): arrival times, TF extrinsics, the frames.
+
+    ``rig`` is None once unsubscribed (replay deactivate still works off the queue); the
+    extrinsics are then not looked up any more.
+    """
+    frame_ids = [header.frame_id for header in item.headers]
+    for stamp_ns, received_s, frame_id in zip(item.stamps_ns, item.received_s, frame_ids):
+        sink.arrived(stamp_ns, received_s, frame_id)
+    extrinsics = rig.new_extrinsics(frame_ids) if rig is not None else None
+    if extrinsics is not None and engine.metric is not None:
+        engine.metric.set_rig_extrinsics(extrinsics)  # the rig_baseline scale source
+    engine.offer_step(item.rgbs, item.stamps_ns, frame_ids)
+
+
 def lookup_extrinsics(tf_buffer, base_frame: str, frame_ids: list[str]) -> np.ndarray | None:
     """[N,4,4] base_frame -> each camera frame from TF, or None while any is missing."""
     from rclpy.time import Time
@@ -324,5 +339,6 @@ def _camera_info_type():
     return CameraInfo
 
 
-__all__ = ['declare_rig_parameters', 'lookup_extrinsics', 'QueuedStep', 'read_rig_parameters',
+__all__ = ['declare_rig_parameters', 'lookup_extrinsics', 'offer_step', 'QueuedStep',
+           'read_rig_parameters',
            'RIG_SYNC', 'RigInputs', 'RigParams']

@@ -76,6 +76,41 @@ class PlaneBackend:
         )
 
 
+#: Rig plane: camera v sits RIG_BASELINE * v to the right (optical +x) of camera 0.
+RIG_BASELINE = 0.2
+
+
+class RigPlaneBackend(PlaneBackend):
+    """PlaneBackend for rig windows: ``run(frames, stamps_ns, layout)`` (step-major frames).
+
+    Camera 0 reports its upper-left quarter as dynamic, camera 1 its lower-right quarter, so a
+    mask on the wrong camera's topic is visible.
+    """
+
+    def run(self, frames, stamps_ns, layout=None) -> WindowResult:
+        result = super().run(frames, stamps_ns)
+        if layout is None:
+            return result
+        views = torch.tensor(layout.view_of_frame)
+        result.layout = layout
+        result.extrinsics[:, 0, 3] -= views.float() * RIG_BASELINE
+        height, width = result.refined_masks.shape[1:]
+        masks = torch.zeros_like(result.refined_masks)
+        for index, view in enumerate(layout.view_of_frame):
+            if view == 0:
+                masks[index, :height // 2, :width // 2] = True
+            else:
+                masks[index, height // 2:, width // 2:] = True
+        result.refined_masks = masks
+        result.coarse_masks = masks.clone()
+        return result
+
+
+def make_rig_plane(params, device, dtype) -> PlaneBackend:
+    """backend_factory for a fast analytic rig backend (masks differ per camera)."""
+    return RigPlaneBackend()
+
+
 def make_plane(params, device, dtype) -> PlaneBackend:
     """backend_factory for a fast analytic backend."""
     return PlaneBackend()

@@ -63,17 +63,17 @@ def test_noisy_estimates_give_scale_within_three_percent(seed):
     poses[5, :3, 3] += 0.5  # one gross pose failure
     estimate = rig_baseline_scale(poses, rig)
     assert estimate.ok and estimate.reason == ''
-    assert abs(estimate.value - truth) / truth < 0.03
+    assert abs(estimate.metres_per_unit - truth) / truth < 0.03
     assert 0 < estimate.spread < 0.03
-    assert 6 <= estimate.count <= 12  # the failed camera's pairs are rejected by direction
+    assert 6 <= estimate.samples <= 12  # the failed camera's pairs are rejected by direction
 
 
 def test_exact_estimates_give_exact_scale():
     rig = _rig()
     poses = _window(rig, 3, 0.25, np.random.default_rng(0), 0.0, 0.0)
     estimate = rig_baseline_scale(poses, rig)
-    assert estimate.value == pytest.approx(0.25, rel=1e-9)
-    assert estimate.count == 9 and estimate.spread == pytest.approx(0.0, abs=1e-9)
+    assert estimate.metres_per_unit == pytest.approx(0.25, rel=1e-9)
+    assert estimate.samples == 9 and estimate.spread == pytest.approx(0.0, abs=1e-9)
 
 
 def test_failures_are_reasons_not_numbers():
@@ -111,6 +111,6 @@ def test_from_window_result_uses_the_rig_layout():
         refined_masks=torch.zeros(count, height, width, dtype=torch.bool),
         transform=transform, layout=RigLayout(num_views=3, num_steps=2))
     assert result.view_index == [0, 1, 2, 0, 1, 2] and result.step_index == [0, 0, 0, 1, 1, 1]
-    assert rig_scale_from_window(result, rig).value == pytest.approx(2.0, rel=1e-5)
+    assert rig_scale_from_window(result, rig).metres_per_unit == pytest.approx(2.0, rel=1e-5)
     with pytest.raises(ValueError, match='3 views'):
         rig_scale_from_window(result, rig[:2])

@@ -23,6 +23,12 @@ The mapper finds the Sim(3) ``window -> global`` and applies it:
    window about its newest overlap camera, so the chain stays continuous (no jump).
 
 Work per window is done on pixel grids subsampled by ``pixel_stride`` (network pixels).
+
+Rig windows (``result.layout``, T steps x N views): frames are matched between windows by
+(view, stamp), all views are fused into the one static map and align together, and the
+trajectory holds one pose per step, the reference camera's (view 0; ``runtime.rig``'s
+``base_poses`` turns it into base_link). Time order is checked on the reference camera's
+stamps. For N = 1 the key is (0, stamp): the single-camera mapper exactly.
 """
 
 from __future__ import annotations
@@ -184,6 +190,7 @@ class MapUpdate:
     Attributes:
         stamps_ns: K stamps of the window's NEW frames (overlap frames were output before).
         new_indices: K indices of those frames in the window.
+        views: K cameras of those frames (all 0 for one camera).
         poses: [K,4,4] float64 world-from-camera poses in the global frame (OpenCV axes).
         points_xyz: [M,3] float32 static confident points fused by this window, global frame
             (the new frames; all frames when a reset emptied the map).
@@ -212,6 +219,11 @@ class MapUpdate:
     map_size: int
     timings: dict[str, float] = field(default_factory=dict)
     metric: MetricInfo = field(default_factory=MetricInfo)
+    views: list[int] = field(default_factory=list)
+
+
+#: A frame's identity across windows: (view, stamp ns).
+FrameKey = tuple[int, int]
 
 
 @dataclass
@@ -275,7 +287,7 @@ class Mapper:
         self.trajectory = Trajectory(self.config.max_trajectory_poses)
         self.stats = MapperStats()
         self.segment = 0
-        self._stored: dict[int, _StoredFrame] = {}
+        self._stored: dict[FrameKey, _StoredFrame] = {}
         self._last_stamp: int | None = None
         self._last_scale = 1.0
 
@@ -302,7 +314,7 @@ class Mapper:
         Args:
             result: the window (any device).
             is_new: per frame, False for overlap frames already integrated by the previous
-                window. Default: frames whose stamps the previous window had are overlap.
+                window. Default: frames (view, stamp) the previous window had are overlap.
             new_segment: the window manager reset; start a fresh segment.
             scale_hint: metres per unit of this window (e.g. median sensor depth / predicted
                 depth), fused by ``scale_fusion`` (step 5 of the module docstring). A
@@ -321,19 +333,21 @@ class Mapper:
         samples = self._sample(result)
         timings['sample'] = time.perf_counter() - start
         stamps = [int(s) for s in result.stamps_ns]
+        views = result.view_index
+        keys = list(zip(views, stamps))
         if is_new is None:
-            is_new = [s not in self._stored for s in stamps]
+            is_new = [key not in self._stored for key in keys]
         if len(is_new) != len(stamps):
             raise ValueError('is_new must have one flag per frame')
 
         tic = time.perf_counter()
-        transform, stats, reason = self._place(samples, stamps, is_new, new_segment)
+        transform, stats, reason = self._place(samples, keys, is_new, new_segment)
         transform, metric = self._make_metric(samples, is_new, transform, stats, scale_hint,
                                               scale_spread)
         timings['align'] = time.perf_counter() - tic
 
         tic = time.perf_counter()
-        update = self._apply(samples, stamps, is_new, transform, stats, reason)
+        update = self._apply(samples, keys, is_new, transform, stats, reason)
         update.metric = metric
         timings['fuse'] = time.perf_counter() - tic
         timings['total'] = time.perf_counter() - start
@@ -373,11 +387,12 @@ class Mapper:
     def _place(
         self,
         samples: _Samples,
-        stamps: list[int],
+        keys: list[FrameKey],
         is_new: list[bool],
         new_segment: bool,
     ) -> tuple[Sim3, AlignmentStats, str]:
-        new_stamps = [s for s, new in zip(stamps, is_new) if new]
+        # Time order on the reference camera (a rig's other views may be jittered within slop).
+        new_stamps = [stamp for (view, stamp), new in zip(keys, is_new) if new and view == 0]
         went_back = (
             self._last_stamp is not None
             and bool(new_stamps)
@@ -390,21 +405,21 @@ class Mapper:
             return self._fresh(samples), AlignmentStats('fresh'), reason
         shared = [
             i
-            for i, (stamp, new) in enumerate(zip(stamps, is_new))
+            for i, (key, new) in enumerate(zip(keys, is_new))
             if not new
-            and stamp in self._stored
-            and self._stored[stamp].grid_key == samples.grid_key
+            and key in self._stored
+            and self._stored[key].grid_key == samples.grid_key
         ]
         if not shared:
             return self._fresh(samples), AlignmentStats('fresh'), 'no_overlap'
-        dense = self._dense_alignment(samples, stamps, shared)
+        dense = self._dense_alignment(samples, keys, shared)
         if dense is None:
-            transform, stats = self._pose_chain(samples, stamps, shared)
+            transform, stats = self._pose_chain(samples, keys, shared)
             return transform, stats, ''
         transform, stats = dense
         if self._plausible(stats):
             return transform, stats, ''
-        anchored, chain_stats = self._pose_chain(samples, stamps, shared)
+        anchored, chain_stats = self._pose_chain(samples, keys, shared)
         chain_stats.method = 'reset_anchor'
         chain_stats.inlier_ratio = stats.inlier_ratio
         chain_stats.median_residual = stats.median_residual
@@ -419,14 +434,14 @@ class Mapper:
     def _dense_alignment(
         self,
         samples: _Samples,
-        stamps: list[int],
+        keys: list[FrameKey],
         shared: list[int],
     ) -> tuple[Sim3, AlignmentStats] | None:
         """Robust weighted Sim(3) on pixels static and confident in both windows."""
         cfg = self.config
         src, dst, weight, depth = [], [], [], []
         for index in shared:
-            stored = self._stored[stamps[index]]
+            stored = self._stored[keys[index]]
             both = stored.usable & samples.usable[index]
             src.append(samples.points[index][both])
             dst.append(stored.to_global.apply(stored.points[both]))
@@ -479,16 +494,16 @@ class Mapper:
     def _pose_chain(
         self,
         samples: _Samples,
-        stamps: list[int],
+        keys: list[FrameKey],
         shared: list[int],
     ) -> tuple[Sim3, AlignmentStats]:
         """Keep the best shared frame's global pose; scale from the median depth ratio."""
         counts = []
         for index in shared:
-            stored = self._stored[stamps[index]]
+            stored = self._stored[keys[index]]
             counts.append(int((stored.depth_ok & samples.depth_ok[index]).sum()))
         best = shared[int(np.argmax(counts))]
-        stored = self._stored[stamps[best]]
+        stored = self._stored[keys[best]]
         both = stored.depth_ok & samples.depth_ok[best]
         if both.any():
             ratio = stored.depth[both] / samples.depth[best][both]
@@ -570,7 +585,7 @@ class Mapper:
     def _apply(
         self,
         samples: _Samples,
-        stamps: list[int],
+        keys: list[FrameKey],
         is_new: list[bool],
         transform: Sim3,
         stats: AlignmentStats,
@@ -585,20 +600,21 @@ class Mapper:
         new_indices = [i for i, new in enumerate(is_new) if new]
         fused = new_indices
         if reset and self.config.clear_map_on_reset:
-            fused = list(range(len(stamps)))  # the emptied map restarts from the whole window
+            fused = list(range(len(keys)))  # the emptied map restarts from the whole window
         select = samples.usable[fused]
         cloud_xyz = transform.apply(samples.points[fused][select])
         cloud_rgb = _colours(samples.images, fused, self.config.pixel_stride)[select]
         self.map.integrate(cloud_xyz, cloud_rgb)
-        new_stamps = [stamps[i] for i in new_indices]
+        new_stamps = [keys[i][1] for i in new_indices]
+        # One trajectory pose per step: the reference camera's (every frame for one camera).
         later = [i for i, stamp in zip(new_indices, new_stamps)
-                 if self._last_stamp is None or stamp > self._last_stamp]
+                 if keys[i][0] == 0 and (self._last_stamp is None or stamp > self._last_stamp)]
         if later:
-            self.trajectory.extend([stamps[i] for i in later], poses[later], self.segment)
-            self._last_stamp = stamps[later[-1]]
+            self.trajectory.extend([keys[i][1] for i in later], poses[later], self.segment)
+            self._last_stamp = keys[later[-1]][1]
         self.stats.frames += len(new_indices)
         self._stored = {
-            stamp: _StoredFrame(
+            key: _StoredFrame(
                 samples.points[i],
                 samples.depth[i],
                 transform,
@@ -608,7 +624,7 @@ class Mapper:
                 poses[i],
                 samples.grid_key,
             )
-            for i, stamp in enumerate(stamps)
+            for i, key in enumerate(keys)
         }
         self._last_scale = transform.scale
         stats.scale = transform.scale
@@ -624,6 +640,7 @@ class Mapper:
             alignment=stats,
             window_to_global=transform,
             map_size=len(self.map),
+            views=[keys[i][0] for i in new_indices],
         )
 
     def _start_segment(self, reason: str) -> None:

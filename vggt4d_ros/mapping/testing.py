@@ -10,6 +10,10 @@ an analytic path; rays are cast in closed form, so depth, dynamic masks and pose
 for those stamps as a ``WindowResult`` the way VGGT would express it: in the window's frame-0
 camera, with a random per-window scale (VGGT normalises each window on its own), optional
 random rigid offset, depth and pose noise, and low-confidence outlier pixels.
+
+Rig mode (``rig``: each camera's pose in the path frame): the scene's camera path is the rig's
+body, camera v sits at ``camera_pose(t) @ rig[v]``, and ``run(frames, stamps_ns, layout)``
+renders frame ``t * N + v`` from camera v (step-major, as the engine sends rig windows).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from vggt4d_ros.geometry.rotation import random_rotation
 from vggt4d_ros.geometry.rotation import rotation_from_axis_angle
 from vggt4d_ros.geometry.sim3 import Sim3
 from vggt4d_ros.motion.result import WindowResult
+from vggt4d_ros.motion.rig import RigLayout
 
 
 @dataclass
@@ -87,7 +92,8 @@ class OracleScene:
         return np.array([orbit * np.cos(angle), 0.3, orbit * np.sin(angle)]) + offset
 
     def render(
-        self, t: float, intrinsics: np.ndarray, hw: tuple[int, int]
+        self, t: float, intrinsics: np.ndarray, hw: tuple[int, int],
+        pose: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ray-cast one view.
 
@@ -95,6 +101,7 @@ class OracleScene:
             t: time in seconds.
             intrinsics: [3,3] pinhole, integer pixel-index convention.
             hw: (h, w).
+            pose: world-from-camera [4,4] (None: the camera path at ``t``).
 
         Returns:
             depth [h,w] float64 z-depth (0 where a ray hits nothing), dynamic mask [h,w] bool,
@@ -102,7 +109,7 @@ class OracleScene:
 
         """
         height, width = hw
-        pose = self.camera_pose(t)
+        pose = self.camera_pose(t) if pose is None else pose
         v, u = np.mgrid[0:height, 0:width].astype(np.float64)
         rays_cam = np.stack(
             [
@@ -180,6 +187,7 @@ class OracleBackend:
         seed: random seed (same seed, same results).
         start_ns: stamp that corresponds to scene time 0.
         focal_factor: focal length as a multiple of the width.
+        rig: [N,4,4] camera poses in the camera path's frame (None: one camera on the path).
 
     """
 
@@ -191,8 +199,10 @@ class OracleBackend:
         seed: int = 0,
         start_ns: int = 0,
         focal_factor: float = 0.7,
+        rig: np.ndarray | None = None,
     ) -> None:
         self.scene = scene or OracleScene()
+        self.rig = np.eye(4)[None] if rig is None else np.asarray(rig, dtype=np.float64)
         self.network_hw = network_hw
         self.noise = noise or OracleNoise()
         self.rng = np.random.default_rng(seed)
@@ -205,38 +215,51 @@ class OracleBackend:
         self.calls = 0
         self.corrupt_calls: set[int] = set()
         self.window_scales: list[float] = []
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def time_of(self, stamp_ns: int) -> float:
         return (int(stamp_ns) - self.start_ns) * 1e-9
 
-    def camera_image(self, stamp_ns: int) -> np.ndarray:
-        """Camera image (HxWx3 uint8, network size) of the scene at a stamp."""
-        return self._render(stamp_ns)[2]
+    def camera_pose(self, stamp_ns: int, view: int = 0) -> np.ndarray:
+        """World-from-camera [4,4] of camera ``view`` at a stamp."""
+        return self.scene.camera_pose(self.time_of(stamp_ns)) @ self.rig[view]
 
-    def _render(self, stamp_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Render with a cache: overlap frames are asked for twice; the cache keeps 32 stamps."""
-        stamp_ns = int(stamp_ns)
-        if stamp_ns not in self._cache:
+    def camera_image(self, stamp_ns: int, view: int = 0) -> np.ndarray:
+        """Camera image (HxWx3 uint8, network size) of the scene at a stamp."""
+        return self._render(stamp_ns, view)[2]
+
+    def true_mask(self, stamp_ns: int, view: int = 0) -> np.ndarray:
+        """Return the true dynamic mask [h,w] bool of camera ``view`` at a stamp."""
+        return self._render(stamp_ns, view)[1]
+
+    def _render(self, stamp_ns: int, view: int = 0
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Render with a cache: overlap frames are asked for twice; the cache keeps 32 views."""
+        key = (int(view), int(stamp_ns))
+        if key not in self._cache:
             if len(self._cache) >= 32:
                 self._cache.pop(next(iter(self._cache)))
-            view = self.scene.render(self.time_of(stamp_ns), self.intrinsics, self.network_hw)
-            self._cache[stamp_ns] = view
-        return self._cache[stamp_ns]
+            self._cache[key] = self.scene.render(self.time_of(stamp_ns), self.intrinsics,
+                                                 self.network_hw, self.camera_pose(*key[::-1]))
+        return self._cache[key]
 
     def plan(self) -> ResizeCrop:
         hw = tuple(self.network_hw)
         return ResizeCrop(hw, hw, hw, (0, 0), 'crop')
 
-    def run(self, frames: list[np.ndarray], stamps_ns: list[int]) -> WindowResult:
-        """Ground truth for the window's stamps, perturbed as ``noise`` says."""
+    def run(self, frames: list[np.ndarray], stamps_ns: list[int],
+            layout: RigLayout | None = None) -> WindowResult:
+        """Ground truth for the window's stamps (and rig views), perturbed as ``noise`` says."""
         del frames  # the oracle knows the scene
+        layout = layout or RigLayout.single(len(stamps_ns))
+        if layout.num_views != len(self.rig):
+            raise ValueError(f'a {len(self.rig)}-camera oracle got a {layout} window')
         call = self.calls
         self.calls += 1
         noise = self.noise
         rng = self.rng
-        times = [self.time_of(s) for s in stamps_ns]
-        renders = [self._render(stamp) for stamp in stamps_ns]
+        views = layout.view_of_frame
+        renders = [self._render(stamp, view) for stamp, view in zip(stamps_ns, views)]
         depth = np.stack([r[0] for r in renders])
         dynamic = np.stack([r[1] for r in renders])
         rgb = np.stack([r[2] for r in renders])
@@ -245,13 +268,13 @@ class OracleBackend:
         if noise.normalise:
             scale /= _mean_point_distance(depth, self.intrinsics)
         self.window_scales.append(scale)
-        world_from_first = np.linalg.inv(self.scene.camera_pose(times[0]))
+        world_from_first = np.linalg.inv(self.camera_pose(stamps_ns[0], views[0]))
         offset = Sim3(scale)
         if noise.random_rigid:
             offset = Sim3(scale, random_rotation(rng), rng.normal(size=3))
         extrinsics = []
-        for index, t in enumerate(times):
-            cam_to_first = world_from_first @ self.scene.camera_pose(t)
+        for index, (stamp, view) in enumerate(zip(stamps_ns, views)):
+            cam_to_first = world_from_first @ self.camera_pose(stamp, view)
             if index > 0:
                 cam_to_first = _perturb(cam_to_first, rng, noise)
             cam_to_window = offset.transform_poses(cam_to_first)
@@ -269,7 +292,8 @@ class OracleBackend:
             conf = np.full(depth.shape, 9.0)
         extrinsics = np.stack(extrinsics)
         plan = self.plan()
-        return _to_result(stamps_ns, rgb, depth, conf, self.intrinsics, extrinsics, dynamic, plan)
+        return _to_result(stamps_ns, rgb, depth, conf, self.intrinsics, extrinsics, dynamic, plan,
+                          layout)
 
 
 def _mean_point_distance(depth: np.ndarray, intrinsics: np.ndarray) -> float:
@@ -301,6 +325,7 @@ def _to_result(
     extrinsics: np.ndarray,
     dynamic: np.ndarray,
     plan: ResizeCrop,
+    layout: RigLayout | None = None,
 ) -> WindowResult:
     count = len(stamps_ns)
     height, width = plan.network_hw
@@ -316,6 +341,7 @@ def _to_result(
         coarse_masks=masks.clone(),
         refined_masks=masks,
         transform=plan,
+        layout=layout,
     )
 
 

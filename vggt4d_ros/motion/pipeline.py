@@ -598,8 +598,11 @@ class VGGT4DPipeline:
         with timer.stage('refine'):
             if plan is not None:
                 cam_to_world = cam_to_world_from_extrinsics(extrinsics)
+                # Other steps only: another camera at the same instant is no motion evidence.
+                pairs = None if layout.num_views == 1 else layout.temporal_pairs(images.device)
                 refined = finish_refinement(plan, images, heads.depth, coarse_mask, cam_to_world,
-                                            heads.intrinsics, refine, chunk).masks
+                                            heads.intrinsics, refine, chunk,
+                                            pairs).masks
             else:
                 refined = coarse_mask.clone()
         result = WindowResult(

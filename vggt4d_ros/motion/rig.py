@@ -84,6 +84,16 @@ class RigLayout:
         """[S] int64 view index of every frame (for vectorised per-view statistics)."""
         return torch.arange(self.num_frames, device=device) % self.num_views
 
+    def temporal_pairs(self, device: torch.device | str = 'cpu') -> torch.Tensor:
+        """[S,S] bool: frame j is evidence about motion in frame i (j at another step).
+
+        Two frames of one step show the same instant, so their agreement says nothing about
+        motion: the refinement's reprojection test counts only pairs at different steps (any
+        camera). For one camera this is ``j != i``.
+        """
+        step = torch.arange(self.num_frames, device=device) // self.num_views
+        return step.unsqueeze(1) != step.unsqueeze(0)
+
     def check(self, num_frames: int) -> None:
         """Raise a clear error if the layout does not describe ``num_frames`` frames."""
         if num_frames != self.num_frames:

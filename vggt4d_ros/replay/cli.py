@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help='offline: drive the engine directly (deterministic, default); '
                              'dds: replay through the real node over DDS')
     parser.add_argument('--image-topic', default=None, help='camera topic (default: auto)')
+    parser.add_argument('--image-topics', nargs='+', default=None, metavar='TOPIC',
+                        help='a multi-camera rig: 2 to 4 camera topics, the reference camera '
+                             'first (offline mode; grouped into steps by stamp)')
+    parser.add_argument('--camera-names', nargs='+', default=None, metavar='NAME',
+                        help='with --image-topics: one name per camera (default: each '
+                             "topic's namespace)")
+    parser.add_argument('--rig-slop', type=float, default=0.01,
+                        help='with --image-topics: largest stamp spread of one step (s)')
     parser.add_argument('--params', type=Path, default=None,
                         help='node parameter file (e.g. config/vggt4d.yaml): run the engine '
                              'the node builds from it (mode replay); the options below '
@@ -182,7 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f'vggt4d-replay: error: {error} (nothing was processed)', file=sys.stderr)
         return 2
     try:
-        if args.mode == 'dds':
+        if args.image_topics:
+            if args.mode == 'dds':
+                raise ReplayError('--image-topics runs offline only (the node takes '
+                                  'image_topics itself: docs/ros.md)')
+            from vggt4d_ros.replay.rig_runner import RigReplayConfig
+            from vggt4d_ros.replay.rig_runner import run_rig_replay
+            summary = run_rig_replay(config, RigReplayConfig(
+                args.image_topics, args.camera_names or [], args.rig_slop))
+        elif args.mode == 'dds':
             summary = _run_dds(config, args.timeout, args.dds_profile)
         else:
             from vggt4d_ros.replay.runner import run_replay

@@ -334,10 +334,20 @@ class SyntheticScene:
                         np.ones_like(grid_u)], axis=-1).reshape(-1, 3)
         return cam @ pose[:3, :3].T
 
-    def render(self, index: int) -> RenderedFrame:
-        """Render frame ``index`` (0-based)."""
+    def render(self, index: int, camera: np.ndarray | None = None) -> RenderedFrame:
+        """Render frame ``index`` (0-based).
+
+        Args:
+            index: frame index.
+            camera: [4,4] pose of the rendering camera in the path camera's optical frame (a
+                rig's other camera, see :mod:`vggt4d_ros.replay.synthetic_rig`); None: the
+                path camera itself.
+
+        """
         cfg = self.config
         pose = self.world_from_camera(index)
+        if camera is not None:
+            pose = pose @ camera
         origin = pose[:3, 3]
         hits = self._cast(origin, self._rays(pose, 1), index)
         depth = hits.t.reshape(cfg.height, cfg.width).astype(np.float32)
@@ -529,10 +539,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--no-metric-sensors', action='store_true',
                         help='leave out the aligned depth, odometry TF and camera mount topics')
+    parser.add_argument('--rig', choices=('stereo', 'front_side'), default=None,
+                        help='a two-camera rig bag instead (per-camera topics and truth, '
+                             'replay with --image-topics; vggt4d_ros.replay.synthetic_rig)')
     args = parser.parse_args(argv)
     config = SceneConfig.large(args.seed) if args.large else SceneConfig(seed=args.seed)
     if args.frames:
         config = replace(config, num_frames=args.frames)
+    if args.rig:
+        from vggt4d_ros.replay.synthetic_rig import write_synthetic_rig_bag
+
+        write_synthetic_rig_bag(args.bag, config, args.rig, args.storage)
+        print(f'wrote a {args.rig} rig, {config.num_frames} steps, to {args.bag}',
+              file=sys.stderr)
+        return 0
     sensors = None if args.no_metric_sensors else SensorConfig()
     write_synthetic_bag(args.bag, config, args.storage, sensors=sensors)
     print(f'wrote {config.num_frames} frames to {args.bag}', file=sys.stderr)
@@ -663,11 +683,14 @@ class SyntheticOracleView:
     def camera_pose(self, t: float) -> np.ndarray:
         return self.scene.world_from_camera(self.index_of(t))
 
-    def render(self, t: float, intrinsics: np.ndarray, hw: tuple[int, int]
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Depth [h,w] float64 z-depth, dynamic mask [h,w] bool, rgb [h,w,3] uint8."""
+    def render(self, t: float, intrinsics: np.ndarray, hw: tuple[int, int],
+               pose: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Depth [h,w] float64 z-depth, dynamic mask [h,w] bool, rgb [h,w,3] uint8.
+
+        ``pose``: world-from-camera of the rendering camera (None: the path camera at ``t``).
+        """
         index = self.index_of(t)
-        pose = self.scene.world_from_camera(index)
+        pose = self.scene.world_from_camera(index) if pose is None else pose
         hits = self.scene._cast(pose[:3, 3], _camera_rays(pose, intrinsics, hw), index)
         colour = self.scene.textures.shade(hits, self.scene.light).reshape(hw + (3,))
         rgb = np.clip(np.round(255.0 * colour ** (1 / 2.2)), 0, 255).astype(np.uint8)

@@ -44,10 +44,13 @@ class ConventionResolver:
 
     The extrinsic comes from the ``base_to_camera`` parameter, or (``extrinsic_source=tf``)
     from one TF lookup per camera frame; until TF has it, :meth:`convention` returns None and
-    the window's poses are not published (a throttled warning says so).
+    the window's poses are not published (a throttled warning says so). A rig publishes its
+    reference camera's poses: ``reference_extrinsic`` (the rig's first camera from
+    ``rig_extrinsics``) then replaces ``base_to_camera``.
     """
 
-    def __init__(self, node, params: NodeParams) -> None:
+    def __init__(self, node, params: NodeParams,
+                 reference_extrinsic: np.ndarray | None = None) -> None:
         self._node = node
         self._params = params
         self._conventions: dict[str, FrameConvention] = {}
@@ -56,6 +59,8 @@ class ConventionResolver:
         self.tf_listener = None
         if params.tf_mode == 'odom_to_base' and params.extrinsic_source == 'parameter':
             self._extrinsic = pose_from_xyz_quat(params.base_to_camera)
+        if params.tf_mode == 'odom_to_base' and reference_extrinsic is not None:
+            self._extrinsic = np.array(reference_extrinsic, dtype=np.float64)
         if params.tf_mode == 'odom_to_base' and params.extrinsic_source == 'tf':
             self.tf_buffer, self.tf_listener = _tf_listener(node)
 
@@ -128,7 +133,9 @@ class NodeSink:
         self._conventions = conventions
         self._map_points = map_points
         self._counters = counters
-        self._arrivals: collections.OrderedDict[int, float] = collections.OrderedDict()
+        # Keyed by (stamp, frame_id): a rig's cameras may share a stamp.
+        self._arrivals: collections.OrderedDict[tuple[int, str], float] = \
+            collections.OrderedDict()
         self._last_map_s = -np.inf
         self._first_window_seen = False
         #: Publish the static map with the next window whatever the period (final flush).
@@ -136,9 +143,9 @@ class NodeSink:
         #: Seconds spent publishing since the last :meth:`take_publish_seconds`.
         self._publish_s = 0.0
 
-    def arrived(self, stamp_ns: int, received_s: float) -> None:
+    def arrived(self, stamp_ns: int, received_s: float, frame_id: str = '') -> None:
         """Remember the arrival time of an image (``received_s``: ``time.monotonic()``)."""
-        self._arrivals[stamp_ns] = received_s
+        self._arrivals[(stamp_ns, frame_id)] = received_s
         while len(self._arrivals) > ARRIVALS_KEPT:
             self._arrivals.popitem(last=False)
 
@@ -156,7 +163,9 @@ class NodeSink:
         start = time.perf_counter()
         frames = [FrameMask(header=header_at(mask.stamp_ns, mask.frame_id), mask=mask.mask,
                             rgb=window.frames[mask.index],
-                            received_s=self._arrivals.pop(mask.stamp_ns, None))
+                            received_s=self._arrivals.pop((mask.stamp_ns, mask.frame_id),
+                                                          None),
+                            camera=mask.camera)
                   for mask in masks]
         counters = self._counters
         for frame in frames:
@@ -186,9 +195,10 @@ class NodeSink:
         outputs = self._outputs
         if update.reset:
             outputs.reset_trajectory()
+        # One pose per step: a rig's reference camera (view 0) stands for the rig.
         frames = [FramePose(frame.stamp_ns, frame.frame_id,
                             np.asarray(frame.pose, dtype=np.float64))
-                  for frame in output.frames]
+                  for frame in output.frames if frame.view == 0]
         convention = self._conventions.convention(frames[0].frame_id if frames else '')
         if convention is not None and frames:
             for frame in frames:

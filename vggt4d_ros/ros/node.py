@@ -73,6 +73,12 @@ from vggt4d_ros.ros.scale_inputs import scale_diagnostics
 from vggt4d_ros.ros.scale_inputs import ScaleInputs
 from vggt4d_ros.ros.perception_params import read_perception_topic_params
 from vggt4d_ros.ros.perception_publishers import PerceptionPublisher
+from vggt4d_ros.ros.rig_inputs import declare_rig_parameters
+from vggt4d_ros.ros.rig_inputs import offer_step
+from vggt4d_ros.ros.rig_inputs import QueuedStep
+from vggt4d_ros.ros.rig_inputs import read_rig_parameters
+from vggt4d_ros.ros.rig_inputs import RigInputs
+from vggt4d_ros.ros.rig_inputs import RigParams
 from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
 from vggt4d_ros.runtime import backend as backend_lib
@@ -142,6 +148,9 @@ class Vggt4dNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         self.state_label = 'unconfigured'
         declare_parameters(self, lambda: self.state_label == 'active')
+        declare_rig_parameters(self)
+        self.rig_params = RigParams()
+        self._rig: RigInputs | None = None  # multi-camera input (image_topics)
         self.counters = Counters()
         self.params: NodeParams | None = None
         self.engine_config: EngineConfig | None = None
@@ -214,18 +223,25 @@ class Vggt4dNode(LifecycleNode):
             self.params = read_node_parameters(self)
             self.engine_config = read_engine_config(self)
             check_scale_parameters(self.params, self.engine_config.scale)
-            self._conventions = ConventionResolver(self, self.params)
+            self.rig_params = read_rig_parameters(self)
+            rig = self.rig_params.setup() if self.rig_params.enabled else None
+            self._conventions = ConventionResolver(
+                self, self.params, None if rig is None or rig.base_from_camera is None
+                else rig.base_from_camera[0])
         except (ValueError, TypeError) as error:
             self._engine = None
             return self._fail('configure', str(error))
         set_switch_interval(self.params.gil_switch_interval_ms)
-        self._outputs = OutputPublisher(self, self.params, PerceptionPublisher(
-            self, read_perception_topic_params(self), self.engine_config.perception))
+        self._outputs = OutputPublisher(
+            self, self.params, rig.camera_names if rig is not None else (),
+            PerceptionPublisher(self, read_perception_topic_params(self),
+                                self.engine_config.perception))
         self.state_label = 'inactive'
         self.last_error = ''
         qos = 'reliable, keep all' if self.mode == 'replay' else self.params.input_qos
         self.get_logger().info(
-            f'configured: {self.mode} mode, input {self.params.image_topic} '
+            f'configured: {self.mode} mode, input '
+            f'{", ".join(self.rig_params.topics) or self.params.image_topic} '
             f'({"compressed" if self.params.compressed else "raw"}, {qos})')
         return SUCCESS
 
@@ -264,7 +280,9 @@ class Vggt4dNode(LifecycleNode):
 
     def _start_engine(self) -> None:
         """Create a fresh engine around the loaded backend, publishing through a NodeSink."""
-        self._engine = PerceptionEngine.from_config(self._loaded.backend, self.engine_config)
+        self._engine = PerceptionEngine.from_config(
+            self._loaded.backend, self.engine_config,
+            rig=self.rig_params.setup() if self.rig_params.enabled else None)
         self._sink = NodeSink(self, self.params, self._outputs, self._conventions,
                               self._engine.mapper.map.points, self.counters,
                               self._engine.perception)
@@ -384,6 +402,12 @@ class Vggt4dNode(LifecycleNode):
         else:
             msg_type = Image
             callback = self._on_image_info if HAS_MESSAGE_INFO else self._on_image
+        if self.rig_params.enabled:
+            convert = compressed_msg_to_rgb if params.compressed else image_msg_to_rgb
+            self._rig = RigInputs(self, self.rig_params, msg_type,
+                                  lambda msg: convert(msg, self._limits()), self._decode,
+                                  self._enqueue, qos, self._input_group)
+            return
         self._input_subscriptions.append(self.create_subscription(
             msg_type, params.image_topic, callback, qos, callback_group=self._input_group))
         metric = self._engine.metric if self._engine is not None else None
@@ -397,6 +421,9 @@ class Vggt4dNode(LifecycleNode):
                 qos_profile_sensor_data))
 
     def _unsubscribe(self) -> None:
+        if self._rig is not None:
+            self._rig.destroy()
+            self._rig = None
         for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
         self._input_subscriptions.clear()
@@ -424,6 +451,20 @@ class Vggt4dNode(LifecycleNode):
     def _accept(self, header, convert, info: dict | None = None) -> None:
         """Convert and enqueue; never raises (a bad message is counted and dropped)."""
         arrived = time.monotonic()
+        decoded = self._decode(header, convert, info)
+        if decoded is not None:
+            if self._scale_inputs is not None:
+                self._scale_inputs.image(header)
+            self._enqueue(QueuedFrame(decoded[0], decoded[1], header, arrived))
+
+    def _enqueue(self, item: QueuedFrame | QueuedStep) -> None:
+        queue = self._queue
+        if queue is not None:
+            queue.put(item)
+
+    def _decode(self, header, convert, info: dict | None = None) -> tuple | None:
+        """(rgb, stamp ns) of a message, or None when rejected (counted and logged)."""
+        arrived = time.monotonic()
         self._measure_arrival(header, info)
         self.counters.received += 1
         self.counters.input_rate.tick(arrived)
@@ -434,7 +475,7 @@ class Vggt4dNode(LifecycleNode):
             self.counters.rejected_stamp += 1
             self.get_logger().warning('dropping image with header stamp 0 (unset); counted '
                                       'as rejected_stamp', throttle_duration_sec=5.0)
-            return
+            return None
         try:
             rgb = convert()
         except UnsupportedEncodingError as error:
@@ -445,22 +486,18 @@ class Vggt4dNode(LifecycleNode):
                     f'dropping images with unsupported encoding {str(error)!r} (supported: '
                     f'{", ".join(SUPPORTED_ENCODINGS)}); counted in /diagnostics, not '
                     'repeated')
-            return
+            return None
         except ImageLimitError as error:
             self.counters.rejected_size += 1
             self.get_logger().warning(f'dropping image: {error}; counted as rejected_size',
                                       throttle_duration_sec=5.0)
-            return
+            return None
         except ImageDecodeError as error:
             self.counters.decode_errors += 1
             self.get_logger().warning(f'dropping undecodable image: {error}',
                                       throttle_duration_sec=5.0)
-            return
-        queue = self._queue
-        if queue is not None:
-            if self._scale_inputs is not None:
-                self._scale_inputs.image(header)
-            queue.put(QueuedFrame(rgb, stamp_ns, header, arrived))
+            return None
+        return rgb, stamp_ns
 
     def _measure_arrival(self, header, info: dict | None) -> None:
         """Record how long the image took to reach this callback (diagnostics).
@@ -528,7 +565,10 @@ class Vggt4dNode(LifecycleNode):
         engine, sink = self._engine, self._sink
         start = time.perf_counter()  # window time includes the gate (optical flow in offer)
         for item in batch:
-            sink.arrived(item.stamp_ns, item.received_s)
+            if isinstance(item, QueuedStep):  # a rig step: one frame per camera
+                offer_step(item, engine, sink, self._rig)
+                continue
+            sink.arrived(item.stamp_ns, item.received_s, item.header.frame_id)
             engine.offer(item.rgb, item.stamp_ns, item.header.frame_id)
         if engine.process():
             publish_s = sink.take_publish_seconds()
@@ -603,6 +643,8 @@ class Vggt4dNode(LifecycleNode):
         values.update({key: str(value) for key, value in engine_stats.items()})
         values.update(scale_diagnostics(self._scale_inputs, self.engine_config.scale
                                         if self.engine_config is not None else None))
+        if self._rig is not None:
+            values.update(self._rig.diagnostics())
         dropped = dropped_queue + int(engine_stats.get('dropped_window', 0))
         values['dropped_total'] = str(dropped)
         if self.last_error:

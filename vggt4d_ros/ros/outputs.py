@@ -66,6 +66,8 @@ class FrameMask:
         mask: [H,W] uint8 0/255 dynamic mask at camera resolution.
         rgb: [H,W,3] uint8 source image (for the overlay), or None.
         received_s: ``time.monotonic()`` when the image arrived, or None if unknown.
+        camera: a rig camera's name (its masks go to ``~/<camera>/dynamic_mask``); '' for
+            the single camera (``~/dynamic_mask``).
 
     """
 
@@ -73,6 +75,7 @@ class FrameMask:
     mask: np.ndarray
     rgb: np.ndarray | None
     received_s: float | None = None
+    camera: str = ''
 
 
 @dataclass
@@ -101,16 +104,24 @@ def header_at(stamp_ns: int, frame_id: str) -> Header:
 class OutputPublisher:
     """Owns the output publishers; called from the worker thread only."""
 
-    def __init__(self, node, params: NodeParams,
+    def __init__(self, node, params: NodeParams, camera_names: tuple[str, ...] = (),
                  perception: PerceptionPublisher | None = None) -> None:
         self._node = node
         self._params = params
         #: Planner-output publishers (ros/perception_publishers.py), or None.
         self.perception = perception
         self._publishers = []
-        self.mask_pub = self._create(params.publish_masks, Image, '~/dynamic_mask', FRAME_QOS)
-        self.overlay_pub = self._create(params.publish_overlay, Image, '~/mask_overlay',
-                                        FRAME_QOS)
+        self.mask_pub = self._create(params.publish_masks and not camera_names, Image,
+                                     '~/dynamic_mask', FRAME_QOS)
+        self.overlay_pub = self._create(params.publish_overlay and not camera_names, Image,
+                                        '~/mask_overlay', FRAME_QOS)
+        # A rig: masks and overlays per camera, ~/<camera>/dynamic_mask.
+        self.camera_mask_pubs = {name: self._create(params.publish_masks, Image,
+                                                    f'~/{name}/dynamic_mask', FRAME_QOS)
+                                 for name in camera_names}
+        self.camera_overlay_pubs = {name: self._create(params.publish_overlay, Image,
+                                                       f'~/{name}/mask_overlay', FRAME_QOS)
+                                    for name in camera_names}
         self.map_pub = self._create(params.publish_static_map, PointCloud2, '~/static_map',
                                     MAP_QOS)
         self.window_pub = self._create(params.publish_window_cloud, PointCloud2,
@@ -146,14 +157,17 @@ class OutputPublisher:
         self._previous_pose = None
 
     def publish_mask(self, frame: FrameMask) -> None:
-        """Publish the dynamic mask of one frame (source header)."""
-        if self.mask_pub is not None:
-            self.mask_pub.publish(numpy_to_image_msg(frame.mask, 'mono8', frame.header))
+        """Publish the dynamic mask of one frame (source header; a rig camera's own topic)."""
+        publisher = self.camera_mask_pubs.get(frame.camera) if frame.camera else self.mask_pub
+        if publisher is not None:
+            publisher.publish(numpy_to_image_msg(frame.mask, 'mono8', frame.header))
 
     def publish_overlay(self, frame: FrameMask) -> None:
         """Publish the mask overlay of one frame (when subscribed and the image is known)."""
-        if _subscribed(self.overlay_pub) and frame.rgb is not None:
-            self.overlay_pub.publish(numpy_to_image_msg(
+        publisher = self.camera_overlay_pubs.get(frame.camera) if frame.camera \
+            else self.overlay_pub
+        if _subscribed(publisher) and frame.rgb is not None:
+            publisher.publish(numpy_to_image_msg(
                 mask_overlay(frame.rgb, frame.mask), 'rgb8', frame.header))
 
     def publish_pose(self, frame: FramePose, convention: FrameConvention) -> None:

@@ -27,6 +27,7 @@ from vggt4d_ros.model import runtime
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.perception.config import PerceptionConfig
+from vggt4d_ros.motion.rig import RigLayout
 from vggt4d_ros.runtime.config import BackendConfig
 from vggt4d_ros.runtime.config import VGGT_WIDTH
 from vggt4d_ros.runtime.engine import Backend
@@ -82,11 +83,12 @@ class FixedWidthBackend:
         self.pipeline = pipeline
         self.width = int(width)
 
-    def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]) -> WindowResult:
-        """Run a window, as ``VGGT4DPipeline.run`` (frames [S] HxWx3 uint8 RGB)."""
+    def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int],
+            layout: RigLayout | None = None) -> WindowResult:
+        """Run a window, as ``VGGT4DPipeline.run`` (frames [S] HxWx3 uint8 RGB; a rig layout)."""
         plan = plan_resize(tuple(frames[0].shape[:2]), mode=self.pipeline.config.resize_mode,
                            target=self.width, patch=self.pipeline.patch)
-        return self.pipeline.run(frames, stamps_ns, plan=plan)
+        return self.pipeline.run(frames, stamps_ns, plan=plan, layout=layout)
 
     def __getattr__(self, name: str) -> Any:
         # record_refinement_graphs and other pipeline extras (warm_up looks them up).

@@ -43,6 +43,7 @@ from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.perception.observation import observations_from_window
 from vggt4d_ros.perception.perception_tracker import PerceptionOutput
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
+from vggt4d_ros.runtime.rig import RigSetup
 from vggt4d_ros.runtime.scale.config import ScaleConfig
 from vggt4d_ros.runtime.scale.estimate import ScaleEstimate
 from vggt4d_ros.runtime.scale.runtime import MetricScale
@@ -68,7 +69,12 @@ class Backend(Protocol):
     """
 
     def run(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]) -> WindowResult:
-        """Process one window: S frames [H,W,3] uint8 RGB with their stamps."""
+        """Process one window: S frames [H,W,3] uint8 RGB with their stamps.
+
+        A backend that takes rig windows also accepts ``layout=RigLayout`` (T steps x N views,
+        frames step-major, as ``VGGT4DPipeline.run``); the engine passes it only when N > 1,
+        so a single-camera backend keeps this two-argument call.
+        """
 
 
 #: Warning of each input reset kind (window-manager counter -> what to log).
@@ -109,6 +115,11 @@ class PerceptionEngine:
             mapper and every output is in metres.
         perception: planner-output settings (default / ``enabled=False``: none).
         sink: receiver of the results (see the module docstring; default: ignore them).
+        rig: the cameras of a multi-camera rig (None: one camera). With N > 1 cameras, feed
+            steps (``offer_step``/``push_step``, one frame per camera, grouped by
+            :class:`~vggt4d_ros.runtime.rig.RigGrouper`); windows are T steps x N views,
+            masks carry their camera, and the rig's extrinsics (when known) feed the
+            ``rig_baseline`` scale source.
 
     """
 
@@ -120,12 +131,17 @@ class PerceptionEngine:
         scale: ScaleConfig | None = None,
         perception: PerceptionConfig | None = None,
         sink: EngineSink | None = None,
+        rig: RigSetup | None = None,
     ) -> None:
         self.backend = backend
         self.sink: EngineSink = sink if sink is not None else NullSink()
-        self.windows = WindowManager(window_config or WindowConfig())
+        self.rig = rig
+        self.windows = WindowManager(window_config or WindowConfig(),
+                                     rig.num_views if rig is not None else 1)
         scale = scale or ScaleConfig()
         self.metric: MetricScale | None = None if scale.source == 'none' else MetricScale(scale)
+        if self.metric is not None and rig is not None and rig.base_from_camera is not None:
+            self.metric.set_rig_extrinsics(rig.base_from_camera)
         self.mapper = Mapper(mapper_config or MapperConfig(),
                              scale_fusion=self.metric.fusion if self.metric else None)
         self.perception: PerceptionTracker | None = (
@@ -136,10 +152,11 @@ class PerceptionEngine:
 
     @classmethod
     def from_config(cls, backend: Backend, config: EngineConfig,
-                    sink: EngineSink | None = None) -> PerceptionEngine:
+                    sink: EngineSink | None = None,
+                    rig: RigSetup | None = None) -> PerceptionEngine:
         """Engine with the window, mapper, scale and perception settings of ``config``."""
         return cls(backend, config.window, config.mapper, config.scale, config.perception,
-                   sink=sink)
+                   sink=sink, rig=rig)
 
     @property
     def stats(self) -> EngineStats:
@@ -165,6 +182,18 @@ class PerceptionEngine:
         """Queue a frame without running anything heavy (see the module docstring)."""
         return self.windows.offer(frame, stamp_ns, frame_id)
 
+    def push_step(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int],
+                  frame_ids: Sequence[str] | None = None) -> list[EngineOutput]:
+        """Add a rig step (one frame per camera, view order); returns the windows completed."""
+        self.offer_step(frames, stamps_ns, frame_ids)
+        return self.process()
+
+    def offer_step(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int],
+                   frame_ids: Sequence[str] | None = None) -> bool:
+        """Queue a rig step without running anything heavy (as ``offer``)."""
+        return self.windows.offer_step(list(frames), list(stamps_ns),
+                                       None if frame_ids is None else list(frame_ids))
+
     def process(self) -> list[EngineOutput]:
         """Report input resets, then run every window that is ready."""
         self._report_resets()
@@ -184,7 +213,12 @@ class PerceptionEngine:
     def _run(self, window: Window) -> EngineOutput:
         timings: dict[str, float] = {}
         tic = time.perf_counter()
-        result = self.backend.run(window.frames, window.stamps_ns)
+        if window.num_views == 1:
+            result = self.backend.run(window.frames, window.stamps_ns)
+        else:
+            result = self.backend.run(window.frames, window.stamps_ns, layout=window.layout)
+            if result.num_views != window.num_views:
+                raise RuntimeError('backend returned a WindowResult with another rig layout')
         timings['backend'] = time.perf_counter() - tic
         if [int(s) for s in result.stamps_ns] != window.stamps_ns:
             raise RuntimeError('backend returned a WindowResult for different stamps')
@@ -198,7 +232,8 @@ class PerceptionEngine:
         )
         timings['mapper'] = time.perf_counter() - tic
         frames = [
-            FrameOutput(mask.stamp_ns, mask.frame_id, mask.index, mask.mask, update.poses[k])
+            FrameOutput(mask.stamp_ns, mask.frame_id, mask.index, mask.mask, update.poses[k],
+                        view=mask.view, camera=mask.camera)
             for k, mask in enumerate(masks)
         ]
         self._frames_out += len(frames)
@@ -242,7 +277,11 @@ class PerceptionEngine:
         tic = time.perf_counter()
         new = window.new_indices
         camera = _camera_masks(result, new)
-        masks = [MaskOutput(window.stamps_ns[i], window.frame_ids[i], i, camera[k])
+        views = window.views
+        names = self.rig.camera_names if self.rig is not None else ('',)
+        masks = [MaskOutput(window.stamps_ns[i], window.frame_ids[i], i, camera[k],
+                            view=views[i], camera=names[views[i]] if window.num_views > 1
+                            else '')
                  for k, i in enumerate(new)]
         timings['masks'] = time.perf_counter() - tic
         tic = time.perf_counter()

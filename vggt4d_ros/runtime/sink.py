@@ -40,6 +40,8 @@ class MaskOutput:
         frame_id: source frame id.
         index: index of the frame in the window.
         mask: [H,W] uint8 dynamic mask (0 static, 255 dynamic) at camera resolution.
+        view: camera of the frame (0: the single camera, or a rig's reference camera).
+        camera: the camera's name in a rig ('' for a single camera).
 
     """
 
@@ -47,6 +49,8 @@ class MaskOutput:
     frame_id: str
     index: int
     mask: np.ndarray
+    view: int = field(default=0, kw_only=True)
+    camera: str = field(default='', kw_only=True)
 
 
 @dataclass
@@ -54,8 +58,10 @@ class FrameOutput(MaskOutput):
     """Per new frame of a window: its :class:`MaskOutput` and, after mapping, its pose.
 
     Attributes:
-        pose: [4,4] float64 world-from-camera pose in the global map frame (OpenCV camera
-            axes, VGGT's scale-free units unless a scale source gave metres).
+        pose: [4,4] float64 world-from-camera pose (this frame's own camera) in the global
+            map frame (OpenCV camera axes, VGGT's scale-free units unless a scale source gave
+            metres). A rig's pose is its reference camera's (``view`` 0) frames' pose
+            (``runtime.rig.base_poses`` turns them into base_link poses).
 
     """
 

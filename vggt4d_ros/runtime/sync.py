@@ -88,6 +88,20 @@ class ApproximateSync(Generic[Item]):
             return matched
         return None
 
+    def discard_older(self, stamp_ns: int) -> list[int]:
+        """Remove every waiting message older than ``stamp_ns``; returns the count per input.
+
+        Not part of message_filters' policy: a caller that consumes sets in time order (a rig's
+        steps) uses it after each set, since older messages could only form older sets.
+        """
+        counts = []
+        for queue in self._queues:
+            old = [s for s in queue if s < stamp_ns]
+            for stamp in old:
+                del queue[stamp]
+            counts.append(len(old))
+        return counts
+
     def pending(self, index: int) -> list[int]:
         """Stamps waiting in stream ``index`` (oldest first)."""
         return sorted(self._queues[index])

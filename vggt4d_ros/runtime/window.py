@@ -24,6 +24,16 @@ among themselves); they are held meanwhile and then enter the new segment. A fra
 current stream in between discards them (counted as ``outliers``). A stamp equal to the last
 one is a duplicate and is skipped.
 
+Rigs (``num_views`` N > 1, docs/method.md section 7): the unit is a **step**, one frame per
+camera grouped by stamp upstream (:class:`vggt4d_ros.runtime.rig.RigGrouper`), offered with
+``offer_step``. Everything above then counts steps: the gate decides per step (a step is a
+keyframe when ANY camera moved enough, or by the step's time limits; the step's stamp is its
+reference camera's, view 0), a window holds ``window_size // N`` steps and slides by
+``max(1, stride // N)`` steps, live mode drops whole steps, resets are per step (a stamp going
+back or any camera's image size changing). The window's frames are step-major (frame
+``t * N + v``), so VGGT's frame 0 is the reference camera at the oldest step. The stats count
+steps. N = 1 is the single-camera manager exactly.
+
 Thread safety: ``offer`` and ``take_window`` hold one lock, so a callback thread may offer while
 a worker takes; ``push`` does both for the single-threaded case.
 """
@@ -37,6 +47,8 @@ from typing import Literal
 
 import cv2
 import numpy as np
+
+from vggt4d_ros.motion.rig import RigLayout
 
 
 @dataclass
@@ -119,14 +131,15 @@ class Window:
     """One window of frames for the backend.
 
     Attributes:
-        frames: S images HxWx3 uint8 RGB, in time order.
-        stamps_ns: S stamps (strictly increasing).
+        frames: S images HxWx3 uint8 RGB, in time order (a rig: step-major, frame t*N + v).
+        stamps_ns: S stamps (increasing; a rig: each frame its own camera's stamp).
         frame_ids: S frame ids (ROS header frame_id), '' if unknown.
         is_new: S flags; False for overlap frames already output by the previous window.
         sequence: index of this window (0, 1, ...).
         segment: map segment; increments after each reset.
         starts_segment: True for the first window after construction or a reset.
-        keyframe_indices: S running keyframe counters (unique over the manager's life).
+        keyframe_indices: S running keyframe (step) counters (unique over the manager's life).
+        num_views: N cameras per step (1: a single camera).
 
     """
 
@@ -138,10 +151,21 @@ class Window:
     segment: int
     starts_segment: bool
     keyframe_indices: list[int]
+    num_views: int = 1
 
     @property
     def num_frames(self) -> int:
         return len(self.frames)
+
+    @property
+    def views(self) -> list[int]:
+        """Camera index of every frame (S ints)."""
+        return [i % self.num_views for i in range(len(self.frames))]
+
+    @property
+    def layout(self) -> RigLayout:
+        """Views x steps of the window's frames."""
+        return RigLayout.for_frames(len(self.frames), self.num_views)
 
     @property
     def new_indices(self) -> list[int]:
@@ -166,9 +190,11 @@ class WindowStats:
 
 @dataclass
 class _Keyframe:
-    image: np.ndarray
-    stamp_ns: int
-    frame_id: str
+    """One keyframe step: a frame per camera (one for a single camera)."""
+
+    images: list[np.ndarray]
+    stamps_ns: list[int]
+    frame_ids: list[str]
     index: int
 
 
@@ -176,19 +202,25 @@ class _Keyframe:
 class _GateState:
     grey: np.ndarray | None = None
     corners: np.ndarray | None = None
-    stamp_ns: int | None = None
     scale: float = 1.0
 
 
 class KeyframeGate:
-    """Parallax/time keyframe test with pyramidal Lucas-Kanade on downsized grey images."""
+    """Parallax/time keyframe test with pyramidal Lucas-Kanade on downsized grey images.
 
-    def __init__(self, config: WindowConfig) -> None:
+    With ``num_views`` cameras the test is per step: parallax per camera against that camera's
+    last keyframe, accepted when any camera moved enough; the time limits use the step stamp.
+    """
+
+    def __init__(self, config: WindowConfig, num_views: int = 1) -> None:
         self._config = config
-        self._state = _GateState()
+        self._num_views = num_views
+        self._states = [_GateState() for _ in range(num_views)]
+        self._stamp_ns: int | None = None
 
     def reset(self) -> None:
-        self._state = _GateState()
+        self._states = [_GateState() for _ in range(self._num_views)]
+        self._stamp_ns = None
 
     def _grey(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         height, width = image.shape[:2]
@@ -199,13 +231,13 @@ class KeyframeGate:
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         return grey, scale
 
-    def parallax_px(self, image: np.ndarray) -> float:
-        """Median displacement (camera pixels) of tracked corners since the last keyframe.
+    def parallax_px(self, image: np.ndarray, view: int = 0) -> float:
+        """Median displacement (camera pixels) of tracked corners since the camera's last keyframe.
 
         Returns ``inf`` when too few corners track (large change, or nothing to track), so such
         a frame counts as a keyframe.
         """
-        state = self._state
+        state = self._states[view]
         if state.grey is None or state.corners is None or len(state.corners) == 0:
             return float('inf')
         grey, _ = self._grey(image)
@@ -220,49 +252,76 @@ class KeyframeGate:
 
     def accept(self, image: np.ndarray, stamp_ns: int) -> bool:
         """Decide whether ``image`` is a keyframe; on acceptance it becomes the reference."""
+        return self.accept_step([image], stamp_ns)
+
+    def accept_step(self, images: list[np.ndarray], stamp_ns: int) -> bool:
+        """Decide whether a step (one image per camera) is a keyframe step (then remembered)."""
         cfg = self._config
-        last = self._state.stamp_ns
+        last = self._stamp_ns
         if last is not None:
             elapsed = (stamp_ns - last) * 1e-9
             if elapsed < cfg.min_keyframe_interval_s:
                 return False
             forced = cfg.max_keyframe_interval_s > 0 and elapsed >= cfg.max_keyframe_interval_s
             if not forced and cfg.min_parallax_px > 0:
-                if self.parallax_px(image) < cfg.min_parallax_px:
+                # Any camera: one looking along the motion sees little flow, a side one a lot.
+                if not any(self.parallax_px(image, view) >= cfg.min_parallax_px
+                           for view, image in enumerate(images)):
                     return False
-        self._remember(image, stamp_ns)
+        self._stamp_ns = stamp_ns
+        for view, image in enumerate(images):
+            self._remember(image, view)
         return True
 
-    def _remember(self, image: np.ndarray, stamp_ns: int) -> None:
-        self._state.stamp_ns = stamp_ns
+    def _remember(self, image: np.ndarray, view: int) -> None:
         if self._config.min_parallax_px <= 0:
             return  # no flow needed
+        state = self._states[view]
         grey, scale = self._grey(image)
         corners = cv2.goodFeaturesToTrack(
             grey, maxCorners=self._config.flow_max_corners, qualityLevel=0.01, minDistance=5
         )
-        self._state.grey = grey
-        self._state.scale = scale
-        self._state.corners = corners if corners is not None else np.zeros((0, 1, 2), np.float32)
+        state.grey = grey
+        state.scale = scale
+        state.corners = corners if corners is not None else np.zeros((0, 1, 2), np.float32)
 
 
 class WindowManager:
-    """Buffers keyframes and cuts them into overlapping windows (see the module docstring)."""
+    """Buffers keyframes and cuts them into overlapping windows (see the module docstring).
 
-    def __init__(self, config: WindowConfig | None = None) -> None:
+    Args:
+        config: window and gate settings (``window_size`` and ``stride`` in frames).
+        num_views: cameras per step (1: a single camera; N > 1: offer steps, see the module
+            docstring).
+
+    """
+
+    def __init__(self, config: WindowConfig | None = None, num_views: int = 1) -> None:
         self.config = config or WindowConfig()
+        if num_views < 1:
+            raise ValueError('num_views must be >= 1')
+        self.num_views = num_views
+        #: steps per window and new steps per window
+        self.window_steps = self.config.window_size // num_views
+        self.stride_steps = max(1, self.config.stride // num_views)
+        if self.window_steps < 2 or self.stride_steps >= self.window_steps:
+            raise ValueError(
+                f'window_size={self.config.window_size} and stride={self.config.stride} give '
+                f'{self.window_steps} steps of {num_views} views sliding by {self.stride_steps}:'
+                ' a rig window needs >= 2 steps and an overlap of >= 1 step')
+        self._max_queued = max(self.stride_steps, self.config.max_queued_frames // num_views)
         self.stats = WindowStats()
-        self._gate = KeyframeGate(self.config)
+        self._gate = KeyframeGate(self.config, num_views)
         self._lock = threading.Lock()
         self._pending: deque[_Keyframe] = deque()
         self._previous: list[_Keyframe] = []
         self._last_stamp: int | None = None
-        self._image_shape: tuple[int, ...] | None = None
+        self._image_shape: tuple | None = None
         self._keyframe_counter = 0
         self._segment = 0
         self._segment_started = False
-        # Frames of a possible new stream (new size or time base), oldest first.
-        self._candidate: list[tuple[np.ndarray, int, str]] = []
+        # Steps of a possible new stream (new size or time base), oldest first.
+        self._candidate: list[tuple[list[np.ndarray], list[int], list[str]]] = []
 
     def push(self, frame: np.ndarray, stamp_ns: int, frame_id: str = '') -> Window | None:
         """Offer a frame and return a window if one is ready (single-threaded use)."""
@@ -278,41 +337,64 @@ class WindowManager:
             frame_id: source frame id.
 
         """
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f'expected HxWx3 uint8 RGB, got {frame.shape} {frame.dtype}')
-        stamp_ns = int(stamp_ns)
+        if self.num_views != 1:
+            raise ValueError(f'a {self.num_views}-camera window manager takes steps '
+                             '(offer_step), not single frames')
+        return self.offer_step([frame], [stamp_ns], [frame_id])
+
+    def offer_step(self, frames: list[np.ndarray], stamps_ns: list[int],
+                   frame_ids: list[str] | None = None) -> bool:
+        """Offer one step, a frame per camera in view order; returns True if queued.
+
+        Args:
+            frames: N HxWx3 uint8 RGB images (kept by reference).
+            stamps_ns: N source stamps; the step's stamp is the reference camera's (view 0).
+            frame_ids: N source frame ids (None: all '').
+
+        """
+        frames = [np.asarray(frame) for frame in frames]
+        frame_ids = list(frame_ids) if frame_ids is not None else [''] * len(frames)
+        if not len(frames) == len(stamps_ns) == len(frame_ids) == self.num_views:
+            raise ValueError(f'a step needs {self.num_views} frames, stamps and frame ids, got '
+                             f'{len(frames)}, {len(stamps_ns)} and {len(frame_ids)}')
+        for frame in frames:
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise ValueError(f'expected HxWx3 uint8 RGB, got {frame.shape} {frame.dtype}')
+        stamps = [int(s) for s in stamps_ns]
+        shape = tuple(frame.shape for frame in frames)
         with self._lock:
             self.stats.frames_in += 1
-            if self._continues_stream(frame, stamp_ns):
+            if self._continues_stream(shape, stamps[0]):
                 if self._candidate:
                     self.stats.outliers += len(self._candidate)
                     self._candidate = []
-                return self._accept_locked(frame, stamp_ns, frame_id)
-            if self._last_stamp is not None and stamp_ns == self._last_stamp:
+                return self._accept_locked(frames, stamps, frame_ids)
+            if self._last_stamp is not None and stamps[0] == self._last_stamp:
                 self.stats.duplicates += 1
                 return False
-            return self._offer_candidate_locked(frame, stamp_ns, frame_id)
+            return self._offer_candidate_locked(frames, stamps, frame_ids)
 
-    def _continues_stream(self, frame: np.ndarray, stamp_ns: int) -> bool:
-        """Tell whether a frame continues the current stream (same size, a later stamp)."""
+    def _continues_stream(self, shape: tuple, stamp_ns: int) -> bool:
+        """Tell whether a step continues the current stream (same sizes, a later stamp)."""
         if self._last_stamp is None:
             return True
-        return frame.shape == self._image_shape and stamp_ns > self._last_stamp
+        return shape == self._image_shape and stamp_ns > self._last_stamp
 
-    def _offer_candidate_locked(self, frame: np.ndarray, stamp_ns: int, frame_id: str) -> bool:
-        """Hold a frame of a possible new stream; reset once enough of them came in a row."""
+    def _offer_candidate_locked(self, frames: list[np.ndarray], stamps: list[int],
+                                frame_ids: list[str]) -> bool:
+        """Hold a step of a possible new stream; reset once enough of them came in a row."""
         if self._candidate:
-            last_frame, last_stamp, _ = self._candidate[-1]
-            if frame.shape != last_frame.shape or stamp_ns <= last_stamp:
+            last_frames, last_stamps, _ = self._candidate[-1]
+            if [f.shape for f in frames] != [f.shape for f in last_frames] \
+                    or stamps[0] <= last_stamps[0]:
                 self.stats.outliers += len(self._candidate)
                 self._candidate = []
-        self._candidate.append((frame, stamp_ns, frame_id))
+        self._candidate.append((frames, stamps, frame_ids))
         if len(self._candidate) < self.config.reset_confirm_frames:
             return False
         held = self._candidate
         self._reset_locked()  # also forgets the candidate
-        if held[0][1] < self._last_stamp:
+        if held[0][1][0] < self._last_stamp:
             self.stats.resets_time_backwards += 1
         else:
             self.stats.resets_size_change += 1
@@ -320,17 +402,18 @@ class WindowManager:
         queued = [self._accept_locked(*item) for item in held]
         return queued[-1]
 
-    def _accept_locked(self, frame: np.ndarray, stamp_ns: int, frame_id: str) -> bool:
-        self._last_stamp = stamp_ns
-        self._image_shape = frame.shape
-        if not self._gate.accept(frame, stamp_ns):
+    def _accept_locked(self, frames: list[np.ndarray], stamps: list[int],
+                       frame_ids: list[str]) -> bool:
+        self._last_stamp = stamps[0]
+        self._image_shape = tuple(frame.shape for frame in frames)
+        if not self._gate.accept_step(frames, stamps[0]):
             self.stats.skipped += 1
             return False
         self.stats.keyframes += 1
-        self._pending.append(_Keyframe(frame, stamp_ns, frame_id, self._keyframe_counter))
+        self._pending.append(_Keyframe(frames, stamps, frame_ids, self._keyframe_counter))
         self._keyframe_counter += 1
         if self.config.mode == 'live':
-            while len(self._pending) > self.config.max_queued_frames:
+            while len(self._pending) > self._max_queued:
                 self._pending.popleft()
                 self.stats.dropped += 1
         return True
@@ -338,7 +421,7 @@ class WindowManager:
     def take_window(self) -> Window | None:
         """Form the next window if enough new keyframes are pending, else None."""
         with self._lock:
-            needed = self.config.stride if self._previous else self.config.window_size
+            needed = self.stride_steps if self._previous else self.window_steps
             if len(self._pending) < needed:
                 return None
             if self.config.mode == 'live':
@@ -382,24 +465,26 @@ class WindowManager:
             self._segment_started = False
 
     def _form_locked(self, new: list[_Keyframe]) -> Window:
-        keep = max(0, self.config.window_size - len(new))
+        keep = max(0, self.window_steps - len(new))
         overlap = self._previous[len(self._previous) - keep:] if keep else []
-        frames = overlap + new
+        steps = overlap + new
         starts = not self._segment_started
         self._segment_started = True
+        views = self.num_views
         window = Window(
-            frames=[k.image for k in frames],
-            stamps_ns=[k.stamp_ns for k in frames],
-            frame_ids=[k.frame_id for k in frames],
-            is_new=[False] * len(overlap) + [True] * len(new),
+            frames=[image for k in steps for image in k.images],
+            stamps_ns=[stamp for k in steps for stamp in k.stamps_ns],
+            frame_ids=[frame_id for k in steps for frame_id in k.frame_ids],
+            is_new=[False] * (len(overlap) * views) + [True] * (len(new) * views),
             sequence=self.stats.windows,
             segment=self._segment,
             starts_segment=starts,
-            keyframe_indices=[k.index for k in frames],
+            keyframe_indices=[k.index for k in steps for _ in range(views)],
+            num_views=views,
         )
         self.stats.windows += 1
-        # Only the frames a later window may reuse as overlap are kept.
-        self._previous = frames[-(self.config.window_size - 1):]
+        # Only the steps a later window may reuse as overlap are kept.
+        self._previous = steps[-(self.window_steps - 1):]
         return window
 
 

@@ -36,6 +36,13 @@ shorter one (node parameter ``gil_switch_interval_ms``)::
     python -m vggt4d_ros.tools.bench_node --backend fake_backends:make_busy_plane \
         --backend-path test/ros --duration 20 --param gil_switch_interval_ms:=1.0
 
+A rig of two 640x480 cameras at 30 fps (``image_topics``, docs/ros.md; both cameras publish
+each step with one stamp, a hardware-synchronised pair; windows of 8 images = 4 steps x 2)::
+
+    python -m vggt4d_ros.tools.bench_node --config full --device cuda --duration 30 --cameras 2
+
+Rates are then per camera (steps per second) and the latencies cover both cameras' masks.
+
 Goal on an H200: >= 30 fps input sustained with window 8 / stride >= 4 and p95 <= 250 ms. The
 node runs without tf2_msgs (then it publishes no TF), so the bench needs only rclpy, the
 message packages and torch.
@@ -75,7 +82,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='compute: cast the weights to the compute dtype (faster)')
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
-    parser.add_argument('--fps', type=float, default=30.0)
+    parser.add_argument('--fps', type=float, default=30.0, help='per camera')
+    parser.add_argument('--cameras', type=int, default=1, choices=(1, 2, 3, 4),
+                        help='2-4: a rig on /cam<i>/image_raw (node parameter image_topics)')
     parser.add_argument('--duration', type=float, default=30.0, help='seconds of streaming')
     parser.add_argument('--window', type=int, default=8)
     parser.add_argument('--stride', type=int, default=4)
@@ -113,12 +122,28 @@ def node_command(args: argparse.Namespace) -> list[str]:
         params['pipeline.refine_enabled'] = 'false'
     if args.backend:
         params['backend_factory'] = args.backend
+    if args.cameras > 1:
+        params['image_topics'] = '[' + ','.join(camera_topics(args.cameras)) + ']'
     command = [sys.executable, '-m', 'vggt4d_ros.ros.node', '--ros-args']
     for key, value in params.items():
         command += ['-p', f"{key}:={value if value != '' else repr('')}"]
     for extra in args.param:
         command += ['-p', extra]
     return command
+
+
+def camera_topics(cameras: int) -> list[str]:
+    """Image topics of the benchmark's cameras (one camera: the node's default topic)."""
+    if cameras == 1:
+        return ['/camera/image_raw']
+    return [f'/cam{index}/image_raw' for index in range(cameras)]
+
+
+def mask_topics(cameras: int) -> list[str]:
+    """List the node's mask topics for the benchmark's cameras."""
+    if cameras == 1:
+        return ['/vggt4d/dynamic_mask']
+    return [f'/vggt4d/cam{index}/dynamic_mask' for index in range(cameras)]
 
 
 def camera_frames(height: int, width: int, count: int = 30) -> list[np.ndarray]:
@@ -230,7 +255,8 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
     rclpy.init()
     peer = rclpy.create_node('vggt4d_bench')
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    publisher = peer.create_publisher(Image, '/camera/image_raw', reliable)
+    publishers = [peer.create_publisher(Image, topic, reliable)
+                  for topic in camera_topics(args.cameras)]
     timing = MaskTiming()
     latencies = timing.total
     publish_calls: list[float] = []
@@ -242,35 +268,41 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
     def on_mask(msg: Image) -> None:
         timing.add(msg, None)
 
-    peer.create_subscription(Image, '/vggt4d/dynamic_mask',
-                             on_mask_info if has_message_info else on_mask, reliable)
+    for topic in mask_topics(args.cameras):
+        peer.create_subscription(Image, topic, on_mask_info if has_message_info else on_mask,
+                                 reliable)
     peer.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
     planner_messages = _subscribe_planner_outputs(peer, reliable) if args.planner_subscribers \
         else {}
     try:
         start = time.monotonic()
-        while publisher.get_subscription_count() == 0:
+        while min(p.get_subscription_count() for p in publishers) == 0:
             if node_process.poll() is not None or time.monotonic() - start > args.startup_timeout:
                 raise RuntimeError(f'node did not start; see {log_path}')
             rclpy.spin_once(peer, timeout_sec=0.1)
         startup_s = time.monotonic() - start
         frames = camera_frames(args.height, args.width)
-        messages = []
-        for pixels in frames:
-            msg = Image(height=args.height, width=args.width, encoding='rgb8',
-                        step=args.width * 3, data=pixels.tobytes())
-            msg.header.frame_id = 'bench_camera_optical'
-            messages.append(msg)
+        messages = []  # [camera][frame]; other cameras see the texture shifted
+        for camera in range(args.cameras):
+            row = []
+            for index in range(len(frames)):
+                pixels = frames[(index + 7 * camera) % len(frames)]
+                msg = Image(height=args.height, width=args.width, encoding='rgb8',
+                            step=args.width * 3, data=pixels.tobytes())
+                msg.header.frame_id = f'bench_camera{camera}_optical'
+                row.append(msg)
+            messages.append(row)
         sent = 0
         begin = time.monotonic()
         while time.monotonic() - begin < args.duration:
             due = begin + sent / args.fps
             while time.monotonic() < due:
                 rclpy.spin_once(peer, timeout_sec=max(0.0, due - time.monotonic()))
-            msg = messages[sent % len(messages)]
             now_ns = time.time_ns()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
-            publisher.publish(msg)
+            for publisher, row in zip(publishers, messages):
+                msg = row[sent % len(row)]
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
+                publisher.publish(msg)
             publish_calls.append((time.time_ns() - now_ns) * 1e-9)
             sent += 1
         stream_s = time.monotonic() - begin
@@ -283,17 +315,18 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
         values = {}
         if diagnostics:
             values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-        received = int(values.get('frames_received', '0'))
+        received = int(values.get('frames_received', '0')) / args.cameras
         return {
             'model': (args.backend if args.backend else
                       f'{args.config} ({"weights" if args.weights else "random weights"})'),
             'device / dtype': values.get('backend', '?').split(' on ')[-1],
             'image': f'{args.width}x{args.height} rgb8',
+            'cameras': str(args.cameras),
             'window / stride': f'{args.window} / {args.stride}',
             'startup (load + warm-up) s': f'{startup_s:.1f}',
             'sent fps': f'{sent / stream_s:.1f}',
-            'input fps (node accepted)': f'{received / stream_s:.1f}',
-            'output fps (masks)': f'{masks_in_stream / stream_s:.1f}',
+            'input fps (node accepted, per camera)': f'{received / stream_s:.1f}',
+            'output fps (masks per camera)': f'{masks_in_stream / args.cameras / stream_s:.1f}',
             'latency p50 ms': f'{percentile_ms(latencies, 50):.0f}',
             'latency p95 ms': f'{percentile_ms(latencies, 95):.0f}',
             'latency max ms': f'{max(latencies) * 1e3:.0f}' if latencies else 'nan',
@@ -316,7 +349,7 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
             'node publish time p50 / p95 ms per window': (
                 f'{values.get("publish_time_p50_ms", "?")} / '
                 f'{values.get("publish_time_p95_ms", "?")}'),
-            'masks / frames sent': f'{len(latencies)} / {sent}',
+            'masks / frames sent': f'{len(latencies)} / {sent * args.cameras}',
             **({'planner messages received': ', '.join(
                 f'{topic.rsplit("/", 1)[-1]} {count[0]}'
                 for topic, count in planner_messages.items())} if planner_messages else {}),

@@ -39,7 +39,8 @@ def project_chunk(ref_frames: torch.Tensor, points: torch.Tensor, colours: torch
                   depth: torch.Tensor, coarse: torch.Tensor, images: torch.Tensor,
                   intrinsics: torch.Tensor, world_to_cam: torch.Tensor,
                   config: RefineConfig, with_gradient: bool,
-                  view_range: tuple[int, int] | None = None) -> Views:
+                  view_range: tuple[int, int] | None = None,
+                  pairs: torch.Tensor | None = None) -> Views:
     """Project the pixels of reference frames ``ref_frames`` into every frame (or a range).
 
     Args:
@@ -51,6 +52,7 @@ def project_chunk(ref_frames: torch.Tensor, points: torch.Tensor, colours: torch
             returned view axis has ``stop - start`` entries); None = every frame. A long window
             projects its candidates one range of views at a time, so memory stays bounded
             however many frames it has.
+        pairs: [S,S] bool, (i, j) True when frame j may test frame i; None: every j != i.
 
     """
     view_start = 0
@@ -79,7 +81,11 @@ def project_chunk(ref_frames: torch.Tensor, points: torch.Tensor, colours: torch
     bilinear = sample_pixels(stacked, xs, ys, 'bilinear')  # [S,4,P]
     lands_dynamic = bilinear[:, 0] > 0.5
     view_index = torch.arange(view_start, view_start + frames, device=depth.device)
-    other = view_index.view(-1, 1) != ref_frames.repeat_interleave(count).view(1, -1)
+    if pairs is None:
+        other = view_index.view(-1, 1) != ref_frames.repeat_interleave(count).view(1, -1)
+    else:  # [V, c*M]: column (i, m) allows the frames j (of the range) that may test i
+        other = pairs[ref_frames][:, view_start:view_start + frames].t() \
+            .repeat_interleave(count, dim=1)
     visible = z - config.occlusion_margin < sampled_depth
     keep = inside & visible & ~lands_dynamic & other & torch.isfinite(sampled_depth)
     depth_error = torch.where(keep, (z - sampled_depth).abs(), torch.zeros_like(z))

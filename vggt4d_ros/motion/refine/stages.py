@@ -229,7 +229,8 @@ def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor
                  config: RefineConfig = RefineConfig(),
                  cluster_fn: ClusterFn = cluster_eagerly,
                  search: CompiledKnn | None = None,
-                 frame_chunk: int | None = None) -> RefineResult:
+                 frame_chunk: int | None = None,
+                 pairs: torch.Tensor | None = None) -> RefineResult:
     """Stage 3 of VGGT4D (:func:`prepare_refinement` then :func:`finish_refinement`).
 
     Args:
@@ -243,6 +244,7 @@ def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor
         search: the compiled kNN search, as :func:`find_candidates`.
         frame_chunk: frames per chunk of a long window (:func:`cluster_candidates`,
             :func:`finish_refinement`); None = the whole window at once.
+        pairs: as :func:`finish_refinement`.
 
     Returns:
         RefineResult with masks [S,h,w] bool.
@@ -251,13 +253,14 @@ def refine_masks(images: torch.Tensor, depth: torch.Tensor, coarse: torch.Tensor
     plan = prepare_refinement(images, depth, coarse, intrinsics, config, cluster_fn, search,
                               frame_chunk)
     return finish_refinement(plan, images, depth, coarse, cam_to_world, intrinsics, config,
-                             frame_chunk)
+                             frame_chunk, pairs)
 
 
 def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tensor,
                       coarse: torch.Tensor, cam_to_world: torch.Tensor,
                       intrinsics: torch.Tensor, config: RefineConfig = RefineConfig(),
-                      frame_chunk: int | None = None) -> RefineResult:
+                      frame_chunk: int | None = None,
+                      pairs: torch.Tensor | None = None) -> RefineResult:
     """Stage 3, second half: project the clustered candidates with the pass-2 poses and decide.
 
     Args:
@@ -268,6 +271,9 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
             (``config.point_budget`` candidate-view pairs at a time) and sums its clusters
             ``frame_chunk`` frames at a time, so memory stays linear in S (the projection's
             work is S x (S-1) x candidates either way). None = the whole window at once.
+        pairs: [S,S] bool, (i, j) True when frame j tests frame i (a rig window passes
+            ``RigLayout.temporal_pairs``: other steps only); None: every j != i (the release).
+            The kept ratio's denominator counts the allowed pairs of each frame.
 
     Returns:
         RefineResult with masks [S,h,w] bool.
@@ -300,7 +306,8 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
             view_range = None if view_step >= frames else (
                 view_start, min(view_start + view_step, frames))
             views = project_chunk(ref, cand_points, plan.colours, sample_depth, coarse, images,
-                                  intrinsics, world_to_cam, config, gradient_mode, view_range)
+                                  intrinsics, world_to_cam, config, gradient_mode, view_range,
+                                  pairs)
             geometric = views.depth_error
             if gradient_mode:
                 geometric = geometric / views.gradient_norm.clamp_min(config.gradient_floor)
@@ -310,7 +317,10 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
         per_point[ref] = sums
     kept, geo_sum, rgb_sum, sizes = _cluster_totals(labels, valid, per_point, clusters,
                                                     frame_chunk)
-    ratio = kept / ((frames - 1) * sizes + 1e-6)
+    # Views each frame is tested in: S - 1 for one camera (the release), fewer in a rig.
+    tests = torch.full((frames, 1), float(frames - 1), device=depth.device) if pairs is None \
+        else pairs.sum(1, keepdim=True).float()
+    ratio = kept / (tests * sizes + 1e-6)
     score = (geo_sum + rgb_sum / 3) / kept.clamp_min(1)
     too_few = ratio < config.min_valid_ratio
     cluster_dynamic = (too_few | (score > config.threshold)).gather(1, labels.clamp_min(0))
@@ -319,7 +329,7 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
         # inherit their cluster's decision, as a whole cluster without evidence would.
         pixel_kept, pixel_geo, pixel_rgb = per_point.unbind(-1)
         pixel_score = (pixel_geo + pixel_rgb / 3) / pixel_kept.clamp_min(1)
-        evidence = pixel_kept / max(frames - 1, 1) >= config.min_valid_ratio
+        evidence = pixel_kept / tests.clamp_min(1) >= config.min_valid_ratio
         dynamic_slot = valid & torch.where(evidence, pixel_score > config.threshold,
                                            cluster_dynamic)
         slot_scores = torch.where(evidence, pixel_score, torch.full_like(pixel_score,

@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Source = Literal['none', 'depth', 'odometry', 'camera_height']
-SOURCES: tuple[str, ...] = ('none', 'depth', 'odometry', 'camera_height')
+from vggt4d_ros.runtime.scale.rig_baseline import RigBaselineConfig
+
+Source = Literal['none', 'depth', 'odometry', 'camera_height', 'rig_baseline']
+SOURCES: tuple[str, ...] = ('none', 'depth', 'odometry', 'camera_height', 'rig_baseline')
 
 
 def _meta(description: str, limits: tuple[float, float] | None = None) -> dict:
@@ -196,9 +198,9 @@ class ScaleConfig:
     Attributes:
         source: 'none' (outputs stay in VGGT's scale-free units, today's behaviour), 'depth'
             (aligned depth image), 'odometry' (odom -> base_link), 'camera_height' (known
-            camera height above a flat floor). A rig baseline source comes with the
-            multi-camera work.
-        depth, odometry, camera_height: per-source settings.
+            camera height above a flat floor), 'rig_baseline' (a multi-camera rig's known
+            baselines vs VGGT's camera centres).
+        depth, odometry, camera_height, rig_baseline: per-source settings.
         filter: fusion across windows.
         sync_queue_size, sync_slop_s: image <-> depth pairing (message_filters'
             ApproximateTimeSynchronizer ``queue_size`` and ``slop``), the same in the node and
@@ -219,6 +221,7 @@ class ScaleConfig:
     depth: DepthScaleConfig = field(default_factory=DepthScaleConfig)
     odometry: OdometryScaleConfig = field(default_factory=OdometryScaleConfig)
     camera_height: CameraHeightConfig = field(default_factory=CameraHeightConfig)
+    rig_baseline: RigBaselineConfig = field(default_factory=RigBaselineConfig)
     filter: ScaleFilterConfig = field(default_factory=ScaleFilterConfig)
 
     def __post_init__(self) -> None:

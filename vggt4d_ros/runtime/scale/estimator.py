@@ -27,6 +27,7 @@ from vggt4d_ros.runtime.scale.estimate import ScaleEstimate
 from vggt4d_ros.runtime.scale.filter import ScaleFilter
 from vggt4d_ros.runtime.scale.odometry import OdometryBuffer
 from vggt4d_ros.runtime.scale.odometry import OdometryScale
+from vggt4d_ros.runtime.scale.rig_baseline import rig_scale_from_window
 
 
 @dataclass
@@ -39,12 +40,15 @@ class ScaleInputs:
         odometry: the ``odom -> base_link`` buffer (None: no odometry yet).
         base_from_camera: [4,4] extrinsic base_link -> camera optical frame (None: unknown;
             odometry then treats the odometry as the camera's own).
+        rig_from_cameras: [N,4,4] a rig's camera optical frames in base_link, view order
+            (``rig_baseline``; None: unknown).
 
     """
 
     depths: Mapping[int, DepthImage] = field(default_factory=dict)
     odometry: OdometryBuffer | None = None
     base_from_camera: np.ndarray | None = None
+    rig_from_cameras: np.ndarray | None = None
 
 
 class ScaleEstimator:
@@ -71,6 +75,10 @@ class ScaleEstimator:
             estimate = ScaleEstimate.failed('none', 'disabled')
         elif source == 'depth':
             estimate = self.depth.estimate(result, inputs.depths)
+        elif source == 'rig_baseline':
+            estimate = ScaleEstimate.failed(source, 'no_extrinsic') \
+                if inputs.rig_from_cameras is None else rig_scale_from_window(
+                    result, inputs.rig_from_cameras, self.config.rig_baseline)
         elif source == 'odometry':
             if inputs.odometry is None:
                 estimate = ScaleEstimate.failed(source, 'no_tf')

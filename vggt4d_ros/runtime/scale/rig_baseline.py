@@ -21,59 +21,32 @@ picks up the rig's motion v*dt (the sync slop bounds it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import math
 
 import numpy as np
 
 from vggt4d_ros.motion.result import WindowResult
+from vggt4d_ros.runtime.scale.estimate import robust_log_centre
+from vggt4d_ros.runtime.scale.estimate import ScaleEstimate
 
-#: 1.4826 * MAD estimates the standard deviation of Gaussian data.
-MAD_TO_SIGMA = 1.4826
-
-
-@dataclass(frozen=True)
-class RigScaleEstimate:
-    """Metres per VGGT unit of ONE window from the rig baselines.
-
-    Attributes:
-        value: metres per unit of this window, or None (see ``reason``).
-        spread: relative 1-sigma uncertainty of ``value`` (0.01 = 1 %), nan if none.
-        count: (step, camera pair) ratios the value rests on.
-        reason: '' when there is a value, else why not: 'single_camera',
-            'short_baseline', 'degenerate_estimate', 'direction_mismatch', 'too_few_pairs'.
-
-    """
-
-    value: float | None
-    spread: float
-    count: int
-    reason: str = ''
-
-    @property
-    def ok(self) -> bool:
-        return self.value is not None
-
-    @staticmethod
-    def failed(reason: str) -> 'RigScaleEstimate':
-        return RigScaleEstimate(None, float('nan'), 0, reason)
+SOURCE = 'rig_baseline'
 
 
 @dataclass(frozen=True)
 class RigBaselineConfig:
-    """Pair selection of the rig-baseline scale.
+    """Pair selection of the rig-baseline scale (``scale.rig_baseline``)."""
 
-    Attributes:
-        min_baseline_m: ignore camera pairs closer than this (metres).
-        max_direction_deg: reject a ratio when the estimated direction from camera a to b
-            (in a's axes) is further than this from the known one.
-        min_pairs: fewer accepted ratios than this give no estimate.
-
-    """
-
-    min_baseline_m: float = 0.05
-    max_direction_deg: float = 20.0
-    min_pairs: int = 2
+    min_baseline_m: float = field(default=0.05, metadata={
+        'description': 'ignore camera pairs closer than this (metres).',
+        'range': (0.0, 100.0)})
+    max_direction_deg: float = field(default=20.0, metadata={
+        'description':
+            "reject a ratio when the estimated direction from camera a to b (in camera a's "
+            'axes) is further than this from the known one (degrees).', 'range': (0.0, 180.0)})
+    min_pairs: int = field(default=2, metadata={
+        'description': 'fewer accepted (step, camera pair) ratios give no estimate.',
+        'range': (1, 1000)})
 
 
 def _pair_geometry(cam_from_world: np.ndarray, centres: np.ndarray,
@@ -94,7 +67,7 @@ def _pair_geometry(cam_from_world: np.ndarray, centres: np.ndarray,
 
 
 def rig_baseline_scale(world_from_camera: np.ndarray, base_from_camera: np.ndarray,
-                       config: RigBaselineConfig = RigBaselineConfig()) -> RigScaleEstimate:
+                       config: RigBaselineConfig = RigBaselineConfig()) -> ScaleEstimate:
     """Metres per VGGT unit from known inter-camera translations vs VGGT's camera centres.
 
     Args:
@@ -105,7 +78,9 @@ def rig_baseline_scale(world_from_camera: np.ndarray, base_from_camera: np.ndarr
         config: pair selection.
 
     Returns:
-        RigScaleEstimate (value in metres per unit, relative spread).
+        ScaleEstimate of source 'rig_baseline' (metres per unit, relative spread, samples =
+        accepted (step, pair) ratios; reasons 'single_camera', 'short_baseline',
+        'degenerate_estimate', 'direction_mismatch', 'too_few_pairs').
 
     """
     poses = np.asarray(world_from_camera, dtype=np.float64)
@@ -115,7 +90,7 @@ def rig_baseline_scale(world_from_camera: np.ndarray, base_from_camera: np.ndarr
                          f'and {rig.shape}')
     views = rig.shape[0]
     if views < 2:
-        return RigScaleEstimate.failed('single_camera')
+        return ScaleEstimate.failed(SOURCE, 'single_camera')
     if poses.shape[0] % views:
         raise ValueError(f'{poses.shape[0]} poses are not whole steps of {views} cameras')
     poses = poses.reshape(-1, views, 4, 4)  # [T,N,4,4]
@@ -124,25 +99,25 @@ def rig_baseline_scale(world_from_camera: np.ndarray, base_from_camera: np.ndarr
     baseline = np.linalg.norm(known, axis=-1)
     long_enough = baseline >= config.min_baseline_m
     if not long_enough.any():
-        return RigScaleEstimate.failed('short_baseline')
+        return ScaleEstimate.failed(SOURCE, 'short_baseline')
     estimated = _pair_geometry(np.swapaxes(poses[..., :3, :3], -1, -2), poses[..., :3, 3],
                                a, b)  # [T,P,3]
     length = np.linalg.norm(estimated, axis=-1)
     usable = np.isfinite(length) & (length > 1e-9) & long_enough
     if not usable.any():
-        return RigScaleEstimate.failed('degenerate_estimate')
+        return ScaleEstimate.failed(SOURCE, 'degenerate_estimate')
     cosine = np.einsum('tpi,pi->tp', estimated, known) / (
         np.where(usable, length, 1.0) * np.maximum(baseline, 1e-12))
     agree = usable & (cosine >= math.cos(math.radians(config.max_direction_deg)))
     if not agree.any():
-        return RigScaleEstimate.failed('direction_mismatch')
+        return ScaleEstimate.failed(SOURCE, 'direction_mismatch')
     if agree.sum() < config.min_pairs:
-        return RigScaleEstimate.failed('too_few_pairs')
+        return ScaleEstimate.failed(SOURCE, 'too_few_pairs')
     logs = np.log(baseline[None, :] / np.where(agree, length, 1.0))  # [T,P]
     return _combine(logs, agree)
 
 
-def _combine(logs: np.ndarray, agree: np.ndarray) -> RigScaleEstimate:
+def _combine(logs: np.ndarray, agree: np.ndarray) -> ScaleEstimate:
     """Median of the accepted log ratios, with a relative spread.
 
     The pairs of one step share that step's poses, so steps are the independent samples: the
@@ -155,19 +130,18 @@ def _combine(logs: np.ndarray, agree: np.ndarray) -> RigScaleEstimate:
 
     """
     pooled = logs[agree]
-    centre = float(np.median(pooled))
-    spread = MAD_TO_SIGMA * float(np.median(np.abs(pooled - centre))) / math.sqrt(pooled.size)
+    centre, sigma = robust_log_centre(pooled)
+    spread = sigma / math.sqrt(pooled.size)
     steps = agree.any(axis=1)
     if steps.sum() >= 2:
         medians = np.array([np.median(row[keep]) for row, keep in zip(logs[steps], agree[steps])])
-        step_sigma = MAD_TO_SIGMA * float(np.median(np.abs(medians - np.median(medians))))
-        spread = max(spread, step_sigma / math.sqrt(medians.size))
-    return RigScaleEstimate(math.exp(centre), spread, int(pooled.size))
+        spread = max(spread, robust_log_centre(medians)[1] / math.sqrt(medians.size))
+    return ScaleEstimate(SOURCE, math.exp(centre), spread, int(pooled.size))
 
 
 def rig_scale_from_window(result: WindowResult, base_from_camera: np.ndarray,
                           config: RigBaselineConfig = RigBaselineConfig()
-                          ) -> RigScaleEstimate:
+                          ) -> ScaleEstimate:
     """:func:`rig_baseline_scale` of a window result (its pass-2 poses and rig layout).
 
     Args:

@@ -49,6 +49,7 @@ class MetricScale:
         self.odometry = OdometryBuffer(self.config.odometry)
         self._base_from_camera = None if base_from_camera is None \
             else np.array(base_from_camera, dtype=np.float64)
+        self._rig: np.ndarray | None = None
         self._lock = threading.Lock()
         self.last: ScaleEstimate | None = None
         #: window frames (each counted once) that had no paired depth when their window ran
@@ -92,6 +93,11 @@ class MetricScale:
         with self._lock:
             self._base_from_camera = np.array(base_from_camera, dtype=np.float64)
 
+    def set_rig_extrinsics(self, base_from_cameras: np.ndarray) -> None:
+        """Set a rig's camera extrinsics [N,4,4] (base_link -> optical frames, view order)."""
+        with self._lock:
+            self._rig = np.array(base_from_cameras, dtype=np.float64)
+
     def estimate(self, result: WindowResult) -> ScaleEstimate:
         """Estimate metres per unit of this window with the configured source (worker)."""
         with self._lock:
@@ -99,7 +105,7 @@ class MetricScale:
                 depths={s: self.pairing.depths[s] for s in result.stamps_ns
                         if s in self.pairing.depths},
                 odometry=self.odometry if len(self.odometry) else None,
-                base_from_camera=self._base_from_camera)
+                base_from_camera=self._base_from_camera, rig_from_cameras=self._rig)
             # The buffer is read under the lock: a callback must not change it meanwhile.
             self.last = self.estimator.update(result, inputs)
             if self.config.source == 'depth':

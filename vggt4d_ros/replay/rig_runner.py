@@ -1,0 +1,259 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Offline replay of a multi-camera bag (``vggt4d-replay BAG --image-topics A B``).
+
+The cameras' images are read in stamp order, grouped into rig steps by
+:class:`vggt4d_ros.runtime.rig.RigGrouper` (``--rig-slop``; frames without a complete group
+are counted, never processed) and fed to the engine as T steps x N views per window
+(docs/method.md section 7). Outputs: per camera ``<out>/<camera>/`` (masks, that camera's
+``trajectory.tum`` and output bag, as a single-camera replay writes them), the rig trajectory
+``<out>/rig_trajectory.tum`` (``base_link`` when the extrinsics are known, else the reference
+camera), ``static_map.ply`` from all cameras, ``metrics.json`` with the per-camera mask and
+trajectory scores, and the report. Ground truth per camera: ``/ground_truth/<camera>/pose``
+and ``/ground_truth/<camera>/dynamic_mask`` when the bag has them (the synthetic rig bag does,
+:mod:`vggt4d_ros.replay.synthetic_rig`). Extrinsics: ``/tf_static`` ``base_link -> <image
+frame_id>`` when the bag has all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+import heapq
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from vggt4d_ros.replay import messages as m
+from vggt4d_ros.replay.bag import BagReader
+from vggt4d_ros.replay.bag import ImageFrame
+from vggt4d_ros.replay.bag import IMAGE_TYPES
+from vggt4d_ros.replay.errors import ReplayError
+from vggt4d_ros.replay.inputs import validate_options
+from vggt4d_ros.replay.outputs import ReplayOutputs
+from vggt4d_ros.replay.outputs import tum_line
+from vggt4d_ros.replay.report import ReportInputs
+from vggt4d_ros.replay.report import write_report
+from vggt4d_ros.replay.runner import engine_config
+from vggt4d_ros.replay.runner import evaluate
+from vggt4d_ros.replay.runner import Evaluation
+from vggt4d_ros.replay.runner import ReplayConfig
+from vggt4d_ros.replay.runner import ReplaySummary
+from vggt4d_ros.runtime.backend import BackendError
+from vggt4d_ros.runtime.backend import build_backend
+from vggt4d_ros.runtime.backend import LoadedBackend
+from vggt4d_ros.runtime.engine import PerceptionEngine
+from vggt4d_ros.runtime.rig import base_poses
+from vggt4d_ros.runtime.rig import camera_name_of_topic
+from vggt4d_ros.runtime.rig import RigGrouper
+from vggt4d_ros.runtime.rig import RigSetup
+from vggt4d_ros.runtime.sink import EngineOutput
+
+
+@dataclass
+class RigReplayConfig:
+    """The rig part of a replay.
+
+    Attributes:
+        image_topics: 2 to 4 camera topics, the reference camera first.
+        camera_names: one per topic (empty: each topic's namespace).
+        slop_s, queue_size: grouping (message_filters semantics).
+
+    """
+
+    image_topics: list[str]
+    camera_names: list[str] = field(default_factory=list)
+    slop_s: float = 0.01
+    queue_size: int = 10
+
+
+class _RigSink:
+    """Writes each camera's frames into its outputs as windows are mapped."""
+
+    def __init__(self, outputs: dict[str, ReplayOutputs], rgb: dict[tuple[int, int], Any],
+                 wanted: set[int]) -> None:
+        self.outputs = outputs
+        self.rgb = rgb
+        self.wanted = wanted  # reference-camera frame numbers shown in the report
+        self.samples: dict[int, np.ndarray] = {}
+        self._reference_frames = 0
+        self.windows = 0
+        self.warnings: list[str] = []
+        self.stage_seconds: dict[str, list[float]] = {}
+
+    def masks_ready(self, window, masks) -> None:
+        """Masks are written with their poses."""
+
+    def window_mapped(self, output: EngineOutput) -> None:
+        self.windows += 1
+        for name, seconds in {**output.result.timings, **output.timings}.items():
+            self.stage_seconds.setdefault(name, []).append(float(seconds))
+        for frame in output.frames:
+            rgb = self.rgb.pop((frame.view, frame.stamp_ns), None)
+            if frame.view == 0:
+                if self._reference_frames in self.wanted and rgb is not None:
+                    self.samples[frame.stamp_ns] = rgb
+                self._reference_frames += 1
+            self.outputs[frame.camera].write_frame(frame.stamp_ns, frame.frame_id, frame.mask,
+                                                   frame.pose, rgb)
+
+    def warning(self, warning) -> None:
+        self.warnings.append(warning.text)
+
+
+def _merged(reader: BagReader, topics: list[str], limit: int | None
+            ) -> Iterator[tuple[int, int, ImageFrame]]:
+    """(stamp, view, frame) of every camera in stamp order (``limit`` steps' worth)."""
+    def stream(view: int, topic: str) -> Iterator[tuple[int, int, ImageFrame]]:
+        for frame in reader.images(topic):
+            yield frame.stamp_ns, view, frame
+
+    streams = [stream(view, topic) for view, topic in enumerate(topics)]
+    for count, item in enumerate(heapq.merge(*streams, key=lambda entry: entry[:2])):
+        if limit is not None and count >= limit * len(topics):
+            return
+        yield item
+
+
+def _bag_extrinsics(reader: BagReader, frame_ids: list[str]) -> np.ndarray | None:
+    """[N,4,4] base_link -> camera frames from the bag's /tf_static (None if any is missing)."""
+    if reader.topics().get('/tf_static') != m.TF_MESSAGE or not all(frame_ids):
+        return None
+    poses = []
+    for frame_id in frame_ids:
+        stamps, found = reader.poses('/tf_static', child_frame=frame_id)
+        if len(stamps) == 0:
+            return None
+        poses.append(found[0])
+    return np.stack(poses)
+
+
+def _camera_evaluation(config: ReplayConfig, reader: BagReader, name: str, reference: bool,
+                       outputs: ReplayOutputs) -> Evaluation:
+    """Scores of one camera against its ground truth (per-camera topics, else the bag's)."""
+    topics = reader.topics()
+    pose_topic, mask_topic = f'/ground_truth/{name}/pose', f'/ground_truth/{name}/dynamic_mask'
+    per_camera = replace(config, gt_pose_topic=pose_topic if pose_topic in topics else None,
+                         gt_mask_topic=mask_topic if mask_topic in topics else None)
+    if not reference and (per_camera.gt_pose_topic is None or per_camera.gt_mask_topic is None):
+        return Evaluation(trajectory_note='no per-camera ground truth',
+                          mask_note='no per-camera ground truth')
+    return evaluate(per_camera, reader, outputs.stamps, outputs.poses, outputs.masks)
+
+
+def run_rig_replay(config: ReplayConfig, rig: RigReplayConfig,
+                   backend: LoadedBackend | None = None) -> ReplaySummary:
+    """Replay a multi-camera bag (see the module docstring).
+
+    Raises:
+        ReplayError: bad options, bag or topics; the outputs written before stay.
+
+    """
+    validate_options(config)
+    names = rig.camera_names or [camera_name_of_topic(t) for t in rig.image_topics]
+    if len(names) != len(rig.image_topics) or not 2 <= len(names) <= 4:
+        raise ReplayError('--image-topics needs 2 to 4 topics (and one --camera-names each)')
+    cfg = engine_config(config)
+    out = Path(config.out_dir)
+    with BagReader(config.bag) as reader:
+        for topic in rig.image_topics:
+            reader.require_topic(topic, IMAGE_TYPES)
+        first_ids = [next(iter(reader.images(topic))).frame_id for topic in rig.image_topics]
+        setup = RigSetup(tuple(names), _bag_extrinsics(reader, first_ids))
+        out.mkdir(parents=True, exist_ok=True)
+        if backend is None:
+            try:
+                backend = build_backend(cfg.backend, cfg.pipeline)
+            except BackendError as error:
+                raise ReplayError(str(error)) from error
+        outputs = {name: ReplayOutputs(out / name, config.storage, config.copy_images)
+                   for name in names}
+        rgb: dict[tuple[int, int], Any] = {}
+        count = reader.message_count(rig.image_topics[0])
+        wanted = {int(round(i)) for i in np.linspace(0, max(count - 1, 0),
+                                                     max(1, min(config.samples, count)))}
+        sink = _RigSink(outputs, rgb, wanted)
+        engine = PerceptionEngine.from_config(backend.backend, cfg, sink, rig=setup)
+        grouper: RigGrouper[ImageFrame] = RigGrouper(len(names), rig.queue_size, rig.slop_s)
+        frames_in = 0
+        try:
+            for stamp, view, frame in _merged(reader, rig.image_topics, config.max_frames):
+                frames_in += 1
+                group = grouper.add(view, stamp, frame)
+                if group is None:
+                    continue
+                for index, item in enumerate(group):
+                    rgb[(index, item.stamp_ns)] = item.rgb
+                engine.push_step([f.rgb for f in group], [f.stamp_ns for f in group],
+                                 [f.frame_id for f in group])
+            engine.flush()
+        finally:
+            for camera_outputs in outputs.values():
+                points, colors = engine.mapper.map.points()
+                camera_outputs.write_window_end(points, colors)
+                camera_outputs.close()
+        points, colors = engine.mapper.map.points()
+        map_points = outputs[names[0]].write_ply(points, colors)
+        (out / 'static_map.ply').write_bytes(outputs[names[0]].ply_path.read_bytes())
+        trajectory = engine.mapper.trajectory
+        rig_poses = base_poses(trajectory.matrices(), setup) if len(trajectory) else []
+        (out / 'rig_trajectory.tum').write_text(''.join(
+            tum_line(int(s), p) + '\n' for s, p in zip(trajectory.stamps_ns, rig_poses)))
+        scores = {name: _camera_evaluation(config, reader, name, view == 0, outputs[name])
+                  for view, name in enumerate(names)}
+    stats = grouper.stats
+    metrics = {
+        'bag': str(config.bag), 'image_topics': rig.image_topics, 'cameras': names,
+        'extrinsics_known': setup.base_from_camera is not None,
+        'model': backend.description, 'random_weights': backend.random_weights,
+        'frames_in': frames_in, 'windows': sink.windows,
+        'rig': {'groups': stats.groups, 'incomplete': stats.incomplete,
+                'unmatched': dict(zip(names, stats.unmatched))},
+        'cameras_out': {name: {
+            'frames_out': len(outputs[name].stamps),
+            'trajectory': (score.trajectory.summary() if score.trajectory
+                           else {'note': score.trajectory_note}),
+            'masks': score.masks.summary() if score.masks else {'note': score.mask_note},
+        } for name, score in scores.items()},
+        'engine': engine.stats.__dict__, 'map_points': map_points,
+        'scale': engine.metric.diagnostics() if engine.metric is not None else None,
+        'input_resets': sink.warnings,
+    }
+    (out / 'metrics.json').write_text(json.dumps(metrics, indent=2, default=str))
+    report = _report(config, names, outputs, scores, backend, sink, metrics,
+                     np.asarray([p[:3, 3] for p in rig_poses]) if len(rig_poses) else None)
+    frames_out = sum(len(o.stamps) for o in outputs.values())
+    return ReplaySummary(out, report, metrics, frames_in, frames_out)
+
+
+def _report(config: ReplayConfig, names: list[str], outputs: dict[str, ReplayOutputs],
+            scores: dict[str, Evaluation], backend: LoadedBackend, sink: _RigSink,
+            metrics: dict[str, Any], rig_xyz: np.ndarray | None) -> Path:
+    """Write the report: the reference camera's scores and samples, all cameras' in the facts."""
+    facts = [('bag', f'`{config.bag}`'), ('cameras', ', '.join(names) + ' (reference first)'),
+             ('model', backend.description),
+             ('steps grouped / incomplete frames',
+              f"{metrics['rig']['groups']} / {metrics['rig']['incomplete']}"),
+             ('windows', str(sink.windows))]
+    for name in names:
+        score = scores[name]
+        masks = f'J {score.masks.j_mean:.3f}, F {score.masks.f_mean:.3f}' if score.masks \
+            else score.mask_note
+        ate = f'ATE {score.trajectory.ate_rmse:.4f}' if score.trajectory \
+            else score.trajectory_note
+        facts.append((f'camera {name}', f'{len(outputs[name].stamps)} frames; masks {masks}; '
+                                        f'{ate}'))
+    facts.append(('outputs', '`<camera>/` (masks, trajectory.tum, output_bag), '
+                             '`rig_trajectory.tum`, `static_map.ply`, `metrics.json`'))
+    reference = scores[names[0]]
+    masks = outputs[names[0]].masks
+    samples = [(stamp, rgb, masks[stamp], reference.truth_masks.get(stamp))
+               for stamp, rgb in sorted(sink.samples.items()) if stamp in masks]
+    inputs = ReportInputs(title='VGGT4D rig replay report', facts=facts,
+                          random_weights=backend.random_weights,
+                          trajectory=reference.trajectory,
+                          trajectory_note=reference.trajectory_note, masks=reference.masks,
+                          mask_note=reference.mask_note, estimate_xyz=rig_xyz,
+                          stage_seconds=sink.stage_seconds, samples=samples)
+    return write_report(config.out_dir, inputs)

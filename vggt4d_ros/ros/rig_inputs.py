@@ -1,0 +1,344 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Multi-camera input of the node: N image topics grouped into rig steps, per-camera masks.
+
+With ``image_topics`` (2 to 4 topics; empty: the single ``image_topic``) the node subscribes
+every camera, groups their images into time steps by stamp and hands whole steps to the worker
+(``engine.offer_step``). Grouping is ``message_filters.ApproximateTimeSynchronizer`` on a ROS
+install that has it, else :class:`vggt4d_ros.runtime.rig.RigGrouper` (the same policy,
+tested against it), chosen by ``rig_sync``. A group is decoded only once complete; frames that
+never join one are counted per camera (``rig.unmatched.<camera>``), as are groups with an
+undecodable image. Per-camera masks go to ``~/<camera_name>/dynamic_mask`` (each with its
+source header); TF, odometry and path carry one rig pose per step (the reference camera,
+view 0, through its extrinsic: ``base_link`` in ``odom_to_base`` mode).
+
+Extrinsics (base_link -> each camera's optical frame): ``rig_extrinsics`` (7 numbers per
+camera), or empty to look them up in TF (base_frame -> each image's frame_id) once the first
+step arrived; until then the rig-baseline scale has none (a counted 'no_extrinsic').
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import time
+from typing import Any, Callable
+
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.parameter import Parameter
+
+from vggt4d_ros.ros.frames import pose_from_xyz_quat
+from vggt4d_ros.runtime.rig import camera_name_of_topic
+from vggt4d_ros.runtime.rig import MAX_VIEWS
+from vggt4d_ros.runtime.rig import RigGrouper
+from vggt4d_ros.runtime.rig import RigSetup
+
+RIG_SYNC = ('auto', 'message_filters', 'builtin')
+
+#: (name, type, default or None for an empty array, description)
+_PARAMETERS = (
+    ('image_topics', Parameter.Type.STRING_ARRAY, None,
+     'Camera topics of a rig, 2 to 4 (empty: one camera on image_topic). Images are grouped '
+     'into time steps by stamp; windows are steps x cameras.'),
+    ('camera_names', Parameter.Type.STRING_ARRAY, None,
+     "One name per rig camera (masks on ~/<name>/dynamic_mask); empty: each topic's "
+     'namespace (/front/image_raw -> front).'),
+    ('camera_info_topics', Parameter.Type.STRING_ARRAY, None,
+     'Optional CameraInfo topic per rig camera (latest cached; VGGT estimates intrinsics).'),
+    ('rig_extrinsics', Parameter.Type.DOUBLE_ARRAY, None,
+     'Pose of each rig camera optical frame in base_link, [x, y, z, qx, qy, qz, qw] per '
+     'camera in topic order; empty: looked up in TF (base_frame -> image frame_id).'),
+    ('rig_slop_s', Parameter.Type.DOUBLE, 0.01,
+     'Largest stamp spread of one rig step (seconds, message_filters slop).'),
+    ('rig_queue_size', Parameter.Type.INTEGER, 10,
+     'Images per camera waiting for their partners (message_filters queue_size).'),
+    ('rig_sync', Parameter.Type.STRING, 'auto',
+     'auto: message_filters when importable, else the built-in equivalent; '
+     'message_filters; builtin.'),
+)
+
+
+@dataclass(frozen=True)
+class RigParams:
+    """The rig parameters (see ``_PARAMETERS``); ``topics`` empty = one camera."""
+
+    topics: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    info_topics: tuple[str, ...] = ()
+    extrinsics: tuple[float, ...] = ()
+    slop_s: float = 0.01
+    queue_size: int = 10
+    sync: str = 'auto'
+
+    def __post_init__(self) -> None:
+        count = len(self.topics)
+        if count and not 2 <= count <= MAX_VIEWS:
+            raise ValueError(f'image_topics needs 2 to {MAX_VIEWS} topics, got {count}')
+        if self.names and len(self.names) != count:
+            raise ValueError(f'camera_names needs one name per image topic ({count})')
+        if self.info_topics and len(self.info_topics) != count:
+            raise ValueError(f'camera_info_topics needs one topic per image topic ({count})')
+        if self.sync not in RIG_SYNC:
+            raise ValueError(f'rig_sync must be one of {RIG_SYNC}, got {self.sync!r}')
+        if not self.slop_s > 0 or self.queue_size < 1:
+            raise ValueError('rig_slop_s must be positive and rig_queue_size >= 1')
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.topics)
+
+    def setup(self) -> RigSetup:
+        """Build the engine's rig: names (given or from the topics), parameter extrinsics."""
+        names = self.names or tuple(camera_name_of_topic(t) for t in self.topics)
+        return RigSetup.from_parameters(names, self.extrinsics)
+
+
+def declare_rig_parameters(node) -> None:
+    """Declare the rig parameters (empty arrays are declared by type)."""
+    for name, kind, default, description in _PARAMETERS:
+        descriptor = ParameterDescriptor(description=description, type=kind.value)
+        node.declare_parameter(name, kind if default is None else default, descriptor)
+
+
+def read_rig_parameters(node) -> RigParams:
+    """Read the rig parameters (an unset array is empty).
+
+    Raises:
+        ValueError: an inconsistent combination (message names the parameter).
+
+    """
+    def value(name: str) -> Any:
+        try:
+            read = node.get_parameter(name).value
+        except ParameterUninitializedException:
+            return ()
+        return () if read is None else read
+
+    topics = tuple(t for t in value('image_topics') if t)
+    return RigParams(topics, tuple(value('camera_names')), tuple(value('camera_info_topics')),
+                     tuple(float(v) for v in value('rig_extrinsics')),
+                     float(value('rig_slop_s')), int(value('rig_queue_size')),
+                     str(value('rig_sync')))
+
+
+@dataclass
+class QueuedStep:
+    """One complete rig step for the worker (frames in view order).
+
+    Attributes:
+        rgbs: N [H,W,3] uint8 images.
+        stamps_ns: N header stamps.
+        headers: N source headers.
+        received_s: N ``time.monotonic()`` arrival times.
+
+    """
+
+    rgbs: list
+    stamps_ns: list[int]
+    headers: list
+    received_s: list[float]
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(getattr(rgb, 'nbytes', 0) for rgb in self.rgbs))
+
+
+#: Decodes one message: (header, convert) -> (rgb, stamp_ns) or None (rejected and counted).
+Decode = Callable[[Any, Callable[[], np.ndarray]], Any]
+
+
+class RigInputs:
+    """Subscriptions, grouping and per-camera counters of a rig (see the module docstring).
+
+    Args:
+        node: the node (subscriptions, logger, TF).
+        params: rig parameters.
+        msg_type: Image or CompressedImage.
+        convert: message -> [H,W,3] uint8 RGB (raises the node's decode errors).
+        decode: the node's checked decode (counts and logs rejects; None when rejected).
+        on_step: receives each complete, decoded :class:`QueuedStep` (enqueue).
+        qos: image subscription QoS.
+        callback_group: the node's input callback group.
+
+    """
+
+    def __init__(self, node, params: RigParams, msg_type, convert: Callable[[Any], np.ndarray],
+                 decode: Decode, on_step: Callable[[QueuedStep], None], qos,
+                 callback_group=None) -> None:
+        self._node = node
+        self.params = params
+        self.setup = params.setup()
+        self._convert = convert
+        self._decode = decode
+        self._on_step = on_step
+        self._subscriptions: list = []
+        self.camera_info: dict[str, Any] = {}
+        self.received = [0] * self.setup.num_views
+        self.groups = 0
+        self.rejected_groups = 0
+        self._grouper: RigGrouper | None = None
+        self._synchronizer = None
+        #: where the extrinsics came from: 'parameter', 'tf' (once looked up) or 'unknown'
+        self.extrinsics_source = 'parameter' if params.extrinsics else 'unknown'
+        self._tf_buffer, self._tf_listener = (None, None) if params.extrinsics \
+            else _tf_listener(node)
+        self._next_lookup_s = 0.0
+        self.backend = self._pick_backend()
+        if self.backend == 'message_filters':
+            self._subscribe_message_filters(msg_type, qos, callback_group)
+        else:
+            self._grouper = RigGrouper(self.setup.num_views, params.queue_size, params.slop_s)
+            for view, topic in enumerate(params.topics):
+                self._subscriptions.append(node.create_subscription(
+                    msg_type, topic, lambda msg, v=view: self._add(v, msg), qos,
+                    callback_group=callback_group))
+        for name, topic in zip(self.setup.camera_names, params.info_topics):
+            if topic:
+                self._subscriptions.append(node.create_subscription(
+                    _camera_info_type(), topic,
+                    lambda msg, n=name: self.camera_info.__setitem__(n, msg), qos))
+
+    def _pick_backend(self) -> str:
+        if self.params.sync == 'builtin':
+            return 'builtin'
+        try:
+            import message_filters  # noqa: F401
+        except ImportError:
+            if self.params.sync == 'message_filters':
+                raise ValueError('rig_sync=message_filters, but message_filters is not '
+                                 'installed (install ros-<distro>-message-filters or use '
+                                 'rig_sync=builtin)')
+            return 'builtin'
+        return 'message_filters'
+
+    def _subscribe_message_filters(self, msg_type, qos, callback_group) -> None:
+        import message_filters
+
+        subscribers = [message_filters.Subscriber(self._node, msg_type, topic, qos_profile=qos,
+                                                  callback_group=callback_group)
+                       for topic in self.params.topics]
+        for view, subscriber in enumerate(subscribers):
+            subscriber.registerCallback(lambda msg, v=view: self._count(v))
+        self._synchronizer = message_filters.ApproximateTimeSynchronizer(
+            subscribers, self.params.queue_size, self.params.slop_s)
+        self._synchronizer.registerCallback(lambda *msgs: self._group(
+            [(msg, time.monotonic()) for msg in msgs]))
+        self._subscriptions.extend(subscriber.sub for subscriber in subscribers)
+
+    def _count(self, view: int) -> None:
+        self.received[view] += 1
+
+    def _add(self, view: int, msg) -> None:
+        """Builtin grouping: one camera's message (callback thread)."""
+        self._count(view)
+        stamp = msg.header.stamp
+        group = self._grouper.add(view, stamp.sec * 1_000_000_000 + stamp.nanosec,
+                                  (msg, time.monotonic()))
+        if group is not None:
+            self._group(list(group))
+
+    def _group(self, group: list[tuple[Any, float]]) -> None:
+        """Decode a complete group; enqueue it as one step (or count it rejected)."""
+        self.groups += 1
+        decoded = [self._decode(msg.header, lambda m=msg: self._convert(m)) for msg, _ in group]
+        if any(item is None for item in decoded):
+            self.rejected_groups += 1
+            return
+        self._on_step(QueuedStep([rgb for rgb, _ in decoded], [s for _, s in decoded],
+                                 [msg.header for msg, _ in group], [t for _, t in group]))
+
+    def new_extrinsics(self, frame_ids: list[str]) -> np.ndarray | None:
+        """[N,4,4] extrinsics looked up in TF the first time they are all there, else None.
+
+        Called by the worker per step while ``rig_extrinsics`` is empty; tries at most once a
+        second, and returns a result once (then the source is 'tf').
+        """
+        now = time.monotonic()
+        if self._tf_buffer is None or self.extrinsics_source != 'unknown' \
+                or now < self._next_lookup_s:
+            return None
+        self._next_lookup_s = now + 1.0
+        found = lookup_extrinsics(self._tf_buffer, self.base_frame, frame_ids)
+        if found is not None:
+            self.extrinsics_source = 'tf'
+        return found
+
+    @property
+    def base_frame(self) -> str:
+        return self._node.get_parameter('base_frame').value
+
+    def destroy(self) -> None:
+        """Destroy the subscriptions."""
+        for subscription in self._subscriptions:
+            self._node.destroy_subscription(subscription)
+        self._subscriptions.clear()
+        unregister = getattr(self._tf_listener, 'unregister', None)
+        if unregister is not None:
+            unregister()
+        self._tf_listener = None
+
+    def diagnostics(self) -> dict[str, str]:
+        """Key/values for /diagnostics: groups, per-camera unmatched frames, sync backend."""
+        values = {'rig.cameras': ','.join(self.setup.camera_names), 'rig.sync': self.backend,
+                  'rig.extrinsics': self.extrinsics_source,
+                  'rig.groups': str(self.groups),
+                  'rig.rejected_groups': str(self.rejected_groups)}
+        for name, count in zip(self.setup.camera_names, self.received):
+            values[f'rig.received.{name}'] = str(count)
+            values[f'rig.unmatched.{name}'] = str(count - self.groups)
+        if self._grouper is not None:
+            values['rig.incomplete'] = str(self._grouper.stats.incomplete)
+        return values
+
+
+def offer_step(item: QueuedStep, engine, sink, rig: RigInputs | None) -> None:
+    """Hand a step to the engine (worker thread): arrival times, TF extrinsics, the frames.
+
+    ``rig`` is None once unsubscribed (replay deactivate still works off the queue); the
+    extrinsics are then not looked up any more.
+    """
+    frame_ids = [header.frame_id for header in item.headers]
+    for stamp_ns, received_s, frame_id in zip(item.stamps_ns, item.received_s, frame_ids):
+        sink.arrived(stamp_ns, received_s, frame_id)
+    extrinsics = rig.new_extrinsics(frame_ids) if rig is not None else None
+    if extrinsics is not None and engine.metric is not None:
+        engine.metric.set_rig_extrinsics(extrinsics)  # the rig_baseline scale source
+    engine.offer_step(item.rgbs, item.stamps_ns, frame_ids)
+
+
+def lookup_extrinsics(tf_buffer, base_frame: str, frame_ids: list[str]) -> np.ndarray | None:
+    """[N,4,4] base_frame -> each camera frame from TF, or None while any is missing."""
+    from rclpy.time import Time
+
+    poses = []
+    for frame_id in frame_ids:
+        try:
+            stamped = tf_buffer.lookup_transform(base_frame, frame_id, Time())
+        except Exception:  # noqa: B902 - tf2 raises several unrelated types
+            return None
+        t, q = stamped.transform.translation, stamped.transform.rotation
+        poses.append(pose_from_xyz_quat([t.x, t.y, t.z, q.x, q.y, q.z, q.w]))
+    return np.stack(poses)
+
+
+def _tf_listener(node) -> tuple[Any, Any]:
+    """tf2_ros Buffer and TransformListener, or (None, None) without tf2_ros."""
+    try:
+        from tf2_ros import Buffer
+        from tf2_ros import TransformListener
+    except ImportError:
+        return None, None
+    buffer = Buffer()
+    return buffer, TransformListener(buffer, node)
+
+
+def _camera_info_type():
+    from sensor_msgs.msg import CameraInfo
+
+    return CameraInfo
+
+
+__all__ = ['declare_rig_parameters', 'lookup_extrinsics', 'offer_step', 'QueuedStep',
+           'read_rig_parameters',
+           'RIG_SYNC', 'RigInputs', 'RigParams']

@@ -9,7 +9,6 @@ Tolerances (scene units = metres of the oracle room, 8 x 3 x 8 m; camera path ~6
   7-9: depth noise at 4-6 m range plus chained drift), none within 0.3 m of the moving sphere.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -242,18 +241,15 @@ def test_memory_stays_bounded_over_thousands_of_windows():
         voxel=VoxelMapConfig(voxel_size=0.1, max_voxels=3000),
     )
     mapper = Mapper(config)
-    start = time.perf_counter()
     sizes = []
     for k in range(1500):
         mapper.integrate(backend.run([], [(4 * k + i) * STEP for i in range(8)]))
         sizes.append(len(mapper.map))
-    elapsed = time.perf_counter() - start
     assert max(sizes) <= 3000 and mapper.map.evicted > 0
     assert len(mapper.trajectory) <= 500 and mapper.trajectory.dropped > 0
     assert len(mapper._stored) == 8
     assert mapper.stats.windows == 1500
     assert sum(mapper.stats.resets.values()) == 0
-    assert elapsed < 40.0
 
 
 def test_pad_mode_borders_never_reach_the_map():

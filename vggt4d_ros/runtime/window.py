@@ -304,11 +304,13 @@ class WindowManager:
         #: steps per window and new steps per window
         self.window_steps = self.config.window_size // num_views
         self.stride_steps = max(1, self.config.stride // num_views)
-        if self.window_steps < 2 or self.stride_steps >= self.window_steps:
+        # stride <= window_size (WindowConfig) keeps stride_steps <= window_steps; equal is
+        # the offline single-pass case (no overlap, each window its own map segment).
+        if self.window_steps < 2:
             raise ValueError(
                 f'window_size={self.config.window_size} and stride={self.config.stride} give '
                 f'{self.window_steps} steps of {num_views} views sliding by {self.stride_steps}:'
-                ' a rig window needs >= 2 steps and an overlap of >= 1 step')
+                ' a window needs >= 2 steps')
         self._max_queued = max(self.stride_steps, self.config.max_queued_frames // num_views)
         self.stats = WindowStats()
         self._gate = KeyframeGate(self.config, num_views)

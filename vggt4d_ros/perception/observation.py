@@ -85,8 +85,9 @@ def observations_from_window(result: WindowResult, update: MapUpdate) -> list[Fr
 
     A rig window (``result.layout``, step-major) gives each frame its camera (``view``) and
     its step's stamp (``step_ns``: the reference camera's stamp at that step; the window's
-    new frames are whole steps, so that frame is in the window). Nothing is copied: depth, confidence, masks and images stay on the window's device
-    (perception runs there). Masks are the refined masks.
+    new frames are whole steps, so that frame is in the window). Nothing is copied: depth,
+    confidence, masks and images stay on the window's device (perception runs there). Masks
+    are the refined masks.
     """
     indices = list(update.new_indices)
     if not indices:

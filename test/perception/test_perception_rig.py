@@ -23,7 +23,9 @@ from vggt4d_ros.perception.config import TrackerConfig
 from vggt4d_ros.perception.config import Z_UP_FROM_OPTICAL
 from vggt4d_ros.perception.instances import FrameInstances
 from vggt4d_ros.perception.instances import Instance
+from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.occupancy import UNKNOWN
+from vggt4d_ros.perception.perception_tracker import PerceptionTracker
 from vggt4d_ros.perception.rig_merge import merge_views
 from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.runtime.rig import RigSetup
@@ -259,3 +261,36 @@ def test_grids_integrate_every_camera():
             xy = np.stack([cols + 0.5, rows + 0.5], axis=1) * GRID.resolution + GRID.origin_xy
             near = np.linalg.norm(xy - _sphere(backend, stamp)[:2], axis=1)
             assert near.min() < 0.3
+
+
+# -- step bookkeeping ------------------------------------------------------------------------
+
+
+def _observation(stamp_ns: int, view: int, step_ns: int) -> FrameObservation:
+    """A 20 x 30 frame at depth 2 with a 6 x 6 dynamic block (camera at the origin)."""
+    mask = np.zeros((20, 30), bool)
+    mask[7:13, 12:18] = True
+    intrinsics = np.array([[20.0, 0, 14.5], [0, 20.0, 9.5], [0, 0, 1]])
+    return FrameObservation(stamp_ns, np.full((20, 30), 2.0, np.float32), 1.0, None,
+                            intrinsics, np.eye(4), mask, view=view, step_ns=step_ns)
+
+
+def test_old_and_repeated_steps_are_skipped_and_counted():
+    tracker = PerceptionTracker(PerceptionConfig(grid=GRID))
+    first = tracker.update([_observation(10 * MS + v * JITTER, v, 10 * MS) for v in (1, 0)])
+    assert [c.stamp_ns for c in first.clouds] == [10 * MS] and first.skipped == 0
+    assert len(first.clouds[0].points) == 2 * 36  # both cameras' dynamic pixels
+    assert tracker.stats.steps == 1 and tracker.stats.frames == 2
+    # The same step again, an older one, and a camera twice in a new step: skipped.
+    out = tracker.update([_observation(10 * MS, 0, 10 * MS), _observation(5 * MS, 1, 5 * MS),
+                          _observation(20 * MS, 0, 20 * MS), _observation(20 * MS, 0, 20 * MS),
+                          _observation(21 * MS, 1, 20 * MS)])
+    assert out.skipped == 3 and tracker.stats.skipped == 3
+    assert [c.stamp_ns for c in out.clouds] == [20 * MS] and len(out.clouds[0].points) == 72
+    assert out.grids.stamp_ns == out.stamp_ns == 20 * MS
+    # The step's frames as one tracker update: one detection (both cameras see one block).
+    assert tracker.tracker.stats.frames == 2 and tracker.tracker.stats.births == 1
+    with pytest.raises(ValueError, match='share shape'):
+        small = _observation(30 * MS, 1, 30 * MS)
+        small.depth, small.mask = small.depth[:10], small.mask[:10]
+        tracker.update([_observation(30 * MS, 0, 30 * MS), small])

@@ -13,7 +13,10 @@ import torch
 from vggt4d_ros.geometry.image_transform import ResizeCrop
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.replay.bag import BagReader
+from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.cli import main as replay_main
+from vggt4d_ros.replay.outputs import PLANNER_FRAME
+from vggt4d_ros.replay.outputs import PLANNER_TOPICS
 from vggt4d_ros.replay.outputs import read_tum
 from vggt4d_ros.replay.rig_runner import RigReplayConfig
 from vggt4d_ros.replay.rig_runner import run_rig_replay
@@ -139,3 +142,28 @@ def test_cli_runs_a_rig_replay(rig_bag, tmp_path, monkeypatch, capsys):
     assert json.loads((out / 'metrics.json').read_text())['cameras'] == ['left', 'right']
     assert replay_main([str(bag), '--out', str(out), '--image-topics', '/rig/left/image_raw',
                         '/absent', '--quiet']) == 2
+
+
+def test_rig_replay_writes_the_planner_outputs_once_per_step(tmp_path):
+    bag = write_synthetic_rig_bag(tmp_path / 'bag', SCENE, 'stereo')
+    names = list(rig_cameras('stereo'))
+    loaded = LoadedBackend(_ExactRigBackend(SCENE, 'stereo'), torch.device('cpu'),
+                           torch.float32, 'exact rig')
+    config = ReplayConfig(bag=bag, out_dir=tmp_path / 'out', window_size=4, stride=2,
+                          quiet=True, samples=2, perception=True)
+    summary = run_rig_replay(config, RigReplayConfig([rig_topics(n)['image'] for n in names],
+                                                     names), loaded)
+    perception = summary.metrics['perception']
+    assert perception['steps'] == SCENE.num_frames and perception['frames'] == 2 * perception[
+        'steps'] and perception['skipped'] == 0
+    steps, _ = read_tum(tmp_path / 'out' / 'rig_trajectory.tum')
+    with BagReader(tmp_path / 'out' / names[0] / 'output_bag') as reader:
+        clouds = [msg for _, msg in reader.messages(PLANNER_TOPICS['dynamic_cloud'])]
+        detections = [msg for _, msg in reader.messages(PLANNER_TOPICS['detections'])]
+        assert reader.message_count(PLANNER_TOPICS['static']) == summary.metrics['windows']
+    # One cloud per rig step (both cameras' points), stamped with the step.
+    assert [m.stamp_ns_of(c.header) for c in clouds] == [int(s) for s in steps]
+    assert all(c.header.frame_id == PLANNER_FRAME for c in clouds)
+    assert {m.stamp_ns_of(d.header) for d in detections} <= {int(s) for s in steps}
+    with BagReader(tmp_path / 'out' / names[1] / 'output_bag') as reader:
+        assert PLANNER_TOPICS['dynamic_cloud'] not in reader.topics()

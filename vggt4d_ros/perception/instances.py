@@ -41,7 +41,9 @@ class Instance:
         box: image box (row0, col0, row1, col1), inclusive, network pixels.
         centre: [3] estimated object centre, output frame.
         size: [3] estimated full extent along the output axes.
-        range: camera distance of the centre (global units).
+        range: camera distance of the centre (global units); for a detection merged from
+            several cameras of a rig, the range whose measurement noise is the merged one.
+        view: the camera (rig view) whose image ``box`` is in.
 
     """
 
@@ -51,6 +53,7 @@ class Instance:
     centre: np.ndarray
     size: np.ndarray
     range: float
+    view: int = 0
 
 
 @dataclass

@@ -34,6 +34,10 @@ class FrameObservation:
             pixels are read), or None (grey).
         segment: map segment; a change means a new global frame (perception resets).
         valid: [h,w] bool pixels that show the camera image (False on pad borders), or None.
+        view: camera of a multi-camera rig (0: the reference camera, or the only one).
+        step_ns: stamp of the rig step the frame belongs to (the reference camera's stamp
+            at that step; perception treats all views of a step as one time step); None:
+            the frame's own stamp (one camera).
 
     The per-pixel arrays are torch tensors on the device the window ran on (perception runs
     there); numpy arrays given here are wrapped as CPU tensors (no copy).
@@ -49,8 +53,12 @@ class FrameObservation:
     image: np.ndarray | torch.Tensor | None = None
     segment: int = 0
     valid: torch.Tensor | None = None
+    view: int = 0
+    step_ns: int | None = None
 
     def __post_init__(self) -> None:
+        if self.step_ns is None:
+            self.step_ns = self.stamp_ns
         self.depth = torch.as_tensor(self.depth, dtype=torch.float32)
         self.mask = torch.as_tensor(self.mask, dtype=torch.bool, device=self.depth.device)
         if self.conf is not None:
@@ -75,8 +83,11 @@ class FrameObservation:
 def observations_from_window(result: WindowResult, update: MapUpdate) -> list[FrameObservation]:
     """Observations of a window's new frames (``update.new_indices``), in window order.
 
-    Nothing is copied: depth, confidence, masks and images stay on the window's device
-    (perception runs there). Masks are the refined masks.
+    A rig window (``result.layout``, step-major) gives each frame its camera (``view``) and
+    its step's stamp (``step_ns``: the reference camera's stamp at that step; the window's
+    new frames are whole steps, so that frame is in the window). Nothing is copied: depth,
+    confidence, masks and images stay on the window's device (perception runs there). Masks
+    are the refined masks.
     """
     indices = list(update.new_indices)
     if not indices:
@@ -88,6 +99,9 @@ def observations_from_window(result: WindowResult, update: MapUpdate) -> list[Fr
         intrinsics = result.intrinsics[indices].double().cpu().numpy()  # [S,3,3]: tiny
     valid = torch.from_numpy(_inside_image(result)).to(depth.device)
     scale = float(update.window_to_global.scale)
+    layout = result.layout
+    views = layout.view_of_frame
+    step_ns = [int(result.stamps_ns[layout.frame(step, 0)]) for step in layout.step_of_frame]
     return [
         FrameObservation(
             stamp_ns=int(update.stamps_ns[k]),
@@ -100,6 +114,8 @@ def observations_from_window(result: WindowResult, update: MapUpdate) -> list[Fr
             image=result.images[i],
             segment=int(update.segment),
             valid=valid,
+            view=views[i],
+            step_ns=step_ns[i],
         )
         for k, i in enumerate(indices)
     ]

@@ -138,7 +138,7 @@ class OccupancyMapper:
     def integrate_batch(self, stamps_ns: list[int], camera: torch.Tensor,
                         static: torch.Tensor, static_ok: torch.Tensor,
                         dynamic: torch.Tensor, dynamic_ok: torch.Tensor) -> None:
-        """Add F frames (increasing stamps) at once.
+        """Add F frames (non-decreasing stamps: a rig step's views share its stamp) at once.
 
         Args:
             stamps_ns: F stamps.

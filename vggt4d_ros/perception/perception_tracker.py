@@ -3,10 +3,14 @@
 """PerceptionTracker: per processed frame, the planner outputs (cloud, tracks, grids).
 
 Call :meth:`PerceptionTracker.update` once per window with the window's new frames (see
-``observation.observations_from_window``). Frames are processed in stamp order; a frame not
-newer than the last one is skipped (counted); a frame of a new map segment resets tracks and
-grids first (the global frame moved). All outputs are in the output frame
-(``PerceptionConfig.output_from_world``), in map units.
+``observation.observations_from_window``). Frames are processed by time step in stamp order:
+one camera's frame is a step; the views of a multi-camera rig step (``FrameObservation.view``,
+same ``step_ns``) are ONE step: one dynamic cloud with every camera's points, each camera's
+instances merged in 3D where cameras see the same object (``rig_merge``), one tracker update
+and every view in the grids, all at the step's stamp. A step not newer than the last one (and
+a second frame of one camera in a step) is skipped (counted per frame); a frame of a new map
+segment resets tracks and grids first (the global frame moved). All outputs are in the output
+frame (``PerceptionConfig.output_from_world``), in map units.
 
 The pixel stages (points, instances, grid rasterising) run as torch ops on the device of the
 frames, over all frames of a call at once (frames of one segment, shape and device); the
@@ -36,6 +40,7 @@ from vggt4d_ros.perception.instances import unpack
 from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.occupancy import OccupancyGrids
 from vggt4d_ros.perception.occupancy import OccupancyMapper
+from vggt4d_ros.perception.rig_merge import merge_views
 from vggt4d_ros.perception.tracker import Track
 from vggt4d_ros.perception.tracker import Tracker
 
@@ -44,11 +49,11 @@ STAGES = ('points', 'instances', 'grid', 'host', 'tracker')
 
 @dataclass
 class DynamicCloud:
-    """Dynamic points of one frame.
+    """Dynamic points of one frame (a rig step: every camera's, in view order).
 
     Attributes:
-        stamp_ns: the frame's stamp.
-        points: [N,3] float32, output frame.
+        stamp_ns: the frame's stamp (a rig step's stamp: its reference camera's).
+        points: [N,3] float32, output frame (at most ``max_points_per_frame`` per camera).
         rgb: [N,3] uint8.
         object_ids: [N] int32 confirmed track id of each point's object, 0 = none.
 
@@ -65,11 +70,13 @@ class PerceptionOutput:
     """What one ``update`` produced.
 
     Attributes:
-        clouds: one dynamic cloud per processed frame (empty list when the cloud is off).
-        tracks: confirmed tracks after the last processed frame (see ``Tracker.tracks``).
-        stamp_ns: stamp of the last processed frame (None when no frame was processed).
+        clouds: one dynamic cloud per processed step (one camera: per frame; a rig: all views
+            of the step in one cloud); empty list when the cloud is off.
+        tracks: confirmed tracks after the last processed step (see ``Tracker.tracks``).
+        stamp_ns: stamp of the last processed step (None when none was processed).
         grids: the grids after the last processed frame, or None (off or nothing processed).
-        skipped: frames skipped as not newer than the previous one.
+        skipped: frames skipped as not newer than the previous step (or a camera's second
+            frame in one step).
         timings: seconds per stage over the call (``STAGES``; device stages are launch
             times unless the tracker was built with ``sync_timings``).
 
@@ -85,9 +92,13 @@ class PerceptionOutput:
 
 @dataclass
 class PerceptionStats:
-    """Counters over the tracker's life (per-stage counters live in the parts' stats)."""
+    """Counters over the tracker's life (per-stage counters live in the parts' stats).
+
+    ``frames`` counts camera frames, ``steps`` time steps (equal for one camera).
+    """
 
     frames: int = 0
+    steps: int = 0
     skipped: int = 0
     resets: int = 0
     empty_frames: int = 0
@@ -131,21 +142,24 @@ class PerceptionTracker:
         if not self.config.enabled:
             return out
         run: list[FrameObservation] = []
-        for obs in sorted(frames, key=lambda f: f.stamp_ns):
+        for obs in sorted(frames, key=lambda f: (f.step_ns, f.view)):
             if self._segment is not None and obs.segment != self._segment:
                 self._process(run, out, timings)
                 run = []
                 self.reset()
             self._segment = obs.segment
-            if self._stamp_ns is not None and obs.stamp_ns <= self._stamp_ns:
+            joins = self._joins_open_step(obs, run)
+            if not joins and self._stamp_ns is not None and obs.step_ns <= self._stamp_ns:
                 out.skipped += 1
                 self.stats.skipped += 1
                 continue
             if run and (obs.depth.shape != run[0].depth.shape
                         or obs.depth.device != run[0].depth.device):
+                if joins:
+                    raise ValueError('the views of one rig step must share shape and device')
                 self._process(run, out, timings)
                 run = []
-            self._stamp_ns = obs.stamp_ns
+            self._stamp_ns = obs.step_ns
             run.append(obs)
         self._process(run, out, timings)
         if out.stamp_ns is not None:
@@ -156,6 +170,13 @@ class PerceptionTracker:
                 timings['grid'] += time.perf_counter() - tic
         out.timings = timings
         return out
+
+    @staticmethod
+    def _joins_open_step(obs: FrameObservation, run: list[FrameObservation]) -> bool:
+        """Whether ``obs`` is another camera of the step being collected (not yet processed)."""
+        if not run or run[-1].step_ns != obs.step_ns:
+            return False
+        return all(f.view != obs.view for f in run if f.step_ns == obs.step_ns)
 
     def _process(self, run: list[FrameObservation], out: PerceptionOutput,
                  timings: dict[str, float]) -> None:
@@ -174,7 +195,7 @@ class PerceptionTracker:
             clock.lap('instances')
         if self.grid is not None:
             static, static_ok = self._static_points(batch, points.threshold)
-            self.grid.integrate_batch([obs.stamp_ns for obs in run],
+            self.grid.integrate_batch([obs.step_ns for obs in run],
                                       batch.output_from_camera[:, :3, 3], static, static_ok,
                                       points.output, points.used)
             clock.lap('grid')
@@ -198,18 +219,27 @@ class PerceptionTracker:
         if cfg.tracker.enabled and not labels.converged:
             self.stats.unconverged += 1
         clock.lap('host')
-        for f, obs in enumerate(run):
-            count = int(counts[f])
-            self.stats.frames += 1
-            self.stats.points += count
-            self.stats.empty_frames += count == 0
-            object_ids = np.zeros(count, np.int32)
-            if found is not None:
-                object_ids = self._track(obs.stamp_ns, found[f])
+        for first, last in _steps(run):
+            stamp_ns = run[first].step_ns
+            self.stats.steps += 1
+            for f in range(first, last):
+                count = int(counts[f])
+                self.stats.frames += 1
+                self.stats.points += count
+                self.stats.empty_frames += count == 0
+            if last - first == 1:  # one camera: the frame is the step
+                ids = [np.zeros(int(counts[first]), np.int32) if found is None
+                       else self._track(stamp_ns, found[first])]
+            else:
+                ids = self._track_rig(stamp_ns, run[first:last],
+                                      None if found is None else found[first:last],
+                                      counts[first:last])
             if cfg.points.enabled:
-                out.clouds.append(DynamicCloud(obs.stamp_ns, xyz[f, :count], rgb[f, :count],
-                                               object_ids))
-            out.stamp_ns = obs.stamp_ns
+                views = range(first, last)
+                out.clouds.append(DynamicCloud(
+                    stamp_ns, _joined([xyz[f, :int(counts[f])] for f in views]),
+                    _joined([rgb[f, :int(counts[f])] for f in views]), _joined(ids)))
+            out.stamp_ns = stamp_ns
         clock.lap('tracker')
 
     def _track(self, stamp_ns: int, found) -> np.ndarray:
@@ -225,6 +255,29 @@ class PerceptionTracker:
             object_ids = np.where(labels < len(by_label),
                                   by_label[np.minimum(labels, len(by_label) - 1)], 0)
         return object_ids.astype(np.int32)
+
+    def _track_rig(self, stamp_ns: int, step: list[FrameObservation], found, counts
+                   ) -> list[np.ndarray]:
+        """Track one rig step (its cameras' instances merged); each view's point ids [N_v]."""
+        if found is None:
+            return [np.zeros(int(c), np.int32) for c in counts]
+        for obs, frame in zip(step, found):
+            self.stats.small_parts += frame.small_parts
+            self.stats.excess_parts += frame.excess_parts
+            for instance in frame.instances:
+                instance.view = obs.view
+        merged, lookups = merge_views(found, self.config.tracker)
+        ids = self.tracker.update(stamp_ns, merged)
+        by_merged = np.zeros(len(merged) + 1, np.int32)
+        if ids is not None:
+            by_merged[1:] = ids
+        out = []
+        for frame, lookup in zip(found, lookups):
+            labels = frame.point_labels
+            merged_label = np.where(labels < len(lookup),
+                                    lookup[np.minimum(labels, len(lookup) - 1)], 0)
+            out.append(by_merged[merged_label].astype(np.int32))
+        return out
 
     def _static_points(self, batch: FrameBatch, threshold: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,6 +296,17 @@ class PerceptionTracker:
         index = (rows[:, None] * batch.depth.shape[2] + cols[None, :]).flatten()
         _, output = unproject(batch, index.expand(len(batch), -1))
         return output, (ok & ~near_dynamic).flatten(1)
+
+
+def _steps(run: list[FrameObservation]) -> list[tuple[int, int]]:
+    """(first, end) index ranges of the run's steps (frames sorted by step)."""
+    starts = [f for f in range(len(run)) if f == 0 or run[f].step_ns != run[f - 1].step_ns]
+    return list(zip(starts, starts[1:] + [len(run)]))
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """One array from per-view parts (one part: itself, no copy)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 class _Clock:

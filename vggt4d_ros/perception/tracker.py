@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """Multi-object tracker: frame instances -> tracks with stable ids and velocities.
 
-Per frame (in stamp order): predict every track to the frame's stamp (constant velocity),
-associate tracks and instances by a globally optimal assignment (``linear_sum_assignment``)
-on a cost of centroid distance over the gate minus a bonus for image-box overlap with the
-track's detection in the previous frame, update the matched tracks (Kalman filter), start a
-tentative track for every unmatched instance.
+A "frame" here is one time step: one camera image, or all cameras of a rig step with their
+detections merged (``rig_merge``; image boxes are compared only within one camera). Per frame
+(in stamp order): predict every track to the frame's stamp (constant velocity), associate
+tracks and instances by a globally optimal assignment (``linear_sum_assignment``) on a cost
+of centroid distance over the gate minus a bonus for image-box overlap with the track's
+detection in the previous frame, update the matched tracks (Kalman filter), start a tentative
+track for every unmatched instance.
 
 Life of a track: tentative until ``confirm_hits`` detections, then confirmed and given the
 next public id (1, 2, ...; ids are never reused within a tracker's life, also not after
@@ -94,6 +96,7 @@ class _Tracks:
     confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
     box: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     box_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    box_view: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -206,6 +209,9 @@ class Tracker:
         boxes = np.array([inst.box for inst in instances], dtype=np.float64)
         overlap = _box_iou(tracks.box, boxes)
         overlap[tracks.box_frame != self._frame - 1] = 0.0
+        # Image boxes of different cameras of a rig do not compare.
+        views = np.array([inst.view for inst in instances], dtype=np.int64)
+        overlap[tracks.box_view[:, None] != views[None, :]] = 0.0
         cost = distance / gate[:, None] - cfg.mask_overlap_weight * overlap
         allowed = distance <= gate[:, None]
         cost = np.where(allowed, cost, _NO_MATCH)
@@ -234,6 +240,7 @@ class Tracker:
         tracks.seen_ns[rows] = stamp_ns
         tracks.box[rows] = np.array([instances[c].box for c in cols], dtype=np.float64)
         tracks.box_frame[rows] = self._frame
+        tracks.box_view[rows] = [instances[c].view for c in cols]
 
     def _sigma(self, instances: list[Instance]) -> np.ndarray:
         cfg = self.config
@@ -260,6 +267,7 @@ class Tracker:
             confidence=np.full(count, self.config.confidence_rate),
             box=np.array([inst.box for inst in instances], dtype=np.float64),
             box_frame=np.full(count, self._frame, np.int64),
+            box_view=np.array([inst.view for inst in instances], dtype=np.int64),
         ))
         self.stats.births += count
         return count

@@ -9,10 +9,14 @@ are counted, never processed) and fed to the engine as T steps x N views per win
 ``trajectory.tum`` and output bag, as a single-camera replay writes them), the rig trajectory
 ``<out>/rig_trajectory.tum`` (``base_link`` when the extrinsics are known, else the reference
 camera), ``static_map.ply`` from all cameras, ``metrics.json`` with the per-camera mask and
-trajectory scores, and the report. Ground truth per camera: ``/ground_truth/<camera>/pose``
-and ``/ground_truth/<camera>/dynamic_mask`` when the bag has them (the synthetic rig bag does,
-:mod:`vggt4d_ros.replay.synthetic_rig`). Extrinsics: ``/tf_static`` ``base_link -> <image
-frame_id>`` when the bag has all of them.
+trajectory scores, and the report. With perception on (``--perception``), the planner outputs
+of the whole rig (one dynamic cloud per step with every camera's points, the grids and the
+tracks, stamped with the step: the reference camera's stamp) go into the reference camera's
+output bag on the single-camera replay's topics, and ``metrics.json`` gets the perception
+counters (no track metrics yet: the synthetic rig bag has no ground-truth objects). Ground
+truth per camera: ``/ground_truth/<camera>/pose`` and ``/ground_truth/<camera>/dynamic_mask``
+when the bag has them (the synthetic rig bag does, :mod:`vggt4d_ros.replay.synthetic_rig`).
+Extrinsics: ``/tf_static`` ``base_link -> <image frame_id>`` when the bag has all of them.
 """
 
 from __future__ import annotations
@@ -72,8 +76,9 @@ class _RigSink:
     """Writes each camera's frames into its outputs as windows are mapped."""
 
     def __init__(self, outputs: dict[str, ReplayOutputs], rgb: dict[tuple[int, int], Any],
-                 wanted: set[int]) -> None:
+                 wanted: set[int], output_from_world: np.ndarray) -> None:
         self.outputs = outputs
+        self.output_from_world = output_from_world
         self.rgb = rgb
         self.wanted = wanted  # reference-camera frame numbers shown in the report
         self.samples: dict[int, np.ndarray] = {}
@@ -97,6 +102,9 @@ class _RigSink:
                 self._reference_frames += 1
             self.outputs[frame.camera].write_frame(frame.stamp_ns, frame.frame_id, frame.mask,
                                                    frame.pose, rgb)
+        if output.perception is not None:  # the rig's planner outputs: reference camera's bag
+            reference = next(iter(self.outputs.values()))
+            reference.write_perception(output.perception, self.output_from_world)
 
     def warning(self, warning) -> None:
         self.warnings.append(warning.text)
@@ -173,7 +181,7 @@ def run_rig_replay(config: ReplayConfig, rig: RigReplayConfig,
         count = reader.message_count(rig.image_topics[0])
         wanted = {int(round(i)) for i in np.linspace(0, max(count - 1, 0),
                                                      max(1, min(config.samples, count)))}
-        sink = _RigSink(outputs, rgb, wanted)
+        sink = _RigSink(outputs, rgb, wanted, cfg.perception.output_from_world)
         engine = PerceptionEngine.from_config(backend.backend, cfg, sink, rig=setup)
         grouper: RigGrouper[ImageFrame] = RigGrouper(len(names), rig.queue_size, rig.slop_s)
         frames_in = 0
@@ -219,6 +227,9 @@ def run_rig_replay(config: ReplayConfig, rig: RigReplayConfig,
         'engine': engine.stats.__dict__, 'map_points': map_points,
         'scale': engine.metric.diagnostics() if engine.metric is not None else None,
         'input_resets': sink.warnings,
+        'perception': ({**engine.perception.stats.__dict__,
+                        'tracker': engine.perception.tracker.stats.__dict__}
+                       if engine.perception is not None else None),
     }
     (out / 'metrics.json').write_text(json.dumps(metrics, indent=2, default=str))
     report = _report(config, names, outputs, scores, backend, sink, metrics,

@@ -7,7 +7,8 @@ the mapper (``EngineOutput.perception``); the node's sink hands that output here
 worker thread, after the window's masks went out. Topics (all in the node's world frame,
 ``map`` or ``odom``, unless ``obstacle_frame`` names another frame for the object outputs):
 
-* ``~/dynamic_cloud``: sensor_msgs/PointCloud2 (x y z rgb object_id), per processed frame;
+* ``~/dynamic_cloud``: sensor_msgs/PointCloud2 (x y z rgb object_id), per processed frame
+  (a multi-camera rig: per step, one cloud with every camera's points);
 * ``~/static_grid``: nav_msgs/OccupancyGrid, latched (reliable, transient local, depth 1);
 * ``~/dynamic_grid``, ``~/combined_grid``: nav_msgs/OccupancyGrid, with the static grid;
 * ``~/detections``: vision_msgs/Detection3DArray (id = track id), per window;
@@ -15,10 +16,11 @@ worker thread, after the window's masks went out. Topics (all in the node's worl
 * ``~/track_markers``: visualization_msgs/MarkerArray, per window.
 
 The others are reliable, volatile, depth 10. Every message carries an image stamp: a cloud its
-frame's, the others the window's newest processed frame's. Only the latched static grid is
-published without a subscriber (the others are built only while someone listens, as
-``~/window_cloud``). Detections, obstacles and markers go out every window, empty when there
-is no track (a planner learns that the obstacles are gone; the markers' DELETEALL clears
+frame's, the others the window's newest processed frame's (a rig: the step's stamp, i.e. its
+reference camera's; the world frame is the reference camera's convention). Only the latched
+static grid is published without a subscriber (the others are built only while someone
+listens, as ``~/window_cloud``). Detections, obstacles and markers go out every window, empty
+when there is no track (a planner learns that the obstacles are gone; the markers' DELETEALL clears
 RViz). Grids go out at most every ``grid_period_s`` and always after a map reset (the core starts a
 new segment with empty grids and no tracks, so the cleared state reaches subscribers).
 

@@ -88,7 +88,31 @@ def default_config() -> str:
         indent = 4 + 2 * len(groups)
         lines += _comment(spec, indent)
         lines.append(' ' * indent + f'{leaf}: {yaml_value(spec.default)}')
-    return '\n'.join(lines) + '\n'
+    return '\n'.join(lines + _rig_lines()) + '\n'
+
+
+#: Example values of the rig's array parameters, written as comments: an unset array has no
+#: type a YAML file could give it, so the file leaves them unset (one camera).
+RIG_EXAMPLES = {'image_topics': ['/front/image_raw', '/left/image_raw'],
+                'camera_names': ['front', 'left'],
+                'camera_info_topics': ['/front/camera_info', '/left/camera_info'],
+                'rig_extrinsics': [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0,
+                                   0.0, 0.06, 0.0, 0.0, 0.0, 0.0, 1.0]}
+
+
+def _rig_lines() -> list[str]:
+    """The multi-camera rig section (``ros.rig_inputs``; arrays as commented examples)."""
+    from vggt4d_ros.ros.rig_inputs import RIG_PARAMETERS
+
+    lines = ['    # ---- Multi-camera rig (ros.rig_inputs; the arrays unset: one camera)']
+    for name, _, default, description in RIG_PARAMETERS:
+        spec = ParameterSpec(name, default, description)
+        lines += _comment(spec, 4)
+        if default is None:
+            lines.append(f'    # {name}: {yaml_value(RIG_EXAMPLES[name])}')
+        else:
+            lines.append(f'    {name}: {yaml_value(default)}')
+    return lines
 
 
 if __name__ == '__main__':

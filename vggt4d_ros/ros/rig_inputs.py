@@ -37,7 +37,8 @@ from vggt4d_ros.runtime.rig import RigSetup
 RIG_SYNC = ('auto', 'message_filters', 'builtin')
 
 #: (name, type, default or None for an empty array, description)
-_PARAMETERS = (
+#: (name, type, default or None = unset array, description) of each rig parameter.
+RIG_PARAMETERS = (
     ('image_topics', Parameter.Type.STRING_ARRAY, None,
      'Camera topics of a rig, 2 to 4 (empty: one camera on image_topic). Images are grouped '
      'into time steps by stamp; windows are steps x cameras.'),
@@ -61,7 +62,7 @@ _PARAMETERS = (
 
 @dataclass(frozen=True)
 class RigParams:
-    """The rig parameters (see ``_PARAMETERS``); ``topics`` empty = one camera."""
+    """The rig parameters (see ``RIG_PARAMETERS``); ``topics`` empty = one camera."""
 
     topics: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
@@ -96,7 +97,7 @@ class RigParams:
 
 def declare_rig_parameters(node) -> None:
     """Declare the rig parameters (empty arrays are declared by type)."""
-    for name, kind, default, description in _PARAMETERS:
+    for name, kind, default, description in RIG_PARAMETERS:
         descriptor = ParameterDescriptor(description=description, type=kind.value)
         node.declare_parameter(name, kind if default is None else default, descriptor)
 

@@ -39,6 +39,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.geometry.rigid import translation_quaternion_from_pose
 from vggt4d_ros.geometry.rotation import quaternion_xyzw_from_rotation
 from vggt4d_ros.geometry.rotation import rotation_from_axis_angle
@@ -78,11 +79,6 @@ MAX_WARNINGS = 5
 PORT_RELEASE_S = 5.0
 
 _LOG = logging.getLogger(__name__)
-
-
-def _meta(description: str, limits: tuple[float, float] | None = None) -> dict:
-    return {'description': description} if limits is None else {
-        'description': description, 'range': limits}
 
 
 @dataclass(frozen=True)

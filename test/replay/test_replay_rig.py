@@ -124,13 +124,13 @@ def test_cli_runs_a_rig_replay(rig_bag, tmp_path, monkeypatch, capsys):
     layout, bag = rig_bag
     if layout != 'stereo':
         pytest.skip('one CLI run is enough')
-    import vggt4d_ros.replay.rig_runner as rig_runner
+    import vggt4d_ros.replay.runner as runner
 
     def exact(config, pipeline):
         return LoadedBackend(_ExactRigBackend(SCENE, layout), torch.device('cpu'),
                              torch.float32, 'exact rig')
 
-    monkeypatch.setattr(rig_runner, 'build_backend', exact)
+    monkeypatch.setattr(runner, 'build_backend', exact)  # replay_backend builds it
     out = tmp_path / 'cli'
     code = replay_main([str(bag), '--out', str(out), '--image-topics',
                         '/rig/left/image_raw', '/rig/right/image_raw', '--window-size', '4',

@@ -18,7 +18,7 @@ from vggt4d_ros.replay.synthetic import SceneConfig
 
 def exact_window(views: list, stamps_ns: list[int], config: SceneConfig, scale: float,
                  layout=None) -> WindowResult:
-    """WindowResult of S rendered views (``SyntheticScene.render`` frames) at ``scale``.
+    """Build the WindowResult of S rendered views (``SyntheticScene.render``) at ``scale``.
 
     Args:
         views: S rendered frames (rgb [H,W,3] uint8, depth [H,W], dynamic_mask [H,W],

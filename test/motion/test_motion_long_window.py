@@ -33,18 +33,6 @@ RESULT_FIELDS = ('depth', 'depth_conf', 'intrinsics', 'extrinsics', 'saliency', 
                  'refined_masks')
 
 
-@pytest.fixture(scope='module')
-def model() -> VGGT:
-    torch.manual_seed(0)
-    net = VGGT(VGGTConfig.tiny()).eval()
-    # Random LayerScale/special tokens large enough that every block matters.
-    with torch.no_grad():
-        for name, param in net.aggregator.named_parameters():
-            if name.endswith('gamma') or name in ('camera_token', 'register_token'):
-                param.copy_(torch.randn_like(param) * 0.5)
-    return net
-
-
 def _random_qk(frames: int, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     q = {layer: torch.randn(frames, 2, 12, 8, generator=gen) for layer in range(4)}

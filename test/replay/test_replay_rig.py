@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vggt4d_ros.geometry.image_transform import ResizeCrop
-from vggt4d_ros.motion.result import WindowResult
+from synthetic_windows import exact_window
 from vggt4d_ros.replay.bag import BagReader
 from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.cli import main as replay_main
@@ -39,8 +38,6 @@ class _ExactRigBackend:
         self.config = config
         self.scene = SyntheticScene(config)
         self.cameras = list(rig_cameras(layout).values())
-        hw = (config.height, config.width)
-        self.plan = ResizeCrop(hw, hw, hw, (0, 0), 'crop')
         self.layouts = []
 
     def run(self, frames, stamps_ns, layout=None):
@@ -49,24 +46,7 @@ class _ExactRigBackend:
         views = [self.scene.render(int(round((s - self.config.start_ns) / period)),
                                    self.cameras[v])
                  for s, v in zip(stamps_ns, layout.view_of_frame)]
-        scale = 0.7
-        world_from_first = views[0].world_from_camera
-        extrinsics = []
-        for view in views:
-            first_from_camera = np.linalg.inv(world_from_first) @ view.world_from_camera
-            first_from_camera[:3, 3] *= scale
-            extrinsics.append(np.linalg.inv(first_from_camera)[:3])
-        count, (height, width) = len(views), self.plan.network_hw
-        masks = torch.from_numpy(np.stack([v.dynamic_mask > 0 for v in views]))
-        return WindowResult(
-            stamps_ns=[int(s) for s in stamps_ns],
-            images=torch.from_numpy(np.stack([v.rgb for v in views])).permute(0, 3, 1, 2) / 255,
-            depth=torch.from_numpy(np.stack([v.depth for v in views]) * scale),
-            depth_conf=torch.full((count, height, width), 5.0),
-            intrinsics=torch.from_numpy(np.stack([self.config.intrinsics()] * count)).float(),
-            extrinsics=torch.from_numpy(np.stack(extrinsics)).float(),
-            saliency=torch.zeros(count, height // 14, width // 14),
-            coarse_masks=masks, refined_masks=masks, transform=self.plan, layout=layout)
+        return exact_window(views, stamps_ns, self.config, 0.7, layout)
 
 
 @pytest.fixture(scope='module', params=['stereo', 'front_side'])
@@ -127,13 +107,13 @@ def test_cli_runs_a_rig_replay(rig_bag, tmp_path, monkeypatch, capsys):
     layout, bag = rig_bag
     if layout != 'stereo':
         pytest.skip('one CLI run is enough')
-    import vggt4d_ros.replay.rig_runner as rig_runner
+    import vggt4d_ros.replay.runner as runner
 
     def exact(config, pipeline):
         return LoadedBackend(_ExactRigBackend(SCENE, layout), torch.device('cpu'),
                              torch.float32, 'exact rig')
 
-    monkeypatch.setattr(rig_runner, 'build_backend', exact)
+    monkeypatch.setattr(runner, 'build_backend', exact)  # replay_backend builds it
     out = tmp_path / 'cli'
     code = replay_main([str(bag), '--out', str(out), '--image-topics',
                         '/rig/left/image_raw', '/rig/right/image_raw', '--window-size', '4',

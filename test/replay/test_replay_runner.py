@@ -16,10 +16,9 @@ from rosbags.rosbag2 import StoragePlugin
 from rosbags.rosbag2 import Writer
 import torch
 
-from vggt4d_ros.geometry.image_transform import ResizeCrop
+from synthetic_windows import exact_window
 
 from vggt4d_ros.mapping.testing import OracleBackend
-from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.bag import BagReader
 from vggt4d_ros.replay.cli import main as cli_main
@@ -158,31 +157,13 @@ class _GroundTruthBackend:
     def __init__(self, scene_config: SceneConfig) -> None:
         self.config = scene_config
         self.scene = SyntheticScene(scene_config)
-        hw = (scene_config.height, scene_config.width)
-        self.plan = ResizeCrop(hw, hw, hw, (0, 0), 'crop')
 
     def run(self, frames, stamps_ns):
         period = 1e9 / self.config.fps
         views = [self.scene.render(int(round((s - self.config.start_ns) / period)))
                  for s in stamps_ns]
         scale = 0.5 + 0.1 * len(stamps_ns)  # arbitrary, differs from the ground truth's
-        world_from_first = views[0].world_from_camera
-        extrinsics = []
-        for view in views:
-            first_from_camera = np.linalg.inv(world_from_first) @ view.world_from_camera
-            first_from_camera[:3, 3] *= scale
-            extrinsics.append(np.linalg.inv(first_from_camera)[:3])
-        count, (height, width) = len(views), self.plan.network_hw
-        masks = torch.from_numpy(np.stack([v.dynamic_mask > 0 for v in views]))
-        return WindowResult(
-            stamps_ns=[int(s) for s in stamps_ns],
-            images=torch.from_numpy(np.stack([v.rgb for v in views])).permute(0, 3, 1, 2) / 255,
-            depth=torch.from_numpy(np.stack([v.depth for v in views]) * scale),
-            depth_conf=torch.full((count, height, width), 5.0),
-            intrinsics=torch.from_numpy(np.stack([self.config.intrinsics()] * count)).float(),
-            extrinsics=torch.from_numpy(np.stack(extrinsics)).float(),
-            saliency=torch.zeros(count, height // 14, width // 14),
-            coarse_masks=masks, refined_masks=masks, transform=self.plan)
+        return exact_window(views, stamps_ns, self.config, scale)
 
 
 @pytest.mark.parametrize('truth_source', ['bag', 'files'])

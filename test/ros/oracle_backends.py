@@ -35,8 +35,8 @@ EXACT = OracleNoise(normalise=False, scale_range=(1.0, 1.0), depth_noise=0.0,
 class _StaticView(SyntheticOracleView):
     """The same scene with no pixel marked dynamic (a scene with nothing moving)."""
 
-    def render(self, t, intrinsics, hw):
-        depth, dynamic, rgb = super().render(t, intrinsics, hw)
+    def render(self, t, intrinsics, hw, pose=None):
+        depth, dynamic, rgb = super().render(t, intrinsics, hw, pose)
         return depth, np.zeros_like(dynamic), rgb
 
 

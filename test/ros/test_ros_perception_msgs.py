@@ -11,6 +11,7 @@ import pytest
 from rclpy.serialization import deserialize_message
 from rclpy.serialization import serialize_message
 
+from vggt4d_ros.perception import message_content as content
 from vggt4d_ros.perception.occupancy import OccupancyGrids
 from vggt4d_ros.perception.perception_tracker import DynamicCloud
 from vggt4d_ros.perception.tracker import Track
@@ -85,8 +86,8 @@ def test_detections_carry_track_ids_boxes_and_scores():
 def test_obstacles_carry_velocity_and_deterministic_uuids():
     msg = pm.obstacles_msg(HEADER, TRACKS)
     first = msg.obstacles[0]
-    assert bytes(first.uuid.uuid) == uuid.uuid5(pm.TRACK_UUID_NAMESPACE, 'track/3').bytes
-    assert bytes(first.uuid.uuid) == pm.track_uuid(3) != pm.track_uuid(7)
+    assert bytes(first.uuid.uuid) == uuid.uuid5(content.TRACK_UUID_NAMESPACE, 'track/3').bytes
+    assert bytes(first.uuid.uuid) == content.track_uuid(3) != content.track_uuid(7)
     assert (first.velocity.x, first.velocity.y, first.velocity.z) == (0.5, 0.0, 0.0)
     assert (first.position.x, first.position.z) == (1.0, 0.5)
     assert list(first.velocity_covariance[[0, 4, 8]]) == [0.04] * 3
@@ -103,7 +104,7 @@ def test_markers_delete_all_first_then_cube_arrow_text():
     assert kinds[1:4] == [(Marker.ADD, Marker.CUBE, 9), (Marker.ADD, Marker.ARROW, 10),
                           (Marker.ADD, Marker.TEXT_VIEW_FACING, 11)]
     arrow = msg.markers[2]
-    assert (arrow.points[1].x - arrow.points[0].x) == pytest.approx(0.5 * pm.ARROW_SECONDS)
+    assert (arrow.points[1].x - arrow.points[0].x) == pytest.approx(0.5 * content.ARROW_SECONDS)
     assert msg.markers[3].text == '3'
     assert pm.markers_msg(HEADER, []).markers[0].action == Marker.DELETEALL
 

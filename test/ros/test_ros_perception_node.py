@@ -39,11 +39,11 @@ from vision_msgs.msg import Detection3DArray  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
+from vggt4d_ros.perception.message_content import track_uuid  # noqa: E402
 from vggt4d_ros.ros.conversions import stamp_to_ns  # noqa: E402
 from vggt4d_ros.ros.frames import pose_from_xyz_quat  # noqa: E402
 from vggt4d_ros.ros.outputs import header_at  # noqa: E402
 from vggt4d_ros.ros.perception_msgs import dynamic_cloud_to_numpy  # noqa: E402
-from vggt4d_ros.ros.perception_msgs import track_uuid  # noqa: E402
 
 RELIABLE = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,

@@ -19,16 +19,12 @@ from typing import Literal
 
 import numpy as np
 
+from vggt4d_ros.config_fields import field_meta as _meta
+
 #: Rotation taking VGGT's OpenCV optical axes (x right, y down, z forward) to z-up axes
 #: (x forward, y left, z up): the node's ``map_to_camera`` convention (same matrix as
 #: ``ros.frames.R_BODY_FROM_OPTICAL``; the core may not import ros/, a test keeps them equal).
 Z_UP_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
-
-
-def _meta(description: str, limits: tuple[float, float] | None = None) -> dict:
-    """Field metadata: a description and, for numbers, the inclusive range."""
-    return {'description': description} if limits is None else {
-        'description': description, 'range': limits}
 
 
 def default_output_from_world() -> np.ndarray:

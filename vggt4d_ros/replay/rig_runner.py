@@ -43,9 +43,8 @@ from vggt4d_ros.replay.runner import engine_config
 from vggt4d_ros.replay.runner import evaluate
 from vggt4d_ros.replay.runner import Evaluation
 from vggt4d_ros.replay.runner import ReplayConfig
+from vggt4d_ros.replay.runner import replay_backend
 from vggt4d_ros.replay.runner import ReplaySummary
-from vggt4d_ros.runtime.backend import BackendError
-from vggt4d_ros.runtime.backend import build_backend
 from vggt4d_ros.runtime.backend import LoadedBackend
 from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.runtime.rig import base_poses
@@ -170,11 +169,7 @@ def run_rig_replay(config: ReplayConfig, rig: RigReplayConfig,
         first_ids = [next(iter(reader.images(topic))).frame_id for topic in rig.image_topics]
         setup = RigSetup(tuple(names), _bag_extrinsics(reader, first_ids))
         out.mkdir(parents=True, exist_ok=True)
-        if backend is None:
-            try:
-                backend = build_backend(cfg.backend, cfg.pipeline)
-            except BackendError as error:
-                raise ReplayError(str(error)) from error
+        backend = replay_backend(cfg, backend)
         outputs = {name: ReplayOutputs(out / name, config.storage, config.copy_images)
                    for name in names}
         rgb: dict[tuple[int, int], Any] = {}

@@ -292,6 +292,21 @@ def _process(config: ReplayConfig, engine_config: EngineConfig, reader: BagReade
     return engine
 
 
+def replay_backend(cfg: EngineConfig, backend: LoadedBackend | None) -> LoadedBackend:
+    """Return the injected backend, else build the one ``cfg`` describes.
+
+    Raises:
+        ReplayError: the backend cannot be built (bad weights, device, ...).
+
+    """
+    if backend is not None:
+        return backend
+    try:
+        return build_backend(cfg.backend, cfg.pipeline)
+    except BackendError as error:
+        raise ReplayError(str(error)) from error
+
+
 def run_replay(config: ReplayConfig, backend: LoadedBackend | None = None) -> ReplaySummary:
     """Replay ``config.bag`` and write every output into ``config.out_dir``.
 
@@ -318,11 +333,7 @@ def run_replay(config: ReplayConfig, backend: LoadedBackend | None = None) -> Re
             raise ReplayError(f'bag {reader.path} is empty: topic {state.image_topic} has '
                               f'no messages')
         out_dir.mkdir(parents=True, exist_ok=True)
-        if backend is None:
-            try:
-                backend = build_backend(engine_cfg.backend, engine_cfg.pipeline)
-            except BackendError as error:
-                raise ReplayError(str(error)) from error
+        backend = replay_backend(engine_cfg, backend)
         progress(f'{reader.path}: {state.image_count} images on {state.image_topic}; '
                  f'{backend.description}')
         if backend.random_weights:

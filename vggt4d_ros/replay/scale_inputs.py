@@ -7,7 +7,8 @@
   images are passed through as received);
 * :func:`read_odometry`: ``parent -> child`` transforms of a ``tf2_msgs/TFMessage`` topic
   (``odom -> base_link``) or the poses of a ``nav_msgs/Odometry`` topic into an
-  ``OdometryBuffer``;
+  ``OdometryBuffer`` (the samples alone: :func:`odometry_samples`, also used by the replay's
+  scale feed);
 * :func:`read_static_transform`: one ``parent -> child`` transform from ``/tf_static``.
 """
 
@@ -35,16 +36,19 @@ def read_depth_images(reader: BagReader, topic: str) -> list[DepthImage]:
     return images
 
 
-def read_odometry(reader: BagReader, topic: str, parent: str = 'odom',
-                  child: str = 'base_link',
-                  config: OdometryScaleConfig | None = None) -> OdometryBuffer:
-    """``parent -> child`` poses of a TF or nav_msgs/Odometry topic in an OdometryBuffer."""
+def odometry_samples(reader: BagReader, topic: str, parent: str, child: str,
+                     match_odometry_frames: bool = True) -> list[tuple[int, np.ndarray]]:
+    """``parent -> child`` poses [4,4] of a TF or nav_msgs/Odometry topic, sorted by stamp.
+
+    TF transforms are always picked by their frames. ``match_odometry_frames`` False takes
+    every Odometry message of the topic whatever its frames, as the node does.
+    """
     msgtype = reader.require_topic(topic, (m.TF_MESSAGE, m.ODOMETRY))
     samples = []
     for _, msg in reader.messages(topic):
         if msgtype == m.ODOMETRY:
-            if msg.header.frame_id.lstrip('/') == parent and \
-                    msg.child_frame_id.lstrip('/') == child:
+            if not match_odometry_frames or (msg.header.frame_id.lstrip('/') == parent and
+                                             msg.child_frame_id.lstrip('/') == child):
                 samples.append((m.stamp_ns_of(msg.header), m.pose_to_matrix(msg.pose.pose)))
             continue
         for transform in msg.transforms:
@@ -52,8 +56,15 @@ def read_odometry(reader: BagReader, topic: str, parent: str = 'odom',
                     transform.child_frame_id.lstrip('/') == child:
                 samples.append((m.stamp_ns_of(transform.header),
                                 m.transform_to_matrix(transform.transform)))
+    return sorted(samples, key=lambda sample: sample[0])
+
+
+def read_odometry(reader: BagReader, topic: str, parent: str = 'odom',
+                  child: str = 'base_link',
+                  config: OdometryScaleConfig | None = None) -> OdometryBuffer:
+    """``parent -> child`` poses of a TF or nav_msgs/Odometry topic in an OdometryBuffer."""
     buffer = OdometryBuffer(config)
-    for stamp, pose in sorted(samples, key=lambda sample: sample[0]):
+    for stamp, pose in odometry_samples(reader, topic, parent, child):
         buffer.add(stamp, pose)
     return buffer
 

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from vggt4d_ros.geometry.rigid import pose_from_translation_quaternion
-from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.bag import BagReader
 from vggt4d_ros.replay.errors import ReplayError
 from vggt4d_ros.replay.metrics import local_scale
 from vggt4d_ros.replay.metrics import TrajectoryMetrics
+from vggt4d_ros.replay.scale_inputs import odometry_samples
 from vggt4d_ros.replay.scale_inputs import read_depth_images
 from vggt4d_ros.replay.scale_inputs import read_static_transform
 from vggt4d_ros.runtime.scale.runtime import MetricScale
@@ -50,23 +50,6 @@ def scale_overrides(source: str | None, camera_height_m: float | None) -> dict[s
     if camera_height_m is not None:
         overrides['scale.camera_height.camera_height_m'] = float(camera_height_m)
     return overrides
-
-
-def _odometry_samples(reader: BagReader, topic: str, parent: str, child: str
-                      ) -> list[tuple[int, np.ndarray]]:
-    """``parent -> child`` poses of a TF or nav_msgs/Odometry topic, by stamp."""
-    msgtype = reader.require_topic(topic, (m.TF_MESSAGE, m.ODOMETRY))
-    samples = []
-    for _, msg in reader.messages(topic):
-        if msgtype == m.ODOMETRY:
-            samples.append((m.stamp_ns_of(msg.header), m.pose_to_matrix(msg.pose.pose)))
-            continue
-        for transform in msg.transforms:
-            if transform.header.frame_id.lstrip('/') == parent and \
-                    transform.child_frame_id.lstrip('/') == child:
-                samples.append((m.stamp_ns_of(transform.header),
-                                m.transform_to_matrix(transform.transform)))
-    return sorted(samples, key=lambda sample: sample[0])
 
 
 class BagScaleFeed:
@@ -103,9 +86,9 @@ class BagScaleFeed:
                 self.topic = odometry_topic or (
                     params.get('odometry_topic') if params.get('odometry_source') == 'topic'
                     else None) or DEFAULT_ODOMETRY_TOPIC
-                self._odometry = _odometry_samples(
+                self._odometry = odometry_samples(  # every Odometry message, as the node
                     reader, self.topic, str(params.get('odom_frame', 'odom')),
-                    str(params.get('base_frame', 'base_link')))
+                    str(params.get('base_frame', 'base_link')), match_odometry_frames=False)
         except Exception as error:  # noqa: B902 - BagError or a missing topic, say which
             raise ReplayError(f'--scale-source {source}: {error}') from error
         self._slop_ns = int(metric.config.sync_slop_s * 1e9) if metric is not None else 0

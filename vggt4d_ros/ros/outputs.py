@@ -101,6 +101,28 @@ def header_at(stamp_ns: int, frame_id: str) -> Header:
     return header
 
 
+class PublisherGroup:
+    """Publishers of one node created one by one and destroyed together (lifecycle cleanup)."""
+
+    def __init__(self, node) -> None:
+        self._node = node
+        self._publishers: list = []
+
+    def create(self, enabled: bool, msg_type, topic: str, qos: QoSProfile):
+        """Create a publisher on the node, or return None when ``enabled`` is false."""
+        if not enabled:
+            return None
+        publisher = self._node.create_publisher(msg_type, topic, qos)
+        self._publishers.append(publisher)
+        return publisher
+
+    def destroy(self) -> None:
+        """Destroy every publisher created here."""
+        for publisher in self._publishers:
+            self._node.destroy_publisher(publisher)
+        self._publishers.clear()
+
+
 class OutputPublisher:
     """Owns the output publishers; called from the worker thread only."""
 
@@ -110,7 +132,8 @@ class OutputPublisher:
         self._params = params
         #: Planner-output publishers (ros/perception_publishers.py), or None.
         self.perception = perception
-        self._publishers = []
+        self._publishers = PublisherGroup(node)
+        self._create = self._publishers.create
         self.mask_pub = self._create(params.publish_masks and not camera_names, Image,
                                      '~/dynamic_mask', FRAME_QOS)
         self.overlay_pub = self._create(params.publish_overlay and not camera_names, Image,
@@ -134,18 +157,9 @@ class OutputPublisher:
         self._previous_pose: tuple[int, np.ndarray] | None = None
         self.frames_published = 0
 
-    def _create(self, enabled: bool, msg_type, topic: str, qos: QoSProfile):
-        if not enabled:
-            return None
-        publisher = self._node.create_publisher(msg_type, topic, qos)
-        self._publishers.append(publisher)
-        return publisher
-
     def destroy(self) -> None:
         """Destroy every publisher (lifecycle cleanup)."""
-        for publisher in self._publishers:
-            self._node.destroy_publisher(publisher)
-        self._publishers.clear()
+        self._publishers.destroy()
         if self.tf is not None:
             self.tf.destroy()
         if self.perception is not None:

@@ -26,6 +26,7 @@ from rcl_interfaces.msg import IntegerRange
 from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.msg import SetParametersResult
 
+from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.ros.perception_params import perception_topic_specs
 from vggt4d_ros.runtime.config import EngineConfig
 from vggt4d_ros.runtime.parameters import build_config
@@ -37,11 +38,6 @@ from vggt4d_ros.viz.foxglove_view import FoxgloveViewConfig
 
 #: base_link -> camera optical rotation of a forward-looking camera: rpy (-pi/2, 0, -pi/2).
 DEFAULT_BASE_TO_CAMERA = [0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5]
-
-
-def _meta(description: str, limits: tuple[float, float] | None = None) -> dict:
-    return {'description': description} if limits is None else {
-        'description': description, 'range': limits}
 
 
 @dataclass(frozen=True)

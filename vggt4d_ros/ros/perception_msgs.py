@@ -15,7 +15,6 @@ Dynamic cloud layout (``DYNAMIC_CLOUD_FIELDS``, point_step 20, little endian, he
 from __future__ import annotations
 
 import array
-import uuid
 
 from geometry_msgs.msg import Point
 from geometry_msgs.msg import Pose
@@ -27,44 +26,30 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 from visualization_msgs.msg import MarkerArray
 
+from vggt4d_ros.perception import message_content as content
 from vggt4d_ros.perception.occupancy import OccupancyGrids
 from vggt4d_ros.perception.perception_tracker import DynamicCloud
 from vggt4d_ros.perception.tracker import Track
-from vggt4d_ros.geometry.packed_rgb import pack_rgb
 from vggt4d_ros.ros.conversions import unpack_rgb
 
-DYNAMIC_CLOUD_FIELDS = [
-    PointField(name='x', offset=0, datatype=PointField.FLOAT32, count=1),
-    PointField(name='y', offset=4, datatype=PointField.FLOAT32, count=1),
-    PointField(name='z', offset=8, datatype=PointField.FLOAT32, count=1),
-    PointField(name='rgb', offset=12, datatype=PointField.FLOAT32, count=1),
-    PointField(name='object_id', offset=16, datatype=PointField.UINT32, count=1),
-]
-DYNAMIC_CLOUD_DTYPE = np.dtype([('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('rgb', '<f4'),
-                                ('object_id', '<u4')])
-#: Namespace of the obstacle UUIDs: uuid5(namespace, 'track/<id>') (deterministic per id).
-TRACK_UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, 'https://github.com/vggt4d_ros/tracks')
-#: Class label of every detection: the method finds moving things, not categories.
-DYNAMIC_CLASS = 'dynamic'
-#: Length of the velocity arrow: the distance covered in this many seconds.
-ARROW_SECONDS = 1.0
+#: The dynamic cloud's PointFields (layout from ``message_content.DYNAMIC_CLOUD_FIELDS``).
+DYNAMIC_CLOUD_FIELDS = [PointField(name=name, offset=offset, datatype=datatype, count=1)
+                        for name, offset, datatype in content.DYNAMIC_CLOUD_FIELDS]
+_MARKER_KINDS = {'cube': Marker.CUBE, 'arrow': Marker.ARROW, 'text': Marker.TEXT_VIEW_FACING}
 
 
 def dynamic_cloud_msg(header: Header, cloud: DynamicCloud) -> PointCloud2:
     """PointCloud2 of one frame's dynamic points (layout in the module docstring)."""
-    count = len(cloud.points)
-    records = np.empty(count, DYNAMIC_CLOUD_DTYPE)
-    points = np.asarray(cloud.points, np.float32).reshape(count, 3)
-    records['x'], records['y'], records['z'] = points.T
-    records['rgb'] = pack_rgb(np.asarray(cloud.rgb).reshape(count, 3))
-    records['object_id'] = np.asarray(cloud.object_ids).astype(np.uint32)
+    records = content.dynamic_cloud_records(cloud)
+    count = len(records)
+    points = np.stack([records['x'], records['y'], records['z']], axis=1)
     msg = PointCloud2()
     msg.header = header
     msg.height, msg.width = 1, count
     msg.fields = list(DYNAMIC_CLOUD_FIELDS)
     msg.is_bigendian = False
-    msg.point_step = DYNAMIC_CLOUD_DTYPE.itemsize
-    msg.row_step = DYNAMIC_CLOUD_DTYPE.itemsize * count
+    msg.point_step = records.dtype.itemsize
+    msg.row_step = records.dtype.itemsize * count
     msg.is_dense = bool(np.isfinite(points).all())
     data = array.array('B')
     data.frombytes(records.tobytes())
@@ -74,9 +59,10 @@ def dynamic_cloud_msg(header: Header, cloud: DynamicCloud) -> PointCloud2:
 
 def dynamic_cloud_to_numpy(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode ``dynamic_cloud_msg``: points [N,3] float32, rgb [N,3] uint8, ids [N] uint32."""
-    if msg.point_step != DYNAMIC_CLOUD_DTYPE.itemsize:
-        raise ValueError(f'point_step {msg.point_step}, expected {DYNAMIC_CLOUD_DTYPE.itemsize}')
-    records = np.frombuffer(bytes(msg.data), dtype=DYNAMIC_CLOUD_DTYPE)
+    dtype = content.DYNAMIC_CLOUD_DTYPE
+    if msg.point_step != dtype.itemsize:
+        raise ValueError(f'point_step {msg.point_step}, expected {dtype.itemsize}')
+    records = np.frombuffer(bytes(msg.data), dtype=dtype)
     points = np.stack([records['x'], records['y'], records['z']], axis=1)
     return points, unpack_rgb(records['rgb']), records['object_id'].copy()
 
@@ -105,12 +91,7 @@ def grid_msgs(header: Header, grids: OccupancyGrids) -> dict[str, OccupancyGrid]
     """Build the three grid messages: {'static', 'dynamic', 'combined'}."""
     return {name: occupancy_grid_msg(header, getattr(grids, name), grids.resolution,
                                      grids.origin_xy, grids.ground_z)
-            for name in ('static', 'dynamic', 'combined')}
-
-
-def track_uuid(track_id: int) -> bytes:
-    """16 bytes of the track's UUID, deterministic in the id (uuid5)."""
-    return uuid.uuid5(TRACK_UUID_NAMESPACE, f'track/{int(track_id)}').bytes
+            for name in content.GRID_NAMES}
 
 
 def _vision_msgs():
@@ -148,19 +129,12 @@ def _pose(position: np.ndarray) -> Pose:
     return pose
 
 
-def _diagonal(variance: float, size: int) -> np.ndarray:
-    """Row-major size x size covariance with ``variance`` on the first three diagonal entries."""
-    cov = np.zeros((size, size))
-    cov[[0, 1, 2], [0, 1, 2]] = variance
-    return cov.ravel()
-
-
 def detections_msg(header: Header, tracks: list[Track]):
     """vision_msgs/Detection3DArray: one detection per track, id = track id.
 
     Boxes are axis-aligned in the header frame (orientation identity); the single hypothesis
-    is class ``DYNAMIC_CLASS`` with the track's confidence as score and its position variance
-    on the pose covariance diagonal (x, y, z; rotations 0: not estimated).
+    is class ``message_content.DYNAMIC_CLASS`` with the track's confidence as score and its
+    position variance on the pose covariance diagonal (x, y, z; rotations 0: not estimated).
     """
     vision = _vision_msgs()
     out = vision.Detection3DArray()
@@ -173,10 +147,10 @@ def detections_msg(header: Header, tracks: list[Track]):
         detection.bbox.size.x, detection.bbox.size.y, detection.bbox.size.z = (
             float(v) for v in track.size)
         result = vision.ObjectHypothesisWithPose()
-        result.hypothesis.class_id = DYNAMIC_CLASS
+        result.hypothesis.class_id = content.DYNAMIC_CLASS
         result.hypothesis.score = float(track.confidence)
         result.pose.pose = _pose(track.position)
-        result.pose.covariance = _diagonal(track.position_var, 6)
+        result.pose.covariance = content.diagonal_covariance(track.position_var, 6)
         detection.results = [result]
         out.detections.append(detection)
     return out
@@ -189,31 +163,25 @@ def obstacles_msg(header: Header, tracks: list[Track]):
     out.header = header
     for track in tracks:
         obstacle = nav2.Obstacle()
-        obstacle.uuid.uuid = np.frombuffer(track_uuid(track.track_id), np.uint8).copy()
+        obstacle.uuid.uuid = np.frombuffer(content.track_uuid(track.track_id), np.uint8).copy()
         obstacle.score = float(track.confidence)
         obstacle.position.x, obstacle.position.y, obstacle.position.z = (
             float(v) for v in track.position)
         obstacle.velocity.x, obstacle.velocity.y, obstacle.velocity.z = (
             float(v) for v in track.velocity)
         obstacle.size.x, obstacle.size.y, obstacle.size.z = (float(v) for v in track.size)
-        obstacle.position_covariance = _diagonal(track.position_var, 3)
-        obstacle.velocity_covariance = _diagonal(track.velocity_var, 3)
+        obstacle.position_covariance = content.diagonal_covariance(track.position_var, 3)
+        obstacle.velocity_covariance = content.diagonal_covariance(track.velocity_var, 3)
         out.obstacles.append(obstacle)
     return out
 
 
-def _colour(track_id: int) -> tuple[float, float, float]:
-    """Pick a stable, distinct colour per id (golden-ratio hue walk)."""
-    hue = (track_id * 0.618033988749895) % 1.0
-    rgb = np.clip(np.abs((hue * 6.0 + np.array([0.0, 4.0, 2.0])) % 6.0 - 3.0) - 1.0, 0, 1)
-    return tuple(float(v) for v in rgb)
+def markers_msg(header: Header, tracks: list[Track],
+                namespace: str = content.MARKER_NAMESPACE) -> MarkerArray:
+    """Build RViz markers: DELETEALL first, then ``message_content.track_markers``.
 
-
-def markers_msg(header: Header, tracks: list[Track], namespace: str = 'tracks') -> MarkerArray:
-    """Build RViz markers: DELETEALL first, then per track a CUBE, a velocity ARROW and its id.
-
-    Marker ids: 3 * track id (+0 cube, +1 arrow, +2 text). The arrow runs from the centre to
-    where the object is ``ARROW_SECONDS`` later at its current velocity.
+    Per track a CUBE, a velocity ARROW and its id (TEXT_VIEW_FACING); marker ids 3 * track id
+    (+0 cube, +1 arrow, +2 text).
     """
     out = MarkerArray()
     clear = Marker()
@@ -221,24 +189,15 @@ def markers_msg(header: Header, tracks: list[Track], namespace: str = 'tracks') 
     clear.ns = namespace
     clear.action = Marker.DELETEALL
     out.markers.append(clear)
-    for track in tracks:
-        colour = _colour(track.track_id)
-        cube = _marker(header, namespace, 3 * track.track_id, Marker.CUBE, colour, 0.4)
-        cube.pose = _pose(track.position)
-        cube.scale.x, cube.scale.y, cube.scale.z = (max(float(v), 1e-3) for v in track.size)
-        arrow = _marker(header, namespace, 3 * track.track_id + 1, Marker.ARROW, colour, 1.0)
-        arrow.pose.orientation.w = 1.0
-        start, end = track.position, track.position + ARROW_SECONDS * track.velocity
-        arrow.points = [Point(x=float(start[0]), y=float(start[1]), z=float(start[2])),
-                        Point(x=float(end[0]), y=float(end[1]), z=float(end[2]))]
-        width = 0.1 * float(np.max(track.size)) if np.max(track.size) > 0 else 0.01
-        arrow.scale.x, arrow.scale.y, arrow.scale.z = width, 2 * width, 2 * width
-        text = _marker(header, namespace, 3 * track.track_id + 2, Marker.TEXT_VIEW_FACING,
-                       (1.0, 1.0, 1.0), 1.0)
-        text.pose = _pose(track.position + np.array([0.0, 0.0, 0.6 * float(track.size[2])]))
-        text.scale.z = max(0.5 * float(np.max(track.size)), 1e-3)
-        text.text = str(track.track_id)
-        out.markers.extend([cube, arrow, text])
+    for spec in content.track_markers(tracks):
+        marker = _marker(header, namespace, spec.marker_id, _MARKER_KINDS[spec.kind],
+                         spec.colour, spec.alpha)
+        marker.pose = _pose(spec.position)
+        marker.scale.x, marker.scale.y, marker.scale.z = spec.scale
+        marker.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2]))
+                         for p in spec.points]
+        marker.text = spec.text
+        out.markers.append(marker)
     return out
 
 

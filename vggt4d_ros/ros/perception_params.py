@@ -11,13 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.runtime.parameters import field_specs
 from vggt4d_ros.runtime.parameters import ParameterSpec
-
-
-def _meta(description: str, limits: tuple[float, float] | None = None) -> dict:
-    return {'description': description} if limits is None else {
-        'description': description, 'range': limits}
 
 
 @dataclass(frozen=True)

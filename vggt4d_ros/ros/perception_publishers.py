@@ -39,7 +39,6 @@ import time
 
 from nav_msgs.msg import OccupancyGrid
 import numpy as np
-from rclpy.qos import QoSProfile
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
@@ -53,6 +52,7 @@ from vggt4d_ros.ros.frames import pose_from_xyz_quat
 from vggt4d_ros.ros.outputs import FRAME_QOS
 from vggt4d_ros.ros.outputs import header_at
 from vggt4d_ros.ros.outputs import MAP_QOS
+from vggt4d_ros.ros.outputs import PublisherGroup
 from vggt4d_ros.ros import perception_msgs as pm
 from vggt4d_ros.ros.perception_params import PerceptionTopicParams
 
@@ -106,7 +106,8 @@ class PerceptionPublisher:
         # First: without tf2_ros this raises before any publisher exists.
         self._tf = _ObstacleFrame(node, params.obstacle_frame) if params.obstacle_frame else None
         self._monotonic = monotonic or time.monotonic
-        self._publishers: list = []
+        self._publishers = PublisherGroup(node)
+        self._create = self._publishers.create
         self._last_grid_s = -np.inf
         self.counters = PerceptionCounters()
         on = config.enabled
@@ -124,13 +125,6 @@ class PerceptionPublisher:
         self.markers_pub = self._create(tracks and params.publish_track_markers,
                                         MarkerArray, '~/track_markers', FRAME_QOS)
 
-    def _create(self, enabled: bool, msg_type, topic: str, qos: QoSProfile):
-        if not enabled:
-            return None
-        publisher = self._node.create_publisher(msg_type, topic, qos)
-        self._publishers.append(publisher)
-        return publisher
-
     def _create_optional(self, enabled: bool, type_of, topic: str):
         """Create a publisher of a generated message package (a warning when it is missing)."""
         if not enabled:
@@ -144,9 +138,7 @@ class PerceptionPublisher:
 
     def destroy(self) -> None:
         """Destroy every publisher (lifecycle cleanup)."""
-        for publisher in self._publishers:
-            self._node.destroy_publisher(publisher)
-        self._publishers.clear()
+        self._publishers.destroy()
 
     def publish(self, output: PerceptionOutput | None, convention: FrameConvention,
                 reset: bool = False) -> None:

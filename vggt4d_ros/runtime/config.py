@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.perception.config import PerceptionConfig
@@ -25,12 +26,6 @@ from vggt4d_ros.runtime.window import WindowConfig
 PATCH = 14
 #: VGGT's network width (the checkpoint's training resolution).
 VGGT_WIDTH = 518
-
-
-def _meta(description: str, limits: tuple[float, float] | None = None) -> dict:
-    """Field metadata: a description and, for numbers, the inclusive range."""
-    return {'description': description} if limits is None else {
-        'description': description, 'range': limits}
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,13 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.geometry.rigid import translation_quaternion_from_pose
 from vggt4d_ros.geometry.rotation import quaternion_xyzw_from_rotation
 from vggt4d_ros.geometry.rotation import rotation_from_axis_angle
 from vggt4d_ros.perception.config import default_output_from_world
+from vggt4d_ros.perception.message_content import ARROW_SECONDS
+from vggt4d_ros.perception.message_content import track_colour
 from vggt4d_ros.perception.occupancy import OccupancyGrids
 from vggt4d_ros.perception.tracker import Track
 from vggt4d_ros.runtime.sink import EngineOutput
@@ -69,9 +72,6 @@ TOPICS: dict[str, str] = {
 GRID_TOPICS = {'static': '/vggt4d/static_grid', 'dynamic': '/vggt4d/dynamic_grid',
                'combined': '/vggt4d/combined_grid'}
 
-#: The velocity arrow shows where the object is this many seconds later.
-ARROW_SECONDS = 1.0
-
 #: Warnings reported per view before it goes quiet (the count keeps going in ``stats``).
 MAX_WARNINGS = 5
 
@@ -79,11 +79,6 @@ MAX_WARNINGS = 5
 PORT_RELEASE_S = 5.0
 
 _LOG = logging.getLogger(__name__)
-
-
-def _meta(description: str, limits: tuple[float, float] | None = None) -> dict:
-    return {'description': description} if limits is None else {
-        'description': description, 'range': limits}
 
 
 @dataclass(frozen=True)
@@ -514,13 +509,6 @@ def arrow_orientation(direction: np.ndarray) -> np.ndarray:
     return quaternion_xyzw_from_rotation(rotation_from_axis_angle(rotvec))
 
 
-def track_colour(track_id: int) -> tuple[float, float, float]:
-    """Pick a stable, distinct colour per track id (golden-ratio hue walk, as the RViz markers)."""
-    hue = (track_id * 0.618033988749895) % 1.0
-    rgb = np.clip(np.abs((hue * 6.0 + np.array([0.0, 4.0, 2.0])) % 6.0 - 3.0) - 1.0, 0, 1)
-    return float(rgb[0]), float(rgb[1]), float(rgb[2])
-
-
 def _wait_until_free(host: str, port: int, timeout_s: float) -> bool:
     """Wait until ``port`` can be bound on ``host`` (address reuse on, as the SDK binds)."""
     deadline = time.monotonic() + timeout_s
@@ -545,4 +533,4 @@ def _even_subset(count: int, limit: int) -> np.ndarray:
 
 __all__ = ['arrow_orientation', 'cloud_layout', 'FoxgloveUnavailable', 'FoxgloveView',
            'FoxgloveViewConfig', 'GRID_TOPICS', 'import_foxglove', 'start_view', 'TOPICS',
-           'track_colour', 'ViewFrames', 'ViewStats', 'ZUpFrames']
+           'ViewFrames', 'ViewStats', 'ZUpFrames']

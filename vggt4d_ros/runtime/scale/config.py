@@ -7,16 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.runtime.scale.rig_baseline import RigBaselineConfig
 
 Source = Literal['none', 'depth', 'odometry', 'camera_height', 'rig_baseline']
 SOURCES: tuple[str, ...] = ('none', 'depth', 'odometry', 'camera_height', 'rig_baseline')
-
-
-def _meta(description: str, limits: tuple[float, float] | None = None) -> dict:
-    """Field metadata: the parameter's description and, for numbers, its inclusive range."""
-    return {'description': description} if limits is None else {
-        'description': description, 'range': limits}
 
 
 @dataclass

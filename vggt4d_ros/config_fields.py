@@ -1,0 +1,19 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Field metadata of the config dataclasses: the one home of its format.
+
+``runtime/parameters.py`` reads it to turn config fields into parameters (name, default,
+description, range). It sits at the package root, below every layer and importing nothing of
+the package, so configs of any layer (perception, runtime, viz, ros) can use it.
+"""
+
+from __future__ import annotations
+
+
+def field_meta(description: str, limits: tuple[float, float] | None = None) -> dict:
+    """Field metadata: the parameter's description and, for numbers, its inclusive range.
+
+    Use as ``dataclasses.field(default=..., metadata=field_meta('what it does', (lo, hi)))``.
+    """
+    return {'description': description} if limits is None else {
+        'description': description, 'range': limits}

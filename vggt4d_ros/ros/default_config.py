@@ -101,7 +101,7 @@ RIG_EXAMPLES = {'image_topics': ['/front/image_raw', '/left/image_raw'],
 
 
 def _rig_lines() -> list[str]:
-    """The multi-camera rig section (``ros.rig_inputs``; arrays as commented examples)."""
+    """Write the multi-camera rig section (``ros.rig_inputs``; arrays as commented examples)."""
     from vggt4d_ros.ros.rig_inputs import RIG_PARAMETERS
 
     lines = ['    # ---- Multi-camera rig (ros.rig_inputs; the arrays unset: one camera)']

@@ -86,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[demo] masks J {masks['j_mean']:.3f}, F {masks['f_mean']:.3f}")
     tracks = metrics.get('tracks') or {}
     if 'recall' in tracks:
+        velocity = tracks['velocity_error_mean']
+        # No matched track (e.g. random weights find no object): no velocity to score.
+        velocity_text = f'{velocity:.3f}' if velocity == velocity else 'n/a (no matched track)'
         print(f"[demo] tracks: recall {tracks['recall']:.3f}, id switches "
-              f"{tracks['id_switches']}, velocity error {tracks['velocity_error_mean']:.3f}")
+              f"{tracks['id_switches']}, velocity error {velocity_text}")
     if metrics.get('random_weights'):
         print('[demo] RANDOM weights: these numbers mean nothing about VGGT4D quality')
     print(f'[demo] report: {summary.report}')

@@ -22,6 +22,7 @@ from std_msgs.msg import Header
 from vggt4d_ros.geometry.packed_rgb import pack_rgb
 from vggt4d_ros.geometry.packed_rgb import unpack_rgb
 from vggt4d_ros.geometry.rotation import quaternion_xyzw_from_rotation
+from vggt4d_ros.ros.frames import pose_from_xyz_quat
 from vggt4d_ros.runtime import image_decode
 from vggt4d_ros.runtime.image_decode import DEFAULT_LIMITS
 from vggt4d_ros.runtime.image_decode import ImageDecodeError  # noqa: F401 (re-exported)
@@ -197,6 +198,12 @@ def transform_stamped(pose: np.ndarray, header: Header, child_frame: str) -> Tra
         float(v) for v in quat)
     msg.transform = transform
     return msg
+
+
+def pose_from_transform(transform: Transform) -> np.ndarray:
+    """4x4 transform of a geometry_msgs/Transform (the inverse of :func:`transform_stamped`)."""
+    t, q = transform.translation, transform.rotation
+    return pose_from_xyz_quat([t.x, t.y, t.z, q.x, q.y, q.z, q.w])
 
 
 _CV_BRIDGE = CvBridge() if CvBridge is not None else None

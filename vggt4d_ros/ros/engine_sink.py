@@ -18,6 +18,8 @@ from typing import Any, Callable
 import numpy as np
 
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
+from vggt4d_ros.ros.compat import tf_listener
+from vggt4d_ros.ros.conversions import pose_from_transform
 from vggt4d_ros.ros.frames import FrameConvention
 from vggt4d_ros.ros.frames import make_convention
 from vggt4d_ros.ros.frames import pose_from_xyz_quat
@@ -92,20 +94,16 @@ class ConventionResolver:
                 f'waiting for TF {self._params.base_frame} -> {camera_frame}: {error}',
                 throttle_duration_sec=5.0)
             return None
-        t, q = stamped.transform.translation, stamped.transform.rotation
-        return pose_from_xyz_quat([t.x, t.y, t.z, q.x, q.y, q.z, q.w])
+        return pose_from_transform(stamped.transform)
 
 
 def _tf_listener(node) -> tuple[Any, Any]:
     """tf2_ros Buffer and its TransformListener (odom_to_base with extrinsic_source=tf)."""
-    try:
-        from tf2_ros import Buffer
-        from tf2_ros import TransformListener
-    except ImportError as error:
+    listener = tf_listener(node)
+    if listener is None:
         raise ValueError('extrinsic_source=tf needs tf2_ros (install ROS, or set '
-                         'extrinsic_source=parameter and base_to_camera)') from error
-    buffer = Buffer()
-    return buffer, TransformListener(buffer, node)
+                         'extrinsic_source=parameter and base_to_camera)')
+    return listener
 
 
 class NodeSink:

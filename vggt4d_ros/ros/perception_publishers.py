@@ -47,8 +47,9 @@ from vggt4d_ros.perception.perception_tracker import DynamicCloud
 from vggt4d_ros.perception.perception_tracker import PerceptionOutput
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
 from vggt4d_ros.perception.tracker import Track
+from vggt4d_ros.ros.compat import tf_listener
+from vggt4d_ros.ros.conversions import pose_from_transform
 from vggt4d_ros.ros.frames import FrameConvention
-from vggt4d_ros.ros.frames import pose_from_xyz_quat
 from vggt4d_ros.ros.outputs import FRAME_QOS
 from vggt4d_ros.ros.outputs import header_at
 from vggt4d_ros.ros.outputs import MAP_QOS
@@ -227,16 +228,13 @@ class _ObstacleFrame:
     """TF lookups ``obstacle_frame <- world`` at a stamp (tf2_ros; non-blocking)."""
 
     def __init__(self, node, frame: str) -> None:
-        try:
-            from tf2_ros import Buffer
-            from tf2_ros import TransformListener
-        except ImportError as error:
+        listener = tf_listener(node)
+        if listener is None:
             raise ValueError('obstacle_frame needs tf2_ros (install ROS, or leave '
-                             'obstacle_frame empty: outputs in the world frame)') from error
+                             'obstacle_frame empty: outputs in the world frame)')
         self._node = node
         self.frame = frame
-        self._buffer = Buffer()
-        self._listener = TransformListener(self._buffer, node)
+        self._buffer, self._listener = listener
 
     def lookup(self, world: str, stamp_ns: int) -> np.ndarray | None:
         from rclpy.time import Time
@@ -249,8 +247,7 @@ class _ObstacleFrame:
                 f'no TF {self.frame} <- {world} at the image stamp: object outputs of this '
                 f'window not published ({error})', throttle_duration_sec=5.0)
             return None
-        t, q = stamped.transform.translation, stamped.transform.rotation
-        return pose_from_xyz_quat([t.x, t.y, t.z, q.x, q.y, q.z, q.w])
+        return pose_from_transform(stamped.transform)
 
 
 __all__ = ['align_output_frame', 'GRID_TOPICS', 'PerceptionCounters',

@@ -28,7 +28,8 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
-from vggt4d_ros.ros.frames import pose_from_xyz_quat
+from vggt4d_ros.ros.compat import tf_listener
+from vggt4d_ros.ros.conversions import pose_from_transform
 from vggt4d_ros.runtime.rig import camera_name_of_topic
 from vggt4d_ros.runtime.rig import MAX_VIEWS
 from vggt4d_ros.runtime.rig import RigGrouper
@@ -183,7 +184,7 @@ class RigInputs:
         #: where the extrinsics came from: 'parameter', 'tf' (once looked up) or 'unknown'
         self.extrinsics_source = 'parameter' if params.extrinsics else 'unknown'
         self._tf_buffer, self._tf_listener = (None, None) if params.extrinsics \
-            else _tf_listener(node)
+            else (tf_listener(node) or (None, None))
         self._next_lookup_s = 0.0
         self.backend = self._pick_backend()
         if self.backend == 'message_filters':
@@ -318,20 +319,8 @@ def lookup_extrinsics(tf_buffer, base_frame: str, frame_ids: list[str]) -> np.nd
             stamped = tf_buffer.lookup_transform(base_frame, frame_id, Time())
         except Exception:  # noqa: B902 - tf2 raises several unrelated types
             return None
-        t, q = stamped.transform.translation, stamped.transform.rotation
-        poses.append(pose_from_xyz_quat([t.x, t.y, t.z, q.x, q.y, q.z, q.w]))
+        poses.append(pose_from_transform(stamped.transform))
     return np.stack(poses)
-
-
-def _tf_listener(node) -> tuple[Any, Any]:
-    """tf2_ros Buffer and TransformListener, or (None, None) without tf2_ros."""
-    try:
-        from tf2_ros import Buffer
-        from tf2_ros import TransformListener
-    except ImportError:
-        return None, None
-    buffer = Buffer()
-    return buffer, TransformListener(buffer, node)
 
 
 def _camera_info_type():

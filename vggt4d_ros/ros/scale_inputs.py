@@ -36,6 +36,7 @@ from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from vggt4d_ros.ros.conversions import pose_from_transform
 from vggt4d_ros.ros.conversions import stamp_to_ns
 from vggt4d_ros.ros.frames import pose_from_xyz_quat
 from vggt4d_ros.ros.params import NodeParams
@@ -228,8 +229,7 @@ class ScaleInputs:
             child = transform.child_frame_id.lstrip('/')
             if parent != params.base_frame and parent != params.odom_frame:
                 continue
-            t, q = transform.transform.translation, transform.transform.rotation
-            pose = pose_from_xyz_quat([t.x, t.y, t.z, q.x, q.y, q.z, q.w])
+            pose = pose_from_transform(transform.transform)
             if parent == params.odom_frame and child == params.base_frame:
                 if self._source == 'odometry' and params.odometry_source == 'tf':
                     self.counts['odometry_samples'] += 1

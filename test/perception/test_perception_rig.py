@@ -17,6 +17,7 @@ import torch
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.mapping.testing import OracleBackend
 from vggt4d_ros.mapping.testing import OracleNoise
+from vggt4d_ros.mapping.testing import rig_mount
 from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.perception.config import TrackerConfig
@@ -37,18 +38,9 @@ HW = (48, 64)
 JITTER = 2 * MS  # the second camera's stamps trail the reference camera's
 
 
-def _offset(x: float = 0.0, yaw_deg: float = 0.0) -> np.ndarray:
-    """Camera pose in the rig body (OpenCV axes): x right, yaw about y."""
-    yaw = np.radians(yaw_deg)
-    pose = np.eye(4)
-    pose[:3, :3] = [[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]]
-    pose[0, 3] = x
-    return pose
-
-
-STEREO = np.stack([_offset(), _offset(0.3)])
+STEREO = np.stack([rig_mount(), rig_mount(0.3)])
 #: The side camera looks 70 degrees left: the sphere passes from the front camera to it.
-FRONT_SIDE = np.stack([_offset(), _offset(0.1, -70.0)])
+FRONT_SIDE = np.stack([rig_mount(), rig_mount(0.1, -70.0)])
 #: Scene times: the stereo pair sees the sphere together over 5.3-6.3 s; the front camera
 #: alone over 0-0.4 s, both at 0.5-0.6 s, the side camera alone over 0.8-1.7 s.
 STEREO_START_S = 5.2

@@ -12,6 +12,7 @@ from vggt4d_ros.geometry.sim3 import umeyama
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.mapping.testing import OracleBackend
 from vggt4d_ros.mapping.testing import OracleNoise
+from vggt4d_ros.mapping.testing import rig_mount
 from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.runtime.rig import base_poses
 from vggt4d_ros.runtime.rig import camera_name_of_topic
@@ -33,17 +34,8 @@ def _replay(**kwargs) -> WindowConfig:
     return WindowConfig(**base)
 
 
-def _offset(x: float = 0.0, yaw_deg: float = 0.0) -> np.ndarray:
-    """Camera pose in the rig body (the path frame, OpenCV axes): x right, yaw about y."""
-    yaw = np.radians(yaw_deg)
-    pose = np.eye(4)
-    pose[:3, :3] = [[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]]
-    pose[0, 3] = x
-    return pose
-
-
-STEREO = np.stack([_offset(), _offset(0.3)])
-FRONT_SIDE = np.stack([_offset(), _offset(0.1, 70.0)])
+STEREO = np.stack([rig_mount(), rig_mount(0.3)])
+FRONT_SIDE = np.stack([rig_mount(), rig_mount(0.1, 70.0)])
 
 
 def _image(value: int = 0) -> np.ndarray:
@@ -83,7 +75,7 @@ def test_rig_setup_from_parameters_and_base_poses():
     assert rig.num_views == 2 and rig.base_from_camera[1][0, 3] == pytest.approx(0.3)
     pose = np.eye(4)
     pose[:3, 3] = [1, 2, 3]
-    shifted = RigSetup(('a', 'b'), np.stack([_offset(0.5), _offset(1.0)]))
+    shifted = RigSetup(('a', 'b'), np.stack([rig_mount(0.5), rig_mount(1.0)]))
     assert base_poses(pose[None], shifted)[0, 0, 3] == pytest.approx(0.5)
     with pytest.raises(ValueError, match='7 numbers'):
         RigSetup.from_parameters(['a', 'b'], [0.0] * 7)

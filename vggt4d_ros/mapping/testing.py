@@ -345,6 +345,24 @@ def _to_result(
     )
 
 
+def rig_mount(x: float = 0.0, yaw_deg: float = 0.0) -> np.ndarray:
+    """Camera pose in the rig body for ``OracleBackend(rig=...)`` (OpenCV axes).
+
+    Args:
+        x: offset to the right (map units).
+        yaw_deg: rotation about the body's y axis (down): negative looks left.
+
+    Returns:
+        [4,4] body-from-camera pose.
+
+    """
+    yaw = np.radians(yaw_deg)
+    pose = np.eye(4)
+    pose[:3, :3] = [[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]]
+    pose[0, 3] = x
+    return pose
+
+
 def wall_distance(points: np.ndarray, room_half: tuple[float, float, float]) -> np.ndarray:
     """Distance [N] of scene-frame points [N,3] to the nearest wall of the room."""
     half = np.asarray(room_half, dtype=np.float64)

@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.runtime.scale.estimate import robust_log_centre
 from vggt4d_ros.runtime.scale.estimate import ScaleEstimate
@@ -37,16 +38,13 @@ SOURCE = 'rig_baseline'
 class RigBaselineConfig:
     """Pair selection of the rig-baseline scale (``scale.rig_baseline``)."""
 
-    min_baseline_m: float = field(default=0.05, metadata={
-        'description': 'ignore camera pairs closer than this (metres).',
-        'range': (0.0, 100.0)})
-    max_direction_deg: float = field(default=20.0, metadata={
-        'description':
-            "reject a ratio when the estimated direction from camera a to b (in camera a's "
-            'axes) is further than this from the known one (degrees).', 'range': (0.0, 180.0)})
-    min_pairs: int = field(default=2, metadata={
-        'description': 'fewer accepted (step, camera pair) ratios give no estimate.',
-        'range': (1, 1000)})
+    min_baseline_m: float = field(default=0.05, metadata=_meta(
+        'ignore camera pairs closer than this (metres).', (0.0, 100.0)))
+    max_direction_deg: float = field(default=20.0, metadata=_meta(
+        "reject a ratio when the estimated direction from camera a to b (in camera a's "
+        'axes) is further than this from the known one (degrees).', (0.0, 180.0)))
+    min_pairs: int = field(default=2, metadata=_meta(
+        'fewer accepted (step, camera pair) ratios give no estimate.', (1, 1000)))
 
 
 def _pair_geometry(cam_from_world: np.ndarray, centres: np.ndarray,

@@ -17,7 +17,6 @@ from vggt4d_ros.replay.cli import main as replay_main
 from vggt4d_ros.replay.outputs import PLANNER_FRAME
 from vggt4d_ros.replay.outputs import PLANNER_TOPICS
 from vggt4d_ros.replay.outputs import read_tum
-from vggt4d_ros.replay.rig_runner import RigReplayConfig
 from vggt4d_ros.replay.rig_runner import run_rig_replay
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.synthetic import SceneConfig
@@ -78,10 +77,10 @@ def test_rig_replay_scores_every_camera_and_writes_the_rig_trajectory(rig_bag, t
     names = list(rig_cameras(layout))
     backend = _ExactRigBackend(SCENE, layout)
     loaded = LoadedBackend(backend, torch.device('cpu'), torch.float32, 'exact rig')
-    config = ReplayConfig(bag=bag, out_dir=tmp_path / 'out', window_size=4, stride=2,
-                          quiet=True, samples=2)
     topics = [rig_topics(n)['image'] for n in names]
-    summary = run_rig_replay(config, RigReplayConfig(topics, names), loaded)
+    config = ReplayConfig(bag=bag, out_dir=tmp_path / 'out', window_size=4, stride=2,
+                          quiet=True, samples=2, image_topics=topics, camera_names=names)
+    summary = run_rig_replay(config, loaded)
     assert summary.frames_in == summary.frames_out == 2 * SCENE.num_frames
     assert all(window.num_views == 2 and window.num_steps == 2 for window in backend.layouts)
     metrics = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
@@ -130,9 +129,10 @@ def test_rig_replay_writes_the_planner_outputs_once_per_step(tmp_path):
     loaded = LoadedBackend(_ExactRigBackend(SCENE, 'stereo'), torch.device('cpu'),
                            torch.float32, 'exact rig')
     config = ReplayConfig(bag=bag, out_dir=tmp_path / 'out', window_size=4, stride=2,
-                          quiet=True, samples=2, perception=True)
-    summary = run_rig_replay(config, RigReplayConfig([rig_topics(n)['image'] for n in names],
-                                                     names), loaded)
+                          quiet=True, samples=2, perception=True,
+                          image_topics=[rig_topics(n)['image'] for n in names],
+                          camera_names=names)
+    summary = run_rig_replay(config, loaded)
     perception = summary.metrics['perception']
     assert perception['steps'] == SCENE.num_frames and perception['frames'] == 2 * perception[
         'steps'] and perception['skipped'] == 0

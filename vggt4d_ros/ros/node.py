@@ -324,7 +324,8 @@ class Vggt4dNode(LifecycleNode):
             return None
         seconds = backend_lib.warm_up(self._loaded.backend, config.window, config.mapper,
                                       config.backend.warmup_height,
-                                      config.backend.warmup_width, config.perception)
+                                      config.backend.warmup_width, config.perception,
+                                      self.rig_setup)
         return (seconds, *backend_lib.freeze_heap())
 
     @_guarded('deactivate')

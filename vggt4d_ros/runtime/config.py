@@ -64,9 +64,9 @@ class BackendConfig:
         "Network input width in pixels, a multiple of 14 (518: VGGT's; smaller makes CPU "
         'runs of the tiny model faster).', (PATCH, 14 * 512)))
     warmup: bool = field(default=True, metadata=_meta(
-        'Run two dummy windows (the second one stride later) through a throwaway engine at '
-        'activate, so the first real windows are not slowed by lazy CUDA initialisation, '
-        'compilation or first use of the mapper.'))
+        'Run two dummy windows (the second one stride later; a rig: its steps x cameras '
+        'layout) through a throwaway engine at activate, so the first real windows are not '
+        'slowed by lazy CUDA initialisation, compilation or first use of the mapper.'))
     warmup_height: int = field(default=480, metadata=_meta(
         'Height of the warm-up frames (use the camera size).', (14, 8192)))
     warmup_width: int = field(default=640, metadata=_meta(

@@ -17,7 +17,6 @@ from vggt4d_ros.replay.cli import main as replay_main
 from vggt4d_ros.replay.outputs import PLANNER_FRAME
 from vggt4d_ros.replay.outputs import PLANNER_TOPICS
 from vggt4d_ros.replay.outputs import read_tum
-from vggt4d_ros.replay.rig_runner import RigReplayConfig
 from vggt4d_ros.replay.rig_runner import run_rig_replay
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.synthetic import SceneConfig
@@ -78,10 +77,10 @@ def test_rig_replay_scores_every_camera_and_writes_the_rig_trajectory(rig_bag, t
     names = list(rig_cameras(layout))
     backend = _ExactRigBackend(SCENE, layout)
     loaded = LoadedBackend(backend, torch.device('cpu'), torch.float32, 'exact rig')
-    config = ReplayConfig(bag=bag, out_dir=tmp_path / 'out', window_size=4, stride=2,
-                          quiet=True, samples=2)
     topics = [rig_topics(n)['image'] for n in names]
-    summary = run_rig_replay(config, RigReplayConfig(topics, names), loaded)
+    config = ReplayConfig(bag=bag, out_dir=tmp_path / 'out', window_size=4, stride=2,
+                          quiet=True, samples=2, image_topics=topics, camera_names=names)
+    summary = run_rig_replay(config, loaded)
     assert summary.frames_in == summary.frames_out == 2 * SCENE.num_frames
     assert all(window.num_views == 2 and window.num_steps == 2 for window in backend.layouts)
     metrics = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
@@ -124,15 +123,47 @@ def test_cli_runs_a_rig_replay(rig_bag, tmp_path, monkeypatch, capsys):
                         '/absent', '--quiet']) == 2
 
 
+def test_cli_reads_the_rig_from_the_parameter_file(rig_bag, tmp_path, monkeypatch, capsys):
+    """The node's rig parameters in --params make a rig replay; rig_extrinsics beat the bag's."""
+    layout, bag = rig_bag
+    if layout != 'stereo':
+        pytest.skip('one CLI run is enough')
+    import vggt4d_ros.replay.runner as runner
+    from vggt4d_ros.runtime.parameters import write_parameter_file
+
+    monkeypatch.setattr(runner, 'build_backend', lambda config, pipeline: LoadedBackend(
+        _ExactRigBackend(SCENE, layout), torch.device('cpu'), torch.float32, 'exact rig'))
+    # Both cameras at base_link's origin, unrotated (the bag's /tf_static says otherwise).
+    params = write_parameter_file({
+        'image_topics': ['/rig/left/image_raw', '/rig/right/image_raw'],
+        'camera_names': ['one', 'two'], 'window.window_size': 4, 'window.stride': 2,
+        'rig_extrinsics': [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0] * 2}, tmp_path / 'rig.yaml')
+    out = tmp_path / 'cli'
+    assert replay_main([str(bag), '--out', str(out), '--params', str(params), '--quiet']) == 0, \
+        capsys.readouterr()
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['cameras'] == ['one', 'two'] and metrics['rig']['groups'] == SCENE.num_frames
+    _, rig_poses = read_tum(out / 'rig_trajectory.tum')
+    _, camera = read_tum(out / 'one' / 'trajectory.tum')
+    np.testing.assert_allclose(rig_poses, camera, atol=1e-6)  # the identity mount
+    # One camera topic with a rig, or the rig over DDS: refused before anything runs.
+    assert replay_main([str(bag), '--out', str(out), '--params', str(params),
+                        '--image-topic', '/rig/left/image_raw', '--quiet']) == 2
+    assert replay_main([str(bag), '--out', str(out), '--params', str(params), '--mode', 'dds',
+                        '--quiet']) == 2
+    assert 'offline only' in capsys.readouterr().err
+
+
 def test_rig_replay_writes_the_planner_outputs_once_per_step(tmp_path):
     bag = write_synthetic_rig_bag(tmp_path / 'bag', SCENE, 'stereo')
     names = list(rig_cameras('stereo'))
     loaded = LoadedBackend(_ExactRigBackend(SCENE, 'stereo'), torch.device('cpu'),
                            torch.float32, 'exact rig')
     config = ReplayConfig(bag=bag, out_dir=tmp_path / 'out', window_size=4, stride=2,
-                          quiet=True, samples=2, perception=True)
-    summary = run_rig_replay(config, RigReplayConfig([rig_topics(n)['image'] for n in names],
-                                                     names), loaded)
+                          quiet=True, samples=2, perception=True,
+                          image_topics=[rig_topics(n)['image'] for n in names],
+                          camera_names=names)
+    summary = run_rig_replay(config, loaded)
     perception = summary.metrics['perception']
     assert perception['steps'] == SCENE.num_frames and perception['frames'] == 2 * perception[
         'steps'] and perception['skipped'] == 0

@@ -8,7 +8,8 @@ goes through the mapping oracle backend without noise and at scale 1: the node's
 the scene's metres and its ``map_to_camera`` world is the first camera's pose with ROS axes,
 so the test peer can compute where the moving objects are (:func:`objects_in_output_frame`).
 Images sent to the node must be ``WIDTH`` x ``HEIGHT``; their content is ignored (every frame
-is a keyframe in these tests).
+is a keyframe in these tests). ``make_rig_moving`` is the same scene seen by the synthetic
+stereo rig (``replay/synthetic_rig.py``: ``left`` on the path, ``right`` 0.30 m to its right).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vggt4d_ros.replay.synthetic import ObjectTruth
 from vggt4d_ros.replay.synthetic import SceneConfig
 from vggt4d_ros.replay.synthetic import SyntheticOracleView
 from vggt4d_ros.replay.synthetic import SyntheticScene
+from vggt4d_ros.replay.synthetic_rig import rig_cameras
 from vggt4d_ros.ros.frames import R_BODY_FROM_OPTICAL
 
 FPS = 15.0
@@ -40,17 +42,30 @@ class _StaticView(SyntheticOracleView):
         return depth, np.zeros_like(dynamic), rgb
 
 
-def oracle(static: bool = False) -> OracleBackend:
-    """Build the oracle backend over the synthetic scene (scene time 0 at ``SCENE.start_ns``)."""
+#: The stereo rig's cameras [2,4,4] in the reference (path) camera's optical frame.
+STEREO = np.stack(list(rig_cameras('stereo').values()))
+
+
+def oracle(static: bool = False, rig: np.ndarray | None = None) -> OracleBackend:
+    """Build the oracle backend over the synthetic scene (scene time 0 at ``SCENE.start_ns``).
+
+    ``rig``: [N,4,4] cameras in the path camera's frame (None: the path camera alone).
+    """
     scene = SyntheticScene(SCENE)
     view = _StaticView(scene) if static else SyntheticOracleView(scene)
     return OracleBackend(scene=view, network_hw=(HEIGHT, WIDTH), noise=EXACT, seed=17,
-                         start_ns=SCENE.start_ns, focal_factor=SCENE.intrinsics()[0, 0] / WIDTH)
+                         start_ns=SCENE.start_ns, focal_factor=SCENE.intrinsics()[0, 0] / WIDTH,
+                         rig=rig)
 
 
 def make_moving(params, device, dtype) -> OracleBackend:
     """backend_factory: the synthetic scene with its two moving objects."""
     return oracle()
+
+
+def make_rig_moving(params, device, dtype) -> OracleBackend:
+    """backend_factory: the moving scene seen by the stereo rig (windows of steps x 2 views)."""
+    return oracle(rig=STEREO)
 
 
 def make_static(params, device, dtype) -> OracleBackend:

@@ -89,13 +89,16 @@ def test_every_yaml_key_is_a_declared_parameter(ros_context):
     try:
         builtin = {'use_sim_time', 'start_type_description_service'}
         from rclpy.parameter import Parameter
-        # The rig's arrays are declared unset (one camera): the file leaves them as comments.
-        declared = {name for name, param in node._parameters.items()
-                    if name not in builtin and param.type_ != Parameter.Type.NOT_SET}
+        declared = {name for name in node._parameters if name not in builtin}
         from_yaml = dict(flatten(yaml.safe_load(CONFIG.read_text())['/**']['ros__parameters']))
         assert set(from_yaml) == declared
         for name, value in from_yaml.items():
             assert node.get_parameter(name).value == value, name
+        # The rig's empty arrays are declared with their element type (an empty list alone
+        # would make a byte array) and set: `ros2 param get` reads an empty array.
+        assert node.get_parameter('image_topics').type_ == Parameter.Type.STRING_ARRAY
+        assert node.get_parameter('rig_extrinsics').type_ == Parameter.Type.DOUBLE_ARRAY
+        assert 'reference camera' in node.describe_parameter('image_topics').description
         descriptor = node.describe_parameter('window.window_size')
         assert descriptor.integer_range and descriptor.integer_range[0].from_value == 2
         assert node.describe_parameter('image_topic').description
@@ -141,6 +144,7 @@ def test_rviz_config_shows_the_planner_outputs():
 @pytest.mark.parametrize('override, message', [
     (('window.stride', 9), 'stride'),  # in range alone, not with window_size 8
     (('image_topic', ''), 'image_topic'),
+    (('image_topics', ['/front/image_raw']), 'image_topics needs 2 to 4 topics'),
 ])
 def test_invalid_parameters_fail_configure_with_a_reason(ros_context, override, message):
     from rclpy.lifecycle import TransitionCallbackReturn
@@ -164,6 +168,7 @@ def test_invalid_parameters_fail_configure_with_a_reason(ros_context, override, 
     (('input_qos', 'bogus'), 'one of: sensor_data, reliable'),
     (('mapper.voxel.voxel_size', -0.5), 'voxel_size'),
     (('base_to_camera', [0.0, 1.0]), 'list of 7 numbers'),
+    (('rig_sync', 'magic'), 'one of: auto, message_filters, builtin'),
 ])
 def test_values_not_allowed_fail_at_declaration_with_a_reason(ros_context, override, words):
     from rclpy.exceptions import InvalidParameterValueException

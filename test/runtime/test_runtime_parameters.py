@@ -112,3 +112,42 @@ def test_parameter_file_sections(tmp_path):
     bad.write_text('vggt4d:\n  parameters: {}\n')
     with pytest.raises(ValueError, match='ros__parameters'):
         load_parameter_file(bad)
+
+
+def test_rig_parameters_are_engine_parameters_with_typed_arrays_of_any_length():
+    by_name = {spec.name: spec for spec in engine_parameter_specs()}
+    topics, extrinsics = by_name['image_topics'], by_name['rig_extrinsics']
+    assert (topics.default, topics.item_type, topics.length) == ([], str, None)
+    assert (extrinsics.item_type, extrinsics.length) == (float, None)
+    assert by_name['rig_sync'].choices == ('auto', 'message_filters', 'builtin')
+    assert by_name['rig_queue_size'].limits is not None
+    # A fixed-length array keeps its default's length.
+    assert by_name['perception.grid.origin_xy'].length == 2
+    assert 'rig.image_topics' not in by_name  # top-level names, as the node always had
+
+    config = engine_config_from_parameters({
+        'image_topics': ['/front/image_raw', '/left/image_raw'], 'rig_slop_s': 0.02,
+        'rig_extrinsics': [0, 0, 0, 0, 0, 0, 1, 0.1, 0, 0, 0, 0, 0, 1]})  # ints -> floats
+    assert config.rig.enabled and config.rig.rig_slop_s == 0.02
+    assert all(isinstance(v, float) for v in config.rig.rig_extrinsics)
+    setup = config.rig.setup()
+    assert setup.camera_names == ('front', 'left')
+    assert setup.base_from_camera[1][0, 3] == pytest.approx(0.1)
+    assert not engine_config_from_parameters({}).rig.enabled
+
+
+@pytest.mark.parametrize('values, words', [
+    ({'image_topics': ['/a/image_raw']}, 'image_topics needs 2 to 4 topics, got 1'),
+    ({'image_topics': '/a/image_raw'}, 'image_topics must be a list of str values'),
+    ({'image_topics': ['/a/image', 3]}, 'image_topics must be a list of str values'),
+    ({'image_topics': ['/a/image', '/b/image'], 'camera_names': ['a']},
+     'camera_names needs one name per image topic (2)'),
+    ({'image_topics': ['/a/image', '/b/image'], 'rig_extrinsics': [0.0] * 6},
+     'rig extrinsics need 7 numbers'),
+    ({'image_topics': ['/x/a/image', '/y/a/image']}, 'camera names must be unique'),
+    ({'rig_sync': 'magic'}, 'one of: auto, message_filters, builtin'),
+    ({'rig_extrinsics': ['x']}, 'rig_extrinsics must be a list of numbers'),
+])
+def test_invalid_rig_parameters_are_rejected_with_the_parameter_named(values, words):
+    with pytest.raises(ValueError, match=words.replace('(', r'\(').replace(')', r'\)')):
+        engine_config_from_parameters(values)

@@ -291,3 +291,66 @@ def test_engine_runs_the_real_pipeline_on_rig_windows():
     for frame in frames:
         assert frame.mask.shape == (48, 64) and np.isfinite(frame.pose).all()
     assert len(engine.mapper.trajectory) == 6
+
+
+# -- warm-up --------------------------------------------------------------------------------
+
+
+class _ShapeRecorder(OracleBackend):
+    """The rig oracle, recording what each window hands the backend (shapes, not time).
+
+    Per call: (frames, steps, views, frame shape, frames not in the previous call by (view,
+    stamp): the ones a pipeline computes anew rather than reuses); then the refinement graphs.
+    """
+
+    def __init__(self, rig: np.ndarray) -> None:
+        super().__init__(network_hw=HW, rig=rig)
+        self.shapes: list[tuple] = []
+        self.graphs: list[tuple] = []
+        self._previous: set[tuple[int, int]] = set()
+
+    def run(self, frames, stamps_ns, layout=None):
+        views = layout.view_of_frame if layout is not None else [0] * len(frames)
+        keys = set(zip(views, (int(s) for s in stamps_ns)))
+        self.shapes.append((len(frames), layout.num_steps if layout else len(frames),
+                            layout.num_views if layout else 1, frames[0].shape,
+                            len(keys - self._previous)))
+        self._previous = keys
+        return super().run(frames, stamps_ns, layout)
+
+    def record_refinement_graphs(self, frames: int, camera_hw: tuple[int, int]) -> int:
+        self.graphs.append((frames, tuple(camera_hw)))
+        return 0
+
+
+@pytest.mark.parametrize('rig, window_size, stride', [
+    (STEREO, 8, 4), (np.stack([rig_mount(), rig_mount(0.3), rig_mount(0.6)]), 8, 2),
+    (None, 8, 4)], ids=['stereo', 'three_cameras', 'one_camera'])
+def test_warm_up_runs_the_windows_a_live_rig_runs_first(rig, window_size, stride):
+    """The first live windows of a rig meet only batch shapes the warm-up already ran."""
+    from vggt4d_ros.runtime.backend import warm_up
+
+    torch.set_num_threads(1)
+    cameras = np.eye(4)[None] if rig is None else rig
+    views = len(cameras)
+    setup = RigSetup(tuple(f'cam{v}' for v in range(views))) if rig is not None else None
+    # A live config: the warm-up applies the replay policy itself (every frame a keyframe).
+    live = WindowConfig(window_size=window_size, stride=stride, mode='live',
+                        min_parallax_px=0.0, max_keyframe_interval_s=0.0, max_queued_frames=8)
+    warm = _ShapeRecorder(cameras)
+    assert warm_up(warm, live, MapperConfig(pixel_stride=2), *HW, rig=setup) >= 0
+
+    stream = _ShapeRecorder(cameras)
+    engine = PerceptionEngine(stream, live, MapperConfig(pixel_stride=2), rig=setup)
+    for i in range(16):
+        stamps = [i * STEP + v * MS for v in range(views)]
+        engine.push_step([stream.camera_image(s, v) for v, s in enumerate(stamps)], stamps)
+    steps = window_size // views
+    slide = max(1, stride // views)
+    assert len(stream.shapes) >= 3
+    # Two windows warm: all new, then the slide's new steps beside the reused overlap.
+    assert warm.shapes == [(steps * views, steps, views, HW + (3,), steps * views),
+                           (steps * views, steps, views, HW + (3,), slide * views)]
+    assert stream.shapes[:2] == warm.shapes
+    assert set(stream.shapes) <= set(warm.shapes)
+    assert warm.graphs == [(steps * views, HW)]

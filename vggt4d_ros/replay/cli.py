@@ -7,9 +7,9 @@ weights, bad parameters or arguments); 3 the DDS mode lost frames or the node fa
 outputs of a failed run are kept in the output directory.
 
 ``--params FILE`` takes any node parameter file; the run then uses exactly the engine the node
-builds from it (see :mod:`vggt4d_ros.replay.parameters`). ``--mode dds`` runs the DDS replay
-driver (``python -m vggt4d_ros.tools.dds_replay``) as a subprocess with the same parameters:
-``replay/`` never imports ``ros/``.
+builds from it (see :mod:`vggt4d_ros.replay.parameters`), a rig (``image_topics``) included.
+``--mode dds`` runs the DDS replay driver (``python -m vggt4d_ros.tools.dds_replay``) as a
+subprocess with the same parameters: ``replay/`` never imports ``ros/``.
 """
 
 from __future__ import annotations
@@ -54,12 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--image-topic', default=None, help='camera topic (default: auto)')
     parser.add_argument('--image-topics', nargs='+', default=None, metavar='TOPIC',
                         help='a multi-camera rig: 2 to 4 camera topics, the reference camera '
-                             'first (offline mode; grouped into steps by stamp)')
+                             'first (offline mode; grouped into steps by stamp; default: '
+                             "the parameter file's image_topics, empty: one camera)")
     parser.add_argument('--camera-names', nargs='+', default=None, metavar='NAME',
-                        help='with --image-topics: one name per camera (default: each '
-                             "topic's namespace)")
-    parser.add_argument('--rig-slop', type=float, default=0.01,
-                        help='with --image-topics: largest stamp spread of one step (s)')
+                        help='with a rig: one name per camera (default: the parameter '
+                             "file's camera_names, else each topic's namespace)")
+    parser.add_argument('--rig-slop', type=float, default=None,
+                        help='with a rig: largest stamp spread of one step in seconds '
+                             "(default: the parameter file's rig_slop_s, else 0.01)")
     parser.add_argument('--params', type=Path, default=None,
                         help='node parameter file (e.g. config/vggt4d.yaml): run the engine '
                              'the node builds from it (mode replay); the options below '
@@ -128,7 +130,8 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         copy_images=not args.no_images, network_width=args.network_width, quiet=args.quiet,
         scale_source=args.scale_source, camera_height=args.camera_height,
         depth_topic=args.depth_topic, odom_topic=args.odom_topic,
-        perception=args.perception, gt_objects_topic=args.gt_objects_topic)
+        perception=args.perception, gt_objects_topic=args.gt_objects_topic,
+        image_topics=args.image_topics, camera_names=args.camera_names, rig_slop=args.rig_slop)
 
 
 def _run_dds(config: ReplayConfig, timeout_s: float, profile: Path | None) -> ReplaySummary:
@@ -190,14 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f'vggt4d-replay: error: {error} (nothing was processed)', file=sys.stderr)
         return 2
     try:
-        if args.image_topics:
+        if engine_config(config).rig.enabled:  # --image-topics or the file's image_topics
             if args.mode == 'dds':
-                raise ReplayError('--image-topics runs offline only (the node takes '
+                raise ReplayError('a rig (image_topics) replays offline only (the node takes '
                                   'image_topics itself: docs/ros.md)')
-            from vggt4d_ros.replay.rig_runner import RigReplayConfig
+            if args.image_topic:
+                raise ReplayError('--image-topic with a rig (image_topics): give the rig '
+                                  'cameras with --image-topics')
             from vggt4d_ros.replay.rig_runner import run_rig_replay
-            summary = run_rig_replay(config, RigReplayConfig(
-                args.image_topics, args.camera_names or [], args.rig_slop))
+            summary = run_rig_replay(config)
         elif args.mode == 'dds':
             summary = _run_dds(config, args.timeout, args.dds_profile)
         else:

@@ -18,7 +18,6 @@ import shutil
 import sys
 
 from vggt4d_ros.replay.errors import ReplayError
-from vggt4d_ros.replay.rig_runner import RigReplayConfig
 from vggt4d_ros.replay.rig_runner import run_rig_replay
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.runner import run_replay
@@ -101,9 +100,10 @@ def _rig_demo(args: argparse.Namespace, scene: SceneConfig, config: ReplayConfig
     """Render the two-camera rig, replay it, print the per-camera scores."""
     write_synthetic_rig_bag(config.bag, scene, args.rig, args.storage)
     names = list(rig_cameras(args.rig))
-    rig = RigReplayConfig([rig_topics(name)['image'] for name in names], names)
+    config = replace(config, image_topics=[rig_topics(name)['image'] for name in names],
+                     camera_names=names)
     try:
-        summary = run_rig_replay(config, rig)
+        summary = run_rig_replay(config)
     except ReplayError as error:
         print(f'[demo] rig replay failed: {error}', file=sys.stderr)
         return 2

@@ -2,8 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """Offline replay of a multi-camera bag (``vggt4d-replay BAG --image-topics A B``).
 
-The cameras' images are read in stamp order, grouped into rig steps by
-:class:`vggt4d_ros.runtime.rig.RigGrouper` (``--rig-slop``; frames without a complete group
+The rig is the engine config's :class:`vggt4d_ros.runtime.rig.RigConfig`: the node's
+``image_topics``, ``camera_names``, ``rig_extrinsics``, ``rig_slop_s`` and ``rig_queue_size``
+from the ``--params`` file, ``--image-topics``, ``--camera-names`` and ``--rig-slop`` overriding
+it (the node's ``rig_sync`` does not apply: the replay always groups with the built-in
+grouping). The cameras' images are read in stamp order, grouped into rig steps by
+:class:`vggt4d_ros.runtime.rig.RigGrouper` (frames without a complete group
 are counted, never processed) and fed to the engine as T steps x N views per window
 (docs/method.md section 7). Outputs: per camera ``<out>/<camera>/`` (masks, that camera's
 ``trajectory.tum`` and output bag, as a single-camera replay writes them), the rig trajectory
@@ -16,12 +20,13 @@ output bag on the single-camera replay's topics, and ``metrics.json`` gets the p
 counters (no track metrics yet: the synthetic rig bag has no ground-truth objects). Ground
 truth per camera: ``/ground_truth/<camera>/pose`` and ``/ground_truth/<camera>/dynamic_mask``
 when the bag has them (the synthetic rig bag does, :mod:`vggt4d_ros.replay.synthetic_rig`).
-Extrinsics: ``/tf_static`` ``base_link -> <image frame_id>`` when the bag has all of them.
+Extrinsics: ``rig_extrinsics`` when given, else ``/tf_static`` ``base_link -> <image frame_id>``
+when the bag has all of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 import heapq
 import json
 from pathlib import Path
@@ -48,27 +53,9 @@ from vggt4d_ros.replay.runner import ReplaySummary
 from vggt4d_ros.runtime.backend import LoadedBackend
 from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.runtime.rig import base_poses
-from vggt4d_ros.runtime.rig import camera_name_of_topic
 from vggt4d_ros.runtime.rig import RigGrouper
 from vggt4d_ros.runtime.rig import RigSetup
 from vggt4d_ros.runtime.sink import EngineOutput
-
-
-@dataclass
-class RigReplayConfig:
-    """The rig part of a replay.
-
-    Attributes:
-        image_topics: 2 to 4 camera topics, the reference camera first.
-        camera_names: one per topic (empty: each topic's namespace).
-        slop_s, queue_size: grouping (message_filters semantics).
-
-    """
-
-    image_topics: list[str]
-    camera_names: list[str] = field(default_factory=list)
-    slop_s: float = 0.01
-    queue_size: int = 10
 
 
 class _RigSink:
@@ -149,25 +136,30 @@ def _camera_evaluation(config: ReplayConfig, reader: BagReader, name: str, refer
     return evaluate(per_camera, reader, outputs.stamps, outputs.poses, outputs.masks)
 
 
-def run_rig_replay(config: ReplayConfig, rig: RigReplayConfig,
+def run_rig_replay(config: ReplayConfig,
                    backend: LoadedBackend | None = None) -> ReplaySummary:
     """Replay a multi-camera bag (see the module docstring).
 
     Raises:
-        ReplayError: bad options, bag or topics; the outputs written before stay.
+        ReplayError: bad options, parameters (no rig: ``image_topics`` empty), bag or topics;
+            the outputs written before stay.
 
     """
     validate_options(config)
-    names = rig.camera_names or [camera_name_of_topic(t) for t in rig.image_topics]
-    if len(names) != len(rig.image_topics) or not 2 <= len(names) <= 4:
-        raise ReplayError('--image-topics needs 2 to 4 topics (and one --camera-names each)')
     cfg = engine_config(config)
+    rig = cfg.rig
+    if not rig.enabled:
+        raise ReplayError('no rig: give --image-topics (or image_topics in the --params file)')
+    setup = rig.setup()
+    names = list(setup.camera_names)
     out = Path(config.out_dir)
     with BagReader(config.bag) as reader:
         for topic in rig.image_topics:
             reader.require_topic(topic, IMAGE_TYPES)
-        first_ids = [next(iter(reader.images(topic))).frame_id for topic in rig.image_topics]
-        setup = RigSetup(tuple(names), _bag_extrinsics(reader, first_ids))
+        if setup.base_from_camera is None:  # no rig_extrinsics: the bag's /tf_static
+            first_ids = [next(iter(reader.images(topic))).frame_id
+                         for topic in rig.image_topics]
+            setup = RigSetup(tuple(names), _bag_extrinsics(reader, first_ids))
         out.mkdir(parents=True, exist_ok=True)
         backend = replay_backend(cfg, backend)
         outputs = {name: ReplayOutputs(out / name, config.storage, config.copy_images)
@@ -178,7 +170,8 @@ def run_rig_replay(config: ReplayConfig, rig: RigReplayConfig,
                                                      max(1, min(config.samples, count)))}
         sink = _RigSink(outputs, rgb, wanted, cfg.perception.output_from_world)
         engine = PerceptionEngine.from_config(backend.backend, cfg, sink, rig=setup)
-        grouper: RigGrouper[ImageFrame] = RigGrouper(len(names), rig.queue_size, rig.slop_s)
+        grouper: RigGrouper[ImageFrame] = RigGrouper(len(names), rig.rig_queue_size,
+                                                     rig.rig_slop_s)
         frames_in = 0
         try:
             for stamp, view, frame in _merged(reader, rig.image_topics, config.max_frames):

@@ -99,6 +99,9 @@ class ReplayConfig:
         perception: planner outputs (dynamic cloud, grids, tracks) into the output bag and
             tracking metrics; None: the parameter file's ``perception.enabled``.
         gt_objects_topic: ground-truth objects (ObstacleArray; None: auto-detect).
+        image_topics, camera_names, rig_slop: a multi-camera rig (the ``image_topics``,
+            ``camera_names`` and ``rig_slop_s`` parameters; None: the parameter file's;
+            :mod:`vggt4d_ros.replay.rig_runner` replays it).
 
     """
 
@@ -128,6 +131,9 @@ class ReplayConfig:
     odom_topic: str | None = None
     perception: bool | None = None
     gt_objects_topic: str | None = None
+    image_topics: list[str] | None = None
+    camera_names: list[str] | None = None
+    rig_slop: float | None = None
 
 
 @dataclass
@@ -201,6 +207,10 @@ def parameters(config: ReplayConfig) -> dict[str, Any]:
     if config.network_width is not None:
         overrides['network_width'] = config.network_width
     overrides.update(scale_overrides(config.scale_source, config.camera_height))
+    for name, value in (('image_topics', config.image_topics),
+                        ('camera_names', config.camera_names), ('rig_slop_s', config.rig_slop)):
+        if value is not None:
+            overrides[name] = list(value) if isinstance(value, (list, tuple)) else value
     return replay_parameters(config.params_file, config.weights, overrides, config.every_frame)
 
 

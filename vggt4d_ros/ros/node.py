@@ -73,17 +73,16 @@ from vggt4d_ros.ros.scale_inputs import scale_diagnostics
 from vggt4d_ros.ros.scale_inputs import ScaleInputs
 from vggt4d_ros.ros.perception_params import read_perception_topic_params
 from vggt4d_ros.ros.perception_publishers import PerceptionPublisher
-from vggt4d_ros.ros.rig_inputs import declare_rig_parameters
 from vggt4d_ros.ros.rig_inputs import offer_step
 from vggt4d_ros.ros.rig_inputs import QueuedStep
-from vggt4d_ros.ros.rig_inputs import read_rig_parameters
 from vggt4d_ros.ros.rig_inputs import RigInputs
-from vggt4d_ros.ros.rig_inputs import RigParams
 from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
 from vggt4d_ros.runtime import backend as backend_lib
 from vggt4d_ros.runtime.config import EngineConfig
 from vggt4d_ros.runtime.engine import PerceptionEngine
+from vggt4d_ros.runtime.rig import RigConfig
+from vggt4d_ros.runtime.rig import RigSetup
 from vggt4d_ros.runtime.sink import TeeSink
 from vggt4d_ros.viz.foxglove_view import FoxgloveView
 from vggt4d_ros.viz.foxglove_view import start_view
@@ -148,8 +147,6 @@ class Vggt4dNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         self.state_label = 'unconfigured'
         declare_parameters(self, lambda: self.state_label == 'active')
-        declare_rig_parameters(self)
-        self.rig_params = RigParams()
         self._rig: RigInputs | None = None  # multi-camera input (image_topics)
         self.counters = Counters()
         self.params: NodeParams | None = None
@@ -223,8 +220,7 @@ class Vggt4dNode(LifecycleNode):
             self.params = read_node_parameters(self)
             self.engine_config = read_engine_config(self)
             check_scale_parameters(self.params, self.engine_config.scale)
-            self.rig_params = read_rig_parameters(self)
-            rig = self.rig_params.setup() if self.rig_params.enabled else None
+            rig = self.rig_setup
             self._conventions = ConventionResolver(
                 self, self.params, None if rig is None or rig.base_from_camera is None
                 else rig.base_from_camera[0])
@@ -241,9 +237,19 @@ class Vggt4dNode(LifecycleNode):
         qos = 'reliable, keep all' if self.mode == 'replay' else self.params.input_qos
         self.get_logger().info(
             f'configured: {self.mode} mode, input '
-            f'{", ".join(self.rig_params.topics) or self.params.image_topic} '
+            f'{", ".join(self.rig_config.image_topics) or self.params.image_topic} '
             f'({"compressed" if self.params.compressed else "raw"}, {qos})')
         return SUCCESS
+
+    @property
+    def rig_config(self) -> RigConfig:
+        """The rig parameters read at configure (``image_topics`` empty: one camera)."""
+        return self.engine_config.rig if self.engine_config is not None else RigConfig()
+
+    @property
+    def rig_setup(self) -> RigSetup | None:
+        """The engine's rig (cameras, parameter extrinsics), None for one camera."""
+        return self.rig_config.setup() if self.rig_config.enabled else None
 
     @property
     def mode(self) -> str:
@@ -281,8 +287,7 @@ class Vggt4dNode(LifecycleNode):
     def _start_engine(self) -> None:
         """Create a fresh engine around the loaded backend, publishing through a NodeSink."""
         self._engine = PerceptionEngine.from_config(
-            self._loaded.backend, self.engine_config,
-            rig=self.rig_params.setup() if self.rig_params.enabled else None)
+            self._loaded.backend, self.engine_config, rig=self.rig_setup)
         self._sink = NodeSink(self, self.params, self._outputs, self._conventions,
                               self._engine.mapper.map.points, self.counters,
                               self._engine.perception)
@@ -319,7 +324,8 @@ class Vggt4dNode(LifecycleNode):
             return None
         seconds = backend_lib.warm_up(self._loaded.backend, config.window, config.mapper,
                                       config.backend.warmup_height,
-                                      config.backend.warmup_width, config.perception)
+                                      config.backend.warmup_width, config.perception,
+                                      self.rig_setup)
         return (seconds, *backend_lib.freeze_heap())
 
     @_guarded('deactivate')
@@ -402,9 +408,9 @@ class Vggt4dNode(LifecycleNode):
         else:
             msg_type = Image
             callback = self._on_image_info if HAS_MESSAGE_INFO else self._on_image
-        if self.rig_params.enabled:
+        if self.rig_config.enabled:
             convert = compressed_msg_to_rgb if params.compressed else image_msg_to_rgb
-            self._rig = RigInputs(self, self.rig_params, msg_type,
+            self._rig = RigInputs(self, self.rig_config, msg_type,
                                   lambda msg: convert(msg, self._limits()), self._decode,
                                   self._enqueue, qos, self._input_group)
             return

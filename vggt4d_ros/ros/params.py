@@ -4,8 +4,9 @@
 
 Two sources, no name typed twice: :class:`NodeParams` (what only the node uses: topics, frames,
 outputs) and the engine parameters of :func:`vggt4d_ros.runtime.parameters.engine_parameter_specs`
-(``mode``, the backend's ``weights``/``device``/..., and the ``window.*``, ``mapper.*``,
-``pipeline.*`` and ``scale.*`` groups from the core layers' config dataclasses). Each field's
+(``mode``, the backend's ``weights``/``device``/..., the ``window.*``, ``mapper.*``,
+``pipeline.*``, ``scale.*`` and ``perception.*`` groups and the rig's ``image_topics``/... from
+the core layers' config dataclasses). Each field's
 description, allowed values (``Literal`` types) and range (``field(metadata={'range': ...})``)
 become its ``ParameterDescriptor``.
 
@@ -25,6 +26,8 @@ from rcl_interfaces.msg import FloatingPointRange
 from rcl_interfaces.msg import IntegerRange
 from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.parameter import Parameter
 
 from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.ros.perception_params import perception_topic_specs
@@ -170,8 +173,8 @@ def parameter_check(is_active: Callable[[], bool]) -> Callable[[list], SetParame
     def check(parameters: list) -> SetParametersResult:
         for parameter in parameters:
             spec = specs.get(parameter.name)
-            if spec is None:
-                continue  # rclpy's own (use_sim_time, ...)
+            if spec is None or parameter.value is None:
+                continue  # rclpy's own (use_sim_time, ...), or an array declared by type
             reason = spec.check(_plain(parameter.value))
             if reason is None and is_active():
                 reason = (f'{parameter.name} is read at configure and the node is active: '
@@ -193,7 +196,34 @@ def declare_parameters(node, is_active: Callable[[], bool]) -> None:
     """
     node.add_on_set_parameters_callback(parameter_check(is_active))
     for spec in all_parameter_specs():
-        node.declare_parameter(spec.name, spec.default, descriptor(spec))
+        if spec.item_type is not None and not spec.default:
+            _declare_empty_array(node, spec)
+        else:
+            node.declare_parameter(spec.name, spec.default, descriptor(spec))
+
+
+#: ROS array type of each array parameter's element type.
+ARRAY_TYPES = {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
+               float: Parameter.Type.DOUBLE_ARRAY, str: Parameter.Type.STRING_ARRAY}
+
+
+def _declare_empty_array(node, spec: ParameterSpec) -> None:
+    """Declare an array parameter whose default is empty, with its element type.
+
+    rclpy types an empty list as a byte array (and a YAML ``[]`` reaches the node untyped), so
+    the parameter is declared by type; without an override it is then set to an empty array
+    of that type, so that it reads as ``[]`` rather than as an unset parameter.
+
+    Raises:
+        rclpy.exceptions.InvalidParameterValueException: the override is not allowed.
+
+    """
+    kind = ARRAY_TYPES[spec.item_type]
+    node.declare_parameter(spec.name, kind, descriptor(spec))
+    try:
+        node.get_parameter(spec.name)
+    except ParameterUninitializedException:
+        node.set_parameters([Parameter(spec.name, kind, [])])
 
 
 def _plain(value: Any) -> Any:
@@ -219,7 +249,7 @@ def read_node_parameters(node) -> NodeParams:
         reason = spec.check(values[spec.name])
         if reason is not None:
             raise ValueError(f'parameter {reason}')
-    values['base_to_camera'] = [float(v) for v in values['base_to_camera']]
+        values[spec.name] = spec.plain(values[spec.name])
     return build_config(NodeParams, values)
 
 

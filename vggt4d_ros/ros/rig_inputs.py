@@ -2,6 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Multi-camera input of the node: N image topics grouped into rig steps, per-camera masks.
 
+The rig's parameters are the engine's :class:`vggt4d_ros.runtime.rig.RigConfig` (declared with
+every other parameter by ``ros/params.py``).
+
 With ``image_topics`` (2 to 4 topics; empty: the single ``image_topic``) the node subscribes
 every camera, groups their images into time steps by stamp and hands whole steps to the worker
 (``engine.offer_step``). Grouping is ``message_filters.ApproximateTimeSynchronizer`` on a ROS
@@ -24,104 +27,11 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterUninitializedException
-from rclpy.parameter import Parameter
 
 from vggt4d_ros.ros.compat import tf_listener
 from vggt4d_ros.ros.conversions import pose_from_transform
-from vggt4d_ros.runtime.rig import camera_name_of_topic
-from vggt4d_ros.runtime.rig import MAX_VIEWS
+from vggt4d_ros.runtime.rig import RigConfig
 from vggt4d_ros.runtime.rig import RigGrouper
-from vggt4d_ros.runtime.rig import RigSetup
-
-RIG_SYNC = ('auto', 'message_filters', 'builtin')
-
-#: (name, type, default or None for an empty array, description)
-#: (name, type, default or None = unset array, description) of each rig parameter.
-RIG_PARAMETERS = (
-    ('image_topics', Parameter.Type.STRING_ARRAY, None,
-     'Camera topics of a rig, 2 to 4 (empty: one camera on image_topic). Images are grouped '
-     'into time steps by stamp; windows are steps x cameras.'),
-    ('camera_names', Parameter.Type.STRING_ARRAY, None,
-     "One name per rig camera (masks on ~/<name>/dynamic_mask); empty: each topic's "
-     'namespace (/front/image_raw -> front).'),
-    ('camera_info_topics', Parameter.Type.STRING_ARRAY, None,
-     'Optional CameraInfo topic per rig camera (latest cached; VGGT estimates intrinsics).'),
-    ('rig_extrinsics', Parameter.Type.DOUBLE_ARRAY, None,
-     'Pose of each rig camera optical frame in base_link, [x, y, z, qx, qy, qz, qw] per '
-     'camera in topic order; empty: looked up in TF (base_frame -> image frame_id).'),
-    ('rig_slop_s', Parameter.Type.DOUBLE, 0.01,
-     'Largest stamp spread of one rig step (seconds, message_filters slop).'),
-    ('rig_queue_size', Parameter.Type.INTEGER, 10,
-     'Images per camera waiting for their partners (message_filters queue_size).'),
-    ('rig_sync', Parameter.Type.STRING, 'auto',
-     'auto: message_filters when importable, else the built-in equivalent; '
-     'message_filters; builtin.'),
-)
-
-
-@dataclass(frozen=True)
-class RigParams:
-    """The rig parameters (see ``RIG_PARAMETERS``); ``topics`` empty = one camera."""
-
-    topics: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()
-    info_topics: tuple[str, ...] = ()
-    extrinsics: tuple[float, ...] = ()
-    slop_s: float = 0.01
-    queue_size: int = 10
-    sync: str = 'auto'
-
-    def __post_init__(self) -> None:
-        count = len(self.topics)
-        if count and not 2 <= count <= MAX_VIEWS:
-            raise ValueError(f'image_topics needs 2 to {MAX_VIEWS} topics, got {count}')
-        if self.names and len(self.names) != count:
-            raise ValueError(f'camera_names needs one name per image topic ({count})')
-        if self.info_topics and len(self.info_topics) != count:
-            raise ValueError(f'camera_info_topics needs one topic per image topic ({count})')
-        if self.sync not in RIG_SYNC:
-            raise ValueError(f'rig_sync must be one of {RIG_SYNC}, got {self.sync!r}')
-        if not self.slop_s > 0 or self.queue_size < 1:
-            raise ValueError('rig_slop_s must be positive and rig_queue_size >= 1')
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.topics)
-
-    def setup(self) -> RigSetup:
-        """Build the engine's rig: names (given or from the topics), parameter extrinsics."""
-        names = self.names or tuple(camera_name_of_topic(t) for t in self.topics)
-        return RigSetup.from_parameters(names, self.extrinsics)
-
-
-def declare_rig_parameters(node) -> None:
-    """Declare the rig parameters (empty arrays are declared by type)."""
-    for name, kind, default, description in RIG_PARAMETERS:
-        descriptor = ParameterDescriptor(description=description, type=kind.value)
-        node.declare_parameter(name, kind if default is None else default, descriptor)
-
-
-def read_rig_parameters(node) -> RigParams:
-    """Read the rig parameters (an unset array is empty).
-
-    Raises:
-        ValueError: an inconsistent combination (message names the parameter).
-
-    """
-    def value(name: str) -> Any:
-        try:
-            read = node.get_parameter(name).value
-        except ParameterUninitializedException:
-            return ()
-        return () if read is None else read
-
-    topics = tuple(t for t in value('image_topics') if t)
-    return RigParams(topics, tuple(value('camera_names')), tuple(value('camera_info_topics')),
-                     tuple(float(v) for v in value('rig_extrinsics')),
-                     float(value('rig_slop_s')), int(value('rig_queue_size')),
-                     str(value('rig_sync')))
 
 
 @dataclass
@@ -155,7 +65,7 @@ class RigInputs:
 
     Args:
         node: the node (subscriptions, logger, TF).
-        params: rig parameters.
+        params: rig parameters (``image_topics`` given).
         msg_type: Image or CompressedImage.
         convert: message -> [H,W,3] uint8 RGB (raises the node's decode errors).
         decode: the node's checked decode (counts and logs rejects; None when rejected).
@@ -165,7 +75,7 @@ class RigInputs:
 
     """
 
-    def __init__(self, node, params: RigParams, msg_type, convert: Callable[[Any], np.ndarray],
+    def __init__(self, node, params: RigConfig, msg_type, convert: Callable[[Any], np.ndarray],
                  decode: Decode, on_step: Callable[[QueuedStep], None], qos,
                  callback_group=None) -> None:
         self._node = node
@@ -182,32 +92,33 @@ class RigInputs:
         self._grouper: RigGrouper | None = None
         self._synchronizer = None
         #: where the extrinsics came from: 'parameter', 'tf' (once looked up) or 'unknown'
-        self.extrinsics_source = 'parameter' if params.extrinsics else 'unknown'
-        self._tf_buffer, self._tf_listener = (None, None) if params.extrinsics \
+        self.extrinsics_source = 'parameter' if params.rig_extrinsics else 'unknown'
+        self._tf_buffer, self._tf_listener = (None, None) if params.rig_extrinsics \
             else (tf_listener(node) or (None, None))
         self._next_lookup_s = 0.0
         self.backend = self._pick_backend()
         if self.backend == 'message_filters':
             self._subscribe_message_filters(msg_type, qos, callback_group)
         else:
-            self._grouper = RigGrouper(self.setup.num_views, params.queue_size, params.slop_s)
-            for view, topic in enumerate(params.topics):
+            self._grouper = RigGrouper(self.setup.num_views, params.rig_queue_size,
+                                       params.rig_slop_s)
+            for view, topic in enumerate(params.image_topics):
                 self._subscriptions.append(node.create_subscription(
                     msg_type, topic, lambda msg, v=view: self._add(v, msg), qos,
                     callback_group=callback_group))
-        for name, topic in zip(self.setup.camera_names, params.info_topics):
+        for name, topic in zip(self.setup.camera_names, params.camera_info_topics):
             if topic:
                 self._subscriptions.append(node.create_subscription(
                     _camera_info_type(), topic,
                     lambda msg, n=name: self.camera_info.__setitem__(n, msg), qos))
 
     def _pick_backend(self) -> str:
-        if self.params.sync == 'builtin':
+        if self.params.rig_sync == 'builtin':
             return 'builtin'
         try:
             import message_filters  # noqa: F401
         except ImportError:
-            if self.params.sync == 'message_filters':
+            if self.params.rig_sync == 'message_filters':
                 raise ValueError('rig_sync=message_filters, but message_filters is not '
                                  'installed (install ros-<distro>-message-filters or use '
                                  'rig_sync=builtin)')
@@ -219,11 +130,11 @@ class RigInputs:
 
         subscribers = [message_filters.Subscriber(self._node, msg_type, topic, qos_profile=qos,
                                                   callback_group=callback_group)
-                       for topic in self.params.topics]
+                       for topic in self.params.image_topics]
         for view, subscriber in enumerate(subscribers):
             subscriber.registerCallback(lambda msg, v=view: self._count(v))
         self._synchronizer = message_filters.ApproximateTimeSynchronizer(
-            subscribers, self.params.queue_size, self.params.slop_s)
+            subscribers, self.params.rig_queue_size, self.params.rig_slop_s)
         self._synchronizer.registerCallback(lambda *msgs: self._group(
             [(msg, time.monotonic()) for msg in msgs]))
         self._subscriptions.extend(subscriber.sub for subscriber in subscribers)
@@ -329,6 +240,4 @@ def _camera_info_type():
     return CameraInfo
 
 
-__all__ = ['declare_rig_parameters', 'lookup_extrinsics', 'offer_step', 'QueuedStep',
-           'read_rig_parameters',
-           'RIG_SYNC', 'RigInputs', 'RigParams']
+__all__ = ['lookup_extrinsics', 'offer_step', 'QueuedStep', 'RigInputs']

@@ -32,6 +32,7 @@ from vggt4d_ros.runtime.config import BackendConfig
 from vggt4d_ros.runtime.config import VGGT_WIDTH
 from vggt4d_ros.runtime.engine import Backend
 from vggt4d_ros.runtime.engine import PerceptionEngine
+from vggt4d_ros.runtime.rig import RigSetup
 from vggt4d_ros.runtime.window import replay_window
 from vggt4d_ros.runtime.window import WindowConfig
 
@@ -192,13 +193,18 @@ def build_backend(config: BackendConfig,
 
 
 def warm_up(backend: Any, window: WindowConfig, mapper: MapperConfig, height: int,
-            width: int, perception: PerceptionConfig | None = None) -> float:
+            width: int, perception: PerceptionConfig | None = None,
+            rig: RigSetup | None = None) -> float:
     """Run a throwaway engine over mid-grey frames with a little noise; returns seconds taken.
 
     A first window of ``window_size`` new frames, then the next window of the stream (sharing
     ``window_size - stride`` frames): the pipeline reuses the shared frames' features, so a
     compiled model sees the ``stride``-frame embedding too and compiles it here rather than on
-    the first live window. The frames go through an engine (window manager, backend,
+    the first live window. With a ``rig`` of N cameras the frames come as the live stream's
+    steps (one frame per camera, ``push_step``), so the windows have the live windows' rig
+    layout: ``window_size // N`` steps x N views, sliding by ``max(1, stride // N)`` steps
+    (the rig's cue weights and the per-view feature reuse run here, not on the first live
+    window). The frames go through an engine (window manager, backend,
     camera-resolution masks, mapper) rather than the backend alone: on an H200 the first use of
     the masks and the mapper in a process took 55 ms more, on the first live windows otherwise.
     A backend with ``record_refinement_graphs`` (the VGGT4D pipeline) then records the
@@ -208,16 +214,18 @@ def warm_up(backend: Any, window: WindowConfig, mapper: MapperConfig, height: in
     use would otherwise land on the first live window).
     """
     window = replay_window(window)
-    engine = PerceptionEngine(backend, window, mapper, perception=perception)
-    count = window.window_size + window.stride
+    engine = PerceptionEngine(backend, window, mapper, perception=perception, rig=rig)
+    manager = engine.windows
+    views = manager.num_views
     rng = np.random.default_rng(0)
     start = time.perf_counter()
-    for index in range(count):
-        frame = np.clip(128 + rng.normal(0, 20, (height, width, 3)), 0, 255).astype(np.uint8)
-        engine.push(frame, index * 100_000_000)
+    for step in range(manager.window_steps + manager.stride_steps):
+        frames = [np.clip(128 + rng.normal(0, 20, (height, width, 3)), 0, 255).astype(np.uint8)
+                  for _ in range(views)]
+        engine.push_step(frames, [step * 100_000_000] * views)  # one camera: push()
     record_graphs = getattr(backend, 'record_refinement_graphs', None)
     if record_graphs is not None:
-        record_graphs(window.window_size, (height, width))
+        record_graphs(manager.window_steps * views, (height, width))
     return time.perf_counter() - start
 
 

@@ -1,6 +1,6 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""The top-level engine configuration both front ends build: window, mapper, pipeline, backend.
+"""The top-level engine configuration both front ends build: window, mapper, pipeline, backend, ...
 
 The ROS node and the replay tool each build one :class:`EngineConfig` from a flat parameter
 dict (the node from its ROS parameters, the replay tool from a node parameter file) through
@@ -19,6 +19,7 @@ from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.perception.config import PerceptionConfig
+from vggt4d_ros.runtime.rig import RigConfig
 from vggt4d_ros.runtime.scale.config import ScaleConfig
 from vggt4d_ros.runtime.window import WindowConfig
 
@@ -63,9 +64,9 @@ class BackendConfig:
         "Network input width in pixels, a multiple of 14 (518: VGGT's; smaller makes CPU "
         'runs of the tiny model faster).', (PATCH, 14 * 512)))
     warmup: bool = field(default=True, metadata=_meta(
-        'Run two dummy windows (the second one stride later) through a throwaway engine at '
-        'activate, so the first real windows are not slowed by lazy CUDA initialisation, '
-        'compilation or first use of the mapper.'))
+        'Run two dummy windows (the second one stride later; a rig: its steps x cameras '
+        'layout) through a throwaway engine at activate, so the first real windows are not '
+        'slowed by lazy CUDA initialisation, compilation or first use of the mapper.'))
     warmup_height: int = field(default=480, metadata=_meta(
         'Height of the warm-up frames (use the camera size).', (14, 8192)))
     warmup_width: int = field(default=640, metadata=_meta(
@@ -92,6 +93,7 @@ class EngineConfig:
         backend: how the backend is built.
         scale: metric scale source and fusion (``source='none'``: VGGT's scale-free units).
         perception: planner outputs (dynamic cloud, grids, tracks) built per window.
+        rig: the cameras of a multi-camera rig (``image_topics`` empty: one camera).
 
     """
 
@@ -101,6 +103,7 @@ class EngineConfig:
     backend: BackendConfig = field(default_factory=BackendConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    rig: RigConfig = field(default_factory=RigConfig)
 
 
 __all__ = ['BackendConfig', 'EngineConfig', 'PATCH', 'VGGT_WIDTH']

@@ -6,8 +6,10 @@ A parameter is a dotted name (``window.stride``, ``pipeline.refine.mode``, ``wei
 default, a description, and the allowed values or range, all read from the config dataclasses:
 the description and range from ``dataclasses.field(metadata={'description': ..., 'range':
 (lo, hi)})``, the allowed values from a ``Literal`` type. Scalar fields (bool, int, float, str)
-and lists of numbers are parameters; nested dataclasses recurse with their field name as a
-prefix; tuples and optional fields are not exposed.
+and fields with a list default (arrays of one scalar type, from the type hint: ``list[str]``,
+``tuple[float, float]``) are parameters; an array has the default's length unless its metadata
+says ``any_length``. Nested dataclasses recurse with their field name as a prefix; tuple
+defaults and optional fields are not exposed.
 
 The node declares exactly these (ROS types and descriptors in ``ros/params.py``); the replay
 tool reads a node parameter file (:func:`load_parameter_file`) into the same flat dict; both
@@ -27,6 +29,7 @@ from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.runtime.config import BackendConfig
 from vggt4d_ros.runtime.config import EngineConfig
+from vggt4d_ros.runtime.rig import RigConfig
 from vggt4d_ros.runtime.scale.config import ScaleConfig
 from vggt4d_ros.runtime.window import REPLAY_WINDOW
 from vggt4d_ros.runtime.window import WindowConfig
@@ -45,6 +48,9 @@ class ParameterSpec:
         description: one or more sentences.
         choices: allowed values of a string parameter (empty: any).
         limits: inclusive (low, high) of a numeric parameter, or None.
+        item_type: element type of an array parameter (bool, int, float or str); None for a
+            scalar.
+        length: items an array must have (None: any number).
 
     """
 
@@ -53,23 +59,53 @@ class ParameterSpec:
     description: str
     choices: tuple[str, ...] = ()
     limits: tuple[float, float] | None = None
+    item_type: type | None = None
+    length: int | None = None
 
     def check(self, value: Any) -> str | None:
         """Why ``value`` is not allowed, or None when it is."""
+        if self.item_type is not None:
+            return self._check_array(value)
         kind = type(self.default)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if kind is list:
-            if not isinstance(value, (list, tuple)) or len(value) != len(self.default):
-                return f'{self.name} must be a list of {len(self.default)} numbers'
-            return None
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        if not _is_a(value, kind):
             return f'{self.name} must be a {kind.__name__}, got {value!r}'
         if self.choices and value not in self.choices:
             return f'{self.name}={value!r} must be one of: {", ".join(self.choices)}'
         if self.limits is not None and not self.limits[0] <= value <= self.limits[1]:
             return f'{self.name}={value!r} must be in [{self.limits[0]}, {self.limits[1]}]'
         return None
+
+    def _check_array(self, value: Any) -> str | None:
+        kind = self.item_type
+        items = 'numbers' if kind in (int, float) else f'{kind.__name__} values'
+        if not isinstance(value, (list, tuple)) or not all(_is_a(v, kind) for v in value):
+            return f'{self.name} must be a list of {items}, got {value!r}'
+        if self.length is not None and len(value) != self.length:
+            return f'{self.name} must be a list of {self.length} {items}'
+        return None
+
+    def plain(self, value: Any) -> Any:
+        """``value`` (already checked) with the parameter's own type: ints of a float -> float."""
+        if self.item_type is not None:
+            return [self.item_type(v) for v in value]
+        return float(value) if isinstance(self.default, float) else value
+
+
+def _is_a(value: Any, kind: type) -> bool:
+    """Whether ``value`` is of parameter type ``kind`` (an int is a float, a bool no int)."""
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _item_type(hint: Any, value: list) -> type | None:
+    """Element type of an array field (``list[str]``, ``tuple[float, float]``), None if none."""
+    kinds = {arg for arg in typing.get_args(hint) if arg is not Ellipsis} or {
+        type(v) for v in value}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    return kind if kind in (bool, int, float, str) else None
 
 
 def _default(item: dataclasses.Field) -> Any:
@@ -104,36 +140,42 @@ def field_specs(config_cls: type, prefix: str = '',
                           if name.startswith(item.name + '.'))
             yield from field_specs(type(value), f'{prefix}{item.name}.', inner)
             continue
-        is_list = isinstance(value, list) and all(isinstance(v, float) for v in value)
-        if not isinstance(value, (bool, int, float, str)) and not is_list:
+        item_type = _item_type(hints[item.name], value) if isinstance(value, list) else None
+        if not isinstance(value, (bool, int, float, str)) and item_type is None:
             continue
         meta = item.metadata
         if 'description' not in meta:
             raise TypeError(f'{config_cls.__name__}.{item.name} has no description in its '
                             "field metadata (dataclasses.field(metadata={'description': ...}))")
         limits = meta.get('range')
+        length = None if item_type is None or meta.get('any_length') else len(value)
         yield ParameterSpec(prefix + item.name, value, meta['description'],
                             _choices(hints[item.name]) or tuple(meta.get('choices', ())),
-                            tuple(limits) if limits is not None else None)
+                            tuple(limits) if limits is not None else None, item_type, length)
 
 
-#: Engine parameter groups: (prefix, config class, excluded fields). ``window.mode`` is the
-#: top-level ``mode`` (the node's queue policy follows it too).
+#: Engine parameter groups: (EngineConfig field, prefix, config class, excluded fields).
+#: ``window.mode`` is the top-level ``mode`` (the node's queue policy follows it too); the
+#: backend's and the rig's parameters are top-level names too.
 ENGINE_GROUPS = (
-    ('', BackendConfig, ()),
-    ('window.', WindowConfig, ('mode',)),
-    ('mapper.', MapperConfig, ()),
-    ('pipeline.', PipelineConfig, ()),
-    ('scale.', ScaleConfig, ()),
-    ('perception.', PerceptionConfig, ('output_from_world',)),
+    ('backend', '', BackendConfig, ()),
+    ('window', 'window.', WindowConfig, ('mode',)),
+    ('mapper', 'mapper.', MapperConfig, ()),
+    ('pipeline', 'pipeline.', PipelineConfig, ()),
+    ('scale', 'scale.', ScaleConfig, ()),
+    ('perception', 'perception.', PerceptionConfig, ('output_from_world',)),
+    ('rig', '', RigConfig, ()),
 )
 
 
+def _mode_spec() -> ParameterSpec:
+    return next(spec for spec in field_specs(WindowConfig) if spec.name == 'mode')
+
+
 def engine_parameter_specs() -> list[ParameterSpec]:
-    """Every engine parameter: ``mode``, then the backend, window, mapper, pipeline, scale ones."""
-    mode = next(spec for spec in field_specs(WindowConfig) if spec.name == 'mode')
-    specs = [mode]
-    for prefix, config_cls, exclude in ENGINE_GROUPS:
+    """Every engine parameter: ``mode``, then each group of :data:`ENGINE_GROUPS` in order."""
+    specs = [_mode_spec()]
+    for _, prefix, config_cls, exclude in ENGINE_GROUPS:
         specs += field_specs(config_cls, prefix, exclude)
     return specs
 
@@ -162,25 +204,22 @@ def engine_config_from_parameters(values: Mapping[str, Any]) -> EngineConfig:
             rejects the combination (the message names the parameter).
 
     """
-    flat: dict[str, Any] = {}
-    for spec in engine_parameter_specs():
+    def checked(spec: ParameterSpec) -> Any:
         value = values.get(spec.name, spec.default)
         reason = spec.check(value)
         if reason is not None:
             raise ValueError(f'parameter {reason}')
-        flat[spec.name] = float(value) if isinstance(spec.default, float) else value
-    groups: dict[str, dict[str, Any]] = {prefix: {} for prefix, _, _ in ENGINE_GROUPS}
-    for name, value in flat.items():
-        prefix = next((p for p, _, _ in ENGINE_GROUPS[1:] if name.startswith(p)), '')
-        if name != 'mode':
-            groups[prefix][name[len(prefix):]] = value
-    groups['window.']['mode'] = flat['mode']
-    built = {prefix: build_config(config_cls, groups[prefix])
-             for prefix, config_cls, _ in ENGINE_GROUPS}
-    return EngineConfig(window=built['window.'], mapper=built['mapper.'],
-                        pipeline=built['pipeline.'], backend=built[''],
-                        scale=built['scale.'],
-                        perception=built['perception.'])
+        return spec.plain(value)
+
+    mode = checked(_mode_spec())
+    built: dict[str, Any] = {}
+    for field_name, prefix, config_cls, exclude in ENGINE_GROUPS:
+        group = {spec.name[len(prefix):]: checked(spec)
+                 for spec in field_specs(config_cls, prefix, exclude)}
+        if config_cls is WindowConfig:
+            group['mode'] = mode
+        built[field_name] = build_config(config_cls, group)
+    return EngineConfig(**built)
 
 
 def replay_window_parameters(include_mode: bool = True) -> dict[str, Any]:

@@ -11,15 +11,20 @@ never joins a complete group is a counted outcome (``unmatched``; ``incomplete``
 its queue), never a partial step. The engine takes the steps (``PerceptionEngine.offer_step``),
 runs T steps x N views per window and outputs per-camera masks and one rig pose per step: the
 pose of ``base_link``, from the reference camera (view 0) and its extrinsic (:func:`base_poses`).
+
+:class:`RigConfig` holds the rig's parameters (``image_topics``, ``camera_names``, ...; part of
+the engine's :class:`~vggt4d_ros.runtime.config.EngineConfig`, so the node declares them and the
+replay tool reads them from the same parameter file, like every other group).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, Sequence, TypeVar
+from typing import Generic, Literal, Sequence, TypeVar
 
 import numpy as np
 
+from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.geometry.rigid import invert_rigid
 from vggt4d_ros.geometry.rigid import pose_from_translation_quaternion
 from vggt4d_ros.runtime.sync import ApproximateSync
@@ -81,6 +86,76 @@ class RigSetup:
     def with_extrinsics(self, base_from_camera: np.ndarray) -> 'RigSetup':
         """Return the same cameras with known extrinsics [N,4,4]."""
         return RigSetup(self.camera_names, base_from_camera)
+
+
+#: How the node groups the cameras' images into steps (``rig_sync``).
+RIG_SYNC = ('auto', 'message_filters', 'builtin')
+
+
+@dataclass(frozen=True)
+class RigConfig:
+    """The rig parameters (top-level names, as the node has always declared them).
+
+    ``image_topics`` empty (the default) means one camera, on the node's ``image_topic``.
+    The grouping runs in the node (``ros/rig_inputs.py``) and in the replay tool
+    (``replay/rig_runner.py``, always the built-in grouping: ``rig_sync`` is the node's).
+    """
+
+    image_topics: list[str] = field(default_factory=list, metadata=_meta(
+        'Camera topics of a rig, 2 to 4, the reference camera first, e.g. '
+        '[/front/image_raw, /left/image_raw] (empty: one camera on image_topic). Images are '
+        'grouped into time steps by stamp; windows are steps x cameras.', any_length=True))
+    camera_names: list[str] = field(default_factory=list, metadata=_meta(
+        "One name per rig camera (masks on ~/<name>/dynamic_mask); empty: each topic's "
+        'namespace (/front/image_raw -> front).', any_length=True))
+    camera_info_topics: list[str] = field(default_factory=list, metadata=_meta(
+        'Optional CameraInfo topic per rig camera (latest cached; VGGT estimates '
+        'intrinsics).', any_length=True))
+    rig_extrinsics: list[float] = field(default_factory=list, metadata=_meta(
+        'Pose of each rig camera optical frame in base_link, [x, y, z, qx, qy, qz, qw] per '
+        'camera in topic order; empty: looked up in TF (base_frame -> image frame_id; the '
+        "replay tool: the bag's /tf_static).", any_length=True))
+    rig_slop_s: float = field(default=0.01, metadata=_meta(
+        'Largest stamp spread of one rig step (seconds, message_filters slop).', (1e-6, 10.0)))
+    rig_queue_size: int = field(default=10, metadata=_meta(
+        'Images per camera waiting for their partners (message_filters queue_size).',
+        (1, 10000)))
+    rig_sync: Literal['auto', 'message_filters', 'builtin'] = field(
+        default='auto', metadata=_meta(
+            'auto: message_filters when importable, else the built-in equivalent; '
+            'message_filters; builtin.'))
+
+    def __post_init__(self) -> None:
+        count = len(self.image_topics)
+        if count and not 2 <= count <= MAX_VIEWS:
+            raise ValueError(f'image_topics needs 2 to {MAX_VIEWS} topics, got {count}')
+        if not all(self.image_topics):
+            raise ValueError('image_topics has an empty topic name')
+        if self.camera_names and len(self.camera_names) != count:
+            raise ValueError(f'camera_names needs one name per image topic ({count})')
+        if self.camera_info_topics and len(self.camera_info_topics) != count:
+            raise ValueError(f'camera_info_topics needs one topic per image topic ({count})')
+        if self.rig_sync not in RIG_SYNC:
+            raise ValueError(f'rig_sync must be one of {RIG_SYNC}, got {self.rig_sync!r}')
+        if not self.rig_slop_s > 0 or self.rig_queue_size < 1:
+            raise ValueError('rig_slop_s must be positive and rig_queue_size >= 1')
+        if count:
+            self.setup()  # unique names, 7 extrinsic numbers per camera
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this is a rig (``image_topics`` given) rather than one camera."""
+        return bool(self.image_topics)
+
+    def setup(self) -> RigSetup:
+        """Build the engine's rig: names (given or from the topics), parameter extrinsics.
+
+        Raises:
+            ValueError: duplicate names or a wrong number of extrinsic values.
+
+        """
+        names = self.camera_names or [camera_name_of_topic(t) for t in self.image_topics]
+        return RigSetup.from_parameters(names, self.rig_extrinsics)
 
 
 def camera_name_of_topic(topic: str) -> str:
@@ -164,5 +239,5 @@ class RigGrouper(Generic[Item]):
                              list(self._expired))
 
 
-__all__ = ['base_poses', 'camera_name_of_topic', 'MAX_VIEWS', 'RigGrouper', 'RigGroupStats',
-           'RigSetup']
+__all__ = ['base_poses', 'camera_name_of_topic', 'MAX_VIEWS', 'RIG_SYNC', 'RigConfig',
+           'RigGrouper', 'RigGroupStats', 'RigSetup']

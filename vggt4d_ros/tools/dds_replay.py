@@ -247,9 +247,13 @@ def replay_bag_through_node(bag: str | Path, image_topic: str | None = None,
         sim_time: run the node with ``use_sim_time`` and publish the bag stamps on /clock.
 
     Raises:
-        RuntimeError: the node did not start, stalled, or did not flush in time.
+        RuntimeError: the node did not start, stalled, or did not flush in time, or ``params``
+            name a rig (``image_topics``: this driver publishes one camera).
 
     """
+    if (params or {}).get('image_topics'):
+        raise RuntimeError('the DDS replay driver publishes one camera; image_topics (a rig) '
+                           'replays offline: vggt4d-replay BAG --params FILE')
     env = dds_environment()
     os.environ.update({k: v for k, v in env.items() if k.startswith(('FAST', 'ROS_'))})
     import rclpy

@@ -317,8 +317,9 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
         per_point[ref] = sums
     kept, geo_sum, rgb_sum, sizes = _cluster_totals(labels, valid, per_point, clusters,
                                                     frame_chunk)
-    # Views each frame is tested in: S - 1 for one camera (the release), fewer in a rig.
-    tests = torch.full((frames, 1), float(frames - 1), device=depth.device) if pairs is None \
+    # Views each frame is tested in: S - 1 for one camera (the release; a Python number, as
+    # before chunking: no fill kernel), [S,1] counts of allowed pairs in a rig.
+    tests: float | torch.Tensor = float(frames - 1) if pairs is None \
         else pairs.sum(1, keepdim=True).float()
     ratio = kept / (tests * sizes + 1e-6)
     score = (geo_sum + rgb_sum / 3) / kept.clamp_min(1)
@@ -329,7 +330,8 @@ def finish_refinement(plan: RefinePlan, images: torch.Tensor, depth: torch.Tenso
         # inherit their cluster's decision, as a whole cluster without evidence would.
         pixel_kept, pixel_geo, pixel_rgb = per_point.unbind(-1)
         pixel_score = (pixel_geo + pixel_rgb / 3) / pixel_kept.clamp_min(1)
-        evidence = pixel_kept / tests.clamp_min(1) >= config.min_valid_ratio
+        tested = max(tests, 1.0) if pairs is None else tests.clamp_min(1)
+        evidence = pixel_kept / tested >= config.min_valid_ratio
         dynamic_slot = valid & torch.where(evidence, pixel_score > config.threshold,
                                            cluster_dynamic)
         slot_scores = torch.where(evidence, pixel_score, torch.full_like(pixel_score,
@@ -356,19 +358,30 @@ def _cluster_totals(labels: torch.Tensor, valid: torch.Tensor, per_point: torch.
     """Per-cluster kept count, geometric and photometric sums, and sizes, each [S,k].
 
     A one-hot matmul (deterministic, unlike float scatter atomics), ``frame_chunk`` frames at
-    a time so that the [chunk,C,k] membership replaces an [S,C,k] one.
+    a time so that the [chunk,C,k] membership replaces an [S,C,k] one. A window of one chunk
+    runs the unchunked kernels only: this stage is launch-bound on the GPU, so the short path
+    adds no slice, concatenation or copy (docs/performance.md section 7).
 
     Args:
         labels: [S,C] cluster of each slot; valid: [S,C] real slots.
         per_point: [S,C,3] per-candidate sums over the views.
 
     """
+    chunks = frame_chunks(labels.shape[0], frame_chunk)
+    if len(chunks) == 1:
+        member = _membership(labels, valid, clusters)
+        kept, geo_sum, rgb_sum = cluster_sums(member, per_point).unbind(-1)
+        return kept, geo_sum, rgb_sum, member.sum(1)
     totals = []
-    for start, stop in frame_chunks(labels.shape[0], frame_chunk):
-        member = (labels[start:stop].unsqueeze(-1)
-                  == torch.arange(clusters, device=labels.device)).float()
-        member = member * valid[start:stop].unsqueeze(-1).float()  # [c,C,k]
+    for start, stop in chunks:
+        member = _membership(labels[start:stop], valid[start:stop], clusters)
         sums = cluster_sums(member, per_point[start:stop])  # [c,k,3]
         totals.append(torch.cat([sums, member.sum(1).unsqueeze(-1)], dim=-1))
     kept, geo_sum, rgb_sum, sizes = torch.cat(totals).unbind(-1)
     return kept, geo_sum, rgb_sum, sizes
+
+
+def _membership(labels: torch.Tensor, valid: torch.Tensor, clusters: int) -> torch.Tensor:
+    """One-hot cluster membership [c,C,k] float of the real slots (zero rows on padding)."""
+    member = (labels.unsqueeze(-1) == torch.arange(clusters, device=labels.device)).float()
+    return member * valid.unsqueeze(-1).float()

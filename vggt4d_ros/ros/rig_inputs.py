@@ -318,7 +318,7 @@ def lookup_extrinsics(tf: NodeTf, base_frame: str, frame_ids: list[str]) -> np.n
 
 
 def _acquired(tf: NodeTf | None) -> NodeTf | None:
-    """The node's TF buffer, acquired; None without one (the extrinsics stay unknown)."""
+    """Return the node's TF buffer, acquired; None without one (extrinsics stay unknown)."""
     if tf is None:
         return None
     try:

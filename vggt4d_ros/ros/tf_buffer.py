@@ -170,8 +170,9 @@ class NodeTf:
         """``T_target_source`` [4,4] float64 at ``stamp_ns`` (0: latest common time).
 
         Raises:
-            TfLookupError: the transform is not there (counted under ``caller``); kind
-                'other' when the buffer was not acquired or is released.
+            TfLookupError: the transform is not there (counted under ``caller`` unless it is
+                empty: a caller that retries counts its own final outcome); kind 'other'
+                when the buffer was not acquired or is released.
 
         """
         buffer = self._buffer
@@ -186,7 +187,8 @@ class NodeTf:
             return pose_from_transform(stamped.transform)
         except Exception as error:  # noqa: B902 - tf2 raises several unrelated types
             kind = error.kind if isinstance(error, TfLookupError) else failure_kind(error)
-            self.failures[f'{caller or "lookup"}.{kind}'] += 1
+            if caller:
+                self.failures[f'{caller}.{kind}'] += 1
             if isinstance(error, TfLookupError):
                 raise
             raise TfLookupError(kind, str(error)) from error

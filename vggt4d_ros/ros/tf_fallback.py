@@ -118,7 +118,7 @@ class _History:
         return self._stamps[-1], self._samples[-1].parent
 
     def at(self, stamp_ns: int) -> Sample:
-        """The sample at ``stamp_ns`` (0: the newest), interpolated between neighbours.
+        """Return the sample at ``stamp_ns`` (0: the newest), interpolated between neighbours.
 
         Raises:
             ExtrapolationException: no sample, one sample at another stamp, or a stamp after

@@ -39,6 +39,8 @@ from vggt4d_ros.replay.synthetic import write_synthetic_bag  # noqa: E402
 from vggt4d_ros.ros.conversions import cloud_to_numpy  # noqa: E402
 from vggt4d_ros.ros.conversions import stamp_to_ns  # noqa: E402
 from vggt4d_ros.ros.conversions import transform_stamped  # noqa: E402
+from vggt4d_ros.geometry.rigid import invert_rigid  # noqa: E402
+from vggt4d_ros.ros.frames import homogeneous  # noqa: E402
 from vggt4d_ros.ros.frames import R_BODY_FROM_OPTICAL  # noqa: E402
 from vggt4d_ros.ros.outputs import header_at  # noqa: E402
 
@@ -218,22 +220,50 @@ def _odometry_msg(msg: TFMessage) -> Odometry:
     return odometry
 
 
-@pytest.mark.parametrize('odometry_source', ['tf', 'topic'])
+def _chained_mount(mount: TFMessage) -> TFMessage:
+    """The one-edge base_link -> optical mount as base_link -> camera_link -> optical frame."""
+    edge = mount.transforms[0]
+    base_from_optical = m.transform_to_matrix(edge.transform)
+    link_from_optical = homogeneous(R_BODY_FROM_OPTICAL, np.array([0.0, 0.03, 0.0]))
+    header = header_at(stamp_to_ns(edge.header.stamp), edge.header.frame_id)
+    return TFMessage(transforms=[
+        transform_stamped(base_from_optical @ invert_rigid(link_from_optical), header,
+                          'camera_link'),
+        transform_stamped(link_from_optical, header_at(stamp_to_ns(edge.header.stamp),
+                                                       'camera_link'), edge.child_frame_id)])
+
+
+#: (odometry source, the mount as one TF edge or a chain, the node's TF back end): CI has
+#: the pip-only fallback; a ROS install runs the chain through the real tf2_ros too.
+ODOMETRY_CASES = [
+    ('tf', 'chained', 'fallback'), ('topic', 'one_edge', 'fallback'),
+    pytest.param('tf', 'chained', 'tf2_ros', marks=pytest.mark.skipif(
+        importlib.util.find_spec('tf2_ros') is None, reason='tf2_ros is not installed'))]
+
+
+@pytest.mark.parametrize(('odometry_source', 'mount_edges', 'tf_backend'), ODOMETRY_CASES)
 def test_odometry_and_mount_on_tf_make_the_outputs_metric(peer, start_node, recorded,
-                                                          tmp_path, odometry_source):
+                                                          tmp_path, odometry_source,
+                                                          mount_edges, tf_backend):
+    """odom -> base_link at the image stamps and the camera mount from TF give metres.
+
+    ``chained``: the mount is base_link -> camera_link -> camera_optical_frame (two static
+    edges); the node resolves the chain and interpolates odom -> base_link at each stamp.
+    """
     images, _, truth = recorded
     bag = write_synthetic_bag(tmp_path / 'bag', SCENE, sensors=SensorConfig())
     with BagReader(bag) as reader:
         odom = _tf_messages(reader.messages(METRIC_TOPICS['tf']))
-        mount = _tf_messages(reader.messages(METRIC_TOPICS['tf_static']))
+        mount = _tf_messages(reader.messages(METRIC_TOPICS['tf_static']))[0][1]
     static_pub = peer.node.create_publisher(TFMessage, '/tf_static', QoSProfile(
         depth=1, reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL))
-    static_pub.publish(mount[0][1])
+    static_pub.publish(_chained_mount(mount) if mount_edges == 'chained' else mount)
     tf_pub = peer.node.create_publisher(TFMessage, '/tf', QoSProfile(depth=100))
     odom_pub = peer.node.create_publisher(Odometry, '/wheel/odom', RELIABLE)
     node = start_node({**PARAMS, 'scale.source': 'odometry', 'extrinsic_source': 'tf',
-                       'odometry_source': odometry_source, 'odometry_topic': '/wheel/odom'})
+                       'odometry_source': odometry_source, 'odometry_topic': '/wheel/odom'},
+                      hide_modules=('tf2_ros',) if tf_backend == 'fallback' else ())
     publisher = tf_pub if odometry_source == 'tf' else odom_pub
     assert peer.spin_until(lambda: publisher.get_subscription_count() > 0, 60), node.log()
     period = int(1e9 / SCENE.fps)
@@ -251,9 +281,13 @@ def test_odometry_and_mount_on_tf_make_the_outputs_metric(peer, start_node, reco
     odometry, maps, values = _run(peer, node, images, None, wanted_windows=7,
                                   before_image=publish_odometry)
     assert values['units'] == 'metres', values
+    assert values['tf.buffer'] == tf_backend, values
     assert values['scale.extrinsic'] == 'camera_optical_frame', values
     assert int(values['scale.outcome.used']) >= 5, values
-    assert int(values['scale.odometry_samples']) == len(odom)
+    # From TF: one sample per image, looked up at its stamp; from the topic: every message.
+    assert int(values['scale.odometry_samples']) == \
+        (len(images) if odometry_source == 'tf' else len(odom)), values
+    assert values['scale.odometry_unresolved'] == '0', values
     _assert_walls_where_they_are(maps[-1], truth)
     _assert_metric_travel(odometry, images, truth)
     node.stop()

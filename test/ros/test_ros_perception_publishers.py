@@ -142,12 +142,48 @@ def test_tracks_moved_into_another_frame():
     assert moved.track_id == 3
 
 
-def test_obstacle_frame_needs_tf2_ros(peer):
-    try:
-        import tf2_ros  # noqa: F401
-        pytest.skip('tf2_ros is installed here')
-    except ImportError:
-        pass
-    with pytest.raises(ValueError, match='tf2_ros'):
+@pytest.mark.parametrize('tf_backend', ['fallback', 'tf2_ros'])
+def test_obstacle_frame_through_the_node_tf_buffer(peer, tf_backend):
+    """The object outputs' frame is looked up at the stamp through a chain, both back ends."""
+    if tf_backend == 'tf2_ros':
+        pytest.importorskip('tf2_ros')
+    tf2_msgs = pytest.importorskip('tf2_msgs.msg')
+    from vggt4d_ros.ros.conversions import transform_stamped
+    from vggt4d_ros.ros.outputs import header_at
+    from vggt4d_ros.ros.tf_buffer import NodeTf
+
+    with pytest.raises(ValueError, match='TF buffer'):
         pp.PerceptionPublisher(peer.node, PerceptionTopicParams(obstacle_frame='base_link'),
                                PerceptionConfig())
+    tf = NodeTf(peer.node, force_fallback=tf_backend == 'fallback')
+    publisher = pp.PerceptionPublisher(
+        peer.node, PerceptionTopicParams(obstacle_frame='base_link'), PerceptionConfig(), tf=tf)
+    assert tf.active and tf.kind == tf_backend
+    t0 = 1_700_000_000_000_000_000
+    # odom -> base_footprint moves 2 m along x in 1 s; base_footprint -> base_link is static.
+    moving = [transform_stamped(pose_from_xyz_quat([2.0 * k, 0, 0, 0, 0, 0, 1]),
+                                header_at(t0 + k * 1_000_000_000, 'odom'), 'base_footprint')
+              for k in (0, 1)]
+    mount = transform_stamped(pose_from_xyz_quat([0, 0, 0.5, 0, 0, 0, 1]),
+                              header_at(t0, 'base_footprint'), 'base_link')
+    peer.node.create_publisher(tf2_msgs.TFMessage, '/tf_static', LATCHED).publish(
+        tf2_msgs.TFMessage(transforms=[mount]))
+    dynamic = peer.node.create_publisher(tf2_msgs.TFMessage, '/tf', QoSProfile(depth=100))
+    assert peer.spin_until(lambda: dynamic.get_subscription_count() > 0, 30)
+    dynamic.publish(tf2_msgs.TFMessage(transforms=moving))
+    half = t0 + 500_000_000
+
+    def looked_up():
+        return publisher._in_obstacle_frame('odom', half)[1] is not None
+
+    assert peer.spin_until(looked_up, 30)
+    frame, moved = publisher._in_obstacle_frame('odom', half)
+    assert frame == 'base_link'
+    assert np.allclose(moved[:3, 3], [-1.0, 0.0, -0.5])  # base_link <- odom at 0.5 s
+    failures = publisher.counters.tf_failures
+    assert publisher._in_obstacle_frame('odom', t0 + 3_000_000_000)[1] is None  # future
+    assert publisher.counters.tf_failures == failures + 1
+    assert tf.failures['obstacle_frame.future'] == 1
+    tf.release()
+    assert not tf.active and tf.diagnostics()['tf.buffer'] == ''
+    publisher.destroy()

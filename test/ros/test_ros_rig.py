@@ -9,6 +9,7 @@ own topic with its own source header, and TF/odometry carry one base_link pose p
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 
 import numpy as np
@@ -130,29 +131,40 @@ def test_two_camera_rig_groups_steps_and_publishes_per_camera(peer, start_node):
     assert 'Traceback' not in node.log()
 
 
-def test_rig_extrinsics_from_tf(peer, start_node):
+#: The node's TF back ends: the pip-only fallback everywhere (tf2_ros hidden from the node),
+#: the real tf2_ros where it is installed.
+TF_BACKENDS = ['fallback', pytest.param('tf2_ros', marks=pytest.mark.skipif(
+    importlib.util.find_spec('tf2_ros') is None, reason='tf2_ros is not installed'))]
+
+
+@pytest.mark.parametrize('tf_backend', TF_BACKENDS)
+def test_rig_extrinsics_from_tf(peer, start_node, tf_backend):
     """Without rig_extrinsics the node looks the cameras up in TF (base_frame -> frame_id).
 
-    Needs tf2_ros (a ROS install; the pip wheels of CI do not have it).
+    Each optical frame hangs under base_link through a static ``rig_mount`` link (a chain)
+    that is turned 90 degrees left: the rig, which slides to its right, then moves the base
+    along +x of odom (along -y with the optical frames straight under base_link).
     """
-    pytest.importorskip('tf2_ros')
     from geometry_msgs.msg import TransformStamped
     from tf2_msgs.msg import TFMessage
 
     params = {key: value for key, value in RIG_PARAMS.items() if key != 'rig_extrinsics'}
     params['extrinsic_source'] = 'tf'
-    node = start_node(params)
+    node = start_node(params, hide_modules=('tf2_ros',) if tf_backend == 'fallback' else ())
     tf = peer.collect(TFMessage, '/tf', QoSProfile(depth=100))
     diagnostics = peer.collect(DiagnosticArray, '/diagnostics', RELIABLE)
     static = peer.node.create_publisher(TFMessage, '/tf_static', LATCHED)
-    mounts = []
+    mount = TransformStamped(header=header_at(T0_NS, 'base_link'), child_frame_id='rig_mount')
+    mount.transform.translation.z = 0.4
+    mount.transform.rotation.z = mount.transform.rotation.w = 0.5 ** 0.5
+    cameras = [mount]
     for name, y in (('left_optical', 0.0), ('right_optical', -0.2)):
-        mount = TransformStamped(header=header_at(T0_NS, 'base_link'), child_frame_id=name)
-        mount.transform.translation.y = y
-        q = mount.transform.rotation
+        camera = TransformStamped(header=header_at(T0_NS, 'rig_mount'), child_frame_id=name)
+        camera.transform.translation.y = y
+        q = camera.transform.rotation
         q.x, q.y, q.z, q.w = -0.5, 0.5, -0.5, 0.5
-        mounts.append(mount)
-    static.publish(TFMessage(transforms=mounts))
+        cameras.append(camera)
+    static.publish(TFMessage(transforms=cameras))
     left = peer.node.create_publisher(Image, '/left/image_raw', RELIABLE)
     right = peer.node.create_publisher(Image, '/right/image_raw', RELIABLE)
     assert peer.wait_for_subscriber(left) and peer.wait_for_subscriber(right), node.log()
@@ -164,11 +176,16 @@ def test_rig_extrinsics_from_tf(peer, start_node):
 
     def looked_up() -> bool:
         base = [t for m in tf for t in m.transforms if t.child_frame_id == 'base_link']
-        values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values} \
-            if diagnostics else {}
-        return len(base) >= 6 and values.get('rig.extrinsics') == 'tf'
+        return len(base) >= 6 and _values(diagnostics).get('rig.extrinsics') == 'tf'
 
     assert peer.spin_until(looked_up, 60), node.log()
+    assert _values(diagnostics)['tf.buffer'] == tf_backend
+    last = [t for m in tf for t in m.transforms if t.child_frame_id == 'base_link'][-1]
+    assert last.transform.translation.x > 0.1 and abs(last.transform.translation.y) < 1e-6
     code = node.stop(signal.SIGINT)
     assert code == 0, node.log()
     assert 'Traceback' not in node.log()
+
+
+def _values(diagnostics: list) -> dict[str, str]:
+    return {kv.key: kv.value for kv in diagnostics[-1].status[0].values} if diagnostics else {}

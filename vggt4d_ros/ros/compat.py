@@ -13,7 +13,7 @@ machine may lack tf2_msgs too. The fallbacks publish the same messages with the 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -121,14 +121,3 @@ class DiagnosticsPublisher:
         array = DiagnosticArray(status=[status])
         array.header.stamp = self._node.get_clock().now().to_msg()
         self._publisher.publish(array)
-
-
-def tf_listener(node) -> tuple[Any, Any] | None:
-    """Create a tf2_ros Buffer and its TransformListener on ``node`` (None without tf2_ros)."""
-    try:
-        from tf2_ros import Buffer
-        from tf2_ros import TransformListener
-    except ImportError:
-        return None
-    buffer = Buffer()
-    return buffer, TransformListener(buffer, node)

@@ -18,8 +18,6 @@ from typing import Any, Callable
 import numpy as np
 
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
-from vggt4d_ros.ros.compat import tf_listener
-from vggt4d_ros.ros.conversions import pose_from_transform
 from vggt4d_ros.ros.frames import FrameConvention
 from vggt4d_ros.ros.frames import make_convention
 from vggt4d_ros.ros.frames import pose_from_xyz_quat
@@ -29,6 +27,8 @@ from vggt4d_ros.ros.outputs import header_at
 from vggt4d_ros.ros.outputs import OutputPublisher
 from vggt4d_ros.ros.params import NodeParams
 from vggt4d_ros.ros.perception_publishers import align_output_frame
+from vggt4d_ros.ros.tf_buffer import NodeTf
+from vggt4d_ros.ros.tf_buffer import TfLookupError
 from vggt4d_ros.runtime.sink import EngineOutput
 from vggt4d_ros.runtime.sink import EngineWarning
 from vggt4d_ros.runtime.sink import MaskOutput
@@ -45,26 +45,36 @@ class ConventionResolver:
     """Frame convention per camera frame, with the base_link -> camera extrinsic.
 
     The extrinsic comes from the ``base_to_camera`` parameter, or (``extrinsic_source=tf``)
-    from one TF lookup per camera frame; until TF has it, :meth:`convention` returns None and
-    the window's poses are not published (a throttled warning says so). A rig publishes its
-    reference camera's poses: ``reference_extrinsic`` (the rig's first camera from
-    ``rig_extrinsics``) then replaces ``base_to_camera``.
+    from one TF lookup per camera frame through the node's TF buffer (a chain such as
+    base_link -> camera_link -> camera_optical_frame resolves); until TF has it,
+    :meth:`convention` returns None and the window's poses are not published (a throttled
+    warning says so; failed lookups count as ``tf.lookup_failures.extrinsic.<kind>``). A rig
+    publishes its reference camera's poses: ``reference_extrinsic`` (the rig's first camera
+    from ``rig_extrinsics``) then replaces ``base_to_camera``.
+
+    Raises:
+        ValueError: ``extrinsic_source=tf`` on a machine without any TF back end.
+
     """
 
     def __init__(self, node, params: NodeParams,
-                 reference_extrinsic: np.ndarray | None = None) -> None:
+                 reference_extrinsic: np.ndarray | None = None,
+                 tf: NodeTf | None = None) -> None:
         self._node = node
         self._params = params
         self._conventions: dict[str, FrameConvention] = {}
         self._extrinsic: np.ndarray | None = None
-        self.tf_buffer = None
-        self.tf_listener = None
+        self._tf: NodeTf | None = None
         if params.tf_mode == 'odom_to_base' and params.extrinsic_source == 'parameter':
             self._extrinsic = pose_from_xyz_quat(params.base_to_camera)
         if params.tf_mode == 'odom_to_base' and reference_extrinsic is not None:
             self._extrinsic = np.array(reference_extrinsic, dtype=np.float64)
-        if params.tf_mode == 'odom_to_base' and params.extrinsic_source == 'tf':
-            self.tf_buffer, self.tf_listener = _tf_listener(node)
+        if params.tf_mode == 'odom_to_base' and params.extrinsic_source == 'tf' \
+                and self._extrinsic is None:
+            if tf is None:
+                raise ValueError('extrinsic_source=tf needs the node TF buffer')
+            tf.acquire()
+            self._tf = tf
 
     def convention(self, image_frame_id: str) -> FrameConvention | None:
         """Frame convention for images from ``image_frame_id`` (None: extrinsic not known yet)."""
@@ -84,26 +94,13 @@ class ConventionResolver:
         return convention
 
     def _lookup_extrinsic(self, camera_frame: str) -> np.ndarray | None:
-        from rclpy.time import Time
-
         try:
-            stamped = self.tf_buffer.lookup_transform(self._params.base_frame, camera_frame,
-                                                      Time())
-        except Exception as error:  # noqa: B902 - tf2 raises several unrelated types
+            return self._tf.lookup(self._params.base_frame, camera_frame, 0, 'extrinsic')
+        except TfLookupError as error:
             self._node.get_logger().warning(
-                f'waiting for TF {self._params.base_frame} -> {camera_frame}: {error}',
-                throttle_duration_sec=5.0)
+                f'waiting for TF {self._params.base_frame} -> {camera_frame} '
+                f'({error.kind}): {error}', throttle_duration_sec=5.0)
             return None
-        return pose_from_transform(stamped.transform)
-
-
-def _tf_listener(node) -> tuple[Any, Any]:
-    """tf2_ros Buffer and its TransformListener (odom_to_base with extrinsic_source=tf)."""
-    listener = tf_listener(node)
-    if listener is None:
-        raise ValueError('extrinsic_source=tf needs tf2_ros (install ROS, or set '
-                         'extrinsic_source=parameter and base_to_camera)')
-    return listener
 
 
 class NodeSink:

@@ -76,6 +76,7 @@ from vggt4d_ros.ros.perception_publishers import PerceptionPublisher
 from vggt4d_ros.ros.rig_inputs import offer_step
 from vggt4d_ros.ros.rig_inputs import QueuedStep
 from vggt4d_ros.ros.rig_inputs import RigInputs
+from vggt4d_ros.ros.tf_buffer import NodeTf
 from vggt4d_ros.ros.stats import LatencyMeter
 from vggt4d_ros.ros.stats import RateMeter
 from vggt4d_ros.runtime import backend as backend_lib
@@ -160,6 +161,9 @@ class Vggt4dNode(LifecycleNode):
         self._sink: NodeSink | None = None
         self._view: FoxgloveView | None = None  # foxglove.enabled: the live view, while active
         self._scale_inputs: ScaleInputs | None = None  # feeds engine.metric (scale.source)
+        # One TF buffer for every reader (extrinsic, obstacle_frame, rig, scale): made on the
+        # first acquire, released at cleanup / shutdown / error.
+        self.tf = NodeTf(self)
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         # Not ``_subscriptions``: that is rclpy.Node's own list (it holds /clock, parameters).
@@ -223,15 +227,16 @@ class Vggt4dNode(LifecycleNode):
             rig = self.rig_setup
             self._conventions = ConventionResolver(
                 self, self.params, None if rig is None or rig.base_from_camera is None
-                else rig.base_from_camera[0])
+                else rig.base_from_camera[0], self.tf)
         except (ValueError, TypeError) as error:
             self._engine = None
+            self.tf.release()
             return self._fail('configure', str(error))
         set_switch_interval(self.params.gil_switch_interval_ms)
         self._outputs = OutputPublisher(
             self, self.params, rig.camera_names if rig is not None else (),
             PerceptionPublisher(self, read_perception_topic_params(self),
-                                self.engine_config.perception))
+                                self.engine_config.perception, tf=self.tf))
         self.state_label = 'inactive'
         self.last_error = ''
         qos = 'reliable, keep all' if self.mode == 'replay' else self.params.input_qos
@@ -342,6 +347,7 @@ class Vggt4dNode(LifecycleNode):
         if self._outputs is not None:
             self._outputs.destroy()
             self._outputs = None
+        self.tf.release()
         self.state_label = 'unconfigured'
         return SUCCESS
 
@@ -364,6 +370,7 @@ class Vggt4dNode(LifecycleNode):
         if self._outputs is not None:
             self._outputs.destroy()
             self._outputs = None
+        self.tf.release()
 
     def _release_after_failure(self, transition: str) -> None:
         """Undo what a transition that raised had started (never raises)."""
@@ -377,6 +384,7 @@ class Vggt4dNode(LifecycleNode):
                     self._outputs.destroy()
                     self._outputs = None
                 self._engine = None
+                self.tf.release()
         except Exception:  # noqa: B902 - the original failure is what gets reported
             self.get_logger().debug(f'cleanup after the failed {transition}:\n'
                                     f'{traceback.format_exc()}')
@@ -412,13 +420,13 @@ class Vggt4dNode(LifecycleNode):
             convert = compressed_msg_to_rgb if params.compressed else image_msg_to_rgb
             self._rig = RigInputs(self, self.rig_config, msg_type,
                                   lambda msg: convert(msg, self._limits()), self._decode,
-                                  self._enqueue, qos, self._input_group)
+                                  self._enqueue, qos, self._input_group, tf=self.tf)
             return
         self._input_subscriptions.append(self.create_subscription(
             msg_type, params.image_topic, callback, qos, callback_group=self._input_group))
         metric = self._engine.metric if self._engine is not None else None
         self._scale_inputs = None if metric is None else ScaleInputs(
-            self, params, metric, self._limits(), qos)
+            self, params, metric, self._limits(), qos, tf=self.tf)
         if self._scale_inputs is not None:
             self._input_subscriptions += self._scale_inputs.subscribe(self._input_group)
         if params.camera_info_topic:
@@ -651,6 +659,7 @@ class Vggt4dNode(LifecycleNode):
                                         if self.engine_config is not None else None))
         if self._rig is not None:
             values.update(self._rig.diagnostics())
+        values.update(self.tf.diagnostics())
         dropped = dropped_queue + int(engine_stats.get('dropped_window', 0))
         values['dropped_total'] = str(dropped)
         if self.last_error:

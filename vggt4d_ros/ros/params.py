@@ -86,8 +86,8 @@ class NodeParams:
             'through the camera extrinsic (REP-105); none: no TF.'))
     extrinsic_source: Literal['parameter', 'tf'] = field(default='parameter', metadata=_meta(
         'Where odom_to_base and the odometry / camera_height scale sources get base_link -> '
-        'camera: parameter (base_to_camera) or tf (odom_to_base: looked up once, needs tf2_ros; '
-        'scale: read from /tf_static or /tf).'))
+        'camera: parameter (base_to_camera) or tf (looked up once in TF, chains resolved: '
+        'tf2_ros, or the built-in fallback).'))
     base_to_camera: list[float] = field(
         default_factory=lambda: list(DEFAULT_BASE_TO_CAMERA), metadata=_meta(
             'Pose of the camera optical frame in base_link [x, y, z, qx, qy, qz, qw]; default: '
@@ -97,8 +97,8 @@ class NodeParams:
         'scale.source=depth: aligned depth image topic (16UC1/mono16 mm or 32FC1 m, registered '
         'to the colour camera), paired with the images by stamp (scale.sync_*).'))
     odometry_source: Literal['tf', 'topic'] = field(default='tf', metadata=_meta(
-        'scale.source=odometry: tf (odom_frame -> base_frame transforms on /tf) or topic '
-        '(nav_msgs/Odometry on odometry_topic).'))
+        'scale.source=odometry: tf (odom_frame -> base_frame looked up in TF at each image '
+        'stamp, chains resolved) or topic (nav_msgs/Odometry on odometry_topic).'))
     odometry_topic: str = field(default='/odom', metadata=_meta(
         'scale.source=odometry with odometry_source=topic: the nav_msgs/Odometry topic.'))
     # Outputs.

@@ -36,7 +36,8 @@ class PerceptionTopicParams:
         'reset publishes at once.', (0.0, 3600.0)))
     obstacle_frame: str = field(default='', metadata=_meta(
         'Frame of ~/dynamic_cloud, ~/detections, ~/obstacles and ~/track_markers (looked up '
-        'in TF at each stamp; needs tf2_ros). Empty: the world frame (map or odom).'))
+        'in TF at each stamp: tf2_ros, or the built-in fallback). Empty: the world frame (map '
+        'or odom).'))
 
 
 def perception_topic_specs() -> list[ParameterSpec]:

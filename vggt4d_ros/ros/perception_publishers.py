@@ -47,8 +47,6 @@ from vggt4d_ros.perception.perception_tracker import DynamicCloud
 from vggt4d_ros.perception.perception_tracker import PerceptionOutput
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
 from vggt4d_ros.perception.tracker import Track
-from vggt4d_ros.ros.compat import tf_listener
-from vggt4d_ros.ros.conversions import pose_from_transform
 from vggt4d_ros.ros.frames import FrameConvention
 from vggt4d_ros.ros.outputs import FRAME_QOS
 from vggt4d_ros.ros.outputs import header_at
@@ -56,6 +54,8 @@ from vggt4d_ros.ros.outputs import MAP_QOS
 from vggt4d_ros.ros.outputs import PublisherGroup
 from vggt4d_ros.ros import perception_msgs as pm
 from vggt4d_ros.ros.perception_params import PerceptionTopicParams
+from vggt4d_ros.ros.tf_buffer import NodeTf
+from vggt4d_ros.ros.tf_buffer import TfLookupError
 
 #: Grid topics and their QoS: the static grid is latched (a late RViz or planner gets it).
 GRID_TOPICS = {'static': ('~/static_grid', MAP_QOS), 'dynamic': ('~/dynamic_grid', FRAME_QOS),
@@ -97,15 +97,20 @@ class PerceptionPublisher:
         params: which topics, grid period, obstacle frame.
         config: the engine's perception settings (outputs it does not compute get no topic).
         monotonic: clock of the grid period (``time.monotonic``; tests pass their own).
+        tf: the node's TF buffer (needed with ``obstacle_frame``).
+
+    Raises:
+        ValueError: ``obstacle_frame`` without a TF buffer or on a machine without TF.
 
     """
 
     def __init__(self, node, params: PerceptionTopicParams, config: PerceptionConfig,
-                 monotonic=None) -> None:
+                 monotonic=None, tf: NodeTf | None = None) -> None:
         self._node = node
         self._params = params
-        # First: without tf2_ros this raises before any publisher exists.
-        self._tf = _ObstacleFrame(node, params.obstacle_frame) if params.obstacle_frame else None
+        # First: without TF this raises before any publisher exists.
+        self._tf = _ObstacleFrame(node, tf, params.obstacle_frame) \
+            if params.obstacle_frame else None
         self._monotonic = monotonic or time.monotonic
         self._publishers = PublisherGroup(node)
         self._create = self._publishers.create
@@ -225,29 +230,24 @@ def _moved_track(track: Track, transform: np.ndarray) -> Track:
 
 
 class _ObstacleFrame:
-    """TF lookups ``obstacle_frame <- world`` at a stamp (tf2_ros; non-blocking)."""
+    """TF lookups ``obstacle_frame <- world`` at a stamp (the node's TF buffer; non-blocking)."""
 
-    def __init__(self, node, frame: str) -> None:
-        listener = tf_listener(node)
-        if listener is None:
-            raise ValueError('obstacle_frame needs tf2_ros (install ROS, or leave '
-                             'obstacle_frame empty: outputs in the world frame)')
+    def __init__(self, node, tf: NodeTf | None, frame: str) -> None:
+        if tf is None:
+            raise ValueError('obstacle_frame needs the node TF buffer')
+        tf.acquire()  # ValueError without any TF back end
         self._node = node
         self.frame = frame
-        self._buffer, self._listener = listener
+        self._tf = tf
 
     def lookup(self, world: str, stamp_ns: int) -> np.ndarray | None:
-        from rclpy.time import Time
-
         try:
-            stamped = self._buffer.lookup_transform(self.frame, world,
-                                                    Time(nanoseconds=int(stamp_ns)))
-        except Exception as error:  # noqa: B902 - tf2 raises several unrelated types
+            return self._tf.lookup(self.frame, world, stamp_ns, 'obstacle_frame')
+        except TfLookupError as error:
             self._node.get_logger().warning(
-                f'no TF {self.frame} <- {world} at the image stamp: object outputs of this '
-                f'window not published ({error})', throttle_duration_sec=5.0)
+                f'no TF {self.frame} <- {world} at the image stamp ({error.kind}): object '
+                f'outputs of this window not published ({error})', throttle_duration_sec=5.0)
             return None
-        return pose_from_transform(stamped.transform)
 
 
 __all__ = ['align_output_frame', 'GRID_TOPICS', 'PerceptionCounters',

@@ -16,8 +16,10 @@ source header); TF, odometry and path carry one rig pose per step (the reference
 view 0, through its extrinsic: ``base_link`` in ``odom_to_base`` mode).
 
 Extrinsics (base_link -> each camera's optical frame): ``rig_extrinsics`` (7 numbers per
-camera), or empty to look them up in TF (base_frame -> each image's frame_id) once the first
-step arrived; until then the rig-baseline scale has none (a counted 'no_extrinsic').
+camera), or empty to look them up in the node's TF buffer (base_frame -> each image's
+frame_id, chains resolved; tf2_ros or the pip-only fallback) once the first step arrived;
+until then the rig-baseline scale has none (a counted 'no_extrinsic'; failed lookups count
+as ``tf.lookup_failures.rig.<kind>``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vggt4d_ros.ros.compat import tf_listener
-from vggt4d_ros.ros.conversions import pose_from_transform
+from vggt4d_ros.ros.tf_buffer import NodeTf
+from vggt4d_ros.ros.tf_buffer import TfLookupError
 from vggt4d_ros.runtime.rig import RigConfig
 from vggt4d_ros.runtime.rig import RigGrouper
 
@@ -72,12 +74,14 @@ class RigInputs:
         on_step: receives each complete, decoded :class:`QueuedStep` (enqueue).
         qos: image subscription QoS.
         callback_group: the node's input callback group.
+        tf: the node's TF buffer (extrinsics looked up while ``rig_extrinsics`` is empty;
+            None or no TF back end: they stay unknown).
 
     """
 
     def __init__(self, node, params: RigConfig, msg_type, convert: Callable[[Any], np.ndarray],
                  decode: Decode, on_step: Callable[[QueuedStep], None], qos,
-                 callback_group=None) -> None:
+                 callback_group=None, tf: NodeTf | None = None) -> None:
         self._node = node
         self.params = params
         self.setup = params.setup()
@@ -93,8 +97,7 @@ class RigInputs:
         self._synchronizer = None
         #: where the extrinsics came from: 'parameter', 'tf' (once looked up) or 'unknown'
         self.extrinsics_source = 'parameter' if params.rig_extrinsics else 'unknown'
-        self._tf_buffer, self._tf_listener = (None, None) if params.rig_extrinsics \
-            else (tf_listener(node) or (None, None))
+        self._tf = None if params.rig_extrinsics else _acquired(tf)
         self._next_lookup_s = 0.0
         self.backend = self._pick_backend()
         if self.backend == 'message_filters':
@@ -168,11 +171,11 @@ class RigInputs:
         second, and returns a result once (then the source is 'tf').
         """
         now = time.monotonic()
-        if self._tf_buffer is None or self.extrinsics_source != 'unknown' \
+        if self._tf is None or self.extrinsics_source != 'unknown' \
                 or now < self._next_lookup_s:
             return None
         self._next_lookup_s = now + 1.0
-        found = lookup_extrinsics(self._tf_buffer, self.base_frame, frame_ids)
+        found = lookup_extrinsics(self._tf, self.base_frame, frame_ids)
         if found is not None:
             self.extrinsics_source = 'tf'
         return found
@@ -186,10 +189,7 @@ class RigInputs:
         for subscription in self._subscriptions:
             self._node.destroy_subscription(subscription)
         self._subscriptions.clear()
-        unregister = getattr(self._tf_listener, 'unregister', None)
-        if unregister is not None:
-            unregister()
-        self._tf_listener = None
+        self._tf = None  # the node's buffer: the node releases it
 
     def diagnostics(self) -> dict[str, str]:
         """Key/values for /diagnostics: groups, per-camera unmatched frames, sync backend."""
@@ -220,18 +220,23 @@ def offer_step(item: QueuedStep, engine, sink, rig: RigInputs | None) -> None:
     engine.offer_step(item.rgbs, item.stamps_ns, frame_ids)
 
 
-def lookup_extrinsics(tf_buffer, base_frame: str, frame_ids: list[str]) -> np.ndarray | None:
-    """[N,4,4] base_frame -> each camera frame from TF, or None while any is missing."""
-    from rclpy.time import Time
+def lookup_extrinsics(tf: NodeTf, base_frame: str, frame_ids: list[str]) -> np.ndarray | None:
+    """[N,4,4] base_frame -> each camera frame from TF (latest), or None while any is missing."""
+    try:
+        return np.stack([tf.lookup(base_frame, frame_id, 0, 'rig') for frame_id in frame_ids])
+    except TfLookupError:
+        return None
 
-    poses = []
-    for frame_id in frame_ids:
-        try:
-            stamped = tf_buffer.lookup_transform(base_frame, frame_id, Time())
-        except Exception:  # noqa: B902 - tf2 raises several unrelated types
-            return None
-        poses.append(pose_from_transform(stamped.transform))
-    return np.stack(poses)
+
+def _acquired(tf: NodeTf | None) -> NodeTf | None:
+    """Return the node's TF buffer, acquired; None without one (extrinsics stay unknown)."""
+    if tf is None:
+        return None
+    try:
+        tf.acquire()
+    except ValueError:
+        return None
+    return tf
 
 
 def _camera_info_type():

@@ -14,32 +14,38 @@ once per window):
   subscribed twice), else in the facade (``runtime/sync.py``, the same policy). Depth of another
   encoding or undecodable depth is counted and handed on empty, so the source counts the frame
   as ``wrong_encoding`` / ``wrong_shape`` exactly as in the replay tool.
-* ``scale.source=odometry``: ``odom_frame -> base_frame`` transforms on ``/tf``
-  (``odometry_source=tf``) or ``nav_msgs/Odometry`` on ``odometry_topic``. The facade's buffer
-  interpolates them at the image stamps; an image whose stamp TF has not reached yet is the
-  source's counted ``no_tf`` outcome.
+* ``scale.source=odometry``: ``odom_frame -> base_frame`` from TF (``odometry_source=tf``)
+  or ``nav_msgs/Odometry`` on ``odometry_topic``. From TF, every accepted image's stamp is
+  looked up in the node's one TF buffer (``ros/tf_buffer.py``: tf2_ros, or the pip-only
+  fallback that behaves the same): chains such as odom -> base_footprint -> base_link
+  resolve and tf2 interpolates at the stamp. A stamp TF has not reached yet stays pending
+  and is tried again at the next image and before the window's estimate (at most
+  ``PENDING_STAMPS``; one TF will never have, or one pushed out, counts as
+  ``scale.odometry_unresolved``); the samples at image stamps go to the facade's buffer
+  (jump detection), where a frame without one is the source's counted ``no_tf`` outcome.
 * the extrinsic ``base_frame -> camera`` (odometry and camera_height): ``base_to_camera``
-  (``extrinsic_source=parameter``) or the transform on ``/tf_static`` / ``/tf``
-  (``extrinsic_source=tf``, read directly: no tf2_ros needed, the transform must be published
-  as one edge). The camera height is ``scale.camera_height.camera_height_m`` or that
+  (``extrinsic_source=parameter``) or one lookup (latest) in the node's TF buffer
+  (``extrinsic_source=tf``; a chain base_link -> camera_link -> camera_optical_frame
+  resolves). The camera height is ``scale.camera_height.camera_height_m`` or that
   extrinsic's z.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections import deque
+import threading
 from typing import Any
 
 import numpy as np
-from rclpy.qos import DurabilityPolicy
 from rclpy.qos import QoSProfile
-from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from vggt4d_ros.ros.conversions import pose_from_transform
 from vggt4d_ros.ros.conversions import stamp_to_ns
 from vggt4d_ros.ros.frames import pose_from_xyz_quat
 from vggt4d_ros.ros.params import NodeParams
+from vggt4d_ros.ros.tf_buffer import NodeTf
+from vggt4d_ros.ros.tf_buffer import TfLookupError
 from vggt4d_ros.runtime import image_decode
 from vggt4d_ros.runtime.scale.config import ScaleConfig
 from vggt4d_ros.runtime.scale.depth import DEPTH_UNITS_M
@@ -55,10 +61,8 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     TFMessage = None
 
-#: /tf as tf2_ros listens to it; /tf_static latched.
-TF_QOS = QoSProfile(depth=100)
-TF_STATIC_QOS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                           reliability=ReliabilityPolicy.RELIABLE)
+#: Image stamps waiting for their odometry in TF (several windows' worth).
+PENDING_STAMPS = 64
 
 
 def check_scale_parameters(params: NodeParams, scale: ScaleConfig) -> None:
@@ -125,12 +129,16 @@ class ScaleInputs:
         limits: input limits of the depth images (the node's ``max_image_pixels``).
         qos: QoS of the depth subscription (the image subscription's).
         use_message_filters: pair with message_filters (default: when importable).
+        tf: the node's TF buffer (odometry or extrinsic from TF; acquired here).
+
+    Raises:
+        ValueError: TF needed but no TF buffer, or no TF back end on this machine.
 
     """
 
     def __init__(self, node, params: NodeParams, metric: MetricScale,
                  limits: image_decode.ImageLimits, qos: QoSProfile,
-                 use_message_filters: bool | None = None) -> None:
+                 use_message_filters: bool | None = None, tf: NodeTf | None = None) -> None:
         self._node = node
         self._params = params
         self._metric = metric
@@ -142,11 +150,23 @@ class ScaleInputs:
         self.pairing = 'message_filters' if use_message_filters else 'runtime.sync'
         self._image_filter = None
         self._sync = None
-        #: base_frame -> child transforms seen on /tf_static and /tf (extrinsic_source=tf)
-        self._from_base: dict[str, np.ndarray] = {}
         self._extrinsic_frame = ''
         self._warned: set[str] = set()
         self.counts: Counter = Counter()
+        self._odometry_tf = self._source == 'odometry' and params.odometry_source == 'tf'
+        self._extrinsic_tf = self._source in ('odometry', 'camera_height') \
+            and params.extrinsic_source == 'tf'
+        #: image stamps whose odom -> base_link TF has not come yet, oldest first
+        self._pending: deque[int] = deque()
+        self._pending_lock = threading.Lock()
+        self._tf = tf
+        if self._odometry_tf or self._extrinsic_tf:
+            if tf is None:
+                raise ValueError('the scale source reads TF: it needs the node TF buffer')
+            tf.acquire()
+        if self._odometry_tf:
+            # The worker brings the samples up to date before each window's estimate.
+            metric.before_estimate = self.resolve_odometry
         if params.extrinsic_source == 'parameter' and self._source != 'depth':
             metric.set_base_from_camera(pose_from_xyz_quat(params.base_to_camera))
             self._extrinsic_frame = 'base_to_camera'
@@ -175,16 +195,6 @@ class ScaleInputs:
             created.append(node.create_subscription(
                 Odometry, params.odometry_topic, self._on_odometry, self._qos,
                 callback_group=callback_group))
-        wants_odometry_tf = self._source == 'odometry' and params.odometry_source == 'tf'
-        wants_extrinsic_tf = self._source in ('odometry', 'camera_height') \
-            and params.extrinsic_source == 'tf'
-        if wants_odometry_tf or wants_extrinsic_tf:
-            created.append(node.create_subscription(TFMessage, '/tf', self._on_tf, TF_QOS,
-                                                    callback_group=callback_group))
-        if wants_extrinsic_tf:
-            created.append(node.create_subscription(TFMessage, '/tf_static', self._on_tf,
-                                                    TF_STATIC_QOS,
-                                                    callback_group=callback_group))
         return created
 
     # ------------------------------------------------------------------ callbacks
@@ -195,8 +205,16 @@ class ScaleInputs:
                 self._image_filter.signalMessage(_Stamped(header))
             else:
                 self._metric.add_image(stamp_to_ns(header.stamp))
-        elif self._params.extrinsic_source == 'tf' and not self._extrinsic_frame:
+            return
+        if self._extrinsic_tf and not self._extrinsic_frame:
             self._take_extrinsic(self._params.camera_frame or header.frame_id)
+        if self._odometry_tf:
+            with self._pending_lock:
+                if len(self._pending) == PENDING_STAMPS:
+                    self._pending.popleft()
+                    self.counts['odometry_unresolved'] += 1
+                self._pending.append(stamp_to_ns(header.stamp))
+            self.resolve_odometry()
 
     def _decode(self, msg: Image) -> DepthImage:
         self.counts['depth_received'] += 1
@@ -222,27 +240,37 @@ class ScaleInputs:
                                   pose_from_xyz_quat([pose.x, pose.y, pose.z,
                                                       q.x, q.y, q.z, q.w]))
 
-    def _on_tf(self, msg) -> None:
+    def resolve_odometry(self) -> None:
+        """Look the pending image stamps up in TF (odom_frame <- base_frame), oldest first.
+
+        Runs on the executor (image callback) and the worker (before a window's estimate).
+        A stamp beyond the newest TF waits (TF lags the images); one older than TF's cache
+        never resolves and is counted; a missing or unconnected frame waits too (TF may
+        still come), bounded by ``PENDING_STAMPS``.
+        """
         params = self._params
-        for transform in msg.transforms:
-            parent = transform.header.frame_id.lstrip('/')
-            child = transform.child_frame_id.lstrip('/')
-            if parent != params.base_frame and parent != params.odom_frame:
-                continue
-            pose = pose_from_transform(transform.transform)
-            if parent == params.odom_frame and child == params.base_frame:
-                if self._source == 'odometry' and params.odometry_source == 'tf':
-                    self.counts['odometry_samples'] += 1
-                    self._metric.add_odometry(stamp_to_ns(transform.header.stamp), pose)
-            elif parent == params.base_frame:
-                self._from_base[child] = pose
+        with self._pending_lock:
+            while self._pending:
+                stamp = self._pending[0]
+                try:
+                    pose = self._tf.lookup(params.odom_frame, params.base_frame, stamp)
+                except TfLookupError as error:
+                    if error.kind != 'past':
+                        break
+                    self._pending.popleft()
+                    self.counts['odometry_unresolved'] += 1
+                    continue
+                self._pending.popleft()
+                self.counts['odometry_samples'] += 1
+                self._metric.add_odometry(stamp, pose)
 
     def _take_extrinsic(self, camera_frame: str) -> None:
-        pose = self._from_base.get(camera_frame)
-        if pose is None:
+        try:
+            pose = self._tf.lookup(self._params.base_frame, camera_frame, 0, 'scale_extrinsic')
+        except TfLookupError as error:
             self._node.get_logger().warning(
                 f'scale: waiting for TF {self._params.base_frame} -> {camera_frame} '
-                '(/tf_static or /tf); windows meanwhile count as no_extrinsic',
+                f'({error.kind}); windows meanwhile count as no_extrinsic',
                 throttle_duration_sec=5.0)
             return
         self._metric.set_base_from_camera(pose)
@@ -263,7 +291,7 @@ class ScaleInputs:
         values['scale.pairing'] = self.pairing if self._source == 'depth' else ''
         values['scale.extrinsic'] = self._extrinsic_frame
         for key in ('depth_received', 'depth_wrong_encoding', 'depth_decode_error',
-                    'odometry_samples'):
+                    'odometry_samples', 'odometry_unresolved'):
             values[f'scale.{key}'] = str(self.counts[key])
         return values
 

@@ -12,6 +12,7 @@ once per window and passes the estimate to ``Mapper.integrate``; the mapper is b
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 import numpy as np
 
@@ -55,6 +56,9 @@ class MetricScale:
         #: window frames (each counted once) that had no paired depth when their window ran
         self.unpaired_images = 0
         self._newest_counted: int | None = None
+        #: Called (on the worker, outside the lock) before each window's estimate: a front
+        #: end brings side data up to date there (the node looks pending stamps up in TF).
+        self.before_estimate: Callable[[], None] | None = None
 
     @property
     def fusion(self) -> ScaleFilter:
@@ -100,6 +104,8 @@ class MetricScale:
 
     def estimate(self, result: WindowResult) -> ScaleEstimate:
         """Estimate metres per unit of this window with the configured source (worker)."""
+        if self.before_estimate is not None:
+            self.before_estimate()
         with self._lock:
             inputs = ScaleInputs(
                 depths={s: self.pairing.depths[s] for s in result.stamps_ns

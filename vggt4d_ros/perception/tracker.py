@@ -229,13 +229,13 @@ class Tracker:
             return
         cfg = self.config
         tracks = self._tracks
-        measured = self._average_shape(rows, [instances[c] for c in cols])
         sizes = np.stack([instances[c].size for c in cols])
         # A detection whose extent differs from the track's (part of the object hidden, or
         # two objects merged) has a displaced centre: trust it less.
         change = np.abs(sizes - tracks.size[rows]) / np.maximum(tracks.size[rows], 1e-9)
-        sigma = self._sigma([instances[c] for c in cols]) * (
-            1.0 + cfg.size_change_noise * change.max(axis=1))
+        growth = 1.0 + cfg.size_change_noise * change.max(axis=1)
+        measured = self._average_shape(rows, [instances[c] for c in cols], 1.0 / growth ** 2)
+        sigma = self._sigma([instances[c] for c in cols]) * growth
         tracks.state[rows], tracks.cov[rows] = kalman.update(
             tracks.state[rows], tracks.cov[rows], measured, sigma)
         tracks.size[rows] += cfg.size_rate * (sizes - tracks.size[rows])
@@ -245,7 +245,8 @@ class Tracker:
         tracks.box_frame[rows] = self._frame
         tracks.box_view[rows] = [instances[c].view for c in cols]
 
-    def _average_shape(self, rows: np.ndarray, instances: list[Instance]) -> np.ndarray:
+    def _average_shape(self, rows: np.ndarray, instances: list[Instance], weight: np.ndarray
+                       ) -> np.ndarray:
         """Centres [M,3] of matched detections with their shape terms replaced by averages.
 
         Two terms of a detection's centre depend on which faces of the object the camera
@@ -253,7 +254,10 @@ class Tracker:
         visible points' mean: a turning box's side faces pull it down, its top up). A rigid
         object keeps both, so each track averages them (``shape_average_hits``): the centre
         is the visible mean pushed back by the track's push, at the track's depth below the
-        top of the visible points (the top stays put while the faces change).
+        top of the visible points (the top stays put while the faces change). ``weight`` [M]
+        in (0, 1]: a detection whose size differs from the track's (partly hidden, or merged
+        with a neighbour) shows another shape and moves the averages less (the inverse of its
+        noise growth squared, as its weight in the filter).
         """
         tracks = self._tracks
         centres = np.stack([inst.centre for inst in instances])
@@ -266,7 +270,7 @@ class Tracker:
         top = np.array([inst.top for inst in instances])[has]
         direction = np.stack([instances[i].push_direction for i in np.nonzero(has)[0]])
         tracks.shapes[rows] += 1
-        rate = 1.0 / np.minimum(tracks.shapes[rows], self.config.shape_average_hits)
+        rate = weight[has] / np.minimum(tracks.shapes[rows], self.config.shape_average_hits)
         tracks.push[rows] += rate * (push - tracks.push[rows])
         pushed = centres[has] + direction * (tracks.push[rows] - push)[:, None]
         tracks.below_top[rows] += rate * (top - pushed[:, 2] - tracks.below_top[rows])

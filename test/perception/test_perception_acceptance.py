@@ -15,7 +15,7 @@ constant-acceleration filter, track-averaged shape terms of the centre
 * position error below 5 % of its distance while seen whole (measured: max 2.8 %);
 * velocity error (RMS over the frames where the object has been seen whole for >= 0.5 s,
   relative to its RMS speed), goal 10 %: measured ball 5.7 % (asserted < 10 %), crate
-  11.3 % (horizontal 10.9 %, vertical 2.8 %): the crate does NOT meet the goal, asserted
+  11.2 % (horizontal 10.9 %, vertical 2.9 %): the crate does NOT meet the goal, asserted
   < 12.5 % so that a regression fails. Why: the oracle's per-frame pose noise (1 mrad,
   3 mm) alone, on exact centres through the same filter, gives the crate 8-11 % on five
   seeds (ball 5-6 %); the crate's settled stretches are short (13 frames) and slow. Other
@@ -43,7 +43,7 @@ from vggt4d_ros.replay.track_metrics import TrackFrame
 SEED = 17
 #: Velocity error goal of issue 15 (RMS error / RMS speed).
 VELOCITY_GOAL = 0.10
-#: The crate misses the goal in free 3D (measured 11.3 %, see the module docstring): a
+#: The crate misses the goal in free 3D (measured 11.2 %, see the module docstring): a
 #: regression bound, not the goal.
 CRATE_VELOCITY_BOUND = 0.125
 
@@ -102,7 +102,7 @@ def test_position_and_velocity_errors(run):
     errors = metrics.velocity_error_per_object
     assert set(errors) == set(OBJECT_IDS.values())
     assert errors[OBJECT_IDS['ball']] < VELOCITY_GOAL, metrics  # measured 5.7 %
-    assert errors[OBJECT_IDS['crate']] < CRATE_VELOCITY_BOUND, metrics  # measured 11.3 %
+    assert errors[OBJECT_IDS['crate']] < CRATE_VELOCITY_BOUND, metrics  # measured 11.2 %
 
 
 def test_height_of_the_turning_crate_is_steady(run):
@@ -127,7 +127,7 @@ def test_height_of_the_turning_crate_is_steady(run):
             speeds.append(np.linalg.norm(frame.truth_velocities[i]))
     assert len(vertical) >= 10
     ratio = np.sqrt(np.mean(np.square(vertical))) / np.sqrt(np.mean(np.square(speeds)))
-    assert ratio < 0.06, ratio  # measured 2.8 %
+    assert ratio < 0.06, ratio  # measured 2.9 %
 
 
 def test_dynamic_cloud_points_lie_on_moving_objects(run):

@@ -270,7 +270,10 @@ class Tracker:
         top = np.array([inst.top for inst in instances])[has]
         direction = np.stack([instances[i].push_direction for i in np.nonzero(has)[0]])
         tracks.shapes[rows] += 1
-        rate = weight[has] / np.minimum(tracks.shapes[rows], self.config.shape_average_hits)
+        # Weighted running mean (the track's earlier detections weigh 1 each, at most
+        # shape_average_hits - 1 of them): 1 = each frame's own values.
+        earlier = np.minimum(tracks.shapes[rows], self.config.shape_average_hits) - 1
+        rate = weight[has] / (earlier + weight[has])
         tracks.push[rows] += rate * (push - tracks.push[rows])
         pushed = centres[has] + direction * (tracks.push[rows] - push)[:, None]
         tracks.below_top[rows] += rate * (top - pushed[:, 2] - tracks.below_top[rows])

@@ -197,15 +197,21 @@ def split_instances(points: FramePoints, labels: np.ndarray, pixel_counts: np.nd
             continue
         rows, cols = points.rows[members], points.cols[members]
         box = (int(rows.min()), int(cols.min()), int(rows.max()), int(cols.max()))
-        centre, size, rng = _measure(points.camera[members], points.output[members],
-                                     points.output_from_camera, depth_completion)
-        instances.append(Instance(label, int(pixel_counts[label - 1]), box, centre, size, rng))
+        centre, size, rng, push, direction, top = _measure(
+            points.camera[members], points.output[members], points.output_from_camera,
+            depth_completion)
+        instances.append(Instance(label, int(pixel_counts[label - 1]), box, centre, size, rng,
+                                  push=push, push_direction=direction, top=top))
     return instances, point_labels
 
 
 def _measure(camera: np.ndarray, output: np.ndarray, output_from_camera: np.ndarray,
-             depth_completion: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Centre [3] and size [3] in the output frame, and the centre's camera range.
+             depth_completion: str
+             ) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, float]:
+    """Centre [3] and size [3] in the output frame, the centre's range, push, ray and top.
+
+    The push: how far the centre lies behind the visible mean along its viewing ray [3]
+    (unit, output frame); the top: the 98th percentile of the points' height.
 
     The camera sees only the front of an object. Moments, not extremes, keep the estimate
     steady from frame to frame (a few pixels more or less at the silhouette move a
@@ -215,16 +221,20 @@ def _measure(camera: np.ndarray, output: np.ndarray, output_from_camera: np.ndar
     2 % of the radius for an upright cylinder (a person); 'none' keeps the visible mean.
     """
     mean = camera.mean(axis=0)
+    push = 0.0
     if depth_completion == 'half_width' and mean[2] > 0:
-        push = 4.0 / 3.0 * float(camera[:, 0].std())
-        centre_cam = mean * (1.0 + push / mean[2])
+        ratio = 4.0 / 3.0 * float(camera[:, 0].std()) / mean[2]
+        centre_cam = mean * (1.0 + ratio)
+        push = ratio * float(np.linalg.norm(mean))
     else:
         centre_cam = mean
     centre = output_from_camera[:3, :3] @ centre_cam + output_from_camera[:3, 3]
+    direction = output_from_camera[:3, :3] @ mean / np.linalg.norm(mean)
     out_low, out_high = np.percentile(output, [2.0, 98.0], axis=0)
     # Mirror the visible extent about the centre: the hidden back is as deep as the front.
     size = 2.0 * np.maximum(np.abs(out_high - centre), np.abs(centre - out_low))
-    return centre, size, float(np.linalg.norm(centre_cam))
+    return (centre, size, float(np.linalg.norm(centre_cam)), push, direction,
+            float(out_high[2]))
 
 
 class OccupancyMapper:  # noqa: D101

@@ -68,7 +68,7 @@ def grid_config(scale: float) -> GridConfig:
 
 
 def run_scene(num_frames: int = 60, seed: int = 0, scene_config: SceneConfig | None = None,
-              hide=None, planar_motion: bool = True) -> Run:
+              hide=None, planar_motion: bool = False) -> Run:
     """Drive the engine and perception over the scene; ``hide(t) -> bool`` blanks masks."""
     config = scene_config or SceneConfig(num_frames=num_frames, fps=FPS, seed=seed,
                                          supersample=1)
@@ -89,7 +89,7 @@ def run_scene(num_frames: int = 60, seed: int = 0, scene_config: SceneConfig | N
                 output_from_world[:3, :3] = first[:3, :3]
                 output_from_world[:3, 3] = s0 * first[:3, 3]
                 # The output frame is the scene's world (z up) and the objects move on the
-                # floor: the planar motion model applies.
+                # floor: the planar motion model would apply (off by default, as the node's).
                 perception = PerceptionTracker(PerceptionConfig(
                     output_from_world=output_from_world, grid=grid_config(s0),
                     tracker=TrackerConfig(planar_motion=planar_motion)))

@@ -7,14 +7,19 @@ noise (random scale, pose and depth noise, outliers), the engine chains the wind
 perception runs on every new frame. Issue 15's criteria, in the output frame (the scene's world
 scaled by the first window's scale, see perception_scenario.py):
 
+The tracker runs its default configuration: free 3D motion (no planar model), the
+constant-acceleration filter, track-averaged shape terms of the centre
+(``shape_average_hits``).
+
 * every object keeps one id (no switch) over the 4 s run;
-* position error below 5 % of its distance while seen whole (measured: max 3.9 %);
+* position error below 5 % of its distance while seen whole (measured: max 2.8 %);
 * velocity error (RMS over the frames where the object has been seen whole for >= 0.5 s,
-  relative to its RMS speed) below the goal of 10 %: measured ball 5.5 %, crate 8.1 % with
-  the constant-acceleration filter and the planar motion model (the output frame is the
-  world, z up, the objects move on the floor). Without the planar model (free 3D motion) the
-  crate gives 12.4 % (ball 6.2 %): the height of its centre estimate jitters as the visible
-  faces of the turning box change, see docs/perception.md;
+  relative to its RMS speed), goal 10 %: measured ball 5.7 % (asserted < 10 %), crate
+  11.2 % (horizontal 10.9 %, vertical 2.9 %): the crate does NOT meet the goal, asserted
+  < 12.5 % so that a regression fails. Why: the oracle's per-frame pose noise (1 mrad,
+  3 mm) alone, on exact centres through the same filter, gives the crate 8-11 % on five
+  seeds (ball 5-6 %); the crate's settled stretches are short (13 frames) and slow. Other
+  seeds where the objects do not touch, and the planar motion model: docs/perception.md;
 * at least 95 % of the dynamic cloud's points on a moving object;
 * no dynamic grid cell stays occupied more than 1 s after every object left it.
 """
@@ -36,11 +41,16 @@ from vggt4d_ros.replay.track_metrics import TrackFrame
 
 #: Seed whose ball and crate never touch (touching objects merge into one instance).
 SEED = 17
+#: Velocity error goal of issue 15 (RMS error / RMS speed).
+VELOCITY_GOAL = 0.10
+#: The crate misses the goal in free 3D (measured 11.2 %, see the module docstring): a
+#: regression bound, not the goal.
+CRATE_VELOCITY_BOUND = 0.125
 
 
 @pytest.fixture(scope='module')
 def run():
-    return run_scene(num_frames=60, seed=SEED)
+    return run_scene(num_frames=60, seed=SEED, planar_motion=False)
 
 
 def _settled(records, object_id: int, settle_s: float) -> list[bool]:
@@ -89,8 +99,35 @@ def test_position_and_velocity_errors(run):
     metrics = track_metrics(_frames(run, whole_only=True), max_distance=0.3 * run.scale)
     assert metrics.matches > 60, metrics
     assert metrics.position_error_max < 0.05, metrics
-    assert set(metrics.velocity_error_per_object) == set(OBJECT_IDS.values())
-    assert metrics.velocity_error_max < 0.10, metrics  # the goal; measured 5.5 % / 8.1 %
+    errors = metrics.velocity_error_per_object
+    assert set(errors) == set(OBJECT_IDS.values())
+    assert errors[OBJECT_IDS['ball']] < VELOCITY_GOAL, metrics  # measured 5.7 %
+    assert errors[OBJECT_IDS['crate']] < CRATE_VELOCITY_BOUND, metrics  # measured 11.2 %
+
+
+def test_height_of_the_turning_crate_is_steady(run):
+    """The crate's vertical velocity error stays small (free 3D motion).
+
+    Its centre height is the top of the visible points minus the track's average depth
+    below the top, which does not move as the turning box shows other faces (with each
+    frame's own height: 9.4 % of the speed).
+    """
+    frames = _frames(run, whole_only=True)
+    crate = OBJECT_IDS['crate']
+    vertical, speeds = [], []
+    for frame in frames:
+        for i, truth_id in enumerate(frame.truth_ids):
+            if truth_id != crate or not frame.truth_settled[i] or not len(frame.track_ids):
+                continue
+            distance = np.linalg.norm(frame.track_positions - frame.truth_positions[i], axis=1)
+            if distance.min() > 0.3 * run.scale:
+                continue
+            track = int(np.argmin(distance))
+            vertical.append(frame.track_velocities[track, 2] - frame.truth_velocities[i, 2])
+            speeds.append(np.linalg.norm(frame.truth_velocities[i]))
+    assert len(vertical) >= 10
+    ratio = np.sqrt(np.mean(np.square(vertical))) / np.sqrt(np.mean(np.square(speeds)))
+    assert ratio < 0.06, ratio  # measured 2.9 %
 
 
 def test_dynamic_cloud_points_lie_on_moving_objects(run):

@@ -126,6 +126,10 @@ def test_points_labels_and_instances_equal_the_reference(seed, device):
             np.testing.assert_allclose(got.centre, want.centre, rtol=0, atol=1e-12)
             np.testing.assert_allclose(got.size, want.size, rtol=0, atol=1e-12)
             assert got.range == pytest.approx(want.range, abs=1e-12)
+            assert got.push == pytest.approx(want.push, abs=1e-12)
+            np.testing.assert_allclose(got.push_direction, want.push_direction, rtol=0,
+                                       atol=1e-12)
+            assert got.top == pytest.approx(want.top, abs=1e-12)
 
 
 @pytest.mark.parametrize('device', DEVICES)

@@ -142,6 +142,13 @@ class TrackerConfig:
         size_rate: per-detection rate of the size average.
         depth_completion: push the visible surface's centre back by half the object's width
             (the camera sees only its front): 'half_width' or 'none'.
+        shape_average_hits: the parts of a detection's centre that depend on which faces of
+            the object are visible (the push back along the viewing ray, the depth of the
+            centre below the top of the visible points) are averaged over the track's
+            detections: a running mean over the first ones, then an exponential average with
+            rate 1 / this number. A rigid object's shape does not change, but the faces a
+            turning one shows do, and the per-frame values follow them (read as motion).
+            1: each frame's own values (the visible-surface centre).
 
     """
 
@@ -194,6 +201,10 @@ class TrackerConfig:
         "Push the visible surface's centre back along the viewing ray (the camera sees only "
         "an object's front): half_width, or none (the visible points' mean)."))
 
+    shape_average_hits: int = field(default=30, metadata=_meta(
+        "Detections over which a track averages the centre's push back along the viewing ray "
+        "and its depth below the object's top (1: each frame's own).", (1, 100000)))
+
     @property
     def order(self) -> int:
         """Kalman state order per axis: 2 (position, velocity) or 3 (+ acceleration)."""
@@ -211,6 +222,8 @@ class TrackerConfig:
             raise ValueError(f'unknown motion_model {self.motion_model!r}')
         if self.depth_completion not in ('half_width', 'none'):
             raise ValueError(f'unknown depth_completion {self.depth_completion!r}')
+        if self.shape_average_hits < 1:
+            raise ValueError('shape_average_hits must be >= 1')
 
 
 @dataclass

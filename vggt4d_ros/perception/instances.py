@@ -44,6 +44,14 @@ class Instance:
         range: camera distance of the centre (global units); for a detection merged from
             several cameras of a rig, the range whose measurement noise is the merged one.
         view: the camera (rig view) whose image ``box`` is in.
+        push: how far ``centre`` was pushed back from the visible surface along its viewing
+            ray (map units, see ``measure_instances``); 0 for none.
+        push_direction: [3] the viewing ray (unit, output frame), or None (a detection
+            merged from several cameras).
+        top: height (output z) of the top of the visible points (their 98th percentile).
+            With ``push`` it lets the tracker replace what depends on the visible faces by
+            the track's averages (``Tracker``: a rigid object's shape does not change, the
+            faces a turning one shows do).
 
     """
 
@@ -54,6 +62,9 @@ class Instance:
     size: np.ndarray
     range: float
     view: int = 0
+    push: float = 0.0
+    push_direction: np.ndarray | None = None
+    top: float = float('nan')
 
 
 @dataclass
@@ -107,6 +118,9 @@ class InstanceStats:
         size: [F,K,3] float64.
         range: [F,K] float64 camera distance of the centre.
         point_labels: [F,L] int64 label of each point slot (0 = none or not measurable).
+        push: [F,K] float64 push back from the visible surface (``Instance.push``).
+        push_direction: [F,K,3] float64 unit viewing ray (``Instance.push_direction``).
+        top: [F,K] float64 98th percentile of the points' output z (``Instance.top``).
 
     """
 
@@ -117,6 +131,9 @@ class InstanceStats:
     size: torch.Tensor
     range: torch.Tensor
     point_labels: torch.Tensor
+    push: torch.Tensor
+    push_direction: torch.Tensor
+    top: torch.Tensor
 
 
 def far_side_of_jumps(mask: torch.Tensor, depth: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -254,7 +271,8 @@ def measure_instances(points: BatchPoints, labels: Labels, output_from_camera: t
     coordinate: exact for a sphere (mean visible depth = centre - 2r/3, std = r/2) and within
     2 % of the radius for an upright cylinder (a person); 'none' keeps the visible mean.
     Size: the 2-98 % extent of the points, mirrored about the centre (the hidden back is as
-    deep as the front).
+    deep as the front). The push, the ray and the top of the points are kept for the
+    tracker, which replaces the per-frame push and height by track averages (``Tracker``).
     """
     frames, slots = points.index.shape
     count = labels.pixels.shape[1]
@@ -289,11 +307,16 @@ def measure_instances(points: BatchPoints, labels: Labels, output_from_camera: t
     spread.index_add_(0, segment, (camera[:, 0] - mean[segment, 0]) ** 2)
     std = torch.sqrt(spread / safe_members)
     centre_cam = mean
+    push = torch.zeros_like(std)
     if depth_completion == 'half_width':
-        push = torch.where(mean[:, 2] > 0, 4.0 / 3.0 * std / mean[:, 2], 0.0)
-        centre_cam = mean * (1.0 + push[:, None])
+        ratio = torch.where(mean[:, 2] > 0, 4.0 / 3.0 * std / mean[:, 2], 0.0)
+        centre_cam = mean * (1.0 + ratio[:, None])
+        push = ratio * torch.linalg.vector_norm(mean, dim=1)
     frame_of = torch.arange(dump + 1, device=device).clamp(max=dump - 1) // rows
+    rotation = output_from_camera[frame_of, :3, :3]
     centre = rigid_apply(output_from_camera[frame_of], centre_cam[:, None, :])[:, 0]
+    ray = torch.einsum('sij,sj->si', rotation, mean)
+    direction = ray / torch.linalg.vector_norm(ray, dim=1, keepdim=True).clamp(min=1e-300)
     low, high = _segment_percentiles(points.output.reshape(-1, 3), segment, members,
                                      (2.0, 98.0))
     size = 2.0 * torch.maximum(torch.abs(high - centre), torch.abs(centre - low))
@@ -304,7 +327,8 @@ def measure_instances(points: BatchPoints, labels: Labels, output_from_camera: t
     return InstanceStats(
         valid=per_label(measurable), pixels=labels.pixels, box=per_label(box),
         centre=per_label(centre), size=per_label(size),
-        range=per_label(torch.linalg.vector_norm(centre_cam, dim=1)), point_labels=point_labels)
+        range=per_label(torch.linalg.vector_norm(centre_cam, dim=1)), point_labels=point_labels,
+        push=per_label(push), push_direction=per_label(direction), top=per_label(high[:, 2]))
 
 
 def _segment_percentiles(values: torch.Tensor, segment: torch.Tensor, members: torch.Tensor,
@@ -331,28 +355,34 @@ def _segment_percentiles(values: torch.Tensor, segment: torch.Tensor, members: t
     return out
 
 
+#: Values per instance in ``pack``'s rows.
+_PACKED = 18
+
+
 def pack(stats: InstanceStats, labels: Labels) -> torch.Tensor:
-    """[F, 13 K + 2] float64: the measurements and the dropped-part counts (for one copy)."""
+    """[F, 18 K + 2] float64: the measurements and the dropped-part counts (for one copy)."""
     packed = torch.cat([
         stats.valid[:, :, None].double(), stats.pixels[:, :, None].double(),
-        stats.box.double(), stats.centre, stats.size, stats.range[:, :, None]], dim=2)
+        stats.box.double(), stats.centre, stats.size, stats.range[:, :, None],
+        stats.push[:, :, None], stats.push_direction, stats.top[:, :, None]], dim=2)
     return torch.cat([packed.flatten(1), labels.small[:, None].double(),
                       labels.excess[:, None].double()], dim=1)
 
 
 def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray
            ) -> list[FrameInstances]:
-    """Per-frame instances from ``pack``'s rows [F, 13 K + 2] on the host.
+    """Per-frame instances from ``pack``'s rows [F, 18 K + 2] on the host.
 
     ``point_labels`` [F, >= max count]: each point slot's label; ``counts`` [F]: used slots.
     """
     frames = len(packed)
-    fields = packed[:, :-2].reshape(frames, -1, 13)
+    fields = packed[:, :-2].reshape(frames, -1, _PACKED)
     out = []
     for f in range(frames):
         instances = [
             Instance(k + 1, int(row[1]), tuple(int(v) for v in row[2:6]), row[6:9].copy(),
-                     row[9:12].copy(), float(row[12]))
+                     row[9:12].copy(), float(row[12]), push=float(row[13]),
+                     push_direction=row[14:17].copy(), top=float(row[17]))
             for k, row in enumerate(fields[f]) if row[0] > 0.5]
         out.append(FrameInstances(instances, point_labels[f, : counts[f]].astype(np.int32),
                                   int(packed[f, -2]), int(packed[f, -1])))

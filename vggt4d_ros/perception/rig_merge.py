@@ -21,7 +21,7 @@ compares image boxes within one camera only).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -123,8 +123,7 @@ def _merged_instance(obj: _Object, label: int, config: TrackerConfig) -> Instanc
     instances = [inst for _, inst in obj.members]
     first = instances[0]
     if len(instances) == 1:
-        return Instance(label, first.pixels, first.box, first.centre, first.size, first.range,
-                        first.view)
+        return replace(first, label=label)
     sigma = float(np.sum(1.0 / _sigma(instances, config) ** 2) ** -0.5)
     # The tracker's noise is measurement_noise x range: the range with the merged noise.
     merged_range = (sigma / config.measurement_noise if config.measurement_noise > 0

@@ -97,6 +97,9 @@ class _Tracks:
     box: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     box_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     box_view: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    push: np.ndarray = field(default_factory=lambda: np.zeros(0))  # average push back
+    below_top: np.ndarray = field(default_factory=lambda: np.zeros(0))  # average top - z
+    shapes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # averaged
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -226,13 +229,13 @@ class Tracker:
             return
         cfg = self.config
         tracks = self._tracks
-        measured = np.stack([instances[c].centre for c in cols])
         sizes = np.stack([instances[c].size for c in cols])
         # A detection whose extent differs from the track's (part of the object hidden, or
         # two objects merged) has a displaced centre: trust it less.
         change = np.abs(sizes - tracks.size[rows]) / np.maximum(tracks.size[rows], 1e-9)
-        sigma = self._sigma([instances[c] for c in cols]) * (
-            1.0 + cfg.size_change_noise * change.max(axis=1))
+        growth = 1.0 + cfg.size_change_noise * change.max(axis=1)
+        measured = self._average_shape(rows, [instances[c] for c in cols], 1.0 / growth ** 2)
+        sigma = self._sigma([instances[c] for c in cols]) * growth
         tracks.state[rows], tracks.cov[rows] = kalman.update(
             tracks.state[rows], tracks.cov[rows], measured, sigma)
         tracks.size[rows] += cfg.size_rate * (sizes - tracks.size[rows])
@@ -241,6 +244,42 @@ class Tracker:
         tracks.box[rows] = np.array([instances[c].box for c in cols], dtype=np.float64)
         tracks.box_frame[rows] = self._frame
         tracks.box_view[rows] = [instances[c].view for c in cols]
+
+    def _average_shape(self, rows: np.ndarray, instances: list[Instance], weight: np.ndarray
+                       ) -> np.ndarray:
+        """Centres [M,3] of matched detections with their shape terms replaced by averages.
+
+        Two terms of a detection's centre depend on which faces of the object the camera
+        sees: the push back along the viewing ray (the hidden depth) and the height (the
+        visible points' mean: a turning box's side faces pull it down, its top up). A rigid
+        object keeps both, so each track averages them (``shape_average_hits``): the centre
+        is the visible mean pushed back by the track's push, at the track's depth below the
+        top of the visible points (the top stays put while the faces change). ``weight`` [M]
+        in (0, 1]: a detection whose size differs from the track's (partly hidden, or merged
+        with a neighbour) shows another shape and moves the averages less (the inverse of its
+        noise growth squared, as its weight in the filter).
+        """
+        tracks = self._tracks
+        centres = np.stack([inst.centre for inst in instances])
+        has = np.array([inst.push_direction is not None and np.isfinite(inst.top)
+                        for inst in instances], bool)
+        if not has.any():
+            return centres
+        rows = rows[has]
+        push = np.array([inst.push for inst in instances])[has]
+        top = np.array([inst.top for inst in instances])[has]
+        direction = np.stack([instances[i].push_direction for i in np.nonzero(has)[0]])
+        tracks.shapes[rows] += 1
+        # Weighted running mean (the track's earlier detections weigh 1 each, at most
+        # shape_average_hits - 1 of them): 1 = each frame's own values.
+        earlier = np.minimum(tracks.shapes[rows], self.config.shape_average_hits) - 1
+        rate = weight[has] / (earlier + weight[has])
+        tracks.push[rows] += rate * (push - tracks.push[rows])
+        pushed = centres[has] + direction * (tracks.push[rows] - push)[:, None]
+        tracks.below_top[rows] += rate * (top - pushed[:, 2] - tracks.below_top[rows])
+        pushed[:, 2] = top - tracks.below_top[rows]
+        centres[has] = pushed
+        return centres
 
     def _sigma(self, instances: list[Instance]) -> np.ndarray:
         cfg = self.config
@@ -268,6 +307,11 @@ class Tracker:
             box=np.array([inst.box for inst in instances], dtype=np.float64),
             box_frame=np.full(count, self._frame, np.int64),
             box_view=np.array([inst.view for inst in instances], dtype=np.int64),
+            push=np.array([inst.push for inst in instances], dtype=np.float64),
+            below_top=np.array([inst.top - inst.centre[2] if np.isfinite(inst.top) else 0.0
+                                for inst in instances], dtype=np.float64),
+            shapes=np.array([inst.push_direction is not None and np.isfinite(inst.top)
+                             for inst in instances], dtype=np.int64),
         ))
         self.stats.births += count
         return count

@@ -36,6 +36,8 @@ HEIGHT, WIDTH = 64, 80
 T0_NS = 1_700_000_000_000_000_000
 PERIOD_NS = 100_000_000
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+#: Per-try wait (idle machine, load-scaled) of a service handshake: an answer takes ~0.1 s.
+PROBE_TRY_S = 2.0
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Every frame is a keyframe, windows of 4 frames advancing by 2: small and fast.
@@ -75,23 +77,34 @@ def last_status(diagnostics: list) -> tuple[bytes, dict[str, str]]:
 
 
 def call_service(peer, srv_type, name: str, request, timeout_s: float = 40.0,
-                 per_try_s: float = 5.0):
+                 per_try_s: float = 5.0, probe=None):
     """Call a service from the peer and return the response (fails the test on timeout).
 
-    Waits until the server is matched in both directions: ``service_is_ready`` only covers
-    the request topic, so a response may still be lost right after discovery; the call is
-    therefore repeated on a short per-try timeout (the lifecycle queries are idempotent, and
-    a repeated transition request is refused without changing the state).
+    ``service_is_ready`` only says that this client has matched the server. The server's DDS
+    layer drops a response while it has not matched this client's response reader yet (it
+    waits ~0.1 s for it), so right after discovery on a busy machine a response can be lost
+    even though the server ran the request. So first an idempotent request is repeated, on a
+    short per-try timeout, until one is answered: ``probe`` when given (for a request that
+    must not run twice: a lifecycle transition is applied even when its response is lost),
+    else ``request`` itself. Once a response has come through, this client's responses
+    arrive, and ``request`` is sent once with up to ``per_try_s`` (load-scaled) to answer.
     """
     client = peer.node.create_client(srv_type, name)
     try:
         assert peer.spin_until(client.service_is_ready, timeout_s), f'{name} not available'
         deadline = LoadScaledDeadline(timeout_s)
-        while not deadline.expired():
-            future = client.call_async(request)
-            if peer.spin_until(future.done, per_try_s):
-                return future.result()
-        pytest.fail(f'no response from {name} within {timeout_s} s')
+        handshake = request if probe is None else probe
+        while True:
+            future = client.call_async(handshake)
+            if peer.spin_until(future.done, min(per_try_s, PROBE_TRY_S)):
+                break
+            if deadline.expired():
+                pytest.fail(f'no response from {name} within {timeout_s} s')
+        if probe is None:
+            return future.result()
+        future = client.call_async(request)
+        assert peer.spin_until(future.done, per_try_s), f'no response from {name}'
+        return future.result()
     finally:
         peer.node.destroy_client(client)
 
@@ -438,7 +451,16 @@ def change_state(peer, transition_id: int) -> bool:
     request = ChangeState.Request()
     request.transition.id = transition_id
     return call_service(peer, ChangeState, '/vggt4d/change_state', request,
-                        per_try_s=20.0).success
+                        per_try_s=20.0, probe=lifecycle_probe()).success
+
+
+def lifecycle_probe():
+    """A change_state request for a transition label no node has: answered, changes nothing."""
+    from lifecycle_msgs.srv import ChangeState
+
+    request = ChangeState.Request()
+    request.transition.label = 'no_such_transition_handshake'
+    return request
 
 
 def test_lifecycle_transitions_without_autostart(peer, start_node):

@@ -27,6 +27,7 @@ from test_ros_node import call_service  # noqa: E402
 from test_ros_node import FAST_WINDOWS  # noqa: E402
 from test_ros_node import image_msg  # noqa: E402
 from test_ros_node import last_status  # noqa: E402
+from test_ros_node import lifecycle_probe  # noqa: E402
 from test_ros_node import PERIOD_NS  # noqa: E402
 from test_ros_node import RELIABLE  # noqa: E402
 from test_ros_node import stamps_of  # noqa: E402
@@ -209,7 +210,7 @@ def change_state(peer, transition_id: int) -> bool:
     request = ChangeState.Request()
     request.transition.id = transition_id
     return call_service(peer, ChangeState, '/vggt4d/change_state', request,
-                        per_try_s=30.0).success
+                        per_try_s=30.0, probe=lifecycle_probe()).success
 
 
 def get_state(peer) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -112,7 +113,8 @@ class PerceptionTracker:
     """Dynamic cloud, object tracks and occupancy grids from processed frames.
 
     ``sync_timings``: wait for the device at every stage boundary so that the per-stage
-    timings are real (profiling only: it adds host syncs).
+    timings are real (profiling only: it adds host syncs). ``stage_listener``: called with the
+    stage's name at the end of every stage (profiling: ``tools/op_count.py`` books its counts).
     """
 
     def __init__(self, config: PerceptionConfig | None = None,
@@ -122,6 +124,7 @@ class PerceptionTracker:
         self.grid = OccupancyMapper(self.config.grid) if self.config.grid.enabled else None
         self.stats = PerceptionStats()
         self.sync_timings = sync_timings
+        self.stage_listener: Callable[[str], None] | None = None
         self._segment: int | None = None
         self._stamp_ns: int | None = None
 
@@ -165,9 +168,9 @@ class PerceptionTracker:
         if out.stamp_ns is not None:
             out.tracks = self.tracker.tracks() if self.config.tracker.enabled else []
             if self.grid is not None:
-                tic = time.perf_counter()
+                clock = _Clock(timings, torch.device('cpu'), False, self.stage_listener)
                 out.grids = self.grid.grids()
-                timings['grid'] += time.perf_counter() - tic
+                clock.lap('grid')
         out.timings = timings
         return out
 
@@ -184,7 +187,7 @@ class PerceptionTracker:
         if not run:
             return
         cfg = self.config
-        clock = _Clock(timings, run[0].depth.device, self.sync_timings)
+        clock = _Clock(timings, run[0].depth.device, self.sync_timings, self.stage_listener)
         batch = stack_frames(run, cfg.output_from_world)
         points = dynamic_points(batch, cfg.points)
         clock.lap('points')
@@ -312,8 +315,10 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
 class _Clock:
     """Adds the time since the last lap to a stage (waiting for the device if asked)."""
 
-    def __init__(self, timings: dict[str, float], device: torch.device, sync: bool) -> None:
+    def __init__(self, timings: dict[str, float], device: torch.device, sync: bool,
+                 listener: Callable[[str], None] | None = None) -> None:
         self._timings = timings
+        self._listener = listener
         self._sync = sync and device.type == 'cuda'
         self._device = device
         self._tic = time.perf_counter()
@@ -323,4 +328,6 @@ class _Clock:
             torch.cuda.synchronize(self._device)
         now = time.perf_counter()
         self._timings[stage] += now - self._tic
-        self._tic = now
+        if self._listener is not None:
+            self._listener(stage)
+        self._tic = time.perf_counter()

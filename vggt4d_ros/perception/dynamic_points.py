@@ -33,6 +33,7 @@ class BatchPoints:
         camera: [F,L,3] float64 points in the camera frame (global units).
         output: [F,L,3] float64 points in the output frame.
         rgb: [F,L,3] uint8 colours (grey when the frame has no image).
+        trusted, scaled_depth: every pixel's ``depth_checks`` (for the grid's static points).
 
     """
 
@@ -45,6 +46,8 @@ class BatchPoints:
     camera: torch.Tensor
     output: torch.Tensor
     rgb: torch.Tensor
+    trusted: torch.Tensor | None = None
+    scaled_depth: torch.Tensor | None = None
 
 
 def conf_thresholds(batch: FrameBatch, min_conf: float, percentile: float) -> torch.Tensor:
@@ -60,12 +63,24 @@ def conf_thresholds(batch: FrameBatch, min_conf: float, percentile: float) -> to
     return torch.where(batch.has_conf, torch.maximum(floor, value), floor)
 
 
-def valid_depth(batch: FrameBatch, threshold: torch.Tensor, max_depth: float) -> torch.Tensor:
-    """[F,h,w] bool: finite positive depth, conf >= threshold [F], inside the image, in range."""
+def depth_checks(batch: FrameBatch, threshold: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel: trusted [F,h,w] bool and scaled depth [F,h,w] float32 (global units).
+
+    Trusted: finite positive depth, conf >= threshold [F], inside the image. A pixel is
+    valid for a range r where it is trusted and its scaled depth is <= r (``valid_depth``);
+    the stages with different ranges share this pass.
+    """
     depth = batch.depth
     scaled = depth * batch.scale.float()[:, None, None]
-    ok = torch.isfinite(depth) & (depth > 0) & (scaled <= max_depth)
-    return ok & (batch.conf >= threshold[:, None, None]) & batch.valid
+    trusted = torch.isfinite(depth) & (depth > 0) & (batch.conf >= threshold[:, None, None])
+    return trusted & batch.valid, scaled
+
+
+def valid_depth(batch: FrameBatch, threshold: torch.Tensor, max_depth: float) -> torch.Tensor:
+    """[F,h,w] bool: finite positive depth, conf >= threshold [F], inside the image, in range."""
+    trusted, scaled = depth_checks(batch, threshold)
+    return trusted & (scaled <= max_depth)
 
 
 def thin_evenly(selected: torch.Tensor, limit: int
@@ -110,18 +125,21 @@ def thin_evenly(selected: torch.Tensor, limit: int
     return index[:, :slots], torch.clamp(total[:, 0], max=slots), np.minimum(host_total, slots)
 
 
-def unproject(batch: FrameBatch, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def unproject(batch: FrameBatch, index: torch.Tensor, pixel: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Camera- and output-frame points [F,N,3] float64 of flat pixels ``index`` [F,N].
 
     Integer-index pixel convention (as VGGT's unprojection); depth times the frame's scale.
+    ``pixel``: the indices' (col, row) [F or 1,N,2] float64 if the caller has them.
     """
-    width = batch.depth.shape[2]
-    rows, cols = (index // width).double(), (index % width).double()
-    k = batch.intrinsics
+    if pixel is None:
+        width = batch.depth.shape[2]
+        pixel = torch.stack([index % width, index // width], dim=2).double()
     z = batch.depth.flatten(1).gather(1, index).double() * batch.scale[:, None]
-    x = (cols - k[:, 0, 2, None]) / k[:, 0, 0, None] * z
-    y = (rows - k[:, 1, 2, None]) / k[:, 1, 1, None] * z
-    camera = torch.stack([x, y, z], dim=2)
+    k = batch.intrinsics
+    focal = k.diagonal(dim1=1, dim2=2)[:, None, :2]  # [F,1,2] fx, fy
+    xy = (pixel - k[:, None, :2, 2]) / focal * z[..., None]
+    camera = torch.cat([xy, z[..., None]], dim=2)
     return camera, rigid_apply(batch.output_from_camera, camera)
 
 
@@ -145,9 +163,10 @@ def colours(batch: FrameBatch, index: torch.Tensor) -> torch.Tensor:
 def dynamic_points(batch: FrameBatch, config: DynamicPointsConfig) -> BatchPoints:
     """Points of each frame's confident dynamic pixels, at most ``max_points_per_frame``."""
     threshold = conf_thresholds(batch, config.min_conf, config.conf_percentile)
-    selected = batch.mask & valid_depth(batch, threshold, config.max_depth)
+    trusted, scaled = depth_checks(batch, threshold)
+    selected = batch.mask & (trusted & (scaled <= config.max_depth))
     index, count, host_count = thin_evenly(selected.flatten(1), config.max_points_per_frame)
     used = torch.arange(index.shape[1], device=index.device)[None, :] < count[:, None]
     camera, output = unproject(batch, index)
     return BatchPoints(threshold, selected, index, count, host_count, used, camera, output,
-                       colours(batch, index))
+                       colours(batch, index), trusted, scaled)

@@ -83,12 +83,12 @@ def stack_frames(frames: list[FrameObservation], output_from_world: np.ndarray) 
     return FrameBatch(
         frames=list(frames),
         depth=stack([f.depth for f in frames]),
-        conf=stack([f.conf for f in frames], lambda: torch.full(shape, float('inf'),
-                                                                 device=device)),
+        conf=stack([f.conf for f in frames],
+                   lambda: torch.full(shape, float('inf'), device=device)),
         has_conf=flags[:count],
         mask=stack([f.mask for f in frames]),
-        valid=stack([f.valid for f in frames], lambda: torch.ones(shape, dtype=torch.bool,
-                                                                  device=device)),
+        valid=stack([f.valid for f in frames],
+                    lambda: torch.ones(shape, dtype=torch.bool, device=device)),
         scale=small[:count],
         intrinsics=small[count: 10 * count].view(count, 3, 3),
         output_from_camera=small[10 * count: 26 * count].view(count, 4, 4),
@@ -129,7 +129,7 @@ def stack(tensors: list[torch.Tensor | None], default=None,
 
 
 def _as_one_view(tensors: list[torch.Tensor]) -> torch.Tensor | None:
-    """The [F,...] view whose slices are ``tensors``, or None if they are not such slices."""
+    """Return the [F,...] view whose slices are ``tensors`` (None: they are not such slices)."""
     first = tensors[0]
     if len(tensors) == 1:
         return first[None]

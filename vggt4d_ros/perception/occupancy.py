@@ -146,7 +146,6 @@ class OccupancyMapper:
                 caller has them there (saves an upload).
 
         """
-        cfg = self.config
         self._to(camera.device)
         self._stats.frames += len(stamps_ns)
         self._stamp_ns = stamps_ns[-1]
@@ -315,7 +314,7 @@ class _GridConstants:
 
     def log_odds(self, level: torch.Tensor, free: torch.Tensor, hit: torch.Tensor
                  ) -> torch.Tensor:
-        """The static level [cells] int16 after frames' free [F,cells] and hit [F,cells].
+        """Return the static level [cells] int16 after frames' free [F,cells] and hit [F,cells].
 
         Frame by frame (the clamps make the order matter): minus ``miss_weight`` where free
         (clamped at -max_level), then plus ``hit_weight`` where hit (clamped at max_level).

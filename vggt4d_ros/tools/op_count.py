@@ -214,7 +214,7 @@ class OpCounter:
 
 
 def _target_device(args, kwargs) -> torch.device | None:
-    """The device a ``Tensor.to`` call moves to (None: a dtype-only call)."""
+    """Return the device a ``Tensor.to`` call moves to (None: a dtype-only call)."""
     for value in list(args) + [kwargs.get('device')]:
         if isinstance(value, torch.Tensor):
             return value.device

@@ -240,9 +240,10 @@ class OccupancyMapper:
         reach = torch.zeros((len(origin), consts.bins + 1), dtype=torch.float64,
                             device=origin.device)
         reach.scatter_reduce_(1, torch.where(keep, index, consts.bins), length, 'amax')
-        # The box spanned by the camera and the kept ends: dropped ends stand in for the
-        # camera (one of the box's points), so an empty frame spans the camera alone.
-        low, high = torch.where(keep[..., None], ends[..., :2], camera).aminmax(dim=1)
+        # The box spanned by the camera and the kept ends (dropped ends stand in for the
+        # camera, one of the box's points: an empty frame spans the camera alone).
+        low, high = torch.cat([camera, torch.where(keep[..., None], ends[..., :2], camera)],
+                              dim=1).aminmax(dim=1)
         # In cell units; a cell's column c is in [floor(lo), ceil(hi)) iff lo < c + 1 and
         # c < hi (c an integer): the reference's test without the rounding ops.
         bounds = (torch.stack([low, high]) - consts.origin_xy) / cfg.resolution  # [2,F,2]

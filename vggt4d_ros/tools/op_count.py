@@ -20,7 +20,11 @@ tensors; reading them is no sync, moving them to a device is an upload (one sync
 other tensor is taken to live on the device (on a CPU run the code's device is the CPU).
 
 Use ``with OpCounter() as counter: ...; counter.lap('stage')`` (``lap`` books what ran since
-the previous lap under a stage), then ``counter.stages`` / ``counter.table()``.
+the previous lap under a stage), then ``counter.stages`` / ``counter.total()``. The command
+counts the planner outputs per window and stage on bench_perception's windows (on CUDA it
+also reports CUDA's own sync warnings, ``torch.cuda.set_sync_debug_mode``):
+
+    python -m vggt4d_ros.tools.op_count [--windows 4] [--device cuda] [--top 30] [--sites]
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 import os
 import sys
+import warnings
 import weakref
 
 import torch
@@ -112,6 +117,7 @@ class OpCounter:
         self._downloaded: dict[int, weakref.ref] = {}
         self._scalar_depth = 0
         self._modes: list = []
+        self.cuda_sync_warnings = 0  # set by count_windows on CUDA
 
     def __enter__(self) -> OpCounter:
         self._modes = [_Function(self), _Dispatch(self)]
@@ -263,13 +269,22 @@ def count_windows(outputs, config) -> OpCounter:
     tracker = PerceptionTracker(config)
     # Warm-up: what is made once per configuration (grid constants, caches) is not counted.
     tracker.update(observations_from_window(outputs[0].result, outputs[0].update))
-    with OpCounter() as counter:
+    cuda = outputs[0].result.depth.device.type == 'cuda'
+    with OpCounter() as counter, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        if cuda:  # CUDA's own account of the syncs, to check the counter's
+            torch.cuda.set_sync_debug_mode('warn')
         tracker.stage_listener = counter.lap
-        for out in outputs[1:]:
-            frames = observations_from_window(out.result, out.update)
-            counter.lap('copy')
-            tracker.update(frames)
-            counter.lap('tracker')  # the rest of update: the tracks' read-out
+        try:
+            for out in outputs[1:]:
+                frames = observations_from_window(out.result, out.update)
+                counter.lap('copy')
+                tracker.update(frames)
+                counter.lap('tracker')  # the rest of update: the tracks' read-out
+        finally:
+            if cuda:
+                torch.cuda.set_sync_debug_mode(0)
+    counter.cuda_sync_warnings = sum('synchroniz' in str(w.message) for w in caught)
     return counter
 
 
@@ -308,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, config in bench_perception._settings(scale).items():
         counter = count_windows(outputs, config)
         print('\n'.join(_markdown(label, counter, len(outputs) - 1)))
+        if args.device.startswith('cuda'):
+            print(f'| {label} | CUDA sync warnings (all stages) | | | '
+                  f'{counter.cuda_sync_warnings / (len(outputs) - 1):.1f} |')
         details.append((label, counter))
     for label, counter in details:
         for stage in STAGE_ORDER:

@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Dynamic-obstacle points: unproject a batch's dynamic pixels into the output frame.
 
-Torch on the batch's device, over all frames at once, with one host sync (the number of
-selected pixels per frame, which the host needs anyway to cut the cloud): the selection is
+Torch on the batch's device, over all frames at once, without a host sync: the selection is
 thinned into fixed-size buffers ([F,L], L = ``max_points_per_frame``) whose first
-``count[f]`` slots are used.
+``count[f]`` slots are used; the host reads the counts (``BatchPoints.host_count``, one
+sync) when it cuts the cloud.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class BatchPoints:
         selected: [F,h,w] bool confident dynamic pixels (before thinning).
         index: [F,L] int64 flat pixel index (row * w + col) of each slot.
         count: [F] int64 used slots.
-        host_count: [F] numpy int64, the same on the host.
+        host_count: [F] numpy int64, the same on the host (a property: copied when read).
         used: [F,L] bool slot < count.
         camera: [F,L,3] float64 points in the camera frame (global units).
         output: [F,L,3] float64 points in the output frame.
@@ -41,13 +41,20 @@ class BatchPoints:
     selected: torch.Tensor
     index: torch.Tensor
     count: torch.Tensor
-    host_count: np.ndarray
     used: torch.Tensor
     camera: torch.Tensor
     output: torch.Tensor
     rgb: torch.Tensor
     trusted: torch.Tensor | None = None
     scaled_depth: torch.Tensor | None = None
+    _host_count: np.ndarray | None = None
+
+    @property
+    def host_count(self) -> np.ndarray:
+        """[F] numpy int64 used slots: ``count`` on the host (read once: one host sync)."""
+        if self._host_count is None:
+            self._host_count = self.count.cpu().numpy()
+        return self._host_count
 
 
 def conf_thresholds(batch: FrameBatch, min_conf: float, percentile: float) -> torch.Tensor:
@@ -84,7 +91,7 @@ def valid_depth(batch: FrameBatch, threshold: torch.Tensor, max_depth: float) ->
 
 
 def thin_evenly(selected: torch.Tensor, limit: int
-                ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Keep at most ``limit`` of each row's True entries, evenly spread and deterministic.
 
     Args:
@@ -92,37 +99,28 @@ def thin_evenly(selected: torch.Tensor, limit: int
         limit: slots per row.
 
     Returns:
-        index [F,L] int64 (position in the row of each kept entry, in order; L = min(limit,
-        P)), count [F] int64 (used slots) and the same count on the host. With n > limit
-        entries, entry number ``round(j (n-1) / (L-1))`` goes to slot j
-        (``numpy.linspace(0, n-1, L).round()``).
+        index [F,L] int64 (position in the row of each kept entry, in order, 0 in unused
+        slots; L = min(limit, P)), count [F] int64 and used [F,L] bool (slot < count).
+        With n > limit entries, entry number ``round(j (n-1) / (L-1))`` goes to slot j
+        (``numpy.linspace(0, n-1, L).round()``), else entry j. No host sync, no branch on
+        the data.
 
     """
     rows, size = selected.shape
     slots = min(limit, size)
     rank = torch.cumsum(selected, dim=1) - 1  # rank of each selected entry in its row
-    total = rank[:, -1:] + 1
-    host_total = total[:, 0].cpu().numpy()  # the one sync
-    if host_total.max(initial=0) > slots and slots > 1:
-        step = (total - 1).double() / (slots - 1)  # > 1 where thinned
-        # The slot whose rounded position is this rank, if any (rounding is half-to-even,
-        # as numpy's): check the nearest candidates, floating-point safe.
-        guess = torch.floor((rank.double() + 0.5) / step)
-        slot = torch.full_like(rank, -1)
-        for shift in (-1.0, 0.0, 1.0):
-            j = guess + shift
-            hit = (torch.round(j * step) == rank) & (j >= 0) & (j < slots)
-            slot = torch.where(hit, j.long(), slot)
-        slot = torch.where(total > slots, slot, rank)
-    elif host_total.max(initial=0) > slots:
-        slot = torch.where(rank == 0, 0, -1)
-    else:
-        slot = rank
-    keep = selected & (slot >= 0)
-    index = torch.zeros((rows, slots + 1), dtype=torch.int64, device=selected.device)
+    total = rank[:, -1] + 1
+    # by_rank[f, r]: position of row f's entry of rank r (column P: a dump).
     position = torch.arange(size, device=selected.device).expand(rows, size)
-    index.scatter_(1, torch.where(keep, slot, slots), position)  # slot L: a dump
-    return index[:, :slots], torch.clamp(total[:, 0], max=slots), np.minimum(host_total, slots)
+    by_rank = torch.zeros((rows, size + 1), dtype=torch.int64, device=selected.device)
+    by_rank.scatter_(1, torch.where(selected, rank, size), position)
+    # Slot j takes rank round(j * step) (rounding half-to-even, as numpy's); step 1 keeps all.
+    step = torch.where(total > slots, (total - 1).double() / max(slots - 1, 1), 1.0)
+    slot = torch.arange(slots, device=selected.device)
+    taken = torch.round(slot * step[:, None]).long()
+    count = torch.clamp(total, max=slots)
+    used = slot < count[:, None]
+    return torch.where(used, by_rank.gather(1, taken), 0), count, used
 
 
 def unproject(batch: FrameBatch, index: torch.Tensor, pixel: torch.Tensor | None = None
@@ -165,8 +163,7 @@ def dynamic_points(batch: FrameBatch, config: DynamicPointsConfig) -> BatchPoint
     threshold = conf_thresholds(batch, config.min_conf, config.conf_percentile)
     trusted, scaled = depth_checks(batch, threshold)
     selected = batch.mask & (trusted & (scaled <= config.max_depth))
-    index, count, host_count = thin_evenly(selected.flatten(1), config.max_points_per_frame)
-    used = torch.arange(index.shape[1], device=index.device)[None, :] < count[:, None]
+    index, count, used = thin_evenly(selected.flatten(1), config.max_points_per_frame)
     camera, output = unproject(batch, index)
-    return BatchPoints(threshold, selected, index, count, host_count, used, camera, output,
+    return BatchPoints(threshold, selected, index, count, used, camera, output,
                        colours(batch, index), trusted, scaled)

@@ -33,7 +33,9 @@ class FrameBatch:
         output_from_camera: [F,4,4] float64 (output_from_world @ world_from_camera).
         images: [F,3,h,w] float32 RGB in [0,1] (zeros where a frame has none).
         has_image: [F] bool.
+        steps_ns: [F] int64 stamp of each frame's time step (``FrameObservation.step_ns``).
 
+    The per-pixel tensors may be views of the window's tensors: the stages only read them.
     """
 
     frames: list[FrameObservation]
@@ -47,6 +49,7 @@ class FrameBatch:
     output_from_camera: torch.Tensor
     images: torch.Tensor
     has_image: torch.Tensor
+    steps_ns: torch.Tensor
 
     @property
     def device(self) -> torch.device:
@@ -58,34 +61,84 @@ class FrameBatch:
 
 
 def stack_frames(frames: list[FrameObservation], output_from_world: np.ndarray) -> FrameBatch:
-    """Stack observations of one shape (and device) into a batch."""
+    """Stack observations of one shape (and device) into a batch.
+
+    Frames that are consecutive slices of one window tensor (what ``observations_from_window``
+    gives) are viewed, not copied; the small per-frame values go up in one non-blocking copy.
+    """
     device = frames[0].depth.device
     shape = tuple(frames[0].depth.shape)
     if any(tuple(f.depth.shape) != shape or f.depth.device != device for f in frames):
         raise ValueError('a batch needs frames of one shape on one device')
-    ones = torch.ones(shape, dtype=torch.bool, device=device)
-    inf = torch.full(shape, float('inf'), device=device)
-    zeros = torch.zeros((3,) + shape, device=device)
     transforms = np.stack([output_from_world @ f.world_from_camera for f in frames])
     count = len(frames)
-    # One upload for every small per-frame value.
-    small = torch.from_numpy(np.concatenate([
+    # One upload for every small per-frame value (the stamps' int64 bits ride along).
+    small = upload(np.concatenate([
         np.array([f.depth_scale for f in frames], np.float64),
         np.stack([f.intrinsics for f in frames]).ravel(), transforms.ravel(),
         np.array([f.conf is not None for f in frames], np.float64),
-        np.array([f.image is not None for f in frames], np.float64)])).to(device)
-    flags = small[26 * count:] > 0.5
+        np.array([f.image is not None for f in frames], np.float64),
+        np.array([f.step_ns for f in frames], np.int64).view(np.float64)]), device)
+    flags = small[26 * count: 28 * count] > 0.5
     return FrameBatch(
         frames=list(frames),
-        depth=torch.stack([f.depth for f in frames]),
-        conf=torch.stack([inf if f.conf is None else f.conf for f in frames]),
+        depth=stack([f.depth for f in frames]),
+        conf=stack([f.conf for f in frames],
+                   lambda: torch.full(shape, float('inf'), device=device)),
         has_conf=flags[:count],
-        mask=torch.stack([f.mask for f in frames]),
-        valid=torch.stack([ones if f.valid is None else f.valid for f in frames]),
+        mask=stack([f.mask for f in frames]),
+        valid=stack([f.valid for f in frames],
+                    lambda: torch.ones(shape, dtype=torch.bool, device=device)),
         scale=small[:count],
         intrinsics=small[count: 10 * count].view(count, 3, 3),
         output_from_camera=small[10 * count: 26 * count].view(count, 4, 4),
-        images=torch.stack([zeros if f.image is None else torch.as_tensor(f.image).to(
-            device=device, dtype=torch.float32) for f in frames]),
+        images=stack([None if f.image is None else torch.as_tensor(f.image, device=device)
+                      for f in frames], lambda: torch.zeros((3,) + shape, device=device),
+                     torch.float32),
         has_image=flags[count:],
+        steps_ns=small[28 * count:].view(torch.int64),
     )
+
+
+def upload(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Copy a host array to ``device`` without waiting for the device's queue.
+
+    A copy from pageable memory waits for the stream on CUDA; a pinned staging copy
+    (PyTorch's caching host allocator keeps it alive until the copy is done) does not.
+    """
+    tensor = torch.from_numpy(array)
+    if device.type == 'cuda':
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
+def stack(tensors: list[torch.Tensor | None], default=None,
+          dtype: torch.dtype | None = None) -> torch.Tensor:
+    """[F,...] from F tensors of one shape; None entries take ``default()`` (made once).
+
+    A view, no copy, when the tensors are equally spaced slices of one storage (the frames
+    of one window tensor, or one tensor repeated).
+    """
+    if any(t is None for t in tensors):
+        fill = default()
+        tensors = [fill if t is None else t for t in tensors]
+    if dtype is not None:
+        tensors = [t if t.dtype == dtype else t.to(dtype) for t in tensors]
+    view = _as_one_view(tensors)
+    return torch.stack(tensors) if view is None else view
+
+
+def _as_one_view(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """Return the [F,...] view whose slices are ``tensors`` (None: they are not such slices)."""
+    first = tensors[0]
+    if len(tensors) == 1:
+        return first[None]
+    step = tensors[1].storage_offset() - first.storage_offset()
+    storage = first.untyped_storage().data_ptr()
+    for k, t in enumerate(tensors):
+        if (t.untyped_storage().data_ptr() != storage or t.stride() != first.stride()
+                or t.shape != first.shape or t.dtype != first.dtype
+                or t.storage_offset() != first.storage_offset() + k * step or step < 0):
+            return None
+    return first.as_strided((len(tensors),) + tuple(first.shape), (step,) + first.stride(),
+                            first.storage_offset())

@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Dynamic-obstacle points: unproject a batch's dynamic pixels into the output frame.
 
-Torch on the batch's device, over all frames at once, with one host sync (the number of
-selected pixels per frame, which the host needs anyway to cut the cloud): the selection is
+Torch on the batch's device, over all frames at once, without a host sync: the selection is
 thinned into fixed-size buffers ([F,L], L = ``max_points_per_frame``) whose first
-``count[f]`` slots are used.
+``count[f]`` slots are used; the host reads the counts (``BatchPoints.host_count``, one
+sync) when it cuts the cloud.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ class BatchPoints:
         selected: [F,h,w] bool confident dynamic pixels (before thinning).
         index: [F,L] int64 flat pixel index (row * w + col) of each slot.
         count: [F] int64 used slots.
-        host_count: [F] numpy int64, the same on the host.
+        host_count: [F] numpy int64, the same on the host (a property: copied when read).
         used: [F,L] bool slot < count.
         camera: [F,L,3] float64 points in the camera frame (global units).
         output: [F,L,3] float64 points in the output frame.
         rgb: [F,L,3] uint8 colours (grey when the frame has no image).
+        trusted, scaled_depth: every pixel's ``depth_checks`` (for the grid's static points).
 
     """
 
@@ -40,11 +41,20 @@ class BatchPoints:
     selected: torch.Tensor
     index: torch.Tensor
     count: torch.Tensor
-    host_count: np.ndarray
     used: torch.Tensor
     camera: torch.Tensor
     output: torch.Tensor
     rgb: torch.Tensor
+    trusted: torch.Tensor | None = None
+    scaled_depth: torch.Tensor | None = None
+    _host_count: np.ndarray | None = None
+
+    @property
+    def host_count(self) -> np.ndarray:
+        """[F] numpy int64 used slots: ``count`` on the host (read once: one host sync)."""
+        if self._host_count is None:
+            self._host_count = self.count.cpu().numpy()
+        return self._host_count
 
 
 def conf_thresholds(batch: FrameBatch, min_conf: float, percentile: float) -> torch.Tensor:
@@ -60,16 +70,28 @@ def conf_thresholds(batch: FrameBatch, min_conf: float, percentile: float) -> to
     return torch.where(batch.has_conf, torch.maximum(floor, value), floor)
 
 
-def valid_depth(batch: FrameBatch, threshold: torch.Tensor, max_depth: float) -> torch.Tensor:
-    """[F,h,w] bool: finite positive depth, conf >= threshold [F], inside the image, in range."""
+def depth_checks(batch: FrameBatch, threshold: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel: trusted [F,h,w] bool and scaled depth [F,h,w] float32 (global units).
+
+    Trusted: finite positive depth, conf >= threshold [F], inside the image. A pixel is
+    valid for a range r where it is trusted and its scaled depth is <= r (``valid_depth``);
+    the stages with different ranges share this pass.
+    """
     depth = batch.depth
     scaled = depth * batch.scale.float()[:, None, None]
-    ok = torch.isfinite(depth) & (depth > 0) & (scaled <= max_depth)
-    return ok & (batch.conf >= threshold[:, None, None]) & batch.valid
+    trusted = torch.isfinite(depth) & (depth > 0) & (batch.conf >= threshold[:, None, None])
+    return trusted & batch.valid, scaled
+
+
+def valid_depth(batch: FrameBatch, threshold: torch.Tensor, max_depth: float) -> torch.Tensor:
+    """[F,h,w] bool: finite positive depth, conf >= threshold [F], inside the image, in range."""
+    trusted, scaled = depth_checks(batch, threshold)
+    return trusted & (scaled <= max_depth)
 
 
 def thin_evenly(selected: torch.Tensor, limit: int
-                ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Keep at most ``limit`` of each row's True entries, evenly spread and deterministic.
 
     Args:
@@ -77,51 +99,45 @@ def thin_evenly(selected: torch.Tensor, limit: int
         limit: slots per row.
 
     Returns:
-        index [F,L] int64 (position in the row of each kept entry, in order; L = min(limit,
-        P)), count [F] int64 (used slots) and the same count on the host. With n > limit
-        entries, entry number ``round(j (n-1) / (L-1))`` goes to slot j
-        (``numpy.linspace(0, n-1, L).round()``).
+        index [F,L] int64 (position in the row of each kept entry, in order, 0 in unused
+        slots; L = min(limit, P)), count [F] int64 and used [F,L] bool (slot < count).
+        With n > limit entries, entry number ``round(j (n-1) / (L-1))`` goes to slot j
+        (``numpy.linspace(0, n-1, L).round()``), else entry j. No host sync, no branch on
+        the data.
 
     """
     rows, size = selected.shape
     slots = min(limit, size)
     rank = torch.cumsum(selected, dim=1) - 1  # rank of each selected entry in its row
-    total = rank[:, -1:] + 1
-    host_total = total[:, 0].cpu().numpy()  # the one sync
-    if host_total.max(initial=0) > slots and slots > 1:
-        step = (total - 1).double() / (slots - 1)  # > 1 where thinned
-        # The slot whose rounded position is this rank, if any (rounding is half-to-even,
-        # as numpy's): check the nearest candidates, floating-point safe.
-        guess = torch.floor((rank.double() + 0.5) / step)
-        slot = torch.full_like(rank, -1)
-        for shift in (-1.0, 0.0, 1.0):
-            j = guess + shift
-            hit = (torch.round(j * step) == rank) & (j >= 0) & (j < slots)
-            slot = torch.where(hit, j.long(), slot)
-        slot = torch.where(total > slots, slot, rank)
-    elif host_total.max(initial=0) > slots:
-        slot = torch.where(rank == 0, 0, -1)
-    else:
-        slot = rank
-    keep = selected & (slot >= 0)
-    index = torch.zeros((rows, slots + 1), dtype=torch.int64, device=selected.device)
+    total = rank[:, -1] + 1
+    # by_rank[f, r]: position of row f's entry of rank r (column P: a dump).
     position = torch.arange(size, device=selected.device).expand(rows, size)
-    index.scatter_(1, torch.where(keep, slot, slots), position)  # slot L: a dump
-    return index[:, :slots], torch.clamp(total[:, 0], max=slots), np.minimum(host_total, slots)
+    by_rank = torch.zeros((rows, size + 1), dtype=torch.int64, device=selected.device)
+    by_rank.scatter_(1, torch.where(selected, rank, size), position)
+    # Slot j takes rank round(j * step) (rounding half-to-even, as numpy's); step 1 keeps all.
+    step = torch.where(total > slots, (total - 1).double() / max(slots - 1, 1), 1.0)
+    slot = torch.arange(slots, device=selected.device)
+    taken = torch.round(slot * step[:, None]).long()
+    count = torch.clamp(total, max=slots)
+    used = slot < count[:, None]
+    return torch.where(used, by_rank.gather(1, taken), 0), count, used
 
 
-def unproject(batch: FrameBatch, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def unproject(batch: FrameBatch, index: torch.Tensor, pixel: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Camera- and output-frame points [F,N,3] float64 of flat pixels ``index`` [F,N].
 
     Integer-index pixel convention (as VGGT's unprojection); depth times the frame's scale.
+    ``pixel``: the indices' (col, row) [F or 1,N,2] float64 if the caller has them.
     """
-    width = batch.depth.shape[2]
-    rows, cols = (index // width).double(), (index % width).double()
-    k = batch.intrinsics
+    if pixel is None:
+        width = batch.depth.shape[2]
+        pixel = torch.stack([index % width, index // width], dim=2).double()
     z = batch.depth.flatten(1).gather(1, index).double() * batch.scale[:, None]
-    x = (cols - k[:, 0, 2, None]) / k[:, 0, 0, None] * z
-    y = (rows - k[:, 1, 2, None]) / k[:, 1, 1, None] * z
-    camera = torch.stack([x, y, z], dim=2)
+    k = batch.intrinsics
+    focal = k.diagonal(dim1=1, dim2=2)[:, None, :2]  # [F,1,2] fx, fy
+    xy = (pixel - k[:, None, :2, 2]) / focal * z[..., None]
+    camera = torch.cat([xy, z[..., None]], dim=2)
     return camera, rigid_apply(batch.output_from_camera, camera)
 
 
@@ -145,9 +161,9 @@ def colours(batch: FrameBatch, index: torch.Tensor) -> torch.Tensor:
 def dynamic_points(batch: FrameBatch, config: DynamicPointsConfig) -> BatchPoints:
     """Points of each frame's confident dynamic pixels, at most ``max_points_per_frame``."""
     threshold = conf_thresholds(batch, config.min_conf, config.conf_percentile)
-    selected = batch.mask & valid_depth(batch, threshold, config.max_depth)
-    index, count, host_count = thin_evenly(selected.flatten(1), config.max_points_per_frame)
-    used = torch.arange(index.shape[1], device=index.device)[None, :] < count[:, None]
+    trusted, scaled = depth_checks(batch, threshold)
+    selected = batch.mask & (trusted & (scaled <= config.max_depth))
+    index, count, used = thin_evenly(selected.flatten(1), config.max_points_per_frame)
     camera, output = unproject(batch, index)
-    return BatchPoints(threshold, selected, index, count, host_count, used, camera, output,
-                       colours(batch, index))
+    return BatchPoints(threshold, selected, index, count, used, camera, output,
+                       colours(batch, index), trusted, scaled)

@@ -10,10 +10,12 @@ observed in the previous window), in time order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 
 import numpy as np
 import torch
 
+from vggt4d_ros.geometry.image_transform import ResizeCrop
 from vggt4d_ros.mapping.mapper import MapUpdate
 from vggt4d_ros.motion.result import WindowResult
 
@@ -92,12 +94,13 @@ def observations_from_window(result: WindowResult, update: MapUpdate) -> list[Fr
     indices = list(update.new_indices)
     if not indices:
         return []
+    take = _frames(indices)
     with torch.no_grad():
-        depth = result.depth[indices].float()
-        conf = result.depth_conf[indices].float()
-        masks = result.refined_masks[indices].bool()
-        intrinsics = result.intrinsics[indices].double().cpu().numpy()  # [S,3,3]: tiny
-    valid = torch.from_numpy(_inside_image(result)).to(depth.device)
+        depth = result.depth[take].float()
+        conf = result.depth_conf[take].float()
+        masks = result.refined_masks[take].bool()
+        intrinsics = result.intrinsics[take].double().cpu().numpy()  # [S,3,3]: tiny
+    valid = _inside_image(result.transform, depth.device)
     scale = float(update.window_to_global.scale)
     layout = result.layout
     views = layout.view_of_frame
@@ -121,13 +124,29 @@ def observations_from_window(result: WindowResult, update: MapUpdate) -> list[Fr
     ]
 
 
-def _inside_image(result: WindowResult) -> np.ndarray:
-    """[h,w] bool: network pixels that show camera content (not pad-mode borders)."""
-    plan = result.transform
-    height, width = plan.network_hw
-    top, left = plan.offset_yx
+def _frames(indices: list[int]) -> slice | list[int]:
+    """Index of the new frames: a slice (a view: no index upload) when they are consecutive."""
+    if indices == list(range(indices[0], indices[-1] + 1)):
+        return slice(indices[0], indices[-1] + 1)
+    return indices
+
+
+def _inside_image(plan: ResizeCrop, device: torch.device) -> torch.Tensor:
+    """[h,w] bool: network pixels that show camera content (not pad-mode borders).
+
+    One upload per transform and device: the plan is fixed per camera configuration.
+    """
+    return _inside_image_cached(tuple(plan.network_hw), tuple(plan.offset_yx),
+                                tuple(plan.resized_hw), device)
+
+
+@functools.lru_cache(maxsize=8)
+def _inside_image_cached(network_hw: tuple[int, int], offset_yx: tuple[int, int],
+                         resized_hw: tuple[int, int], device: torch.device) -> torch.Tensor:
+    height, width = network_hw
+    top, left = offset_yx
     rows = np.arange(height) + top
     cols = np.arange(width) + left
-    row_ok = (rows >= 0) & (rows < plan.resized_hw[0])
-    col_ok = (cols >= 0) & (cols < plan.resized_hw[1])
-    return row_ok[:, None] & col_ok[None, :]
+    row_ok = (rows >= 0) & (rows < resized_hw[0])
+    col_ok = (cols >= 0) & (cols < resized_hw[1])
+    return torch.from_numpy(row_ok[:, None] & col_ok[None, :]).to(device)

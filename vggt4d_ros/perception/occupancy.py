@@ -85,12 +85,8 @@ class OccupancyMapper:
         self._observed_ns = torch.full((cells,), -1, dtype=torch.int64)
         self._dynamic_ns = torch.full((cells,), -1, dtype=torch.int64)
         self._counts = torch.zeros(2, dtype=torch.int64)  # rays, outside: read lazily
-        self._centres = _cell_centres(cfg)
-        self._origin_xy = torch.tensor(cfg.origin_xy, dtype=torch.float64)
         self._stamp_ns: int | None = None
-        # Bearing bins of the range scan: about one cell wide at max_range.
-        self._bins = int(min(max(math.ceil(2 * math.pi * cfg.max_range / cfg.resolution), 64),
-                             8192))
+        self._consts: _GridConstants | None = None
 
     @property
     def stats(self) -> GridStats:
@@ -137,7 +133,8 @@ class OccupancyMapper:
     @torch.inference_mode()  # the state is updated in place: always in this mode
     def integrate_batch(self, stamps_ns: list[int], camera: torch.Tensor,
                         static: torch.Tensor, static_ok: torch.Tensor,
-                        dynamic: torch.Tensor, dynamic_ok: torch.Tensor) -> None:
+                        dynamic: torch.Tensor, dynamic_ok: torch.Tensor,
+                        stamps: torch.Tensor | None = None) -> None:
         """Add F frames (non-decreasing stamps: a rig step's views share its stamp) at once.
 
         Args:
@@ -145,47 +142,46 @@ class OccupancyMapper:
             camera: [F,3] camera centres, output frame.
             static: [F,N,3] static points, output frame; static_ok [F,N] bool: used.
             dynamic: [F,M,3] dynamic points; dynamic_ok [F,M] bool: used.
+            stamps: the same F stamps as an int64 tensor on the frames' device, if the
+                caller has them there (saves an upload).
 
         """
-        cfg = self.config
         self._to(camera.device)
         self._stats.frames += len(stamps_ns)
         self._stamp_ns = stamps_ns[-1]
-        free = self._ray_cells(camera, torch.cat([static, dynamic], dim=1),
-                               torch.cat([static_ok, dynamic_ok], dim=1))
-        static_hit, dynamic_hit = self._band_cells(
-            torch.cat([static, dynamic], dim=1), torch.cat([static_ok, dynamic_ok], dim=1),
-            static.shape[1])
-        # Static log-odds: frame by frame (the clamps make the order matter).
-        miss = free.to(torch.int16) * cfg.miss_weight
-        hit = static_hit.to(torch.int16) * cfg.hit_weight
-        for f in range(len(stamps_ns)):
-            self._level.sub_(miss[f]).clamp_(min=-cfg.max_level)
-            self._level.add_(hit[f]).clamp_(max=cfg.max_level)
-        self._seen |= (free | static_hit).any(dim=0)
+        points = torch.cat([static, dynamic], dim=1)
+        ok = torch.cat([static_ok, dynamic_ok], dim=1)
+        free, keep = self._ray_cells(camera, points, ok)
+        static_hit, dynamic_hit, outside = self._band_cells(points, ok, static.shape[1])
+        self._counts.add_(torch.stack([keep, outside]).sum(dim=(1, 2)))
+        self._level = self._constants(camera.device).log_odds(self._level, free, static_hit)
+        hit = free | static_hit
+        self._seen |= hit.any(dim=0)
         # Latest observation and latest dynamic mark per cell (stamps increase).
-        stamps = torch.tensor(stamps_ns, dtype=torch.int64).to(camera.device)[:, None]
-        observed = torch.where(free | static_hit | dynamic_hit, stamps, -1).amax(dim=0)
-        self._observed_ns = torch.maximum(self._observed_ns, observed)
+        if stamps is None:
+            stamps = torch.tensor(stamps_ns, dtype=torch.int64).to(camera.device)
+        stamps = stamps[:, None]
+        observed = torch.where(hit | dynamic_hit, stamps, -1).amax(dim=0)
+        torch.maximum(self._observed_ns, observed, out=self._observed_ns)
         marked = torch.where(dynamic_hit, stamps, -1).amax(dim=0)
-        self._dynamic_ns = torch.maximum(self._dynamic_ns, marked)
+        torch.maximum(self._dynamic_ns, marked, out=self._dynamic_ns)
 
     @torch.inference_mode()  # the state is updated in place: always in this mode
     def grids(self) -> OccupancyGrids:
-        """Return the current static, dynamic and combined grids: one copy to the host."""
+        """Return the current static, dynamic and combined grids: one copy to the host.
+
+        Each grid's state per cell is a code (0 unknown, 1 free, 2 occupied); one lookup of
+        the pair (static, dynamic) gives all three grids' values.
+        """
         cfg = self.config
-        static = torch.where(self._seen, torch.where(self._level >= cfg.occupied_level,
-                                                     OCCUPIED, FREE), UNKNOWN)
-        dynamic = torch.full_like(static, UNKNOWN)
+        consts = self._constants(self._level.device)
+        code = self._seen * ((self._level >= cfg.occupied_level) + 1) * 3
         if self._stamp_ns is not None:
             # Integer stamps: t <= decay  <=>  t <= floor(decay) (no float rounding of ns).
             decay_ns = math.floor(cfg.dynamic_decay_s * 1e9)
             recent = (self._observed_ns >= 0) & (self._stamp_ns - self._observed_ns <= decay_ns)
-            dynamic = torch.where(recent, torch.where(self._dynamic_ns == self._observed_ns,
-                                                      OCCUPIED, FREE), UNKNOWN)
-        combined = torch.where((static == OCCUPIED) | (dynamic == OCCUPIED), OCCUPIED,
-                               torch.where((static == FREE) | (dynamic == FREE), FREE, UNKNOWN))
-        grids = torch.stack([static, dynamic, combined]).to(torch.int8).view(
+            code += recent * ((self._dynamic_ns == self._observed_ns) + 1)
+        grids = consts.grid_values.index_select(1, code).view(
             3, cfg.height, cfg.width).cpu().numpy()
         return OccupancyGrids(
             stamp_ns=int(self._stamp_ns or 0), resolution=cfg.resolution,
@@ -196,84 +192,181 @@ class OccupancyMapper:
 
     def _to(self, device: torch.device) -> None:
         if self._level.device != device:
-            for name in ('_level', '_seen', '_observed_ns', '_dynamic_ns', '_counts',
-                         '_centres', '_origin_xy'):
+            for name in ('_level', '_seen', '_observed_ns', '_dynamic_ns', '_counts'):
                 setattr(self, name, getattr(self, name).to(device))
 
-    def _cell_index(self, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat cell indices of points [...,2] and which points fall inside the grid."""
-        cfg = self.config
-        col = torch.floor((xy[..., 0] - cfg.origin_xy[0]) / cfg.resolution).long()
-        row = torch.floor((xy[..., 1] - cfg.origin_xy[1]) / cfg.resolution).long()
-        inside = (col >= 0) & (col < cfg.width) & (row >= 0) & (row < cfg.height)
-        return row * cfg.width + col, inside
+    def _constants(self, device: torch.device) -> _GridConstants:
+        if self._consts is None or self._consts.device != device:
+            self._consts = _GridConstants(self.config, device)
+        return self._consts
 
     def _band_cells(self, xyz: torch.Tensor, ok: torch.Tensor, split: int
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Cells [F,cells] bool marked by points [F,N,3] before ``split`` and from it on.
 
-        One pass for the static and the dynamic points (used where ok [F,N]).
+        One pass for the static and the dynamic points (used where ok [F,N]); also which
+        points [F,N] lie in the height band but outside the grid.
         """
         cfg = self.config
-        cells_count = cfg.height * cfg.width
+        consts = self._constants(xyz.device)
         height = xyz[..., 2] - cfg.ground_z
         in_band = ok & (height >= cfg.min_height) & (height <= cfg.max_height)
-        cells, inside = self._cell_index(xyz[..., :2])
-        self._counts[1] += (in_band & ~inside).sum()
+        # Column and row of each point, as the reference: floor((x - origin) / resolution).
+        colrow = torch.floor((xyz[..., :2] - consts.origin_xy) / cfg.resolution)
+        inside = ((colrow >= 0) & (colrow < consts.size_xy)).all(dim=2)
         # Dynamic points write to a second grid: cells offset by one grid.
-        second = torch.arange(xyz.shape[1], device=xyz.device) >= split
-        hit = _scatter_cells(cells + second * cells_count, in_band & inside, 2 * cells_count)
-        return hit[:, :cells_count], hit[:, cells_count:]
+        cells = (colrow * consts.cell_stride).sum(dim=2).long() + consts.split_offset(
+            xyz.shape[1], split)
+        hit = _scatter_cells(cells, in_band & inside, 2 * consts.cells)
+        return hit[:, :consts.cells], hit[:, consts.cells:], in_band & ~inside
 
     def _ray_cells(self, origin: torch.Tensor, ends: torch.Tensor, ok: torch.Tensor
-                   ) -> torch.Tensor:
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """[F,cells] bool: cells crossed by the 2D rays origin [F,3] -> ends [F,N,3].
 
         End cells excluded. Cast as a 2D range scan (what a costmap's ray tracing amounts
         to): the bearings around the camera are cut into bins about one cell wide at
         ``max_range``; each bin keeps its farthest end point (scatter max); a cell is free
         when it is nearer than its bin's range minus one cell, and lies in the box spanned
-        by the camera and the rays' ends.
+        by the camera and the rays' ends. Also returns which ends [F,N] cast a ray.
         """
         cfg = self.config
-        bins = self._bins
-        scale = bins / (2 * math.pi)
-        offset = ends[..., :2] - origin[:, None, :2]
+        consts = self._constants(origin.device)
+        camera = origin[:, None, :2]
+        offset = ends[..., :2] - camera
         length = torch.hypot(offset[..., 0], offset[..., 1])
         keep = ok & (length > 0) & (length <= cfg.max_range)
-        self._counts[0] += keep.sum()
-        bearing = torch.atan2(offset[..., 1], offset[..., 0])
-        index = torch.floor((bearing + math.pi) * scale).long() % bins
-        reach = torch.zeros((len(origin), bins + 1), dtype=torch.float64, device=origin.device)
-        reach.scatter_reduce_(1, torch.where(keep, index, bins), length.double(), 'amax')
-        # The box spanned by the camera and the kept ends (the camera is one of its points,
-        # so an empty frame reduces over the camera alone).
-        xy = torch.cat([origin[:, None, :2], ends[..., :2]], dim=1)
-        camera_row = torch.ones((len(origin), 1), dtype=torch.bool, device=origin.device)
-        kept = torch.cat([camera_row, keep], dim=1)[..., None]
-        big = torch.full_like(xy, math.inf)
-        low = torch.where(kept, xy, big).amin(dim=1)
-        high = torch.where(kept, xy, -big).amax(dim=1)
-        lo = torch.floor((low - self._origin_xy) / cfg.resolution)  # [F,2] (col, row)
-        hi = torch.ceil((high - self._origin_xy) / cfg.resolution)
-        cells = self._centres  # [cells,4]: centre x, y, col, row
-        in_box = ((cells[None, :, 2] >= lo[:, None, 0]) & (cells[None, :, 2] < hi[:, None, 0])
-                  & (cells[None, :, 3] >= lo[:, None, 1]) & (cells[None, :, 3] < hi[:, None, 1]))
-        cell_offset = cells[None, :, :2] - origin[:, None, :2]
+        index = consts.bearing_bin(offset)
+        reach = torch.zeros((len(origin), consts.bins + 1), dtype=torch.float64,
+                            device=origin.device)
+        reach.scatter_reduce_(1, torch.where(keep, index, consts.bins), length, 'amax')
+        # The box spanned by the camera and the kept ends (dropped ends stand in for the
+        # camera, one of the box's points: an empty frame spans the camera alone).
+        low, high = torch.cat([camera, torch.where(keep[..., None], ends[..., :2], camera)],
+                              dim=1).aminmax(dim=1)
+        # In cell units; a cell's column c is in [floor(lo), ceil(hi)) iff lo < c + 1 and
+        # c < hi (c an integer): the reference's test without the rounding ops.
+        bounds = (torch.stack([low, high]) - consts.origin_xy) / cfg.resolution  # [2,F,2]
+        in_box = ((consts.colrow_next > bounds[0, :, None]) & (consts.colrow < bounds[1, :, None])
+                  ).all(dim=2)
+        cell_offset = consts.centres - camera
         distance = torch.hypot(cell_offset[..., 0], cell_offset[..., 1])
-        cell_bin = torch.floor((torch.atan2(cell_offset[..., 1], cell_offset[..., 0]) + math.pi)
-                               * scale).long() % bins
-        return in_box & (distance < reach.gather(1, cell_bin) - cfg.resolution)
+        near = distance < reach.gather(1, consts.bearing_bin(cell_offset)) - cfg.resolution
+        return in_box & near, keep
 
 
-def _cell_centres(cfg: GridConfig) -> torch.Tensor:
-    """[cells,4] float64: centre x, y, column, row of every cell (flat order)."""
-    rows, cols = torch.meshgrid(torch.arange(cfg.height, dtype=torch.float64),
-                                torch.arange(cfg.width, dtype=torch.float64), indexing='ij')
-    rows, cols = rows.flatten(), cols.flatten()
-    x = (cols + 0.5) * cfg.resolution + cfg.origin_xy[0]
-    y = (rows + 0.5) * cfg.resolution + cfg.origin_xy[1]
-    return torch.stack([x, y, cols, rows], dim=1)
+class _GridConstants:
+    """What the grid's configuration fixes, made once per device (no per-window uploads).
+
+    Attributes:
+        cells: cell count; bins: bearing bins of the range scan.
+        origin_xy: [2] float64; size_xy: [2] float64 (width, height) in cells.
+        cell_stride: [2] float64 (1, width): flat index = col + width * row.
+        centres: [cells,2] float64 cell centres x, y (flat order).
+        colrow, colrow_next: [cells,2] float64 column and row of each cell, and both + 1.
+        table: [256, 2 max_level + 1] int16, the log-odds level after up to four frames
+            (see ``log_odds``); None when the weights do not allow it.
+        powers: [4,1] int64, 4^f times the table's row length.
+        grid_values: [3,9] int8 static, dynamic and combined value of each code pair
+            3 s + d (s, d: 0 unknown, 1 free, 2 occupied).
+
+    """
+
+    def __init__(self, cfg: GridConfig, device: torch.device) -> None:
+        self.device = device
+        self.config = cfg
+        self.cells = cfg.height * cfg.width
+        # Bearing bins of the range scan: about one cell wide at max_range.
+        self.bins = int(min(max(math.ceil(2 * math.pi * cfg.max_range / cfg.resolution), 64),
+                            8192))
+        rows, cols = np.meshgrid(np.arange(cfg.height, dtype=np.float64),
+                                 np.arange(cfg.width, dtype=np.float64), indexing='ij')
+        colrow = np.stack([cols.ravel(), rows.ravel()], axis=1)
+        centres = (colrow + 0.5) * cfg.resolution + np.asarray(cfg.origin_xy)
+        table = _log_odds_table(cfg)
+        host = {
+            'origin_xy': np.asarray(cfg.origin_xy, np.float64),
+            'size_xy': np.array([cfg.width, cfg.height], np.float64),
+            'cell_stride': np.array([1.0, cfg.width]),
+            'centres': centres, 'colrow': colrow, 'colrow_next': colrow + 1.0,
+        }
+        for name, value in host.items():
+            setattr(self, name, torch.from_numpy(value).to(device))
+        self.table = None if table is None else torch.from_numpy(table).to(device)
+        self.grid_values = torch.from_numpy(_grid_values()).to(device)
+        width = 2 * cfg.max_level + 1
+        self.powers = torch.tensor([[4 ** f * width] for f in range(_TABLE_FRAMES)],
+                                   device=device)
+        self._offsets: dict[tuple[int, int], torch.Tensor] = {}
+
+    def split_offset(self, points: int, split: int) -> torch.Tensor:
+        """[points] int64: 0 before ``split``, one grid's cell count from it on."""
+        key = (points, split)
+        if key not in self._offsets:
+            self._offsets.clear()  # one layout at a time: the cache stays one entry
+            self._offsets[key] = (torch.arange(points, device=self.device) >= split) * self.cells
+        return self._offsets[key]
+
+    def bearing_bin(self, offset: torch.Tensor) -> torch.Tensor:
+        """[...] int64 bearing bin of offsets [...,2] (x, y)."""
+        scale = self.bins / (2 * math.pi)
+        bearing = torch.atan2(offset[..., 1], offset[..., 0])
+        return torch.floor((bearing + math.pi) * scale).long() % self.bins
+
+    def log_odds(self, level: torch.Tensor, free: torch.Tensor, hit: torch.Tensor
+                 ) -> torch.Tensor:
+        """Return the static level [cells] int16 after frames' free [F,cells] and hit [F,cells].
+
+        Frame by frame (the clamps make the order matter): minus ``miss_weight`` where free
+        (clamped at -max_level), then plus ``hit_weight`` where hit (clamped at max_level).
+        Up to four frames in one lookup: each frame's event (free + 2 hit) is a base-4 digit
+        of a code; ``table[code, level + max_level]`` is the level after them.
+        """
+        cfg = self.config
+        if self.table is None:
+            miss = free.to(torch.int16) * cfg.miss_weight
+            gain = hit.to(torch.int16) * cfg.hit_weight
+            for lose, add in zip(miss.unbind(0), gain.unbind(0)):
+                level = level.sub_(lose).clamp_(min=-cfg.max_level)
+                level = level.add_(add).clamp_(max=cfg.max_level)
+            return level
+        events = free + hit * 2  # [F,cells] int64 in 0..3
+        for first in range(0, len(events), _TABLE_FRAMES):
+            chunk = events[first: first + _TABLE_FRAMES]
+            # Flat table index: code * (2 M + 1) + level + M.
+            code = (chunk * self.powers[:len(chunk)]).sum(dim=0)
+            level = self.table.take(code.add_(level).add_(cfg.max_level))
+        return level
+
+
+_TABLE_FRAMES = 4
+
+
+def _grid_values() -> np.ndarray:
+    """[3,9] int8: static, dynamic and combined grid value of the code pair 3 s + d."""
+    value = np.array([UNKNOWN, FREE, OCCUPIED])
+    s, d = np.divmod(np.arange(9), 3)
+    # Combined: occupied where either is, else free where either is, else unknown.
+    combined = np.where((s == 2) | (d == 2), OCCUPIED,
+                        np.where((s == 1) | (d == 1), FREE, UNKNOWN))
+    return np.stack([value[s], value[d], combined]).astype(np.int8)
+
+
+def _log_odds_table(cfg: GridConfig) -> np.ndarray | None:
+    """[4^4, 2 M + 1] int16: level after four frames' events (code digits), M = max_level.
+
+    None when the steps could leave [-M, M] (negative weights) or the table would be large.
+    """
+    top = cfg.max_level
+    if cfg.miss_weight < 0 or cfg.hit_weight < 0 or top < 0 or 2 * top + 1 > 4096:
+        return None
+    codes = np.arange(4 ** _TABLE_FRAMES)
+    level = np.broadcast_to(np.arange(-top, top + 1), (len(codes), 2 * top + 1)).copy()
+    for f in range(_TABLE_FRAMES):
+        event = (codes[:, None] >> (2 * f)) & 3
+        level = np.where(event & 1, np.maximum(level - cfg.miss_weight, -top), level)
+        level = np.where(event & 2, np.minimum(level + cfg.hit_weight, top), level)
+    return level.astype(np.int16)
 
 
 def _scatter_cells(cells: torch.Tensor, ok: torch.Tensor, count: int) -> torch.Tensor:

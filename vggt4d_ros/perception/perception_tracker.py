@@ -21,7 +21,9 @@ Kalman filter, optimal assignment) runs on the host in numpy, frame by frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import functools
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,9 +32,9 @@ import torch.nn.functional as nnf
 from vggt4d_ros.perception.batch import FrameBatch
 from vggt4d_ros.perception.batch import stack_frames
 from vggt4d_ros.perception.config import PerceptionConfig
+from vggt4d_ros.perception.dynamic_points import BatchPoints
 from vggt4d_ros.perception.dynamic_points import dynamic_points
 from vggt4d_ros.perception.dynamic_points import unproject
-from vggt4d_ros.perception.dynamic_points import valid_depth
 from vggt4d_ros.perception.instances import label_image
 from vggt4d_ros.perception.instances import measure_instances
 from vggt4d_ros.perception.instances import pack
@@ -112,7 +114,8 @@ class PerceptionTracker:
     """Dynamic cloud, object tracks and occupancy grids from processed frames.
 
     ``sync_timings``: wait for the device at every stage boundary so that the per-stage
-    timings are real (profiling only: it adds host syncs).
+    timings are real (profiling only: it adds host syncs). ``stage_listener``: called with the
+    stage's name at the end of every stage (profiling: ``tools/op_count.py`` books its counts).
     """
 
     def __init__(self, config: PerceptionConfig | None = None,
@@ -122,6 +125,7 @@ class PerceptionTracker:
         self.grid = OccupancyMapper(self.config.grid) if self.config.grid.enabled else None
         self.stats = PerceptionStats()
         self.sync_timings = sync_timings
+        self.stage_listener: Callable[[str], None] | None = None
         self._segment: int | None = None
         self._stamp_ns: int | None = None
 
@@ -165,9 +169,9 @@ class PerceptionTracker:
         if out.stamp_ns is not None:
             out.tracks = self.tracker.tracks() if self.config.tracker.enabled else []
             if self.grid is not None:
-                tic = time.perf_counter()
+                clock = _Clock(timings, torch.device('cpu'), False, self.stage_listener)
                 out.grids = self.grid.grids()
-                timings['grid'] += time.perf_counter() - tic
+                clock.lap('grid')
         out.timings = timings
         return out
 
@@ -184,7 +188,7 @@ class PerceptionTracker:
         if not run:
             return
         cfg = self.config
-        clock = _Clock(timings, run[0].depth.device, self.sync_timings)
+        clock = _Clock(timings, run[0].depth.device, self.sync_timings, self.stage_listener)
         batch = stack_frames(run, cfg.output_from_world)
         points = dynamic_points(batch, cfg.points)
         clock.lap('points')
@@ -194,10 +198,10 @@ class PerceptionTracker:
                                          cfg.tracker.depth_completion)
             clock.lap('instances')
         if self.grid is not None:
-            static, static_ok = self._static_points(batch, points.threshold)
+            static, static_ok = self._static_points(batch, points)
             self.grid.integrate_batch([obs.step_ns for obs in run],
                                       batch.output_from_camera[:, :3, 3], static, static_ok,
-                                      points.output, points.used)
+                                      points.output, points.used, stamps=batch.steps_ns)
             clock.lap('grid')
         counts = points.host_count
         used = int(counts.max())
@@ -279,7 +283,7 @@ class PerceptionTracker:
             out.append(by_merged[merged_label].astype(np.int32))
         return out
 
-    def _static_points(self, batch: FrameBatch, threshold: torch.Tensor
+    def _static_points(self, batch: FrameBatch, points: BatchPoints
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """Output-frame points [F,S,3] of the grid's pixel stride, and which are used [F,S].
 
@@ -288,14 +292,26 @@ class PerceptionTracker:
         """
         cfg = self.config
         stride = cfg.grid.pixel_stride
-        ok = valid_depth(batch, threshold, cfg.grid.max_range)[:, ::stride, ::stride]
+        ok = (points.trusted & (points.scaled_depth <= cfg.grid.max_range))[:, ::stride, ::stride]
         mask = batch.mask[:, None, ::stride, ::stride].float()
         near_dynamic = nnf.max_pool2d(mask, 3, stride=1, padding=1)[:, 0] > 0
-        rows = torch.arange(0, batch.depth.shape[1], stride, device=batch.device)
-        cols = torch.arange(0, batch.depth.shape[2], stride, device=batch.device)
-        index = (rows[:, None] * batch.depth.shape[2] + cols[None, :]).flatten()
-        _, output = unproject(batch, index.expand(len(batch), -1))
+        index, pixel = _strided_pixels(tuple(batch.depth.shape[1:]), stride, batch.device)
+        _, output = unproject(batch, index.expand(len(batch), -1), pixel)
         return output, (ok & ~near_dynamic).flatten(1)
+
+
+@functools.lru_cache(maxsize=8)
+def _strided_pixels(shape: tuple[int, int], stride: int, device: torch.device
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every ``stride``-th pixel in y and x: flat index [P] int64 and (col, row) [1,P,2] float64.
+
+    Fixed per configuration: made once.
+    """
+    rows = torch.arange(0, shape[0], stride, device=device)
+    cols = torch.arange(0, shape[1], stride, device=device)
+    index = (rows[:, None] * shape[1] + cols[None, :]).flatten()
+    pixel = torch.stack([index % shape[1], index // shape[1]], dim=1).double()
+    return index, pixel[None]
 
 
 def _steps(run: list[FrameObservation]) -> list[tuple[int, int]]:
@@ -312,8 +328,10 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
 class _Clock:
     """Adds the time since the last lap to a stage (waiting for the device if asked)."""
 
-    def __init__(self, timings: dict[str, float], device: torch.device, sync: bool) -> None:
+    def __init__(self, timings: dict[str, float], device: torch.device, sync: bool,
+                 listener: Callable[[str], None] | None = None) -> None:
         self._timings = timings
+        self._listener = listener
         self._sync = sync and device.type == 'cuda'
         self._device = device
         self._tic = time.perf_counter()
@@ -323,4 +341,6 @@ class _Clock:
             torch.cuda.synchronize(self._device)
         now = time.perf_counter()
         self._timings[stage] += now - self._tic
-        self._tic = now
+        if self._listener is not None:
+            self._listener(stage)
+        self._tic = time.perf_counter()

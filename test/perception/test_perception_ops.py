@@ -1,0 +1,142 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Op and host-sync budgets of the planner outputs' device stages (counted on the CPU).
+
+On a GPU these stages cost launches and Python dispatch, not arithmetic, so their op count
+and their host syncs are their cost (docs/performance.md section 6): the budgets below pin
+what one steady-state window (4 new frames of an 8-frame window) may dispatch, so a change
+that adds ops or a sync fails here. Counted with ``tools/op_count.py`` on the benchmark's
+windows (synthetic scene through the oracle backend), at a small network size: the counts
+do not depend on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vggt4d_ros.perception.batch import stack
+from vggt4d_ros.perception.config import GridConfig
+from vggt4d_ros.perception.dynamic_points import thin_evenly
+from vggt4d_ros.perception.occupancy import _GridConstants
+from vggt4d_ros.tools import bench_perception
+from vggt4d_ros.tools.op_count import count_windows
+from vggt4d_ros.tools.op_count import OpCounter
+
+# Per steady-state window (measured: copy 22 ops, points 111, grid 169, host 32; before
+# this budget: copy 27 ops / 6 syncs, points 123 / 2, grid 282 / 2, host 27 / 1).
+OPS = {'copy': 24, 'points': 116, 'grid': 176, 'host': 34}
+# The points stage thins without a sync; the host reads the counts with the results.
+SYNCS = {'copy': 1, 'points': 0, 'grid': 1, 'host': 2}
+
+
+@pytest.fixture(scope='module')
+def counted():
+    args = bench_perception._parse(['--windows', '4', '--height', '120', '--width', '160'])
+    outputs, scale = bench_perception._windows(args)
+    config = bench_perception._settings(scale)['all outputs (grid stride 8)']
+    # outputs[0] has 8 new frames; count_windows warms up on outputs[1], counts the rest.
+    windows = outputs[2:]
+    assert all(len(out.update.new_indices) == 4 for out in windows)
+    return count_windows(outputs[1:], config), len(windows)
+
+
+@pytest.mark.parametrize('stage', sorted(OPS))
+def test_stage_stays_within_its_op_and_sync_budget(counted, stage):
+    counter, windows = counted
+    per_window = counter.stages[stage].scaled(windows)
+    assert per_window['ops'] <= OPS[stage], counter.stages[stage].by_op.most_common(20)
+    assert per_window['syncs'] <= SYNCS[stage], counter.stages[stage].sync_sites
+
+
+def test_grid_stage_syncs_only_to_copy_the_grids_out(counted):
+    counter, windows = counted
+    sites = counter.stages['grid'].sync_sites
+    assert sum(sites.values()) == windows
+    assert all(site.startswith('cpu @ occupancy.py') for site in sites), sites
+
+
+def test_counter_sees_ops_kernels_and_each_kind_of_sync():
+    x = torch.arange(6.0)
+    with OpCounter() as counter:
+        y = x.view(2, 3)  # a view: an op, no kernel
+        z = y + 1  # a kernel
+        counter.lap('compute')
+        z.cpu()
+        float(z[0, 0])
+        x[x > 2]  # boolean mask: data-dependent size
+        torch.nonzero(x)
+        torch.tensor([1, 2]).to(x.device)  # a blocking upload
+        torch.from_numpy(np.ones(2)).to(x.device, non_blocking=True)  # no wait
+        torch.tensor([3.0]).item()  # host data: no sync
+        counter.lap('syncs')
+    compute = counter.stages['compute']
+    assert (compute.ops, compute.kernels, compute.syncs) == (2, 1, 0)
+    syncs = counter.stages['syncs']
+    assert syncs.syncs == 5, syncs.sync_sites
+    assert {site.split(' @ ')[0] for site in syncs.sync_sites} == {
+        'cpu', '__float__', 'index', 'nonzero', 'upload'}
+
+
+@pytest.mark.parametrize('frames', [1, 3, 4, 5, 9])
+@pytest.mark.parametrize('weights', [(3, 1, 20), (1, 2, 5), (7, 7, 6)])
+def test_log_odds_lookup_equals_the_frame_by_frame_clamps(frames, weights):
+    hit_weight, miss_weight, max_level = weights
+    config = GridConfig(width=30, height=20, hit_weight=hit_weight, miss_weight=miss_weight,
+                        max_level=max_level)
+    consts = _GridConstants(config, torch.device('cpu'))
+    assert consts.table is not None
+    rng = np.random.default_rng(frames)
+    level = torch.from_numpy(rng.integers(-max_level, max_level + 1, 600).astype(np.int16))
+    free = torch.from_numpy(rng.random((frames, 600)) < 0.5)
+    hit = torch.from_numpy(rng.random((frames, 600)) < 0.4)
+    got = consts.log_odds(level.clone(), free, hit)
+    expected = level.clone()
+    for f in range(frames):  # the definition, as the reference applies it
+        expected = torch.clamp(expected - free[f].to(torch.int16) * miss_weight, min=-max_level)
+        expected = torch.clamp(expected + hit[f].to(torch.int16) * hit_weight, max=max_level)
+    assert got.dtype == torch.int16
+    assert torch.equal(got, expected)
+
+
+def test_stacking_window_slices_is_a_view_and_anything_else_a_copy():
+    window = torch.rand(8, 5, 6)
+    frames = [window[k] for k in (4, 5, 6, 7)]
+    view = stack(frames)
+    assert view.untyped_storage().data_ptr() == window.untyped_storage().data_ptr()
+    assert torch.equal(view, window[4:])
+    shared = torch.rand(5, 6)
+    assert torch.equal(stack([shared] * 3), shared.expand(3, 5, 6))
+    scattered = [window[k] for k in (0, 2, 3)]  # not equally spaced
+    copy = stack(scattered)
+    assert copy.untyped_storage().data_ptr() != window.untyped_storage().data_ptr()
+    assert torch.equal(copy, window[[0, 2, 3]])
+    filled = stack([None, window[1]], lambda: torch.zeros(5, 6))
+    assert torch.equal(filled[0], torch.zeros(5, 6)) and torch.equal(filled[1], window[1])
+
+
+@pytest.mark.parametrize('limit', [1, 2, 7, 64, 1000])
+def test_thinning_takes_numpy_linspace_entries_without_a_sync(limit):
+    rng = np.random.default_rng(limit)
+    size = 997
+    counts = [0, 1, 2, limit - 1, limit, limit + 1, 3 * limit + 5, 500, size]
+    selected = np.zeros((len(counts), size), bool)
+    for row, n in enumerate(counts):
+        n = max(0, min(n, size))
+        selected[row, np.sort(rng.choice(size, n, replace=False))] = True
+    with OpCounter() as counter:
+        index, count, used = thin_evenly(torch.from_numpy(selected), limit)
+        counter.lap('thin')
+    assert counter.stages['thin'].syncs == 0
+    slots = min(limit, size)
+    assert index.shape == (len(counts), slots)
+    for row in range(len(counts)):
+        positions = np.flatnonzero(selected[row])
+        n = len(positions)
+        expected = positions[np.arange(n) if n <= slots
+                             else np.linspace(0, n - 1, slots).round().astype(np.int64)]
+        assert int(count[row]) == len(expected)
+        np.testing.assert_array_equal(index[row, :len(expected)].numpy(), expected)
+        assert not index[row, len(expected):].any()
+        np.testing.assert_array_equal(used[row].numpy(), np.arange(slots) < len(expected))

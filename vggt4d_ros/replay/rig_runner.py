@@ -20,8 +20,10 @@ output bag on the single-camera replay's topics, and ``metrics.json`` gets the p
 counters (no track metrics yet: the synthetic rig bag has no ground-truth objects). Ground
 truth per camera: ``/ground_truth/<camera>/pose`` and ``/ground_truth/<camera>/dynamic_mask``
 when the bag has them (the synthetic rig bag does, :mod:`vggt4d_ros.replay.synthetic_rig`).
-Extrinsics: ``rig_extrinsics`` when given, else ``/tf_static`` ``base_link -> <image frame_id>``
-when the bag has all of them.
+Extrinsics: ``rig_extrinsics`` when given, else ``base_frame -> <image frame_id>`` (latest) from
+the bag's TF as the node looks them up: ``/tf_static`` and ``/tf`` up to the first image in the
+node's TF tree (``replay/bag_tf.py``), so a chain ``base_link -> camera_link ->
+camera_optical_frame`` resolves; used when every camera's resolves.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.bag import BagReader
 from vggt4d_ros.replay.bag import ImageFrame
 from vggt4d_ros.replay.bag import IMAGE_TYPES
+from vggt4d_ros.replay.bag_tf import BagTf
 from vggt4d_ros.replay.errors import ReplayError
 from vggt4d_ros.replay.inputs import validate_options
 from vggt4d_ros.replay.outputs import ReplayOutputs
@@ -47,6 +49,7 @@ from vggt4d_ros.replay.report import write_report
 from vggt4d_ros.replay.runner import engine_config
 from vggt4d_ros.replay.runner import evaluate
 from vggt4d_ros.replay.runner import Evaluation
+from vggt4d_ros.replay.runner import parameters
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.runner import replay_backend
 from vggt4d_ros.replay.runner import ReplaySummary
@@ -110,17 +113,19 @@ def _merged(reader: BagReader, topics: list[str], limit: int | None
         yield item
 
 
-def _bag_extrinsics(reader: BagReader, frame_ids: list[str]) -> np.ndarray | None:
-    """[N,4,4] base_link -> camera frames from the bag's /tf_static (None if any is missing)."""
-    if reader.topics().get('/tf_static') != m.TF_MESSAGE or not all(frame_ids):
+def _bag_extrinsics(reader: BagReader, base_frame: str, frame_ids: list[str],
+                    stamp_ns: int) -> np.ndarray | None:
+    """[N,4,4] ``base_frame`` -> camera frames from the bag's TF (None if any is missing).
+
+    The node's lookup: latest, in one TF tree holding ``/tf_static`` and ``/tf`` up to
+    ``stamp_ns`` (the first image), chains resolved.
+    """
+    if not all(frame_ids):
         return None
-    poses = []
-    for frame_id in frame_ids:
-        stamps, found = reader.poses('/tf_static', child_frame=frame_id)
-        if len(stamps) == 0:
-            return None
-        poses.append(found[0])
-    return np.stack(poses)
+    tf = BagTf(reader)
+    tf.advance(stamp_ns)
+    poses = [tf.find(base_frame, frame_id, 0) for frame_id in frame_ids]
+    return None if any(pose is None for pose in poses) else np.stack(poses)
 
 
 def _camera_evaluation(config: ReplayConfig, reader: BagReader, name: str, reference: bool,
@@ -156,10 +161,12 @@ def run_rig_replay(config: ReplayConfig,
     with BagReader(config.bag) as reader:
         for topic in rig.image_topics:
             reader.require_topic(topic, IMAGE_TYPES)
-        if setup.base_from_camera is None:  # no rig_extrinsics: the bag's /tf_static
-            first_ids = [next(iter(reader.images(topic))).frame_id
-                         for topic in rig.image_topics]
-            setup = RigSetup(tuple(names), _bag_extrinsics(reader, first_ids))
+        if setup.base_from_camera is None:  # no rig_extrinsics: the bag's TF
+            firsts = [next(iter(reader.images(topic))) for topic in rig.image_topics]
+            base_frame = str(parameters(config).get('base_frame', 'base_link'))
+            setup = RigSetup(tuple(names), _bag_extrinsics(
+                reader, base_frame, [first.frame_id for first in firsts],
+                max(first.stamp_ns for first in firsts)))
         out.mkdir(parents=True, exist_ok=True)
         backend = replay_backend(cfg, backend)
         outputs = {name: ReplayOutputs(out / name, config.storage, config.copy_images)

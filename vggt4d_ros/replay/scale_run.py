@@ -6,10 +6,16 @@ The replay builds its engine from the same parameters as the node (``scale.*``, 
 command-line flags ``--scale-source``/``--camera-height`` on top), so ``engine.metric`` is the
 node's facade. :class:`BagScaleFeed` plays the bag's metric inputs into it in stamp order, as
 they would reach the node: before each image, the depth images up to its stamp (plus the
-pairing slop) and the odometry samples up to its stamp (plus ``ODOMETRY_LOOKAHEAD_S``: TF that
-arrives shortly after the image, as on a robot); the facade pairs depth with images by stamp
-(``runtime/sync.py``). The camera extrinsic comes from ``/tf_static`` (``base_frame`` -> the
-images' frame) or the parameter file's ``base_to_camera``.
+pairing slop); the facade pairs depth with images by stamp (``runtime/sync.py``). Odometry
+from TF reads TF as the node does (``replay/bag_tf.py``): the bag's ``/tf_static`` and the
+odometry TF topic go into the node's TF tree (``runtime/tf_tree.py``), the dynamic transforms
+up to the image's stamp plus ``ODOMETRY_LOOKAHEAD_S`` (TF that arrives shortly after the
+image, as on a robot), and ``odom_frame -> base_frame`` is looked up at each image stamp
+(chains such as ``odom -> base_footprint -> base_link`` resolve, interpolated at the stamp;
+a stamp TF has not reached yet waits, as in the node). ``nav_msgs/Odometry`` samples go in
+as they are, up to the same horizon. The camera extrinsic is ``base_frame`` -> the images'
+frame looked up once (latest) in the same tree (a chain ``base_link -> camera_link ->
+camera_optical_frame`` resolves), else the parameter file's ``base_to_camera``.
 
 :class:`ScaleTrack` records each window's estimate and fused value;
 :func:`scale_metrics` turns them and the trajectory metrics into ``metrics.json['scale']``:
@@ -25,13 +31,16 @@ from typing import Any
 import numpy as np
 
 from vggt4d_ros.geometry.rigid import pose_from_translation_quaternion
+from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.bag import BagReader
+from vggt4d_ros.replay.bag_tf import BagTf
+from vggt4d_ros.replay.bag_tf import StampResolver
+from vggt4d_ros.replay.bag_tf import TF_TOPIC
 from vggt4d_ros.replay.errors import ReplayError
 from vggt4d_ros.replay.metrics import local_scale
 from vggt4d_ros.replay.metrics import TrajectoryMetrics
 from vggt4d_ros.replay.scale_inputs import odometry_samples
 from vggt4d_ros.replay.scale_inputs import read_depth_images
-from vggt4d_ros.replay.scale_inputs import read_static_transform
 from vggt4d_ros.runtime.scale.runtime import MetricScale
 from vggt4d_ros.runtime.sink import EngineOutput
 
@@ -72,11 +81,12 @@ class BagScaleFeed:
         self._depths: list = []
         self._odometry: list[tuple[int, np.ndarray]] = []
         self._next_depth = self._next_odometry = 0
-        self._reader = reader
         self._params = params
         self._extrinsic_set = False
+        self._resolver: StampResolver | None = None
         self.topic = ''
         source = metric.config.source if metric is not None else 'none'
+        tf_topic = TF_TOPIC
         try:
             if source == 'depth':
                 self.topic = depth_topic or params.get('depth_topic') or DEFAULT_DEPTH_TOPIC
@@ -86,18 +96,39 @@ class BagScaleFeed:
                 self.topic = odometry_topic or (
                     params.get('odometry_topic') if params.get('odometry_source') == 'topic'
                     else None) or DEFAULT_ODOMETRY_TOPIC
-                self._odometry = odometry_samples(  # every Odometry message, as the node
-                    reader, self.topic, str(params.get('odom_frame', 'odom')),
-                    str(params.get('base_frame', 'base_link')), match_odometry_frames=False)
+                if reader.require_topic(self.topic, (m.TF_MESSAGE, m.ODOMETRY)) == m.ODOMETRY:
+                    self._odometry = odometry_samples(  # every Odometry message, as the node
+                        reader, self.topic, '', '', match_odometry_frames=False)
+                else:
+                    tf_topic = self.topic
+                    self._resolver = StampResolver(self._odometry_lookup, metric.add_odometry)
         except Exception as error:  # noqa: B902 - BagError or a missing topic, say which
             raise ReplayError(f'--scale-source {source}: {error}') from error
+        # The node's one TF buffer: /tf_static and the TF topic, chains resolved.
+        self.tf = BagTf(reader, tf_topic) if metric is not None else None
         self._slop_ns = int(metric.config.sync_slop_s * 1e9) if metric is not None else 0
+
+    def _odometry_lookup(self, stamp_ns: int) -> np.ndarray:
+        return self.tf.lookup(str(self._params.get('odom_frame', 'odom')),
+                              str(self._params.get('base_frame', 'base_link')), stamp_ns)
+
+    @property
+    def tf_counts(self) -> dict[str, int]:
+        """Odometry stamps resolved in TF / never resolved / still waiting, refused TF."""
+        if self._resolver is None:
+            return {}
+        counts = self._resolver.counts
+        return {'odometry_samples': counts['odometry_samples'],
+                'odometry_unresolved': counts['odometry_unresolved'],
+                'odometry_pending': self._resolver.pending, 'tf_refused': self.tf.refused}
 
     def before_image(self, stamp_ns: int, frame_id: str) -> None:
         """Hand over what has arrived by the time image ``stamp_ns`` is pushed."""
         metric = self.metric
         if metric is None:
             return
+        horizon = stamp_ns + int(ODOMETRY_LOOKAHEAD_S * 1e9)
+        self.tf.advance(horizon)
         if not self._extrinsic_set:
             self._set_extrinsic(frame_id)
         while self._next_depth < len(self._depths) and \
@@ -105,19 +136,20 @@ class BagScaleFeed:
             metric.add_depth(self._depths[self._next_depth])
             self._next_depth += 1
         metric.add_image(stamp_ns)
-        horizon = stamp_ns + int(ODOMETRY_LOOKAHEAD_S * 1e9)
         while self._next_odometry < len(self._odometry) and \
                 self._odometry[self._next_odometry][0] <= horizon:
             metric.add_odometry(*self._odometry[self._next_odometry])
             self._next_odometry += 1
+        if self._resolver is not None:
+            self._resolver.add(stamp_ns)
 
     def _set_extrinsic(self, frame_id: str) -> None:
-        """base_link -> camera from /tf_static, else the parameter file's base_to_camera."""
+        """base_link -> camera from TF (latest), else the parameter file's base_to_camera."""
         self._extrinsic_set = True
         base = str(self._params.get('base_frame', 'base_link'))
         camera = str(self._params.get('camera_frame') or frame_id)
-        extrinsic = read_static_transform(self._reader, base, camera)
-        self.extrinsic_from = f'/tf_static {base} -> {camera}'
+        extrinsic = self.tf.find(base, camera, 0)
+        self.extrinsic_from = f'tf {base} -> {camera}'
         if extrinsic is None and self._params.get('base_to_camera') is not None:
             values = [float(v) for v in self._params['base_to_camera']]
             extrinsic = pose_from_translation_quaternion(values[:3], values[3:])
@@ -178,6 +210,7 @@ def scale_metrics(metric: MetricScale | None, track: ScaleTrack,
         'windows': len(track.stamps_ns),
         'windows_with_estimate': sum(r == 'used' for r in track.reasons),
         'diagnostics': values,
+        'tf': feed.tf_counts if feed is not None else {},
         'over_time': {'stamps_ns': track.stamps_ns,
                       'window_metres_per_unit': _finite_or_none(track.window_metres_per_unit),
                       'fused_metres_per_map_unit':

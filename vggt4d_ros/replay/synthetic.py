@@ -46,6 +46,13 @@ METRIC_TOPICS = {
 }
 ODOM_FRAME = 'odom'
 BASE_FRAME = 'base_link'
+#: Intermediate frames of ``SensorConfig.chained_tf`` (the usual robot tree).
+FOOTPRINT_FRAME = 'base_footprint'
+CAMERA_LINK_FRAME = 'camera_link'
+#: base_link's height above base_footprint in the chained tree (metres).
+FOOTPRINT_TO_BASE_Z_M = 0.1
+#: The optical frame's offset in camera_link in the chained tree (metres).
+CAMERA_LINK_TO_OPTICAL_M = (0.0, -0.015, 0.0)
 #: Nominal camera height above the floor (the arc's mean; the path bobs +-0.15 m around it).
 CAMERA_HEIGHT_M = 1.45
 #: Mean downward pitch of the camera along the arc (it looks at the room centre).
@@ -396,6 +403,11 @@ class SensorConfig:
         odometry_noise: relative 1-sigma on every odometry increment's translation.
         odometry_per_frame: odometry samples per camera frame.
         seed: noise seed (independent of the scene's seed).
+        chained_tf: write TF as a robot's tree instead of one edge per transform:
+            ``odom -> base_footprint`` on ``/tf`` with ``base_footprint -> base_link`` and
+            ``base_link -> camera_link -> camera_optical_frame`` on ``/tf_static``. The
+            composed ``odom -> base_link`` and ``base_link -> camera_optical_frame`` are the
+            one-edge bag's (same noise), so both bags must give the same metric scale.
 
     """
 
@@ -405,6 +417,7 @@ class SensorConfig:
     odometry_noise: float = 0.02
     odometry_per_frame: int = 5
     seed: int = 1
+    chained_tf: bool = False
 
 
 def sensor_depth_mm(depth_m: np.ndarray, rng: np.random.Generator,
@@ -427,6 +440,40 @@ def sensor_depth_mm(depth_m: np.ndarray, rng: np.random.Generator,
     millimetres = np.clip(np.round(noisy * 1000.0), 0, 65535).astype(np.uint16)
     millimetres[invalid] = 0
     return millimetres
+
+
+def footprint_from_base() -> np.ndarray:
+    """[4,4] base_footprint -> base_link of the chained tree (base_link above the floor)."""
+    pose = np.eye(4)
+    pose[2, 3] = FOOTPRINT_TO_BASE_Z_M
+    return pose
+
+
+def link_from_optical() -> np.ndarray:
+    """[4,4] camera_link (x forward, y left, z up) -> camera_optical_frame (x right, y down)."""
+    pose = np.eye(4)
+    pose[:3, :3] = [[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
+    pose[:3, 3] = CAMERA_LINK_TO_OPTICAL_M
+    return pose
+
+
+def _mount_transforms(stamp: int, chained: bool) -> list[Any]:
+    """The static TF of the camera mount (and base_footprint -> base_link when chained)."""
+    if not chained:
+        return [m.transform_stamped_msg(base_from_camera(), stamp, BASE_FRAME, CAMERA_FRAME)]
+    base_from_link = base_from_camera() @ np.linalg.inv(link_from_optical())
+    return [m.transform_stamped_msg(footprint_from_base(), stamp, FOOTPRINT_FRAME, BASE_FRAME),
+            m.transform_stamped_msg(base_from_link, stamp, BASE_FRAME, CAMERA_LINK_FRAME),
+            m.transform_stamped_msg(link_from_optical(), stamp, CAMERA_LINK_FRAME,
+                                    CAMERA_FRAME)]
+
+
+def _odometry_transform(odom_from_base: np.ndarray, stamp: int, chained: bool) -> Any:
+    """``odom -> base_link``, or ``odom -> base_footprint`` of the same base_link pose."""
+    if not chained:
+        return m.transform_stamped_msg(odom_from_base, stamp, ODOM_FRAME, BASE_FRAME)
+    odom_from_footprint = odom_from_base @ np.linalg.inv(footprint_from_base())
+    return m.transform_stamped_msg(odom_from_footprint, stamp, ODOM_FRAME, FOOTPRINT_FRAME)
 
 
 class SyntheticOdometry:
@@ -463,8 +510,8 @@ def _write_metric_topics(bag: BagWriter, scene: 'SyntheticScene', frame: Rendere
     cfg = scene.config
     stamp = frame.stamp_ns
     if index == 0:
-        mount = m.transform_stamped_msg(base_from_camera(), stamp, BASE_FRAME, CAMERA_FRAME)
-        bag.write(METRIC_TOPICS['tf_static'], m.TF_MESSAGE, m.tf_message([mount]), stamp)
+        bag.write(METRIC_TOPICS['tf_static'], m.TF_MESSAGE,
+                  m.tf_message(_mount_transforms(stamp, sensors.chained_tf)), stamp)
     rng = np.random.default_rng((sensors.seed, index))
     depth = sensor_depth_mm(frame.depth, rng, sensors)
     bag.write(METRIC_TOPICS['depth'], m.IMAGE, m.image_msg(depth, stamp, CAMERA_FRAME, '16UC1'),
@@ -474,7 +521,7 @@ def _write_metric_topics(bag: BagWriter, scene: 'SyntheticScene', frame: Rendere
         fraction = index + step / steps
         odom_stamp = cfg.start_ns + int(round(fraction * 1e9 / cfg.fps))
         pose = odometry.next(fraction)
-        transform = m.transform_stamped_msg(pose, odom_stamp, ODOM_FRAME, BASE_FRAME)
+        transform = _odometry_transform(pose, odom_stamp, sensors.chained_tf)
         bag.write(METRIC_TOPICS['tf'], m.TF_MESSAGE, m.tf_message([transform]), odom_stamp)
 
 
@@ -494,7 +541,8 @@ def write_synthetic_bag(path: str | Path, config: SceneConfig | None = None,
     ``/camera/aligned_depth_to_color/image_raw`` (16UC1 mm, noisy, with holes),
     ``/tf`` ``odom -> base_link`` (noisy odometry, ``odometry_per_frame`` samples per frame)
     and ``/tf_static`` ``base_link -> camera_optical_frame`` (camera height
-    ``CAMERA_HEIGHT_M``).
+    ``CAMERA_HEIGHT_M``); with ``sensors.chained_tf`` the same poses as a robot's chained tree
+    (see :class:`SensorConfig`).
 
     Returns:
         The bag directory.
@@ -528,7 +576,7 @@ def write_synthetic_bag(path: str | Path, config: SceneConfig | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m vggt4d_ros.replay.synthetic OUT_BAG [--large] [--storage sqlite3]``."""
+    """``python -m vggt4d_ros.replay.synthetic OUT_BAG [--large] [--chained-tf] [...]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description='Write the synthetic demo bag.')
@@ -539,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--no-metric-sensors', action='store_true',
                         help='leave out the aligned depth, odometry TF and camera mount topics')
+    parser.add_argument('--chained-tf', action='store_true',
+                        help='write TF as a robot tree: odom -> base_footprint -> base_link -> '
+                             'camera_link -> camera_optical_frame (same poses)')
     parser.add_argument('--rig', choices=('stereo', 'front_side'), default=None,
                         help='a two-camera rig bag instead (per-camera topics and truth, '
                              'replay with --image-topics; vggt4d_ros.replay.synthetic_rig)')
@@ -553,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'wrote a {args.rig} rig, {config.num_frames} steps, to {args.bag}',
               file=sys.stderr)
         return 0
-    sensors = None if args.no_metric_sensors else SensorConfig()
+    sensors = None if args.no_metric_sensors else SensorConfig(chained_tf=args.chained_tf)
     write_synthetic_bag(args.bag, config, args.storage, sensors=sensors)
     print(f'wrote {config.num_frames} frames to {args.bag}', file=sys.stderr)
     return 0

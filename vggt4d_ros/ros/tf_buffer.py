@@ -1,6 +1,6 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""The node's one TF buffer: tf2_ros where importable, else the fallback of ``tf_fallback.py``.
+"""The node's one TF buffer: tf2_ros where importable, else the ROS-free ``runtime/tf_tree.py``.
 
 Everything in the node that reads TF (the frame convention's base_link -> camera extrinsic,
 the planner outputs' ``obstacle_frame``, a rig's camera extrinsics, the metric-scale odometry
@@ -13,9 +13,10 @@ starts a fresh one.
 Back ends (``kind``):
 
 * ``tf2_ros``: ``tf2_ros.Buffer`` (10 s cache) + ``tf2_ros.TransformListener``;
-* ``fallback``: :class:`~vggt4d_ros.ros.tf_fallback.FallbackBuffer` fed by subscriptions to
-  ``/tf`` (reliable, volatile, keep last 100) and ``/tf_static`` (reliable, transient local,
-  keep last 100): tf2_ros's listener QoS. Needs tf2_msgs (``scripts/build_tf2_msgs.sh``);
+* ``fallback``: :class:`~vggt4d_ros.runtime.tf_tree.TfTree` (the replay tool's TF tree too)
+  fed by subscriptions to ``/tf`` (reliable, volatile, keep last 100) and ``/tf_static``
+  (reliable, transient local, keep last 100): tf2_ros's listener QoS. Needs tf2_msgs
+  (``scripts/build_tf2_msgs.sh``);
 * ``unavailable``: neither; :meth:`NodeTf.acquire` raises ValueError with the fix.
 
 Lookups never wait (timeout 0): a missing transform is a :class:`TfLookupError` whose
@@ -32,9 +33,11 @@ from rclpy.qos import DurabilityPolicy
 from rclpy.qos import HistoryPolicy
 from rclpy.qos import QoSProfile
 
-from vggt4d_ros.ros import tf_fallback
 from vggt4d_ros.ros.conversions import pose_from_transform
 from vggt4d_ros.ros.conversions import stamp_to_ns
+from vggt4d_ros.runtime.tf_tree import FAILURE_KINDS
+from vggt4d_ros.runtime.tf_tree import failure_kind
+from vggt4d_ros.runtime.tf_tree import TfTree
 
 try:
     from tf2_msgs.msg import TFMessage
@@ -47,10 +50,6 @@ TF_QOS = QoSProfile(depth=100, durability=DurabilityPolicy.VOLATILE,
 TF_STATIC_QOS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                            history=HistoryPolicy.KEEP_LAST)
 
-#: Why a lookup failed: tf2's error kinds, extrapolation split by direction.
-FAILURE_KINDS = ('unknown_frame', 'not_connected', 'future', 'past', 'extrapolation',
-                 'invalid_frame', 'other')
-
 
 class TfLookupError(Exception):
     """A failed TF lookup; ``kind`` is one of :data:`FAILURE_KINDS`."""
@@ -58,17 +57,6 @@ class TfLookupError(Exception):
     def __init__(self, kind: str, text: str) -> None:
         super().__init__(text)
         self.kind = kind
-
-
-def failure_kind(error: Exception) -> str:
-    """Classify a tf2_ros or fallback exception by its class name and message."""
-    name = type(error).__name__
-    if name == 'ExtrapolationException':
-        text = str(error)
-        return 'future' if 'into the future' in text else \
-            'past' if 'into the past' in text else 'extrapolation'
-    return {'LookupException': 'unknown_frame', 'ConnectivityException': 'not_connected',
-            'InvalidArgumentException': 'invalid_frame'}.get(name, 'other')
 
 
 def _tf2_ros():
@@ -80,9 +68,9 @@ def _tf2_ros():
 
 
 class _FallbackListener:
-    """Feeds a FallbackBuffer from /tf and /tf_static (what tf2_ros.TransformListener does)."""
+    """Feeds a TfTree from /tf and /tf_static (what tf2_ros.TransformListener does)."""
 
-    def __init__(self, buffer: tf_fallback.FallbackBuffer, node) -> None:
+    def __init__(self, buffer: TfTree, node) -> None:
         self._node = node
         self._buffer = buffer
         self.refused = 0  # transforms tf2 would refuse too (TF_OLD_DATA, NaN, same frames)
@@ -154,7 +142,7 @@ class NodeTf:
                 buffer = tf2_ros.Buffer()
                 self._listener = tf2_ros.TransformListener(buffer, self._node)
             else:
-                buffer = tf_fallback.FallbackBuffer()
+                buffer = TfTree()
                 self._listener = _FallbackListener(buffer, self._node)
             self._buffer = buffer
 

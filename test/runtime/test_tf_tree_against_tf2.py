@@ -1,6 +1,6 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""The pip-only TF buffer gives the same lookups and errors as the real tf2_ros.Buffer.
+"""The ROS-free TF tree gives the same lookups and errors as the real tf2_ros.Buffer.
 
 ``test/data/tf2_lookup_reference.json`` was recorded once, outside the repository
 (``/work/scratch/tfrec/record_tf2.py`` on the machine of docs/ros.md, "Checked against a real
@@ -24,16 +24,16 @@ import numpy as np
 import pytest
 
 from vggt4d_ros.geometry.rotation import rotation_from_quaternion_xyzw
-from vggt4d_ros.ros import tf_fallback
-from vggt4d_ros.ros.tf_fallback import FallbackBuffer
+from vggt4d_ros.runtime import tf_tree
+from vggt4d_ros.runtime.tf_tree import TfTree
 
 RECORDED = json.loads(
     (Path(__file__).resolve().parents[1] / 'data' / 'tf2_lookup_reference.json').read_text())
 
 
 def _replay(steps: list[dict]):
-    """Feed the steps to a fallback buffer; yield (lookup step, what the fallback gave)."""
-    buffer = FallbackBuffer(int(RECORDED['cache_time_s'] * 1e9))
+    """Feed the steps to a TF tree; yield (lookup step, what the tree gave)."""
+    buffer = TfTree(int(RECORDED['cache_time_s'] * 1e9))
     for step in steps:
         if 'set' in step:
             s = step['set']
@@ -43,7 +43,7 @@ def _replay(steps: list[dict]):
         q = step['lookup']
         try:
             yield step, buffer.lookup(q['target'], q['source'], q['stamp_ns'])
-        except tf_fallback.TransformException as error:
+        except tf_tree.TransformException as error:
             yield step, error
 
 
@@ -83,24 +83,24 @@ def test_the_reference_covers_each_error_kind_and_the_chains():
 
 
 def test_refused_transforms():
-    buffer = FallbackBuffer()
+    buffer = TfTree()
     unit = (0.0, 0.0, 0.0, 1.0)
     assert not buffer.set_transform('a', 'a', 1, (0, 0, 0), unit)
     assert not buffer.set_transform('', 'b', 1, (0, 0, 0), unit)
     assert not buffer.set_transform('a', 'b', 1, (float('nan'), 0, 0), unit)
     assert not buffer.set_transform('a', 'b', 1, (0, 0, 0), (0.0, 0.0, 0.0, 2.0))
-    with pytest.raises(tf_fallback.LookupException):
+    with pytest.raises(tf_tree.LookupException):
         buffer.lookup('a', 'b', 0)  # nothing refused above made the frames known
     assert buffer.set_transform('/a', 'b', 1, (1, 2, 3), unit)  # a leading '/' is stripped
     assert buffer.lookup('a', 'b', 1)[0][:3, 3].tolist() == [1, 2, 3]
 
 
 def test_clear_keeps_static_links():
-    buffer = FallbackBuffer()
+    buffer = TfTree()
     unit = (0.0, 0.0, 0.0, 1.0)
     buffer.set_transform('base', 'camera', 5, (0, 0, 1), unit, static=True)
     buffer.set_transform('odom', 'base', 5, (1, 0, 0), unit)
     buffer.clear()
     assert buffer.lookup('base', 'camera', 99)[0][2, 3] == 1
-    with pytest.raises(tf_fallback.TransformException):
+    with pytest.raises(tf_tree.TransformException):
         buffer.lookup('odom', 'camera', 5)

@@ -1,11 +1,14 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""A small TF buffer for machines without tf2_ros: the lookups and errors of tf2's BufferCore.
+"""A ROS-free TF tree with the lookups and errors of tf2's BufferCore (ROS 2 Jazzy).
 
-The pip wheels used in CI have no tf2_ros; the node's one TF buffer (``ros/tf_buffer.py``)
-then uses this one, fed from ``/tf`` and ``/tf_static``. It follows tf2 (ROS 2 Jazzy) where a
-caller can see it, checked against lookups recorded from the real ``tf2_ros.Buffer``
-(``test/ros/test_tf_fallback_against_tf2.py``):
+One home for reading TF outside tf2_ros: the node's one TF buffer (``ros/tf_buffer.py``) feeds
+it from ``/tf`` and ``/tf_static`` where tf2_ros is missing (the pip wheels used in CI), and
+the replay tool (``replay/bag_tf.py``) feeds it from a bag's ``/tf`` and ``/tf_static``, so
+both front ends resolve the same chains at the same stamps. It takes plain transforms
+(frames, stamp, translation, quaternion), never messages. It follows tf2 where a caller can
+see it, checked against lookups recorded from the real ``tf2_ros.Buffer``
+(``test/runtime/test_tf_tree_against_tf2.py``):
 
 * per child frame a history of ``parent <- child`` samples, pruned to ``cache_ns`` (tf2's
   default 10 s) behind the newest sample at each insertion; a sample older than that is
@@ -18,7 +21,8 @@ caller can see it, checked against lookups recorded from the real ``tf2_ros.Buff
 * time 0 means the latest time common to every dynamic link of the chain;
 * errors: :class:`LookupException` (unknown frame), :class:`ConnectivityException` (frames in
   different trees), :class:`ExtrapolationException`, :class:`InvalidArgumentException`
-  (empty frame id or one starting with '/'), with tf2_py's names.
+  (empty frame id or one starting with '/'), with tf2_py's names; :func:`failure_kind` names
+  them (also tf2_ros's exceptions of the same names) for counters.
 
 Poses are [4,4] float64 ``T_target_source`` (maps points in the source frame to the target
 frame); stamps are integer nanoseconds. Thread-safe (the executor feeds, the worker looks up).
@@ -63,6 +67,26 @@ class ExtrapolationException(TransformException):
 
 class InvalidArgumentException(TransformException):
     """An empty frame id or one starting with '/'."""
+
+
+#: Why a lookup failed: tf2's error kinds, extrapolation split by direction.
+FAILURE_KINDS = ('unknown_frame', 'not_connected', 'future', 'past', 'extrapolation',
+                 'invalid_frame', 'other')
+
+
+def failure_kind(error: Exception) -> str:
+    """One of :data:`FAILURE_KINDS` for an exception of this module or of tf2_ros.
+
+    By class name and message, so tf2_ros's exceptions (same names, same messages) classify
+    the same without importing tf2_ros here.
+    """
+    name = type(error).__name__
+    if name == 'ExtrapolationException':
+        text = str(error)
+        return 'future' if 'into the future' in text else \
+            'past' if 'into the past' in text else 'extrapolation'
+    return {'LookupException': 'unknown_frame', 'ConnectivityException': 'not_connected',
+            'InvalidArgumentException': 'invalid_frame'}.get(name, 'other')
 
 
 @dataclass(frozen=True)
@@ -184,7 +208,7 @@ def _seconds(stamp_ns: int) -> str:
     return f'{stamp_ns * 1e-9:.6f}'
 
 
-class FallbackBuffer:
+class TfTree:
     """tf2's BufferCore semantics for ``set_transform`` and ``lookup`` (see the module docstring).
 
     Args:
@@ -360,5 +384,5 @@ def _earliest(common: int | None, latest: int) -> int | None:
 
 
 __all__ = ['ConnectivityException', 'DEFAULT_CACHE_NS', 'ExtrapolationException',
-           'FallbackBuffer', 'InvalidArgumentException', 'LookupException',
-           'TransformException']
+           'FAILURE_KINDS', 'failure_kind', 'InvalidArgumentException', 'LookupException',
+           'TfTree', 'TransformException']

@@ -148,3 +148,34 @@ def test_dds_mode_with_a_scale_source_exits_with_code_2(bag, params_file, tmp_pa
                      '--mode', 'dds', '--scale-source', 'depth', '--quiet'])
     assert code == 2
     assert '--mode offline' in capsys.readouterr().err
+
+
+@pytest.fixture(scope='module')
+def chained_bag(tmp_path_factory):
+    """The same scene and sensors, TF written as odom -> base_footprint -> base_link ->
+    camera_link -> camera_optical_frame."""
+    return write_synthetic_bag(tmp_path_factory.mktemp('chained_bag') / 'bag', SCENE,
+                               sensors=SensorConfig(chained_tf=True))
+
+
+@pytest.mark.parametrize('source', ['odometry', 'camera_height'])
+def test_chained_tf_gives_the_one_edge_metric_scale(bag, chained_bag, params_file, tmp_path,
+                                                    source):
+    """The node reads chains through its TF buffer; the replay must give the same scale."""
+    flags = ('--scale-source', source)
+    one_edge, _, _ = _replay(bag, params_file, tmp_path / 'one', *flags)
+    chained, _, _ = _replay(chained_bag, params_file, tmp_path / 'chained', *flags)
+    assert one_edge['units'] == chained['units'] == 'metres'
+    assert chained['windows_with_estimate'] == one_edge['windows_with_estimate'] >= 5
+    assert abs(chained['scale_error']) < (0.03 if source == 'odometry' else 0.12)
+    for key in ('metres_per_map_unit', 'scale_error', 'ate_rmse_metric'):
+        assert chained[key] == pytest.approx(one_edge[key], rel=1e-9, abs=1e-12), key
+    for key in ('window_metres_per_unit', 'fused_metres_per_map_unit'):
+        assert chained['over_time'][key] == pytest.approx(one_edge['over_time'][key],
+                                                          rel=1e-9), key
+    assert chained['extrinsic'] == one_edge['extrinsic'] == \
+        'tf base_link -> camera_optical_frame'
+    if source == 'odometry':  # every image stamp resolved through the chain
+        assert chained['tf'] == one_edge['tf']
+        assert chained['tf']['odometry_samples'] == SCENE.num_frames
+        assert chained['tf']['odometry_unresolved'] == chained['tf']['odometry_pending'] == 0

@@ -17,8 +17,6 @@ from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.bag import BagReader
 from vggt4d_ros.replay.bag import BagWriter
 from vggt4d_ros.replay.bag_tf import BagTf
-from vggt4d_ros.replay.bag_tf import PENDING_STAMPS
-from vggt4d_ros.replay.bag_tf import StampResolver
 from vggt4d_ros.replay.rig_runner import _bag_extrinsics
 from vggt4d_ros.replay.scale_inputs import odometry_samples
 from vggt4d_ros.replay.scale_inputs import read_static_transform
@@ -30,7 +28,6 @@ from vggt4d_ros.replay.synthetic import ODOM_FRAME
 from vggt4d_ros.replay.synthetic import SceneConfig
 from vggt4d_ros.replay.synthetic import SensorConfig
 from vggt4d_ros.replay.synthetic import write_synthetic_bag
-from vggt4d_ros.runtime.tf_tree import TfTree
 
 CONFIG = SceneConfig(num_frames=6, width=48, height=36, supersample=1)
 UNIT = (0.0, 0.0, 0.0, 1.0)
@@ -99,34 +96,19 @@ def test_bag_tf_interpolates_a_chain_between_samples(bags):
     np.testing.assert_allclose(found[True], found[False], atol=1e-4)
 
 
-def test_resolver_waits_for_the_future_and_counts_the_past():
-    tree = TfTree(cache_ns=10)
-    delivered = []
-    resolver = StampResolver(lambda stamp: tree.lookup('odom', 'base', stamp)[0],
-                             lambda stamp, pose: delivered.append((stamp, pose[0, 3])))
-    resolver.add(100)  # no TF yet: unknown frames wait
-    assert resolver.pending == 1 and not delivered
-    tree.set_transform('odom', 'base', 100, (1, 0, 0), UNIT)
-    tree.set_transform('odom', 'base', 120, (3, 0, 0), UNIT)
-    resolver.add(110)
-    assert delivered == [(100, 1.0), (110, 2.0)] and resolver.pending == 0
-    resolver.add(130)  # beyond the newest sample: waits
-    assert resolver.pending == 1
-    tree.set_transform('odom', 'base', 140, (5, 0, 0), UNIT)
-    resolver.add(105)  # older than the cache kept (10 ns behind 140): never resolves
-    assert delivered[-1] == (130, 4.0) and resolver.pending == 0
-    assert resolver.counts == {'odometry_samples': 3, 'odometry_unresolved': 1}
-
-
-def test_resolver_bounds_the_pending_stamps():
-    tree = TfTree()
-    tree.set_transform('odom', 'base', 1, (0, 0, 0), UNIT)
-    resolver = StampResolver(lambda stamp: tree.lookup('odom', 'base', stamp)[0],
-                             lambda stamp, pose: None)
-    for stamp in range(10, 10 + PENDING_STAMPS + 3):
-        resolver.add(stamp)
-    assert resolver.pending == PENDING_STAMPS
-    assert resolver.counts['odometry_unresolved'] == 3
+def test_stamp_lookup_gives_the_pose_or_the_failure_kind(bags):
+    """The form the node's pending-stamp rule takes (runtime/scale/tf_stamps.py)."""
+    with BagReader(bags[True]) as reader:
+        tf = BagTf(reader)
+        samples = odometry_samples(reader, METRIC_TOPICS['tf'], ODOM_FRAME, BASE_FRAME)
+    lookup = tf.stamp_lookup(ODOM_FRAME, BASE_FRAME)
+    assert lookup(samples[0][0]) == (None, 'unknown_frame')  # no /tf fed yet
+    tf.advance(samples[1][0])
+    pose, kind = lookup(samples[1][0])
+    assert kind == ''
+    np.testing.assert_allclose(pose, samples[1][1], rtol=0, atol=1e-9)
+    assert lookup(samples[2][0]) == (None, 'future')
+    assert tf.stamp_lookup('map', BASE_FRAME)(samples[1][0]) == (None, 'unknown_frame')
 
 
 def test_rig_extrinsics_resolve_chains_from_tf_static_and_tf(tmp_path):

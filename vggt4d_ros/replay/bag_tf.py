@@ -10,19 +10,16 @@ against the real tf2), and lookups walk chains (``odom -> base_footprint -> base
 * :class:`BagTf`: the static transforms are all in the tree from the start (``/tf_static`` is
   latched: a node gets them on subscribing); the dynamic ones are fed in stamp order up to a
   stamp by :meth:`BagTf.advance`, as they would have reached the node by then.
-* :class:`StampResolver`: image stamps waiting for ``odom -> base_link``, resolved oldest
-  first by the rule of the node's ``ros/scale_inputs.py``: a stamp TF has not reached yet
-  waits (at most ``PENDING_STAMPS``; one pushed out counts as unresolved), one older than the
-  tree's cache never resolves (counted), and an unknown or unconnected frame waits too.
+* :meth:`BagTf.stamp_lookup`: ``target <- source`` at a stamp in the form the node's rule
+  for image stamps waiting on TF takes (``runtime/scale/tf_stamps.py``): the replay's
+  odometry scale resolves its image stamps with the same rule, against this tree.
 
 Parsing stays here (the bag's deserialised messages); the tree takes plain transforms.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections import deque
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -35,8 +32,6 @@ from vggt4d_ros.runtime.tf_tree import TransformException
 #: The TF topics of a bag (tf2's fixed names).
 TF_TOPIC = '/tf'
 TF_STATIC_TOPIC = '/tf_static'
-#: Image stamps waiting for their odometry in TF (the node's ``PENDING_STAMPS``).
-PENDING_STAMPS = 64
 
 #: One transform: (stamp ns, parent, child, translation [3], quaternion xyzw [4]).
 _Transform = tuple[int, str, str, tuple[float, ...], tuple[float, ...]]
@@ -109,51 +104,18 @@ class BagTf:
         except TransformException:
             return None
 
+    def stamp_lookup(self, target: str, source: str
+                     ) -> Callable[[int], tuple[np.ndarray | None, str]]:
+        """``target <- source`` at a stamp as ``runtime.scale.tf_stamps.StampLookup``.
 
-class StampResolver:
-    """Image stamps waiting for a TF pose (see the module docstring).
-
-    Args:
-        lookup: pose [4,4] at a stamp; raises TransformException (e.g. :meth:`BagTf.lookup`).
-        deliver: called with (stamp, pose) for each resolved stamp, oldest first.
-
-    """
-
-    def __init__(self, lookup: Callable[[int], np.ndarray],
-                 deliver: Callable[[int, np.ndarray], Any]) -> None:
-        self._lookup = lookup
-        self._deliver = deliver
-        self._pending: deque[int] = deque()
-        #: 'odometry_samples' (resolved), 'odometry_unresolved' (never will be)
-        self.counts: Counter = Counter()
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def add(self, stamp_ns: int) -> None:
-        """Queue an image stamp and resolve what can be."""
-        if len(self._pending) == PENDING_STAMPS:
-            self._pending.popleft()
-            self.counts['odometry_unresolved'] += 1
-        self._pending.append(int(stamp_ns))
-        self.resolve()
-
-    def resolve(self) -> None:
-        """Look the pending stamps up, oldest first; stop at one that may still come."""
-        while self._pending:
-            stamp = self._pending[0]
+        (pose [4,4], '') where the tree has it, else (None, the failure kind).
+        """
+        def lookup(stamp_ns: int) -> tuple[np.ndarray | None, str]:
             try:
-                pose = self._lookup(stamp)
+                return self.lookup(target, source, stamp_ns), ''
             except TransformException as error:
-                if failure_kind(error) != 'past':
-                    return
-                self._pending.popleft()
-                self.counts['odometry_unresolved'] += 1
-                continue
-            self._pending.popleft()
-            self.counts['odometry_samples'] += 1
-            self._deliver(stamp, pose)
+                return None, failure_kind(error)
+        return lookup
 
 
-__all__ = ['BagTf', 'PENDING_STAMPS', 'StampResolver', 'TF_STATIC_TOPIC', 'TF_TOPIC']
+__all__ = ['BagTf', 'TF_STATIC_TOPIC', 'TF_TOPIC']

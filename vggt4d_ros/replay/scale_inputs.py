@@ -79,7 +79,7 @@ def read_odometry(reader: BagReader, topic: str, parent: str = 'odom',
 
 def read_static_transform(reader: BagReader, parent: str, child: str,
                           topic: str = TF_STATIC_TOPIC) -> np.ndarray | None:
-    """Return ``parent -> child`` [4,4] from the static transforms on ``topic`` (None if not there).
+    """Return ``parent -> child`` [4,4] from the static transforms on ``topic`` (None: absent).
 
     A chain of static links resolves (the node's TF tree, latest time).
     """

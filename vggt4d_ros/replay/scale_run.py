@@ -34,7 +34,6 @@ from vggt4d_ros.geometry.rigid import pose_from_translation_quaternion
 from vggt4d_ros.replay import messages as m
 from vggt4d_ros.replay.bag import BagReader
 from vggt4d_ros.replay.bag_tf import BagTf
-from vggt4d_ros.replay.bag_tf import StampResolver
 from vggt4d_ros.replay.bag_tf import TF_TOPIC
 from vggt4d_ros.replay.errors import ReplayError
 from vggt4d_ros.replay.metrics import local_scale
@@ -42,6 +41,7 @@ from vggt4d_ros.replay.metrics import TrajectoryMetrics
 from vggt4d_ros.replay.scale_inputs import odometry_samples
 from vggt4d_ros.replay.scale_inputs import read_depth_images
 from vggt4d_ros.runtime.scale.runtime import MetricScale
+from vggt4d_ros.runtime.scale.tf_stamps import PendingStamps
 from vggt4d_ros.runtime.sink import EngineOutput
 
 #: Odometry samples this far after an image stamp are available when its window runs.
@@ -83,7 +83,7 @@ class BagScaleFeed:
         self._next_depth = self._next_odometry = 0
         self._params = params
         self._extrinsic_set = False
-        self._resolver: StampResolver | None = None
+        self._resolver: PendingStamps | None = None
         self.topic = ''
         source = metric.config.source if metric is not None else 'none'
         tf_topic = TF_TOPIC
@@ -101,16 +101,18 @@ class BagScaleFeed:
                         reader, self.topic, '', '', match_odometry_frames=False)
                 else:
                     tf_topic = self.topic
-                    self._resolver = StampResolver(self._odometry_lookup, metric.add_odometry)
         except Exception as error:  # noqa: B902 - BagError or a missing topic, say which
             raise ReplayError(f'--scale-source {source}: {error}') from error
         # The node's one TF buffer: /tf_static and the TF topic, chains resolved.
         self.tf = BagTf(reader, tf_topic) if metric is not None else None
+        if source == 'odometry' and tf_topic == self.topic:
+            # The node's rule for image stamps waiting on TF, also before each estimate.
+            self._resolver = PendingStamps(
+                self.tf.stamp_lookup(str(params.get('odom_frame', 'odom')),
+                                     str(params.get('base_frame', 'base_link'))),
+                metric.add_odometry)
+            metric.before_estimate = self._resolver.resolve
         self._slop_ns = int(metric.config.sync_slop_s * 1e9) if metric is not None else 0
-
-    def _odometry_lookup(self, stamp_ns: int) -> np.ndarray:
-        return self.tf.lookup(str(self._params.get('odom_frame', 'odom')),
-                              str(self._params.get('base_frame', 'base_link')), stamp_ns)
 
     @property
     def tf_counts(self) -> dict[str, int]:

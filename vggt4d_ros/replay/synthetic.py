@@ -458,7 +458,7 @@ def link_from_optical() -> np.ndarray:
 
 
 def _mount_transforms(stamp: int, chained: bool) -> list[Any]:
-    """The static TF of the camera mount (and base_footprint -> base_link when chained)."""
+    """Return the static TF of the camera mount (and base_footprint -> base_link if chained)."""
     if not chained:
         return [m.transform_stamped_msg(base_from_camera(), stamp, BASE_FRAME, CAMERA_FRAME)]
     base_from_link = base_from_camera() @ np.linalg.inv(link_from_optical())

@@ -19,10 +19,11 @@ once per window):
   looked up in the node's one TF buffer (``ros/tf_buffer.py``: tf2_ros, or the pip-only
   fallback that behaves the same): chains such as odom -> base_footprint -> base_link
   resolve and tf2 interpolates at the stamp. A stamp TF has not reached yet stays pending
-  and is tried again at the next image and before the window's estimate (at most
-  ``PENDING_STAMPS``; one TF will never have, or one pushed out, counts as
-  ``scale.odometry_unresolved``); the samples at image stamps go to the facade's buffer
-  (jump detection), where a frame without one is the source's counted ``no_tf`` outcome.
+  and is tried again at the next image and before the window's estimate (the replay tool's
+  rule too: ``runtime/scale/tf_stamps.py``, at most ``PENDING_STAMPS``; one TF will never
+  have, or one pushed out, counts as ``scale.odometry_unresolved``); the samples at image
+  stamps go to the facade's buffer (jump detection), where a frame without one is the
+  source's counted ``no_tf`` outcome.
 * the extrinsic ``base_frame -> camera`` (odometry and camera_height): ``base_to_camera``
   (``extrinsic_source=parameter``) or one lookup (latest) in the node's TF buffer
   (``extrinsic_source=tf``; a chain base_link -> camera_link -> camera_optical_frame
@@ -33,8 +34,6 @@ once per window):
 from __future__ import annotations
 
 from collections import Counter
-from collections import deque
-import threading
 from typing import Any
 
 import numpy as np
@@ -51,6 +50,7 @@ from vggt4d_ros.runtime.scale.config import ScaleConfig
 from vggt4d_ros.runtime.scale.depth import DEPTH_UNITS_M
 from vggt4d_ros.runtime.scale.depth import DepthImage
 from vggt4d_ros.runtime.scale.runtime import MetricScale
+from vggt4d_ros.runtime.scale.tf_stamps import PendingStamps
 
 try:
     import message_filters
@@ -60,9 +60,6 @@ try:
     from tf2_msgs.msg import TFMessage
 except ImportError:  # pragma: no cover - depends on the machine
     TFMessage = None
-
-#: Image stamps waiting for their odometry in TF (several windows' worth).
-PENDING_STAMPS = 64
 
 
 def check_scale_parameters(params: NodeParams, scale: ScaleConfig) -> None:
@@ -157,8 +154,7 @@ class ScaleInputs:
         self._extrinsic_tf = self._source in ('odometry', 'camera_height') \
             and params.extrinsic_source == 'tf'
         #: image stamps whose odom -> base_link TF has not come yet, oldest first
-        self._pending: deque[int] = deque()
-        self._pending_lock = threading.Lock()
+        self._pending = PendingStamps(self._lookup_odometry, metric.add_odometry, self.counts)
         self._tf = tf
         if self._odometry_tf or self._extrinsic_tf:
             if tf is None:
@@ -209,12 +205,7 @@ class ScaleInputs:
         if self._extrinsic_tf and not self._extrinsic_frame:
             self._take_extrinsic(self._params.camera_frame or header.frame_id)
         if self._odometry_tf:
-            with self._pending_lock:
-                if len(self._pending) == PENDING_STAMPS:
-                    self._pending.popleft()
-                    self.counts['odometry_unresolved'] += 1
-                self._pending.append(stamp_to_ns(header.stamp))
-            self.resolve_odometry()
+            self._pending.add(stamp_to_ns(header.stamp))
 
     def _decode(self, msg: Image) -> DepthImage:
         self.counts['depth_received'] += 1
@@ -246,23 +237,16 @@ class ScaleInputs:
         Runs on the executor (image callback) and the worker (before a window's estimate).
         A stamp beyond the newest TF waits (TF lags the images); one older than TF's cache
         never resolves and is counted; a missing or unconnected frame waits too (TF may
-        still come), bounded by ``PENDING_STAMPS``.
+        still come), bounded by ``PENDING_STAMPS`` (``runtime/scale/tf_stamps.py``).
         """
-        params = self._params
-        with self._pending_lock:
-            while self._pending:
-                stamp = self._pending[0]
-                try:
-                    pose = self._tf.lookup(params.odom_frame, params.base_frame, stamp)
-                except TfLookupError as error:
-                    if error.kind != 'past':
-                        break
-                    self._pending.popleft()
-                    self.counts['odometry_unresolved'] += 1
-                    continue
-                self._pending.popleft()
-                self.counts['odometry_samples'] += 1
-                self._metric.add_odometry(stamp, pose)
+        self._pending.resolve()
+
+    def _lookup_odometry(self, stamp_ns: int) -> tuple[np.ndarray | None, str]:
+        try:
+            return self._tf.lookup(self._params.odom_frame, self._params.base_frame,
+                                   stamp_ns), ''
+        except TfLookupError as error:
+            return None, error.kind
 
     def _take_extrinsic(self, camera_frame: str) -> None:
         try:

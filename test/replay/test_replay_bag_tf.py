@@ -18,6 +18,7 @@ from vggt4d_ros.replay.bag import BagReader
 from vggt4d_ros.replay.bag import BagWriter
 from vggt4d_ros.replay.bag_tf import BagTf
 from vggt4d_ros.replay.rig_runner import _bag_extrinsics
+from vggt4d_ros.replay.scale_run import BagScaleFeed
 from vggt4d_ros.replay.scale_inputs import odometry_samples
 from vggt4d_ros.replay.scale_inputs import read_static_transform
 from vggt4d_ros.replay.synthetic import BASE_FRAME
@@ -28,6 +29,8 @@ from vggt4d_ros.replay.synthetic import ODOM_FRAME
 from vggt4d_ros.replay.synthetic import SceneConfig
 from vggt4d_ros.replay.synthetic import SensorConfig
 from vggt4d_ros.replay.synthetic import write_synthetic_bag
+from vggt4d_ros.runtime.scale.config import ScaleConfig
+from vggt4d_ros.runtime.scale.runtime import MetricScale
 
 CONFIG = SceneConfig(num_frames=6, width=48, height=36, supersample=1)
 UNIT = (0.0, 0.0, 0.0, 1.0)
@@ -139,3 +142,27 @@ def test_rig_extrinsics_resolve_chains_from_tf_static_and_tf(tmp_path):
 def _transform(parent: str, child: str, stamp: int, translation, rotation):
     pose = pose_from_translation_quaternion(list(translation), list(rotation))
     return m.transform_stamped_msg(pose, stamp, parent, child)
+
+
+def test_scale_feed_waits_for_a_mount_with_a_dynamic_link(tmp_path):
+    """As the node: the extrinsic is looked up again at each image until TF has it."""
+    second = 10**9
+    with BagWriter(tmp_path / 'pan', 'mcap') as bag:
+        bag.write('/tf_static', m.TF_MESSAGE, m.tf_message([
+            _transform('camera_link', 'optical', 0, (0.0, 0.0, 0.1), UNIT)]), 0)
+        bag.write('/tf', m.TF_MESSAGE, m.tf_message([  # the pan unit, first seen at 2 s
+            _transform('base_link', 'camera_link', 2 * second, (0.0, 0.0, 1.2), UNIT)]),
+            2 * second)
+    metric = MetricScale(ScaleConfig(source='camera_height'))
+    with BagReader(tmp_path / 'pan') as reader:
+        feed = BagScaleFeed(reader, metric, {})
+    feed.before_image(second, 'optical')  # TF fed up to 1.5 s: no link yet
+    assert feed.extrinsic_from == 'none' and metric._base_from_camera is None
+    feed.before_image(2 * second, 'optical')
+    assert feed.extrinsic_from == 'tf base_link -> optical'
+    np.testing.assert_allclose(metric._base_from_camera[:3, 3], [0.0, 0.0, 1.3], atol=1e-12)
+    with BagReader(tmp_path / 'pan') as reader:  # a parameter is taken when TF has nothing
+        feed = BagScaleFeed(reader, MetricScale(ScaleConfig(source='camera_height')),
+                            {'base_to_camera': [0.0, 0.0, 0.9, 0.0, 0.0, 0.0, 1.0]})
+    feed.before_image(second, 'optical')
+    assert feed.extrinsic_from == 'parameter base_to_camera'

@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                              'base_link) or nav_msgs/Odometry (default /tf)')
     parser.add_argument('--camera-height', type=float, default=None,
                         help='camera height above the floor in metres for --scale-source '
-                             'camera_height (default: base_link -> camera on /tf_static)')
+                             'camera_height (default: base_link -> camera from the bag TF, '
+                             'chains resolved)')
     parser.add_argument('--perception', action=argparse.BooleanOptionalAction, default=None,
                         help='planner outputs (dynamic cloud, grids, tracks) into the output '
                              'bag, tracking metrics (default: perception.enabled of the '

@@ -146,8 +146,11 @@ class BagScaleFeed:
             self._resolver.add(stamp_ns)
 
     def _set_extrinsic(self, frame_id: str) -> None:
-        """base_link -> camera from TF (latest), else the parameter file's base_to_camera."""
-        self._extrinsic_set = True
+        """base_link -> camera from TF (latest), else the parameter file's base_to_camera.
+
+        While neither is there it is tried again at the next image, as the node waits for
+        TF (a mount with a dynamic link, e.g. a pan unit, may come after the first image).
+        """
         base = str(self._params.get('base_frame', 'base_link'))
         camera = str(self._params.get('camera_frame') or frame_id)
         extrinsic = self.tf.find(base, camera, 0)
@@ -159,6 +162,7 @@ class BagScaleFeed:
         if extrinsic is None:
             self.extrinsic_from = 'none'
             return
+        self._extrinsic_set = True
         self.metric.set_base_from_camera(extrinsic)
 
 

@@ -35,7 +35,6 @@ from rclpy.qos import QoSProfile
 
 from vggt4d_ros.ros.conversions import pose_from_transform
 from vggt4d_ros.ros.conversions import stamp_to_ns
-from vggt4d_ros.runtime.tf_tree import FAILURE_KINDS
 from vggt4d_ros.runtime.tf_tree import failure_kind
 from vggt4d_ros.runtime.tf_tree import TfTree
 
@@ -52,7 +51,7 @@ TF_STATIC_QOS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCA
 
 
 class TfLookupError(Exception):
-    """A failed TF lookup; ``kind`` is one of :data:`FAILURE_KINDS`."""
+    """A failed TF lookup; ``kind`` is one of ``runtime.tf_tree.FAILURE_KINDS``."""
 
     def __init__(self, kind: str, text: str) -> None:
         super().__init__(text)
@@ -189,5 +188,4 @@ class NodeTf:
         return values
 
 
-__all__ = ['FAILURE_KINDS', 'failure_kind', 'NodeTf', 'TF_QOS', 'TF_STATIC_QOS',
-           'TfLookupError']
+__all__ = ['NodeTf', 'TF_QOS', 'TF_STATIC_QOS', 'TfLookupError']

@@ -13,6 +13,10 @@ One call processes one window of S frames end to end on the pipeline's device:
 
 Outputs follow the release: depth, confidence and intrinsics from pass 1, poses from pass 2.
 
+Only the refinement's second half needs pass 2's poses: with ``overlap_streams`` on CUDA,
+pass 1's heads and the refinement's first half (``prepare``, ``cluster``) run on a second
+stream next to the cues, the coarse stage and pass 2 (:mod:`motion.streams`).
+
 A window may hold several synchronised cameras (:class:`motion.rig.RigLayout`, T steps x N
 views, step-major): VGGT runs on all views together, the cue window compares each view with
 itself at other steps, the coarse clustering and threshold are joint over the rig, and pass 2
@@ -63,11 +67,14 @@ from vggt4d_ros.motion.refine import finish_refinement
 from vggt4d_ros.motion.refine import RefineConfig
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.motion.rig import RigLayout
+from vggt4d_ros.motion.streams import SideStream
 
 STAGES = ('preprocess', 'pass1', 'heads1', 'cues', 'coarse', 'pass2', 'prepare', 'cluster',
           'refine')
 RELEASE_DEPTH = 24
 CLUSTER_GRAPHS = 12
+#: ``torch.compile`` modes whose code replays CUDA graphs (cudagraph trees).
+CUDAGRAPH_COMPILE_MODES = ('reduce-overhead', 'max-autotune')
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,12 @@ class PipelineConfig:
             'reuse them for the frames a sliding window shares with it (same stamp, same image '
             'array): with stride 4 of 8, half of the embedding work. The embedding is per frame,'
             ' so the features are the same up to GEMM rounding.'})
+    overlap_streams: bool = field(default=False, metadata={
+        'description':
+            "on CUDA, queue pass 1's heads and the refinement's pose-free half (candidates, 3D "
+            'clusters) on a second CUDA stream, concurrent with the cues, the coarse stage and '
+            'pass 2 (``motion.streams``): same kernels, same results, in another order. Off '
+            'with ``profile`` and for a long window (``chunk_frames``), which run serially.'})
 
 
 def layers_for_depth(layers: CueLayers, depth: int) -> CueLayers:
@@ -195,7 +208,12 @@ def token_mask(masks: torch.Tensor, patch: int = 14, threshold: float = 0.5) -> 
 
 
 class _StageTimer:
-    """Per-stage timings: CUDA events (one wait at the end) or synchronised wall clock."""
+    """Per-stage timings: CUDA events (one wait at the end) or synchronised wall clock.
+
+    A stage run on the side stream (``PipelineConfig.overlap_streams``) records its events on
+    that stream: its time is its own span there, overlapping the main stream's stages, so the
+    stage times then add up to more than the total.
+    """
 
     def __init__(self, device: torch.device, profile: bool) -> None:
         self.use_events = device.type == 'cuda' and not profile
@@ -203,9 +221,13 @@ class _StageTimer:
         self.device = device
         self.events: dict[str, tuple[torch.cuda.Event, torch.cuda.Event]] = {}
         self.seconds: dict[str, float] = {}
+        self.side_stages: list[str] = []
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str, side: bool = False) -> Iterator[None]:
+        """Time the block as stage ``name``; ``side``: it queues on the side stream."""
+        if side:
+            self.side_stages.append(name)
         # Named range for torch.profiler (costs nothing when no profiler is running).
         with torch.profiler.record_function(f'stage:{name}'):
             yield from self._stage(name)
@@ -214,7 +236,7 @@ class _StageTimer:
         if self.use_events:
             start, stop = (torch.cuda.Event(enable_timing=True),
                            torch.cuda.Event(enable_timing=True))
-            start.record()
+            start.record()  # on the current stream: the side stream inside SideStream.run
             yield
             stop.record()
             self.events[name] = (start, stop)
@@ -230,18 +252,25 @@ class _StageTimer:
     def finish(self) -> dict[str, float]:
         """Seconds per stage, and 'total': the first start to the last stop (GPU timeline).
 
-        With events the total also holds the device's idle gaps between stages.
+        With events the total also holds the device's idle gaps between stages. When stages
+        ran on the side stream, 'side' is that stream's span (first side start to last side
+        stop, its waits for the main stream included).
         """
         if not self.events:
             timings = dict(self.seconds)
             timings['total'] = sum(timings.values())
             return timings
         spans = list(self.events.values())
-        spans[-1][1].synchronize()  # one stream: every earlier event has completed too
+        # The last stage ('refine') is queued on the main stream after it joined the side
+        # stream: once it has completed, every earlier event of both streams has too.
+        spans[-1][1].synchronize()
         for name, (start, stop) in self.events.items():
             self.seconds[name] = start.elapsed_time(stop) / 1000.0
         timings = dict(self.seconds)
         timings['total'] = spans[0][0].elapsed_time(spans[-1][1]) / 1000.0
+        side = [self.events[name] for name in self.side_stages if name in self.events]
+        if side:
+            timings['side'] = side[0][0].elapsed_time(side[-1][1]) / 1000.0
         return timings
 
 
@@ -353,6 +382,7 @@ class VGGT4DPipeline:
         self._frame_cache_plan: ResizeCrop | None = None
         self.reused_frames = 0
         self.oom_retries = 0
+        self._side_stream: torch.cuda.Stream | None = None  # made on first use
 
     def _seed_draws(self, km: KMeansConfig, batch: int) -> torch.Tensor:
         """k-means++ draws on the device, made once per (k, batch, seed)."""
@@ -367,6 +397,31 @@ class VGGT4DPipeline:
     def is_long_window(self, frames: int) -> bool:
         """Whether a window of ``frames`` frames runs chunked (``PipelineConfig.chunk_frames``)."""
         return self.config.chunk_frames is not None and frames > self.config.chunk_frames
+
+    def side_stages(self, frames: int) -> tuple[str, ...]:
+        """Stages a window of ``frames`` frames queues on the side stream (() = all serial).
+
+        ``PipelineConfig.overlap_streams`` on CUDA, neither ``profile`` (which times the stages
+        one by one) nor a long window (whose token and head buffers would stay allocated next
+        to pass 2's). The heads stay on the main stream when they are compiled with CUDA
+        graphs (``compile_mode`` 'reduce-overhead' or 'max-autotune'): cudagraph trees hand
+        out outputs in a memory pool that their next replay reuses, tracked for one stream.
+        """
+        config = self.config
+        if not (config.overlap_streams and self.device.type == 'cuda') or config.profile \
+                or self.is_long_window(frames):
+            return ()
+        graphed_heads = config.compile_model and config.compile_mode in CUDAGRAPH_COMPILE_MODES
+        stages = () if graphed_heads else ('heads1',)
+        return stages + (('prepare', 'cluster') if config.refine_enabled else ())
+
+    def _streams(self, frames: int) -> SideStream:
+        """The window's stream pair; no side stream when nothing overlaps."""
+        if not self.side_stages(frames):
+            return SideStream(None)
+        if self._side_stream is None:
+            self._side_stream = torch.cuda.Stream(self.device)
+        return SideStream(self._side_stream)
 
     def _coarse(self, saliency: torch.Tensor, features: torch.Tensor,
                 image_hw: tuple[int, int], graphs: bool = True) -> CoarseResult:
@@ -469,6 +524,10 @@ class VGGT4DPipeline:
 
     def release_memory(self) -> None:
         """Drop recorded CUDA graphs and return cached blocks to the device."""
+        if self.device.type == 'cuda':
+            # Nothing queued on either stream (a failed window's side work) still uses a
+            # graph or a block dropped here.
+            torch.cuda.synchronize(self.device)
         self._coarse_graph.clear()
         self._cluster_graph.clear()
         self._frame_cache = {}
@@ -568,9 +627,16 @@ class VGGT4DPipeline:
         # passes, and each graph's memory pool would stay allocated) and chunks its frames.
         graphs = not self.is_long_window(images.shape[0])
         chunk = self.config.chunk_frames
+        lanes = self._streams(images.shape[0])
+        on_side = set(self.side_stages(images.shape[0]))
         with timer.stage('pass1'):
             first = self._aggregate_one(images, frame_features)
-        with timer.stage('heads1'):
+        if 'heads1' in on_side:
+            lanes.follow_main()  # the heads read pass 1's layer tokens
+            # The tokens are dropped below while the heads may still read them on the side
+            # stream; the images stay alive, but a failed window frees them early.
+            lanes.to_side(first.tokens, images)
+        with lanes.run('heads1' in on_side), timer.stage('heads1', 'heads1' in on_side):
             heads = self._heads_one(first, images)
         first.tokens = []  # the layer outputs only feed the heads (~140 MB for 8 frames)
         with timer.stage('cues'):
@@ -583,18 +649,37 @@ class VGGT4DPipeline:
             # Frames without a usable cue get no mask even if clusters shared with other
             # frames carry saliency.
             coarse_mask = coarse.masks & cue_ok.view(-1, 1, 1)
-        with timer.stage('pass2'):
-            extrinsics = self._pass_two(images, coarse_mask, first.patch_features)
         refine = self.refine_config
-        plan = None
-        if self.config.refine_enabled:
-            # The pose-free half: outliers and 3D clusters in camera coordinates.
-            with timer.stage('prepare'):
+        found = None
+        if 'prepare' in on_side:
+            # Queued before pass 2: it needs the coarse mask and the heads (earlier on the
+            # side stream, or on the main stream before the coarse mask), and it never reads
+            # back to the host, so the host goes on to queue pass 2 at once.
+            lanes.follow_main()
+            # Made on the main stream, read on the side stream: held until the side is done.
+            lanes.to_side(coarse_mask, heads)
+            with lanes.run(), timer.stage('prepare', side=True):
                 found = find_candidates(heads.depth, coarse_mask, heads.intrinsics, refine,
                                         self.knn_search)
-            with timer.stage('cluster'):
+        with timer.stage('pass2'):
+            extrinsics = self._pass_two(images, coarse_mask, first.patch_features)
+        plan = None
+        if self.config.refine_enabled:
+            # The pose-free half: outliers and 3D clusters in camera coordinates. Serially
+            # after pass 2; overlapped, its host read (the candidate count) comes after every
+            # launch of pass 2, so the host never waits while the device could run pass 2.
+            if found is None:
+                with timer.stage('prepare'):
+                    found = find_candidates(heads.depth, coarse_mask, heads.intrinsics,
+                                            refine, self.knn_search)
+            with lanes.run('cluster' in on_side), timer.stage('cluster', 'cluster' in on_side):
                 plan = cluster_candidates(found, images, refine,
                                           functools.partial(self._cluster, graphs=graphs), chunk)
+            del found
+        # Made on the side stream, read by the refinement and by the caller (the result) on
+        # the main stream: a later side-stream allocation must not reuse them before that.
+        lanes.to_main(heads, plan)
+        lanes.join()  # only the refinement needs pass 2's poses and the side's work
         with timer.stage('refine'):
             if plan is not None:
                 cam_to_world = cam_to_world_from_extrinsics(extrinsics)

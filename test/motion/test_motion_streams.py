@@ -1,0 +1,161 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Two-stream windows (``PipelineConfig.overlap_streams``): same results, other launch order."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import pytest
+import torch
+
+from vggt4d_ros.model.config import VGGTConfig
+from vggt4d_ros.model.vggt import VGGT
+from vggt4d_ros.motion.pipeline import PipelineConfig
+from vggt4d_ros.motion.pipeline import VGGT4DPipeline
+from vggt4d_ros.motion.prepare import prepare_model
+from vggt4d_ros.motion.refine import RefinePlan
+from vggt4d_ros.motion.streams import SideStream
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+FIELDS = ('depth', 'depth_conf', 'intrinsics', 'extrinsics', 'saliency', 'coarse_masks',
+          'refined_masks')
+SERIAL_ORDER = ['pass1', 'heads1', 'cues', 'coarse', 'pass2', 'prepare', 'cluster', 'refine']
+
+
+def _images(frames: int, seed: int) -> torch.Tensor:
+    return torch.rand(frames, 3, 56, 70, generator=torch.Generator().manual_seed(seed))
+
+
+def _assert_same(serial, overlapped) -> None:
+    for name in FIELDS:
+        assert torch.equal(getattr(serial, name), getattr(overlapped, name)), name
+
+
+def test_the_option_is_a_no_op_on_the_cpu(model, monkeypatch):
+    images = _images(5, 2)
+    serial = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
+
+    def no_streams(*args, **kwargs):
+        raise AssertionError('stream code ran on the CPU')
+
+    # Any stream or event made, or any tensor handed across streams, fails the test.
+    monkeypatch.setattr(torch.cuda, 'Stream', no_streams)
+    monkeypatch.setattr(torch.cuda, 'Event', no_streams)
+    monkeypatch.setattr(torch.Tensor, 'record_stream', no_streams)
+    pipe = VGGT4DPipeline(model, PipelineConfig(overlap_streams=True))
+    overlapped = pipe.run_tensor(images, list(range(5)))
+    assert serial.coarse_masks.any()
+    _assert_same(serial, overlapped)
+    assert pipe.side_stages(5) == () and pipe._side_stream is None
+    assert list(overlapped.timings)[:len(SERIAL_ORDER)] == SERIAL_ORDER
+    assert 'side' not in overlapped.timings
+
+
+class _Recorder(SideStream):
+    """A SideStream without a device that logs what the window asks of it."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.log: list[tuple] = []
+
+    @property
+    def active(self) -> bool:
+        return True
+
+    def follow_main(self) -> None:
+        self.log.append(('follow_main',))
+
+    def join(self) -> None:
+        self.log.append(('join',))
+
+    def run(self, on_side: bool = True) -> contextlib.AbstractContextManager:
+        self.log.append(('run', on_side))
+        return super().run(on_side)
+
+    def to_side(self, *items: object) -> None:
+        self.log.append(('to_side',) + tuple(type(item).__name__ for item in items))
+
+    def to_main(self, *items: object) -> None:
+        self.log.append(('to_main',) + tuple(type(item).__name__ for item in items))
+
+
+def test_overlapped_flow_queues_prepare_before_pass_two_and_joins_before_refine(
+        model, monkeypatch):
+    """The two-stream order and hand-overs, run on the CPU's one stream: same results."""
+    images = _images(5, 2)
+    serial = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
+    recorder = _Recorder()
+    monkeypatch.setattr(VGGT4DPipeline, 'side_stages',
+                        lambda self, frames: ('heads1', 'prepare', 'cluster'))
+    monkeypatch.setattr(VGGT4DPipeline, '_streams', lambda self, frames: recorder)
+    overlapped = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
+    _assert_same(serial, overlapped)
+    # Issue order on the host: prepare (no host read) before pass 2, cluster (one host
+    # read) after every launch of pass 2, the refinement after the join.
+    assert list(overlapped.timings)[:len(SERIAL_ORDER)] == [
+        'pass1', 'heads1', 'cues', 'coarse', 'prepare', 'pass2', 'cluster', 'refine']
+    assert recorder.log == [
+        ('follow_main',), ('to_side', 'list', 'Tensor'), ('run', True),  # heads on pass 1
+        ('follow_main',), ('to_side', 'Tensor', '_HeadsOne'), ('run', True),  # prepare
+        ('run', True),  # cluster
+        ('to_main', '_HeadsOne', RefinePlan.__name__), ('join',)]
+
+
+def test_side_stages_follow_the_settings(model):
+    pipe = VGGT4DPipeline(model, PipelineConfig(overlap_streams=True, chunk_frames=8))
+    assert pipe.side_stages(8) == ()  # CPU
+    pipe.device = torch.device('cuda')  # the decision only: nothing runs here
+    assert pipe.side_stages(8) == ('heads1', 'prepare', 'cluster')
+    assert pipe.side_stages(9) == ()  # a long window runs serially
+    cases = {(('profile', True),): (),
+             (('overlap_streams', False),): (),
+             (('refine_enabled', False),): ('heads1',),
+             (('compile_model', True), ('compile_mode', 'reduce-overhead')): ('prepare',
+                                                                              'cluster'),
+             (('compile_model', True), ('compile_mode', 'max-autotune-no-cudagraphs')): (
+                 'heads1', 'prepare', 'cluster')}
+    for changes, expected in cases.items():
+        pipe.config = dataclasses.replace(pipe.config, **dict(changes))
+        assert pipe.side_stages(8) == expected, changes
+        pipe.config = PipelineConfig(overlap_streams=True, chunk_frames=8)
+
+
+def test_side_stream_without_a_stream_does_nothing():
+    lanes = SideStream(None)
+    assert not lanes.active
+    lanes.follow_main()
+    lanes.join()
+    lanes.to_side(torch.zeros(2), [torch.ones(1), None], {'a': torch.ones(1)})
+    lanes.to_main(None)
+    with lanes.run():
+        value = torch.ones(2) + 1
+    assert torch.equal(value, torch.full((2,), 2.0))
+
+
+@CUDA
+@pytest.mark.parametrize('refine_enabled', [True, False])
+def test_overlapped_window_is_bit_identical_to_the_serial_window(refine_enabled):
+    torch.manual_seed(0)
+    net = VGGT(VGGTConfig.tiny()).eval()
+    with torch.no_grad():  # every block matters (as the motion fixture)
+        for name, param in net.aggregator.named_parameters():
+            if name.endswith('gamma') or name in ('camera_token', 'register_token'):
+                param.copy_(torch.randn_like(param) * 0.5)
+    results = {}
+    for overlap in (False, True):
+        config = PipelineConfig(overlap_streams=overlap, refine_enabled=refine_enabled)
+        pipe = VGGT4DPipeline(prepare_model(net, config, 'cuda'), config, device='cuda')
+        expected = ('heads1', 'prepare', 'cluster') if refine_enabled else ('heads1',)
+        assert pipe.side_stages(6) == (expected if overlap else ())
+        # Twice: the refinement's k-means graph is recorded, then replayed (on the side
+        # stream when overlapped), and a second window reuses the side stream.
+        runs = [pipe.run_tensor(_images(6, seed), list(range(6))) for seed in (1, 1, 3)]
+        torch.cuda.synchronize()
+        results[overlap] = runs
+        assert ('side' in runs[-1].timings) == overlap
+        assert all(runs[-1].timings[name] >= 0 for name in expected)
+    for serial, overlapped in zip(results[False], results[True]):
+        _assert_same(serial, overlapped)
+    assert results[True][0].coarse_masks.any() and not results[True][0].coarse_masks.all()

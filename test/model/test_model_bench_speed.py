@@ -68,3 +68,14 @@ def test_pipeline_tool_builds_the_fast_model():
     args = bench_pipeline.parse_args(TINY + ['--precision', 'fast'])
     pipe = bench_pipeline.build_pipeline(args)
     assert any(isinstance(m, Fp8Linear) for m in pipe.model.modules())
+
+
+def test_pipeline_tool_times_serial_and_overlapped_windows(capsys):
+    bench_pipeline.main(TINY + ['--frames', '2', '--overlap-streams', 'both'])
+    out = capsys.readouterr().out
+    assert 'overlap_streams=both' in out
+    rows = [line for line in out.splitlines() if line.startswith('| 2 ')]
+    assert len(rows) == 2 and rows[1].startswith('| 2 overlap |')
+    # The CPU runs both serially (nothing marked), and the two results are compared.
+    assert '*' not in ''.join(rows)
+    assert '2: overlapped result identical to the serial one' in out

@@ -18,6 +18,8 @@ from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.refine import RefinePlan
 from vggt4d_ros.motion.streams import SideStream
 
+from test_motion_stage_ops import _OpLog
+
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 FIELDS = ('depth', 'depth_conf', 'intrinsics', 'extrinsics', 'saliency', 'coarse_masks',
           'refined_masks')
@@ -81,24 +83,36 @@ class _Recorder(SideStream):
         self.log.append(('to_main',) + tuple(type(item).__name__ for item in items))
 
 
-def test_overlapped_flow_queues_prepare_before_pass_two_and_joins_before_refine(
-        model, monkeypatch):
+ALL_ON_SIDE = ('heads1', 'prepare', 'cluster')
+HEADS_ON_MAIN = ('prepare', 'cluster')  # heads compiled with CUDA graphs
+
+
+@pytest.mark.parametrize('stages', [ALL_ON_SIDE, HEADS_ON_MAIN])
+def test_overlapped_flow_queues_the_side_work_around_pass_two(model, monkeypatch, stages):
     """The two-stream order and hand-overs, run on the CPU's one stream: same results."""
     images = _images(5, 2)
     serial = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
     recorder = _Recorder()
-    monkeypatch.setattr(VGGT4DPipeline, 'side_stages',
-                        lambda self, frames: ('heads1', 'prepare', 'cluster'))
+    monkeypatch.setattr(VGGT4DPipeline, 'side_stages', lambda self, frames: stages)
     monkeypatch.setattr(VGGT4DPipeline, '_streams', lambda self, frames: recorder)
-    overlapped = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
+    log = _OpLog()
+    with log:
+        overlapped = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
     _assert_same(serial, overlapped)
-    # Issue order on the host: prepare (no host read) before pass 2, cluster (one host
-    # read) after every launch of pass 2, the refinement after the join.
+    # Issue order on the host: the outlier removal right after the heads (it needs nothing
+    # else), the clusters (one host read) after every launch of pass 2, the refinement after
+    # the join.
     assert list(overlapped.timings)[:len(SERIAL_ORDER)] == [
-        'pass1', 'heads1', 'cues', 'coarse', 'prepare', 'pass2', 'cluster', 'refine']
-    assert recorder.log == [
-        ('follow_main',), ('to_side', 'list', 'Tensor'), ('run', True),  # heads on pass 1
-        ('follow_main',), ('to_side', 'Tensor', '_HeadsOne'), ('run', True),  # prepare
+        'pass1', 'heads1', 'prepare', 'cues', 'coarse', 'pass2', 'cluster', 'refine']
+    # Queued before the main stream's cues and pass 2: no host read may block the host.
+    assert log.reads('heads1') == 0 and log.reads('prepare') == 0
+    assert log.reads('cluster') == 1
+    heads = ([('follow_main',), ('to_side', 'list', 'Tensor'), ('run', True)]
+             if 'heads1' in stages else
+             [('run', False), ('follow_main',), ('to_side', '_HeadsOne')])
+    assert recorder.log == heads + [
+        ('run', True),  # prepare: the outlier removal
+        ('follow_main',), ('to_side', 'Tensor'),  # the coarse mask, before pass 2
         ('run', True),  # cluster
         ('to_main', '_HeadsOne', RefinePlan.__name__), ('join',)]
 

@@ -14,7 +14,8 @@ One call processes one window of S frames end to end on the pipeline's device:
 Outputs follow the release: depth, confidence and intrinsics from pass 1, poses from pass 2.
 
 Only the refinement's second half needs pass 2's poses: with ``overlap_streams`` on CUDA,
-pass 1's heads and the refinement's first half (``prepare``, ``cluster``) run on a second
+pass 1's heads and the refinement's first half (``prepare``: the outlier removal, right after
+the heads; ``cluster``: the coarse-mask candidates and their 3D clusters) run on a second
 stream next to the cues, the coarse stage and pass 2 (:mod:`motion.streams`).
 
 A window may hold several synchronised cameras (:class:`motion.rig.RigLayout`, T steps x N
@@ -63,7 +64,9 @@ from vggt4d_ros.motion.refine import candidate_kmeans
 from vggt4d_ros.motion.refine import cluster_candidates
 from vggt4d_ros.motion.refine import CompiledKnn
 from vggt4d_ros.motion.refine import find_candidates
+from vggt4d_ros.motion.refine import find_inliers
 from vggt4d_ros.motion.refine import finish_refinement
+from vggt4d_ros.motion.refine import keep_coarse
 from vggt4d_ros.motion.refine import RefineConfig
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.motion.rig import RigLayout
@@ -168,10 +171,11 @@ class PipelineConfig:
             ' so the features are the same up to GEMM rounding.'})
     overlap_streams: bool = field(default=False, metadata={
         'description':
-            "on CUDA, queue pass 1's heads and the refinement's pose-free half (candidates, 3D "
-            'clusters) on a second CUDA stream, concurrent with the cues, the coarse stage and '
-            'pass 2 (``motion.streams``): same kernels, same results, in another order. Off '
-            'with ``profile`` and for a long window (``chunk_frames``), which run serially.'})
+            "on CUDA, queue pass 1's heads and the refinement's pose-free half (outlier removal,"
+            ' candidates, 3D clusters) on a second CUDA stream, concurrent with the cues, the '
+            'coarse stage and pass 2 (``motion.streams``): same kernels, same results, in '
+            'another order; the stage times of the two streams then overlap. Off with '
+            '``profile`` and for a long window (``chunk_frames``), which run serially.'})
 
 
 def layers_for_depth(layers: CueLayers, depth: int) -> CueLayers:
@@ -416,7 +420,7 @@ class VGGT4DPipeline:
         return stages + (('prepare', 'cluster') if config.refine_enabled else ())
 
     def _streams(self, frames: int) -> SideStream:
-        """The window's stream pair; no side stream when nothing overlaps."""
+        """Return the window's stream pair (no side stream when nothing overlaps)."""
         if not self.side_stages(frames):
             return SideStream(None)
         if self._side_stream is None:
@@ -629,6 +633,7 @@ class VGGT4DPipeline:
         chunk = self.config.chunk_frames
         lanes = self._streams(images.shape[0])
         on_side = set(self.side_stages(images.shape[0]))
+        refine = self.refine_config
         with timer.stage('pass1'):
             first = self._aggregate_one(images, frame_features)
         if 'heads1' in on_side:
@@ -638,6 +643,15 @@ class VGGT4DPipeline:
             lanes.to_side(first.tokens, images)
         with lanes.run('heads1' in on_side), timer.stage('heads1', 'heads1' in on_side):
             heads = self._heads_one(first, images)
+        kept = None
+        if 'prepare' in on_side:
+            # The outlier removal needs the heads only: queued now, it runs next to the cues
+            # and the coarse stage (launch-bound, the device half idle). No host read.
+            if 'heads1' not in on_side:
+                lanes.follow_main()
+                lanes.to_side(heads)  # made on the main stream, read on the side stream
+            with lanes.run(), timer.stage('prepare', side=True):
+                kept = find_inliers(heads.depth, heads.intrinsics, refine, self.knn_search)
         first.tokens = []  # the layer outputs only feed the heads (~140 MB for 8 frames)
         with timer.stage('cues'):
             cues = compute_cues(first.q, first.k, grid_hw, self.cue_config, layout)
@@ -649,35 +663,31 @@ class VGGT4DPipeline:
             # Frames without a usable cue get no mask even if clusters shared with other
             # frames carry saliency.
             coarse_mask = coarse.masks & cue_ok.view(-1, 1, 1)
-        refine = self.refine_config
-        found = None
-        if 'prepare' in on_side:
-            # Queued before pass 2: it needs the coarse mask and the heads (earlier on the
-            # side stream, or on the main stream before the coarse mask), and it never reads
-            # back to the host, so the host goes on to queue pass 2 at once.
+        if 'cluster' in on_side:
+            # The side stream's wait for the coarse mask is queued before pass 2 (an event
+            # recorded after pass 2 would hold the side work back until pass 2 ends).
             lanes.follow_main()
-            # Made on the main stream, read on the side stream: held until the side is done.
-            lanes.to_side(coarse_mask, heads)
-            with lanes.run(), timer.stage('prepare', side=True):
-                found = find_candidates(heads.depth, coarse_mask, heads.intrinsics, refine,
-                                        self.knn_search)
+            lanes.to_side(coarse_mask)  # made on the main stream, read on the side stream
         with timer.stage('pass2'):
             extrinsics = self._pass_two(images, coarse_mask, first.patch_features)
         plan = None
         if self.config.refine_enabled:
             # The pose-free half: outliers and 3D clusters in camera coordinates. Serially
-            # after pass 2; overlapped, its host read (the candidate count) comes after every
-            # launch of pass 2, so the host never waits while the device could run pass 2.
-            if found is None:
+            # after pass 2. Overlapped, the cluster stage comes after every launch of pass 2:
+            # its host read (the candidate count) waits for the side stream only, and the
+            # device runs pass 2 meanwhile.
+            if kept is None:
                 with timer.stage('prepare'):
                     found = find_candidates(heads.depth, coarse_mask, heads.intrinsics,
                                             refine, self.knn_search)
             with lanes.run('cluster' in on_side), timer.stage('cluster', 'cluster' in on_side):
+                if kept is not None:
+                    found = keep_coarse(kept, coarse_mask)
                 plan = cluster_candidates(found, images, refine,
                                           functools.partial(self._cluster, graphs=graphs), chunk)
-            del found
+            del found, kept
         # Made on the side stream, read by the refinement and by the caller (the result) on
-        # the main stream: a later side-stream allocation must not reuse them before that.
+        # the main stream: no later side-stream allocation may reuse them before that.
         lanes.to_main(heads, plan)
         lanes.join()  # only the refinement needs pass 2's poses and the side's work
         with timer.stage('refine'):

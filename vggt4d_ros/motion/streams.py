@@ -2,11 +2,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """A second CUDA stream for the window's pose-free side work (``PipelineConfig.overlap_streams``).
 
-Pass 1's heads and the refinement's pose-free half (candidates, 3D clusters) do not depend on
-the cues, the coarse-mask clustering or pass 2, except for the coarse mask itself. Queued on a
-second stream they can run on the device while the main stream runs those (pass 2 is ~38 ms
-of GEMMs and attention; the side work is ~15 ms of small and medium kernels, much of it
-launch- or latency-bound).
+Pass 1's heads and the refinement's pose-free half (candidates, 3D clusters) depend on
+neither the cues nor pass 2, and only the candidates' last step reads the coarse mask. Queued
+on a second stream they run on the device next to the main stream's work: the heads and the
+outlier removal right after pass 1, next to the cues and the coarse stage (a CUDA graph of
+thousands of tiny kernels that leaves most of the device idle); the coarse-mask restriction
+and the 3D clusters next to pass 2 (~38 ms of GEMMs and attention on an H200). The pipeline
+(``VGGT4DPipeline._window``) orders the launches so that the side's one host read (the
+candidate count) comes after every launch of pass 2.
 
 Ordering is by events only: the side stream waits for an event the main stream records
 (:meth:`SideStream.follow_main`), the main stream waits for the side's last work

@@ -204,8 +204,8 @@ def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace
     return row, result
 
 
-def identical_fields(serial: WindowResult, overlapped: WindowResult) -> list[str]:
-    """The :data:`COMPARED` fields in which two windows' results differ (empty: identical)."""
+def differing_fields(serial: WindowResult, overlapped: WindowResult) -> list[str]:
+    """Return the :data:`COMPARED` fields two windows' results differ in (empty: identical)."""
     return [name for name in COMPARED
             if not torch.equal(getattr(serial, name), getattr(overlapped, name))]
 
@@ -302,7 +302,7 @@ def bench_layouts(pipe: VGGT4DPipeline, args: argparse.Namespace) -> tuple[
             rows[label], results[overlap] = bench_one(pipe, layout, args)
             marks[label] = pipe.side_stages(layout.num_frames)
         if len(results) == 2 and None not in results.values():
-            differ = identical_fields(results[False], results[True])
+            differ = differing_fields(results[False], results[True])
             checks.append(f'{_label(layout)}: overlapped result '
                           + (f"DIFFERS in {', '.join(differ)}" if differ
                              else 'identical to the serial one'))

@@ -112,7 +112,7 @@ def test_overlapped_flow_queues_the_side_work_around_pass_two(model, monkeypatch
              [('run', False), ('follow_main',), ('to_side', '_HeadsOne')])
     assert recorder.log == heads + [
         ('run', True),  # prepare: the outlier removal
-        ('follow_main',), ('to_side', 'Tensor'),  # the coarse mask, before pass 2
+        ('follow_main',), ('to_side', 'Tensor', 'Tensor'),  # coarse mask, images: before pass 2
         ('run', True),  # cluster
         ('to_main', '_HeadsOne', RefinePlan.__name__), ('join',)]
 

@@ -61,6 +61,7 @@ from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.kmeans import KMeansSteps
 from vggt4d_ros.motion.kmeans import seed_uniforms
 from vggt4d_ros.motion.refine import candidate_kmeans
+from vggt4d_ros.motion.refine import Candidates
 from vggt4d_ros.motion.refine import cluster_candidates
 from vggt4d_ros.motion.refine import CompiledKnn
 from vggt4d_ros.motion.refine import find_candidates
@@ -68,6 +69,7 @@ from vggt4d_ros.motion.refine import find_inliers
 from vggt4d_ros.motion.refine import finish_refinement
 from vggt4d_ros.motion.refine import keep_coarse
 from vggt4d_ros.motion.refine import RefineConfig
+from vggt4d_ros.motion.refine import RefinePlan
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.motion.rig import RigLayout
 from vggt4d_ros.motion.streams import SideStream
@@ -633,25 +635,9 @@ class VGGT4DPipeline:
         chunk = self.config.chunk_frames
         lanes = self._streams(images.shape[0])
         on_side = set(self.side_stages(images.shape[0]))
-        refine = self.refine_config
         with timer.stage('pass1'):
             first = self._aggregate_one(images, frame_features)
-        if 'heads1' in on_side:
-            lanes.follow_main()  # the heads read pass 1's layer tokens
-            # The tokens are dropped below while the heads may still read them on the side
-            # stream; the images stay alive, but a failed window frees them early.
-            lanes.to_side(first.tokens, images)
-        with lanes.run('heads1' in on_side), timer.stage('heads1', 'heads1' in on_side):
-            heads = self._heads_one(first, images)
-        kept = None
-        if 'prepare' in on_side:
-            # The outlier removal needs the heads only: queued now, it runs next to the cues
-            # and the coarse stage (launch-bound, the device half idle). No host read.
-            if 'heads1' not in on_side:
-                lanes.follow_main()
-                lanes.to_side(heads)  # made on the main stream, read on the side stream
-            with lanes.run(), timer.stage('prepare', side=True):
-                kept = find_inliers(heads.depth, heads.intrinsics, refine, self.knn_search)
+        heads, kept = self._heads_and_inliers(first, images, lanes, on_side, timer)
         first.tokens = []  # the layer outputs only feed the heads (~140 MB for 8 frames)
         with timer.stage('cues'):
             cues = compute_cues(first.q, first.k, grid_hw, self.cue_config, layout)
@@ -667,25 +653,14 @@ class VGGT4DPipeline:
             # The side stream's wait for the coarse mask is queued before pass 2 (an event
             # recorded after pass 2 would hold the side work back until pass 2 ends).
             lanes.follow_main()
-            lanes.to_side(coarse_mask)  # made on the main stream, read on the side stream
+            lanes.to_side(coarse_mask, images)  # made on the main stream, read on the side
         with timer.stage('pass2'):
             extrinsics = self._pass_two(images, coarse_mask, first.patch_features)
         plan = None
         if self.config.refine_enabled:
-            # The pose-free half: outliers and 3D clusters in camera coordinates. Serially
-            # after pass 2. Overlapped, the cluster stage comes after every launch of pass 2:
-            # its host read (the candidate count) waits for the side stream only, and the
-            # device runs pass 2 meanwhile.
-            if kept is None:
-                with timer.stage('prepare'):
-                    found = find_candidates(heads.depth, coarse_mask, heads.intrinsics,
-                                            refine, self.knn_search)
-            with lanes.run('cluster' in on_side), timer.stage('cluster', 'cluster' in on_side):
-                if kept is not None:
-                    found = keep_coarse(kept, coarse_mask)
-                plan = cluster_candidates(found, images, refine,
-                                          functools.partial(self._cluster, graphs=graphs), chunk)
-            del found, kept
+            plan = self._refine_plan(images, heads, coarse_mask, kept, lanes,
+                                     'cluster' in on_side, timer, graphs)
+        del kept
         # Made on the side stream, read by the refinement and by the caller (the result) on
         # the main stream: no later side-stream allocation may reuse them before that.
         lanes.to_main(heads, plan)
@@ -696,7 +671,7 @@ class VGGT4DPipeline:
                 # Other steps only: another camera at the same instant is no motion evidence.
                 pairs = None if layout.num_views == 1 else layout.temporal_pairs(images.device)
                 refined = finish_refinement(plan, images, heads.depth, coarse_mask, cam_to_world,
-                                            heads.intrinsics, refine, chunk,
+                                            heads.intrinsics, self.refine_config, chunk,
                                             pairs).masks
             else:
                 refined = coarse_mask.clone()
@@ -706,6 +681,58 @@ class VGGT4DPipeline:
             saliency=saliency, coarse_masks=coarse_mask, refined_masks=refined,
             transform=transform, timings={}, layout=layout)
         return result, first.patch_features
+
+    def _heads_and_inliers(self, first: _Aggregated, images: torch.Tensor,
+                           lanes: SideStream, on_side: set[str], timer: _StageTimer
+                           ) -> tuple[_HeadsOne, Candidates | None]:
+        """Pass 1's heads; with ``prepare`` on the side stream, also its outlier removal.
+
+        Returns:
+            the heads' outputs, and the inliers (:func:`motion.refine.find_inliers`) when the
+            outlier removal was queued here (None: it runs serially after pass 2).
+
+        """
+        heads_on_side = 'heads1' in on_side
+        if heads_on_side:
+            lanes.follow_main()  # the heads read pass 1's layer tokens
+            # The caller drops the tokens while the heads may still read them on the side
+            # stream; the images stay alive, but a failed window frees them early.
+            lanes.to_side(first.tokens, images)
+        with lanes.run(heads_on_side), timer.stage('heads1', heads_on_side):
+            heads = self._heads_one(first, images)
+        if 'prepare' not in on_side:
+            return heads, None
+        # The outlier removal needs the heads only: queued now, it runs next to the cues and
+        # the coarse stage (launch-bound, the device mostly idle). No host read.
+        if not heads_on_side:
+            lanes.follow_main()
+            lanes.to_side(heads)  # made on the main stream, read on the side stream
+        with lanes.run(), timer.stage('prepare', side=True):
+            kept = find_inliers(heads.depth, heads.intrinsics, self.refine_config,
+                                self.knn_search)
+        return heads, kept
+
+    def _refine_plan(self, images: torch.Tensor, heads: _HeadsOne, coarse_mask: torch.Tensor,
+                     kept: Candidates | None, lanes: SideStream, on_side: bool,
+                     timer: _StageTimer, graphs: bool) -> RefinePlan:
+        """Run the refinement's pose-free half: candidates and their 3D clusters (camera frame).
+
+        Serially (``kept`` None) after pass 2: outlier removal and candidates, then clusters.
+        Overlapped, the outlier removal ran on the side stream already (``kept``), and the
+        caller queues this after every launch of pass 2: the cluster stage's host read (the
+        candidate count) waits for the side stream only, while the device runs pass 2.
+        """
+        refine = self.refine_config
+        if kept is None:
+            with timer.stage('prepare'):
+                found = find_candidates(heads.depth, coarse_mask, heads.intrinsics, refine,
+                                        self.knn_search)
+        with lanes.run(on_side), timer.stage('cluster', on_side):
+            if kept is not None:
+                found = keep_coarse(kept, coarse_mask)
+            return cluster_candidates(found, images, refine,
+                                      functools.partial(self._cluster, graphs=graphs),
+                                      self.config.chunk_frames)
 
     def _patch_features(self, images: torch.Tensor,
                         known: Sequence[torch.Tensor | None] | None) -> torch.Tensor:

@@ -32,7 +32,9 @@ With ``--overlap-streams on|both`` the stages the pipeline queues on its side st
 with ``*`` (``VGGT4DPipeline.side_stages``): their times overlap the main stream's cues, coarse
 and pass 2, so the stage columns add up to more than ``total``, which stays the window's span
 on the device; the ``side`` column is the side stream's span. ``both`` times every window
-serially and overlapped with the same model and checks that the two results are identical.
+serially and overlapped with the same model and checks that the two results are identical
+(and that two serial runs are). ``--main-priority default high`` adds an overlapped row with
+the window on a high-priority stream (its side stream then yields to it).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ dataclasses_replace = dataclasses.replace
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
 COLUMNS = ('pass1', 'heads1', 'cues', 'coarse', 'pass2', 'prepare', 'cluster', 'refine',
            'total')
-OVERLAP_SETTINGS = {'off': (False,), 'on': (True,), 'both': (False, True)}
+OVERLAP_SETTINGS = ('off', 'on', 'both')
 #: WindowResult fields the serial and the overlapped window must give bit for bit.
 COMPARED = ('depth', 'depth_conf', 'intrinsics', 'extrinsics', 'saliency', 'coarse_masks',
             'refined_masks')
@@ -120,11 +122,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              'print the kernel time and launch count of every stage')
     parser.add_argument('--profile-top', type=int, default=12,
                         help='kernels listed per stage with --torch-profile')
-    parser.add_argument('--overlap-streams', choices=tuple(OVERLAP_SETTINGS), default='off',
+    parser.add_argument('--overlap-streams', choices=OVERLAP_SETTINGS, default='off',
                         help="PipelineConfig.overlap_streams: 'on' queues the heads and the "
                              "refinement's pose-free half on a second CUDA stream; 'both' "
                              'times each window serially, then overlapped (one model) and '
                              'checks the results are identical')
+    parser.add_argument('--main-priority', nargs='+', choices=('default', 'high'),
+                        default=['default'],
+                        help='overlapped rows: run each window on the current stream '
+                             "('default') and/or on a new high-priority stream ('high'), so "
+                             'that the main stream outranks the side stream (one row each)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -156,14 +163,37 @@ def build_pipeline(args: argparse.Namespace) -> VGGT4DPipeline:
                                  compile_model=args.compile, compile_mode=args.compile_mode,
                                  attention=args.attention, precision=args.precision,
                                  fp8_scaling=args.fp8_scaling,
-                                 overlap_streams=OVERLAP_SETTINGS[args.overlap_streams][0])
+                                 overlap_streams=args.overlap_streams == 'on')
     model = prepare_model(model, pipe_config, device)
     return VGGT4DPipeline(model, pipe_config, device=device, dtype=dtype)
 
 
-def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace
-              ) -> tuple[dict[str, float], WindowResult | None]:
-    """Median stage times of ``layout``'s windows, and the last timed window's result."""
+@contextlib.contextmanager
+def window_stream(priority: str, device: torch.device) -> Iterator[None]:
+    """Run the block on a new high-priority CUDA stream ('high') or the current one.
+
+    The pipeline's main stream is the caller's current stream: with 'high' the window's
+    critical path (pass 1, cues, coarse, pass 2, refine) outranks its side stream when both
+    have blocks waiting for the device.
+    """
+    if priority == 'default' or device.type != 'cuda':
+        yield
+        return
+    outer = torch.cuda.current_stream(device)
+    stream = torch.cuda.Stream(device, priority=-1)  # lower number = higher priority
+    stream.wait_stream(outer)  # the images were made on the outer stream
+    with torch.cuda.stream(stream):
+        yield
+    outer.wait_stream(stream)
+
+
+def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace,
+              priority: str = 'default'
+              ) -> tuple[dict[str, float], list[WindowResult]]:
+    """Median stage times of ``layout``'s windows, and the first and last timed results.
+
+    ``priority``: the main stream's, as :func:`window_stream`.
+    """
     device = pipe.device
     frames = layout.num_frames
     gen = torch.Generator().manual_seed(args.seed)
@@ -172,7 +202,8 @@ def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace
     first_runs = []
     for _ in range(args.warmup):
         begin = time.perf_counter()
-        pipe.run_tensor(images, stamps, layout=layout)
+        with window_stream(priority, device):
+            pipe.run_tensor(images, stamps, layout=layout)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         first_runs.append(time.perf_counter() - begin)
@@ -180,11 +211,14 @@ def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     runs: list[dict[str, float]] = []
-    result = None
+    results: list[WindowResult] = []
     coarse_fraction = coarse_max = 0.0
     for _ in range(args.repeats):
         begin = time.perf_counter()
-        result = pipe.run_tensor(images, stamps, layout=layout)
+        with window_stream(priority, device):
+            result = pipe.run_tensor(images, stamps, layout=layout)
+        results[1:] = []  # keep the first and the last
+        results.append(result)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         timings = dict(result.timings)
@@ -201,7 +235,7 @@ def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace
     row['coarse_max'] = coarse_max
     # Warm-up cost: the first window of this size (compilation, graph recording).
     row['first'] = first_runs[0] if first_runs else float('nan')
-    return row, result
+    return row, results
 
 
 def differing_fields(serial: WindowResult, overlapped: WindowResult) -> list[str]:
@@ -275,38 +309,59 @@ def layouts(frames: Sequence[int], views: Sequence[int]) -> list[RigLayout]:
     return [RigLayout.for_frames(count, num_views) for count in frames for num_views in views]
 
 
-def _label(layout: RigLayout, overlap: bool = False) -> str:
-    """'8' for one camera, '2x4' (views x steps) for a rig; ' overlap' for two streams."""
+def _label(layout: RigLayout, overlap: bool = False, priority: str = 'default') -> str:
+    """'8' for one camera, '2x4' (views x steps) for a rig; ' overlap' for two streams.
+
+    ' hi' when the window ran on a high-priority main stream.
+    """
     label = (str(layout.num_frames) if layout.num_views == 1
              else f'{layout.num_views}x{layout.num_steps}')
-    return label + (' overlap' if overlap else '')
+    return label + (' overlap' if overlap else '') + (' hi' if priority == 'high' else '')
+
+
+def variants(args: argparse.Namespace) -> list[tuple[bool, str]]:
+    """(overlap_streams, main-stream priority) of every row of a layout, serial first."""
+    overlapped = [(True, priority) for priority in args.main_priority]
+    return {'off': [(False, 'default')], 'on': overlapped,
+            'both': [(False, 'default')] + overlapped}[args.overlap_streams]
 
 
 def bench_layouts(pipe: VGGT4DPipeline, args: argparse.Namespace) -> tuple[
         dict[str, dict[str, float]], dict[str, tuple[str, ...]], list[str]]:
-    """Time every layout in each ``--overlap-streams`` setting.
+    """Time every layout in each ``--overlap-streams`` / ``--main-priority`` setting.
 
     Returns:
-        rows by label, the side-stream stages by label, and with ``both`` one line per
-        layout saying whether the overlapped result equals the serial one.
+        rows by label, the side-stream stages by label, and result checks: whether the
+        serial windows repeat bit for bit, and whether each overlapped window's result
+        equals the serial one (with ``both``).
 
     """
     rows: dict[str, dict[str, float]] = {}
     marks: dict[str, tuple[str, ...]] = {}
     checks: list[str] = []
     for layout in layouts(args.frames, args.views):
-        results = {}
-        for overlap in OVERLAP_SETTINGS[args.overlap_streams]:
+        serial = None
+        for overlap, priority in variants(args):
             pipe.config = dataclasses_replace(pipe.config, overlap_streams=overlap)
-            label = _label(layout, overlap)
-            rows[label], results[overlap] = bench_one(pipe, layout, args)
+            label = _label(layout, overlap, priority)
+            rows[label], results = bench_one(pipe, layout, args, priority)
             marks[label] = pipe.side_stages(layout.num_frames)
-        if len(results) == 2 and None not in results.values():
-            differ = differing_fields(results[False], results[True])
-            checks.append(f'{_label(layout)}: overlapped result '
-                          + (f"DIFFERS in {', '.join(differ)}" if differ
-                             else 'identical to the serial one'))
+            if not results:
+                continue
+            if not overlap:
+                serial = results[-1]
+                if len(results) == 2:
+                    checks.append(_check(f'{label}: serial runs', 'repeat bit for bit',
+                                         differing_fields(results[0], results[1])))
+            elif serial is not None:
+                checks.append(_check(f'{label}: overlapped result',
+                                     'identical to the serial one',
+                                     differing_fields(serial, results[-1])))
     return rows, marks, checks
+
+
+def _check(subject: str, same: str, differ: list[str]) -> str:
+    return f"{subject} {same}" if not differ else f"{subject} DIFFER in {', '.join(differ)}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -157,19 +157,29 @@ def test_overlapped_window_is_bit_identical_to_the_serial_window(refine_enabled)
         for name, param in net.aggregator.named_parameters():
             if name.endswith('gamma') or name in ('camera_token', 'register_token'):
                 param.copy_(torch.randn_like(param) * 0.5)
-    results = {}
-    for overlap in (False, True):
-        config = PipelineConfig(overlap_streams=overlap, refine_enabled=refine_enabled)
-        pipe = VGGT4DPipeline(prepare_model(net, config, 'cuda'), config, device='cuda')
-        expected = ('heads1', 'prepare', 'cluster') if refine_enabled else ('heads1',)
-        assert pipe.side_stages(6) == (expected if overlap else ())
-        # Twice: the refinement's k-means graph is recorded, then replayed (on the side
-        # stream when overlapped), and a second window reuses the side stream.
+    config = PipelineConfig(refine_enabled=refine_enabled)
+    net = prepare_model(net, config, 'cuda')
+    expected = ('heads1', 'prepare', 'cluster') if refine_enabled else ('heads1',)
+
+    def windows(pipe: VGGT4DPipeline) -> list:
+        # The same window twice (the refinement's k-means graph recorded, then replayed),
+        # then another one; the side stream is reused from window to window.
         runs = [pipe.run_tensor(_images(6, seed), list(range(6))) for seed in (1, 1, 3)]
         torch.cuda.synchronize()
-        results[overlap] = runs
-        assert ('side' in runs[-1].timings) == overlap
-        assert all(runs[-1].timings[name] >= 0 for name in expected)
-    for serial, overlapped in zip(results[False], results[True]):
-        _assert_same(serial, overlapped)
-    assert results[True][0].coarse_masks.any() and not results[True][0].coarse_masks.all()
+        return runs
+
+    shared = VGGT4DPipeline(net, config, device='cuda')
+    assert shared.side_stages(6) == ()
+    serial = windows(shared)
+    assert 'side' not in serial[-1].timings
+    # The same pipeline overlapped: graphs recorded on the main stream replay on the side.
+    shared.config = dataclasses.replace(config, overlap_streams=True)
+    fresh = VGGT4DPipeline(net, shared.config, device='cuda')  # graphs recorded on the side
+    for pipe in (shared, fresh):
+        assert pipe.side_stages(6) == expected
+        overlapped = windows(pipe)
+        assert 'side' in overlapped[-1].timings
+        assert all(overlapped[-1].timings[name] >= 0 for name in expected)
+        for one, other in zip(serial, overlapped):
+            _assert_same(one, other)
+    assert serial[0].coarse_masks.any() and not serial[0].coarse_masks.all()

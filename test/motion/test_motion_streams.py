@@ -16,6 +16,7 @@ from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
 from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.refine import RefinePlan
+from vggt4d_ros.motion.rig import RigLayout
 from vggt4d_ros.motion.streams import SideStream
 
 from test_motion_stage_ops import _OpLog
@@ -149,8 +150,8 @@ def test_side_stream_without_a_stream_does_nothing():
 
 
 @CUDA
-@pytest.mark.parametrize('refine_enabled', [True, False])
-def test_overlapped_window_is_bit_identical_to_the_serial_window(refine_enabled):
+@pytest.mark.parametrize('refine_enabled, views', [(True, 1), (False, 1), (True, 2)])
+def test_overlapped_window_is_bit_identical_to_the_serial_window(refine_enabled, views):
     torch.manual_seed(0)
     net = VGGT(VGGTConfig.tiny()).eval()
     with torch.no_grad():  # every block matters (as the motion fixture)
@@ -164,7 +165,9 @@ def test_overlapped_window_is_bit_identical_to_the_serial_window(refine_enabled)
     def windows(pipe: VGGT4DPipeline) -> list:
         # The same window twice (the refinement's k-means graph recorded, then replayed),
         # then another one; the side stream is reused from window to window.
-        runs = [pipe.run_tensor(_images(6, seed), list(range(6))) for seed in (1, 1, 3)]
+        layout = RigLayout.for_frames(6, views)
+        runs = [pipe.run_tensor(_images(6, seed), layout.step_of_frame, layout=layout)
+                for seed in (1, 1, 3)]
         torch.cuda.synchronize()
         return runs
 

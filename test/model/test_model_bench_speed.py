@@ -68,3 +68,27 @@ def test_pipeline_tool_builds_the_fast_model():
     args = bench_pipeline.parse_args(TINY + ['--precision', 'fast'])
     pipe = bench_pipeline.build_pipeline(args)
     assert any(isinstance(m, Fp8Linear) for m in pipe.model.modules())
+
+
+def test_pipeline_tool_times_serial_and_overlapped_windows(capsys):
+    bench_pipeline.main(TINY + ['--frames', '2', '--repeats', '2', '--overlap-streams', 'both',
+                                '--main-priority', 'default', 'high'])
+    out = capsys.readouterr().out
+    assert 'overlap_streams=both' in out
+    rows = [line.split(' |')[0] for line in out.splitlines() if line.startswith('| 2')]
+    assert rows == ['| 2', '| 2 overlap', '| 2 overlap hi']
+    # The CPU runs every row serially (no stage marked); the results are compared.
+    assert '*' not in out.split('| window |')[1].split('\n\n')[0]
+    assert '2: serial runs repeat bit for bit' in out
+    assert '2 overlap: overlapped result identical to the serial one' in out
+    assert '2 overlap hi: overlapped result identical to the serial one' in out
+
+
+def test_pipeline_tool_reports_differing_results():
+    args = bench_pipeline.parse_args(TINY + ['--frames', '2', '--repeats', '2'])
+    pipe = bench_pipeline.build_pipeline(args)
+    layout = bench_pipeline.layouts([2], [1])[0]
+    _, (first, last) = bench_pipeline.bench_one(pipe, layout, args)
+    assert bench_pipeline.differing_fields(first, last) == []
+    last.refined_masks = ~last.refined_masks
+    assert bench_pipeline.differing_fields(first, last) == ['refined_masks']

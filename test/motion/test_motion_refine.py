@@ -15,6 +15,9 @@ from vggt4d_ros.motion.refine.morphology import ellipse_kernel
 from vggt4d_ros.motion.kmeans import kmeans
 from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.refine import close_then_dilate
+from vggt4d_ros.motion.refine import find_candidates
+from vggt4d_ros.motion.refine import find_inliers
+from vggt4d_ros.motion.refine import keep_coarse
 from vggt4d_ros.motion.refine import prepare_refinement
 from vggt4d_ros.motion.refine import refine_masks
 from vggt4d_ros.motion.refine import RefineConfig
@@ -93,6 +96,22 @@ def _rigid_poses(frames: int, seed: int = 3) -> torch.Tensor:
         poses[i, :3, :3] = q
         poses[i, :3, 3] = torch.randn(3, generator=generator) * 3
     return poses
+
+
+def test_inliers_first_then_the_coarse_mask_give_the_candidates():
+    # The pipeline's side stream removes outliers before the coarse mask exists
+    # (find_inliers) and applies the mask later (keep_coarse).
+    depth, _, _, intr, boxes = _scene(3)
+    depth[:, 20, 30] = 40.0  # isolated far points: outliers
+    coarse = _coarse(boxes)
+    kept = find_inliers(depth, intr)
+    assert torch.equal(kept.candidates, kept.inliers.reshape(3, -1))
+    assert not kept.inliers[:, 20, 30].any() and kept.inliers.any()
+    split = keep_coarse(kept, coarse)
+    whole = find_candidates(depth, coarse, intr)
+    assert split.candidates.any() and not torch.equal(split.candidates, kept.candidates)
+    for name in ('valid_depth', 'inliers', 'points', 'candidates'):
+        assert torch.equal(getattr(split, name), getattr(whole, name)), name
 
 
 def test_pose_free_half_equals_outlier_removal_and_clusters_on_world_points():

@@ -13,6 +13,11 @@ One call processes one window of S frames end to end on the pipeline's device:
 
 Outputs follow the release: depth, confidence and intrinsics from pass 1, poses from pass 2.
 
+Only the refinement's second half needs pass 2's poses: with ``overlap_streams`` on CUDA,
+pass 1's heads and the refinement's first half (``prepare``: the outlier removal, right after
+the heads; ``cluster``: the coarse-mask candidates and their 3D clusters) run on a second
+stream next to the cues, the coarse stage and pass 2 (:mod:`motion.streams`).
+
 A window may hold several synchronised cameras (:class:`motion.rig.RigLayout`, T steps x N
 views, step-major): VGGT runs on all views together, the cue window compares each view with
 itself at other steps, the coarse clustering and threshold are joint over the rig, and pass 2
@@ -56,18 +61,25 @@ from vggt4d_ros.motion.kmeans import KMeansConfig
 from vggt4d_ros.motion.kmeans import KMeansSteps
 from vggt4d_ros.motion.kmeans import seed_uniforms
 from vggt4d_ros.motion.refine import candidate_kmeans
+from vggt4d_ros.motion.refine import Candidates
 from vggt4d_ros.motion.refine import cluster_candidates
 from vggt4d_ros.motion.refine import CompiledKnn
 from vggt4d_ros.motion.refine import find_candidates
+from vggt4d_ros.motion.refine import find_inliers
 from vggt4d_ros.motion.refine import finish_refinement
+from vggt4d_ros.motion.refine import keep_coarse
 from vggt4d_ros.motion.refine import RefineConfig
+from vggt4d_ros.motion.refine import RefinePlan
 from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.motion.rig import RigLayout
+from vggt4d_ros.motion.streams import SideStream
 
 STAGES = ('preprocess', 'pass1', 'heads1', 'cues', 'coarse', 'pass2', 'prepare', 'cluster',
           'refine')
 RELEASE_DEPTH = 24
 CLUSTER_GRAPHS = 12
+#: ``torch.compile`` modes whose code replays CUDA graphs (cudagraph trees).
+CUDAGRAPH_COMPILE_MODES = ('reduce-overhead', 'max-autotune')
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,13 @@ class PipelineConfig:
             'reuse them for the frames a sliding window shares with it (same stamp, same image '
             'array): with stride 4 of 8, half of the embedding work. The embedding is per frame,'
             ' so the features are the same up to GEMM rounding.'})
+    overlap_streams: bool = field(default=False, metadata={
+        'description':
+            "on CUDA, queue pass 1's heads and the refinement's pose-free half (outlier removal,"
+            ' candidates, 3D clusters) on a second CUDA stream, concurrent with the cues, the '
+            'coarse stage and pass 2 (``motion.streams``): same kernels, same results, in '
+            'another order; the stage times of the two streams then overlap. Off with '
+            '``profile`` and for a long window (``chunk_frames``), which run serially.'})
 
 
 def layers_for_depth(layers: CueLayers, depth: int) -> CueLayers:
@@ -195,7 +214,12 @@ def token_mask(masks: torch.Tensor, patch: int = 14, threshold: float = 0.5) -> 
 
 
 class _StageTimer:
-    """Per-stage timings: CUDA events (one wait at the end) or synchronised wall clock."""
+    """Per-stage timings: CUDA events (one wait at the end) or synchronised wall clock.
+
+    A stage run on the side stream (``PipelineConfig.overlap_streams``) records its events on
+    that stream: its time is its own span there, overlapping the main stream's stages, so the
+    stage times then add up to more than the total.
+    """
 
     def __init__(self, device: torch.device, profile: bool) -> None:
         self.use_events = device.type == 'cuda' and not profile
@@ -203,9 +227,13 @@ class _StageTimer:
         self.device = device
         self.events: dict[str, tuple[torch.cuda.Event, torch.cuda.Event]] = {}
         self.seconds: dict[str, float] = {}
+        self.side_stages: list[str] = []
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str, side: bool = False) -> Iterator[None]:
+        """Time the block as stage ``name``; ``side``: it queues on the side stream."""
+        if side:
+            self.side_stages.append(name)
         # Named range for torch.profiler (costs nothing when no profiler is running).
         with torch.profiler.record_function(f'stage:{name}'):
             yield from self._stage(name)
@@ -214,7 +242,7 @@ class _StageTimer:
         if self.use_events:
             start, stop = (torch.cuda.Event(enable_timing=True),
                            torch.cuda.Event(enable_timing=True))
-            start.record()
+            start.record()  # on the current stream: the side stream inside SideStream.run
             yield
             stop.record()
             self.events[name] = (start, stop)
@@ -230,18 +258,25 @@ class _StageTimer:
     def finish(self) -> dict[str, float]:
         """Seconds per stage, and 'total': the first start to the last stop (GPU timeline).
 
-        With events the total also holds the device's idle gaps between stages.
+        With events the total also holds the device's idle gaps between stages. When stages
+        ran on the side stream, 'side' is that stream's span (first side start to last side
+        stop, its waits for the main stream included).
         """
         if not self.events:
             timings = dict(self.seconds)
             timings['total'] = sum(timings.values())
             return timings
         spans = list(self.events.values())
-        spans[-1][1].synchronize()  # one stream: every earlier event has completed too
+        # The last stage ('refine') is queued on the main stream after it joined the side
+        # stream: once it has completed, every earlier event of both streams has too.
+        spans[-1][1].synchronize()
         for name, (start, stop) in self.events.items():
             self.seconds[name] = start.elapsed_time(stop) / 1000.0
         timings = dict(self.seconds)
         timings['total'] = spans[0][0].elapsed_time(spans[-1][1]) / 1000.0
+        side = [self.events[name] for name in self.side_stages if name in self.events]
+        if side:
+            timings['side'] = side[0][0].elapsed_time(side[-1][1]) / 1000.0
         return timings
 
 
@@ -353,6 +388,7 @@ class VGGT4DPipeline:
         self._frame_cache_plan: ResizeCrop | None = None
         self.reused_frames = 0
         self.oom_retries = 0
+        self._side_stream: torch.cuda.Stream | None = None  # made on first use
 
     def _seed_draws(self, km: KMeansConfig, batch: int) -> torch.Tensor:
         """k-means++ draws on the device, made once per (k, batch, seed)."""
@@ -367,6 +403,31 @@ class VGGT4DPipeline:
     def is_long_window(self, frames: int) -> bool:
         """Whether a window of ``frames`` frames runs chunked (``PipelineConfig.chunk_frames``)."""
         return self.config.chunk_frames is not None and frames > self.config.chunk_frames
+
+    def side_stages(self, frames: int) -> tuple[str, ...]:
+        """Stages a window of ``frames`` frames queues on the side stream (() = all serial).
+
+        ``PipelineConfig.overlap_streams`` on CUDA, neither ``profile`` (which times the stages
+        one by one) nor a long window (whose token and head buffers would stay allocated next
+        to pass 2's). The heads stay on the main stream when they are compiled with CUDA
+        graphs (``compile_mode`` 'reduce-overhead' or 'max-autotune'): cudagraph trees hand
+        out outputs in a memory pool that their next replay reuses, tracked for one stream.
+        """
+        config = self.config
+        if not (config.overlap_streams and self.device.type == 'cuda') or config.profile \
+                or self.is_long_window(frames):
+            return ()
+        graphed_heads = config.compile_model and config.compile_mode in CUDAGRAPH_COMPILE_MODES
+        stages = () if graphed_heads else ('heads1',)
+        return stages + (('prepare', 'cluster') if config.refine_enabled else ())
+
+    def _streams(self, frames: int) -> SideStream:
+        """Return the window's stream pair (no side stream when nothing overlaps)."""
+        if not self.side_stages(frames):
+            return SideStream(None)
+        if self._side_stream is None:
+            self._side_stream = torch.cuda.Stream(self.device)
+        return SideStream(self._side_stream)
 
     def _coarse(self, saliency: torch.Tensor, features: torch.Tensor,
                 image_hw: tuple[int, int], graphs: bool = True) -> CoarseResult:
@@ -469,6 +530,10 @@ class VGGT4DPipeline:
 
     def release_memory(self) -> None:
         """Drop recorded CUDA graphs and return cached blocks to the device."""
+        if self.device.type == 'cuda':
+            # Nothing queued on either stream (a failed window's side work) still uses a
+            # graph or a block dropped here.
+            torch.cuda.synchronize(self.device)
         self._coarse_graph.clear()
         self._cluster_graph.clear()
         self._frame_cache = {}
@@ -568,10 +633,11 @@ class VGGT4DPipeline:
         # passes, and each graph's memory pool would stay allocated) and chunks its frames.
         graphs = not self.is_long_window(images.shape[0])
         chunk = self.config.chunk_frames
+        lanes = self._streams(images.shape[0])
+        on_side = set(self.side_stages(images.shape[0]))
         with timer.stage('pass1'):
             first = self._aggregate_one(images, frame_features)
-        with timer.stage('heads1'):
-            heads = self._heads_one(first, images)
+        heads, kept = self._heads_and_inliers(first, images, lanes, on_side, timer)
         first.tokens = []  # the layer outputs only feed the heads (~140 MB for 8 frames)
         with timer.stage('cues'):
             cues = compute_cues(first.q, first.k, grid_hw, self.cue_config, layout)
@@ -583,25 +649,29 @@ class VGGT4DPipeline:
             # Frames without a usable cue get no mask even if clusters shared with other
             # frames carry saliency.
             coarse_mask = coarse.masks & cue_ok.view(-1, 1, 1)
+        if 'cluster' in on_side:
+            # The side stream's wait for the coarse mask is queued before pass 2 (an event
+            # recorded after pass 2 would hold the side work back until pass 2 ends).
+            lanes.follow_main()
+            lanes.to_side(coarse_mask, images)  # made on the main stream, read on the side
         with timer.stage('pass2'):
             extrinsics = self._pass_two(images, coarse_mask, first.patch_features)
-        refine = self.refine_config
         plan = None
         if self.config.refine_enabled:
-            # The pose-free half: outliers and 3D clusters in camera coordinates.
-            with timer.stage('prepare'):
-                found = find_candidates(heads.depth, coarse_mask, heads.intrinsics, refine,
-                                        self.knn_search)
-            with timer.stage('cluster'):
-                plan = cluster_candidates(found, images, refine,
-                                          functools.partial(self._cluster, graphs=graphs), chunk)
+            plan = self._refine_plan(images, heads, coarse_mask, kept, lanes,
+                                     'cluster' in on_side, timer, graphs)
+        del kept
+        # Made on the side stream, read by the refinement and by the caller (the result) on
+        # the main stream: no later side-stream allocation may reuse them before that.
+        lanes.to_main(heads, plan)
+        lanes.join()  # only the refinement needs pass 2's poses and the side's work
         with timer.stage('refine'):
             if plan is not None:
                 cam_to_world = cam_to_world_from_extrinsics(extrinsics)
                 # Other steps only: another camera at the same instant is no motion evidence.
                 pairs = None if layout.num_views == 1 else layout.temporal_pairs(images.device)
                 refined = finish_refinement(plan, images, heads.depth, coarse_mask, cam_to_world,
-                                            heads.intrinsics, refine, chunk,
+                                            heads.intrinsics, self.refine_config, chunk,
                                             pairs).masks
             else:
                 refined = coarse_mask.clone()
@@ -611,6 +681,58 @@ class VGGT4DPipeline:
             saliency=saliency, coarse_masks=coarse_mask, refined_masks=refined,
             transform=transform, timings={}, layout=layout)
         return result, first.patch_features
+
+    def _heads_and_inliers(self, first: _Aggregated, images: torch.Tensor,
+                           lanes: SideStream, on_side: set[str], timer: _StageTimer
+                           ) -> tuple[_HeadsOne, Candidates | None]:
+        """Pass 1's heads; with ``prepare`` on the side stream, also its outlier removal.
+
+        Returns:
+            the heads' outputs, and the inliers (:func:`motion.refine.find_inliers`) when the
+            outlier removal was queued here (None: it runs serially after pass 2).
+
+        """
+        heads_on_side = 'heads1' in on_side
+        if heads_on_side:
+            lanes.follow_main()  # the heads read pass 1's layer tokens
+            # The caller drops the tokens while the heads may still read them on the side
+            # stream; the images stay alive, but a failed window frees them early.
+            lanes.to_side(first.tokens, images)
+        with lanes.run(heads_on_side), timer.stage('heads1', heads_on_side):
+            heads = self._heads_one(first, images)
+        if 'prepare' not in on_side:
+            return heads, None
+        # The outlier removal needs the heads only: queued now, it runs next to the cues and
+        # the coarse stage (launch-bound, the device mostly idle). No host read.
+        if not heads_on_side:
+            lanes.follow_main()
+            lanes.to_side(heads)  # made on the main stream, read on the side stream
+        with lanes.run(), timer.stage('prepare', side=True):
+            kept = find_inliers(heads.depth, heads.intrinsics, self.refine_config,
+                                self.knn_search)
+        return heads, kept
+
+    def _refine_plan(self, images: torch.Tensor, heads: _HeadsOne, coarse_mask: torch.Tensor,
+                     kept: Candidates | None, lanes: SideStream, on_side: bool,
+                     timer: _StageTimer, graphs: bool) -> RefinePlan:
+        """Run the refinement's pose-free half: candidates and their 3D clusters (camera frame).
+
+        Serially (``kept`` None) after pass 2: outlier removal and candidates, then clusters.
+        Overlapped, the outlier removal ran on the side stream already (``kept``), and the
+        caller queues this after every launch of pass 2: the cluster stage's host read (the
+        candidate count) waits for the side stream only, while the device runs pass 2.
+        """
+        refine = self.refine_config
+        if kept is None:
+            with timer.stage('prepare'):
+                found = find_candidates(heads.depth, coarse_mask, heads.intrinsics, refine,
+                                        self.knn_search)
+        with lanes.run(on_side), timer.stage('cluster', on_side):
+            if kept is not None:
+                found = keep_coarse(kept, coarse_mask)
+            return cluster_candidates(found, images, refine,
+                                      functools.partial(self._cluster, graphs=graphs),
+                                      self.config.chunk_frames)
 
     def _patch_features(self, images: torch.Tensor,
                         known: Sequence[torch.Tensor | None] | None) -> torch.Tensor:

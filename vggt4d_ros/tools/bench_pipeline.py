@@ -12,6 +12,9 @@ Attention backend and fast mode (issue 17):
     python -m vggt4d_ros.tools.bench_pipeline --frames 8 16 32 --compile --attention flash4
     python -m vggt4d_ros.tools.bench_pipeline --frames 8 16 32 --compile --precision fast
 
+Serial against two-stream windows (``PipelineConfig.overlap_streams``), one compiled model:
+    python -m vggt4d_ros.tools.bench_pipeline --frames 8 --compile --overlap-streams both
+
 CPU smoke run:
     python -m vggt4d_ros.tools.bench_pipeline --config tiny --device cpu --frames 4 \
         --height 56 --width 70 --dtype fp32
@@ -24,6 +27,14 @@ window's mean and its fullest frame's, which sets the refinement's padded candid
 The ``cluster`` and ``refine`` stages are launch-bound: their CUDA-event times follow the host's
 speed as much as their work; ``--torch-profile 8`` prints each stage's kernel count and kernel
 time next to its timer.
+
+With ``--overlap-streams on|both`` the stages the pipeline queues on its side stream are marked
+with ``*`` (``VGGT4DPipeline.side_stages``): their times overlap the main stream's cues, coarse
+and pass 2, so the stage columns add up to more than ``total``, which stays the window's span
+on the device; the ``side`` column is the side stream's span. ``both`` times every window
+serially and overlapped with the same model and checks that the two results are identical
+(and that two serial runs are). ``--main-priority default high`` adds an overlapped row with
+the window on a high-priority stream (its side stream then yields to it).
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.motion.pipeline import VGGT4DPipeline
 from vggt4d_ros.motion.prepare import prepare_model
 from vggt4d_ros.motion.refine import RefineConfig
+from vggt4d_ros.motion.result import WindowResult
 from vggt4d_ros.motion.rig import RigLayout
 
 dataclasses_replace = dataclasses.replace
@@ -52,6 +64,10 @@ dataclasses_replace = dataclasses.replace
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
 COLUMNS = ('pass1', 'heads1', 'cues', 'coarse', 'pass2', 'prepare', 'cluster', 'refine',
            'total')
+OVERLAP_SETTINGS = ('off', 'on', 'both')
+#: WindowResult fields the serial and the overlapped window must give bit for bit.
+COMPARED = ('depth', 'depth_conf', 'intrinsics', 'extrinsics', 'saliency', 'coarse_masks',
+            'refined_masks')
 # SDPA backend orders to compare ('default' = PyTorch's own choice).
 SDPA_ORDERS = {
     'cudnn': [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
@@ -106,6 +122,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              'print the kernel time and launch count of every stage')
     parser.add_argument('--profile-top', type=int, default=12,
                         help='kernels listed per stage with --torch-profile')
+    parser.add_argument('--overlap-streams', choices=OVERLAP_SETTINGS, default='off',
+                        help="PipelineConfig.overlap_streams: 'on' queues the heads and the "
+                             "refinement's pose-free half on a second CUDA stream; 'both' "
+                             'times each window serially, then overlapped (one model) and '
+                             'checks the results are identical')
+    parser.add_argument('--main-priority', nargs='+', choices=('default', 'high'),
+                        default=['default'],
+                        help='overlapped rows: run each window on the current stream '
+                             "('default') and/or on a new high-priority stream ('high'), so "
+                             'that the main stream outranks the side stream (one row each)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -136,13 +162,38 @@ def build_pipeline(args: argparse.Namespace) -> VGGT4DPipeline:
                                  profile=args.profile, cuda_graphs=not args.no_graphs,
                                  compile_model=args.compile, compile_mode=args.compile_mode,
                                  attention=args.attention, precision=args.precision,
-                                 fp8_scaling=args.fp8_scaling)
+                                 fp8_scaling=args.fp8_scaling,
+                                 overlap_streams=args.overlap_streams == 'on')
     model = prepare_model(model, pipe_config, device)
     return VGGT4DPipeline(model, pipe_config, device=device, dtype=dtype)
 
 
-def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace
-              ) -> dict[str, float]:
+@contextlib.contextmanager
+def window_stream(priority: str, device: torch.device) -> Iterator[None]:
+    """Run the block on a new high-priority CUDA stream ('high') or the current one.
+
+    The pipeline's main stream is the caller's current stream: with 'high' the window's
+    critical path (pass 1, cues, coarse, pass 2, refine) outranks its side stream when both
+    have blocks waiting for the device.
+    """
+    if priority == 'default' or device.type != 'cuda':
+        yield
+        return
+    outer = torch.cuda.current_stream(device)
+    stream = torch.cuda.Stream(device, priority=-1)  # lower number = higher priority
+    stream.wait_stream(outer)  # the images were made on the outer stream
+    with torch.cuda.stream(stream):
+        yield
+    outer.wait_stream(stream)
+
+
+def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace,
+              priority: str = 'default'
+              ) -> tuple[dict[str, float], list[WindowResult]]:
+    """Median stage times of ``layout``'s windows, and the first and last timed results.
+
+    ``priority``: the main stream's, as :func:`window_stream`.
+    """
     device = pipe.device
     frames = layout.num_frames
     gen = torch.Generator().manual_seed(args.seed)
@@ -151,7 +202,8 @@ def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace
     first_runs = []
     for _ in range(args.warmup):
         begin = time.perf_counter()
-        pipe.run_tensor(images, stamps, layout=layout)
+        with window_stream(priority, device):
+            pipe.run_tensor(images, stamps, layout=layout)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         first_runs.append(time.perf_counter() - begin)
@@ -159,10 +211,14 @@ def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     runs: list[dict[str, float]] = []
+    results: list[WindowResult] = []
     coarse_fraction = coarse_max = 0.0
     for _ in range(args.repeats):
         begin = time.perf_counter()
-        result = pipe.run_tensor(images, stamps, layout=layout)
+        with window_stream(priority, device):
+            result = pipe.run_tensor(images, stamps, layout=layout)
+        results[1:] = []  # keep the first and the last
+        results.append(result)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         timings = dict(result.timings)
@@ -179,18 +235,31 @@ def bench_one(pipe: VGGT4DPipeline, layout: RigLayout, args: argparse.Namespace
     row['coarse_max'] = coarse_max
     # Warm-up cost: the first window of this size (compilation, graph recording).
     row['first'] = first_runs[0] if first_runs else float('nan')
-    return row
+    return row, results
 
 
-def format_table(rows: dict[str, dict[str, float]]) -> str:
-    """Markdown table; rows keyed by the window label (frames, or views x steps)."""
+def differing_fields(serial: WindowResult, overlapped: WindowResult) -> list[str]:
+    """Return the :data:`COMPARED` fields two windows' results differ in (empty: identical)."""
+    return [name for name in COMPARED
+            if not torch.equal(getattr(serial, name), getattr(overlapped, name))]
+
+
+def format_table(rows: dict[str, dict[str, float]],
+                 side_stages: dict[str, Sequence[str]] | None = None) -> str:
+    """Markdown table; rows keyed by the window label (frames, or views x steps).
+
+    ``side_stages``: per row label, the stages that ran on the side stream (marked ``*``).
+    """
+    side_stages = side_stages or {}
     # total is the window's span on the device (first stage start to last stage end).
     header = ('| window | ' + ' | '.join(f'{c} (s)' for c in COLUMNS)
-              + ' | wall (s) | peak GiB | coarse px | max frame px | first run (s) |')
-    lines = [header, '|' + '---|' * (len(COLUMNS) + 6)]
+              + ' | side (s) | wall (s) | peak GiB | coarse px | max frame px | first run (s) |')
+    lines = [header, '|' + '---|' * (len(COLUMNS) + 7)]
     for frames, row in rows.items():
-        cells = [f'{row.get(c, 0.0):.4f}' for c in COLUMNS]
-        lines.append(f'| {frames} | ' + ' | '.join(cells)
+        marked = side_stages.get(frames, ())
+        cells = [f'{row.get(c, 0.0):.4f}' + ('*' if c in marked else '') for c in COLUMNS]
+        side = f"{row['side']:.4f}" if 'side' in row else '-'
+        lines.append(f'| {frames} | ' + ' | '.join(cells) + f' | {side}'
                      + f" | {row['wall']:.4f} | {row['peak_gib']:.2f}"
                      + f" | {100 * row['coarse_fraction']:.1f}%"
                      + f" | {100 * row['coarse_max']:.1f}% | {row['first']:.1f} |")
@@ -240,11 +309,59 @@ def layouts(frames: Sequence[int], views: Sequence[int]) -> list[RigLayout]:
     return [RigLayout.for_frames(count, num_views) for count in frames for num_views in views]
 
 
-def _label(layout: RigLayout) -> str:
-    """'8' for one camera, '2x4' (views x steps) for a rig."""
-    if layout.num_views == 1:
-        return str(layout.num_frames)
-    return f'{layout.num_views}x{layout.num_steps}'
+def _label(layout: RigLayout, overlap: bool = False, priority: str = 'default') -> str:
+    """'8' for one camera, '2x4' (views x steps) for a rig; ' overlap' for two streams.
+
+    ' hi' when the window ran on a high-priority main stream.
+    """
+    label = (str(layout.num_frames) if layout.num_views == 1
+             else f'{layout.num_views}x{layout.num_steps}')
+    return label + (' overlap' if overlap else '') + (' hi' if priority == 'high' else '')
+
+
+def variants(args: argparse.Namespace) -> list[tuple[bool, str]]:
+    """(overlap_streams, main-stream priority) of every row of a layout, serial first."""
+    overlapped = [(True, priority) for priority in args.main_priority]
+    return {'off': [(False, 'default')], 'on': overlapped,
+            'both': [(False, 'default')] + overlapped}[args.overlap_streams]
+
+
+def bench_layouts(pipe: VGGT4DPipeline, args: argparse.Namespace) -> tuple[
+        dict[str, dict[str, float]], dict[str, tuple[str, ...]], list[str]]:
+    """Time every layout in each ``--overlap-streams`` / ``--main-priority`` setting.
+
+    Returns:
+        rows by label, the side-stream stages by label, and result checks: whether the
+        serial windows repeat bit for bit, and whether each overlapped window's result
+        equals the serial one (with ``both``).
+
+    """
+    rows: dict[str, dict[str, float]] = {}
+    marks: dict[str, tuple[str, ...]] = {}
+    checks: list[str] = []
+    for layout in layouts(args.frames, args.views):
+        serial = None
+        for overlap, priority in variants(args):
+            pipe.config = dataclasses_replace(pipe.config, overlap_streams=overlap)
+            label = _label(layout, overlap, priority)
+            rows[label], results = bench_one(pipe, layout, args, priority)
+            marks[label] = pipe.side_stages(layout.num_frames)
+            if not results:
+                continue
+            if not overlap:
+                serial = results[-1]
+                if len(results) == 2:
+                    checks.append(_check(f'{label}: serial runs', 'repeat bit for bit',
+                                         differing_fields(results[0], results[1])))
+            elif serial is not None:
+                checks.append(_check(f'{label}: overlapped result',
+                                     'identical to the serial one',
+                                     differing_fields(serial, results[-1])))
+    return rows, marks, checks
+
+
+def _check(subject: str, same: str, differ: list[str]) -> str:
+    return f"{subject} {same}" if not differ else f"{subject} DIFFER in {', '.join(differ)}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -254,15 +371,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                    else 'cpu')
     for order in args.sdpa:
         with attention_backends(order):
-            rows = {_label(layout): bench_one(pipe, layout, args)
-                    for layout in layouts(args.frames, args.views)}
+            rows, marks, checks = bench_layouts(pipe, args)
             print(f'VGGT4D pipeline, {args.config} model, {args.height}x{args.width}, '
                   f'{args.dtype} ({args.weights}), refine={args.refine_mode}, '
                   f'compile={args.compile} ({args.compile_mode}), '
                   f'graphs={not args.no_graphs}, sdpa={order}, attention={args.attention}, '
                   f'precision={args.precision} ({args.fp8_scaling}), profile={args.profile}, '
-                  f'torch {torch.__version__}, {device_name}')
-            print(format_table(rows), flush=True)
+                  f'overlap_streams={args.overlap_streams}, torch {torch.__version__}, '
+                  f'{device_name}')
+            print(format_table(rows, marks), flush=True)
+            if any(marks.values()):
+                print('* ran on the side stream, overlapping cues/coarse/pass2: the stage '
+                      'columns add up to more than total (the span on the device)')
+            for line in checks:
+                print(line, flush=True)
             if args.torch_profile:
                 print(profile_stages(pipe, args.torch_profile, args), flush=True)
 

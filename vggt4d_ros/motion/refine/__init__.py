@@ -50,7 +50,9 @@ from vggt4d_ros.motion.refine.stages import cluster_eagerly
 from vggt4d_ros.motion.refine.stages import ClusterFn
 from vggt4d_ros.motion.refine.stages import compact_candidates
 from vggt4d_ros.motion.refine.stages import find_candidates
+from vggt4d_ros.motion.refine.stages import find_inliers
 from vggt4d_ros.motion.refine.stages import finish_refinement
+from vggt4d_ros.motion.refine.stages import keep_coarse
 from vggt4d_ros.motion.refine.stages import prepare_refinement
 from vggt4d_ros.motion.refine.stages import refine_masks
 from vggt4d_ros.motion.refine.stages import RefinePlan
@@ -65,7 +67,9 @@ __all__ = [
     'compact_candidates',
     'CompiledKnn',
     'find_candidates',
+    'find_inliers',
     'finish_refinement',
+    'keep_coarse',
     'mean_knn_distance_image',
     'mean_of_smallest',
     'NeighbourSearch',

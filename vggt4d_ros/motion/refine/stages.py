@@ -8,7 +8,7 @@ See the package docstring for the steps; this module chains the subject modules
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -131,7 +131,8 @@ class Candidates:
         valid_depth: [S,h,w] bool, finite positive depth.
         inliers: [S,h,w] bool statistical-outlier-removal inliers.
         points: [S,h,w,3] camera-frame points.
-        candidates: [S,h*w] bool, inlier and coarse-dynamic.
+        candidates: [S,h*w] bool, inlier and coarse-dynamic (every inlier as
+            :func:`find_inliers` returns it, before :func:`keep_coarse`).
 
     """
 
@@ -147,6 +148,7 @@ def find_candidates(depth: torch.Tensor, coarse: torch.Tensor, intrinsics: torch
     """Stage 3, steps 1-2 in camera coordinates: points, outlier removal, candidates.
 
     Queues device work only (no host read), so a caller can queue it and go on.
+    :func:`find_inliers` then :func:`keep_coarse`.
 
     Args:
         depth: [S,h,w] pass-1 depth (non-finite or <= 0 values are never candidates).
@@ -156,14 +158,31 @@ def find_candidates(depth: torch.Tensor, coarse: torch.Tensor, intrinsics: torch
             :func:`~vggt4d_ros.motion.refine.outliers.statistical_inliers`).
 
     """
+    return keep_coarse(find_inliers(depth, intrinsics, config, search), coarse)
+
+
+def find_inliers(depth: torch.Tensor, intrinsics: torch.Tensor,
+                 config: RefineConfig = RefineConfig(),
+                 search: CompiledKnn | None = None) -> Candidates:
+    """Run steps 1-2 without the coarse mask: every inlier a candidate (no host read).
+
+    The outlier removal needs pass 1's depth and intrinsics only, so a caller can queue it
+    before the coarse mask exists (the pipeline's side stream does) and apply the mask with
+    :func:`keep_coarse` later. Arguments as :func:`find_candidates`.
+    """
     frames = depth.shape[0]
     depth = depth.float()
     valid_depth = torch.isfinite(depth) & (depth > 0)
     clean_depth = torch.where(valid_depth, depth, torch.ones_like(depth))
     points = camera_points(clean_depth, intrinsics, pixel_offset=PIXEL_CENTRE)
     inliers = statistical_inliers(points, valid_depth, config, search=search)
-    candidates = (inliers & coarse.bool()).reshape(frames, -1)
-    return Candidates(valid_depth, inliers, points, candidates)
+    return Candidates(valid_depth, inliers, points, inliers.reshape(frames, -1))
+
+
+def keep_coarse(found: Candidates, coarse: torch.Tensor) -> Candidates:
+    """Restrict the candidates to the coarse-dynamic pixels ``coarse`` [S,h,w] bool."""
+    candidates = found.candidates & coarse.bool().reshape(found.candidates.shape)
+    return replace(found, candidates=candidates)
 
 
 def candidate_kmeans(config: RefineConfig) -> KMeansConfig:

@@ -19,6 +19,8 @@ reductions (scatter, sort) over the frame's points, one row per (frame, label).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace
+import functools
 
 import numpy as np
 import torch
@@ -27,8 +29,14 @@ from vggt4d_ros.perception.config import InstanceConfig
 from vggt4d_ros.perception.dynamic_points import BatchPoints
 from vggt4d_ros.perception.dynamic_points import rigid_apply
 
-#: Convergence is checked (one host sync) every this many iterations.
+#: Label-propagation steps before the first convergence check (a host sync): the benchmark's
+#: windows reach the fixpoint in fewer, and past it a step changes nothing.
+_FIXED_STEPS = 8
+#: After a failed check, the next comes this many steps later (one host sync each).
 _CHECK_EVERY = 4
+#: Device types whose labelling works on the box around the dynamic pixels (one host sync to
+#: cut it: the CPU pays per pixel, not per launch). Elsewhere whole frames, no sync.
+CROP_DEVICE_TYPES: tuple[str, ...] = ('cpu',)
 
 
 @dataclass
@@ -150,6 +158,85 @@ def far_side_of_jumps(mask: torch.Tensor, depth: torch.Tensor, ratio: float) -> 
     return far
 
 
+class _LabelConstants:
+    """What labelling F frames of h x w fixes, made once per shape and device.
+
+    Pixels have their flat index p over [F,h,w] (raster order, frame after frame); index
+    P = F h w is a sink that the background and the frame borders point at.
+
+    Attributes:
+        size: P.
+        own: [P+1] int64 every index itself (a pixel's first label).
+        neighbours: [P+1,5] int64 a pixel's 4 neighbours and itself (up, left, self,
+            right, down), the sink past a frame's border; the sink's row is all sink.
+        ones: [P+1] int64 ones (pixel counts).
+        reverse: [h w] int64 h w - 1 - position in the frame (ties: first pixel first).
+        frame_base: [F,1] int64 the first index of each frame.
+        no: [1] bool False (the sink is no mask pixel).
+
+    """
+
+    def __init__(self, frames: int, height: int, width: int, device: torch.device) -> None:
+        pixels = height * width
+        self.size = size = frames * pixels
+        self.own = torch.arange(size + 1, device=device)
+        index = self.own[:size].view(frames, height, width)
+        self.neighbours = torch.full((size + 1, 5), size, dtype=torch.int64, device=device)
+        around = self.neighbours[:size].view(frames, height, width, 5)
+        around[:, 1:, :, 0] = index[:, :-1]
+        around[:, :, 1:, 1] = index[:, :, :-1]
+        around[..., 2] = index
+        around[:, :, :-1, 3] = index[:, :, 1:]
+        around[:, :-1, :, 4] = index[:, 1:]
+        self.ones = torch.ones_like(self.own)
+        self.reverse = torch.arange(pixels - 1, -1, -1, device=device)
+        self.frame_base = pixels * torch.arange(frames, device=device)[:, None]
+        self.no = torch.zeros(1, dtype=torch.bool, device=device)
+
+
+@functools.lru_cache(maxsize=4)
+def _label_constants(frames: int, height: int, width: int, device: torch.device
+                     ) -> _LabelConstants:
+    return _LabelConstants(frames, height, width, device)
+
+
+def _propagate(mask: torch.Tensor, max_steps: int) -> tuple[torch.Tensor, bool]:
+    """Label propagation over a [F,h,w] bool mask: ([P+1] roots, converged).
+
+    A step: every mask pixel takes the smallest label among itself and its 4 neighbours
+    (``low``); the pixel's current root adopts the smallest ``low`` of the pixels pointing
+    at it (hooking); then pointers are shortcut twice. Labels only decrease and stay in the
+    part, so the fixpoint (nothing changes in a step) is unique: every pixel at its part's
+    first pixel, however often it is checked. ``_FIXED_STEPS`` run before the first check
+    (one host sync), then one check every ``_CHECK_EVERY`` steps and at ``max_steps``.
+    """
+    consts = _label_constants(*mask.shape, mask.device)
+    sink = consts.size
+    inside = torch.cat([mask.reshape(-1), consts.no])
+    state = torch.where(inside, consts.own, sink)
+    # Background pixels read only the sink: their label stays the sink.
+    neighbours = torch.where(inside[:, None], consts.neighbours, sink)
+    done, check = 0, min(_FIXED_STEPS, max_steps)
+    while True:
+        for _ in range(check - done - 1):
+            state = _step(state, neighbours)
+        previous, state = state, _step(state, neighbours)
+        done = check
+        if torch.equal(state, previous):
+            return state, True
+        if done >= max_steps:
+            return state, False
+        check = min(done + _CHECK_EVERY, max_steps)
+
+
+def _step(state: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """One propagation step on the [P+1] labels (``_propagate``): five ops."""
+    low = torch.take(state, neighbours).amin(dim=1)
+    hooked = low.scatter_reduce(0, state, low, 'amin')
+    half = torch.take(hooked, hooked)
+    return torch.take(half, half)
+
+
 def connected_components(mask: torch.Tensor, max_iterations: int
                          ) -> tuple[torch.Tensor, bool]:
     """4-connected components of a [F,h,w] bool mask.
@@ -157,71 +244,59 @@ def connected_components(mask: torch.Tensor, max_iterations: int
     Returns:
         root [F,h,w] int64: the flat index (over F*h*w) of the component's first pixel in
         raster order for mask pixels, F*h*w elsewhere; and whether it converged within
-        ``max_iterations`` (checked every few iterations: one host sync each).
+        ``max_iterations`` (checked after ``_FIXED_STEPS``, then every few: one host sync
+        each).
 
     """
-    frames, height, width = mask.shape
-    size = frames * height * width
-    device = mask.device
-    own = torch.arange(size, device=device)
-    # parent[size] is a sink for background pixels (never linked to the mask's pixels).
-    parent = torch.cat([torch.where(mask.flatten(), own, size),
-                        torch.tensor([size], device=device)])
-    padded = torch.full((frames, height + 2, width + 2), size, dtype=torch.int64,
-                        device=device)
-    inner = padded[:, 1:-1, 1:-1]
-    flat_mask = mask.flatten()
-    converged = False
-    for iteration in range(1, max_iterations + 1):
-        previous = parent if iteration % _CHECK_EVERY == 0 else None
-        inner.copy_(parent[:size].view(frames, height, width))
-        low = torch.minimum(torch.minimum(padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]),
-                            torch.minimum(padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]))
-        low = torch.where(flat_mask, torch.minimum(low.flatten(), parent[:size]), size)
-        # Hook: a pixel's current root adopts the smallest label next to the pixel.
-        parent.scatter_reduce_(0, parent[:size].clone(), low, 'amin')
-        parent[:size] = torch.minimum(parent[:size], low)
-        parent = parent[parent]
-        parent = parent[parent]
-        if previous is not None:
-            converged = torch.equal(parent, previous)
-            if converged:
-                break
-    return parent[:size].view(frames, height, width), converged
+    state, converged = _propagate(mask, max_iterations)
+    return state[:-1].view(mask.shape), converged
 
 
-def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig
-                ) -> Labels:
+def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig,
+                crop: bool | None = None) -> Labels:
     """Label the dynamic pixels ``selected`` [F,h,w] bool (valid depth) with depth [F,h,w].
 
-    Works on the box around every frame's dynamic pixels (objects cover a small part of a
-    frame; one host sync to cut it).
+    With ``crop`` (default: on ``CROP_DEVICE_TYPES``) the work is on the box around every
+    frame's dynamic pixels (objects cover a small part of a frame; one host sync to cut
+    it); without, on the whole frames (a fixed op count, no sync but the convergence
+    check). Both give the same labels.
     """
+    if crop is None:
+        crop = selected.device.type in CROP_DEVICE_TYPES
     frames, height, width = selected.shape
-    device = selected.device
     count = min(config.max_instances, height * width)
+    if not crop:
+        return _labels(selected, depth, config, count)
+    device = selected.device
     labels = torch.zeros(selected.shape, dtype=torch.int64, device=device)
-    empty = torch.zeros((frames, count), dtype=torch.int64, device=device)
     spans = torch.cat([selected.any(dim=2).any(dim=0), selected.any(dim=1).any(dim=0)])
     spans = np.nonzero(spans.cpu().numpy())[0]
     if not len(spans):
+        empty = torch.zeros((frames, count), dtype=torch.int64, device=device)
         return Labels(labels, empty, empty[:, 0], empty[:, 0], True)
     rows, cols = spans[spans < height], spans[spans >= height] - height
     box = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    crop = selected[box]
-    keep = crop & ~far_side_of_jumps(crop, depth[box], config.depth_break)
-    root, converged = connected_components(keep, config.max_label_iterations)
-    crop_labels, pixels, small, excess = _rank_parts(root, config.min_pixels, count)
-    labels[box] = crop_labels
+    cropped = _labels(selected[box], depth[box], config, count)
+    labels[box] = cropped.labels
+    return replace(cropped, labels=labels)
+
+
+def _labels(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig,
+            count: int) -> Labels:
+    """``label_image`` on the given frames [F,h,w] (``count`` labels per frame)."""
+    keep = selected & ~far_side_of_jumps(selected, depth, config.depth_break)
+    state, converged = _propagate(keep, config.max_label_iterations)
+    labels, pixels, small, excess = _rank_parts(state, keep.shape, config.min_pixels, count)
     return Labels(labels, pixels, small, excess, converged)
 
 
-def _rank_parts(root: torch.Tensor, min_pixels: int, count: int
+def _rank_parts(state: torch.Tensor, shape: torch.Size, min_pixels: int, count: int
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Labels [F,h,w] of the ``count`` largest parts of at least ``min_pixels`` of each frame.
 
     Args:
-        root: [F,h,w] component roots (``connected_components``).
+        state: [F h w + 1] component roots (``_propagate``).
+        shape: (F, h, w).
         min_pixels: smallest part.
         count: labels per frame.
 
@@ -230,34 +305,25 @@ def _rank_parts(root: torch.Tensor, min_pixels: int, count: int
         [F,count] (0 = unused), parts dropped as small [F] and as excess [F].
 
     """
-    frames, height, width = root.shape
-    pixels = height * width
-    total = frames * pixels
-    device = root.device
-    flat_root = root.flatten()
-    sizes = torch.zeros(total + 1, dtype=torch.int64, device=device)
-    sizes.index_add_(0, flat_root, torch.ones_like(flat_root))
-    sizes = sizes[:total].view(frames, pixels)
-    is_root = (root == torch.arange(total, device=device).view(root.shape)).flatten(1)
-    big = is_root & (sizes >= min_pixels)
-    small = (is_root & ~big).sum(dim=1)
-    # Largest first, ties by first pixel: one unique integer key per part root.
-    position = torch.arange(pixels, device=device)
-    key = torch.where(big, sizes * pixels + (pixels - 1 - position), -1)
+    consts = _label_constants(*shape, state.device)
+    frames, total = shape[0], consts.size
+    pixels = total // frames
+    sizes = torch.zeros_like(state).index_add_(0, state, consts.ones)
+    roots = state[:total]
+    sizes = torch.where(roots == consts.own[:total], sizes[:total], 0).view(frames, pixels)
+    # Largest first, ties by first pixel: one unique integer key per part root (-1: none).
+    key = torch.where(sizes >= min_pixels, sizes * pixels + consts.reverse, -1)
     top_key, top_pixel = torch.topk(key, min(count, pixels), dim=1)
     kept = top_key >= 0
-    excess = big.sum(dim=1) - kept.sum(dim=1)
-    # Root pixel -> label 1..K (kept parts only).
-    lookup = torch.zeros(total + 1, dtype=torch.int64, device=device)
-    slot = torch.arange(1, top_key.shape[1] + 1, device=device).expand(frames, -1)
-    frame_base = pixels * torch.arange(frames, device=device)[:, None]
-    target = torch.where(kept, top_pixel + frame_base, total)
-    lookup.scatter_(0, target.flatten(), torch.where(kept, slot, 0).flatten())
-    lookup[total] = 0
-    labels = lookup[flat_root].view(frames, height, width)
-    counts = torch.zeros((frames, count), dtype=torch.int64, device=device)
-    counts[:, : top_key.shape[1]] = torch.where(kept, sizes.gather(1, top_pixel), 0)
-    return labels, counts, small, excess
+    parts = torch.stack([(sizes > 0).sum(dim=1), (key >= 0).sum(dim=1), kept.sum(dim=1)])
+    # Root pixel -> label 1..K (kept parts only); everything else (the sink too) -> 0.
+    lookup = torch.zeros_like(state)
+    target = torch.where(kept, top_pixel + consts.frame_base, total)
+    lookup.scatter_(0, target.flatten(), (kept * consts.own[1: top_key.shape[1] + 1]).flatten())
+    labels = torch.take(lookup, roots).view(shape)
+    counts = torch.zeros((frames, count), dtype=torch.int64, device=state.device)
+    counts[:, : top_key.shape[1]] = top_key.clamp(min=0) // pixels
+    return labels, counts, parts[0] - parts[1], parts[1] - parts[2]
 
 
 def measure_instances(points: BatchPoints, labels: Labels, output_from_camera: torch.Tensor,

@@ -144,18 +144,21 @@ class InstanceStats:
     top: torch.Tensor
 
 
-def far_side_of_jumps(mask: torch.Tensor, depth: torch.Tensor, ratio: float) -> torch.Tensor:
-    """[F,h,w] bool: dynamic pixels whose 4-neighbour is dynamic and much nearer."""
-    far = torch.zeros_like(mask)
-    safe = torch.where(mask, depth, 0.0)
-    for dim in (1, 2):
-        length = mask.shape[dim]
-        a, b = safe.narrow(dim, 0, length - 1), safe.narrow(dim, 1, length - 1)
-        both = mask.narrow(dim, 0, length - 1) & mask.narrow(dim, 1, length - 1)
-        jump = both & (torch.abs(a - b) > ratio * torch.minimum(a, b))
-        far.narrow(dim, 0, length - 1).logical_or_(jump & (a > b))
-        far.narrow(dim, 1, length - 1).logical_or_(jump & (b > a))
-    return far
+def _far_side_of_jumps(inside: torch.Tensor, depth: torch.Tensor, consts: _LabelConstants,
+                       ratio: float) -> torch.Tensor:
+    """[P+1] bool: mask pixels whose 4-neighbour is in the mask and much nearer.
+
+    Args:
+        inside: [P+1] bool mask pixels (flat, ``_LabelConstants``; the sink is not one).
+        depth: [F,h,w] depth (read at mask pixels only).
+        consts: the frames' constants.
+        ratio: a jump is larger than ``ratio`` times the nearer depth.
+
+    """
+    near = torch.nn.functional.pad(depth.reshape(-1), (0, 1))[:, None]  # [P+1,1]
+    around = torch.take(near, consts.neighbours)  # the pixel itself is no jump
+    jump = (torch.abs(near - around) > ratio * torch.minimum(near, around)) & (near > around)
+    return (jump & torch.take(inside, consts.neighbours)).any(dim=1)
 
 
 class _LabelConstants:
@@ -166,7 +169,8 @@ class _LabelConstants:
 
     Attributes:
         size: P.
-        own: [P+1] int64 every index itself (a pixel's first label).
+        own: [P+1] int64 every index itself (a pixel's first label); pixel_index: its
+            first P (a view).
         neighbours: [P+1,5] int64 a pixel's 4 neighbours and itself (up, left, self,
             right, down), the sink past a frame's border; the sink's row is all sink.
         ones: [P+1] int64 ones (pixel counts).
@@ -180,6 +184,7 @@ class _LabelConstants:
         pixels = height * width
         self.size = size = frames * pixels
         self.own = torch.arange(size + 1, device=device)
+        self.pixel_index = self.own[:size]
         index = self.own[:size].view(frames, height, width)
         self.neighbours = torch.full((size + 1, 5), size, dtype=torch.int64, device=device)
         around = self.neighbours[:size].view(frames, height, width, 5)
@@ -200,8 +205,9 @@ def _label_constants(frames: int, height: int, width: int, device: torch.device
     return _LabelConstants(frames, height, width, device)
 
 
-def _propagate(mask: torch.Tensor, max_steps: int) -> tuple[torch.Tensor, bool]:
-    """Label propagation over a [F,h,w] bool mask: ([P+1] roots, converged).
+def _propagate(inside: torch.Tensor, consts: _LabelConstants, max_steps: int
+               ) -> tuple[torch.Tensor, bool]:
+    """Label propagation over a mask ``inside`` [P+1] bool (flat): ([P+1] roots, converged).
 
     A step: every mask pixel takes the smallest label among itself and its 4 neighbours
     (``low``); the pixel's current root adopts the smallest ``low`` of the pixels pointing
@@ -210,11 +216,9 @@ def _propagate(mask: torch.Tensor, max_steps: int) -> tuple[torch.Tensor, bool]:
     first pixel, however often it is checked. ``_FIXED_STEPS`` run before the first check
     (one host sync), then one check every ``_CHECK_EVERY`` steps and at ``max_steps``.
     """
-    consts = _label_constants(*mask.shape, mask.device)
     sink = consts.size
-    inside = torch.cat([mask.reshape(-1), consts.no])
     state = torch.where(inside, consts.own, sink)
-    # Background pixels read only the sink: their label stays the sink.
+    # Pixels off the mask read only the sink: their label stays the sink.
     neighbours = torch.where(inside[:, None], consts.neighbours, sink)
     done, check = 0, min(_FIXED_STEPS, max_steps)
     while True:
@@ -248,7 +252,9 @@ def connected_components(mask: torch.Tensor, max_iterations: int
         each).
 
     """
-    state, converged = _propagate(mask, max_iterations)
+    consts = _label_constants(*mask.shape, mask.device)
+    inside = torch.cat([mask.reshape(-1), consts.no])
+    state, converged = _propagate(inside, consts, max_iterations)
     return state[:-1].view(mask.shape), converged
 
 
@@ -284,18 +290,24 @@ def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceCon
 def _labels(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig,
             count: int) -> Labels:
     """``label_image`` on the given frames [F,h,w] (``count`` labels per frame)."""
-    keep = selected & ~far_side_of_jumps(selected, depth, config.depth_break)
-    state, converged = _propagate(keep, config.max_label_iterations)
-    labels, pixels, small, excess = _rank_parts(state, keep.shape, config.min_pixels, count)
+    consts = _label_constants(*selected.shape, selected.device)
+    inside = torch.cat([selected.reshape(-1), consts.no])
+    # At a depth jump the far pixel leaves the mask: the objects fall apart.
+    keep = inside & ~_far_side_of_jumps(inside, depth, consts, config.depth_break)
+    state, converged = _propagate(keep, consts, config.max_label_iterations)
+    labels, pixels, small, excess = _rank_parts(state, consts, selected.shape,
+                                                config.min_pixels, count)
     return Labels(labels, pixels, small, excess, converged)
 
 
-def _rank_parts(state: torch.Tensor, shape: torch.Size, min_pixels: int, count: int
+def _rank_parts(state: torch.Tensor, consts: _LabelConstants, shape: torch.Size,
+                min_pixels: int, count: int
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Labels [F,h,w] of the ``count`` largest parts of at least ``min_pixels`` of each frame.
 
     Args:
         state: [F h w + 1] component roots (``_propagate``).
+        consts: the frames' constants.
         shape: (F, h, w).
         min_pixels: smallest part.
         count: labels per frame.
@@ -305,12 +317,11 @@ def _rank_parts(state: torch.Tensor, shape: torch.Size, min_pixels: int, count: 
         [F,count] (0 = unused), parts dropped as small [F] and as excess [F].
 
     """
-    consts = _label_constants(*shape, state.device)
     frames, total = shape[0], consts.size
     pixels = total // frames
     sizes = torch.zeros_like(state).index_add_(0, state, consts.ones)
     roots = state[:total]
-    sizes = torch.where(roots == consts.own[:total], sizes[:total], 0).view(frames, pixels)
+    sizes = torch.where(roots == consts.pixel_index, sizes[:total], 0).view(frames, pixels)
     # Largest first, ties by first pixel: one unique integer key per part root (-1: none).
     key = torch.where(sizes >= min_pixels, sizes * pixels + consts.reverse, -1)
     top_key, top_pixel = torch.topk(key, min(count, pixels), dim=1)
@@ -321,8 +332,9 @@ def _rank_parts(state: torch.Tensor, shape: torch.Size, min_pixels: int, count: 
     target = torch.where(kept, top_pixel + consts.frame_base, total)
     lookup.scatter_(0, target.flatten(), (kept * consts.own[1: top_key.shape[1] + 1]).flatten())
     labels = torch.take(lookup, roots).view(shape)
-    counts = torch.zeros((frames, count), dtype=torch.int64, device=state.device)
-    counts[:, : top_key.shape[1]] = top_key.clamp(min=0) // pixels
+    counts = top_key.clamp(min=0) // pixels
+    if counts.shape[1] < count:  # a crop smaller than the label count
+        counts = torch.cat([counts, counts.new_zeros((frames, count - counts.shape[1]))], 1)
     return labels, counts, parts[0] - parts[1], parts[1] - parts[2]
 
 

@@ -100,8 +100,8 @@ class Labels:
     Attributes:
         labels: [F,h,w] int64 (0 = none, 1..K largest first).
         pixels: [F,K] int64 pixel count of each label (0 = label unused).
-        small: [F] int64 parts dropped as smaller than ``min_pixels``.
-        excess: [F] int64 parts dropped beyond ``max_instances``.
+        dropped: [F,2] int64 parts dropped as smaller than ``min_pixels`` and parts
+            dropped beyond ``max_instances`` (``small``, ``excess``: its columns).
         converged: the labelling converged within the iteration bound (if not, a part may
             be split in two: counted by the caller).
 
@@ -109,9 +109,18 @@ class Labels:
 
     labels: torch.Tensor
     pixels: torch.Tensor
-    small: torch.Tensor
-    excess: torch.Tensor
+    dropped: torch.Tensor
     converged: bool
+
+    @property
+    def small(self) -> torch.Tensor:
+        """[F] int64 parts dropped as smaller than ``min_pixels``."""
+        return self.dropped[:, 0]
+
+    @property
+    def excess(self) -> torch.Tensor:
+        """[F] int64 parts dropped beyond ``max_instances``."""
+        return self.dropped[:, 1]
 
 
 @dataclass
@@ -119,29 +128,60 @@ class InstanceStats:
     """Measurements per (frame, label) (device tensors, K labels per frame).
 
     Attributes:
-        valid: [F,K] bool label measured (>= 3 points).
+        table: [F,K,17] float64 the measurements in ``pack``'s order (but the pixel count):
+            measurable (1.0: >= 3 points), box (row0, col0, row1, col1) of its points,
+            inclusive, centre [3] (output frame), size [3], range (camera distance of the
+            centre), push (``Instance.push``), push direction [3] (the unit viewing ray,
+            ``Instance.push_direction``), top (98th percentile of the points' output z,
+            ``Instance.top``). The properties read its columns.
         pixels: [F,K] int64 pixel count.
-        box: [F,K,4] int64 (row0, col0, row1, col1) of its points, inclusive.
-        centre: [F,K,3] float64 output frame.
-        size: [F,K,3] float64.
-        range: [F,K] float64 camera distance of the centre.
         point_labels: [F,L] int64 label of each point slot (0 = none or not measurable).
-        push: [F,K] float64 push back from the visible surface (``Instance.push``).
-        push_direction: [F,K,3] float64 unit viewing ray (``Instance.push_direction``).
-        top: [F,K] float64 98th percentile of the points' output z (``Instance.top``).
 
     """
 
-    valid: torch.Tensor
+    table: torch.Tensor
     pixels: torch.Tensor
-    box: torch.Tensor
-    centre: torch.Tensor
-    size: torch.Tensor
-    range: torch.Tensor
     point_labels: torch.Tensor
-    push: torch.Tensor
-    push_direction: torch.Tensor
-    top: torch.Tensor
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """[F,K] bool label measured (>= 3 points)."""
+        return self.table[:, :, 0] > 0.5
+
+    @property
+    def box(self) -> torch.Tensor:
+        """[F,K,4] int64 (row0, col0, row1, col1) of its points, inclusive."""
+        return self.table[:, :, 1:5].long()
+
+    @property
+    def centre(self) -> torch.Tensor:
+        """[F,K,3] float64 output frame."""
+        return self.table[:, :, 5:8]
+
+    @property
+    def size(self) -> torch.Tensor:
+        """[F,K,3] float64 full extent along the output axes."""
+        return self.table[:, :, 8:11]
+
+    @property
+    def range(self) -> torch.Tensor:
+        """[F,K] float64 camera distance of the centre."""
+        return self.table[:, :, 11]
+
+    @property
+    def push(self) -> torch.Tensor:
+        """[F,K] float64 push back from the visible surface (``Instance.push``)."""
+        return self.table[:, :, 12]
+
+    @property
+    def push_direction(self) -> torch.Tensor:
+        """[F,K,3] float64 unit viewing ray (``Instance.push_direction``)."""
+        return self.table[:, :, 13:16]
+
+    @property
+    def top(self) -> torch.Tensor:
+        """[F,K] float64 98th percentile of the points' output z (``Instance.top``)."""
+        return self.table[:, :, 16]
 
 
 def _far_side_of_jumps(inside: torch.Tensor, depth: torch.Tensor, consts: _LabelConstants,
@@ -278,8 +318,8 @@ def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceCon
     spans = torch.cat([selected.any(dim=2).any(dim=0), selected.any(dim=1).any(dim=0)])
     spans = np.nonzero(spans.cpu().numpy())[0]
     if not len(spans):
-        empty = torch.zeros((frames, count), dtype=torch.int64, device=device)
-        return Labels(labels, empty, empty[:, 0], empty[:, 0], True)
+        return Labels(labels, torch.zeros((frames, count), dtype=torch.int64, device=device),
+                      torch.zeros((frames, 2), dtype=torch.int64, device=device), True)
     rows, cols = spans[spans < height], spans[spans >= height] - height
     box = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     cropped = _labels(selected[box], depth[box], config, count)
@@ -295,14 +335,14 @@ def _labels(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig,
     # At a depth jump the far pixel leaves the mask: the objects fall apart.
     keep = inside & ~_far_side_of_jumps(inside, depth, consts, config.depth_break)
     state, converged = _propagate(keep, consts, config.max_label_iterations)
-    labels, pixels, small, excess = _rank_parts(state, consts, selected.shape,
-                                                config.min_pixels, count)
-    return Labels(labels, pixels, small, excess, converged)
+    labels, pixels, dropped = _rank_parts(state, consts, selected.shape, config.min_pixels,
+                                          count)
+    return Labels(labels, pixels, dropped, converged)
 
 
 def _rank_parts(state: torch.Tensor, consts: _LabelConstants, shape: torch.Size,
                 min_pixels: int, count: int
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Labels [F,h,w] of the ``count`` largest parts of at least ``min_pixels`` of each frame.
 
     Args:
@@ -314,7 +354,7 @@ def _rank_parts(state: torch.Tensor, consts: _LabelConstants, shape: torch.Size,
 
     Returns:
         labels (0 = none, 1..count largest first, ties by first pixel), pixel counts
-        [F,count] (0 = unused), parts dropped as small [F] and as excess [F].
+        [F,count] (0 = unused), parts dropped [F,2] as small and as excess.
 
     """
     frames, total = shape[0], consts.size
@@ -326,7 +366,9 @@ def _rank_parts(state: torch.Tensor, consts: _LabelConstants, shape: torch.Size,
     key = torch.where(sizes >= min_pixels, sizes * pixels + consts.reverse, -1)
     top_key, top_pixel = torch.topk(key, min(count, pixels), dim=1)
     kept = top_key >= 0
-    parts = torch.stack([(sizes > 0).sum(dim=1), (key >= 0).sum(dim=1), kept.sum(dim=1)])
+    big = (key >= 0).sum(dim=1)
+    dropped = torch.stack([(sizes > 0).sum(dim=1) - big,
+                           (big - top_key.shape[1]).clamp(min=0)], dim=1)
     # Root pixel -> label 1..K (kept parts only); everything else (the sink too) -> 0.
     lookup = torch.zeros_like(state)
     target = torch.where(kept, top_pixel + consts.frame_base, total)
@@ -335,7 +377,49 @@ def _rank_parts(state: torch.Tensor, consts: _LabelConstants, shape: torch.Size,
     counts = top_key.clamp(min=0) // pixels
     if counts.shape[1] < count:  # a crop smaller than the label count
         counts = torch.cat([counts, counts.new_zeros((frames, count - counts.shape[1]))], 1)
-    return labels, counts, parts[0] - parts[1], parts[1] - parts[2]
+    return labels, counts, dropped
+
+
+class _MeasureConstants:
+    """What measuring K labels in F frames of L point slots fixes (per shape and device).
+
+    Rows: one per (frame, label 0..K) plus a dump row (``dump`` = F (K+1)) for unused slots.
+
+    Attributes:
+        frame_rows: [F,1] int64 the first row of each frame.
+        labelled: [F (K+1) + 1] bool rows of labels 1..K (not label 0, not the dump).
+        ones: [F L] int64 ones (member counts).
+        percents: [2,1] float64 the size's percentiles (2 and 98) as fractions.
+        box_sign: [4] int64 (1, 1, -1, -1): the box's ends are reduced negated.
+
+    """
+
+    def __init__(self, frames: int, slots: int, count: int, device: torch.device) -> None:
+        rows = count + 1
+        self.dump = frames * rows
+        self.frame_rows = rows * torch.arange(frames, device=device)[:, None]
+        labelled = torch.ones(self.dump + 1, dtype=torch.bool, device=device)
+        labelled[:-1].view(frames, rows)[:, 0] = False
+        labelled[-1] = False
+        self.labelled = labelled
+        self.ones = torch.ones(frames * slots, dtype=torch.int64, device=device)
+        self.percents = torch.tensor([[2.0 / 100.0], [98.0 / 100.0]], dtype=torch.float64,
+                                     device=device)
+        self.box_sign = torch.tensor([1, 1, -1, -1], device=device)
+
+
+@functools.lru_cache(maxsize=8)
+def _measure_constants(frames: int, slots: int, count: int, device: torch.device
+                       ) -> _MeasureConstants:
+    return _MeasureConstants(frames, slots, count, device)
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_extremes(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """[h w, 4] int64 (row, col, -row, -col) of every flat pixel index (a box's amin terms)."""
+    index = torch.arange(height * width, device=device)
+    pix = torch.stack([index // width, index % width], dim=1)
+    return torch.cat([pix, -pix], dim=1)
 
 
 def measure_instances(points: BatchPoints, labels: Labels, output_from_camera: torch.Tensor,
@@ -354,83 +438,86 @@ def measure_instances(points: BatchPoints, labels: Labels, output_from_camera: t
     """
     frames, slots = points.index.shape
     count = labels.pixels.shape[1]
-    rows = count + 1  # label 0..K per frame
-    device = points.index.device
-    width = labels.labels.shape[2]
+    height, width = labels.labels.shape[1:]
+    consts = _measure_constants(frames, slots, count, points.index.device)
+    dump = consts.dump
+    # One row per (frame, label); the unused slots go to the dump row.
     point_labels = labels.labels.flatten(1).gather(1, points.index)
-    point_labels = torch.where(points.used, point_labels, 0)
-    dump = frames * rows
-    segment = point_labels + rows * torch.arange(frames, device=device)[:, None]
-    segment = torch.where(points.used, segment, dump).flatten()
-    members = torch.zeros(dump + 1, dtype=torch.int64, device=device)
-    members.index_add_(0, segment, torch.ones_like(segment))
-    measurable = members >= 3
-    measurable[dump] = False
-    measurable.view(-1)[: dump].view(frames, rows)[:, 0] = False
-    point_labels = torch.where(measurable[segment].view(frames, slots), point_labels, 0)
+    segment = torch.where(points.used, point_labels + consts.frame_rows, dump).flatten()
+    members = torch.zeros(dump + 1, dtype=torch.int64, device=segment.device)
+    members.index_add_(0, segment, consts.ones)
+    measurable = (members >= 3) & consts.labelled
+    point_labels = torch.where(torch.take(measurable, segment).view(frames, slots),
+                               point_labels, 0)
     # Boxes: one amin over (row, col, -row, -col).
-    index = points.index.flatten()
-    pix = torch.stack([index // width, index % width], dim=1)
-    extremes = torch.cat([pix, -pix], dim=1)
-    box = torch.full((dump + 1, 4), np.iinfo(np.int64).max, dtype=torch.int64, device=device)
+    extremes = _pixel_extremes(height, width, segment.device)[points.index.flatten()]
+    box = torch.full((dump + 1, 4), np.iinfo(np.int64).max, dtype=torch.int64,
+                     device=segment.device)
     box.scatter_reduce_(0, segment[:, None].expand(-1, 4), extremes, 'amin')
-    box[:, 2:] = -box[:, 2:]
     # Centre: mean and (two-pass) standard deviation of the camera points.
     camera = points.camera.reshape(-1, 3)
-    safe_members = members.clamp(min=1).double()
-    mean = torch.zeros(dump + 1, 3, dtype=torch.float64, device=device)
+    safe_members = members.clamp(min=1).double()[:, None]
+    mean = torch.zeros(dump + 1, 3, dtype=torch.float64, device=segment.device)
     mean.index_add_(0, segment, camera)
-    mean /= safe_members[:, None]
-    spread = torch.zeros(dump + 1, dtype=torch.float64, device=device)
-    spread.index_add_(0, segment, (camera[:, 0] - mean[segment, 0]) ** 2)
-    std = torch.sqrt(spread / safe_members)
-    centre_cam = mean
-    push = torch.zeros_like(std)
+    mean /= safe_members
+    spread = torch.zeros(dump + 1, 1, dtype=torch.float64, device=segment.device)
+    spread.index_add_(0, segment, (camera[:, :1] - mean[:, :1][segment]) ** 2)
+    centre_cam, push = mean, torch.zeros_like(spread)
     if depth_completion == 'half_width':
-        ratio = torch.where(mean[:, 2] > 0, 4.0 / 3.0 * std / mean[:, 2], 0.0)
-        centre_cam = mean * (1.0 + ratio[:, None])
-        push = ratio * torch.linalg.vector_norm(mean, dim=1)
-    frame_of = torch.arange(dump + 1, device=device).clamp(max=dump - 1) // rows
-    rotation = output_from_camera[frame_of, :3, :3]
-    centre = rigid_apply(output_from_camera[frame_of], centre_cam[:, None, :])[:, 0]
-    ray = torch.einsum('sij,sj->si', rotation, mean)
-    direction = ray / torch.linalg.vector_norm(ray, dim=1, keepdim=True).clamp(min=1e-300)
+        depth = mean[:, 2:]
+        ratio = torch.where(depth > 0, 4.0 / 3.0 * torch.sqrt(spread / safe_members) / depth,
+                            0.0)
+        centre_cam = mean * (1.0 + ratio)
+        push = ratio * torch.linalg.vector_norm(mean, dim=1, keepdim=True)
+    # Per frame from here: [F, K+1, ...] (the dump row is dropped).
+    centre = rigid_apply(output_from_camera, _per_frame(centre_cam, frames))
+    rotation = output_from_camera[:, None, :3, :3]  # [F,1,3,3]
+    ray = (_per_frame(mean, frames)[:, :, None, :] * rotation).sum(dim=3)
+    direction = ray / torch.linalg.vector_norm(ray, dim=2, keepdim=True).clamp(min=1e-300)
     low, high = _segment_percentiles(points.output.reshape(-1, 3), segment, members,
-                                     (2.0, 98.0))
+                                     consts.percents)
+    low, high = _per_frame(low, frames), _per_frame(high, frames)
     size = 2.0 * torch.maximum(torch.abs(high - centre), torch.abs(centre - low))
+    # One float64 table in ``pack``'s column order (but the pixel count, from the labels).
+    table = torch.cat([
+        _per_frame(measurable[:, None], frames), _per_frame(box, frames) * consts.box_sign,
+        centre, size, _per_frame(torch.linalg.vector_norm(centre_cam, dim=1, keepdim=True),
+                                 frames),
+        _per_frame(push, frames), direction, high[:, :, 2:]], dim=2)[:, 1:]
+    return InstanceStats(table, labels.pixels, point_labels)
 
-    def per_label(value: torch.Tensor) -> torch.Tensor:
-        return value[:dump].view((frames, rows) + tuple(value.shape[1:]))[:, 1:]
 
-    return InstanceStats(
-        valid=per_label(measurable), pixels=labels.pixels, box=per_label(box),
-        centre=per_label(centre), size=per_label(size),
-        range=per_label(torch.linalg.vector_norm(centre_cam, dim=1)), point_labels=point_labels,
-        push=per_label(push), push_direction=per_label(direction), top=per_label(high[:, 2]))
+def _per_frame(value: torch.Tensor, frames: int) -> torch.Tensor:
+    """[F, K+1, C] rows of each frame (``_MeasureConstants``) from [F (K+1) + 1, C] rows."""
+    return value[:-1].view(frames, -1, value.shape[1])
 
 
 def _segment_percentiles(values: torch.Tensor, segment: torch.Tensor, members: torch.Tensor,
-                         percents: tuple[float, ...]) -> list[torch.Tensor]:
+                         fractions: torch.Tensor) -> torch.Tensor:
     """Linear-interpolated percentiles (numpy's default) of values [N,3] per segment [N].
 
-    Returns one [S,3] tensor per percent (S = len(members)); empty segments give junk.
+    Args:
+        values: [N,3].
+        segment: [N] segment of each value.
+        members: [S] values per segment.
+        fractions: [Q,1] float64 the percentiles / 100.
+
+    Returns:
+        [Q,S,3] percentiles (empty segments give junk).
+
     """
     columns = values.T  # [3,N]
     order = torch.argsort(columns, dim=1, stable=True)
-    order = order.gather(1, torch.argsort(segment[order], dim=1, stable=True))
+    order = order.gather(1, torch.argsort(torch.take(segment, order), dim=1, stable=True))
     ordered = columns.gather(1, order)  # grouped by segment, ascending within
     start = torch.cumsum(members, 0) - members
     last = (members - 1).clamp(min=0)
-    out = []
-    for percent in percents:
-        position = percent / 100.0 * last.double()
-        below = torch.floor(position).long()
-        above = torch.minimum(below + 1, last)
-        frac = (position - below.double())[None, :]
-        first = ordered[:, (start + below).clamp(max=ordered.shape[1] - 1)]
-        second = ordered[:, (start + above).clamp(max=ordered.shape[1] - 1)]
-        out.append((first + (second - first) * frac).T)
-    return out
+    position = fractions * last.double()  # [Q,S]
+    below = torch.floor(position).long()
+    frac = position - below.double()
+    ends = torch.stack([below, torch.minimum(below + 1, last)]) + start
+    first, second = ordered[:, ends.clamp(max=ordered.shape[1] - 1)].unbind(1)  # [3,Q,S]
+    return (first + (second - first) * frac).permute(1, 2, 0)
 
 
 #: Values per instance in ``pack``'s rows.
@@ -439,12 +526,9 @@ _PACKED = 18
 
 def pack(stats: InstanceStats, labels: Labels) -> torch.Tensor:
     """[F, 18 K + 2] float64: the measurements and the dropped-part counts (for one copy)."""
-    packed = torch.cat([
-        stats.valid[:, :, None].double(), stats.pixels[:, :, None].double(),
-        stats.box.double(), stats.centre, stats.size, stats.range[:, :, None],
-        stats.push[:, :, None], stats.push_direction, stats.top[:, :, None]], dim=2)
-    return torch.cat([packed.flatten(1), labels.small[:, None].double(),
-                      labels.excess[:, None].double()], dim=1)
+    packed = torch.cat([stats.table[:, :, :1], stats.pixels[:, :, None].double(),
+                        stats.table[:, :, 1:]], dim=2)
+    return torch.cat([packed.flatten(1), labels.dropped.double()], dim=1)
 
 
 def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray

@@ -195,10 +195,10 @@ def _far_side_of_jumps(inside: torch.Tensor, depth: torch.Tensor, consts: _Label
         ratio: a jump is larger than ``ratio`` times the nearer depth.
 
     """
-    near = torch.nn.functional.pad(depth.reshape(-1), (0, 1))[:, None]  # [P+1,1]
-    around = torch.take(near, consts.neighbours)  # the pixel itself is no jump
+    near = torch.nn.functional.pad(depth.reshape(-1), (0, 1))  # [P+1]
+    around = torch.take(near, consts.neighbours)  # [5,P+1]; the pixel itself is no jump
     jump = (torch.abs(near - around) > ratio * torch.minimum(near, around)) & (near > around)
-    return (jump & torch.take(inside, consts.neighbours)).any(dim=1)
+    return (jump & torch.take(inside, consts.neighbours)).any(dim=0)
 
 
 class _LabelConstants:
@@ -211,8 +211,9 @@ class _LabelConstants:
         size: P.
         own: [P+1] int64 every index itself (a pixel's first label); pixel_index: its
             first P (a view).
-        neighbours: [P+1,5] int64 a pixel's 4 neighbours and itself (up, left, self,
-            right, down), the sink past a frame's border; the sink's row is all sink.
+        neighbours: [5,P+1] int64 a pixel's 4 neighbours and itself (up, left, self,
+            right, down), the sink past a frame's border; the sink's are all sink (five
+            rows, not columns: the CPU reduces across rows much faster).
         ones: [P+1] int64 ones (pixel counts).
         reverse: [h w] int64 h w - 1 - position in the frame (ties: first pixel first).
         frame_base: [F,1] int64 the first index of each frame.
@@ -226,13 +227,13 @@ class _LabelConstants:
         self.own = torch.arange(size + 1, device=device)
         self.pixel_index = self.own[:size]
         index = self.own[:size].view(frames, height, width)
-        self.neighbours = torch.full((size + 1, 5), size, dtype=torch.int64, device=device)
-        around = self.neighbours[:size].view(frames, height, width, 5)
-        around[:, 1:, :, 0] = index[:, :-1]
-        around[:, :, 1:, 1] = index[:, :, :-1]
-        around[..., 2] = index
-        around[:, :, :-1, 3] = index[:, :, 1:]
-        around[:, :-1, :, 4] = index[:, 1:]
+        self.neighbours = torch.full((5, size + 1), size, dtype=torch.int64, device=device)
+        around = self.neighbours[:, :size].view(5, frames, height, width)
+        around[0, :, 1:] = index[:, :-1]
+        around[1, :, :, 1:] = index[:, :, :-1]
+        around[2] = index
+        around[3, :, :, :-1] = index[:, :, 1:]
+        around[4, :, :-1] = index[:, 1:]
         self.ones = torch.ones_like(self.own)
         self.reverse = torch.arange(pixels - 1, -1, -1, device=device)
         self.frame_base = pixels * torch.arange(frames, device=device)[:, None]
@@ -259,7 +260,7 @@ def _propagate(inside: torch.Tensor, consts: _LabelConstants, max_steps: int
     sink = consts.size
     state = torch.where(inside, consts.own, sink)
     # Pixels off the mask read only the sink: their label stays the sink.
-    neighbours = torch.where(inside[:, None], consts.neighbours, sink)
+    neighbours = torch.where(inside, consts.neighbours, sink)
     done, check = 0, min(_FIXED_STEPS, max_steps)
     while True:
         for _ in range(check - done - 1):
@@ -275,10 +276,25 @@ def _propagate(inside: torch.Tensor, consts: _LabelConstants, max_steps: int
 
 def _step(state: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
     """One propagation step on the [P+1] labels (``_propagate``): five ops."""
-    low = torch.take(state, neighbours).amin(dim=1)
+    low = _neighbour_min(state, neighbours)
     hooked = low.scatter_reduce(0, state, low, 'amin')
-    half = torch.take(hooked, hooked)
-    return torch.take(half, half)
+    half = hooked.index_select(0, hooked)
+    return half.index_select(0, half)
+
+
+def _neighbour_min(state: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """[P+1] smallest label of each pixel's ``neighbours`` [5,P+1]: two ops on a GPU.
+
+    The CPU gathers with ``index_select`` and reduces with a chain of ``minimum``: its
+    ``take`` and int64 min-reductions are not vectorised (several times slower on x86).
+    """
+    if state.device.type != 'cpu':
+        return torch.take(state, neighbours).amin(dim=0)
+    rows = state.index_select(0, neighbours.view(-1)).view(neighbours.shape)
+    low = rows[0]
+    for row in rows[1:]:
+        low = torch.minimum(low, row)
+    return low
 
 
 def connected_components(mask: torch.Tensor, max_iterations: int

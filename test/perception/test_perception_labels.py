@@ -1,11 +1,11 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""Instance labelling: the crop path (CPU) and the whole-frame path (GPU) agree exactly.
+"""Instance labelling: the CPU's path (crop) and the GPU's (whole frames) agree exactly.
 
 ``label_image`` crops to the dynamic pixels' box where the CPU runs it and labels whole frames
-elsewhere (no host sync for the box); both are run here on the CPU and must give the same
-label images, pixel counts, dropped-part counts and convergence flag, equal to the numpy
-reference (scipy). The label propagation is checked step by step against the previous
+elsewhere (no host sync for the box), with other gather and minimum kernels; both paths and
+both crop choices are run here on the CPU and must give the same label images, pixel counts,
+dropped-part counts and convergence flag, equal to the numpy reference (scipy). The label propagation is checked step by step against the previous
 implementation's update (hook, then two pointer jumps; written out below), so a labelling
 cut off by the iteration bound is also unchanged, and its host syncs are counted.
 """
@@ -57,15 +57,25 @@ CONFIGS = [InstanceConfig(), InstanceConfig(min_pixels=1, max_instances=3),
            InstanceConfig(min_pixels=5, max_instances=64, depth_break=0.05)]
 
 
+@pytest.fixture(params=['cpu', 'gpu'])
+def path(request, monkeypatch):
+    """The CPU's labelling path, or the GPU's (whole frames, take + amin) run on the CPU."""
+    if request.param == 'gpu':
+        monkeypatch.setattr(instances, 'CPU_PATH_DEVICE_TYPES', ())
+    return request.param
+
+
 @pytest.mark.parametrize('config', CONFIGS)
 @pytest.mark.parametrize('seed', range(6))
-def test_crop_and_whole_frame_paths_give_the_reference_labels(seed, config):
+def test_crop_and_whole_frame_paths_give_the_reference_labels(seed, config, path):
     mask, depth = _frames(seed)
+    default = label_image(mask, depth, config)  # the path's own choice
     cropped = label_image(mask, depth, config, crop=True)
     whole = label_image(mask, depth, config, crop=False)
-    assert cropped.converged and whole.converged
-    for a, b in zip(_fields(cropped), _fields(whole)):
+    assert default.converged and cropped.converged and whole.converged
+    for a, b, c in zip(_fields(default), _fields(cropped), _fields(whole)):
         np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
     assert cropped.labels.dtype == whole.labels.dtype == torch.int64
     for f in range(len(mask)):
         labels, counts, small, excess = ref.label_image(mask[f].numpy(), depth[f].numpy(),
@@ -77,7 +87,7 @@ def test_crop_and_whole_frame_paths_give_the_reference_labels(seed, config):
 
 
 @pytest.mark.parametrize('crop', [True, False])
-def test_no_dynamic_pixel_and_a_box_smaller_than_the_label_count(crop):
+def test_no_dynamic_pixel_and_a_box_smaller_than_the_label_count(crop, path):
     config = InstanceConfig(min_pixels=1, max_instances=40)
     mask = torch.zeros((2, 6, 7), dtype=torch.bool)
     depth = torch.full((2, 6, 7), 2.0)
@@ -118,7 +128,7 @@ def _spiral() -> torch.Tensor:
 
 
 @pytest.mark.parametrize('steps', [1, 2, 3, 4, 5, 6, 8])
-def test_propagation_cut_off_by_the_bound_equals_the_previous_update(steps):
+def test_propagation_cut_off_by_the_bound_equals_the_previous_update(steps, path):
     """Within the fixed steps the one check is at the bound: the old roots, the old test."""
     mask = torch.cat([_spiral(), _frames(3, 1, 40, 40)[0]])
     size = mask.numel()
@@ -132,7 +142,7 @@ def test_propagation_cut_off_by_the_bound_equals_the_previous_update(steps):
     assert converged == (steps >= 5)  # the spiral needs 4 steps and a check
 
 
-def test_one_host_sync_when_converged_within_the_fixed_steps():
+def test_one_host_sync_when_converged_within_the_fixed_steps(path):
     mask, _ = _frames(1)
     with OpCounter() as counter:
         _, converged = connected_components(mask, 64)
@@ -141,12 +151,14 @@ def test_one_host_sync_when_converged_within_the_fixed_steps():
     assert counter.stages['blobs'].syncs == 1
     assert all(site.startswith('equal') for site in counter.stages['blobs'].sync_sites)
     assert counter.stages['blobs'].by_op['scatter_reduce'] == _FIXED_STEPS
+    # The GPU's step: one gather and one reduction (the CPU's: a chain of minimum).
+    assert counter.stages['blobs'].by_op['amin'] == (_FIXED_STEPS if path == 'gpu' else 0)
 
 
 @pytest.mark.parametrize('bound, checks, steps, converged', [
     (2, 1, 2, False), (3, 2, 3, False), (5, 2, 5, True), (64, 2, 6, True)])
 def test_checks_after_the_fixed_steps_come_every_few_and_at_the_bound(
-        monkeypatch, bound, checks, steps, converged):
+        monkeypatch, path, bound, checks, steps, converged):
     """The spiral needs 4 steps and a check; 2 fixed steps: checks at 2, 6, ... and the bound."""
     monkeypatch.setattr(instances, '_FIXED_STEPS', 2)
     with OpCounter() as counter:

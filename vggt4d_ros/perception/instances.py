@@ -34,9 +34,11 @@ from vggt4d_ros.perception.dynamic_points import rigid_apply
 _FIXED_STEPS = 8
 #: After a failed check, the next comes this many steps later (one host sync each).
 _CHECK_EVERY = 4
-#: Device types whose labelling works on the box around the dynamic pixels (one host sync to
-#: cut it: the CPU pays per pixel, not per launch). Elsewhere whole frames, no sync.
-CROP_DEVICE_TYPES: tuple[str, ...] = ('cpu',)
+#: Device types that take the CPU's path: labelling on the box around the dynamic pixels (one
+#: host sync to cut it: the CPU pays per pixel, not per launch) with the gathers and minima
+#: its kernels vectorise. Elsewhere whole frames, no sync but the convergence check, fewest
+#: ops (what a GPU pays for).
+CPU_PATH_DEVICE_TYPES: tuple[str, ...] = ('cpu',)
 
 
 @dataclass
@@ -283,12 +285,12 @@ def _step(state: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
 
 
 def _neighbour_min(state: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
-    """[P+1] smallest label of each pixel's ``neighbours`` [5,P+1]: two ops on a GPU.
+    """[P+1] smallest label of each pixel's ``neighbours`` [5,P+1]: two ops off the CPU.
 
     The CPU gathers with ``index_select`` and reduces with a chain of ``minimum``: its
     ``take`` and int64 min-reductions are not vectorised (several times slower on x86).
     """
-    if state.device.type != 'cpu':
+    if state.device.type not in CPU_PATH_DEVICE_TYPES:
         return torch.take(state, neighbours).amin(dim=0)
     rows = state.index_select(0, neighbours.view(-1)).view(neighbours.shape)
     low = rows[0]
@@ -318,13 +320,13 @@ def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceCon
                 crop: bool | None = None) -> Labels:
     """Label the dynamic pixels ``selected`` [F,h,w] bool (valid depth) with depth [F,h,w].
 
-    With ``crop`` (default: on ``CROP_DEVICE_TYPES``) the work is on the box around every
+    With ``crop`` (default: on ``CPU_PATH_DEVICE_TYPES``) the work is on the box around every
     frame's dynamic pixels (objects cover a small part of a frame; one host sync to cut
     it); without, on the whole frames (a fixed op count, no sync but the convergence
     check). Both give the same labels.
     """
     if crop is None:
-        crop = selected.device.type in CROP_DEVICE_TYPES
+        crop = selected.device.type in CPU_PATH_DEVICE_TYPES
     frames, height, width = selected.shape
     count = min(config.max_instances, height * width)
     if not crop:

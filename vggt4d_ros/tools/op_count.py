@@ -260,14 +260,14 @@ STAGE_ORDER = ('copy', 'points', 'instances', 'grid', 'host', 'tracker')
 
 @contextmanager
 def gpu_paths() -> Iterator[None]:
-    """Run the code paths a GPU takes where the CPU has its own (the instance crop)."""
+    """Run the code paths a GPU takes where the CPU has its own (the instance labelling)."""
     from vggt4d_ros.perception import instances
-    saved = instances.CROP_DEVICE_TYPES
-    instances.CROP_DEVICE_TYPES = ()
+    saved = instances.CPU_PATH_DEVICE_TYPES
+    instances.CPU_PATH_DEVICE_TYPES = ()
     try:
         yield
     finally:
-        instances.CROP_DEVICE_TYPES = saved
+        instances.CPU_PATH_DEVICE_TYPES = saved
 
 
 def count_windows(outputs, config) -> OpCounter:

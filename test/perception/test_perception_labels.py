@@ -5,9 +5,10 @@
 ``label_image`` crops to the dynamic pixels' box where the CPU runs it and labels whole frames
 elsewhere (no host sync for the box), with other gather and minimum kernels; both paths and
 both crop choices are run here on the CPU and must give the same label images, pixel counts,
-dropped-part counts and convergence flag, equal to the numpy reference (scipy). The label propagation is checked step by step against the previous
-implementation's update (hook, then two pointer jumps; written out below), so a labelling
-cut off by the iteration bound is also unchanged, and its host syncs are counted.
+dropped-part counts and convergence flag, equal to the numpy reference (scipy). The label
+propagation is checked step by step against the previous implementation's update (hook,
+then two pointer jumps; written out below), so a labelling cut off by the iteration bound is
+also unchanged, and its host syncs are counted.
 """
 
 from __future__ import annotations

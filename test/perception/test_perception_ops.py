@@ -7,7 +7,8 @@ and their host syncs are their cost (docs/performance.md section 6): the budgets
 what one steady-state window (4 new frames of an 8-frame window) may dispatch, so a change
 that adds ops or a sync fails here. Counted with ``tools/op_count.py`` on the benchmark's
 windows (synthetic scene through the oracle backend), at a small network size: the counts
-do not depend on it.
+do not depend on it. ``count_windows`` runs the GPU's code paths where the CPU has its own
+(the instance labelling: ``op_count.gpu_paths``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from vggt4d_ros.tools import bench_perception
 from vggt4d_ros.tools.op_count import count_windows
 from vggt4d_ros.tools.op_count import OpCounter
 
-# Per steady-state window (measured: copy 22 ops, points 111, grid 169, host 32; before
-# this budget: copy 27 ops / 6 syncs, points 123 / 2, grid 282 / 2, host 27 / 1).
-OPS = {'copy': 24, 'points': 116, 'grid': 176, 'host': 34}
-# The points stage thins without a sync; the host reads the counts with the results.
-SYNCS = {'copy': 1, 'points': 0, 'grid': 1, 'host': 2}
+# Per steady-state window, the GPU's code paths (measured: copy 22 ops, points 111,
+# instances 213, grid 169, host 27; before this budget: copy 27 ops / 6 syncs, points
+# 123 / 2, instances 508 / 4, grid 282 / 2, host 34 / 2).
+OPS = {'copy': 24, 'points': 116, 'instances': 220, 'grid': 176, 'host': 30}
+# The points stage thins without a sync; the instances check the labelling's convergence
+# once; the host reads the counts with the results.
+SYNCS = {'copy': 1, 'points': 0, 'instances': 1, 'grid': 1, 'host': 2}
 
 
 @pytest.fixture(scope='module')
@@ -57,6 +60,13 @@ def test_grid_stage_syncs_only_to_copy_the_grids_out(counted):
     assert all(site.startswith('cpu @ occupancy.py') for site in sites), sites
 
 
+def test_instances_stage_syncs_only_for_the_convergence_check(counted):
+    counter, windows = counted
+    sites = counter.stages['instances'].sync_sites
+    assert sum(sites.values()) == windows
+    assert all(site.startswith('equal @ instances.py') for site in sites), sites
+
+
 def test_counter_sees_ops_kernels_and_each_kind_of_sync():
     x = torch.arange(6.0)
     with OpCounter() as counter:
@@ -70,13 +80,14 @@ def test_counter_sees_ops_kernels_and_each_kind_of_sync():
         torch.tensor([1, 2]).to(x.device)  # a blocking upload
         torch.from_numpy(np.ones(2)).to(x.device, non_blocking=True)  # no wait
         torch.tensor([3.0]).item()  # host data: no sync
+        torch.equal(x, z.flatten())  # a bool to the host
         counter.lap('syncs')
     compute = counter.stages['compute']
     assert (compute.ops, compute.kernels, compute.syncs) == (2, 1, 0)
     syncs = counter.stages['syncs']
-    assert syncs.syncs == 5, syncs.sync_sites
+    assert syncs.syncs == 6, syncs.sync_sites
     assert {site.split(' @ ')[0] for site in syncs.sync_sites} == {
-        'cpu', '__float__', 'index', 'nonzero', 'upload'}
+        'cpu', '__float__', 'index', 'nonzero', 'upload', 'equal'}
 
 
 @pytest.mark.parametrize('frames', [1, 3, 4, 5, 9])

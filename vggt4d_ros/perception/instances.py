@@ -11,14 +11,17 @@ pixels, parts below ``min_pixels`` and parts beyond the ``max_instances`` larges
 Connected components run on the device as label propagation with hooking and pointer
 jumping (every pixel points at a pixel of its component with a smaller index; neighbours
 hook their roots together; pointers are shortcut twice per iteration), so a blob converges
-in a few tens of iterations, not its diameter. Labels are ordered by size, ties by the first
-pixel in raster order (as ``scipy.ndimage.label`` numbers parts). Measurements are segment
-reductions (scatter, sort) over the frame's points, one row per (frame, label).
+in a few iterations (within 8 on the benchmark's scenes), not its diameter. Labels are
+ordered by size, ties by the first pixel in raster order (as ``scipy.ndimage.label``
+numbers parts). Measurements are segment reductions (scatter, sort) over the frame's points,
+one row per (frame, label).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace
+import functools
 
 import numpy as np
 import torch
@@ -27,8 +30,16 @@ from vggt4d_ros.perception.config import InstanceConfig
 from vggt4d_ros.perception.dynamic_points import BatchPoints
 from vggt4d_ros.perception.dynamic_points import rigid_apply
 
-#: Convergence is checked (one host sync) every this many iterations.
+#: Label-propagation steps before the first convergence check (a host sync): the benchmark's
+#: windows reach the fixpoint in fewer, and past it a step changes nothing.
+_FIXED_STEPS = 8
+#: After a failed check, the next comes this many steps later (one host sync each).
 _CHECK_EVERY = 4
+#: Device types that take the CPU's path: labelling on the box around the dynamic pixels (one
+#: host sync to cut it: the CPU pays per pixel, not per launch) with the gathers and minima
+#: its kernels vectorise. Elsewhere whole frames, no sync but the convergence check, fewest
+#: ops (what a GPU pays for).
+CPU_PATH_DEVICE_TYPES: tuple[str, ...] = ('cpu',)
 
 
 @dataclass
@@ -92,8 +103,8 @@ class Labels:
     Attributes:
         labels: [F,h,w] int64 (0 = none, 1..K largest first).
         pixels: [F,K] int64 pixel count of each label (0 = label unused).
-        small: [F] int64 parts dropped as smaller than ``min_pixels``.
-        excess: [F] int64 parts dropped beyond ``max_instances``.
+        dropped: [F,2] int64 parts dropped as smaller than ``min_pixels`` and parts
+            dropped beyond ``max_instances`` (``small``, ``excess``: its columns).
         converged: the labelling converged within the iteration bound (if not, a part may
             be split in two: counted by the caller).
 
@@ -101,9 +112,18 @@ class Labels:
 
     labels: torch.Tensor
     pixels: torch.Tensor
-    small: torch.Tensor
-    excess: torch.Tensor
+    dropped: torch.Tensor
     converged: bool
+
+    @property
+    def small(self) -> torch.Tensor:
+        """[F] int64 parts dropped as smaller than ``min_pixels``."""
+        return self.dropped[:, 0]
+
+    @property
+    def excess(self) -> torch.Tensor:
+        """[F] int64 parts dropped beyond ``max_instances``."""
+        return self.dropped[:, 1]
 
 
 @dataclass
@@ -111,43 +131,173 @@ class InstanceStats:
     """Measurements per (frame, label) (device tensors, K labels per frame).
 
     Attributes:
-        valid: [F,K] bool label measured (>= 3 points).
+        table: [F,K,17] float64 the measurements in ``pack``'s order (but the pixel count):
+            measurable (1.0: >= 3 points), box (row0, col0, row1, col1) of its points,
+            inclusive, centre [3] (output frame), size [3], range (camera distance of the
+            centre), push (``Instance.push``), push direction [3] (the unit viewing ray,
+            ``Instance.push_direction``), top (98th percentile of the points' output z,
+            ``Instance.top``). The properties read its columns.
         pixels: [F,K] int64 pixel count.
-        box: [F,K,4] int64 (row0, col0, row1, col1) of its points, inclusive.
-        centre: [F,K,3] float64 output frame.
-        size: [F,K,3] float64.
-        range: [F,K] float64 camera distance of the centre.
         point_labels: [F,L] int64 label of each point slot (0 = none or not measurable).
-        push: [F,K] float64 push back from the visible surface (``Instance.push``).
-        push_direction: [F,K,3] float64 unit viewing ray (``Instance.push_direction``).
-        top: [F,K] float64 98th percentile of the points' output z (``Instance.top``).
 
     """
 
-    valid: torch.Tensor
+    table: torch.Tensor
     pixels: torch.Tensor
-    box: torch.Tensor
-    centre: torch.Tensor
-    size: torch.Tensor
-    range: torch.Tensor
     point_labels: torch.Tensor
-    push: torch.Tensor
-    push_direction: torch.Tensor
-    top: torch.Tensor
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """[F,K] bool label measured (>= 3 points)."""
+        return self.table[:, :, 0] > 0.5
+
+    @property
+    def box(self) -> torch.Tensor:
+        """[F,K,4] int64 (row0, col0, row1, col1) of its points, inclusive."""
+        return self.table[:, :, 1:5].long()
+
+    @property
+    def centre(self) -> torch.Tensor:
+        """[F,K,3] float64 output frame."""
+        return self.table[:, :, 5:8]
+
+    @property
+    def size(self) -> torch.Tensor:
+        """[F,K,3] float64 full extent along the output axes."""
+        return self.table[:, :, 8:11]
+
+    @property
+    def range(self) -> torch.Tensor:
+        """[F,K] float64 camera distance of the centre."""
+        return self.table[:, :, 11]
+
+    @property
+    def push(self) -> torch.Tensor:
+        """[F,K] float64 push back from the visible surface (``Instance.push``)."""
+        return self.table[:, :, 12]
+
+    @property
+    def push_direction(self) -> torch.Tensor:
+        """[F,K,3] float64 unit viewing ray (``Instance.push_direction``)."""
+        return self.table[:, :, 13:16]
+
+    @property
+    def top(self) -> torch.Tensor:
+        """[F,K] float64 98th percentile of the points' output z (``Instance.top``)."""
+        return self.table[:, :, 16]
 
 
-def far_side_of_jumps(mask: torch.Tensor, depth: torch.Tensor, ratio: float) -> torch.Tensor:
-    """[F,h,w] bool: dynamic pixels whose 4-neighbour is dynamic and much nearer."""
-    far = torch.zeros_like(mask)
-    safe = torch.where(mask, depth, 0.0)
-    for dim in (1, 2):
-        length = mask.shape[dim]
-        a, b = safe.narrow(dim, 0, length - 1), safe.narrow(dim, 1, length - 1)
-        both = mask.narrow(dim, 0, length - 1) & mask.narrow(dim, 1, length - 1)
-        jump = both & (torch.abs(a - b) > ratio * torch.minimum(a, b))
-        far.narrow(dim, 0, length - 1).logical_or_(jump & (a > b))
-        far.narrow(dim, 1, length - 1).logical_or_(jump & (b > a))
-    return far
+class _LabelConstants:
+    """What labelling F frames of h x w fixes, made once per shape and device.
+
+    Pixels have their flat index p over [F,h,w] (raster order, frame after frame); index
+    P = F h w is a sink that the background and the frame borders point at.
+
+    Attributes:
+        size: P.
+        own: [P+1] int64 every index itself (a pixel's first label); pixel_index: its
+            first P (a view).
+        neighbours: [5,P+1] int64 a pixel's 4 neighbours and itself (up, left, self,
+            right, down), the sink past a frame's border; the sink's are all sink (rows:
+            a [P+1] mask broadcasts over them).
+        ones: [P+1] int64 ones (pixel counts).
+        reverse: [h w] int64 h w - 1 - position in the frame (ties: first pixel first).
+        frame_base: [F,1] int64 the first index of each frame.
+        no: [1] bool False (the sink is no mask pixel).
+
+    """
+
+    def __init__(self, frames: int, height: int, width: int, device: torch.device) -> None:
+        pixels = height * width
+        self.size = size = frames * pixels
+        self.own = torch.arange(size + 1, device=device)
+        self.pixel_index = self.own[:size]
+        index = self.own[:size].view(frames, height, width)
+        self.neighbours = torch.full((5, size + 1), size, dtype=torch.int64, device=device)
+        around = self.neighbours[:, :size].view(5, frames, height, width)
+        around[0, :, 1:] = index[:, :-1]
+        around[1, :, :, 1:] = index[:, :, :-1]
+        around[2] = index
+        around[3, :, :, :-1] = index[:, :, 1:]
+        around[4, :, :-1] = index[:, 1:]
+        self.ones = torch.ones_like(self.own)
+        self.reverse = torch.arange(pixels - 1, -1, -1, device=device)
+        self.frame_base = pixels * torch.arange(frames, device=device)[:, None]
+        self.no = torch.zeros(1, dtype=torch.bool, device=device)
+
+
+@functools.lru_cache(maxsize=4)
+def _label_constants(frames: int, height: int, width: int, device: torch.device
+                     ) -> _LabelConstants:
+    return _LabelConstants(frames, height, width, device)
+
+
+def _far_side_of_jumps(inside: torch.Tensor, depth: torch.Tensor, consts: _LabelConstants,
+                       ratio: float) -> torch.Tensor:
+    """[P+1] bool: mask pixels whose 4-neighbour is in the mask and much nearer.
+
+    Args:
+        inside: [P+1] bool mask pixels (flat, ``_LabelConstants``; the sink is not one).
+        depth: [F,h,w] depth (read at mask pixels only).
+        consts: the frames' constants.
+        ratio: a jump is larger than ``ratio`` times the nearer depth.
+
+    """
+    near = torch.nn.functional.pad(depth.reshape(-1), (0, 1))  # [P+1]
+    around = torch.take(near, consts.neighbours)  # [5,P+1]; the pixel itself is no jump
+    jump = (torch.abs(near - around) > ratio * torch.minimum(near, around)) & (near > around)
+    return (jump & torch.take(inside, consts.neighbours)).any(dim=0)
+
+
+def _propagate(inside: torch.Tensor, consts: _LabelConstants, max_steps: int
+               ) -> tuple[torch.Tensor, bool]:
+    """Label propagation over a mask ``inside`` [P+1] bool (flat): ([P+1] roots, converged).
+
+    A step: every mask pixel takes the smallest label among itself and its 4 neighbours
+    (``low``); the pixel's current root adopts the smallest ``low`` of the pixels pointing
+    at it (hooking); then pointers are shortcut twice. Labels only decrease and stay in the
+    part, so the fixpoint (nothing changes in a step) is unique: every pixel at its part's
+    first pixel, however often it is checked. ``_FIXED_STEPS`` run before the first check
+    (one host sync), then one check every ``_CHECK_EVERY`` steps and at ``max_steps``.
+    """
+    sink = consts.size
+    state = torch.where(inside, consts.own, sink)
+    # Pixels off the mask read only the sink: their label stays the sink.
+    neighbours = torch.where(inside, consts.neighbours, sink)
+    done, check = 0, min(_FIXED_STEPS, max_steps)
+    while True:
+        for _ in range(check - done - 1):
+            state = _step(state, neighbours)
+        previous, state = state, _step(state, neighbours)
+        done = check
+        if torch.equal(state, previous):
+            return state, True
+        if done >= max_steps:
+            return state, False
+        check = min(done + _CHECK_EVERY, max_steps)
+
+
+def _step(state: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """One propagation step on the [P+1] labels (``_propagate``): five ops."""
+    low = _neighbour_min(state, neighbours)
+    hooked = low.scatter_reduce(0, state, low, 'amin')
+    half = hooked.index_select(0, hooked)
+    return half.index_select(0, half)
+
+
+def _neighbour_min(state: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """[P+1] smallest label of each pixel's ``neighbours`` [5,P+1]: two ops off the CPU.
+
+    The CPU gathers with ``index_select`` and reduces with a chain of ``minimum``: its
+    ``take`` and int64 min-reductions are not vectorised (several times slower on x86).
+    """
+    if state.device.type not in CPU_PATH_DEVICE_TYPES:
+        return torch.take(state, neighbours).amin(dim=0)
+    rows = state.index_select(0, neighbours.view(-1)).view(neighbours.shape)
+    low = rows[0]
+    for row in rows[1:]:
+        low = torch.minimum(low, row)
+    return low
 
 
 def connected_components(mask: torch.Tensor, max_iterations: int
@@ -157,107 +307,138 @@ def connected_components(mask: torch.Tensor, max_iterations: int
     Returns:
         root [F,h,w] int64: the flat index (over F*h*w) of the component's first pixel in
         raster order for mask pixels, F*h*w elsewhere; and whether it converged within
-        ``max_iterations`` (checked every few iterations: one host sync each).
+        ``max_iterations`` (checked after ``_FIXED_STEPS``, then every few: one host sync
+        each).
 
     """
-    frames, height, width = mask.shape
-    size = frames * height * width
-    device = mask.device
-    own = torch.arange(size, device=device)
-    # parent[size] is a sink for background pixels (never linked to the mask's pixels).
-    parent = torch.cat([torch.where(mask.flatten(), own, size),
-                        torch.tensor([size], device=device)])
-    padded = torch.full((frames, height + 2, width + 2), size, dtype=torch.int64,
-                        device=device)
-    inner = padded[:, 1:-1, 1:-1]
-    flat_mask = mask.flatten()
-    converged = False
-    for iteration in range(1, max_iterations + 1):
-        previous = parent if iteration % _CHECK_EVERY == 0 else None
-        inner.copy_(parent[:size].view(frames, height, width))
-        low = torch.minimum(torch.minimum(padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]),
-                            torch.minimum(padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]))
-        low = torch.where(flat_mask, torch.minimum(low.flatten(), parent[:size]), size)
-        # Hook: a pixel's current root adopts the smallest label next to the pixel.
-        parent.scatter_reduce_(0, parent[:size].clone(), low, 'amin')
-        parent[:size] = torch.minimum(parent[:size], low)
-        parent = parent[parent]
-        parent = parent[parent]
-        if previous is not None:
-            converged = torch.equal(parent, previous)
-            if converged:
-                break
-    return parent[:size].view(frames, height, width), converged
+    consts = _label_constants(*mask.shape, mask.device)
+    inside = torch.cat([mask.reshape(-1), consts.no])
+    state, converged = _propagate(inside, consts, max_iterations)
+    return state[:-1].view(mask.shape), converged
 
 
-def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig
-                ) -> Labels:
+def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig,
+                crop: bool | None = None) -> Labels:
     """Label the dynamic pixels ``selected`` [F,h,w] bool (valid depth) with depth [F,h,w].
 
-    Works on the box around every frame's dynamic pixels (objects cover a small part of a
-    frame; one host sync to cut it).
+    With ``crop`` (default: on ``CPU_PATH_DEVICE_TYPES``) the work is on the box around every
+    frame's dynamic pixels (objects cover a small part of a frame; one host sync to cut
+    it); without, on the whole frames (a fixed op count, no sync but the convergence
+    check). Both give the same labels.
     """
+    if crop is None:
+        crop = selected.device.type in CPU_PATH_DEVICE_TYPES
     frames, height, width = selected.shape
-    device = selected.device
     count = min(config.max_instances, height * width)
+    if not crop:
+        return _labels(selected, depth, config, count)
+    device = selected.device
     labels = torch.zeros(selected.shape, dtype=torch.int64, device=device)
-    empty = torch.zeros((frames, count), dtype=torch.int64, device=device)
     spans = torch.cat([selected.any(dim=2).any(dim=0), selected.any(dim=1).any(dim=0)])
     spans = np.nonzero(spans.cpu().numpy())[0]
     if not len(spans):
-        return Labels(labels, empty, empty[:, 0], empty[:, 0], True)
+        return Labels(labels, torch.zeros((frames, count), dtype=torch.int64, device=device),
+                      torch.zeros((frames, 2), dtype=torch.int64, device=device), True)
     rows, cols = spans[spans < height], spans[spans >= height] - height
     box = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    crop = selected[box]
-    keep = crop & ~far_side_of_jumps(crop, depth[box], config.depth_break)
-    root, converged = connected_components(keep, config.max_label_iterations)
-    crop_labels, pixels, small, excess = _rank_parts(root, config.min_pixels, count)
-    labels[box] = crop_labels
-    return Labels(labels, pixels, small, excess, converged)
+    cropped = _labels(selected[box], depth[box], config, count)
+    labels[box] = cropped.labels
+    return replace(cropped, labels=labels)
 
 
-def _rank_parts(root: torch.Tensor, min_pixels: int, count: int
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _labels(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig,
+            count: int) -> Labels:
+    """``label_image`` on the given frames [F,h,w] (``count`` labels per frame)."""
+    consts = _label_constants(*selected.shape, selected.device)
+    inside = torch.cat([selected.reshape(-1), consts.no])
+    # At a depth jump the far pixel leaves the mask: the objects fall apart.
+    keep = inside & ~_far_side_of_jumps(inside, depth, consts, config.depth_break)
+    state, converged = _propagate(keep, consts, config.max_label_iterations)
+    labels, pixels, dropped = _rank_parts(state, consts, selected.shape, config.min_pixels,
+                                          count)
+    return Labels(labels, pixels, dropped, converged)
+
+
+def _rank_parts(state: torch.Tensor, consts: _LabelConstants, shape: torch.Size,
+                min_pixels: int, count: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Labels [F,h,w] of the ``count`` largest parts of at least ``min_pixels`` of each frame.
 
     Args:
-        root: [F,h,w] component roots (``connected_components``).
+        state: [F h w + 1] component roots (``_propagate``).
+        consts: the frames' constants.
+        shape: (F, h, w).
         min_pixels: smallest part.
         count: labels per frame.
 
     Returns:
         labels (0 = none, 1..count largest first, ties by first pixel), pixel counts
-        [F,count] (0 = unused), parts dropped as small [F] and as excess [F].
+        [F,count] (0 = unused), parts dropped [F,2] as small and as excess.
 
     """
-    frames, height, width = root.shape
-    pixels = height * width
-    total = frames * pixels
-    device = root.device
-    flat_root = root.flatten()
-    sizes = torch.zeros(total + 1, dtype=torch.int64, device=device)
-    sizes.index_add_(0, flat_root, torch.ones_like(flat_root))
-    sizes = sizes[:total].view(frames, pixels)
-    is_root = (root == torch.arange(total, device=device).view(root.shape)).flatten(1)
-    big = is_root & (sizes >= min_pixels)
-    small = (is_root & ~big).sum(dim=1)
-    # Largest first, ties by first pixel: one unique integer key per part root.
-    position = torch.arange(pixels, device=device)
-    key = torch.where(big, sizes * pixels + (pixels - 1 - position), -1)
+    frames, total = shape[0], consts.size
+    pixels = total // frames
+    sizes = torch.zeros_like(state).index_add_(0, state, consts.ones)
+    roots = state[:total]
+    sizes = torch.where(roots == consts.pixel_index, sizes[:total], 0).view(frames, pixels)
+    # Largest first, ties by first pixel: one unique integer key per part root (-1: none).
+    key = torch.where(sizes >= min_pixels, sizes * pixels + consts.reverse, -1)
     top_key, top_pixel = torch.topk(key, min(count, pixels), dim=1)
     kept = top_key >= 0
-    excess = big.sum(dim=1) - kept.sum(dim=1)
-    # Root pixel -> label 1..K (kept parts only).
-    lookup = torch.zeros(total + 1, dtype=torch.int64, device=device)
-    slot = torch.arange(1, top_key.shape[1] + 1, device=device).expand(frames, -1)
-    frame_base = pixels * torch.arange(frames, device=device)[:, None]
-    target = torch.where(kept, top_pixel + frame_base, total)
-    lookup.scatter_(0, target.flatten(), torch.where(kept, slot, 0).flatten())
-    lookup[total] = 0
-    labels = lookup[flat_root].view(frames, height, width)
-    counts = torch.zeros((frames, count), dtype=torch.int64, device=device)
-    counts[:, : top_key.shape[1]] = torch.where(kept, sizes.gather(1, top_pixel), 0)
-    return labels, counts, small, excess
+    big = (key >= 0).sum(dim=1)
+    dropped = torch.stack([(sizes > 0).sum(dim=1) - big,
+                           (big - top_key.shape[1]).clamp(min=0)], dim=1)
+    # Root pixel -> label 1..K (kept parts only); everything else (the sink too) -> 0.
+    lookup = torch.zeros_like(state)
+    target = torch.where(kept, top_pixel + consts.frame_base, total)
+    lookup.scatter_(0, target.flatten(), (kept * consts.own[1: top_key.shape[1] + 1]).flatten())
+    labels = torch.take(lookup, roots).view(shape)
+    counts = top_key.clamp(min=0) // pixels
+    if counts.shape[1] < count:  # a crop smaller than the label count
+        counts = torch.cat([counts, counts.new_zeros((frames, count - counts.shape[1]))], 1)
+    return labels, counts, dropped
+
+
+class _MeasureConstants:
+    """What measuring K labels in F frames of L point slots fixes (per shape and device).
+
+    Rows: one per (frame, label 0..K) plus a dump row (``dump`` = F (K+1)) for unused slots.
+
+    Attributes:
+        frame_rows: [F,1] int64 the first row of each frame.
+        labelled: [F (K+1) + 1] bool rows of labels 1..K (not label 0, not the dump).
+        ones: [F L] int64 ones (member counts).
+        percents: [2,1] float64 the size's percentiles (2 and 98) as fractions.
+        box_sign: [4] int64 (1, 1, -1, -1): the box's ends are reduced negated.
+
+    """
+
+    def __init__(self, frames: int, slots: int, count: int, device: torch.device) -> None:
+        rows = count + 1
+        self.dump = frames * rows
+        self.frame_rows = rows * torch.arange(frames, device=device)[:, None]
+        labelled = torch.ones(self.dump + 1, dtype=torch.bool, device=device)
+        labelled[:-1].view(frames, rows)[:, 0] = False
+        labelled[-1] = False
+        self.labelled = labelled
+        self.ones = torch.ones(frames * slots, dtype=torch.int64, device=device)
+        self.percents = torch.tensor([[2.0 / 100.0], [98.0 / 100.0]], dtype=torch.float64,
+                                     device=device)
+        self.box_sign = torch.tensor([1, 1, -1, -1], device=device)
+
+
+@functools.lru_cache(maxsize=8)
+def _measure_constants(frames: int, slots: int, count: int, device: torch.device
+                       ) -> _MeasureConstants:
+    return _MeasureConstants(frames, slots, count, device)
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_extremes(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """[h w, 4] int64 (row, col, -row, -col) of every flat pixel index (a box's amin terms)."""
+    index = torch.arange(height * width, device=device)
+    pix = torch.stack([index // width, index % width], dim=1)
+    return torch.cat([pix, -pix], dim=1)
 
 
 def measure_instances(points: BatchPoints, labels: Labels, output_from_camera: torch.Tensor,
@@ -276,83 +457,86 @@ def measure_instances(points: BatchPoints, labels: Labels, output_from_camera: t
     """
     frames, slots = points.index.shape
     count = labels.pixels.shape[1]
-    rows = count + 1  # label 0..K per frame
-    device = points.index.device
-    width = labels.labels.shape[2]
+    height, width = labels.labels.shape[1:]
+    consts = _measure_constants(frames, slots, count, points.index.device)
+    dump = consts.dump
+    # One row per (frame, label); the unused slots go to the dump row.
     point_labels = labels.labels.flatten(1).gather(1, points.index)
-    point_labels = torch.where(points.used, point_labels, 0)
-    dump = frames * rows
-    segment = point_labels + rows * torch.arange(frames, device=device)[:, None]
-    segment = torch.where(points.used, segment, dump).flatten()
-    members = torch.zeros(dump + 1, dtype=torch.int64, device=device)
-    members.index_add_(0, segment, torch.ones_like(segment))
-    measurable = members >= 3
-    measurable[dump] = False
-    measurable.view(-1)[: dump].view(frames, rows)[:, 0] = False
-    point_labels = torch.where(measurable[segment].view(frames, slots), point_labels, 0)
+    segment = torch.where(points.used, point_labels + consts.frame_rows, dump).flatten()
+    members = torch.zeros(dump + 1, dtype=torch.int64, device=segment.device)
+    members.index_add_(0, segment, consts.ones)
+    measurable = (members >= 3) & consts.labelled
+    point_labels = torch.where(torch.take(measurable, segment).view(frames, slots),
+                               point_labels, 0)
     # Boxes: one amin over (row, col, -row, -col).
-    index = points.index.flatten()
-    pix = torch.stack([index // width, index % width], dim=1)
-    extremes = torch.cat([pix, -pix], dim=1)
-    box = torch.full((dump + 1, 4), np.iinfo(np.int64).max, dtype=torch.int64, device=device)
+    extremes = _pixel_extremes(height, width, segment.device)[points.index.flatten()]
+    box = torch.full((dump + 1, 4), np.iinfo(np.int64).max, dtype=torch.int64,
+                     device=segment.device)
     box.scatter_reduce_(0, segment[:, None].expand(-1, 4), extremes, 'amin')
-    box[:, 2:] = -box[:, 2:]
     # Centre: mean and (two-pass) standard deviation of the camera points.
     camera = points.camera.reshape(-1, 3)
-    safe_members = members.clamp(min=1).double()
-    mean = torch.zeros(dump + 1, 3, dtype=torch.float64, device=device)
+    safe_members = members.clamp(min=1).double()[:, None]
+    mean = torch.zeros(dump + 1, 3, dtype=torch.float64, device=segment.device)
     mean.index_add_(0, segment, camera)
-    mean /= safe_members[:, None]
-    spread = torch.zeros(dump + 1, dtype=torch.float64, device=device)
-    spread.index_add_(0, segment, (camera[:, 0] - mean[segment, 0]) ** 2)
-    std = torch.sqrt(spread / safe_members)
-    centre_cam = mean
-    push = torch.zeros_like(std)
+    mean /= safe_members
+    spread = torch.zeros(dump + 1, 1, dtype=torch.float64, device=segment.device)
+    spread.index_add_(0, segment, (camera[:, :1] - mean[:, :1][segment]) ** 2)
+    centre_cam, push = mean, torch.zeros_like(spread)
     if depth_completion == 'half_width':
-        ratio = torch.where(mean[:, 2] > 0, 4.0 / 3.0 * std / mean[:, 2], 0.0)
-        centre_cam = mean * (1.0 + ratio[:, None])
-        push = ratio * torch.linalg.vector_norm(mean, dim=1)
-    frame_of = torch.arange(dump + 1, device=device).clamp(max=dump - 1) // rows
-    rotation = output_from_camera[frame_of, :3, :3]
-    centre = rigid_apply(output_from_camera[frame_of], centre_cam[:, None, :])[:, 0]
-    ray = torch.einsum('sij,sj->si', rotation, mean)
-    direction = ray / torch.linalg.vector_norm(ray, dim=1, keepdim=True).clamp(min=1e-300)
+        depth = mean[:, 2:]
+        ratio = torch.where(depth > 0, 4.0 / 3.0 * torch.sqrt(spread / safe_members) / depth,
+                            0.0)
+        centre_cam = mean * (1.0 + ratio)
+        push = ratio * torch.linalg.vector_norm(mean, dim=1, keepdim=True)
+    # Per frame from here: [F, K+1, ...] (the dump row is dropped).
+    centre = rigid_apply(output_from_camera, _per_frame(centre_cam, frames))
+    rotation = output_from_camera[:, None, :3, :3]  # [F,1,3,3]
+    ray = (_per_frame(mean, frames)[:, :, None, :] * rotation).sum(dim=3)
+    direction = ray / torch.linalg.vector_norm(ray, dim=2, keepdim=True).clamp(min=1e-300)
     low, high = _segment_percentiles(points.output.reshape(-1, 3), segment, members,
-                                     (2.0, 98.0))
+                                     consts.percents)
+    low, high = _per_frame(low, frames), _per_frame(high, frames)
     size = 2.0 * torch.maximum(torch.abs(high - centre), torch.abs(centre - low))
+    # One float64 table in ``pack``'s column order (but the pixel count, from the labels).
+    table = torch.cat([
+        _per_frame(measurable[:, None], frames), _per_frame(box, frames) * consts.box_sign,
+        centre, size, _per_frame(torch.linalg.vector_norm(centre_cam, dim=1, keepdim=True),
+                                 frames),
+        _per_frame(push, frames), direction, high[:, :, 2:]], dim=2)[:, 1:]
+    return InstanceStats(table, labels.pixels, point_labels)
 
-    def per_label(value: torch.Tensor) -> torch.Tensor:
-        return value[:dump].view((frames, rows) + tuple(value.shape[1:]))[:, 1:]
 
-    return InstanceStats(
-        valid=per_label(measurable), pixels=labels.pixels, box=per_label(box),
-        centre=per_label(centre), size=per_label(size),
-        range=per_label(torch.linalg.vector_norm(centre_cam, dim=1)), point_labels=point_labels,
-        push=per_label(push), push_direction=per_label(direction), top=per_label(high[:, 2]))
+def _per_frame(value: torch.Tensor, frames: int) -> torch.Tensor:
+    """[F, K+1, C] rows of each frame (``_MeasureConstants``) from [F (K+1) + 1, C] rows."""
+    return value[:-1].view(frames, -1, value.shape[1])
 
 
 def _segment_percentiles(values: torch.Tensor, segment: torch.Tensor, members: torch.Tensor,
-                         percents: tuple[float, ...]) -> list[torch.Tensor]:
+                         fractions: torch.Tensor) -> torch.Tensor:
     """Linear-interpolated percentiles (numpy's default) of values [N,3] per segment [N].
 
-    Returns one [S,3] tensor per percent (S = len(members)); empty segments give junk.
+    Args:
+        values: [N,3].
+        segment: [N] segment of each value.
+        members: [S] values per segment.
+        fractions: [Q,1] float64 the percentiles / 100.
+
+    Returns:
+        [Q,S,3] percentiles (empty segments give junk).
+
     """
     columns = values.T  # [3,N]
     order = torch.argsort(columns, dim=1, stable=True)
-    order = order.gather(1, torch.argsort(segment[order], dim=1, stable=True))
+    order = order.gather(1, torch.argsort(torch.take(segment, order), dim=1, stable=True))
     ordered = columns.gather(1, order)  # grouped by segment, ascending within
     start = torch.cumsum(members, 0) - members
     last = (members - 1).clamp(min=0)
-    out = []
-    for percent in percents:
-        position = percent / 100.0 * last.double()
-        below = torch.floor(position).long()
-        above = torch.minimum(below + 1, last)
-        frac = (position - below.double())[None, :]
-        first = ordered[:, (start + below).clamp(max=ordered.shape[1] - 1)]
-        second = ordered[:, (start + above).clamp(max=ordered.shape[1] - 1)]
-        out.append((first + (second - first) * frac).T)
-    return out
+    position = fractions * last.double()  # [Q,S]
+    below = torch.floor(position).long()
+    frac = position - below.double()
+    ends = torch.stack([below, torch.minimum(below + 1, last)]) + start
+    first, second = ordered[:, ends.clamp(max=ordered.shape[1] - 1)].unbind(1)  # [3,Q,S]
+    return (first + (second - first) * frac).permute(1, 2, 0)
 
 
 #: Values per instance in ``pack``'s rows.
@@ -361,12 +545,9 @@ _PACKED = 18
 
 def pack(stats: InstanceStats, labels: Labels) -> torch.Tensor:
     """[F, 18 K + 2] float64: the measurements and the dropped-part counts (for one copy)."""
-    packed = torch.cat([
-        stats.valid[:, :, None].double(), stats.pixels[:, :, None].double(),
-        stats.box.double(), stats.centre, stats.size, stats.range[:, :, None],
-        stats.push[:, :, None], stats.push_direction, stats.top[:, :, None]], dim=2)
-    return torch.cat([packed.flatten(1), labels.small[:, None].double(),
-                      labels.excess[:, None].double()], dim=1)
+    packed = torch.cat([stats.table[:, :, :1], stats.pixels[:, :, None].double(),
+                        stats.table[:, :, 1:]], dim=2)
+    return torch.cat([packed.flatten(1), labels.dropped.double()], dim=1)
 
 
 def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray

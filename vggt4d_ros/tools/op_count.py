@@ -30,6 +30,8 @@ also reports CUDA's own sync warnings, ``torch.cuda.set_sync_debug_mode``):
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 import os
 import sys
@@ -46,7 +48,8 @@ _NO_KERNEL = {'detach', 'lift_fresh', 'lift_fresh_copy', 'empty', 'empty_like',
 # Ops whose output size depends on the data: the host must wait for the count.
 _DATA_SIZED = {'nonzero', 'nonzero_static_not', 'masked_select', '_unique', '_unique2',
                'unique_dim', 'unique_consecutive', 'unique', 'argwhere', 'nonzero_numpy'}
-_SCALAR_READS = {'item', '__bool__', '__int__', '__float__', '__index__', 'tolist'}
+# Reads of device data as a Python value (``equal`` answers a bool: on CUDA the host waits).
+_SCALAR_READS = {'item', '__bool__', '__int__', '__float__', '__index__', 'tolist', 'equal'}
 _HOST_ORIGIN = {'tensor', 'from_numpy', 'lift_fresh', 'asarray', 'as_tensor'}
 
 
@@ -255,8 +258,22 @@ def _caller() -> str:
 STAGE_ORDER = ('copy', 'points', 'instances', 'grid', 'host', 'tracker')
 
 
+@contextmanager
+def gpu_paths() -> Iterator[None]:
+    """Run the code paths a GPU takes where the CPU has its own (the instance labelling)."""
+    from vggt4d_ros.perception import instances
+    saved = instances.CPU_PATH_DEVICE_TYPES
+    instances.CPU_PATH_DEVICE_TYPES = ()
+    try:
+        yield
+    finally:
+        instances.CPU_PATH_DEVICE_TYPES = saved
+
+
 def count_windows(outputs, config) -> OpCounter:
     """Count ``observations_from_window`` ('copy') + ``PerceptionTracker.update`` per stage.
+
+    Counts the GPU's code paths (``gpu_paths``), on whatever device the outputs live.
 
     Args:
         outputs: engine outputs (``EngineOutput``: ``result``, ``update``) of the windows;
@@ -264,9 +281,13 @@ def count_windows(outputs, config) -> OpCounter:
         config: the ``PerceptionConfig``.
 
     """
-    from vggt4d_ros.perception.observation import observations_from_window
     from vggt4d_ros.perception.perception_tracker import PerceptionTracker
-    tracker = PerceptionTracker(config)
+    with gpu_paths():
+        return _count(PerceptionTracker(config), outputs)
+
+
+def _count(tracker, outputs) -> OpCounter:
+    from vggt4d_ros.perception.observation import observations_from_window
     # Warm-up: what is made once per configuration (grid constants, caches) is not counted.
     tracker.update(observations_from_window(outputs[0].result, outputs[0].update))
     cuda = outputs[0].result.depth.device.type == 'cuda'

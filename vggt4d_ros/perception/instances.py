@@ -38,8 +38,11 @@ _CHECK_EVERY = 4
 #: Device types that take the CPU's path: labelling on the box around the dynamic pixels (one
 #: host sync to cut it: the CPU pays per pixel, not per launch) with the gathers and minima
 #: its kernels vectorise. Elsewhere whole frames, no sync but the convergence check, fewest
-#: ops (what a GPU pays for).
-CPU_PATH_DEVICE_TYPES: tuple[str, ...] = ('cpu',)
+#: ops. CUDA takes the CPU's path too: on an H100 (docs/performance.md section 10) the whole
+#: frames cost the instances stage 8.3 ms per window and the box 3.4-4.1 ms (all outputs
+#: 16.0 against 9.2-9.9 ms): a whole frame moves ~150 MB per propagation step, more than
+#: the sync and the extra launches the box costs.
+CPU_PATH_DEVICE_TYPES: tuple[str, ...] = ('cpu', 'cuda')
 
 
 @dataclass

@@ -263,7 +263,7 @@ def gpu_paths() -> Iterator[None]:
     """Run the code paths a GPU takes where the CPU has its own (the instance labelling)."""
     from vggt4d_ros.perception import instances
     saved = instances.CPU_PATH_DEVICE_TYPES
-    instances.CPU_PATH_DEVICE_TYPES = ()
+    instances.CPU_PATH_DEVICE_TYPES = saved if 'cuda' in saved else ()
     try:
         yield
     finally:

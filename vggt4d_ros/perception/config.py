@@ -155,9 +155,13 @@ class TrackerConfig:
             detection's centre at ``registration_anchor_rate`` and given to the filter with
             the detection's noise times ``registration_noise_factor``. Falls back to the
             detection's centre without enough points or with a poor fit (counted).
-        registration_points, registration_iterations, registration_keep,
-        registration_prior, registration_yaw_only, registration_min_points,
-        registration_max_residual: the registration's settings (see the fields).
+        registration_yaw_only: solve a yaw about the output z axis and a translation (the
+            object turns about the vertical: needs a truly vertical output z) instead of a
+            full rigid motion.
+        registration_anchor_rate: per-detection rate at which the moved reference point is
+            pulled to the detection's centre.
+        registration_noise_factor: measurement noise of a registered centre, as a multiple of
+            the detection's.
 
     """
 
@@ -217,32 +221,16 @@ class TrackerConfig:
         "Measure an object's motion by registering its points onto the previous detection's "
         "(trimmed ICP) and move the track's reference point with it, instead of taking each "
         "detection's centre as it is (a turning object's visible centre slides)."))
-    registration_points: int = field(default=512, metadata=_meta(
-        'Points per detection kept for the registration (evenly subsampled; half of them are '
-        'registered onto the next detection).', (8, 100000)))
-    registration_iterations: int = field(default=5, metadata=_meta(
-        'ICP iterations per registration.', (1, 100)))
-    registration_prior: float = field(default=0.01, metadata=_meta(
-        "Weight (per point pair) of the prior that the points move as the detections' centres "
-        'do: it fixes the directions the surfaces leave free (a lone face slides along '
-        'itself).', (0.0, 1e6)))
-    registration_keep: float = field(default=0.9, metadata=_meta(
-        'Fraction of nearest point pairs an ICP iteration keeps (the rest: faces seen in one '
-        'frame only).', (0.1, 1.0)))
     registration_yaw_only: bool = field(default=True, metadata=_meta(
         'Solve a yaw about the output z axis plus a translation (objects turning about the '
         'vertical; needs a truly vertical output z) instead of a full rigid motion.'))
-    registration_anchor_rate: float = field(default=0.1, metadata=_meta(
+    registration_anchor_rate: float = field(default=0.5, metadata=_meta(
         "Per-detection rate at which the moved reference point is pulled to the detection's "
-        'centre (bounds the drift of chained registrations).', (0.0, 1.0)))
-    registration_max_residual: float = field(default=0.15, metadata=_meta(
-        "Largest RMS distance of the kept pairs, as a fraction of the track's size (norm): "
-        "a worse registration falls back to the detection's centre.", (0.0, 100.0)))
-    registration_noise_factor: float = field(default=1.0, metadata=_meta(
+        'centre (bounds the drift of chained registrations and the offset of a reference point '
+        "off the object's centre).", (0.0, 1.0)))
+    registration_noise_factor: float = field(default=0.7, metadata=_meta(
         "Measurement noise of a registered centre, as a multiple of a detection's.",
         (0.01, 100.0)))
-    registration_min_points: int = field(default=20, metadata=_meta(
-        'Fewest points of both detections for a registration.', (3, 100000)))
 
     @property
     def order(self) -> int:
@@ -263,10 +251,6 @@ class TrackerConfig:
             raise ValueError(f'unknown depth_completion {self.depth_completion!r}')
         if self.shape_average_hits < 1:
             raise ValueError('shape_average_hits must be >= 1')
-        if self.registration_min_points < 3 or self.registration_points < 3:
-            raise ValueError('registration_points and registration_min_points must be >= 3')
-        if not 0.0 < self.registration_keep <= 1.0:
-            raise ValueError('registration_keep must be in (0, 1]')
 
 
 @dataclass

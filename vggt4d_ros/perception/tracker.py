@@ -109,7 +109,6 @@ class _Tracks:
     cloud_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     anchor: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     centre: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # last measured
-    anchored: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # averaged
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -312,36 +311,32 @@ class Tracker:
         """
         cfg = self.config
         tracks = self._tracks
-        size = tracks.cloud.shape[1]
         cloud, count = registration.padded(
-            [registration.subsample(p, size) for p in points], size)
+            [registration.subsample(p, registration.POINTS) for p in points],
+            registration.POINTS)
         out = measured.copy()
         fresh = np.ones(len(rows), bool)
-        can = np.nonzero((tracks.cloud_count[rows] >= cfg.registration_min_points)
-                         & (count >= cfg.registration_min_points))[0]
+        can = np.nonzero((tracks.cloud_count[rows] >= registration.MIN_POINTS)
+                         & (count >= registration.MIN_POINTS))[0]
         if len(can):
-            half = size // 2
+            # The previous points, half as many, onto the new ones (whose normals are fitted).
             source, source_count = registration.padded(
-                [registration.subsample(tracks.cloud[r, :tracks.cloud_count[r]], half)
-                 for r in rows[can]], half)
+                [registration.subsample(tracks.cloud[r, :tracks.cloud_count[r]],
+                                        registration.POINTS // 2) for r in rows[can]],
+                registration.POINTS // 2)
             found = registration.register(
-                source, source_count, cloud[can], count[can], cfg.registration_iterations,
-                cfg.registration_keep, cfg.registration_yaw_only,
-                shift=measured[can] - tracks.centre[rows[can]], prior=cfg.registration_prior)
+                source, source_count, cloud[can], count[can], cfg.registration_yaw_only,
+                shift=measured[can] - tracks.centre[rows[can]])
             extent = np.linalg.norm(tracks.size[rows[can]], axis=1)
-            good = found.residual <= cfg.registration_max_residual * extent
+            good = found.residual <= registration.MAX_RESIDUAL * extent
             moved = (np.einsum('mij,mj->mi', found.rotation, tracks.anchor[rows[can]])
                      + found.translation)
-            anchored = tracks.anchored[rows[can]] + 1
-            rate = np.maximum(1.0 / anchored, cfg.registration_anchor_rate)
-            moved += rate[:, None] * (measured[can] - moved)
-            tracks.anchored[rows[can[good]]] = anchored[good]
+            moved += cfg.registration_anchor_rate * (measured[can] - moved)
             out[can[good]] = moved[good]
             fresh[can[good]] = False
         self.stats.registered += int((~fresh).sum())
         self.stats.registration_fallbacks += int(fresh.sum())
         tracks.anchor[rows] = out
-        tracks.anchored[rows[fresh]] = 1
         tracks.centre[rows] = measured
         tracks.cloud[rows], tracks.cloud_count[rows] = cloud, count
         return out, ~fresh
@@ -384,7 +379,6 @@ class Tracker:
             shapes=np.array([inst.push_direction is not None and np.isfinite(inst.top)
                              for inst in instances], dtype=np.int64),
             cloud=cloud, cloud_count=cloud_count, anchor=centres.copy(), centre=centres.copy(),
-            anchored=np.ones(count, np.int64),
         ))
         self.stats.births += count
         return count
@@ -409,9 +403,9 @@ class Tracker:
 
 
 def _empty_tracks(config: TrackerConfig) -> _Tracks:
-    order, points = config.order, config.registration_points
+    order, points = config.order, registration.POINTS if config.motion_registration else 0
     return _Tracks(state=np.zeros((0, 3, order)), cov=np.zeros((0, order, order)),
-                   cloud=np.zeros((0, points if config.motion_registration else 0, 3)))
+                   cloud=np.zeros((0, points, 3)))
 
 
 def _box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:

@@ -8,7 +8,9 @@ detections merged (``rig_merge``; image boxes are compared only within one camer
 tracks and instances by a globally optimal assignment (``linear_sum_assignment``) on a cost
 of centroid distance over the gate minus a bonus for image-box overlap with the track's
 detection in the previous frame, update the matched tracks (Kalman filter), start a tentative
-track for every unmatched instance.
+track for every unmatched instance. With ``motion_registration`` (off by default) a matched
+track's measurement is its reference point moved by the registered motion of its points
+(``registration``) instead of the detection's centre.
 
 Life of a track: tentative until ``confirm_hits`` detections, then confirmed and given the
 next public id (1, 2, ...; ids are never reused within a tracker's life, also not after

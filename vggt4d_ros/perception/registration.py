@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Points kept per detection (evenly subsampled); half of them are registered onto the next.
-POINTS = 512
+POINTS = 256
 #: Fewest points of both detections for a registration.
 MIN_POINTS = 20
 #: ICP iterations.

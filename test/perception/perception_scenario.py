@@ -19,6 +19,7 @@ import torch
 from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.mapping.testing import OracleBackend
+from vggt4d_ros.mapping.testing import OracleNoise
 from vggt4d_ros.runtime.window import WindowConfig
 from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.config import PerceptionConfig
@@ -68,13 +69,19 @@ def grid_config(scale: float) -> GridConfig:
 
 
 def run_scene(num_frames: int = 60, seed: int = 0, scene_config: SceneConfig | None = None,
-              hide=None, planar_motion: bool = False) -> Run:
-    """Drive the engine and perception over the scene; ``hide(t) -> bool`` blanks masks."""
+              hide=None, planar_motion: bool = False, noise: OracleNoise | None = None,
+              tracker: TrackerConfig | None = None) -> Run:
+    """Drive the engine and perception over the scene; ``hide(t) -> bool`` blanks masks.
+
+    ``noise``: the oracle's perturbations (default: ``OracleNoise()``); ``tracker``: the
+    tracker's configuration (default: ``TrackerConfig(planar_motion=planar_motion)``).
+    """
     config = scene_config or SceneConfig(num_frames=num_frames, fps=FPS, seed=seed,
                                          supersample=1)
     scene = SyntheticScene(config)
     view = SyntheticOracleView(scene)
-    backend = OracleBackend(scene=view, network_hw=NETWORK_HW, seed=seed)
+    backend = OracleBackend(scene=view, network_hw=NETWORK_HW, seed=seed,
+                            **({} if noise is None else {'noise': noise}))
     window = WindowConfig(min_parallax_px=0, max_keyframe_interval_s=0)
     engine = PerceptionEngine(backend, window, MapperConfig(pixel_stride=4))
     first = scene.world_from_camera(0)
@@ -92,7 +99,7 @@ def run_scene(num_frames: int = 60, seed: int = 0, scene_config: SceneConfig | N
                 # floor: the planar motion model would apply (off by default, as the node's).
                 perception = PerceptionTracker(PerceptionConfig(
                     output_from_world=output_from_world, grid=grid_config(s0),
-                    tracker=TrackerConfig(planar_motion=planar_motion)))
+                    tracker=tracker or TrackerConfig(planar_motion=planar_motion)))
                 run.perception = perception
             frames = observations_from_window(out.result, out.update)
             if hide is not None:

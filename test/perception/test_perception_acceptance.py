@@ -22,6 +22,10 @@ constant-acceleration filter, track-averaged shape terms of the centre
   seeds where the objects do not touch, and the planar motion model: docs/perception.md;
 * at least 95 % of the dynamic cloud's points on a moving object;
 * no dynamic grid cell stays occupied more than 1 s after every object left it.
+
+A second run has the done-when's literal noise: per-window Sim(3) only (random scale and
+random rigid motion of each window), no per-frame pose noise (depth noise and outliers as
+above): ids, position and velocity errors are checked there too (``literal_run``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pytest
 from perception_scenario import FPS
 from perception_scenario import fully_visible
 from perception_scenario import run_scene
+from vggt4d_ros.mapping.testing import OracleNoise
 from vggt4d_ros.perception.occupancy import OCCUPIED
 from vggt4d_ros.replay.synthetic import OBJECT_IDS
 from vggt4d_ros.replay.synthetic import SceneConfig
@@ -48,9 +53,22 @@ VELOCITY_GOAL = 0.10
 CRATE_VELOCITY_BOUND = 0.125
 
 
+#: The done-when's literal noise: per-window Sim(3) (random scale and rigid), no per-frame
+#: pose noise.
+LITERAL_NOISE = OracleNoise(random_rigid=True, rotation_noise_rad=0.0, translation_noise=0.0)
+#: The crate's velocity error with the literal noise: a regression bound, not the goal
+#: (measured 10.4 %, see ``test_literal_noise_errors``).
+LITERAL_CRATE_VELOCITY_BOUND = 0.11
+
+
 @pytest.fixture(scope='module')
 def run():
     return run_scene(num_frames=60, seed=SEED, planar_motion=False)
+
+
+@pytest.fixture(scope='module')
+def literal_run():
+    return run_scene(num_frames=60, seed=SEED, noise=LITERAL_NOISE)
 
 
 def _settled(records, object_id: int, settle_s: float) -> list[bool]:
@@ -188,3 +206,29 @@ def test_dynamic_grid_marks_the_objects(run):
                 marked += bool((np.linalg.norm(centres - obj.centre[:2] / run.scale,
                                                axis=1) < 0.45).any())
     assert marked > 60
+
+
+def test_literal_noise_keeps_ids(literal_run):
+    metrics = track_metrics(_frames(literal_run, whole_only=False),
+                            max_distance=0.3 * literal_run.scale)
+    assert set(metrics.ids_per_object) == set(OBJECT_IDS.values())
+    assert all(len(ids) == 1 for ids in metrics.ids_per_object.values()), metrics
+    assert metrics.id_switches == 0
+    assert metrics.recall > 0.9 and metrics.precision > 0.9, metrics
+
+
+def test_literal_noise_errors(literal_run):
+    """Issue 15's done-when with its literal noise (per-window Sim(3) only).
+
+    The ball meets the velocity goal (measured 4.6 %); the crate does not (measured 10.4 %:
+    the turning box's visible-surface centre, docs/perception.md), asserted below a
+    regression bound. Position: measured max 2.9 %.
+    """
+    metrics = track_metrics(_frames(literal_run, whole_only=True),
+                            max_distance=0.3 * literal_run.scale)
+    assert metrics.matches > 60, metrics
+    assert metrics.position_error_max < 0.05, metrics
+    errors = metrics.velocity_error_per_object
+    assert set(errors) == set(OBJECT_IDS.values())
+    assert errors[OBJECT_IDS['ball']] < VELOCITY_GOAL, metrics
+    assert errors[OBJECT_IDS['crate']] < LITERAL_CRATE_VELOCITY_BOUND, metrics

@@ -48,11 +48,13 @@ GRID = GridConfig(resolution=0.1, width=100, height=100, origin_xy=(-5.0, -5.0),
                   ground_z=-1.6, min_height=0.1, max_height=2.0, pixel_stride=2)
 
 
-def _config() -> PerceptionConfig:
-    return PerceptionConfig(grid=GRID)
+def _config(motion_registration: bool = False) -> PerceptionConfig:
+    return PerceptionConfig(grid=GRID,
+                            tracker=TrackerConfig(motion_registration=motion_registration))
 
 
-def _engine(rig: np.ndarray | None, start_s: float) -> PerceptionEngine:
+def _engine(rig: np.ndarray | None, start_s: float, motion_registration: bool = False
+            ) -> PerceptionEngine:
     torch.set_num_threads(1)
     noise = OracleNoise(normalise=False, scale_range=(1.0, 1.0))
     backend = OracleBackend(network_hw=HW, seed=4, noise=noise, rig=rig,
@@ -61,7 +63,7 @@ def _engine(rig: np.ndarray | None, start_s: float) -> PerceptionEngine:
                           max_keyframe_interval_s=0.0)
     setup = None if rig is None else RigSetup(tuple(f'cam{v}' for v in range(len(rig))), rig)
     return PerceptionEngine(backend, window, MapperConfig(pixel_stride=2),
-                            perception=_config(), rig=setup)
+                            perception=_config(motion_registration), rig=setup)
 
 
 def _run(engine: PerceptionEngine, steps: int) -> list:
@@ -170,6 +172,24 @@ def test_stereo_object_seen_by_both_cameras_keeps_one_id_and_one_track(stereo):
         if all(backend.true_mask(stamp + v * JITTER, v).sum() >= 100 for v in (0, 1)):
             (track,) = out.perception.tracks  # seen whole by both cameras
             # Metres; the sphere's radius is 0.4.
+            assert np.linalg.norm(track.position - _sphere(backend, stamp)) < 0.1
+            checked += 1
+    assert checked >= 3
+
+
+def test_stereo_motion_registration_uses_both_cameras_points():
+    """With motion registration, the merged object's points (both cameras) are registered."""
+    engine = _engine(STEREO, STEREO_START_S, motion_registration=True)
+    outputs = _run(engine, 12)
+    backend = engine.backend
+    assert {track.track_id for out in outputs for track in out.perception.tracks} == {1}
+    tracker = engine.perception.tracker
+    assert tracker.stats.births == 1 and tracker.stats.registered >= 8, tracker.stats
+    checked = 0
+    for out in outputs:
+        stamp = out.perception.stamp_ns
+        if all(backend.true_mask(stamp + v * JITTER, v).sum() >= 100 for v in (0, 1)):
+            (track,) = out.perception.tracks
             assert np.linalg.norm(track.position - _sphere(backend, stamp)) < 0.1
             checked += 1
     assert checked >= 3

@@ -149,6 +149,19 @@ class TrackerConfig:
             rate 1 / this number. A rigid object's shape does not change, but the faces a
             turning one shows do, and the per-frame values follow them (read as motion).
             1: each frame's own values (the visible-surface centre).
+        motion_registration: register each detection's points onto the track's previous
+            ones (``registration``: trimmed point-to-plane ICP on the host) and move the
+            track's reference point with that motion; the reference point is pulled to the
+            detection's centre at ``registration_anchor_rate`` and given to the filter with
+            the detection's noise times ``registration_noise_factor``. Falls back to the
+            detection's centre without enough points or with a poor fit (counted).
+        registration_yaw_only: solve a yaw about the output z axis and a translation (the
+            object turns about the vertical: needs a truly vertical output z) instead of a
+            full rigid motion.
+        registration_anchor_rate: per-detection rate at which the moved reference point is
+            pulled to the detection's centre.
+        registration_noise_factor: measurement noise of a registered centre, as a multiple of
+            the detection's.
 
     """
 
@@ -204,6 +217,20 @@ class TrackerConfig:
     shape_average_hits: int = field(default=30, metadata=_meta(
         "Detections over which a track averages the centre's push back along the viewing ray "
         "and its depth below the object's top (1: each frame's own).", (1, 100000)))
+    motion_registration: bool = field(default=False, metadata=_meta(
+        "Measure an object's motion by registering its points onto the previous detection's "
+        "(trimmed ICP) and move the track's reference point with it, instead of taking each "
+        "detection's centre as it is (a turning object's visible centre slides)."))
+    registration_yaw_only: bool = field(default=True, metadata=_meta(
+        'Solve a yaw about the output z axis plus a translation (objects turning about the '
+        'vertical; needs a truly vertical output z) instead of a full rigid motion.'))
+    registration_anchor_rate: float = field(default=0.5, metadata=_meta(
+        "Per-detection rate at which the moved reference point is pulled to the detection's "
+        'centre (bounds the drift of chained registrations and the offset of a reference point '
+        "off the object's centre).", (0.0, 1.0)))
+    registration_noise_factor: float = field(default=0.7, metadata=_meta(
+        "Measurement noise of a registered centre, as a multiple of a detection's.",
+        (0.01, 100.0)))
 
     @property
     def order(self) -> int:

@@ -233,11 +233,11 @@ class PerceptionTracker:
                 self.stats.empty_frames += count == 0
             if last - first == 1:  # one camera: the frame is the step
                 ids = [np.zeros(int(counts[first]), np.int32) if found is None
-                       else self._track(stamp_ns, found[first])]
+                       else self._track(stamp_ns, found[first], xyz[first])]
             else:
                 ids = self._track_rig(stamp_ns, run[first:last],
                                       None if found is None else found[first:last],
-                                      counts[first:last])
+                                      counts[first:last], xyz[first:last])
             if cfg.points.enabled:
                 views = range(first, last)
                 out.clouds.append(DynamicCloud(
@@ -246,11 +246,15 @@ class PerceptionTracker:
             out.stamp_ns = stamp_ns
         clock.lap('tracker')
 
-    def _track(self, stamp_ns: int, found) -> np.ndarray:
-        """Track one frame's instances; return each point's object id [N] int32."""
+    def _track(self, stamp_ns: int, found, xyz: np.ndarray) -> np.ndarray:
+        """Track one frame's instances (points xyz [>=N,3]); each point's object id [N] int32."""
         self.stats.small_parts += found.small_parts
         self.stats.excess_parts += found.excess_parts
-        ids = self.tracker.update(stamp_ns, found.instances)
+        points = None
+        if self.config.tracker.motion_registration:
+            labels = found.point_labels
+            points = [xyz[:len(labels)][labels == inst.label] for inst in found.instances]
+        ids = self.tracker.update(stamp_ns, found.instances, points)
         object_ids = np.zeros(len(found.point_labels), np.int32)
         if ids is not None and len(found.instances):
             by_label = np.zeros(max(inst.label for inst in found.instances) + 1, np.int32)
@@ -260,9 +264,13 @@ class PerceptionTracker:
                                   by_label[np.minimum(labels, len(by_label) - 1)], 0)
         return object_ids.astype(np.int32)
 
-    def _track_rig(self, stamp_ns: int, step: list[FrameObservation], found, counts
-                   ) -> list[np.ndarray]:
-        """Track one rig step (its cameras' instances merged); each view's point ids [N_v]."""
+    def _track_rig(self, stamp_ns: int, step: list[FrameObservation], found, counts,
+                   xyz: np.ndarray) -> list[np.ndarray]:
+        """Track one rig step (its cameras' instances merged); each view's point ids [N_v].
+
+        ``xyz`` [V,>=N_v,3]: each view's points (the merged objects' points for the
+        tracker's motion registration).
+        """
         if found is None:
             return [np.zeros(int(c), np.int32) for c in counts]
         for obs, frame in zip(step, found):
@@ -271,17 +279,21 @@ class PerceptionTracker:
             for instance in frame.instances:
                 instance.view = obs.view
         merged, lookups = merge_views(found, self.config.tracker)
-        ids = self.tracker.update(stamp_ns, merged)
+        merged_labels = []
+        for frame, lookup in zip(found, lookups):
+            labels = frame.point_labels
+            merged_labels.append(np.where(labels < len(lookup),
+                                          lookup[np.minimum(labels, len(lookup) - 1)], 0))
+        points = None
+        if self.config.tracker.motion_registration:
+            points = [np.concatenate([xyz[v, :len(labels)][labels == m]
+                                      for v, labels in enumerate(merged_labels)])
+                      for m in range(1, len(merged) + 1)]
+        ids = self.tracker.update(stamp_ns, merged, points)
         by_merged = np.zeros(len(merged) + 1, np.int32)
         if ids is not None:
             by_merged[1:] = ids
-        out = []
-        for frame, lookup in zip(found, lookups):
-            labels = frame.point_labels
-            merged_label = np.where(labels < len(lookup),
-                                    lookup[np.minimum(labels, len(lookup) - 1)], 0)
-            out.append(by_merged[merged_label].astype(np.int32))
-        return out
+        return [by_merged[labels].astype(np.int32) for labels in merged_labels]
 
     def _static_points(self, batch: FrameBatch, points: BatchPoints
                        ) -> tuple[torch.Tensor, torch.Tensor]:

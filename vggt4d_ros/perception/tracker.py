@@ -8,7 +8,9 @@ detections merged (``rig_merge``; image boxes are compared only within one camer
 tracks and instances by a globally optimal assignment (``linear_sum_assignment``) on a cost
 of centroid distance over the gate minus a bonus for image-box overlap with the track's
 detection in the previous frame, update the matched tracks (Kalman filter), start a tentative
-track for every unmatched instance.
+track for every unmatched instance. With ``motion_registration`` (off by default) a matched
+track's measurement is its reference point moved by the registered motion of its points
+(``registration``) instead of the detection's centre.
 
 Life of a track: tentative until ``confirm_hits`` detections, then confirmed and given the
 next public id (1, 2, ...; ids are never reused within a tracker's life, also not after
@@ -28,6 +30,7 @@ from scipy.optimize import linear_sum_assignment
 from vggt4d_ros.perception import kalman
 from vggt4d_ros.perception.config import TrackerConfig
 from vggt4d_ros.perception.instances import Instance
+from vggt4d_ros.perception import registration
 
 _NO_MATCH = 1e6
 #: Velocity standard deviation of a new track (units/s): it starts at rest, unsure.
@@ -80,6 +83,8 @@ class TrackerStats:
     full: int = 0
     resets: int = 0
     assignments: int = 0
+    registered: int = 0
+    registration_fallbacks: int = 0
 
 
 @dataclass
@@ -100,6 +105,12 @@ class _Tracks:
     push: np.ndarray = field(default_factory=lambda: np.zeros(0))  # average push back
     below_top: np.ndarray = field(default_factory=lambda: np.zeros(0))  # average top - z
     shapes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # averaged
+    # Motion registration: the last detection's points [T,P,3] (padded), their count, the
+    # body-fixed reference point moved with the registered motions [T,3].
+    cloud: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3)))
+    cloud_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    anchor: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    centre: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # last measured
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -119,14 +130,14 @@ class Tracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self.stats = TrackerStats()
-        self._tracks = _empty_tracks(self.config.order)
+        self._tracks = _empty_tracks(self.config)
         self._stamp_ns: int | None = None
         self._frame = 0
         self._next_id = 1
 
     def reset(self) -> None:
         """Drop every track (a map reset: positions of the old segment mean nothing now)."""
-        self._tracks = _empty_tracks(self.config.order)
+        self._tracks = _empty_tracks(self.config)
         self._stamp_ns = None
         self.stats.resets += 1
 
@@ -135,8 +146,12 @@ class Tracker:
         """Tracks held (tentative and confirmed): bounded by ``max_tracks``."""
         return len(self._tracks)
 
-    def update(self, stamp_ns: int, instances: list[Instance]) -> np.ndarray | None:
-        """Process one frame's instances.
+    def update(self, stamp_ns: int, instances: list[Instance],
+               points: list[np.ndarray] | None = None) -> np.ndarray | None:
+        """Process one frame's instances (and their points [n_i,3], output frame, if known).
+
+        ``points`` are needed by ``motion_registration`` only (without them: each
+        detection's centre as it is).
 
         Returns:
             [M] int64 public track id per instance (0: not a confirmed track), or None when
@@ -156,7 +171,7 @@ class Tracker:
                                                       cfg.process_noise)
         self._stamp_ns = stamp_ns
         rows, cols = self._associate(instances)
-        self._update_matched(rows, cols, instances, stamp_ns)
+        self._update_matched(rows, cols, instances, stamp_ns, points)
         if cfg.planar_motion:  # objects on the ground: no vertical motion by model
             tracks.state[:, 2, 1:] = 0.0
         detected = np.zeros(len(tracks), bool)
@@ -165,7 +180,8 @@ class Tracker:
         new_tracks = np.setdiff1d(np.arange(len(instances)), cols)
         track_of = np.full(len(instances), -1, np.int64)
         track_of[cols] = rows
-        born = self._birth([instances[i] for i in new_tracks], stamp_ns)
+        born = self._birth([instances[i] for i in new_tracks], stamp_ns,
+                           None if points is None else [points[i] for i in new_tracks])
         track_of[new_tracks[:born]] = np.arange(len(self._tracks) - born, len(self._tracks))
         self._confirm()
         ids = np.where(track_of >= 0, self._tracks.ids[np.maximum(track_of, 0)], 0)
@@ -224,7 +240,7 @@ class Tracker:
         return rows[ok], cols[ok]
 
     def _update_matched(self, rows: np.ndarray, cols: np.ndarray, instances: list[Instance],
-                        stamp_ns: int) -> None:
+                        stamp_ns: int, points: list[np.ndarray] | None) -> None:
         if not len(rows):
             return
         cfg = self.config
@@ -236,6 +252,9 @@ class Tracker:
         growth = 1.0 + cfg.size_change_noise * change.max(axis=1)
         measured = self._average_shape(rows, [instances[c] for c in cols], 1.0 / growth ** 2)
         sigma = self._sigma([instances[c] for c in cols]) * growth
+        if cfg.motion_registration and points is not None:
+            measured, registered = self._register(rows, [points[c] for c in cols], measured)
+            sigma[registered] *= cfg.registration_noise_factor
         tracks.state[rows], tracks.cov[rows] = kalman.update(
             tracks.state[rows], tracks.cov[rows], measured, sigma)
         tracks.size[rows] += cfg.size_rate * (sizes - tracks.size[rows])
@@ -281,12 +300,56 @@ class Tracker:
         centres[has] = pushed
         return centres
 
+    def _register(self, rows: np.ndarray, points: list[np.ndarray], measured: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Centres [M,3]: the tracks' reference points moved by their registered motions.
+
+        Each matched track's previous points are registered onto its new detection's points
+        (``registration``); the track's reference point moves with that motion and is pulled
+        toward the detection's (shape-averaged) centre ``measured`` [M,3] at
+        ``registration_anchor_rate`` (chained registrations drift). Where the registration
+        is not possible (too few points) or poor (large residual), the reference point
+        restarts at the detection's centre (counted). The new points replace the old.
+        """
+        cfg = self.config
+        tracks = self._tracks
+        cloud, count = registration.padded(
+            [registration.subsample(p, registration.POINTS) for p in points],
+            registration.POINTS)
+        out = measured.copy()
+        fresh = np.ones(len(rows), bool)
+        can = np.nonzero((tracks.cloud_count[rows] >= registration.MIN_POINTS)
+                         & (count >= registration.MIN_POINTS))[0]
+        if len(can):
+            # The previous points, half as many, onto the new ones (whose normals are fitted).
+            source, source_count = registration.padded(
+                [registration.subsample(tracks.cloud[r, :tracks.cloud_count[r]],
+                                        registration.POINTS // 2) for r in rows[can]],
+                registration.POINTS // 2)
+            found = registration.register(
+                source, source_count, cloud[can], count[can], cfg.registration_yaw_only,
+                shift=measured[can] - tracks.centre[rows[can]])
+            extent = np.linalg.norm(tracks.size[rows[can]], axis=1)
+            good = found.residual <= registration.MAX_RESIDUAL * extent
+            moved = (np.einsum('mij,mj->mi', found.rotation, tracks.anchor[rows[can]])
+                     + found.translation)
+            moved += cfg.registration_anchor_rate * (measured[can] - moved)
+            out[can[good]] = moved[good]
+            fresh[can[good]] = False
+        self.stats.registered += int((~fresh).sum())
+        self.stats.registration_fallbacks += int(fresh.sum())
+        tracks.anchor[rows] = out
+        tracks.centre[rows] = measured
+        tracks.cloud[rows], tracks.cloud_count[rows] = cloud, count
+        return out, ~fresh
+
     def _sigma(self, instances: list[Instance]) -> np.ndarray:
         cfg = self.config
         ranges = np.array([inst.range for inst in instances])
         return np.maximum(cfg.measurement_noise * ranges, cfg.min_measurement_noise)
 
-    def _birth(self, instances: list[Instance], stamp_ns: int) -> int:
+    def _birth(self, instances: list[Instance], stamp_ns: int,
+               points: list[np.ndarray] | None) -> int:
         """Start tentative tracks (largest instances first: they come sorted); return count."""
         room = self.config.max_tracks - len(self._tracks)
         if len(instances) > room:
@@ -296,6 +359,11 @@ class Tracker:
             return 0
         count = len(instances)
         centres = np.stack([inst.centre for inst in instances])
+        size = self._tracks.cloud.shape[1]
+        keep = points is not None and self.config.motion_registration
+        cloud, cloud_count = registration.padded(
+            [registration.subsample(p, size) for p in points[:count]] if keep
+            else [np.zeros((0, 3))] * count, size)
         priors = (_INITIAL_VELOCITY_SIGMA, _INITIAL_ACCEL_SIGMA)[:self.config.order - 1]
         state, cov = kalman.initial(centres, self._sigma(instances), priors)
         self._tracks.append(_Tracks(
@@ -312,6 +380,7 @@ class Tracker:
                                 for inst in instances], dtype=np.float64),
             shapes=np.array([inst.push_direction is not None and np.isfinite(inst.top)
                              for inst in instances], dtype=np.int64),
+            cloud=cloud, cloud_count=cloud_count, anchor=centres.copy(), centre=centres.copy(),
         ))
         self.stats.births += count
         return count
@@ -335,8 +404,10 @@ class Tracker:
             tracks.keep(alive)
 
 
-def _empty_tracks(order: int) -> _Tracks:
-    return _Tracks(state=np.zeros((0, 3, order)), cov=np.zeros((0, order, order)))
+def _empty_tracks(config: TrackerConfig) -> _Tracks:
+    order, points = config.order, registration.POINTS if config.motion_registration else 0
+    return _Tracks(state=np.zeros((0, 3, order)), cov=np.zeros((0, order, order)),
+                   cloud=np.zeros((0, points, 3)))
 
 
 def _box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:

@@ -95,7 +95,7 @@ def test_overlapped_flow_queues_the_side_work_around_pass_two(model, monkeypatch
     serial = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
     recorder = _Recorder()
     monkeypatch.setattr(VGGT4DPipeline, 'side_stages', lambda self, frames: stages)
-    monkeypatch.setattr(VGGT4DPipeline, '_streams', lambda self, frames: recorder)
+    monkeypatch.setattr(VGGT4DPipeline, '_streams', lambda self, on_side: recorder)
     log = _OpLog()
     with log:
         overlapped = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))

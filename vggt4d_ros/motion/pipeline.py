@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 import functools
 import gc
 import time
-from typing import Iterator, Literal, Sequence
+from typing import Collection, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -421,9 +421,9 @@ class VGGT4DPipeline:
         stages = () if graphed_heads else ('heads1',)
         return stages + (('prepare', 'cluster') if config.refine_enabled else ())
 
-    def _streams(self, frames: int) -> SideStream:
-        """Return the window's stream pair (no side stream when nothing overlaps)."""
-        if not self.side_stages(frames):
+    def _streams(self, on_side: Collection[str]) -> SideStream:
+        """Return the window's stream pair (no side stream when no stage is ``on_side``)."""
+        if not on_side:
             return SideStream(None)
         if self._side_stream is None:
             self._side_stream = torch.cuda.Stream(self.device)
@@ -633,8 +633,8 @@ class VGGT4DPipeline:
         # passes, and each graph's memory pool would stay allocated) and chunks its frames.
         graphs = not self.is_long_window(images.shape[0])
         chunk = self.config.chunk_frames
-        lanes = self._streams(images.shape[0])
         on_side = set(self.side_stages(images.shape[0]))
+        lanes = self._streams(on_side)
         with timer.stage('pass1'):
             first = self._aggregate_one(images, frame_features)
         heads, kept = self._heads_and_inliers(first, images, lanes, on_side, timer)

@@ -53,19 +53,13 @@ class SideStream:
 
     def follow_main(self) -> None:
         """Make the side stream wait for everything queued on the main stream so far."""
-        if self.side is None:
-            return
-        ready = torch.cuda.Event()
-        ready.record(self.main)
-        self.side.wait_event(ready)
+        if self.side is not None:
+            _wait(self.side, self.main)
 
     def join(self) -> None:
         """Make the main stream wait for everything queued on the side stream so far."""
-        if self.side is None:
-            return
-        done = torch.cuda.Event()
-        done.record(self.side)
-        self.main.wait_event(done)
+        if self.side is not None:
+            _wait(self.main, self.side)
 
     @contextlib.contextmanager
     def run(self, on_side: bool = True) -> Iterator[None]:
@@ -85,6 +79,13 @@ class SideStream:
         """Tensors made on the side stream that main-stream work (or the caller) reads."""
         if self.side is not None:
             _record(items, self.main)
+
+
+def _wait(waiting: torch.cuda.Stream, producer: torch.cuda.Stream) -> None:
+    """Queue on ``waiting`` a wait for everything queued on ``producer`` so far (an event)."""
+    done = torch.cuda.Event()
+    done.record(producer)
+    waiting.wait_event(done)
 
 
 def _record(items: tuple[object, ...], stream: torch.cuda.Stream) -> None:

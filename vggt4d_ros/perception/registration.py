@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vggt4d_ros.geometry.rotation import rotation_from_axis_angle
+
 #: Points kept per detection (evenly subsampled); half of them are registered onto the next.
 POINTS = 256
 #: Fewest points of both detections for a registration.
@@ -98,9 +100,9 @@ def register(source: np.ndarray, source_count: np.ndarray, target: np.ndarray,
     target_ok = np.arange(target.shape[1])[None, :] < target_count[:, None]  # [M,T]
     normals = _normals(target, target_ok, neighbours)
     rotation = np.tile(np.eye(3), (count, 1, 1))
-    source_mean = _mean(source, source_ok)
+    source_mean = _weighted_mean(source, source_ok)
     if shift is None:
-        shift = _mean(target, target_ok) - source_mean
+        shift = _weighted_mean(target, target_ok) - source_mean
     translation = shift.copy()
     target_sq = np.where(target_ok, np.einsum('mtc,mtc->mt', target, target), np.inf)
     kept = np.maximum(np.ceil(keep * source_count).astype(np.int64), 3)
@@ -132,8 +134,9 @@ def register(source: np.ndarray, source_count: np.ndarray, target: np.ndarray,
         rhs[:, -3:] += strength * (source_mean + shift - now)
         step = np.linalg.solve(lhs, rhs[:, :, None])
         step = step[:, :, 0]
-        turn = _rotation(np.concatenate([np.zeros((count, 2)), step[:, :1]], axis=1)
-                         if yaw_only else step[:, :3])
+        spin_vector = (np.concatenate([np.zeros((count, 2)), step[:, :1]], axis=1)
+                       if yaw_only else step[:, :3])
+        turn = rotation_from_axis_angle(spin_vector)
         # New motion: rotate by ``turn`` about ``centre`` after the current one, then shift.
         rotation = turn @ rotation
         translation = (np.einsum('mij,mj->mi', turn, translation - centre) + centre
@@ -159,7 +162,7 @@ def _nearest(points: np.ndarray, target: np.ndarray, target_sq: np.ndarray
 def _normals(points: np.ndarray, ok: np.ndarray, neighbours: int) -> np.ndarray:
     """Estimate unit normals [M,T,3] of points [M,T,3] (ok [M,T]) from their nearest points."""
     # Neighbour ranks only: float32 on centred points is precise enough and twice as fast.
-    local = (points - _mean(points, ok)[:, None, :]).astype(np.float32)
+    local = (points - _weighted_mean(points, ok)[:, None, :]).astype(np.float32)
     sq = np.where(ok, np.einsum('mtc,mtc->mt', local, local), np.inf)
     dist = sq[:, :, None] + sq[:, None, :] - 2.0 * local @ np.transpose(local, (0, 2, 1))
     k = min(neighbours, points.shape[1])
@@ -170,21 +173,6 @@ def _normals(points: np.ndarray, ok: np.ndarray, neighbours: int) -> np.ndarray:
     return vectors[:, :, :, 0]
 
 
-def _rotation(vector: np.ndarray) -> np.ndarray:
-    """Rotation matrices [M,3,3] of rotation vectors [M,3] (Rodrigues)."""
-    angle = np.linalg.norm(vector, axis=1)
-    axis = vector / np.maximum(angle, 1e-12)[:, None]
-    cross = np.zeros((len(vector), 3, 3))
-    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    cross = cross - np.transpose(cross, (0, 2, 1))
-    sine, cosine = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + sine * cross + (1.0 - cosine) * cross @ cross
-
-
 def _weighted_mean(points: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return ((points * weight[:, :, None]).sum(axis=1)
             / np.maximum(weight.sum(axis=1), 1e-12)[:, None])
-
-
-def _mean(points: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    return (points * ok[:, :, None]).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)[:, None]

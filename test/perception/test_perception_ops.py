@@ -7,8 +7,8 @@ and their host syncs are their cost (docs/performance.md section 6): the budgets
 what one steady-state window (4 new frames of an 8-frame window) may dispatch, so a change
 that adds ops or a sync fails here. Counted with ``tools/op_count.py`` on the benchmark's
 windows (synthetic scene through the oracle backend), at a small network size: the counts
-do not depend on it. ``count_windows`` runs the GPU's code paths where the CPU has its own
-(the instance labelling: ``op_count.gpu_paths``).
+do not depend on it. The CPU and CUDA take the same code paths (the instance labelling's
+``CPU_PATH_DEVICE_TYPES``), so the CPU's count is CUDA's.
 """
 
 from __future__ import annotations

@@ -30,8 +30,6 @@ also reports CUDA's own sync warnings, ``torch.cuda.set_sync_debug_mode``):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 import os
 import sys
@@ -258,22 +256,11 @@ def _caller() -> str:
 STAGE_ORDER = ('copy', 'points', 'instances', 'grid', 'host', 'tracker')
 
 
-@contextmanager
-def gpu_paths() -> Iterator[None]:
-    """Run the code paths a GPU takes where the CPU has its own (the instance labelling)."""
-    from vggt4d_ros.perception import instances
-    saved = instances.CPU_PATH_DEVICE_TYPES
-    instances.CPU_PATH_DEVICE_TYPES = saved if 'cuda' in saved else ()
-    try:
-        yield
-    finally:
-        instances.CPU_PATH_DEVICE_TYPES = saved
-
-
 def count_windows(outputs, config) -> OpCounter:
     """Count ``observations_from_window`` ('copy') + ``PerceptionTracker.update`` per stage.
 
-    Counts the GPU's code paths (``gpu_paths``), on whatever device the outputs live.
+    The CPU and CUDA take the same code paths (``instances.CPU_PATH_DEVICE_TYPES``), so a
+    count on the CPU is CUDA's.
 
     Args:
         outputs: engine outputs (``EngineOutput``: ``result``, ``update``) of the windows;
@@ -282,8 +269,7 @@ def count_windows(outputs, config) -> OpCounter:
 
     """
     from vggt4d_ros.perception.perception_tracker import PerceptionTracker
-    with gpu_paths():
-        return _count(PerceptionTracker(config), outputs)
+    return _count(PerceptionTracker(config), outputs)
 
 
 def _count(tracker, outputs) -> OpCounter:

@@ -103,6 +103,10 @@ def test_select_kernel_keeps_sdpa_for_masks_that_are_not_key_masks(monkeypatch):
     assert select_kernel('flex', q, keys) == 'flex'
     assert select_kernel('flash4', q, keys[:1]) == 'flash4'  # broadcast over the batch
     assert select_kernel('auto', q) == 'flash4'
+    # flash4-global: batch-1 calls (global blocks) on flash4, batched frame calls on SDPA.
+    assert select_kernel('flash4-global', q) == 'sdpa'
+    assert select_kernel('flash4-global', q[:1]) == 'flash4'
+    assert select_kernel('flash4-global', q[:1], keys[:1]) == 'flash4'
     assert select_kernel('flash4', q, torch.ones(2, 1, 13, 13, dtype=torch.bool)) == 'sdpa'
     assert select_kernel('flex', q, torch.zeros(2, 1, 1, 13)) == 'sdpa'  # additive mask
 
@@ -198,7 +202,7 @@ def _small_block():
     return block, table, torch.randn(3, 11, 32), keep
 
 
-@pytest.mark.parametrize('backend', ['sdpa', 'auto', 'flash4', 'flex'])
+@pytest.mark.parametrize('backend', ['sdpa', 'auto', 'flash4', 'flex', 'flash4-global'])
 @torch.no_grad()
 def test_backend_choice_traces_without_graph_breaks(backend):
     """The per-call choice (imports and device queries done beforehand) compiles in one graph."""
@@ -236,6 +240,12 @@ def _cuda_kernels():
             and torch.cuda.get_device_capability()[0] >= 9:
         kernels.append('flash4')
     return kernels
+
+
+def _cuda_backends():
+    """The CUDA kernels plus the mixed backend where FlashAttention-4 runs."""
+    kernels = _cuda_kernels()
+    return kernels + (['flash4-global'] if 'flash4' in kernels else [])
 
 
 def _bf16_bound(q, k, v, keep=None):
@@ -304,7 +314,7 @@ def test_cuda_flash4_operators_register_cleanly():
 
 
 @pytest.mark.skipif(not CUDA, reason='needs CUDA')
-@pytest.mark.parametrize('kernel', _cuda_kernels())
+@pytest.mark.parametrize('kernel', _cuda_backends())
 @torch.no_grad()
 def test_cuda_masked_pass_with_each_backend_matches_fp32(kernel):
     """Pass 2 as the pipeline runs it (frame key masks, kept global keys), small model in bf16."""

@@ -13,6 +13,11 @@ Backends (``PipelineConfig.attention``):
 - ``flex``: ``torch.nn.attention.flex_attention``, compiled; a boolean key mask becomes a
   score modification (``-inf`` on dropped keys).
 - ``auto``: ``flash4`` where it can run, else ``sdpa``.
+- ``flash4-global``: ``flash4`` for the calls over one sequence (batch 1: the global blocks,
+  pass 2's kept-key and key-masked global blocks) where it can run, ``sdpa`` for the batched
+  per-frame calls (frame blocks), where cuDNN was the faster kernel per call (H200, 8 frames:
+  0.152 against 0.217 ms; 0.724 against 0.694 ms the other way for a global block,
+  ``bench_attention``, docs/performance.md section 9).
 
 :func:`select_kernel` resolves a backend for one call (device, dtype, head dim, mask shape,
 whether the package imports); whatever cannot run falls back to SDPA and says so once in the
@@ -32,8 +37,10 @@ import torch.nn.functional as F
 
 LOG = logging.getLogger(__name__)
 
-AttentionBackend = Literal['auto', 'sdpa', 'flash4', 'flex']
-BACKENDS: tuple[str, ...] = ('auto', 'sdpa', 'flash4', 'flex')
+AttentionBackend = Literal['auto', 'sdpa', 'flash4', 'flex', 'flash4-global']
+BACKENDS: tuple[str, ...] = ('auto', 'sdpa', 'flash4', 'flex', 'flash4-global')
+#: The backends that run FlashAttention-4 wherever it can run (on some or all calls).
+_FLASH4_BACKENDS = ('auto', 'flash4', 'flash4-global')
 #: The kernels a call can end on.
 KERNELS: tuple[str, ...] = ('sdpa', 'flash4', 'flex')
 
@@ -97,7 +104,7 @@ def prime(backend: str, device: torch.device) -> None:
     Called when a model gets its backend (:func:`vggt4d_ros.model.layers.use_attention_backend`),
     before any ``torch.compile`` traces it.
     """
-    if backend in ('auto', 'flash4'):
+    if backend in _FLASH4_BACKENDS:
         flash4_functions()
     if backend == 'flex':
         _flex_function()
@@ -185,6 +192,7 @@ def select_kernel(backend: str, q: torch.Tensor, attn_mask: Optional[torch.Tenso
         backend: one of :data:`BACKENDS`.
         q: the call's queries ``[B,H,Tq,D]`` (device, dtype, head dim).
         attn_mask: the call's mask; only key masks (:func:`key_mask`) leave SDPA.
+            ``flash4-global`` leaves SDPA for batch-1 calls only (``q.shape[0] == 1``).
         keys: ``Tk`` (default ``Tq``), to recognise a key mask.
 
     Returns:
@@ -192,9 +200,9 @@ def select_kernel(backend: str, q: torch.Tensor, attn_mask: Optional[torch.Tenso
     """
     if backend not in BACKENDS:
         raise ValueError(f'unknown attention backend {backend!r}; one of {", ".join(BACKENDS)}')
-    if backend == 'sdpa':
+    if backend == 'sdpa' or (backend == 'flash4-global' and q.shape[0] != 1):
         return 'sdpa'
-    wanted = 'flash4' if backend == 'auto' else backend
+    wanted = 'flash4' if backend in _FLASH4_BACKENDS else backend
     reason = unavailable_reason(wanted, q)
     if reason is None and attn_mask is not None:
         if key_mask(attn_mask, q.shape[0], q.shape[-2] if keys is None else keys) is None:

@@ -137,13 +137,15 @@ class PipelineConfig:
             'network runs in half precision on CUDA (``model.layers.linear_gelu``; 3.5 ms less '
             'per 8-frame window on an H200, differences far below bf16 rounding). Sets a flag on'
             " the model's MLPs."})
-    attention: Literal['auto', 'sdpa', 'flash4', 'flex'] = field(default='sdpa', metadata={
-        'description':
-            "attention kernel of the network: 'sdpa' (PyTorch's choice, cuDNN on Hopper; the "
-            "default), 'flash4' (FlashAttention-4, optional flash-attn-4 package, Hopper and "
-            "newer), 'flex' (compiled FlexAttention), 'auto' (flash4 where it can run). A call "
-            'the kernel cannot run (CPU, fp32, missing package, non-key mask) falls back to '
-            'sdpa, logged once (``model.attention``).'})
+    attention: Literal['auto', 'sdpa', 'flash4', 'flex', 'flash4-global'] = field(
+        default='sdpa', metadata={
+            'description':
+                "attention kernel of the network: 'sdpa' (PyTorch's choice, cuDNN on Hopper; the "
+                "default), 'flash4' (FlashAttention-4, optional flash-attn-4 package, Hopper and "
+                "newer), 'flex' (compiled FlexAttention), 'auto' (flash4 where it can run), "
+                "'flash4-global' (flash4 for the global blocks, sdpa for the per-frame blocks). A "
+                'call the kernel cannot run (CPU, fp32, missing package, non-key mask) falls back '
+                'to sdpa, logged once (``model.attention``).'})
     precision: Literal['exact', 'fast'] = field(default='exact', metadata={
         'description':
             "'exact': the network in its compute dtype. 'fast': FP8 (e4m3) GEMMs in the "

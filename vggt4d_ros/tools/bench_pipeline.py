@@ -50,6 +50,7 @@ import torch
 from torch.nn.attention import sdpa_kernel
 from torch.nn.attention import SDPBackend
 
+from vggt4d_ros.model.attention import BACKENDS
 from vggt4d_ros.model.config import VGGTConfig
 from vggt4d_ros.model.vggt import VGGT
 from vggt4d_ros.motion.pipeline import PipelineConfig
@@ -106,7 +107,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--profile', action='store_true',
                         help='synchronise after every stage (wall-clock stage times)')
     parser.add_argument('--attention', default='sdpa',
-                        choices=('auto', 'sdpa', 'flash4', 'flex'),
+                        choices=BACKENDS,
                         help='attention backend (PipelineConfig.attention); a kernel that '
                              'cannot run a call falls back to sdpa, logged once')
     parser.add_argument('--precision', default='exact', choices=('exact', 'fast'),

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from vggt4d_ros.geometry.pose_encoding import extri_intri_to_pose_encoding
+from vggt4d_ros.model.attention import BACKENDS
 from vggt4d_ros.model.config import VGGTConfig
 from vggt4d_ros.model.layers import Block
 from vggt4d_ros.model.vggt import VGGT
@@ -72,7 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "model.fp8) or 'torchao' (optional package, CUDA sm_89+ only: "
                              'its dynamic float8 quantize_ on the same layers)')
     parser.add_argument('--attention', default='sdpa',
-                        choices=('auto', 'sdpa', 'flash4', 'flex'),
+                        choices=BACKENDS,
                         help='attention backend of both modes (PipelineConfig.attention)')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the model (both modes; slow first run)')

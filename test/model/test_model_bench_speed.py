@@ -72,16 +72,19 @@ def test_pipeline_tool_builds_the_fast_model():
 
 def test_pipeline_tool_times_serial_and_overlapped_windows(capsys):
     bench_pipeline.main(TINY + ['--frames', '2', '--repeats', '2', '--overlap-streams', 'both',
-                                '--main-priority', 'default', 'high'])
+                                '--main-priority', 'default', 'high',
+                                '--overlap-start', 'pass1', 'coarse'])
     out = capsys.readouterr().out
     assert 'overlap_streams=both' in out
     rows = [line.split(' |')[0] for line in out.splitlines() if line.startswith('| 2')]
-    assert rows == ['| 2', '| 2 overlap', '| 2 overlap hi']
+    assert rows == ['| 2', '| 2 overlap', '| 2 overlap hi', '| 2 overlap @coarse',
+                    '| 2 overlap hi @coarse']
     # The CPU runs every row serially (no stage marked); the results are compared.
     assert '*' not in out.split('| window |')[1].split('\n\n')[0]
     assert '2: serial runs repeat bit for bit' in out
     assert '2 overlap: overlapped result identical to the serial one' in out
     assert '2 overlap hi: overlapped result identical to the serial one' in out
+    assert '2 overlap @coarse: overlapped result identical to the serial one' in out
 
 
 def test_pipeline_tool_reports_differing_results():

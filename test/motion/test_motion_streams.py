@@ -118,6 +118,29 @@ def test_overlapped_flow_queues_the_side_work_around_pass_two(model, monkeypatch
         ('to_main', '_HeadsOne', RefinePlan.__name__), ('join',)]
 
 
+def test_side_work_after_the_coarse_stage(model, monkeypatch):
+    """``overlap_start='coarse'``: heads and outlier removal queued after the coarse stage."""
+    images = _images(5, 2)
+    serial = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
+    recorder = _Recorder()
+    monkeypatch.setattr(VGGT4DPipeline, 'side_stages', lambda self, frames: ALL_ON_SIDE)
+    monkeypatch.setattr(VGGT4DPipeline, '_streams', lambda self, on_side: recorder)
+    log = _OpLog()
+    with log:
+        overlapped = VGGT4DPipeline(model, PipelineConfig(overlap_start='coarse')).run_tensor(
+            images, list(range(5)))
+    _assert_same(serial, overlapped)
+    assert list(overlapped.timings)[:len(SERIAL_ORDER)] == [
+        'pass1', 'cues', 'coarse', 'heads1', 'prepare', 'pass2', 'cluster', 'refine']
+    assert log.reads('heads1') == 0 and log.reads('prepare') == 0
+    assert recorder.log == [
+        ('follow_main',), ('to_side', 'list', 'Tensor'), ('run', True),  # heads: after coarse
+        ('run', True),  # prepare
+        ('follow_main',), ('to_side', 'Tensor', 'Tensor'),
+        ('run', True),  # cluster
+        ('to_main', '_HeadsOne', RefinePlan.__name__), ('join',)]
+
+
 def test_side_stages_follow_the_settings(model):
     pipe = VGGT4DPipeline(model, PipelineConfig(overlap_streams=True, chunk_frames=8))
     assert pipe.side_stages(8) == ()  # CPU
@@ -150,8 +173,9 @@ def test_side_stream_without_a_stream_does_nothing():
 
 
 @CUDA
-@pytest.mark.parametrize('refine_enabled, views', [(True, 1), (False, 1), (True, 2)])
-def test_overlapped_window_is_bit_identical_to_the_serial_window(refine_enabled, views):
+@pytest.mark.parametrize('refine_enabled, views, start', [
+    (True, 1, 'pass1'), (False, 1, 'pass1'), (True, 2, 'pass1'), (True, 1, 'coarse')])
+def test_overlapped_window_is_bit_identical_to_the_serial_window(refine_enabled, views, start):
     torch.manual_seed(0)
     net = VGGT(VGGTConfig.tiny()).eval()
     with torch.no_grad():  # every block matters (as the motion fixture)
@@ -176,7 +200,7 @@ def test_overlapped_window_is_bit_identical_to_the_serial_window(refine_enabled,
     serial = windows(shared)
     assert 'side' not in serial[-1].timings
     # The same pipeline overlapped: graphs recorded on the main stream replay on the side.
-    shared.config = dataclasses.replace(config, overlap_streams=True)
+    shared.config = dataclasses.replace(config, overlap_streams=True, overlap_start=start)
     fresh = VGGT4DPipeline(net, shared.config, device='cuda')  # graphs recorded on the side
     for pipe in (shared, fresh):
         assert pipe.side_stages(6) == expected

@@ -180,6 +180,13 @@ class PipelineConfig:
             'coarse stage and pass 2 (``motion.streams``): same kernels, same results, in '
             'another order; the stage times of the two streams then overlap. Off with '
             '``profile`` and for a long window (``chunk_frames``), which run serially.'})
+    overlap_start: Literal['pass1', 'coarse'] = field(default='pass1', metadata={
+        'description':
+            "with ``overlap_streams``, where the side stream starts: 'pass1' (pass 1's heads and"
+            " the outlier removal next to the cues and the coarse stage, whose small kernels "
+            "then slow down: 6.5 -> 17.9 ms on an H100, docs/performance.md section 10) or "
+            "'coarse' (all side work after the coarse stage, next to pass 2 only; pass 1's "
+            'layer tokens, ~140 MB at 8 frames, are kept until then). Same results.'})
 
 
 def layers_for_depth(layers: CueLayers, depth: int) -> CueLayers:
@@ -639,8 +646,12 @@ class VGGT4DPipeline:
         lanes = self._streams(on_side)
         with timer.stage('pass1'):
             first = self._aggregate_one(images, frame_features)
-        heads, kept = self._heads_and_inliers(first, images, lanes, on_side, timer)
-        first.tokens = []  # the layer outputs only feed the heads (~140 MB for 8 frames)
+        # Side work queued after the coarse stage runs next to pass 2 only (overlap_start).
+        defer_heads = bool(on_side & {'heads1', 'prepare'}) \
+            and self.config.overlap_start == 'coarse'
+        if not defer_heads:
+            heads, kept = self._heads_and_inliers(first, images, lanes, on_side, timer)
+            first.tokens = []  # the layer outputs only feed the heads (~140 MB for 8 frames)
         with timer.stage('cues'):
             cues = compute_cues(first.q, first.k, grid_hw, self.cue_config, layout)
             cue_ok = usable_cues(cues, self.config.min_cue_contrast)
@@ -651,6 +662,9 @@ class VGGT4DPipeline:
             # Frames without a usable cue get no mask even if clusters shared with other
             # frames carry saliency.
             coarse_mask = coarse.masks & cue_ok.view(-1, 1, 1)
+        if defer_heads:
+            heads, kept = self._heads_and_inliers(first, images, lanes, on_side, timer)
+            first.tokens = []
         if 'cluster' in on_side:
             # The side stream's wait for the coarse mask is queued before pass 2 (an event
             # recorded after pass 2 would hold the side work back until pass 2 ends).

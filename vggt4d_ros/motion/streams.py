@@ -9,7 +9,9 @@ outlier removal right after pass 1, next to the cues and the coarse stage (a CUD
 thousands of tiny kernels that leaves most of the device idle); the coarse-mask restriction
 and the 3D clusters next to pass 2 (~38 ms of GEMMs and attention on an H200). The pipeline
 (``VGGT4DPipeline._window``) orders the launches so that the side's one host read (the
-candidate count) comes after every launch of pass 2.
+candidate count) comes after every launch of pass 2. With ``PipelineConfig.overlap_start``
+'coarse' the heads and the outlier removal are queued after the coarse stage instead, so all
+side work runs next to pass 2 and none next to the coarse stage's small kernels.
 
 Ordering is by events only: the side stream waits for an event the main stream records
 (:meth:`SideStream.follow_main`), the main stream waits for the side's last work

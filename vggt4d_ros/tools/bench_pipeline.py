@@ -133,6 +133,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='overlapped rows: run each window on the current stream '
                              "('default') and/or on a new high-priority stream ('high'), so "
                              'that the main stream outranks the side stream (one row each)')
+    parser.add_argument('--overlap-start', nargs='+', choices=('pass1', 'coarse'),
+                        default=['pass1'],
+                        help='overlapped rows: PipelineConfig.overlap_start, where the side '
+                             "stream starts ('pass1' or 'coarse'; one row each)")
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -310,21 +314,25 @@ def layouts(frames: Sequence[int], views: Sequence[int]) -> list[RigLayout]:
     return [RigLayout.for_frames(count, num_views) for count in frames for num_views in views]
 
 
-def _label(layout: RigLayout, overlap: bool = False, priority: str = 'default') -> str:
+def _label(layout: RigLayout, overlap: bool = False, priority: str = 'default',
+           start: str = 'pass1') -> str:
     """'8' for one camera, '2x4' (views x steps) for a rig; ' overlap' for two streams.
 
-    ' hi' when the window ran on a high-priority main stream.
+    ' hi': the main stream at high priority; ' @coarse': the side stream starts after the
+    coarse stage (``PipelineConfig.overlap_start``).
     """
-    label = (str(layout.num_frames) if layout.num_views == 1
-             else f'{layout.num_views}x{layout.num_steps}')
-    return label + (' overlap' if overlap else '') + (' hi' if priority == 'high' else '')
+    label = str(layout.num_frames) if layout.num_views == 1 \
+        else f'{layout.num_views}x{layout.num_steps}'
+    return label + (' overlap' if overlap else '') + (' hi' if priority == 'high' else '') \
+        + (' @coarse' if overlap and start == 'coarse' else '')
 
 
-def variants(args: argparse.Namespace) -> list[tuple[bool, str]]:
-    """(overlap_streams, main-stream priority) of every row of a layout, serial first."""
-    overlapped = [(True, priority) for priority in args.main_priority]
-    return {'off': [(False, 'default')], 'on': overlapped,
-            'both': [(False, 'default')] + overlapped}[args.overlap_streams]
+def variants(args: argparse.Namespace) -> list[tuple[bool, str, str]]:
+    """(overlap_streams, main-stream priority, overlap_start) of every row, serial first."""
+    overlapped = [(True, priority, start) for start in args.overlap_start
+                  for priority in args.main_priority]
+    return {'off': [(False, 'default', 'pass1')], 'on': overlapped,
+            'both': [(False, 'default', 'pass1')] + overlapped}[args.overlap_streams]
 
 
 def bench_layouts(pipe: VGGT4DPipeline, args: argparse.Namespace) -> tuple[
@@ -342,9 +350,10 @@ def bench_layouts(pipe: VGGT4DPipeline, args: argparse.Namespace) -> tuple[
     checks: list[str] = []
     for layout in layouts(args.frames, args.views):
         serial = None
-        for overlap, priority in variants(args):
-            pipe.config = dataclasses_replace(pipe.config, overlap_streams=overlap)
-            label = _label(layout, overlap, priority)
+        for overlap, priority, start in variants(args):
+            pipe.config = dataclasses_replace(pipe.config, overlap_streams=overlap,
+                                              overlap_start=start)
+            label = _label(layout, overlap, priority, start)
             rows[label], results = bench_one(pipe, layout, args, priority)
             marks[label] = pipe.side_stages(layout.num_frames)
             if not results:

@@ -46,6 +46,7 @@ from vggt4d_ros.replay.outputs import ReplayOutputs
 from vggt4d_ros.replay.outputs import tum_line
 from vggt4d_ros.replay.report import ReportInputs
 from vggt4d_ros.replay.report import write_report
+from vggt4d_ros.replay.runner import close_engine
 from vggt4d_ros.replay.runner import engine_config
 from vggt4d_ros.replay.runner import evaluate
 from vggt4d_ros.replay.runner import Evaluation
@@ -191,6 +192,11 @@ def run_rig_replay(config: ReplayConfig,
                 engine.push_step([f.rgb for f in group], [f.stamp_ns for f in group],
                                  [f.frame_id for f in group])
             engine.flush()
+        except BaseException as error:
+            close_engine(engine, error)  # the output stage writes what it holds first
+            raise
+        else:
+            close_engine(engine)
         finally:
             for camera_outputs in outputs.values():
                 points, colors = engine.mapper.map.points()

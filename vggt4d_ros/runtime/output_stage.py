@@ -47,7 +47,7 @@ class OutputStageConfig:
         'same either way).'))
     queue_depth: int = field(default=1, metadata=_meta(
         'windows that may wait for the output thread besides the one it runs; the worker '
-        'blocks when more are pending (each holds its window\'s device tensors).',
+        "blocks when more are pending (each holds its window's device tensors).",
         (1, 2)))
 
 

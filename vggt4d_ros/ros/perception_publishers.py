@@ -28,9 +28,10 @@ new segment with empty grids and no tracks, so the cleared state reaches subscri
 The output frame of the core (``PerceptionConfig.output_from_world``) must be the node's
 world frame: the sink calls :func:`align_output_frame` with the frame convention right before
 the engine runs the window's perception (``before_perception``, on the thread that runs
-it). ``map_to_camera`` / ``none`` keep the core's default (the first camera levelled); ``odom_to_base`` gets the
-base_link -> camera extrinsic; with ``extrinsic_source=tf`` that is known only once TF has it:
-until then nothing is published, then the tracker restarts in the right frame.
+it). ``map_to_camera`` / ``none`` keep the core's default (the first camera levelled);
+``odom_to_base`` gets the base_link -> camera extrinsic; with ``extrinsic_source=tf`` that
+is known only once TF has it: until then nothing is published, then the tracker restarts in
+the right frame.
 """
 
 from __future__ import annotations

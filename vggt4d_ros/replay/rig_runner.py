@@ -54,6 +54,7 @@ from vggt4d_ros.replay.runner import parameters
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.runner import replay_backend
 from vggt4d_ros.replay.runner import ReplaySummary
+from vggt4d_ros.replay.runner import stage_for_storage
 from vggt4d_ros.runtime.backend import LoadedBackend
 from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.runtime.rig import base_poses
@@ -177,7 +178,8 @@ def run_rig_replay(config: ReplayConfig,
         wanted = {int(round(i)) for i in np.linspace(0, max(count - 1, 0),
                                                      max(1, min(config.samples, count)))}
         sink = _RigSink(outputs, rgb, wanted, cfg.perception.output_from_world)
-        engine = PerceptionEngine.from_config(backend.backend, cfg, sink, rig=setup)
+        engine = PerceptionEngine.from_config(
+            backend.backend, stage_for_storage(cfg, config.storage), sink, rig=setup)
         grouper: RigGrouper[ImageFrame] = RigGrouper(len(names), rig.rig_queue_size,
                                                      rig.rig_slop_s)
         frames_in = 0

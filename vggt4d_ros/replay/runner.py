@@ -274,7 +274,8 @@ def _process(config: ReplayConfig, engine_config: EngineConfig, reader: BagReade
              progress: Callable[[str], None]) -> PerceptionEngine:
     """Feed every image into the engine; returns the engine (for the final map)."""
     rgb_by_stamp: dict[int, np.ndarray] = {}
-    engine = PerceptionEngine.from_config(backend, engine_config)
+    engine = PerceptionEngine.from_config(backend, stage_for_storage(engine_config,
+                                                                     config.storage))
     engine.sink = _OutputSink(outputs, lambda: engine, state, rgb_by_stamp,
                               engine_config.perception.output_from_world)
     engine.static_map_due = lambda update: True  # every window's end writes the map
@@ -285,6 +286,17 @@ def _process(config: ReplayConfig, engine_config: EngineConfig, reader: BagReade
         raise
     close_engine(engine)
     return engine
+
+
+def stage_for_storage(cfg: EngineConfig, storage: Storage) -> EngineConfig:
+    """The engine config with the output stage off for a sqlite3 output bag.
+
+    The sink writes the bag from the stage's thread, and Python's sqlite3 connections refuse
+    any thread but the one that opened them; mcap writes from any (one at a time).
+    """
+    if storage != 'sqlite3' or not cfg.output_stage.run_async:
+        return cfg
+    return replace(cfg, output_stage=replace(cfg.output_stage, run_async=False))
 
 
 def close_engine(engine: PerceptionEngine, failure: BaseException | None = None) -> None:

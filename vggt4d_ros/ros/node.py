@@ -586,7 +586,12 @@ class Vggt4dNode(LifecycleNode):
         try:
             engine.close()
         except Exception:  # noqa: B902 - a window's late failure: logged, then stop
+            if not self.context.ok():
+                # SIGINT/SIGTERM shut the context down under a window's publishing (as in
+                # _work): nothing went wrong with the data.
+                return
             self.counters.worker_errors += 1
+            self.last_error = traceback.format_exc(limit=3).strip().splitlines()[-1]
             self.get_logger().error(f'window failed: {traceback.format_exc()}')
 
     def _process(self, batch: list[QueuedFrame]) -> None:

@@ -5,7 +5,7 @@
 The oracle backend over the synthetic scene (ground truth per window with per-window Sim(3)
 noise) feeds both; the planner outputs and the sink's calls must be the same, window k's
 outputs run on the stage's thread, the worker goes on to window k+1's masks meanwhile, a stage
-error reaches the worker, and input resets keep their place between the windows. The real
+error reaches the worker, and an input reset is reported before the next window's masks. The real
 VGGT4D pipeline (tiny, random weights) checks the device hand-over on CPU and CUDA.
 """
 
@@ -182,15 +182,20 @@ def test_stage_error_reaches_the_worker_and_later_windows_are_delivered():
     assert [c[2] for c in sink.calls if c[0] == 'mapped'] == masks
 
 
-def test_input_reset_warning_keeps_its_place_between_the_windows():
+def test_input_reset_warning_comes_before_the_masks_of_the_window_after_it():
     frames = scene_frames()
     # The stream jumps back to its start after 15 frames (a bag loop).
     looped = frames[:15] + frames[:12]
     orders = []
     for stage in (IN_LINE, ASYNC):
         sink, _ = run(stage, looped)
-        orders.append([(c[0], c[2]) for c in sink.calls if c[0] in ('mapped', 'warning')])
-        assert ('warning', 'time_backwards') in orders[-1]
+        order = [(c[0], c[2]) for c in sink.calls if c[0] in ('masks', 'warning')]
+        assert order.count(('warning', 'time_backwards')) == 1
+        after = order[order.index(('warning', 'time_backwards')) + 1]
+        assert after[0] == 'masks' and after[1][0] == frames[0][1]
+        assert {c[1] for c in sink.calls if c[0] == 'warning'} == {
+            threading.current_thread().name}
+        orders.append(order)
     assert orders[0] == orders[1]
 
 

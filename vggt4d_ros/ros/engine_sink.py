@@ -6,8 +6,8 @@ Per window the masks come first (``masks_ready``, right after the backend, on th
 masks, then the overlays), then after the mapper and the planner outputs (``window_mapped``)
 TF, odometry, path, clouds and the planner messages in the frame convention of
 :class:`ConventionResolver`; input resets (``warning``) are logged. With the engine's output
-stage (``output_stage.run_async``) ``before_perception``, ``window_mapped`` and ``warning``
-run on the stage's thread, window k's possibly while the worker publishes window k+1's masks:
+stage (``output_stage.run_async``) ``before_perception`` and ``window_mapped`` run on the
+stage's thread, window k's possibly while the worker publishes window k+1's masks:
 what both sides touch (arrival times, publish seconds, the conventions) is locked, the rest
 belongs to one side (the static-map clock to the worker, which decides per window whether the
 engine snapshots the map: :meth:`NodeSink.static_map_due`).

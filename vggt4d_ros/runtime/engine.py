@@ -28,8 +28,8 @@ What follows the mapper (the planner outputs, ``sink.before_perception`` and
 ``sink.window_mapped``) runs either in line or, with ``OutputStageConfig.run_async``, on the
 engine's :class:`~vggt4d_ros.runtime.output_stage.OutputStage` thread while the worker starts
 the next window: windows in order, at most ``queue_depth`` waiting (the worker blocks beyond
-that), input-reset warnings queued there too so they keep their place between windows. Then
-``masks_ready`` of window k+1 may come before ``window_mapped`` of window k; the outputs
+that). Then ``masks_ready`` of window k+1 (and an input-reset ``warning`` before it, which
+stays on the worker) may come before ``window_mapped`` of window k; the outputs
 ``process`` returns get their ``perception`` once the stage ran them (:meth:`drain`;
 ``flush`` drains); a stage error is re-raised by the next ``process``/``flush``/``drain``/
 ``close``. The device tensors perception reads are copied on the worker before the hand-over
@@ -362,11 +362,7 @@ class PerceptionEngine:
         for kind, counter, text in RESET_WARNINGS:
             count = getattr(stats, counter)
             for _ in range(count - self._resets_reported[counter]):
-                warning = EngineWarning(kind, text)
-                if self.stage is None:
-                    self.sink.warning(warning)
-                else:  # its place between the windows' outputs
-                    self.stage.submit(lambda w=warning: self.sink.warning(w))
+                self.sink.warning(EngineWarning(kind, text))
             self._resets_reported[counter] = count
 
     def _masks(self, window: Window, result: WindowResult,

@@ -19,8 +19,9 @@ worker): window k's may then come after ``masks_ready`` of window k+1, so a sink
 it shares between 1 and 2/3 (windows still arrive in order within each method).
 
 Between windows, ``warning(warning)`` reports an input reset (stamps went backwards, image size
-changed): the window and the map restarted and a new map segment begins (on the thread of 2
-and 3, in its place between the windows).
+changed): the window and the map restarted and a new map segment begins. It comes on the
+worker, before the masks of the first window after the reset (with the output stage on,
+possibly before ``window_mapped`` of windows before it).
 
 An exception raised by a sink method propagates out of the engine call (see
 :mod:`vggt4d_ros.runtime.engine` for what is lost then).

@@ -365,7 +365,7 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
             'split: stamp -> mask DDS publish': p50_p95(timing.node_side),
             'split: mask transit (publish -> peer DDS receive)': p50_p95(timing.transit),
             'split: peer DDS receive -> peer callback': p50_p95(timing.peer_wait),
-            'node window time p50 ms (worker: VGGT4D + mapper)': values.get(
+            'node window time p50 ms (worker: VGGT4D + mapper, + perception in line)': values.get(
                 'window_time_p50_ms', '?'),
             'node window time p95 ms': values.get('window_time_p95_ms', '?'),
             'node publish time p50 / p95 ms per window': (

@@ -289,7 +289,7 @@ def _process(config: ReplayConfig, engine_config: EngineConfig, reader: BagReade
 
 
 def stage_for_storage(cfg: EngineConfig, storage: Storage) -> EngineConfig:
-    """The engine config with the output stage off for a sqlite3 output bag.
+    """Return the engine config with the output stage off for a sqlite3 output bag.
 
     The sink writes the bag from the stage's thread, and Python's sqlite3 connections refuse
     any thread but the one that opened them; mcap writes from any (one at a time).

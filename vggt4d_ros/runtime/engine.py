@@ -269,7 +269,7 @@ class PerceptionEngine:
             self.stage.close()
 
     def static_map(self) -> tuple[np.ndarray, np.ndarray]:
-        """The whole static map now (points [M,3] float32, colours [M,3] uint8), thread-safe.
+        """Return the whole static map now (points [M,3] float32, colours [M,3] uint8), locked.
 
         From the output stage this may already include windows after the one being
         delivered; ``EngineOutput.static_map`` is the map right after its window.
@@ -385,7 +385,7 @@ class PerceptionEngine:
 
 
 def _perception_copy(result: WindowResult) -> WindowResult:
-    """The result with its own copy of every tensor perception reads (device copies).
+    """Return the result with its own copy of every tensor perception reads (on its device).
 
     The output stage reads them while the worker runs the next window: a compiled model's
     heads (CUDA-graph trees) hand out depth and confidence in a pool the next replay reuses.

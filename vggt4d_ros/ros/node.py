@@ -673,7 +673,8 @@ class Vggt4dNode(LifecycleNode):
             'publish_time_p95_ms': f'{counters.publish_time.percentile(95) * 1e3:.1f}',
             **_p50_p95('perception_time', counters.perception_time),
             **_p50_p95('stage_wait', counters.stage_wait),
-            **{key: value for kind, meter in sorted(counters.publish_kinds.items())
+            # A copy first: the output thread may add a kind meanwhile.
+            **{key: value for kind, meter in sorted(dict(counters.publish_kinds).items())
                for key, value in _p50_p95(f'publish_{kind}', meter).items()},
             'frames_received': str(counters.received),
             'frames_published': str(counters.processed),

@@ -82,19 +82,21 @@ class InProcessRun:
     worker_errors: int
 
 
-def run_in_process(subscribe: bool) -> InProcessRun:
+def run_in_process(subscribe: bool, run_async: bool = True) -> InProcessRun:
     """Run 11 frames through a node in this process (replay mode, deactivated at the end).
 
     Images go straight into the subscription callback; the output methods, the mask publisher
     and the mapper are wrapped to log the order of events. ``subscribe`` adds subscriptions to
-    the lazily published topics (overlay, odometry, path, window cloud).
+    the lazily published topics (overlay, odometry, path, window cloud); ``run_async`` is
+    ``output_stage.run_async`` (poses, path and clouds on the output thread).
     """
     from vggt4d_ros.ros.node import set_switch_interval
     from vggt4d_ros.ros.node import SUCCESS
     from vggt4d_ros.ros.node import Vggt4dNode
 
     params = {'autostart': False, 'backend_factory': 'fake_backends:make_plane',
-              'mode': 'replay', 'publish_overlay': True, **WINDOWS}
+              'mode': 'replay', 'publish_overlay': True, 'output_stage.run_async': run_async,
+              **WINDOWS}
     node = Vggt4dNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     events: list = []
     sent: dict[str, int] = {}
@@ -143,14 +145,20 @@ def run_in_process(subscribe: bool) -> InProcessRun:
         set_switch_interval(0.0)  # configure changed it for this whole test process
 
 
-def test_masks_are_published_before_the_mapper_then_poses(ros_context):
-    run = run_in_process(subscribe=False)
+#: What the worker does per window (the rest runs where ``window_mapped`` runs).
+WORKER_EVENTS = ('publish_mask', 'publish', 'publish_overlay', 'integrate')
+
+
+@pytest.mark.parametrize('run_async', [False, True], ids=['in_line', 'output_thread'])
+def test_masks_are_published_before_the_mapper_then_poses(ros_context, run_async):
+    run = run_in_process(subscribe=False, run_async=run_async)
     stamps = run.stamps
     assert sum(e[0] == 'publish_path' for e in run.events) == 5
 
     # Per window: its masks, then its overlays, then the mapper, then poses, path, clouds.
+    windows = (stamps[0:4], stamps[4:6], stamps[6:8], stamps[8:10], stamps[10:])
     expected = []
-    for new in (stamps[0:4], stamps[4:6], stamps[6:8], stamps[8:10], stamps[10:]):
+    for new in windows:
         for stamp_ns in new:
             expected += [('publish_mask', stamp_ns),
                          ('publish', (stamp_ns, 'latency_cam', 'mono8'))]
@@ -159,9 +167,19 @@ def test_masks_are_published_before_the_mapper_then_poses(ros_context):
         expected += [('publish_pose', stamp_ns) for stamp_ns in new]
         expected += [('publish_path', None), ('publish_clouds', new[-1])]
     # The mapper sees the whole window (overlap + new frames); compare its new tail.
-    observed = [(kind, arg[-len(expected[k][1]):] if kind == 'integrate' else arg)
-                for k, (kind, arg) in enumerate(run.events)]
-    assert observed == expected
+    tails = iter(new for new in windows)
+    observed = [(kind, arg[-len(next(tails)):] if kind == 'integrate' else arg)
+                for kind, arg in run.events]
+    if not run_async:
+        assert observed == expected
+    else:
+        # Each thread in the in-line order; a window's poses after its own mapper (the
+        # worker may meanwhile publish the next window's masks).
+        for on_worker in (True, False):
+            assert [e for e in observed if (e[0] in WORKER_EVENTS) == on_worker] == \
+                [e for e in expected if (e[0] in WORKER_EVENTS) == on_worker]
+        for new in windows:
+            assert observed.index(('integrate', new)) < observed.index(('publish_pose', new[0]))
 
     assert run.processed == 11 and run.worker_errors == 0
     assert 0.0 <= run.latencies[0] <= run.latencies[1] < 30.0

@@ -375,3 +375,44 @@ def test_obstacle_frame_from_a_tf_chain(peer, start_node, tf_backend):
             assert min(np.linalg.norm(c - position) for c in centres) < 0.5
     assert values()['tf.buffer'] == tf_backend
     stop_cleanly(node)
+
+
+#: Run in the node before main(): window 1's planner outputs wait for a file the test writes
+#: once it has the masks of window 2 (a perception stage held up, as a slow one would be).
+HOLD_FIRST_PERCEPTION = """
+import os, time
+from vggt4d_ros.perception import perception_tracker as _pt
+_update = _pt.PerceptionTracker.update
+_calls = []
+def _held(self, frames):
+    if frames and not _calls:
+        _calls.append(1)
+        deadline = time.monotonic() + 600.0
+        while not os.path.exists({release!r}) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return _update(self, frames)
+_pt.PerceptionTracker.update = _held
+"""
+
+
+def test_masks_of_the_next_window_go_out_while_a_window_is_in_perception(
+        peer, start_node, tmp_path):
+    """The output stage: window 2's masks are published while window 1's perception runs.
+
+    Behaviour, not timing: window 1's perception is held until the test saw window 2's masks
+    (4 + 2 frames); with the planner outputs on the worker that never happens.
+    """
+    release = tmp_path / 'release'
+    node = start_node({'backend_factory': 'oracle_backends:make_moving', **PARAMS},
+                      inject=HOLD_FIRST_PERCEPTION.format(release=str(release)))
+    out = Outputs(peer)
+    send(peer, node, [image_msg(i) for i in range(12)])
+    assert peer.spin_until(lambda: len(out.masks) >= 6, 120), node.log()
+    peer.spin_for(0.5)
+    assert not out.clouds and not out.detections  # window 1's outputs are still held
+    release.write_text('go')
+    # Then everything comes, in order: window 1's planner outputs first.
+    assert peer.spin_until(lambda: len(out.clouds) >= 10 and out.windows() >= 4, 120), \
+        node.log()
+    assert stamps_of(out.clouds) == stamps_of(out.masks)[:len(out.clouds)]
+    stop_cleanly(node)

@@ -46,6 +46,7 @@ from vggt4d_ros.replay.outputs import ReplayOutputs
 from vggt4d_ros.replay.outputs import tum_line
 from vggt4d_ros.replay.report import ReportInputs
 from vggt4d_ros.replay.report import write_report
+from vggt4d_ros.replay.runner import close_engine
 from vggt4d_ros.replay.runner import engine_config
 from vggt4d_ros.replay.runner import evaluate
 from vggt4d_ros.replay.runner import Evaluation
@@ -53,6 +54,7 @@ from vggt4d_ros.replay.runner import parameters
 from vggt4d_ros.replay.runner import ReplayConfig
 from vggt4d_ros.replay.runner import replay_backend
 from vggt4d_ros.replay.runner import ReplaySummary
+from vggt4d_ros.replay.runner import stage_for_storage
 from vggt4d_ros.runtime.backend import LoadedBackend
 from vggt4d_ros.runtime.engine import PerceptionEngine
 from vggt4d_ros.runtime.rig import base_poses
@@ -176,7 +178,8 @@ def run_rig_replay(config: ReplayConfig,
         wanted = {int(round(i)) for i in np.linspace(0, max(count - 1, 0),
                                                      max(1, min(config.samples, count)))}
         sink = _RigSink(outputs, rgb, wanted, cfg.perception.output_from_world)
-        engine = PerceptionEngine.from_config(backend.backend, cfg, sink, rig=setup)
+        engine = PerceptionEngine.from_config(
+            backend.backend, stage_for_storage(cfg, config.storage), sink, rig=setup)
         grouper: RigGrouper[ImageFrame] = RigGrouper(len(names), rig.rig_queue_size,
                                                      rig.rig_slop_s)
         frames_in = 0
@@ -191,6 +194,11 @@ def run_rig_replay(config: ReplayConfig,
                 engine.push_step([f.rgb for f in group], [f.stamp_ns for f in group],
                                  [f.frame_id for f in group])
             engine.flush()
+        except BaseException as error:
+            close_engine(engine, error)  # the output stage writes what it holds first
+            raise
+        else:
+            close_engine(engine)
         finally:
             for camera_outputs in outputs.values():
                 points, colors = engine.mapper.map.points()

@@ -254,7 +254,9 @@ class _OutputSink:
         for frame in output.frames:
             self._outputs.write_frame(frame.stamp_ns, frame.frame_id, frame.mask, frame.pose,
                                       self._rgb_by_stamp.pop(frame.stamp_ns, None))
-        points, colors = self._engine().mapper.map.points()
+        # The map right after this window (the engine takes it on its worker: with the
+        # output stage, the mapper may already hold later windows).
+        points, colors = output.static_map
         self._outputs.write_window_end(points, colors)
         if output.perception is not None:
             self._state.add_timings(output.perception.timings, prefix='perception.')
@@ -272,9 +274,49 @@ def _process(config: ReplayConfig, engine_config: EngineConfig, reader: BagReade
              progress: Callable[[str], None]) -> PerceptionEngine:
     """Feed every image into the engine; returns the engine (for the final map)."""
     rgb_by_stamp: dict[int, np.ndarray] = {}
-    engine = PerceptionEngine.from_config(backend, engine_config)
+    engine = PerceptionEngine.from_config(backend, stage_for_storage(engine_config,
+                                                                     config.storage))
     engine.sink = _OutputSink(outputs, lambda: engine, state, rgb_by_stamp,
                               engine_config.perception.output_from_world)
+    engine.static_map_due = lambda update: True  # every window's end writes the map
+    try:
+        _feed(config, engine, reader, outputs, state, rgb_by_stamp, progress)
+    except BaseException as error:
+        close_engine(engine, error)
+        raise
+    close_engine(engine)
+    return engine
+
+
+def stage_for_storage(cfg: EngineConfig, storage: Storage) -> EngineConfig:
+    """Return the engine config with the output stage off for a sqlite3 output bag.
+
+    The sink writes the bag from the stage's thread, and Python's sqlite3 connections refuse
+    any thread but the one that opened them; mcap writes from any (one at a time).
+    """
+    if storage != 'sqlite3' or not cfg.output_stage.run_async:
+        return cfg
+    return replace(cfg, output_stage=replace(cfg.output_stage, run_async=False))
+
+
+def close_engine(engine: PerceptionEngine, failure: BaseException | None = None) -> None:
+    """End the engine's output stage: what it accepted is written before the outputs close.
+
+    Its error is raised, unless ``failure`` is already on its way out: that one is raised,
+    with the stage's error as its context.
+    """
+    try:
+        engine.close()
+    except Exception:  # noqa: B902 - chained to the failure being reported
+        if failure is None:
+            raise
+        raise failure
+
+
+def _feed(config: ReplayConfig, engine: PerceptionEngine, reader: BagReader,
+          outputs: ReplayOutputs, state: _RunState, rgb_by_stamp: dict[int, np.ndarray],
+          progress: Callable[[str], None]) -> None:
+    """Push every image of the bag through the engine, then flush it."""
     state.scale_feed = feed = BagScaleFeed(reader, engine.metric, parameters(config),
                                            config.depth_topic, config.odom_topic)
     wanted = _sample_indices(min(state.image_count, config.max_frames or state.image_count),

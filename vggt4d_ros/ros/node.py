@@ -13,13 +13,16 @@ With ``autostart`` (default) the node configures and activates itself.
 
 Threading: subscription callbacks only convert the message and enqueue the frame (bounded
 queue; live mode drops the oldest, replay mode waits). ONE worker thread owns the
-PerceptionEngine (window manager -> VGGT4D -> mapper) and publishes the results: per window
-the masks (then the overlays) as soon as VGGT4D returns, before the mapper; TF, odometry, path
-and clouds after it.
+PerceptionEngine (window manager -> VGGT4D -> mapper) and publishes the masks (then the
+overlays) as soon as VGGT4D returns, before the mapper. What follows the mapper (planner
+outputs, then TF, odometry, path, clouds and planner messages) runs on the engine's output
+thread (``output_stage.run_async``, default) while the worker starts the next window, or on
+the worker itself with it off. Deactivate/shutdown drain that thread before the publishers go.
 """
 
 from __future__ import annotations
 
+import collections
 from concurrent.futures import Future
 import functools
 import signal
@@ -137,8 +140,14 @@ class Counters:
         self.latency = LatencyMeter()  # image callback -> its mask published (worker)
         self.input_delay = LatencyMeter()  # image stamp -> image callback, ROS clock (callback)
         self.input_wait = LatencyMeter()  # DDS receive -> image callback (callback; Iron+)
-        self.window_time = LatencyMeter(100)  # engine seconds per completed window
-        self.publish_time = LatencyMeter(100)  # publishing seconds per completed window
+        self.window_time = LatencyMeter(100)  # worker seconds per window, publishing and waits out
+        self.publish_time = LatencyMeter(100)  # publishing seconds per window (all threads)
+        self.perception_time = LatencyMeter(100)  # planner outputs per window (their thread)
+        self.stage_wait = LatencyMeter(100)  # worker blocked on a full output stage, per call
+        #: Publishing seconds per window and message kind (masks on the worker, the others
+        #: where window_mapped runs).
+        self.publish_kinds: collections.defaultdict[str, LatencyMeter] = \
+            collections.defaultdict(lambda: LatencyMeter(100))
 
 
 class Vggt4dNode(LifecycleNode):
@@ -294,10 +303,10 @@ class Vggt4dNode(LifecycleNode):
         self._engine = PerceptionEngine.from_config(
             self._loaded.backend, self.engine_config, rig=self.rig_setup)
         self._sink = NodeSink(self, self.params, self._outputs, self._conventions,
-                              self._engine.mapper.map.points, self.counters,
-                              self._engine.perception)
+                              self.counters, self._engine.perception)
+        self._engine.static_map_due = self._sink.static_map_due
         self._view = start_view(self.params.foxglove, self._conventions.convention,
-                                self._engine.mapper.map.points, self.get_logger())
+                                self._engine.static_map, self.get_logger())
         self._engine.sink = TeeSink(self._sink, self._view) if self._view else self._sink
 
     def _start_worker(self) -> None:
@@ -567,6 +576,23 @@ class Vggt4dNode(LifecycleNode):
                 self._engine.flush()
             except Exception:  # noqa: B902
                 self.get_logger().error(f'final flush failed: {traceback.format_exc()}')
+        self._close_engine()
+
+    def _close_engine(self) -> None:
+        """Deliver what the engine's output stage holds and end its thread (never raises)."""
+        engine = self._engine
+        if engine is None:
+            return
+        try:
+            engine.close()
+        except Exception:  # noqa: B902 - a window's late failure: logged, then stop
+            if not self.context.ok():
+                # SIGINT/SIGTERM shut the context down under a window's publishing (as in
+                # _work): nothing went wrong with the data.
+                return
+            self.counters.worker_errors += 1
+            self.last_error = traceback.format_exc(limit=3).strip().splitlines()[-1]
+            self.get_logger().error(f'window failed: {traceback.format_exc()}')
 
     def _process(self, batch: list[QueuedFrame]) -> None:
         """Offer the frames (oldest first) and run the windows that are ready.
@@ -577,6 +603,8 @@ class Vggt4dNode(LifecycleNode):
         backlog frame by frame.
         """
         engine, sink = self._engine, self._sink
+        stage = engine.stage
+        waited = stage.stats.wait_s if stage is not None else 0.0
         start = time.perf_counter()  # window time includes the gate (optical flow in offer)
         for item in batch:
             if isinstance(item, QueuedStep):  # a rig step: one frame per camera
@@ -585,9 +613,12 @@ class Vggt4dNode(LifecycleNode):
             sink.arrived(item.stamp_ns, item.received_s, item.header.frame_id)
             engine.offer(item.rgb, item.stamp_ns, item.header.frame_id)
         if engine.process():
+            # Publishing done on this thread (the masks; with the stage off, all of it) and
+            # the wait for the output stage are not the window's own time.
             publish_s = sink.take_publish_seconds()
-            self.counters.window_time.add(time.perf_counter() - start - publish_s)
-            self.counters.publish_time.add(publish_s)
+            waited = stage.stats.wait_s - waited if stage is not None else 0.0
+            self.counters.window_time.add(time.perf_counter() - start - publish_s - waited)
+            self.counters.stage_wait.add(waited)
 
     def _stop_worker(self, finish_queue: bool) -> None:
         # finish_queue: process what is queued and flush the last partial window (replay
@@ -608,6 +639,7 @@ class Vggt4dNode(LifecycleNode):
 
     def _drop_backend(self) -> None:
         device = self._loaded.device if self._loaded is not None else None
+        self._close_engine()  # normally done by the worker; not when its warm-up failed
         self._engine = None
         self._sink = None
         if self._view is not None:
@@ -639,6 +671,11 @@ class Vggt4dNode(LifecycleNode):
             'window_time_p95_ms': f'{counters.window_time.percentile(95) * 1e3:.1f}',
             'publish_time_p50_ms': f'{counters.publish_time.percentile(50) * 1e3:.1f}',
             'publish_time_p95_ms': f'{counters.publish_time.percentile(95) * 1e3:.1f}',
+            **_p50_p95('perception_time', counters.perception_time),
+            **_p50_p95('stage_wait', counters.stage_wait),
+            # A copy first: the output thread may add a kind meanwhile.
+            **{key: value for kind, meter in sorted(dict(counters.publish_kinds).items())
+               for key, value in _p50_p95(f'publish_{kind}', meter).items()},
             'frames_received': str(counters.received),
             'frames_published': str(counters.processed),
             'dropped_queue': str(dropped_queue),
@@ -669,6 +706,11 @@ class Vggt4dNode(LifecycleNode):
         if dropped:
             return DiagnosticStatus.WARN, f'active, {dropped} frames dropped', values
         return DiagnosticStatus.OK, 'active', values
+
+
+def _p50_p95(name: str, meter: LatencyMeter) -> dict[str, str]:
+    """Diagnostics entries ``<name>_p50_ms`` and ``<name>_p95_ms`` of a meter."""
+    return {f'{name}_p{q}_ms': f'{meter.percentile(q) * 1e3:.1f}' for q in (50, 95)}
 
 
 def _engine_stats(engine: PerceptionEngine | None) -> dict[str, int]:

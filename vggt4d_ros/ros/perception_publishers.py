@@ -4,7 +4,8 @@
 
 The engine runs :class:`~vggt4d_ros.perception.perception_tracker.PerceptionTracker` after
 the mapper (``EngineOutput.perception``); the node's sink hands that output here on the
-worker thread, after the window's masks went out. Topics (all in the node's world frame,
+output stage's thread (or the worker's, with ``output_stage.run_async`` off), after the
+window's masks went out. Topics (all in the node's world frame,
 ``map`` or ``odom``, unless ``obstacle_frame`` names another frame for the object outputs):
 
 * ``~/dynamic_cloud``: sensor_msgs/PointCloud2 (x y z rgb object_id), per processed frame
@@ -25,11 +26,12 @@ RViz). Grids go out at most every ``grid_period_s`` and always after a map reset
 new segment with empty grids and no tracks, so the cleared state reaches subscribers).
 
 The output frame of the core (``PerceptionConfig.output_from_world``) must be the node's
-world frame: the sink calls :func:`align_output_frame` with the frame convention once the
-window's masks are out, before the engine runs the window's perception. ``map_to_camera`` /
-``none`` keep the core's default (the first camera levelled); ``odom_to_base`` gets the
-base_link -> camera extrinsic; with ``extrinsic_source=tf`` that is known only once TF has it:
-until then nothing is published, then the tracker restarts in the right frame.
+world frame: the sink calls :func:`align_output_frame` with the frame convention right before
+the engine runs the window's perception (``before_perception``, on the thread that runs
+it). ``map_to_camera`` / ``none`` keep the core's default (the first camera levelled);
+``odom_to_base`` gets the base_link -> camera extrinsic; with ``extrinsic_source=tf`` that
+is known only once TF has it: until then nothing is published, then the tracker restarts in
+the right frame.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ from vggt4d_ros.ros import perception_msgs as pm
 from vggt4d_ros.ros.perception_params import PerceptionTopicParams
 from vggt4d_ros.ros.tf_buffer import NodeTf
 from vggt4d_ros.ros.tf_buffer import TfLookupError
+
+#: Message kinds timed in ``PerceptionPublisher.last_seconds``.
+PUBLISH_KINDS = ('dynamic_cloud', 'grids', 'detections', 'obstacles', 'markers')
 
 #: Grid topics and their QoS: the static grid is latched (a late RViz or planner gets it).
 GRID_TOPICS = {'static': ('~/static_grid', MAP_QOS), 'dynamic': ('~/dynamic_grid', FRAME_QOS),
@@ -90,7 +95,7 @@ class PerceptionCounters:
 
 
 class PerceptionPublisher:
-    """Owns the planner-output publishers; called from the worker thread only.
+    """Owns the planner-output publishers; called from one thread (the engine's output stage).
 
     Args:
         node: the node (publishers, logger, clock of the grid period).
@@ -116,6 +121,8 @@ class PerceptionPublisher:
         self._create = self._publishers.create
         self._last_grid_s = -np.inf
         self.counters = PerceptionCounters()
+        #: Seconds per message kind of the last :meth:`publish` (:data:`PUBLISH_KINDS`).
+        self.last_seconds: dict[str, float] = {}
         on = config.enabled
         self.cloud_pub = self._create(on and config.points.enabled
                                       and params.publish_dynamic_cloud,
@@ -149,14 +156,22 @@ class PerceptionPublisher:
     def publish(self, output: PerceptionOutput | None, convention: FrameConvention,
                 reset: bool = False) -> None:
         """Publish one window's planner outputs (``reset``: the map restarted)."""
+        self.last_seconds = {}
         if output is None or output.stamp_ns is None:
             return
         world = convention.world_frame
+        tic = time.perf_counter()
         for cloud in output.clouds:
             self._publish_cloud(cloud, world)
+        self._lap('dynamic_cloud', tic)
         if output.grids is not None:
+            tic = time.perf_counter()
             self._publish_grids(output, world, reset)
+            self._lap('grids', tic)
         self._publish_tracks(output.tracks, output.stamp_ns, world)
+
+    def _lap(self, kind: str, tic: float) -> None:
+        self.last_seconds[kind] = self.last_seconds.get(kind, 0.0) + time.perf_counter() - tic
 
     def _publish_cloud(self, cloud: DynamicCloud, world: str) -> None:
         if not _subscribed(self.cloud_pub):
@@ -176,10 +191,14 @@ class PerceptionPublisher:
         if not reset and now - self._last_grid_s < self._params.grid_period_s:
             return
         self._last_grid_s = now
-        messages = pm.grid_msgs(header_at(output.stamp_ns, world), output.grids)
+        header = header_at(output.stamp_ns, world)
+        grids = output.grids
         for name, publisher in self.grid_pubs.items():
-            if name == 'static' or _subscribed(publisher):  # the static grid is latched
-                publisher.publish(messages[name])
+            # The static grid is latched; the others are built only while someone listens.
+            if publisher is not None and (name == 'static' or _subscribed(publisher)):
+                publisher.publish(pm.occupancy_grid_msg(
+                    header, getattr(grids, name), grids.resolution, grids.origin_xy,
+                    grids.ground_z))
         self.counters.grids += 1
 
     def _publish_tracks(self, tracks: list[Track], stamp_ns: int, world: str) -> None:
@@ -192,12 +211,13 @@ class PerceptionPublisher:
         if frame != world:
             tracks = [_moved_track(track, moved) for track in tracks]
         header = header_at(stamp_ns, frame)
-        if _subscribed(self.detections_pub):
-            self.detections_pub.publish(pm.detections_msg(header, tracks))
-        if _subscribed(self.obstacles_pub):
-            self.obstacles_pub.publish(pm.obstacles_msg(header, tracks))
-        if _subscribed(self.markers_pub):
-            self.markers_pub.publish(pm.markers_msg(header, tracks))
+        for kind, publisher, build in (('detections', self.detections_pub, pm.detections_msg),
+                                       ('obstacles', self.obstacles_pub, pm.obstacles_msg),
+                                       ('markers', self.markers_pub, pm.markers_msg)):
+            if _subscribed(publisher):
+                tic = time.perf_counter()
+                publisher.publish(build(header, tracks))
+                self._lap(kind, tic)
         self.counters.track_messages += 1
 
     def _in_obstacle_frame(self, world: str, stamp_ns: int) -> tuple[str, np.ndarray | None]:
@@ -250,5 +270,5 @@ class _ObstacleFrame:
             return None
 
 
-__all__ = ['align_output_frame', 'GRID_TOPICS', 'PerceptionCounters',
+__all__ = ['align_output_frame', 'GRID_TOPICS', 'PUBLISH_KINDS', 'PerceptionCounters',
            'PerceptionPublisher']

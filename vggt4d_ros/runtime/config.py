@@ -19,6 +19,7 @@ from vggt4d_ros.config_fields import field_meta as _meta
 from vggt4d_ros.mapping.mapper import MapperConfig
 from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.perception.config import PerceptionConfig
+from vggt4d_ros.runtime.output_stage import OutputStageConfig
 from vggt4d_ros.runtime.rig import RigConfig
 from vggt4d_ros.runtime.scale.config import ScaleConfig
 from vggt4d_ros.runtime.window import WindowConfig
@@ -94,6 +95,7 @@ class EngineConfig:
         scale: metric scale source and fusion (``source='none'``: VGGT's scale-free units).
         perception: planner outputs (dynamic cloud, grids, tracks) built per window.
         rig: the cameras of a multi-camera rig (``image_topics`` empty: one camera).
+        output_stage: where the outputs after the mapper run (their own thread or in line).
 
     """
 
@@ -104,6 +106,7 @@ class EngineConfig:
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     rig: RigConfig = field(default_factory=RigConfig)
+    output_stage: OutputStageConfig = field(default_factory=OutputStageConfig)
 
 
 __all__ = ['BackendConfig', 'EngineConfig', 'PATCH', 'VGGT_WIDTH']

@@ -19,17 +19,35 @@ A backend exception propagates to the caller; that window's new frames are lost 
 nowhere else) and the next window, whose overlap the map never saw, starts a new map segment
 (reset reason 'no_overlap'). An exception raised by the sink propagates the same way.
 
-Threading: ``push``/``process``/``flush`` run the backend and the sink synchronously; call them
-from ONE worker thread. A callback thread may instead call ``offer`` (cheap: gate + queue,
-lock-protected) while the worker loops on ``process``; in live mode the window manager then
-drops stale keyframes when the worker falls behind (counted).
+Threading: ``push``/``process``/``flush`` run the backend, the masks and the mapper on the
+calling thread; call them from ONE worker thread. A callback thread may instead call ``offer``
+(cheap: gate + queue, lock-protected) while the worker loops on ``process``; in live mode the
+window manager then drops stale keyframes when the worker falls behind (counted).
+
+What follows the mapper (the planner outputs, ``sink.before_perception`` and
+``sink.window_mapped``) runs either in line or, with ``OutputStageConfig.run_async``, on the
+engine's :class:`~vggt4d_ros.runtime.output_stage.OutputStage` thread while the worker starts
+the next window: windows in order, at most ``queue_depth`` waiting (the worker blocks beyond
+that). Then ``masks_ready`` of window k+1 (and an input-reset ``warning`` before it, which
+stays on the worker) may come before ``window_mapped`` of window k; the outputs
+``process`` returns get their ``perception`` once the stage ran them (:meth:`drain`;
+``flush`` drains); a stage error is re-raised by the next ``process``/``flush``/``drain``/
+``close``. The device tensors perception reads are copied on the worker before the hand-over
+(a compiled model's heads may hand out CUDA-graph memory that the next window's replay
+overwrites), and the stage's device work waits for those copies on its own CUDA stream.
+Sinks read the static map of a window from ``EngineOutput.static_map`` (taken on the worker
+when ``static_map_due`` says so) or through :meth:`PerceptionEngine.static_map` (locked; it
+may already hold later windows), never from ``mapper.map`` directly. Call :meth:`close` when
+done with an engine (it ends the stage's thread).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace
+import threading
 import time
-from typing import Protocol, Sequence, TYPE_CHECKING
+from typing import Callable, Protocol, Sequence, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -43,6 +61,9 @@ from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.perception.observation import observations_from_window
 from vggt4d_ros.perception.perception_tracker import PerceptionOutput
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
+from vggt4d_ros.runtime.output_stage import OutputStage
+from vggt4d_ros.runtime.output_stage import OutputStageConfig
+from vggt4d_ros.runtime.output_stage import StreamHandoff
 from vggt4d_ros.runtime.rig import RigSetup
 from vggt4d_ros.runtime.scale.config import ScaleConfig
 from vggt4d_ros.runtime.scale.estimate import ScaleEstimate
@@ -120,6 +141,8 @@ class PerceptionEngine:
             :class:`~vggt4d_ros.runtime.rig.RigGrouper`); windows are T steps x N views,
             masks carry their camera, and the rig's extrinsics (when known) feed the
             ``rig_baseline`` scale source.
+        output_stage: where the outputs after the mapper run (default: in line; see the
+            module docstring).
 
     """
 
@@ -132,6 +155,7 @@ class PerceptionEngine:
         perception: PerceptionConfig | None = None,
         sink: EngineSink | None = None,
         rig: RigSetup | None = None,
+        output_stage: OutputStageConfig | None = None,
     ) -> None:
         self.backend = backend
         self.sink: EngineSink = sink if sink is not None else NullSink()
@@ -149,6 +173,16 @@ class PerceptionEngine:
             else None)
         self._frames_out = 0
         self._resets_reported = {counter: 0 for _, counter, _ in RESET_WARNINGS}
+        #: Held by the worker while the mapper changes the map (see :meth:`static_map`).
+        self.map_lock = threading.Lock()
+        #: Asked on the worker after each window's mapper: whether ``EngineOutput.static_map``
+        #: gets the whole static map of that moment (None: never).
+        self.static_map_due: Callable[[MapUpdate], bool] | None = None
+        stage = output_stage or OutputStageConfig(run_async=False)
+        #: The output thread (None: the outputs run in line on the calling thread).
+        self.stage: OutputStage | None = (OutputStage(stage.queue_depth) if stage.run_async
+                                          else None)
+        self._handoff = StreamHandoff()
 
     @classmethod
     def from_config(cls, backend: Backend, config: EngineConfig,
@@ -156,7 +190,7 @@ class PerceptionEngine:
                     rig: RigSetup | None = None) -> PerceptionEngine:
         """Engine with the window, mapper, scale and perception settings of ``config``."""
         return cls(backend, config.window, config.mapper, config.scale, config.perception,
-                   sink=sink, rig=rig)
+                   sink=sink, rig=rig, output_stage=config.output_stage)
 
     @property
     def stats(self) -> EngineStats:
@@ -203,12 +237,45 @@ class PerceptionEngine:
         return outputs
 
     def flush(self) -> list[EngineOutput]:
-        """Process all pending keyframes (end of a replay): nothing pending is lost."""
+        """Process all pending keyframes (end of a replay) and drain the output stage.
+
+        Nothing pending is lost; when it returns every window's outputs were delivered.
+        """
         outputs = self.process()
         window = self.windows.flush()
         if window is not None:
             outputs.append(self._run(window))
+        self.drain()
         return outputs
+
+    def drain(self) -> None:
+        """Wait until the output stage delivered every window handed to it (no-op in line).
+
+        Raises:
+            Exception: an error of the stage not reported yet.
+
+        """
+        if self.stage is not None:
+            self.stage.drain()
+
+    def close(self) -> None:
+        """Deliver what the output stage holds and end its thread (idempotent).
+
+        Raises:
+            Exception: an error of the stage not reported yet.
+
+        """
+        if self.stage is not None:
+            self.stage.close()
+
+    def static_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the whole static map now (points [M,3] float32, colours [M,3] uint8), locked.
+
+        From the output stage this may already include windows after the one being
+        delivered; ``EngineOutput.static_map`` is the map right after its window.
+        """
+        with self.map_lock:
+            return self.mapper.map.points()
 
     def _run(self, window: Window) -> EngineOutput:
         timings: dict[str, float] = {}
@@ -225,11 +292,14 @@ class PerceptionEngine:
         masks = self._masks(window, result, timings)
         scale = self._estimate_scale(result, timings)
         tic = time.perf_counter()
-        update = self.mapper.integrate(
-            result, is_new=window.is_new, new_segment=window.starts_segment,
-            scale_hint=scale.metres_per_unit if scale is not None else None,
-            scale_spread=scale.spread if scale is not None else None,
-        )
+        with self.map_lock:
+            update = self.mapper.integrate(
+                result, is_new=window.is_new, new_segment=window.starts_segment,
+                scale_hint=scale.metres_per_unit if scale is not None else None,
+                scale_spread=scale.spread if scale is not None else None,
+            )
+            static_map = (self.mapper.map.points() if self.static_map_due is not None
+                          and self.static_map_due(update) else None)
         timings['mapper'] = time.perf_counter() - tic
         frames = [
             FrameOutput(mask.stamp_ns, mask.frame_id, mask.index, mask.mask, update.poses[k],
@@ -237,10 +307,34 @@ class PerceptionEngine:
             for k, mask in enumerate(masks)
         ]
         self._frames_out += len(frames)
-        perception = self._perceive(result, update, timings)
-        output = EngineOutput(window, result, update, frames, timings, scale, perception)
-        self.sink.window_mapped(output)
+        if self.stage is None:
+            output = EngineOutput(window, result, update, frames, timings, scale,
+                                  static_map=static_map)
+            self._deliver(output, None)
+            return output
+        if self.perception is not None:
+            result = _perception_copy(result)
+            event = self._handoff.record(result.depth.device)
+        else:
+            event = None
+        output = EngineOutput(window, result, update, frames, timings, scale,
+                              static_map=static_map)
+        # The wait is the stage's (stats.wait_s): the timings dict is the stage's from here on.
+        self.stage.submit(lambda: self._deliver(output, event))
         return output
+
+    def _deliver(self, output: EngineOutput, event) -> None:
+        """After the mapper: the planner outputs, then ``window_mapped`` (stage or in line)."""
+        timings = output.timings
+        if self.perception is not None:
+            before = getattr(self.sink, 'before_perception', None)
+            if before is not None:
+                before(output)
+            with self._handoff.run(output.result.depth.device, event):
+                output.perception = self._perceive(output.result, output.update, timings)
+        tic = time.perf_counter()
+        self.sink.window_mapped(output)
+        timings['sink_mapped'] = time.perf_counter() - tic
 
     def _estimate_scale(self, result: WindowResult,
                         timings: dict[str, float]) -> ScaleEstimate | None:
@@ -288,6 +382,19 @@ class PerceptionEngine:
         self.sink.masks_ready(window, masks)
         timings['sink_masks'] = time.perf_counter() - tic
         return masks
+
+
+def _perception_copy(result: WindowResult) -> WindowResult:
+    """Return the result with its own copy of every tensor perception reads (on its device).
+
+    The output stage reads them while the worker runs the next window: a compiled model's
+    heads (CUDA-graph trees) hand out depth and confidence in a pool the next replay reuses.
+    A few MB per window; the rest of the result is shared.
+    """
+    return replace(result, images=result.images.clone(), depth=result.depth.clone(),
+                   depth_conf=result.depth_conf.clone(),
+                   refined_masks=result.refined_masks.clone(),
+                   intrinsics=result.intrinsics.clone(), timings=dict(result.timings))
 
 
 def _camera_masks(result: WindowResult, indices: list[int]) -> np.ndarray:

@@ -29,6 +29,7 @@ from vggt4d_ros.motion.pipeline import PipelineConfig
 from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.runtime.config import BackendConfig
 from vggt4d_ros.runtime.config import EngineConfig
+from vggt4d_ros.runtime.output_stage import OutputStageConfig
 from vggt4d_ros.runtime.rig import RigConfig
 from vggt4d_ros.runtime.scale.config import ScaleConfig
 from vggt4d_ros.runtime.window import REPLAY_WINDOW
@@ -165,6 +166,7 @@ ENGINE_GROUPS = (
     ('scale', 'scale.', ScaleConfig, ()),
     ('perception', 'perception.', PerceptionConfig, ('output_from_world',)),
     ('rig', '', RigConfig, ()),
+    ('output_stage', 'output_stage.', OutputStageConfig, ()),
 )
 
 

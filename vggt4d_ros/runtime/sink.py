@@ -2,16 +2,26 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the engine delivers, and the one sink it delivers it to.
 
-Per processed window the engine calls, on the thread that runs ``push``/``process``/``flush``:
+Per processed window the engine calls:
 
 1. ``masks_ready(window, masks)`` right after the backend, before the mapper, with the
    camera-resolution masks of the window's new frames (masks do not depend on the mapper, so a
-   consumer that cares about image-to-mask latency publishes them here);
-2. ``window_mapped(output)`` after the mapper, with the poses of the same frames, the window's
-   static points and the map update.
+   consumer that cares about image-to-mask latency publishes them here), on the thread that
+   runs ``push``/``process``/``flush`` (the worker);
+2. ``before_perception(output)`` (optional method; only with planner outputs on) right
+   before the window's planner outputs are built (a sink that sets their output frame does it
+   here), then
+3. ``window_mapped(output)`` after the mapper and the planner outputs, with the poses of the
+   same frames, the window's static points and the map update.
+
+2 and 3 run on the engine's output thread when ``output_stage.run_async`` is on (else on the
+worker): window k's may then come after ``masks_ready`` of window k+1, so a sink guards state
+it shares between 1 and 2/3 (windows still arrive in order within each method).
 
 Between windows, ``warning(warning)`` reports an input reset (stamps went backwards, image size
-changed): the window and the map restarted and a new map segment begins.
+changed): the window and the map restarted and a new map segment begins. It comes on the
+worker, before the masks of the first window after the reset (with the output stage on,
+possibly before ``window_mapped`` of windows before it).
 
 An exception raised by a sink method propagates out of the engine call (see
 :mod:`vggt4d_ros.runtime.engine` for what is lost then).
@@ -77,6 +87,10 @@ class EngineOutput:
     ``mapper`` and ``perception`` (planner outputs, when enabled).
     ``scale`` is this window's metric-scale estimate (None without a scale source);
     ``perception`` the planner outputs of its new frames (None when perception is off).
+    ``static_map`` the whole static map (points [M,3] float32, colours [M,3] uint8) right
+    after this window, when ``PerceptionEngine.static_map_due`` asked for it (else None).
+    With the output stage, ``timings`` gains ``perception`` and ``sink_mapped`` (the sink's
+    ``window_mapped``) on the stage's thread.
     """
 
     window: Window
@@ -86,6 +100,7 @@ class EngineOutput:
     timings: dict[str, float] = field(default_factory=dict)
     scale: ScaleEstimate | None = None
     perception: PerceptionOutput | None = None
+    static_map: tuple[np.ndarray, np.ndarray] | None = None
 
 
 #: Why the input restarted the window and the map.
@@ -147,6 +162,13 @@ class TeeSink:
         """Hand the masks to every sink."""
         for sink in self.sinks:
             sink.masks_ready(window, masks)
+
+    def before_perception(self, output: EngineOutput) -> None:
+        """Hand the coming perception to every sink that has ``before_perception``."""
+        for sink in self.sinks:
+            before = getattr(sink, 'before_perception', None)
+            if before is not None:
+                before(output)
 
     def window_mapped(self, output: EngineOutput) -> None:
         """Hand the mapped window to every sink."""

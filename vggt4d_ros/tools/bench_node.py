@@ -18,9 +18,18 @@ GPU (full model, random weights, CUDA)::
 
     python -m vggt4d_ros.tools.bench_node --config full --device cuda --duration 30
 
-The planner outputs (``perception.*``, on by default) run on the worker after the masks;
-``--planner-subscribers`` makes this process listen to them (as a Nav2 stack would) and
-``--param perception.enabled:=false`` gives the baseline without them.
+The planner outputs (``perception.*``, on by default) run after the masks and the mapper, on
+the engine's output thread (``output_stage.run_async``, default) or on the worker (``--param
+output_stage.run_async:=false``); ``--planner-subscribers`` makes this process listen to them
+(as a Nav2 stack would) and ``--param perception.enabled:=false`` gives the baseline without
+them. The table then shows the node's perception time, the worker's wait for the output
+thread and the publishing time per message kind (masks on the worker; TF, static cloud and
+the planner messages where ``window_mapped`` runs)::
+
+    python -m vggt4d_ros.tools.bench_node --config full --device cuda --duration 30 \
+        --planner-subscribers
+    python -m vggt4d_ros.tools.bench_node --config full --device cuda --duration 30 \
+        --planner-subscribers --param output_stage.run_async:=false
 
 CPU smoke test::
 
@@ -206,6 +215,18 @@ class MaskTiming:
             self.peer_wait.append((now_ns - received_ns) * 1e-9)
 
 
+def _node_p50_p95(values: dict[str, str], name: str) -> str:
+    """'p50 / p95' of a node diagnostics pair ``<name>_p50_ms``, ``<name>_p95_ms``."""
+    return f'{values.get(f"{name}_p50_ms", "?")} / {values.get(f"{name}_p95_ms", "?")}'
+
+
+def _publish_kinds(values: dict[str, str]) -> list[str]:
+    """Message kinds the node timed (``publish_<kind>_p50_ms`` in its diagnostics)."""
+    return sorted(key[len('publish_'):-len('_p50_ms')] for key in values
+                  if key.startswith('publish_') and key.endswith('_p50_ms')
+                  and key != 'publish_time_p50_ms')
+
+
 def _subscribe_planner_outputs(peer, qos) -> dict[str, list[int]]:
     """Subscribe to the node's planner outputs, counting messages per topic."""
     from nav_msgs.msg import OccupancyGrid
@@ -344,11 +365,18 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
             'split: stamp -> mask DDS publish': p50_p95(timing.node_side),
             'split: mask transit (publish -> peer DDS receive)': p50_p95(timing.transit),
             'split: peer DDS receive -> peer callback': p50_p95(timing.peer_wait),
-            'node window time p50 ms (VGGT4D + mapper)': values.get('window_time_p50_ms', '?'),
+            'node window time p50 ms (worker: VGGT4D + mapper, + perception in line)': values.get(
+                'window_time_p50_ms', '?'),
             'node window time p95 ms': values.get('window_time_p95_ms', '?'),
             'node publish time p50 / p95 ms per window': (
                 f'{values.get("publish_time_p50_ms", "?")} / '
                 f'{values.get("publish_time_p95_ms", "?")}'),
+            'node perception time p50 / p95 ms per window': _node_p50_p95(
+                values, 'perception_time'),
+            'node worker wait for the output thread p50 / p95 ms': _node_p50_p95(
+                values, 'stage_wait'),
+            **{f'node publish {kind} p50 / p95 ms per window': _node_p50_p95(
+                values, f'publish_{kind}') for kind in _publish_kinds(values)},
             'masks / frames sent': f'{len(latencies)} / {sent * args.cameras}',
             **({'planner messages received': ', '.join(
                 f'{topic.rsplit("/", 1)[-1]} {count[0]}'

@@ -215,21 +215,16 @@ class PerceptionTracker:
             clock.lap('instances')
         counts = points.host_count
         used = int(counts.max())
-        # One copy to the host: points, colours, point labels and the packed measurements.
-        per_point = [points.output[:, :used], points.rgb[:, :used].double()]
+        # One copy to the host: points (as the cloud's float32), colours, point labels and
+        # the packed measurements.
+        parts = [points.output[:, :used].float(), points.rgb[:, :used]]
         if cfg.tracker.enabled:
-            per_point.append(measured.point_labels[:, :used, None].double())
-        columns = [torch.cat(per_point, dim=2).flatten(1)]
-        if cfg.tracker.enabled:
-            columns.append(pack(measured, labels))
-        host = torch.cat(columns, dim=1).cpu().numpy()
-        width = sum(part.shape[2] for part in per_point)
-        slots = host[:, : used * width].reshape(len(run), used, width)
-        xyz = slots[:, :, :3].astype(np.float32)
-        rgb = slots[:, :, 3:6].astype(np.uint8)
+            parts += [measured.point_labels[:, :used].int(), pack(measured, labels)]
+        host = _download(parts)
+        xyz, rgb = host[0], host[1]
         found = None
         if cfg.tracker.enabled:
-            found = unpack(host[:, used * width:], slots[:, :, 6].astype(np.int64), counts)
+            found = unpack(host[3], host[2], counts)
         if cfg.tracker.enabled and not labels.converged:
             self.stats.unconverged += 1
         clock.lap('host')
@@ -367,6 +362,29 @@ def _strided_pixels(shape: tuple[int, int], stride: int, device: torch.device
     index = (rows[:, None] * shape[1] + cols[None, :]).flatten()
     pixel = torch.stack([index % shape[1], index // shape[1]], dim=1).double()
     return index, pixel[None]
+
+
+_NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.int64: np.int64,
+                 torch.int32: np.int32, torch.uint8: np.uint8}
+
+
+def _download(tensors: list[torch.Tensor]) -> list[np.ndarray]:
+    """Copy tensors of these dtypes (``_NUMPY_DTYPES``) to the host in one transfer.
+
+    As bytes of one buffer, widest elements first so that every part starts aligned; the
+    returned arrays (same shapes and dtypes) are views of that buffer. Each part moves at its
+    own width (a float32 cloud is 12 bytes per point, not 24 as float64).
+    """
+    order = sorted(range(len(tensors)), key=lambda k: -tensors[k].element_size())
+    buffer = torch.cat([tensors[k].reshape(-1).view(torch.uint8) for k in order]).cpu().numpy()
+    out: list[np.ndarray] = [buffer] * len(tensors)
+    offset = 0
+    for k in order:
+        size = tensors[k].numel() * tensors[k].element_size()
+        out[k] = buffer[offset: offset + size].view(_NUMPY_DTYPES[tensors[k].dtype]).reshape(
+            tensors[k].shape)
+        offset += size
+    return out
 
 
 def _steps(run: list[FrameObservation]) -> list[tuple[int, int]]:

@@ -260,14 +260,15 @@ class PerceptionTracker:
             labels = found.point_labels
             points = [xyz[:len(labels)][labels == inst.label] for inst in found.instances]
         ids = self.tracker.update(stamp_ns, found.instances, points)
-        object_ids = np.zeros(len(found.point_labels), np.int32)
-        if ids is not None and len(found.instances):
-            by_label = np.zeros(max(inst.label for inst in found.instances) + 1, np.int32)
-            by_label[[inst.label for inst in found.instances]] = ids
-            labels = found.point_labels
-            object_ids = np.where(labels < len(by_label),
-                                  by_label[np.minimum(labels, len(by_label) - 1)], 0)
-        return object_ids.astype(np.int32)
+        labels = found.point_labels
+        if ids is None or not len(found.instances):
+            return np.zeros(len(labels), np.int32)
+        # Track id by label (0: a label of no instance), sized for every point's label: one
+        # lookup per point.
+        top = max(max(inst.label for inst in found.instances), int(labels.max(initial=0)))
+        by_label = np.zeros(top + 1, np.int32)
+        by_label[[inst.label for inst in found.instances]] = ids
+        return by_label[labels]
 
     def _track_rig(self, stamp_ns: int, step: list[FrameObservation], found, counts,
                    xyz: np.ndarray) -> list[np.ndarray]:

@@ -25,12 +25,13 @@ from vggt4d_ros.tools import bench_perception
 from vggt4d_ros.tools.op_count import count_windows
 from vggt4d_ros.tools.op_count import OpCounter
 
-# Per steady-state window, the GPU's code paths (measured: copy 22 ops, points 111,
-# instances 326 (on the box around the dynamic pixels, as the CPU; whole frames would be 213
-# ops and 1 sync, but 2x slower on an H100: docs/performance.md section 10), grid 169, host
-# 27; before this budget: copy 27 ops / 6 syncs, points 123 / 2, instances 508 / 4, grid
-# 282 / 2, host 34 / 2).
-OPS = {'copy': 24, 'points': 116, 'instances': 335, 'grid': 176, 'host': 30}
+# Per steady-state window, the GPU's code paths without CUDA graphs (measured: copy 22 ops,
+# points 111, instances 326 (on the box around the dynamic pixels, as the CPU; whole frames
+# would be 213 ops and 1 sync, but 2x slower on an H100: docs/performance.md section 10),
+# grid 169, host 32 (27 before the copy moved each part at its own width: 5 more views, one
+# kernel less); before this budget: copy 27 ops / 6 syncs, points 123 / 2, instances 508 /
+# 4, grid 282 / 2, host 34 / 2).
+OPS = {'copy': 24, 'points': 116, 'instances': 335, 'grid': 176, 'host': 34}
 # The points stage thins without a sync; the instances copy the box out and check the
 # labelling's convergence once; the host reads the counts with the results.
 SYNCS = {'copy': 1, 'points': 0, 'instances': 2, 'grid': 1, 'host': 2}

@@ -42,13 +42,19 @@ class GraphedFunction:
             replay, its outputs are cloned out of the graph's memory after it.
         max_graphs: recorded signatures kept (least recently used dropped first); each holds
             its own memory pool, so bound it where shapes vary (bucket them instead).
+        clone_outputs: False returns the graph's own output tensors (one launch saved per
+            output): valid until the next call with the same signature overwrites them. A
+            state that ``fn`` updates in place and returns can be passed back as is: an
+            argument that already is the graph's input tensor is not copied.
 
     On the CPU, or after a capture failed once, ``fn`` runs eagerly.
     """
 
-    def __init__(self, fn: Callable[..., tuple], max_graphs: int = 4) -> None:
+    def __init__(self, fn: Callable[..., tuple], max_graphs: int = 4,
+                 clone_outputs: bool = True) -> None:
         self.fn = fn
         self.max_graphs = max_graphs
+        self.clone_outputs = clone_outputs
         self._graphs: OrderedDict[GraphKey, _Recorded] = OrderedDict()
         self.failed = False
         self.captures = 0
@@ -83,8 +89,11 @@ class GraphedFunction:
                 self._graphs.popitem(last=False)
         self._graphs.move_to_end(key)
         for static, value in zip(recorded.inputs, tensors):
-            static.copy_(value)
+            if value is not static:
+                static.copy_(value)
         recorded.graph.replay()
+        if not self.clone_outputs:
+            return recorded.outputs
         return tuple(out.clone() for out in recorded.outputs)
 
     def _record(self, tensors: Sequence[torch.Tensor], static: dict) -> _Recorded:

@@ -19,10 +19,9 @@ from vggt4d_ros.perception.observation import FrameObservation
 
 @dataclass
 class FrameBatch:
-    """F frames of one shape h x w on one device.
+    """F frames of one shape h x w on one device (device data only: a CUDA graph's inputs).
 
     Attributes:
-        frames: the observations (host-side fields: stamps, segment).
         depth: [F,h,w] float32 window-unit depth.
         conf: [F,h,w] float32 confidence (+inf where a frame has none: always trusted).
         has_conf: [F] bool.
@@ -34,11 +33,11 @@ class FrameBatch:
         images: [F,3,h,w] float32 RGB in [0,1] (zeros where a frame has none).
         has_image: [F] bool.
         steps_ns: [F] int64 stamp of each frame's time step (``FrameObservation.step_ns``).
+        small: [29 F] float64, the one upload the small per-frame values are views of.
 
     The per-pixel tensors may be views of the window's tensors: the stages only read them.
     """
 
-    frames: list[FrameObservation]
     depth: torch.Tensor
     conf: torch.Tensor
     has_conf: torch.Tensor
@@ -50,6 +49,7 @@ class FrameBatch:
     images: torch.Tensor
     has_image: torch.Tensor
     steps_ns: torch.Tensor
+    small: torch.Tensor
 
     @property
     def device(self) -> torch.device:
@@ -57,11 +57,25 @@ class FrameBatch:
         return self.depth.device
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return self.depth.shape[0]
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """Return the tensors the batch is made of (``batch_from_tensors`` rebuilds it).
+
+        (depth, conf, mask, valid, images, small): what a CUDA graph of the pixel stages
+        copies in per window.
+        """
+        return self.depth, self.conf, self.mask, self.valid, self.images, self.small
 
 
 def stack_frames(frames: list[FrameObservation], output_from_world: np.ndarray) -> FrameBatch:
-    """Stack observations of one shape (and device) into a batch.
+    """Stack observations of one shape (and device) into a batch."""
+    return batch_from_tensors(*stack_tensors(frames, output_from_world))
+
+
+def stack_tensors(frames: list[FrameObservation], output_from_world: np.ndarray
+                  ) -> tuple[torch.Tensor, ...]:
+    """Return ``FrameBatch.tensors()`` of the observations' batch (``batch_from_tensors``).
 
     Frames that are consecutive slices of one window tensor (what ``observations_from_window``
     gives) are viewed, not copied; the small per-frame values go up in one non-blocking copy.
@@ -71,7 +85,6 @@ def stack_frames(frames: list[FrameObservation], output_from_world: np.ndarray) 
     if any(tuple(f.depth.shape) != shape or f.depth.device != device for f in frames):
         raise ValueError('a batch needs frames of one shape on one device')
     transforms = np.stack([output_from_world @ f.world_from_camera for f in frames])
-    count = len(frames)
     # One upload for every small per-frame value (the stamps' int64 bits ride along).
     small = upload(np.concatenate([
         np.array([f.depth_scale for f in frames], np.float64),
@@ -79,25 +92,31 @@ def stack_frames(frames: list[FrameObservation], output_from_world: np.ndarray) 
         np.array([f.conf is not None for f in frames], np.float64),
         np.array([f.image is not None for f in frames], np.float64),
         np.array([f.step_ns for f in frames], np.int64).view(np.float64)]), device)
+    return (stack([f.depth for f in frames]),
+            stack([f.conf for f in frames],
+                  lambda: torch.full(shape, float('inf'), device=device)),
+            stack([f.mask for f in frames]),
+            stack([f.valid for f in frames],
+                  lambda: torch.ones(shape, dtype=torch.bool, device=device)),
+            stack([None if f.image is None else torch.as_tensor(f.image, device=device)
+                   for f in frames], lambda: torch.zeros((3,) + shape, device=device),
+                  torch.float32),
+            small)
+
+
+def batch_from_tensors(depth: torch.Tensor, conf: torch.Tensor, mask: torch.Tensor,
+                       valid: torch.Tensor, images: torch.Tensor, small: torch.Tensor
+                       ) -> FrameBatch:
+    """Rebuild a batch from ``FrameBatch.tensors()`` (views of ``small``, one compare)."""
+    count = depth.shape[0]
     flags = small[26 * count: 28 * count] > 0.5
     return FrameBatch(
-        frames=list(frames),
-        depth=stack([f.depth for f in frames]),
-        conf=stack([f.conf for f in frames],
-                   lambda: torch.full(shape, float('inf'), device=device)),
-        has_conf=flags[:count],
-        mask=stack([f.mask for f in frames]),
-        valid=stack([f.valid for f in frames],
-                    lambda: torch.ones(shape, dtype=torch.bool, device=device)),
+        depth=depth, conf=conf, has_conf=flags[:count], mask=mask, valid=valid,
         scale=small[:count],
         intrinsics=small[count: 10 * count].view(count, 3, 3),
         output_from_camera=small[10 * count: 26 * count].view(count, 4, 4),
-        images=stack([None if f.image is None else torch.as_tensor(f.image, device=device)
-                      for f in frames], lambda: torch.zeros((3,) + shape, device=device),
-                     torch.float32),
-        has_image=flags[count:],
-        steps_ns=small[28 * count:].view(torch.int64),
-    )
+        images=images, has_image=flags[count:],
+        steps_ns=small[28 * count:].view(torch.int64), small=small)
 
 
 def upload(array: np.ndarray, device: torch.device) -> torch.Tensor:

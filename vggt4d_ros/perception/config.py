@@ -345,12 +345,18 @@ class PerceptionConfig:
         instances: object-splitting settings.
         tracker: tracking settings.
         grid: occupancy-grid settings.
+        cuda_graphs: on CUDA, replay the points and grid stages from a CUDA graph recorded
+            at the first window of each frame count and image size (ignored on the CPU).
 
     """
 
     enabled: bool = field(default=True, metadata=_meta(
         'Planner outputs: dynamic cloud, object tracks, occupancy grids (docs/perception.md); '
         'off: none of them is computed.'))
+    cuda_graphs: bool = field(default=True, metadata=_meta(
+        'On CUDA, replay the points and grid stages of a window from a CUDA graph (recorded '
+        'once per frame count and image size: fewer launches, same results); ignored on the '
+        'CPU.'))
     output_from_world: np.ndarray = field(default_factory=default_output_from_world)
     points: DynamicPointsConfig = field(default_factory=DynamicPointsConfig)
     instances: InstanceConfig = field(default_factory=InstanceConfig)

@@ -563,11 +563,14 @@ def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray
     fields = packed[:, :-2].reshape(frames, -1, _PACKED)
     out = []
     for f in range(frames):
-        instances = [
-            Instance(k + 1, int(row[1]), tuple(int(v) for v in row[2:6]), row[6:9].copy(),
-                     row[9:12].copy(), float(row[12]), push=float(row[13]),
-                     push_direction=row[14:17].copy(), top=float(row[17]))
-            for k, row in enumerate(fields[f]) if row[0] > 0.5]
+        instances = []
+        for k in np.flatnonzero(fields[f, :, 0] > 0.5).tolist():  # the measured rows only
+            row = fields[f, k]
+            value = row.tolist()  # Python floats at once, not one numpy scalar each
+            instances.append(Instance(
+                k + 1, int(value[1]), tuple(int(v) for v in value[2:6]), row[6:9].copy(),
+                row[9:12].copy(), value[12], push=value[13], push_direction=row[14:17].copy(),
+                top=value[17]))
         out.append(FrameInstances(instances, point_labels[f, : counts[f]].astype(np.int32),
                                   int(packed[f, -2]), int(packed[f, -1])))
     return out

@@ -13,6 +13,7 @@ deviation ``sigma``.
 
 from __future__ import annotations
 
+import functools
 from math import factorial
 
 import numpy as np
@@ -23,16 +24,35 @@ def predict(state: np.ndarray, cov: np.ndarray, dt: np.ndarray, noise: float
     """Advance states [T,3,k] and covariances [T,k,k] by dt [T] seconds (dt >= 0)."""
     dt = np.maximum(np.asarray(dt, dtype=np.float64), 0.0)
     order = state.shape[2]
+    if len(dt) and (dt == dt[0]).all():  # one step for all tracks (the tracker's case)
+        one, spread = _step_matrices(float(dt[0]), order, noise)
+        transition = np.broadcast_to(one, (len(dt), order, order))
+    else:
+        transition, spread = _matrices(dt, order, noise)
+    out = np.einsum('tij,taj->tai', transition, state)
+    new = transition @ cov @ np.transpose(transition, (0, 2, 1))
+    new += spread
+    return out, new
+
+
+def _matrices(dt: np.ndarray, order: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Transitions F [T,k,k] and process noises Q [T,k,k] of steps dt [T] (dt >= 0)."""
     # Transition F[T,k,k]: F_ij = dt^(j-i) / (j-i)! for j >= i (Taylor series of the motion).
     transition = np.zeros((len(dt), order, order))
     for i in range(order):
         for j in range(i, order):
             transition[:, i, j] = dt ** (j - i) / factorial(j - i)
     g = np.stack([dt ** (order - i) / factorial(order - i) for i in range(order)], axis=1)
-    out = np.einsum('tij,taj->tai', transition, state)
-    new = transition @ cov @ np.transpose(transition, (0, 2, 1))
-    new += noise ** 2 * g[:, :, None] * g[:, None, :]
-    return out, new
+    return transition, noise ** 2 * g[:, :, None] * g[:, None, :]
+
+
+@functools.lru_cache(maxsize=64)
+def _step_matrices(dt: float, order: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """``_matrices`` of one step dt, [1,k,k] each, made once (frames come at a few rates)."""
+    transition, spread = _matrices(np.array([dt]), order, noise)
+    transition.flags.writeable = False  # shared by every later call: read-only
+    spread.flags.writeable = False
+    return transition, spread
 
 
 def update(state: np.ndarray, cov: np.ndarray, measured: np.ndarray, sigma: np.ndarray

@@ -86,7 +86,8 @@ class OccupancyMapper:
         self._dynamic_ns = torch.full((cells,), -1, dtype=torch.int64)
         self._counts = torch.zeros(2, dtype=torch.int64)  # rays, outside: read lazily
         self._stamp_ns: int | None = None
-        self._consts: _GridConstants | None = None
+        # One per device, kept for the mapper's life: a recorded CUDA graph reads them.
+        self._consts: dict[torch.device, _GridConstants] = {}
 
     @property
     def stats(self) -> GridStats:
@@ -146,25 +147,60 @@ class OccupancyMapper:
                 caller has them there (saves an upload).
 
         """
-        self._to(camera.device)
+        self.begin_batch(stamps_ns, camera.device)
+        if stamps is None:
+            stamps = torch.tensor(stamps_ns, dtype=torch.int64).to(camera.device)
+        self.state = self.advance(self.state, camera, static, static_ok, dynamic, dynamic_ok,
+                                  stamps)
+
+    def begin_batch(self, stamps_ns: list[int], device: torch.device) -> None:
+        """Host side of integrating F frames: the state and constants on ``device``, counters.
+
+        Call before ``advance`` (``integrate_batch`` does both).
+        """
+        self._to(device)
+        self._constants(device)  # made here, never inside a CUDA graph's capture
         self._stats.frames += len(stamps_ns)
         self._stamp_ns = stamps_ns[-1]
+
+    @property
+    def state(self) -> tuple[torch.Tensor, ...]:
+        """The device state ``advance`` takes and returns.
+
+        (level [cells] int16, seen [cells] bool, observed_ns [cells] int64, dynamic_ns
+        [cells] int64, counts [2] int64 rays and outside).
+        """
+        return self._level, self._seen, self._observed_ns, self._dynamic_ns, self._counts
+
+    @state.setter
+    def state(self, state: tuple[torch.Tensor, ...]) -> None:
+        self._level, self._seen, self._observed_ns, self._dynamic_ns, self._counts = state
+
+    def advance(self, state: tuple[torch.Tensor, ...], camera: torch.Tensor,
+                static: torch.Tensor, static_ok: torch.Tensor, dynamic: torch.Tensor,
+                dynamic_ok: torch.Tensor, stamps: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Return ``state`` after F frames (``integrate_batch``'s arguments; stamps [F] int64).
+
+        Graph-ready: fixed shapes, no host sync, no upload (``begin_batch`` made the
+        constants); updates the state's tensors in place where it can and returns the state
+        (the level is a new tensor).
+        """
+        level, seen, observed_ns, dynamic_ns, counts = state
         points = torch.cat([static, dynamic], dim=1)
         ok = torch.cat([static_ok, dynamic_ok], dim=1)
         free, keep = self._ray_cells(camera, points, ok)
         static_hit, dynamic_hit, outside = self._band_cells(points, ok, static.shape[1])
-        self._counts.add_(torch.stack([keep, outside]).sum(dim=(1, 2)))
-        self._level = self._constants(camera.device).log_odds(self._level, free, static_hit)
+        counts.add_(torch.stack([keep, outside]).sum(dim=(1, 2)))
+        level = self._constants(camera.device).log_odds(level, free, static_hit)
         hit = free | static_hit
-        self._seen |= hit.any(dim=0)
+        seen |= hit.any(dim=0)
         # Latest observation and latest dynamic mark per cell (stamps increase).
-        if stamps is None:
-            stamps = torch.tensor(stamps_ns, dtype=torch.int64).to(camera.device)
         stamps = stamps[:, None]
         observed = torch.where(hit | dynamic_hit, stamps, -1).amax(dim=0)
-        torch.maximum(self._observed_ns, observed, out=self._observed_ns)
+        torch.maximum(observed_ns, observed, out=observed_ns)
         marked = torch.where(dynamic_hit, stamps, -1).amax(dim=0)
-        torch.maximum(self._dynamic_ns, marked, out=self._dynamic_ns)
+        torch.maximum(dynamic_ns, marked, out=dynamic_ns)
+        return level, seen, observed_ns, dynamic_ns, counts
 
     @torch.inference_mode()  # the state is updated in place: always in this mode
     def grids(self) -> OccupancyGrids:
@@ -196,9 +232,9 @@ class OccupancyMapper:
                 setattr(self, name, getattr(self, name).to(device))
 
     def _constants(self, device: torch.device) -> _GridConstants:
-        if self._consts is None or self._consts.device != device:
-            self._consts = _GridConstants(self.config, device)
-        return self._consts
+        if device not in self._consts:
+            self._consts[device] = _GridConstants(self.config, device)
+        return self._consts[device]
 
     def _band_cells(self, xyz: torch.Tensor, ok: torch.Tensor, split: int
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -303,7 +339,8 @@ class _GridConstants:
         """[points] int64: 0 before ``split``, one grid's cell count from it on."""
         key = (points, split)
         if key not in self._offsets:
-            self._offsets.clear()  # one layout at a time: the cache stays one entry
+            # Kept for the mapper's life (one entry per image size and stride): a recorded
+            # CUDA graph reads this tensor's memory.
             self._offsets[key] = (torch.arange(points, device=self.device) >= split) * self.cells
         return self._offsets[key]
 

@@ -29,8 +29,10 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
+from vggt4d_ros.motion.graphs import GraphedFunction
+from vggt4d_ros.perception.batch import batch_from_tensors
 from vggt4d_ros.perception.batch import FrameBatch
-from vggt4d_ros.perception.batch import stack_frames
+from vggt4d_ros.perception.batch import stack_tensors
 from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.perception.dynamic_points import BatchPoints
 from vggt4d_ros.perception.dynamic_points import dynamic_points
@@ -128,6 +130,9 @@ class PerceptionTracker:
         self.stage_listener: Callable[[str], None] | None = None
         self._segment: int | None = None
         self._stamp_ns: int | None = None
+        # The pixel stages as one CUDA graph per (frame count, image size, device); the
+        # tracker's configuration is fixed, the grid state is passed through (in place).
+        self._graphed = GraphedFunction(self._pixel_stages, max_graphs=4, clone_outputs=False)
 
     @torch.inference_mode()
     def reset(self) -> None:
@@ -189,37 +194,37 @@ class PerceptionTracker:
             return
         cfg = self.config
         clock = _Clock(timings, run[0].depth.device, self.sync_timings, self.stage_listener)
-        batch = stack_frames(run, cfg.output_from_world)
-        points = dynamic_points(batch, cfg.points)
-        clock.lap('points')
+        tensors = stack_tensors(run, cfg.output_from_world)
+        device = tensors[0].device
+        if self.grid is not None:
+            self.grid.begin_batch([obs.step_ns for obs in run], device)
+        state = () if self.grid is None else self.grid.state
+        if cfg.cuda_graphs and device.type == 'cuda':
+            results = self._graphed(*tensors, *state)
+            clock.lap('points')  # points and grid: one replay
+        else:
+            results = self._pixel_stages(*tensors, *state, lap=clock.lap)
+        points = BatchPoints(*results[:_POINT_FIELDS])
+        output_from_camera = results[_POINT_FIELDS]
+        if self.grid is not None:
+            self.grid.state = results[_POINT_FIELDS + 1:]
         if cfg.tracker.enabled:
-            labels = label_image(points.selected, batch.depth, cfg.instances)
-            measured = measure_instances(points, labels, batch.output_from_camera,
+            labels = label_image(points.selected, tensors[0], cfg.instances)
+            measured = measure_instances(points, labels, output_from_camera,
                                          cfg.tracker.depth_completion)
             clock.lap('instances')
-        if self.grid is not None:
-            static, static_ok = self._static_points(batch, points)
-            self.grid.integrate_batch([obs.step_ns for obs in run],
-                                      batch.output_from_camera[:, :3, 3], static, static_ok,
-                                      points.output, points.used, stamps=batch.steps_ns)
-            clock.lap('grid')
         counts = points.host_count
         used = int(counts.max())
-        # One copy to the host: points, colours, point labels and the packed measurements.
-        per_point = [points.output[:, :used], points.rgb[:, :used].double()]
+        # One copy to the host: points (as the cloud's float32), colours, point labels and
+        # the packed measurements.
+        parts = [points.output[:, :used].float(), points.rgb[:, :used]]
         if cfg.tracker.enabled:
-            per_point.append(measured.point_labels[:, :used, None].double())
-        columns = [torch.cat(per_point, dim=2).flatten(1)]
-        if cfg.tracker.enabled:
-            columns.append(pack(measured, labels))
-        host = torch.cat(columns, dim=1).cpu().numpy()
-        width = sum(part.shape[2] for part in per_point)
-        slots = host[:, : used * width].reshape(len(run), used, width)
-        xyz = slots[:, :, :3].astype(np.float32)
-        rgb = slots[:, :, 3:6].astype(np.uint8)
+            parts += [measured.point_labels[:, :used].int(), pack(measured, labels)]
+        host = _download(parts)
+        xyz, rgb = host[0], host[1]
         found = None
         if cfg.tracker.enabled:
-            found = unpack(host[:, used * width:], slots[:, :, 6].astype(np.int64), counts)
+            found = unpack(host[3], host[2], counts)
         if cfg.tracker.enabled and not labels.converged:
             self.stats.unconverged += 1
         clock.lap('host')
@@ -255,14 +260,15 @@ class PerceptionTracker:
             labels = found.point_labels
             points = [xyz[:len(labels)][labels == inst.label] for inst in found.instances]
         ids = self.tracker.update(stamp_ns, found.instances, points)
-        object_ids = np.zeros(len(found.point_labels), np.int32)
-        if ids is not None and len(found.instances):
-            by_label = np.zeros(max(inst.label for inst in found.instances) + 1, np.int32)
-            by_label[[inst.label for inst in found.instances]] = ids
-            labels = found.point_labels
-            object_ids = np.where(labels < len(by_label),
-                                  by_label[np.minimum(labels, len(by_label) - 1)], 0)
-        return object_ids.astype(np.int32)
+        labels = found.point_labels
+        if ids is None or not len(found.instances):
+            return np.zeros(len(labels), np.int32)
+        # Track id by label (0: a label of no instance), sized for every point's label: one
+        # lookup per point.
+        top = max(max(inst.label for inst in found.instances), int(labels.max(initial=0)))
+        by_label = np.zeros(top + 1, np.int32)
+        by_label[[inst.label for inst in found.instances]] = ids
+        return by_label[labels]
 
     def _track_rig(self, stamp_ns: int, step: list[FrameObservation], found, counts,
                    xyz: np.ndarray) -> list[np.ndarray]:
@@ -295,6 +301,35 @@ class PerceptionTracker:
             by_merged[1:] = ids
         return [by_merged[labels].astype(np.int32) for labels in merged_labels]
 
+    def _pixel_stages(self, *tensors: torch.Tensor,
+                      lap: Callable[[str], None] | None = None) -> tuple[torch.Tensor, ...]:
+        """Points and grid of a batch: what a CUDA graph records (fixed shapes, no sync).
+
+        Args:
+            tensors: ``FrameBatch.tensors()``, then the grid's state (none when it is off).
+            lap: called with each stage's name when it is done (eager runs only).
+
+        Returns:
+            The ``BatchPoints`` fields in order (``_POINT_FIELDS``), the batch's
+            output_from_camera [F,4,4], then the grid's new state.
+        """
+        batch = batch_from_tensors(*tensors[:_BATCH_TENSORS])
+        points = dynamic_points(batch, self.config.points)
+        fields = (points.threshold, points.selected, points.index, points.count, points.used,
+                  points.camera, points.output, points.rgb, points.trusted,
+                  points.scaled_depth, batch.output_from_camera)
+        if lap is not None:
+            lap('points')
+        if self.grid is None:
+            return fields
+        static, static_ok = self._static_points(batch, points)
+        state = self.grid.advance(tensors[_BATCH_TENSORS:], batch.output_from_camera[:, :3, 3],
+                                  static, static_ok, points.output, points.used,
+                                  batch.steps_ns)
+        if lap is not None:
+            lap('grid')
+        return fields + state
+
     def _static_points(self, batch: FrameBatch, points: BatchPoints
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """Output-frame points [F,S,3] of the grid's pixel stride, and which are used [F,S].
@@ -312,7 +347,11 @@ class PerceptionTracker:
         return output, (ok & ~near_dynamic).flatten(1)
 
 
-@functools.lru_cache(maxsize=8)
+_BATCH_TENSORS = 6  # FrameBatch.tensors()
+_POINT_FIELDS = 10  # the BatchPoints fields the pixel stages return first
+
+
+@functools.cache  # never evicted: a recorded CUDA graph reads these tensors' memory
 def _strided_pixels(shape: tuple[int, int], stride: int, device: torch.device
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every ``stride``-th pixel in y and x: flat index [P] int64 and (col, row) [1,P,2] float64.
@@ -324,6 +363,29 @@ def _strided_pixels(shape: tuple[int, int], stride: int, device: torch.device
     index = (rows[:, None] * shape[1] + cols[None, :]).flatten()
     pixel = torch.stack([index % shape[1], index // shape[1]], dim=1).double()
     return index, pixel[None]
+
+
+_NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.int64: np.int64,
+                 torch.int32: np.int32, torch.uint8: np.uint8}
+
+
+def _download(tensors: list[torch.Tensor]) -> list[np.ndarray]:
+    """Copy tensors of these dtypes (``_NUMPY_DTYPES``) to the host in one transfer.
+
+    As bytes of one buffer, widest elements first so that every part starts aligned; the
+    returned arrays (same shapes and dtypes) are views of that buffer. Each part moves at its
+    own width (a float32 cloud is 12 bytes per point, not 24 as float64).
+    """
+    order = sorted(range(len(tensors)), key=lambda k: -tensors[k].element_size())
+    buffer = torch.cat([tensors[k].reshape(-1).view(torch.uint8) for k in order]).cpu().numpy()
+    out: list[np.ndarray] = [buffer] * len(tensors)
+    offset = 0
+    for k in order:
+        size = tensors[k].numel() * tensors[k].element_size()
+        out[k] = buffer[offset: offset + size].view(_NUMPY_DTYPES[tensors[k].dtype]).reshape(
+            tensors[k].shape)
+        offset += size
+    return out
 
 
 def _steps(run: list[FrameObservation]) -> list[tuple[int, int]]:

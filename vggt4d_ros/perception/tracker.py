@@ -177,7 +177,9 @@ class Tracker:
         detected = np.zeros(len(tracks), bool)
         detected[rows] = True
         tracks.confidence += cfg.confidence_rate * (detected - tracks.confidence)
-        new_tracks = np.setdiff1d(np.arange(len(instances)), cols)
+        unmatched = np.ones(len(instances), bool)  # setdiff1d's result, without its sort
+        unmatched[cols] = False
+        new_tracks = np.flatnonzero(unmatched)
         track_of = np.full(len(instances), -1, np.int64)
         track_of[cols] = rows
         born = self._birth([instances[i] for i in new_tracks], stamp_ns,

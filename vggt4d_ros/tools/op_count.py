@@ -25,6 +25,7 @@ counts the planner outputs per window and stage on bench_perception's windows (o
 also reports CUDA's own sync warnings, ``torch.cuda.set_sync_debug_mode``):
 
     python -m vggt4d_ros.tools.op_count [--windows 4] [--device cuda] [--top 30] [--sites]
+        [--graphs]
 """
 
 from __future__ import annotations
@@ -256,23 +257,55 @@ def _caller() -> str:
 STAGE_ORDER = ('copy', 'points', 'instances', 'grid', 'host', 'tracker')
 
 
-def count_windows(outputs, config) -> OpCounter:
+def count_windows(outputs, config, graphs: bool = False) -> OpCounter:
     """Count ``observations_from_window`` ('copy') + ``PerceptionTracker.update`` per stage.
 
     The CPU and CUDA take the same code paths (``instances.CPU_PATH_DEVICE_TYPES``), so a
-    count on the CPU is CUDA's.
+    count on the CPU is CUDA's without CUDA graphs (``config.cuda_graphs`` off).
 
     Args:
         outputs: engine outputs (``EngineOutput``: ``result``, ``update``) of the windows;
             the first warms up (not counted).
         config: the ``PerceptionConfig``.
+        graphs: on the CPU, count the pixel stages as CUDA launches them from a graph
+            (``_GraphReplay``; on CUDA ``config.cuda_graphs`` decides and the count is real).
 
     """
     from vggt4d_ros.perception.perception_tracker import PerceptionTracker
-    return _count(PerceptionTracker(config), outputs)
+    return _count(PerceptionTracker(config), outputs, graphs)
 
 
-def _count(tracker, outputs) -> OpCounter:
+class _GraphReplay:
+    """Book a tracker's pixel stages as a CUDA-graph replay: its input copies and one launch.
+
+    ``GraphedFunction`` (clone_outputs off) copies every argument into the graph's inputs
+    but the ones that already are them: a state the function updated in place and returned.
+    The function runs uncounted but for its syncs (a graph has none: they are kept to show).
+    """
+
+    def __init__(self, counter: OpCounter, fn) -> None:
+        self._counter = counter
+        self._fn = fn
+        self._static: list[torch.Tensor] = []
+
+    def __call__(self, *tensors: torch.Tensor, lap=None) -> tuple:
+        copies = sum(not any(t is s for s in self._static) for t in tensors)
+        counter = self._counter
+        outer, counter._pending = counter._pending, Counts()
+        outputs = self._fn(*tensors)
+        inner, counter._pending = counter._pending, outer
+        outer.ops += copies + 1
+        outer.kernels += copies + 1
+        outer.by_op.update({'copy_': copies, 'graph replay': 1})
+        outer.syncs += inner.syncs
+        outer.sync_sites.update(inner.sync_sites)
+        self._static = [o for o in outputs if any(o is t for t in tensors)]
+        if lap is not None:
+            lap('points')
+        return outputs
+
+
+def _count(tracker, outputs, graphs: bool = False) -> OpCounter:
     from vggt4d_ros.perception.observation import observations_from_window
     # Warm-up: what is made once per configuration (grid constants, caches) is not counted.
     tracker.update(observations_from_window(outputs[0].result, outputs[0].update))
@@ -282,6 +315,8 @@ def _count(tracker, outputs) -> OpCounter:
         if cuda:  # CUDA's own account of the syncs, to check the counter's
             torch.cuda.set_sync_debug_mode('warn')
         tracker.stage_listener = counter.lap
+        if graphs and not cuda:
+            tracker._pixel_stages = _GraphReplay(counter, tracker._pixel_stages)
         try:
             for out in outputs[1:]:
                 frames = observations_from_window(out.result, out.update)
@@ -314,21 +349,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--top', type=int, default=0, help='list the N most frequent ops')
     parser.add_argument('--sites', action='store_true', help='list where the syncs are')
+    parser.add_argument('--graphs', action='store_true',
+                        help='on the CPU, count the points and grid stages as CUDA replays '
+                        'them from a graph (on CUDA the configuration decides: default on)')
     args = parser.parse_args(argv)
     bench_args = bench_perception._parse(['--windows', str(args.windows + 2),
                                           '--device', args.device])
     torch.set_num_threads(1)
     outputs, scale = bench_perception._windows(bench_args)
     outputs = outputs[1:]  # the first window has 8 new frames; count the steady state
+    graphs = ', points and grid as a CUDA-graph replay' if args.graphs else ''
     print(f'# op_count: {len(outputs) - 1} windows of {bench_args.window_size} frames '
           f'({bench_args.stride} new), device {args.device}, torch {torch.__version__}; '
-          'per window')
+          f'per window{graphs}')
     print()
     print('| setting | stage | ops | kernels | syncs |')
     print('|---|---|---|---|---|')
     details = []
     for label, config in bench_perception._settings(scale).items():
-        counter = count_windows(outputs, config)
+        counter = count_windows(outputs, config, args.graphs)
         print('\n'.join(_markdown(label, counter, len(outputs) - 1)))
         if args.device.startswith('cuda'):
             print(f'| {label} | CUDA sync warnings (all stages) | | | '

@@ -1,0 +1,133 @@
+# Copyright 2026 vggt4d_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""The pixel stages (points + grid) replayed from a CUDA graph give the eager results.
+
+On CUDA (skipped elsewhere): a tracker with ``cuda_graphs`` and one without run the
+benchmark's synthetic windows, a first window of 8 new frames then windows of 4 (a second
+recording), a map reset (new segment) and a perception reset; every output (clouds, colours,
+ids, tracks, the three grids, the counters) must be equal bit for bit, and the captured
+function must not sync (``torch.cuda.set_sync_debug_mode('error')`` around its recording
+and every replay). On the CPU: the graph-ready function is pure (static inputs -> outputs,
+the state only through its arguments) and the tracker's results do not depend on the switch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from vggt4d_ros.perception.batch import stack_frames
+from vggt4d_ros.perception.observation import observations_from_window
+from vggt4d_ros.perception.perception_tracker import PerceptionTracker
+from vggt4d_ros.tools import bench_perception
+
+SETTINGS = ('all outputs (grid stride 8)', 'cloud + tracks (grids off)')
+
+
+def _windows(device: str, height: int = 120, width: int = 160, windows: int = 7):
+    args = bench_perception._parse(['--windows', str(windows), '--height', str(height),
+                                    '--width', str(width), '--device', device])
+    return bench_perception._windows(args)
+
+
+def _run(tracker: PerceptionTracker, outputs) -> list[dict]:
+    """Every output of the windows; a map reset (segment + 1) from window 3, a reset at 5."""
+    record = []
+    for k, out in enumerate(outputs):
+        frames = observations_from_window(out.result, out.update)
+        if k >= 3:
+            frames = [replace(f, segment=f.segment + 1) for f in frames]
+        if k == 5:
+            tracker.reset()
+        result = tracker.update(frames)
+        record.append({
+            'clouds': [(c.stamp_ns, c.points, c.rgb, c.object_ids) for c in result.clouds],
+            'tracks': [sorted(vars(t).items()) for t in result.tracks],
+            'grids': None if result.grids is None else (
+                result.grids.stamp_ns, result.grids.static, result.grids.dynamic,
+                result.grids.combined),
+            'stats': sorted(vars(tracker.stats).items()),
+            'grid_stats': None if tracker.grid is None else sorted(
+                vars(tracker.grid.stats).items()),
+        })
+    return record
+
+
+def _assert_equal(a, b, path: str = '') -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            _assert_equal(a[key], b[key], f'{path}/{key}')
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for k, (x, y) in enumerate(zip(a, b)):
+            _assert_equal(x, y, f'{path}[{k}]')
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), path
+    else:
+        assert a == b, (path, a, b)
+
+
+def _no_sync(fn):
+    """``fn`` with CUDA's sync check raising on any host sync inside it."""
+    def checked(*args, **kwargs):
+        torch.cuda.set_sync_debug_mode('error')
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    return checked
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('setting', SETTINGS)
+def test_graph_replay_equals_eager_bit_for_bit_without_a_sync(setting):
+    outputs, scale = _windows('cuda', 392, 518)
+    config = bench_perception._settings(scale)[setting]
+    assert config.cuda_graphs
+    assert len(outputs[0].update.new_indices) == 8 and len(outputs[1].update.new_indices) == 4
+    eager = _run(PerceptionTracker(replace(config, cuda_graphs=False)), outputs)
+    tracker = PerceptionTracker(config)
+    graphed = tracker._graphed
+    graphed.fn = _no_sync(graphed.fn)  # the warm-up and the capture
+    tracker._graphed = _no_sync(graphed)  # every replay, its input copies included
+    replayed = _run(tracker, outputs)
+    assert not graphed.failed
+    assert graphed.captures >= 2  # 8 new frames, then 4: one recording each
+    _assert_equal(eager, replayed)
+
+
+def test_graph_ready_function_is_pure():
+    outputs, scale = _windows('cpu', windows=3)
+    config = bench_perception._settings(scale)['all outputs (grid stride 8)']
+    tracker = PerceptionTracker(config)
+    for out in outputs[:2]:  # a grid state that is not empty
+        tracker.update(observations_from_window(out.result, out.update))
+    frames = observations_from_window(outputs[2].result, outputs[2].update)
+    tracker.grid.begin_batch([f.step_ns for f in frames], torch.device('cpu'))
+    inputs = stack_frames(frames, config.output_from_world).tensors()
+    held = tracker.grid.state
+    kept = [t.clone() for t in inputs + held]
+    runs = []
+    for _ in range(2):
+        state = tuple(t.clone() for t in held)
+        runs.append(tracker._pixel_stages(*inputs, *state))
+    # The inputs and the mapper's own state are not touched: the state goes in and out.
+    for before, after in zip(kept, inputs + tracker.grid.state):
+        assert torch.equal(before, after)
+    for first, second in zip(*runs):
+        assert first.dtype == second.dtype and torch.equal(first, second)
+    assert len(runs[0]) == 11 + len(held)
+    assert runs[0][-1].sum() > 0  # the grid's counters moved: the state was advanced
+
+
+@pytest.mark.parametrize('setting', SETTINGS)
+def test_results_do_not_depend_on_the_switch_on_the_cpu(setting):
+    outputs, scale = _windows('cpu', windows=5)
+    config = bench_perception._settings(scale)[setting]
+    on = _run(PerceptionTracker(config), outputs)
+    off = _run(PerceptionTracker(replace(config, cuda_graphs=False)), outputs)
+    _assert_equal(on, off)

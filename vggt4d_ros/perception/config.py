@@ -170,6 +170,8 @@ class TrackerConfig:
             surface centre); 'surface': the visible surface's centre pushed back along the
             viewing ray (``depth_completion``, ``shape_average_hits``). The height is the
             surface path's either way.
+        box_fit_noise_factor: measurement noise of a box-fit centre, as a multiple of the
+            detection's (``measurement_noise``, set for the surface centre).
 
     """
 
@@ -244,6 +246,9 @@ class TrackerConfig:
         "ground footprint, completed away from the camera with the track's remembered "
         'extents; for box-like objects, needs a truly vertical output z) or surface (the '
         'visible surface centre pushed back along the viewing ray).'))
+    box_fit_noise_factor: float = field(default=0.5, metadata=_meta(
+        "Measurement noise of a box-fit centre, as a multiple of a detection's.",
+        (0.01, 100.0)))
 
     @property
     def needs_points(self) -> bool:

@@ -270,8 +270,10 @@ class Tracker:
         measured = self._average_shape(rows, [instances[c] for c in cols], 1.0 / growth ** 2)
         sigma = self._sigma([instances[c] for c in cols]) * growth
         if cfg.centre_model == 'box_fit' and points is not None:
-            measured = self._box_centres(rows, [instances[c] for c in cols],
-                                         [points[c] for c in cols], measured, 1.0 / growth ** 2)
+            measured, boxed = self._box_centres(rows, [instances[c] for c in cols],
+                                                [points[c] for c in cols], measured,
+                                                1.0 / growth ** 2)
+            sigma[boxed] *= cfg.box_fit_noise_factor
         if cfg.motion_registration and points is not None:
             measured, registered = self._register(rows, [points[c] for c in cols], measured)
             sigma[registered] *= cfg.registration_noise_factor
@@ -322,7 +324,7 @@ class Tracker:
 
     def _box_centres(self, rows: np.ndarray, instances: list[Instance],
                      points: list[np.ndarray], measured: np.ndarray, weight: np.ndarray
-                     ) -> np.ndarray:
+                     ) -> tuple[np.ndarray, np.ndarray]:
         """Centres [M,3]: ``measured`` with x-y from the footprint rectangles of box-like tracks.
 
         Each detection's footprint (points [n_i,3], output frame) gets a rectangle
@@ -333,7 +335,8 @@ class Tracker:
         ``_SIDE_FLOOR`` of it (a detection shows less of the body, never more, but for a
         merge: ``weight`` [M] as in ``_average_shape``). Box-like tracks take the camera-side
         edges moved away by half the remembered sides; the others, and fits without enough
-        points or a viewing ray, keep ``measured`` [M,3] (counted).
+        points or a viewing ray, keep ``measured`` [M,3] (counted). Also returns which
+        detections [M] bool got the box centre.
         """
         tracks = self._tracks
         rays = np.stack([np.full(3, np.nan) if inst.push_direction is None
@@ -363,7 +366,7 @@ class Tracker:
         out[use, :2] = centres[use]
         self.stats.box_fits += int(use.sum())
         self.stats.box_fallbacks += int((~use).sum())
-        return out
+        return out, use
 
     def _register(self, rows: np.ndarray, points: list[np.ndarray], measured: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -451,7 +454,8 @@ class Tracker:
         ))
         if self.config.centre_model == 'box_fit' and points is not None:
             new = np.arange(len(self._tracks) - count, len(self._tracks))
-            centres = self._box_centres(new, instances, points[:count], centres, np.ones(count))
+            centres = self._box_centres(new, instances, points[:count], centres,
+                                        np.ones(count))[0]
             self._tracks.state[new, :, 0] = centres
             self._tracks.anchor[new] = centres
         self.stats.births += count

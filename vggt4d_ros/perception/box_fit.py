@@ -81,7 +81,7 @@ class Footprints:
     ok: np.ndarray
 
     def axes(self) -> np.ndarray:
-        """[M,2,2] unit axes (rows) of each rectangle."""
+        """Return the unit axes of each rectangle as rows [M,2,2]."""
         return _axes(self.heading)
 
     @property

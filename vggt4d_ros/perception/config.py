@@ -162,6 +162,16 @@ class TrackerConfig:
             pulled to the detection's centre.
         registration_noise_factor: measurement noise of a registered centre, as a multiple of
             the detection's.
+        centre_model: how a detection's horizontal centre is found. 'box_fit': an oriented
+            rectangle fitted to the footprint of its points in the output x-y plane
+            (``box_fit``; needs a truly vertical output z), completed away from the camera
+            with the track's remembered extents, for tracks whose footprints are box-like
+            (others, and detections with too few points or no viewing ray, keep the
+            surface centre); 'surface': the visible surface's centre pushed back along the
+            viewing ray (``depth_completion``, ``shape_average_hits``). The height is the
+            surface path's either way.
+        box_fit_noise_factor: measurement noise of a box-fit centre, as a multiple of the
+            detection's (``measurement_noise``, set for the surface centre).
 
     """
 
@@ -231,6 +241,19 @@ class TrackerConfig:
     registration_noise_factor: float = field(default=0.7, metadata=_meta(
         "Measurement noise of a registered centre, as a multiple of a detection's.",
         (0.01, 100.0)))
+    centre_model: Literal['box_fit', 'surface'] = field(default='box_fit', metadata=_meta(
+        "Horizontal centre of a detection: box_fit (an oriented rectangle fitted to its points' "
+        "ground footprint, completed away from the camera with the track's remembered "
+        'extents; for box-like objects, needs a truly vertical output z) or surface (the '
+        'visible surface centre pushed back along the viewing ray).'))
+    box_fit_noise_factor: float = field(default=0.5, metadata=_meta(
+        "Measurement noise of a box-fit centre, as a multiple of a detection's.",
+        (0.01, 100.0)))
+
+    @property
+    def needs_points(self) -> bool:
+        """Whether ``Tracker.update`` needs each detection's points."""
+        return self.motion_registration or self.centre_model == 'box_fit'
 
     @property
     def order(self) -> int:
@@ -251,6 +274,8 @@ class TrackerConfig:
             raise ValueError(f'unknown depth_completion {self.depth_completion!r}')
         if self.shape_average_hits < 1:
             raise ValueError('shape_average_hits must be >= 1')
+        if self.centre_model not in ('box_fit', 'surface'):
+            raise ValueError(f'unknown centre_model {self.centre_model!r}')
 
 
 @dataclass

@@ -256,7 +256,7 @@ class PerceptionTracker:
         self.stats.small_parts += found.small_parts
         self.stats.excess_parts += found.excess_parts
         points = None
-        if self.config.tracker.motion_registration:
+        if self.config.tracker.needs_points:
             labels = found.point_labels
             points = [xyz[:len(labels)][labels == inst.label] for inst in found.instances]
         ids = self.tracker.update(stamp_ns, found.instances, points)
@@ -291,7 +291,7 @@ class PerceptionTracker:
             merged_labels.append(np.where(labels < len(lookup),
                                           lookup[np.minimum(labels, len(lookup) - 1)], 0))
         points = None
-        if self.config.tracker.motion_registration:
+        if self.config.tracker.needs_points:
             points = [np.concatenate([xyz[v, :len(labels)][labels == m]
                                       for v, labels in enumerate(merged_labels)])
                       for m in range(1, len(merged) + 1)]

@@ -10,7 +10,9 @@ of centroid distance over the gate minus a bonus for image-box overlap with the 
 detection in the previous frame, update the matched tracks (Kalman filter), start a tentative
 track for every unmatched instance. With ``motion_registration`` (off by default) a matched
 track's measurement is its reference point moved by the registered motion of its points
-(``registration``) instead of the detection's centre.
+(``registration``) instead of the detection's centre. With ``centre_model`` 'box_fit' (the
+default) a box-like track's horizontal centre comes from an oriented rectangle fitted to each
+detection's ground footprint (``box_fit``), completed with the track's remembered extents.
 
 Life of a track: tentative until ``confirm_hits`` detections, then confirmed and given the
 next public id (1, 2, ...; ids are never reused within a tracker's life, also not after
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from vggt4d_ros.perception import box_fit
 from vggt4d_ros.perception import kalman
 from vggt4d_ros.perception.config import TrackerConfig
 from vggt4d_ros.perception.instances import Instance
@@ -37,6 +40,11 @@ _NO_MATCH = 1e6
 _INITIAL_VELOCITY_SIGMA = 2.0
 #: Acceleration standard deviation of a new track (units/s^2), constant-acceleration model.
 _INITIAL_ACCEL_SIGMA = 2.0
+#: Per-detection rate of a track's box-likeness average (its footprints hug a rectangle).
+_BOXNESS_RATE = 0.3
+#: A footprint extent below this fraction of the remembered one saw less than the body (a
+#: face hidden or edge-on): it does not update the memory.
+_SIDE_FLOOR = 0.8
 
 
 @dataclass
@@ -85,6 +93,8 @@ class TrackerStats:
     assignments: int = 0
     registered: int = 0
     registration_fallbacks: int = 0
+    box_fits: int = 0
+    box_fallbacks: int = 0
 
 
 @dataclass
@@ -111,6 +121,13 @@ class _Tracks:
     cloud_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     anchor: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     centre: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # last measured
+    # Box fit: the heading (output x-y, mod pi; NaN: none yet) of the first remembered side,
+    # the remembered footprint extents [T,2] (0: none yet), how many detections averaged them,
+    # and the running box-likeness of the track's footprints.
+    heading: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sides: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    sides_n: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    boxness: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -150,8 +167,8 @@ class Tracker:
                points: list[np.ndarray] | None = None) -> np.ndarray | None:
         """Process one frame's instances (and their points [n_i,3], output frame, if known).
 
-        ``points`` are needed by ``motion_registration`` only (without them: each
-        detection's centre as it is).
+        ``points`` are needed by ``motion_registration`` and the 'box_fit' centre model
+        (without them: each detection's surface centre).
 
         Returns:
             [M] int64 public track id per instance (0: not a confirmed track), or None when
@@ -254,6 +271,11 @@ class Tracker:
         growth = 1.0 + cfg.size_change_noise * change.max(axis=1)
         measured = self._average_shape(rows, [instances[c] for c in cols], 1.0 / growth ** 2)
         sigma = self._sigma([instances[c] for c in cols]) * growth
+        if cfg.centre_model == 'box_fit' and points is not None:
+            measured, boxed = self._box_centres(rows, [instances[c] for c in cols],
+                                                [points[c] for c in cols], measured,
+                                                1.0 / growth ** 2)
+            sigma[boxed] *= cfg.box_fit_noise_factor
         if cfg.motion_registration and points is not None:
             measured, registered = self._register(rows, [points[c] for c in cols], measured)
             sigma[registered] *= cfg.registration_noise_factor
@@ -301,6 +323,52 @@ class Tracker:
         pushed[:, 2] = top - tracks.below_top[rows]
         centres[has] = pushed
         return centres
+
+    def _box_centres(self, rows: np.ndarray, instances: list[Instance],
+                     points: list[np.ndarray], measured: np.ndarray, weight: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Centres [M,3]: ``measured`` with x-y from the footprint rectangles of box-like tracks.
+
+        Each detection's footprint (points [n_i,3], output frame) gets a rectangle
+        (``box_fit``); the track's box-likeness averages whether they hug one. The fit's two
+        axes are matched to the track's remembered sides by heading continuity (the first
+        fit: the longer extent first); each side's memory is a weighted running mean over
+        ``shape_average_hits`` detections of the extents that are not below
+        ``_SIDE_FLOOR`` of it (a detection shows less of the body, never more, but for a
+        merge: ``weight`` [M] as in ``_average_shape``). Box-like tracks take the camera-side
+        edges moved away by half the remembered sides; the others, and fits without enough
+        points or a viewing ray, keep ``measured`` [M,3] (counted). Also returns which
+        detections [M] bool got the box centre.
+        """
+        tracks = self._tracks
+        rays = np.stack([np.full(3, np.nan) if inst.push_direction is None
+                         else inst.push_direction for inst in instances])
+        fit = box_fit.fit_footprints(points, rays)
+        ok = fit.ok
+        tracks.boxness[rows[ok]] += _BOXNESS_RATE * (fit.box_like[ok]
+                                                     - tracks.boxness[rows[ok]])
+        # Whether the fit's first axis is the track's first side (headings mod pi).
+        known = np.isfinite(tracks.heading[rows])
+        turn = np.angle(np.exp(2j * (fit.heading - np.nan_to_num(tracks.heading[rows])))) / 2
+        same = np.where(known, np.abs(turn) <= 0.25 * np.pi, fit.extent[:, 0] >= fit.extent[:, 1])
+        seen = np.where(same[:, None], fit.extent, fit.extent[:, ::-1])  # the track's order
+        learn = fit.box_like
+        sides = tracks.sides[rows]
+        counted = (seen >= _SIDE_FLOOR * sides) & learn[:, None]
+        tracks.sides_n[rows[learn]] += 1
+        earlier = np.clip(tracks.sides_n[rows], 1, self.config.shape_average_hits) - 1
+        rate = np.where(sides > 0, (weight / (earlier + weight))[:, None], 1.0) * counted
+        tracks.sides[rows] = sides + rate * (seen - sides)
+        tracks.heading[rows[learn]] = np.mod(
+            fit.heading + np.where(same, 0.0, 0.5 * np.pi), np.pi)[learn]
+        use = ok & (tracks.boxness[rows] >= 0.5) & (tracks.sides[rows] > 0).all(axis=1)
+        sides = tracks.sides[rows]
+        centres = box_fit.box_centres(fit, np.where(same[:, None], sides, sides[:, ::-1]))
+        out = measured.copy()
+        out[use, :2] = centres[use]
+        self.stats.box_fits += int(use.sum())
+        self.stats.box_fallbacks += int((~use).sum())
+        return out, use
 
     def _register(self, rows: np.ndarray, points: list[np.ndarray], measured: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -383,7 +451,15 @@ class Tracker:
             shapes=np.array([inst.push_direction is not None and np.isfinite(inst.top)
                              for inst in instances], dtype=np.int64),
             cloud=cloud, cloud_count=cloud_count, anchor=centres.copy(), centre=centres.copy(),
+            heading=np.full(count, np.nan), sides=np.zeros((count, 2)),
+            sides_n=np.zeros(count, np.int64), boxness=np.full(count, 0.5),
         ))
+        if self.config.centre_model == 'box_fit' and points is not None:
+            new = np.arange(len(self._tracks) - count, len(self._tracks))
+            centres = self._box_centres(new, instances, points[:count], centres,
+                                        np.ones(count))[0]
+            self._tracks.state[new, :, 0] = centres
+            self._tracks.anchor[new] = centres
         self.stats.births += count
         return count
 

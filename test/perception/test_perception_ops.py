@@ -21,6 +21,7 @@ from vggt4d_ros.perception.batch import stack
 from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.dynamic_points import thin_evenly
 from vggt4d_ros.perception.occupancy import _GridConstants
+from vggt4d_ros.perception.perception_tracker import _download
 from vggt4d_ros.tools import bench_perception
 from vggt4d_ros.tools.op_count import count_windows
 from vggt4d_ros.tools.op_count import OpCounter
@@ -178,3 +179,18 @@ def test_thinning_takes_numpy_linspace_entries_without_a_sync(limit):
         np.testing.assert_array_equal(index[row, :len(expected)].numpy(), expected)
         assert not index[row, len(expected):].any()
         np.testing.assert_array_equal(used[row].numpy(), np.arange(slots) < len(expected))
+
+
+def test_download_returns_every_part_at_its_width_from_one_copy():
+    window = torch.arange(60, dtype=torch.float64).view(3, 4, 5)
+    parts = [torch.arange(7, dtype=torch.uint8), window[:, :2].float(),  # float32
+             window[:, :2], torch.arange(6, dtype=torch.int32).view(2, 3),
+             torch.zeros((0, 3), dtype=torch.int64), window[:, 1:3, ::2]]  # strided view
+    with OpCounter() as counter:
+        host = _download(parts)
+        counter.lap('download')
+    assert counter.stages['download'].syncs == 1  # the one copy
+    for part, array in zip(parts, host):
+        assert array.dtype == part.numpy().dtype and array.shape == tuple(part.shape)
+        np.testing.assert_array_equal(array, part.numpy())
+        assert array.base is not None  # a view of the one buffer, no copy per part

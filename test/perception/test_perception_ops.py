@@ -21,6 +21,7 @@ from vggt4d_ros.perception.batch import stack
 from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.dynamic_points import thin_evenly
 from vggt4d_ros.perception.occupancy import _GridConstants
+from vggt4d_ros.perception.perception_tracker import _download
 from vggt4d_ros.tools import bench_perception
 from vggt4d_ros.tools.op_count import count_windows
 from vggt4d_ros.tools.op_count import OpCounter
@@ -32,6 +33,11 @@ from vggt4d_ros.tools.op_count import OpCounter
 # kernel less); before this budget: copy 27 ops / 6 syncs, points 123 / 2, instances 508 /
 # 4, grid 282 / 2, host 34 / 2).
 OPS = {'copy': 24, 'points': 116, 'instances': 335, 'grid': 176, 'host': 34}
+# With CUDA graphs (the default on CUDA; counted on the CPU as ``op_count --graphs``): the
+# points stage is the batch's stacking, the graph's input copies and one replay (20 ops),
+# the grid stage only reads the grids out (19), the instances stage is the labelling, the
+# measurements' input copies and one replay (214).
+GRAPH_OPS = {'points': 22, 'instances': 220, 'grid': 20}
 # The points stage thins without a sync; the instances copy the box out and check the
 # labelling's convergence once; the host reads the counts with the results.
 SYNCS = {'copy': 1, 'points': 0, 'instances': 2, 'grid': 1, 'host': 2}
@@ -54,6 +60,23 @@ def test_stage_stays_within_its_op_and_sync_budget(counted, stage):
     per_window = counter.stages[stage].scaled(windows)
     assert per_window['ops'] <= OPS[stage], counter.stages[stage].by_op.most_common(20)
     assert per_window['syncs'] <= SYNCS[stage], counter.stages[stage].sync_sites
+
+
+@pytest.fixture(scope='module')
+def counted_graphs():
+    args = bench_perception._parse(['--windows', '4', '--height', '120', '--width', '160'])
+    outputs, scale = bench_perception._windows(args)
+    config = bench_perception._settings(scale)['all outputs (grid stride 8)']
+    return count_windows(outputs[1:], config, graphs=True), len(outputs) - 2
+
+
+@pytest.mark.parametrize('stage', sorted(GRAPH_OPS))
+def test_graphed_stage_stays_within_its_op_budget(counted_graphs, stage):
+    counter, windows = counted_graphs
+    per_window = counter.stages[stage].scaled(windows)
+    assert per_window['ops'] <= GRAPH_OPS[stage], counter.stages[stage].by_op.most_common(20)
+    assert per_window['syncs'] <= SYNCS[stage], counter.stages[stage].sync_sites
+    assert counter.stages[stage].by_op['graph replay'] == (windows if stage != 'grid' else 0)
 
 
 def test_grid_stage_syncs_only_to_copy_the_grids_out(counted):
@@ -156,3 +179,18 @@ def test_thinning_takes_numpy_linspace_entries_without_a_sync(limit):
         np.testing.assert_array_equal(index[row, :len(expected)].numpy(), expected)
         assert not index[row, len(expected):].any()
         np.testing.assert_array_equal(used[row].numpy(), np.arange(slots) < len(expected))
+
+
+def test_download_returns_every_part_at_its_width_from_one_copy():
+    window = torch.arange(60, dtype=torch.float64).view(3, 4, 5)
+    parts = [torch.arange(7, dtype=torch.uint8), window[:, :2].float(),  # float32
+             window[:, :2], torch.arange(6, dtype=torch.int32).view(2, 3),
+             torch.zeros((0, 3), dtype=torch.int64), window[:, 1:3, ::2]]  # strided view
+    with OpCounter() as counter:
+        host = _download(parts)
+        counter.lap('download')
+    assert counter.stages['download'].syncs == 1  # the one copy
+    for part, array in zip(parts, host):
+        assert array.dtype == part.numpy().dtype and array.shape == tuple(part.shape)
+        np.testing.assert_array_equal(array, part.numpy())
+        assert array.base is not None  # a view of the one buffer, no copy per part

@@ -430,13 +430,13 @@ class _MeasureConstants:
         self.box_sign = torch.tensor([1, 1, -1, -1], device=device)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.cache  # never evicted: a recorded CUDA graph of the measurements reads them
 def _measure_constants(frames: int, slots: int, count: int, device: torch.device
                        ) -> _MeasureConstants:
     return _MeasureConstants(frames, slots, count, device)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.cache  # never evicted: a recorded CUDA graph of the measurements reads them
 def _pixel_extremes(height: int, width: int, device: torch.device) -> torch.Tensor:
     """[h w, 4] int64 (row, col, -row, -col) of every flat pixel index (a box's amin terms)."""
     index = torch.arange(height * width, device=device)

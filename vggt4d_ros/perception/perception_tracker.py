@@ -37,7 +37,9 @@ from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.perception.dynamic_points import BatchPoints
 from vggt4d_ros.perception.dynamic_points import dynamic_points
 from vggt4d_ros.perception.dynamic_points import unproject
+from vggt4d_ros.perception.instances import InstanceStats
 from vggt4d_ros.perception.instances import label_image
+from vggt4d_ros.perception.instances import Labels
 from vggt4d_ros.perception.instances import measure_instances
 from vggt4d_ros.perception.instances import pack
 from vggt4d_ros.perception.instances import unpack
@@ -133,6 +135,9 @@ class PerceptionTracker:
         # The pixel stages as one CUDA graph per (frame count, image size, device); the
         # tracker's configuration is fixed, the grid state is passed through (in place).
         self._graphed = GraphedFunction(self._pixel_stages, max_graphs=4, clone_outputs=False)
+        # The measurements (after the labelling's syncs): one more graph of fixed shapes.
+        self._graphed_measure = GraphedFunction(self._measure, max_graphs=4,
+                                                clone_outputs=False)
 
     @torch.inference_mode()
     def reset(self) -> None:
@@ -199,7 +204,8 @@ class PerceptionTracker:
         if self.grid is not None:
             self.grid.begin_batch([obs.step_ns for obs in run], device)
         state = () if self.grid is None else self.grid.state
-        if cfg.cuda_graphs and device.type == 'cuda':
+        graphs = cfg.cuda_graphs and device.type == 'cuda'
+        if graphs:
             results = self._graphed(*tensors, *state)
             clock.lap('points')  # points and grid: one replay
         else:
@@ -210,8 +216,10 @@ class PerceptionTracker:
             self.grid.state = results[_POINT_FIELDS + 1:]
         if cfg.tracker.enabled:
             labels = label_image(points.selected, tensors[0], cfg.instances)
-            measured = measure_instances(points, labels, output_from_camera,
-                                         cfg.tracker.depth_completion)
+            measure = self._graphed_measure if graphs else self._measure
+            measured = InstanceStats(*measure(
+                points.index, points.used, points.camera, points.output, labels.labels,
+                labels.pixels, output_from_camera))
             clock.lap('instances')
         counts = points.host_count
         used = int(counts.max())
@@ -329,6 +337,21 @@ class PerceptionTracker:
         if lap is not None:
             lap('grid')
         return fields + state
+
+    def _measure(self, index: torch.Tensor, used: torch.Tensor, camera: torch.Tensor,
+                 output: torch.Tensor, labels: torch.Tensor, pixels: torch.Tensor,
+                 output_from_camera: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``measure_instances`` on the tensors it reads: what a CUDA graph records.
+
+        Fixed shapes, no sync. Arguments: the ``BatchPoints`` and ``Labels`` fields of those
+        names and the frames' output_from_camera [F,4,4]; returns the ``InstanceStats``
+        fields (table, pixels, point_labels).
+        """
+        # Only the fields measure_instances reads are set.
+        points = BatchPoints(None, None, index, None, used, camera, output, None)
+        stats = measure_instances(points, Labels(labels, pixels, None, True), output_from_camera,
+                                  self.config.tracker.depth_completion)
+        return stats.table, stats.pixels, stats.point_labels
 
     def _static_points(self, batch: FrameBatch, points: BatchPoints
                        ) -> tuple[torch.Tensor, torch.Tensor]:

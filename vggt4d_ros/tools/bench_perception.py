@@ -14,6 +14,7 @@ second pass with ``sync_timings`` (each stage waits for the device). Prints a ma
 
     python -m vggt4d_ros.tools.bench_perception --windows 20
     python -m vggt4d_ros.tools.bench_perception --device cuda   # the torch path on the GPU
+    python -m vggt4d_ros.tools.bench_perception --device cuda --no-cuda-graphs  # all eager
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='where the window results live')
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=17)
+    parser.add_argument('--no-cuda-graphs', action='store_true',
+                        help='run every stage eagerly on CUDA (perception.cuda_graphs off)')
     return parser.parse_args(argv)
 
 
@@ -138,12 +141,14 @@ def main(argv: list[str] | None = None) -> int:
             else platform.processor() or platform.machine())
     print(f'# bench_perception: {len(outputs)} windows of {args.window_size} frames '
           f'({args.stride} new) at {args.height}x{args.width}, device {args.device} ({name}), '
-          f'{args.threads} torch thread(s), torch {torch.__version__}')
+          f'{args.threads} torch thread(s), torch {torch.__version__}, CUDA graphs '
+          f'{"off" if args.no_cuda_graphs else "on (CUDA only)"}')
     print()
     print('| setting | p50 ms | p95 ms | max ms | GPU p50 | copy | ' + ' | '.join(STAGES)
           + ' | tracks |')
     print('|---|---|---|---|---|---|' + '---|' * len(STAGES) + '---|')
     for label, config in _settings(scale).items():
+        config = replace(config, cuda_graphs=not args.no_cuda_graphs)
         if args.device.startswith('cuda'):
             _time(outputs, config, args.device)  # warm-up: kernels, allocator
         totals, gpu, tracks = _time(outputs, config, args.device)

@@ -267,7 +267,8 @@ def count_windows(outputs, config, graphs: bool = False) -> OpCounter:
         outputs: engine outputs (``EngineOutput``: ``result``, ``update``) of the windows;
             the first warms up (not counted).
         config: the ``PerceptionConfig``.
-        graphs: on the CPU, count the pixel stages as CUDA launches them from a graph
+        graphs: on the CPU, count the pixel stages and the instance measurements as CUDA
+            launches them from graphs
             (``_GraphReplay``; on CUDA ``config.cuda_graphs`` decides and the count is real).
 
     """
@@ -276,7 +277,7 @@ def count_windows(outputs, config, graphs: bool = False) -> OpCounter:
 
 
 class _GraphReplay:
-    """Book a tracker's pixel stages as a CUDA-graph replay: its input copies and one launch.
+    """Book a tracker's graphed function as a CUDA-graph replay: its input copies, one launch.
 
     ``GraphedFunction`` (clone_outputs off) copies every argument into the graph's inputs
     but the ones that already are them: a state the function updated in place and returned.
@@ -317,6 +318,7 @@ def _count(tracker, outputs, graphs: bool = False) -> OpCounter:
         tracker.stage_listener = counter.lap
         if graphs and not cuda:
             tracker._pixel_stages = _GraphReplay(counter, tracker._pixel_stages)
+            tracker._measure = _GraphReplay(counter, tracker._measure)
         try:
             for out in outputs[1:]:
                 frames = observations_from_window(out.result, out.update)
@@ -350,15 +352,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--top', type=int, default=0, help='list the N most frequent ops')
     parser.add_argument('--sites', action='store_true', help='list where the syncs are')
     parser.add_argument('--graphs', action='store_true',
-                        help='on the CPU, count the points and grid stages as CUDA replays '
-                        'them from a graph (on CUDA the configuration decides: default on)')
+                        help='on the CPU, count the points and grid stages and the instance '
+                        'measurements as CUDA replays them from graphs (on CUDA the '
+                        'configuration decides: default on)')
     args = parser.parse_args(argv)
     bench_args = bench_perception._parse(['--windows', str(args.windows + 2),
                                           '--device', args.device])
     torch.set_num_threads(1)
     outputs, scale = bench_perception._windows(bench_args)
     outputs = outputs[1:]  # the first window has 8 new frames; count the steady state
-    graphs = ', points and grid as a CUDA-graph replay' if args.graphs else ''
+    graphs = ', points + grid and measurements as CUDA-graph replays' if args.graphs else ''
     print(f'# op_count: {len(outputs) - 1} windows of {bench_args.window_size} frames '
           f'({bench_args.stride} new), device {args.device}, torch {torch.__version__}; '
           f'per window{graphs}')

@@ -15,7 +15,9 @@ frame (``PerceptionConfig.output_from_world``), in map units.
 The pixel stages (points, instances, grid rasterising) run as torch ops on the device of the
 frames, over all frames of a call at once (frames of one segment, shape and device); the
 results come to the host in a few transfers per call; the tracker (a handful of objects:
-Kalman filter, optimal assignment) runs on the host in numpy, frame by frame.
+Kalman filter, optimal assignment) runs on the host in numpy, frame by frame. On CUDA the
+points + grid stages and the instance measurements replay from CUDA graphs
+(``PerceptionConfig.cuda_graphs``; docs/perception.md).
 """
 
 from __future__ import annotations

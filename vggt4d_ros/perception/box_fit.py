@@ -114,7 +114,7 @@ def fit_footprints(points: list[np.ndarray], rays: np.ndarray) -> Footprints:
     sides = valid & (xyz[:, :, 2] < (top - TOP_BAND * (top - bottom))[:, 0])
     sides |= valid & (sides.sum(axis=1) < MIN_POINTS)[:, None]  # seen from above: all
     # Projections on every heading's two axes: [M,K,2,P] (padding: NaN).
-    along = np.einsum('kad,mpd->mkap', _AXES, xy)
+    along = np.matmul(_AXES[None], np.swapaxes(xy, 1, 2)[:, None])
     low, high = _percentiles(along, lengths, (EDGE_PERCENT, 100.0 - EDGE_PERCENT))  # [M,K,2]
     away = np.where(np.einsum('kad,md->mka', _AXES, np.nan_to_num(ray)) > 0, 1.0, -1.0)
     near = np.where(away > 0, low, high)  # the camera sees the side the ray comes from
@@ -134,7 +134,7 @@ def fit_footprints(points: list[np.ndarray], rays: np.ndarray) -> Footprints:
     faces = np.stack([member & (face == 0), member & (face == 1)], axis=1)  # [M,2,P]
     heading = _refined_heading(xy, faces, _ANGLES[best])
     axes = _axes(heading)  # [M,2,2]
-    along = np.einsum('mad,mpd->map', axes, xy)  # [M,2,P]
+    along = np.matmul(axes, np.swapaxes(xy, 1, 2))  # [M,2,P]
     low, high = _percentiles(along[:, None], lengths, (EDGE_PERCENT, 100.0 - EDGE_PERCENT))
     low, high = low[:, 0], high[:, 0]
     away = np.where(np.einsum('mad,md->ma', axes, np.nan_to_num(ray)) > 0, 1.0, -1.0)

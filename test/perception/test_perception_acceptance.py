@@ -9,17 +9,18 @@ scaled by the first window's scale, see perception_scenario.py):
 
 The tracker runs its default configuration: free 3D motion (no planar model), the
 constant-acceleration filter, track-averaged shape terms of the centre
-(``shape_average_hits``).
+(``shape_average_hits``), the box-fit centre (``centre_model``: the crate's horizontal
+centre from its footprint rectangle, the ball's from its surface).
 
 * every object keeps one id (no switch) over the 4 s run;
-* position error below 5 % of its distance while seen whole (measured: max 2.8 %);
+* position error below 5 % of its distance while seen whole (measured: max 2.3 %);
 * velocity error (RMS over the frames where the object has been seen whole for >= 0.5 s,
-  relative to its RMS speed), goal 10 %: measured ball 5.7 % (asserted < 10 %), crate
-  11.2 % (horizontal 10.9 %, vertical 2.9 %): the crate does NOT meet the goal, asserted
-  < 12.5 % so that a regression fails. Why: the oracle's per-frame pose noise (1 mrad,
-  3 mm) alone, on exact centres through the same filter, gives the crate 8-11 % on five
-  seeds (ball 5-6 %); the crate's settled stretches are short (13 frames) and slow. Other
-  seeds where the objects do not touch, and the planar motion model: docs/perception.md;
+  relative to its RMS speed), goal 10 %: measured ball 5.7 %, crate 9.2 % (horizontal
+  8.6 %, vertical 3.3 %), both asserted < 10 % (with the surface centre the crate had
+  11.2 %). Near the floor: the oracle's per-frame pose noise (1 mrad, 3 mm) alone, on
+  exact centres through the same filter, gives the crate 8-11 % on five seeds (8.8 % on
+  this one); the crate's settled stretches are short (13 frames) and slow. Other seeds
+  where the objects do not touch, and the planar motion model: docs/perception.md;
 * at least 95 % of the dynamic cloud's points on a moving object;
 * no dynamic grid cell stays occupied more than 1 s after every object left it.
 
@@ -48,17 +49,10 @@ from vggt4d_ros.replay.track_metrics import TrackFrame
 SEED = 17
 #: Velocity error goal of issue 15 (RMS error / RMS speed).
 VELOCITY_GOAL = 0.10
-#: The crate misses the goal in free 3D (measured 11.2 %, see the module docstring): a
-#: regression bound, not the goal.
-CRATE_VELOCITY_BOUND = 0.125
-
 
 #: The done-when's literal noise: per-window Sim(3) (random scale and rigid), no per-frame
 #: pose noise.
 LITERAL_NOISE = OracleNoise(random_rigid=True, rotation_noise_rad=0.0, translation_noise=0.0)
-#: The crate's velocity error with the literal noise: a regression bound, not the goal
-#: (measured 10.4 %, see ``test_literal_noise_errors``).
-LITERAL_CRATE_VELOCITY_BOUND = 0.11
 
 
 @pytest.fixture(scope='module')
@@ -116,11 +110,11 @@ def test_every_object_keeps_one_id(run):
 def test_position_and_velocity_errors(run):
     metrics = track_metrics(_frames(run, whole_only=True), max_distance=0.3 * run.scale)
     assert metrics.matches > 60, metrics
-    assert metrics.position_error_max < 0.05, metrics
+    assert metrics.position_error_max < 0.05, metrics  # measured 2.3 %
     errors = metrics.velocity_error_per_object
     assert set(errors) == set(OBJECT_IDS.values())
     assert errors[OBJECT_IDS['ball']] < VELOCITY_GOAL, metrics  # measured 5.7 %
-    assert errors[OBJECT_IDS['crate']] < CRATE_VELOCITY_BOUND, metrics  # measured 11.2 %
+    assert errors[OBJECT_IDS['crate']] < VELOCITY_GOAL, metrics  # measured 9.2 %
 
 
 def test_height_of_the_turning_crate_is_steady(run):
@@ -128,7 +122,9 @@ def test_height_of_the_turning_crate_is_steady(run):
 
     Its centre height is the top of the visible points minus the track's average depth
     below the top, which does not move as the turning box shows other faces (with each
-    frame's own height: 9.4 % of the speed).
+    frame's own height: 9.4 % of the speed; measured 3.3 %, 2.9 % with the surface centre's
+    measurement noise: the box-fit centre's is 0.7 of it, ``box_fit_noise_factor``, and the
+    three axes share it).
     """
     frames = _frames(run, whole_only=True)
     crate = OBJECT_IDS['crate']
@@ -145,7 +141,7 @@ def test_height_of_the_turning_crate_is_steady(run):
             speeds.append(np.linalg.norm(frame.truth_velocities[i]))
     assert len(vertical) >= 10
     ratio = np.sqrt(np.mean(np.square(vertical))) / np.sqrt(np.mean(np.square(speeds)))
-    assert ratio < 0.06, ratio  # measured 2.9 %
+    assert ratio < 0.06, ratio  # measured 3.3 %
 
 
 def test_dynamic_cloud_points_lie_on_moving_objects(run):
@@ -220,9 +216,9 @@ def test_literal_noise_keeps_ids(literal_run):
 def test_literal_noise_errors(literal_run):
     """Issue 15's done-when with its literal noise (per-window Sim(3) only).
 
-    The ball meets the velocity goal (measured 4.6 %); the crate does not (measured 10.4 %:
-    the turning box's visible-surface centre, docs/perception.md), asserted below a
-    regression bound. Position: measured max 2.9 %.
+    Both meet the velocity goal: ball measured 4.6 %, crate 6.8 % (with the surface centre
+    10.4 %: the turning box's visible surface slides, docs/perception.md). Position:
+    measured max 1.7 %.
     """
     metrics = track_metrics(_frames(literal_run, whole_only=True),
                             max_distance=0.3 * literal_run.scale)
@@ -231,4 +227,4 @@ def test_literal_noise_errors(literal_run):
     errors = metrics.velocity_error_per_object
     assert set(errors) == set(OBJECT_IDS.values())
     assert errors[OBJECT_IDS['ball']] < VELOCITY_GOAL, metrics
-    assert errors[OBJECT_IDS['crate']] < LITERAL_CRATE_VELOCITY_BOUND, metrics
+    assert errors[OBJECT_IDS['crate']] < VELOCITY_GOAL, metrics

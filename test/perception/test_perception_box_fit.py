@@ -77,7 +77,7 @@ def test_fit_finds_heading_edges_and_extents_of_a_box():
     clouds = [_box_points(c, a, rng) for c, a in zip(centres, angles)]
     fit = box_fit.fit_footprints(clouds, _rays(clouds))
     assert fit.ok.all() and fit.box_like.all(), fit.closeness
-    # Headings are found to well within the search's 2 degree steps (the refinement).
+    # Headings are found to well within the search's 3 degree steps (the refinement).
     assert abs(fit.heading[0] - 0.3) < 0.01, fit.heading
     assert abs(fit.heading[1] - (1.9 - 0.5 * np.pi)) < 0.01, fit.heading
     # Two faces and the top seen: the whole footprint (2-98 % of the points: a little less).

@@ -146,7 +146,10 @@ def test_sequence_clouds_tracks_and_grids_equal_the_reference(device):
         for cloud, obs in zip(out.clouds, frames[4 * window: 4 * window + 4]):
             frame, threshold, points, labels, instances, point_labels = _reference_frame(
                 obs, config)
-            ids = tracker.update(obs.stamp_ns, instances)
+            # Each instance's points as the tracker gets them (float32 on the host: box fit).
+            xyz = points.output.astype(np.float32)
+            ids = tracker.update(obs.stamp_ns, instances,
+                                 [xyz[point_labels == inst.label] for inst in instances])
             object_ids = np.zeros(len(points), np.int32)
             if len(instances):
                 by_label = np.zeros(labels[0].max() + 1, np.int32)

@@ -246,7 +246,7 @@ class TrackerConfig:
         "ground footprint, completed away from the camera with the track's remembered "
         'extents; for box-like objects, needs a truly vertical output z) or surface (the '
         'visible surface centre pushed back along the viewing ray).'))
-    box_fit_noise_factor: float = field(default=0.5, metadata=_meta(
+    box_fit_noise_factor: float = field(default=0.7, metadata=_meta(
         "Measurement noise of a box-fit centre, as a multiple of a detection's.",
         (0.01, 100.0)))
 

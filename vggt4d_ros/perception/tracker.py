@@ -128,6 +128,9 @@ class _Tracks:
     sides: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     sides_n: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     boxness: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # The last box-fit centre minus the detection's own centre (0 without a box fit): the
+    # assignment compares the detections' centres with the predictions moved back by it.
+    offset: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -241,7 +244,7 @@ class Tracker:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         cfg = self.config
         centres = np.stack([inst.centre for inst in instances])
-        predicted = tracks.state[:, :, 0]
+        predicted = tracks.state[:, :, 0] - tracks.offset
         distance = np.linalg.norm(predicted[:, None, :] - centres[None, :, :], axis=2)
         gate = cfg.gate_distance + 3.0 * np.sqrt(np.maximum(tracks.cov[:, 0, 0], 0.0))
         boxes = np.array([inst.box for inst in instances], dtype=np.float64)
@@ -366,6 +369,8 @@ class Tracker:
         centres = box_fit.box_centres(fit, np.where(same[:, None], sides, sides[:, ::-1]))
         out = measured.copy()
         out[use, :2] = centres[use]
+        own = np.stack([inst.centre for inst in instances])
+        tracks.offset[rows] = np.where(use[:, None], out - own, 0.0)
         self.stats.box_fits += int(use.sum())
         self.stats.box_fallbacks += int((~use).sum())
         return out, use
@@ -453,6 +458,7 @@ class Tracker:
             cloud=cloud, cloud_count=cloud_count, anchor=centres.copy(), centre=centres.copy(),
             heading=np.full(count, np.nan), sides=np.zeros((count, 2)),
             sides_n=np.zeros(count, np.int64), boxness=np.full(count, 0.5),
+            offset=np.zeros((count, 3)),
         ))
         if self.config.centre_model == 'box_fit' and points is not None:
             new = np.arange(len(self._tracks) - count, len(self._tracks))

@@ -88,6 +88,9 @@ def _settings(scale: float) -> dict[str, PerceptionConfig]:
         'all outputs (grid stride 8)': base,
         'all outputs (grid stride 16)': replace(base, grid=replace(grid, pixel_stride=16)),
         'cloud + tracks (grids off)': replace(base, grid=replace(grid, enabled=False)),
+        'cloud + tracks, surface centre (grids off)': replace(
+            base, grid=replace(grid, enabled=False),
+            tracker=replace(base.tracker, centre_model='surface')),
         'cloud + tracks, motion registration (grids off)': replace(
             base, grid=replace(grid, enabled=False),
             tracker=replace(base.tracker, motion_registration=True)),

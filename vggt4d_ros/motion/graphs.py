@@ -10,7 +10,9 @@ those of the eager run.
 
 A function can be graphed when, for fixed input shapes, it launches the same kernels every
 time: no host synchronisation, no host-to-device copy, no data-dependent shape, no generator
-state (k-means takes its seeding draws as an input for this reason).
+state (k-means takes its seeding draws as an input for this reason). Graphs are recorded from
+two threads (the worker's pipeline, the output thread's perception): one capture at a time,
+in thread-local capture mode (:meth:`GraphedFunction._record`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 import logging
+import threading
 from typing import Callable, Sequence
 
 import torch
 
 LOG = logging.getLogger(__name__)
+#: Held while a graph is captured (the worker and the engine's output thread both record).
+_CAPTURE_LOCK = threading.Lock()
 
 GraphKey = tuple
 
@@ -105,7 +110,15 @@ class GraphedFunction:
             self.fn(*inputs, **static)
         torch.cuda.current_stream(inputs[0].device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # One capture at a time in the process: torch.cuda.graph captures on one shared
+        # stream. Thread-local capture: the engine's output thread records the perception graphs
+        # while the worker runs the next window (and the worker records refinement buckets
+        # while the output thread copies results to the host). In the default global mode a
+        # host sync in the OTHER thread fails ('operation not permitted when stream is
+        # capturing', H100, test_runtime_engine_output_stage.py). Every stream this project
+        # captures or runs on is a non-blocking pool stream or the worker's, so nothing else
+        # joins the capture.
+        with _CAPTURE_LOCK, torch.cuda.graph(graph, capture_error_mode='thread_local'):
             outputs = tuple(self.fn(*inputs, **static))
         self.captures += 1
         return _Recorded(graph=graph, inputs=inputs, outputs=outputs)

@@ -106,14 +106,13 @@ def fit_footprints(points: list[np.ndarray], rays: np.ndarray) -> Footprints:
     """
     count = len(points)
     rows = np.arange(count)
-    xyz, lengths = _padded(points)
+    xyz, lengths, low_rank, high_rank = _padded(points)
     xy = xyz[:, :, :2]
     ray_xy = _nan_to_zero(rays[:, :2])
     flat = np.linalg.norm(ray_xy, axis=1)
     ray = _nan_to_zero(rays[:, :2] / np.maximum(flat, 1e-12)[:, None])  # [M,2]
     ok = (lengths >= MIN_POINTS) & np.isfinite(flat) & (flat > 1e-6)
     valid = np.arange(POINTS)[None, :] < lengths[:, None]  # [M,P]
-    low_rank, high_rank = _ranks(lengths)
     heights = np.sort(xyz[:, :, 2], axis=1)  # [M,P]
     bottom, top = heights[rows, low_rank], heights[rows, high_rank]
     sides = valid & (xyz[:, :, 2] < (top - TOP_BAND * (top - bottom))[:, None])
@@ -183,16 +182,20 @@ def _refined_heading(xy: np.ndarray, faces: np.ndarray, coarse: np.ndarray) -> n
     diagonal away from the corner by 13 mm per metre of that distance; this is continuous.
     Without face points: ``coarse`` [M].
     """
-    # Point-major layouts [2,P,M,...] (face, point, detection): numpy sums over the points
-    # one at a time for every detection and coordinate at once (the order of the sums).
-    inside = faces.transpose(1, 2, 0)[..., None]  # [2,P,M,1]
-    points = np.swapaxes(xy, 0, 1)  # [P,M,2]
-    mean = (np.where(inside, points, 0.0).sum(axis=1)
-            / np.maximum(np.count_nonzero(faces, axis=2).T, 1)[..., None])  # [2,M,2]
-    offsets = np.where(inside, points - mean[:, None], 0.0)  # [2,P,M,2]
-    offsets[1] = np.stack([0.0 - offsets[1, ..., 1], offsets[1, ..., 0]], axis=2)  # turned
-    x, y = offsets[..., 0], offsets[..., 1]
-    xx, xy_, yy = np.stack([x * x, x * y, y * y], axis=3).reshape(-1, len(faces), 3).sum(axis=0).T
+    # Point-last layouts (contiguous points: numpy's fast loops). The sums over points run
+    # in point order, as running sums (numpy's strided sums and einsum's add one point at a
+    # time too; a plain sum along the points would add them pairwise).
+    count = len(faces)
+    inside = faces[:, :, None, :]  # [M,2,1,P]
+    coords = np.ascontiguousarray(np.swapaxes(xy, 1, 2))[:, None]  # [M,1,2,P]
+    mean = (np.cumsum(np.where(inside, coords, 0.0), axis=3)[..., -1]
+            / np.maximum(np.count_nonzero(faces, axis=2), 1)[..., None])  # [M,2,2]
+    offsets = np.where(inside, coords - mean[..., None], 0.0)  # [M,2,2,P]
+    x_turned = np.subtract(0.0, offsets[:, 1, 1])
+    offsets[:, 1, 1] = offsets[:, 1, 0]
+    offsets[:, 1, 0] = x_turned
+    x, y = offsets[:, :, 0].reshape(count, -1), offsets[:, :, 1].reshape(count, -1)  # [M,2P]
+    xx, xy_, yy = np.cumsum(np.stack([x * x, x * y, y * y], axis=1), axis=2)[..., -1].T
     scatter = np.stack([np.stack([xx, xy_], axis=1), np.stack([xy_, yy], axis=1)], axis=1)
     direction = np.linalg.eigh(scatter)[1][:, :, 1]  # [M,2] major axis: the second axis
     heading = np.arctan2(direction[:, 1], direction[:, 0]) - 0.5 * np.pi
@@ -202,14 +205,21 @@ def _refined_heading(xy: np.ndarray, faces: np.ndarray, coarse: np.ndarray) -> n
     return np.where(enough, heading, coarse)
 
 
-def _padded(points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Points [M,P,3] float64 (each set's first ``lengths`` [M], the rest NaN), P = ``POINTS``.
+def _padded(points: list[np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Points [M,P,3] float64 (P = ``POINTS``), their counts [M], the edge percentiles' ranks.
 
-    A set of more than P points is subsampled evenly: the P positions of
-    ``linspace(0, n - 1, P)``, rounded.
+    Each set's first ``lengths`` [M] rows are its points, the rest NaN. A set of more than P
+    points is subsampled evenly: the P positions of ``linspace(0, n - 1, P)``, rounded.
+    The ranks [M] (low, high) are the nearest ranks of ``EDGE_PERCENT`` and its complement
+    among a set's sorted values (NaN padding sorts last; a set without points: rank 0, a
+    NaN).
     """
-    xyz = np.full((len(points), POINTS, 3), np.nan)
-    lengths = np.empty(len(points), np.int64)
+    count = len(points)
+    xyz = np.full((count, POINTS, 3), np.nan)
+    lengths = np.empty(count, np.int64)
+    low_rank = np.empty(count, np.int64)
+    high_rank = np.empty(count, np.int64)
     for i, cloud in enumerate(points):
         n = len(cloud)
         if n > POINTS:
@@ -218,17 +228,10 @@ def _padded(points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
             cloud, n = cloud[index], POINTS
         xyz[i, :n] = cloud
         lengths[i] = n
-    return xyz, lengths
-
-
-def _ranks(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted positions [M] of the low and high edge percentiles among ``lengths`` [M] values.
-
-    Nearest rank (NaN padding sorts last); a set without points gets rank 0 (a NaN).
-    """
-    last = np.maximum(lengths - 1, 0)
-    return (np.round(EDGE_PERCENT / 100.0 * last).astype(np.int64),
-            np.round((100.0 - EDGE_PERCENT) / 100.0 * last).astype(np.int64))
+        last = max(n - 1, 0)  # Python's round: half to even, as numpy's
+        low_rank[i] = round(EDGE_PERCENT / 100.0 * last)
+        high_rank[i] = round((100.0 - EDGE_PERCENT) / 100.0 * last)
+    return xyz, lengths, low_rank, high_rank
 
 
 def _nan_to_zero(values: np.ndarray) -> np.ndarray:

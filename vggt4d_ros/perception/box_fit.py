@@ -82,6 +82,12 @@ class Footprints:
     closeness: np.ndarray
     ok: np.ndarray
 
+    def take(self, index: np.ndarray | slice) -> Footprints:
+        """Return the fits of the detections ``index`` (an index array or a slice)."""
+        return Footprints(heading=self.heading[index], near=self.near[index],
+                          away=self.away[index], extent=self.extent[index],
+                          closeness=self.closeness[index], ok=self.ok[index])
+
     def axes(self) -> np.ndarray:
         """Return the unit axes of each rectangle as rows [M,2,2]."""
         return _axes(self.heading)

@@ -267,7 +267,7 @@ class PerceptionTracker:
         clock.lap('tracker')
 
     def _prepared(self, found, xyz: np.ndarray, frames: list[int]) -> dict[int, tuple]:
-        """The tracker's inputs of one-camera frames: each instance's points and its fit.
+        """Return the tracker's inputs of one-camera frames: instances' points and fits.
 
         ``xyz`` [F,>=N_f,3]: each frame's points; ``frames``: the frames to prepare. Returns
         frame -> (points: one [n_i,3] array per instance, or None when the tracker needs

@@ -339,8 +339,9 @@ class Tracker:
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Centres [M,3]: ``measured`` with x-y from the footprint rectangles of box-like tracks.
 
-        Each detection's footprint has a rectangle (``fit``, M of them: ``box_fit``); the track's box-likeness averages whether they hug one. The fit's two
-        axes are matched to the track's remembered sides by heading continuity (the first
+        Each detection's footprint has a rectangle (``fit``, M of them: ``box_fit``); the
+        track's box-likeness averages whether they hug one. The fit's two axes are matched
+        to the track's remembered sides by heading continuity (the first
         fit: the longer extent first); each side's memory is a weighted running mean over
         ``shape_average_hits`` detections of the extents that are not below
         ``_SIDE_FLOOR`` of it (a detection shows less of the body, never more, but for a

@@ -211,12 +211,25 @@ def _refined_heading(xy: np.ndarray, faces: np.ndarray, coarse: np.ndarray) -> n
     return np.where(enough, heading, coarse)
 
 
+def subsample(values: np.ndarray) -> np.ndarray:
+    """The fit's points of a set: at most ``POINTS`` rows of ``values`` [n,...], evenly spaced.
+
+    More than P rows: the P positions of ``linspace(0, n - 1, P)``, rounded. A caller may
+    subsample a set (or its index array) before handing it over: the fit is the same.
+    """
+    n = len(values)
+    if n <= POINTS:
+        return values
+    index = (_RAMP * ((n - 1) / (POINTS - 1))).round().astype(np.int64)
+    index[-1] = n - 1
+    return values[index]
+
+
 def _padded(points: list[np.ndarray]
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Points [M,P,3] float64 (P = ``POINTS``), their counts [M], the edge percentiles' ranks.
 
-    Each set's first ``lengths`` [M] rows are its points, the rest NaN. A set of more than P
-    points is subsampled evenly: the P positions of ``linspace(0, n - 1, P)``, rounded.
+    Each set's first ``lengths`` [M] rows are its points (``subsample``), the rest NaN.
     The ranks [M] (low, high) are the nearest ranks of ``EDGE_PERCENT`` and its complement
     among a set's sorted values (NaN padding sorts last; a set without points: rank 0, a
     NaN).
@@ -227,11 +240,8 @@ def _padded(points: list[np.ndarray]
     low_rank = np.empty(count, np.int64)
     high_rank = np.empty(count, np.int64)
     for i, cloud in enumerate(points):
+        cloud = subsample(cloud)
         n = len(cloud)
-        if n > POINTS:
-            index = (_RAMP * ((n - 1) / (POINTS - 1))).round().astype(np.int64)
-            index[-1] = n - 1
-            cloud, n = cloud[index], POINTS
         xyz[i, :n] = cloud
         lengths[i] = n
         last = max(n - 1, 0)  # Python's round: half to even, as numpy's

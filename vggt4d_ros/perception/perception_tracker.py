@@ -33,6 +33,7 @@ import torch.nn.functional as nnf
 
 from vggt4d_ros.motion.graphs import GraphedFunction
 from vggt4d_ros.perception.batch import batch_from_tensors
+from vggt4d_ros.perception import box_fit
 from vggt4d_ros.perception.box_fit import Footprints
 from vggt4d_ros.perception.batch import FrameBatch
 from vggt4d_ros.perception.batch import stack_tensors
@@ -271,8 +272,9 @@ class PerceptionTracker:
 
         ``xyz`` [F,>=N_f,3]: each frame's points; ``frames``: the frames to prepare. Returns
         frame -> (points: one [n_i,3] array per instance, or None when the tracker needs
-        none; footprint fits or None). The footprints of all the frames' instances come from
-        one call (``box_fit`` costs less per detection in a batch; the fits are the same).
+        none (no motion registration); footprint fits or None). The footprints of all the
+        frames' instances come from one call (``box_fit`` costs less per detection in a
+        batch; the fits are the same) on the fit's subsample of each instance's points.
         """
         cfg = self.config.tracker
         if not cfg.needs_points:
@@ -280,8 +282,12 @@ class PerceptionTracker:
         points = {}
         for f in frames:
             labels = found[f].point_labels
-            points[f] = [xyz[f, :len(labels)][labels == inst.label]
-                         for inst in found[f].instances]
+            if cfg.motion_registration:  # all of each instance's points
+                points[f] = [xyz[f, :len(labels)][labels == inst.label]
+                             for inst in found[f].instances]
+            else:  # the box fit's subsample only: no copy of the whole instance
+                points[f] = [xyz[f, box_fit.subsample(np.flatnonzero(labels == inst.label))]
+                             for inst in found[f].instances]
         if cfg.centre_model != 'box_fit':
             return {f: (points[f], None) for f in frames}
         instances = [inst for f in frames for inst in found[f].instances]
@@ -290,7 +296,8 @@ class PerceptionTracker:
         out, start = {}, 0
         for f in frames:
             end = start + len(points[f])
-            out[f] = (points[f], None if fits is None else fits.take(slice(start, end)))
+            out[f] = (points[f] if cfg.motion_registration else None,
+                      None if fits is None else fits.take(slice(start, end)))
             start = end
         return out
 

@@ -212,7 +212,7 @@ def _refined_heading(xy: np.ndarray, faces: np.ndarray, coarse: np.ndarray) -> n
 
 
 def subsample(values: np.ndarray) -> np.ndarray:
-    """The fit's points of a set: at most ``POINTS`` rows of ``values`` [n,...], evenly spaced.
+    """Return the fit's points of a set: at most ``POINTS`` rows of ``values`` [n,...], evenly.
 
     More than P rows: the P positions of ``linspace(0, n - 1, P)``, rounded. A caller may
     subsample a set (or its index array) before handing it over: the fit is the same.

@@ -103,6 +103,29 @@ def test_a_sphere_is_not_box_like_and_few_points_or_no_ray_are_not_fitted():
     assert not fit.ok[1] and not fit.ok[2]
 
 
+def test_a_fit_does_not_depend_on_the_detections_fitted_with_it():
+    # PerceptionTracker fits a window's detections in one call and hands each frame its
+    # part: each detection's fit must be the one it gets alone, to the bit.
+    rng = np.random.default_rng(3)
+    clouds = [_box_points(np.array([0.5, 0.4, 0.3]), 0.3, rng),
+              _sphere_points(np.array([-0.8, 1.0, 0.35]), 0.35, rng),
+              _box_points(np.array([1.5, -0.6, 0.3]), 1.1, rng)[:150],  # padded
+              _box_points(np.array([0.2, 1.4, 0.3]), 0.7, rng)]
+    rays = _rays(clouds)
+    rays[3] = np.nan
+    together = box_fit.fit_footprints(clouds, rays)
+    fields = ('heading', 'near', 'away', 'extent', 'closeness', 'ok')
+    for i, cloud in enumerate(clouds):
+        alone = box_fit.fit_footprints([cloud], rays[i:i + 1])
+        part = together.take(slice(i, i + 1))
+        for name in fields:
+            assert np.array_equal(getattr(part, name), getattr(alone, name), equal_nan=True), (
+                i, name)
+    picked = together.take(np.array([2, 0]))
+    assert np.array_equal(picked.heading, together.heading[[2, 0]])
+    assert together.ok[:3].all() and not together.ok[3]
+
+
 def _turning_box(centre_model: str, frames: int = 40) -> tuple[list[float], Tracker, list]:
     """Horizontal centre errors (m) of a track of a box turning in place, seen from CAMERA.
 

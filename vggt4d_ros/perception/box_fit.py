@@ -54,6 +54,7 @@ TOP_BAND = 0.15
 #: Largest mean edge distance (fraction of the larger extent) of a box-like footprint.
 BOX_CLOSENESS = 0.06
 
+_RAMP = np.arange(POINTS, dtype=np.float64)
 _ANGLES = np.arange(HEADINGS) * (0.5 * np.pi / HEADINGS)
 _AXES = np.stack([np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1),
                   np.stack([-np.sin(_ANGLES), np.cos(_ANGLES)], axis=1)], axis=1)  # [K,2,2]
@@ -81,6 +82,12 @@ class Footprints:
     closeness: np.ndarray
     ok: np.ndarray
 
+    def take(self, index: np.ndarray | slice) -> Footprints:
+        """Return the fits of the detections ``index`` (an index array or a slice)."""
+        return Footprints(heading=self.heading[index], near=self.near[index],
+                          away=self.away[index], extent=self.extent[index],
+                          closeness=self.closeness[index], ok=self.ok[index])
+
     def axes(self) -> np.ndarray:
         """Return the unit axes of each rectangle as rows [M,2,2]."""
         return _axes(self.heading)
@@ -99,46 +106,53 @@ def fit_footprints(points: list[np.ndarray], rays: np.ndarray) -> Footprints:
         rays: [M,3] viewing ray of each detection (unit, output frame; NaN: none known, the
             fit is not ok).
 
+    Every step runs on all M detections at once on the padded points [M,P,3] (P =
+    ``POINTS``, NaN padding); the heading search's arrays are [M,K,2,P] (K = ``HEADINGS``
+    headings, their two axes).
     """
     count = len(points)
-    lengths = np.array([min(len(p), POINTS) for p in points], np.int64)
-    xyz = np.full((count, POINTS, 3), np.nan)
-    for i, cloud in enumerate(points):
-        xyz[i, :lengths[i]] = _subsample(cloud, POINTS)
+    rows = np.arange(count)
+    xyz, lengths, low_rank, high_rank = _padded(points)
     xy = xyz[:, :, :2]
-    flat = np.linalg.norm(np.nan_to_num(rays[:, :2]), axis=1)
-    ray = rays[:, :2] / np.maximum(flat, 1e-12)[:, None]  # [M,2]
+    ray_xy = _nan_to_zero(rays[:, :2])
+    flat = np.linalg.norm(ray_xy, axis=1)
+    ray = _nan_to_zero(rays[:, :2] / np.maximum(flat, 1e-12)[:, None])  # [M,2]
     ok = (lengths >= MIN_POINTS) & np.isfinite(flat) & (flat > 1e-6)
     valid = np.arange(POINTS)[None, :] < lengths[:, None]  # [M,P]
-    bottom, top = _percentiles(xyz[:, None, None, :, 2], lengths,
-                               (EDGE_PERCENT, 100.0 - EDGE_PERCENT))  # [M,1,1]
-    sides = valid & (xyz[:, :, 2] < (top - TOP_BAND * (top - bottom))[:, 0])
+    heights = np.sort(xyz[:, :, 2], axis=1)  # [M,P]
+    bottom, top = heights[rows, low_rank], heights[rows, high_rank]
+    sides = valid & (xyz[:, :, 2] < (top - TOP_BAND * (top - bottom))[:, None])
     sides |= valid & (sides.sum(axis=1) < MIN_POINTS)[:, None]  # seen from above: all
     # Projections on every heading's two axes: [M,K,2,P] (padding: NaN).
     along = np.matmul(_AXES[None], np.swapaxes(xy, 1, 2)[:, None])
-    low, high = _percentiles(along, lengths, (EDGE_PERCENT, 100.0 - EDGE_PERCENT))  # [M,K,2]
-    away = np.where(np.einsum('kad,md->mka', _AXES, np.nan_to_num(ray)) > 0, 1.0, -1.0)
+    ordered = np.sort(along, axis=3)
+    low, high = ordered[rows, :, :, low_rank], ordered[rows, :, :, high_rank]  # [M,K,2]
+    away = np.where(np.einsum('kad,md->mka', _AXES, ray) > 0, 1.0, -1.0)
     near = np.where(away > 0, low, high)  # the camera sees the side the ray comes from
     extent = high - low
     size = np.maximum(extent.max(axis=2), 1e-12)  # [M,K]
-    distance = np.abs(along - near[..., None]).min(axis=2)  # [M,K,P]
-    floor = MIN_DISTANCE * size[..., None]
-    score = np.where(sides[:, None], 1.0 / np.maximum(distance, floor), 0.0).sum(axis=2)
-    best = np.argmax(score, axis=1)  # [M]
-    rows = np.arange(count)
-    closeness = (np.where(sides, distance[rows, best], 0.0).sum(axis=1)
-                 / np.maximum(sides.sum(axis=1), 1) / size[rows, best])
-    # The faces of the best heading: each point near a camera-side edge belongs to the nearer.
-    edge_distance = np.abs(along[rows, best] - near[rows, best][..., None])  # [M,2,P]
-    face = np.argmin(np.nan_to_num(edge_distance, nan=np.inf), axis=1)  # [M,P]
-    member = sides & (edge_distance.min(axis=1) < FACE_BAND * size[rows, best][:, None])
-    faces = np.stack([member & (face == 0), member & (face == 1)], axis=1)  # [M,2,P]
+    # Distances to the camera-side edges, in place of the projections: [M,K,2,P].
+    edge_distance = np.abs(np.subtract(along, near[..., None], out=along), out=along)
+    distance = np.minimum(edge_distance[:, :, 0], edge_distance[:, :, 1])  # [M,K,P]
+    score = np.maximum(distance, MIN_DISTANCE * size[..., None])
+    score = np.divide(1.0, score, out=score)
+    np.copyto(score, 0.0, where=~sides[:, None])
+    best = np.argmax(score.sum(axis=2), axis=1)  # [M]
+    nearest = distance[rows, best]  # [M,P]
+    best_size = size[rows, best]
+    closeness = (np.where(sides, nearest, 0.0).sum(axis=1)
+                 / np.maximum(sides.sum(axis=1), 1) / best_size)
+    # The faces of the best heading: each point near a camera-side edge belongs to the nearer
+    # (the first on a tie).
+    edge_distance = edge_distance[rows, best]  # [M,2,P]
+    member = sides & (nearest < FACE_BAND * best_size[:, None])
+    second = member & (edge_distance[:, 1] < edge_distance[:, 0])
+    faces = np.stack([member & ~second, second], axis=1)  # [M,2,P]
     heading = _refined_heading(xy, faces, _ANGLES[best])
     axes = _axes(heading)  # [M,2,2]
-    along = np.matmul(axes, np.swapaxes(xy, 1, 2))  # [M,2,P]
-    low, high = _percentiles(along[:, None], lengths, (EDGE_PERCENT, 100.0 - EDGE_PERCENT))
-    low, high = low[:, 0], high[:, 0]
-    away = np.where(np.einsum('mad,md->ma', axes, np.nan_to_num(ray)) > 0, 1.0, -1.0)
+    ordered = np.sort(np.matmul(axes, np.swapaxes(xy, 1, 2)), axis=2)  # [M,2,P]
+    low, high = ordered[rows, :, low_rank], ordered[rows, :, high_rank]  # [M,2]
+    away = np.where(np.einsum('mad,md->ma', axes, ray) > 0, 1.0, -1.0)
     near = np.where(away > 0, low, high)
     return Footprints(heading=heading, near=near, away=away, extent=high - low,
                       closeness=closeness, ok=ok)
@@ -156,8 +170,11 @@ def box_centres(fit: Footprints, extent: np.ndarray) -> np.ndarray:
 
 def _axes(heading: np.ndarray) -> np.ndarray:
     """[M,2,2] unit axes (rows): the heading's direction and 90 degrees on."""
-    c, s = np.cos(heading), np.sin(heading)
-    return np.stack([np.stack([c, s], axis=1), np.stack([-s, c], axis=1)], axis=1)
+    axes = np.empty((len(heading), 2, 2))
+    axes[:, 0, 0] = axes[:, 1, 1] = np.cos(heading)
+    axes[:, 0, 1] = np.sin(heading)
+    axes[:, 1, 0] = -axes[:, 0, 1]
+    return axes
 
 
 def _refined_heading(xy: np.ndarray, faces: np.ndarray, coarse: np.ndarray) -> np.ndarray:
@@ -171,14 +188,21 @@ def _refined_heading(xy: np.ndarray, faces: np.ndarray, coarse: np.ndarray) -> n
     diagonal away from the corner by 13 mm per metre of that distance; this is continuous.
     Without face points: ``coarse`` [M].
     """
-    offsets = []
-    for index, turn in ((0, np.eye(2)), (1, np.array([[0.0, -1.0], [1.0, 0.0]]))):
-        inside = faces[:, index, :, None]
-        mean = (np.where(inside, xy, 0.0).sum(axis=1)
-                / np.maximum(inside.sum(axis=1), 1))  # [M,2]
-        offsets.append(np.where(inside, (xy - mean[:, None]) @ turn.T, 0.0))
-    pooled = np.concatenate(offsets, axis=1)  # [M,2P,2]
-    scatter = np.einsum('mpi,mpj->mij', pooled, pooled)
+    # Point-last layouts (contiguous points: numpy's fast loops). The sums over points run
+    # in point order, as running sums (numpy's strided sums and einsum's add one point at a
+    # time too; a plain sum along the points would add them pairwise).
+    count = len(faces)
+    inside = faces[:, :, None, :]  # [M,2,1,P]
+    coords = np.ascontiguousarray(np.swapaxes(xy, 1, 2))[:, None]  # [M,1,2,P]
+    mean = (np.cumsum(np.where(inside, coords, 0.0), axis=3)[..., -1]
+            / np.maximum(np.count_nonzero(faces, axis=2), 1)[..., None])  # [M,2,2]
+    offsets = np.where(inside, coords - mean[..., None], 0.0)  # [M,2,2,P]
+    x_turned = np.subtract(0.0, offsets[:, 1, 1])
+    offsets[:, 1, 1] = offsets[:, 1, 0]
+    offsets[:, 1, 0] = x_turned
+    x, y = offsets[:, :, 0].reshape(count, -1), offsets[:, :, 1].reshape(count, -1)  # [M,2P]
+    xx, xy_, yy = np.cumsum(np.stack([x * x, x * y, y * y], axis=1), axis=2)[..., -1].T
+    scatter = np.stack([np.stack([xx, xy_], axis=1), np.stack([xy_, yy], axis=1)], axis=1)
     direction = np.linalg.eigh(scatter)[1][:, :, 1]  # [M,2] major axis: the second axis
     heading = np.arctan2(direction[:, 1], direction[:, 0]) - 0.5 * np.pi
     # The same rectangle within +-45 degrees of the search's heading.
@@ -187,22 +211,45 @@ def _refined_heading(xy: np.ndarray, faces: np.ndarray, coarse: np.ndarray) -> n
     return np.where(enough, heading, coarse)
 
 
-def _subsample(points: np.ndarray, size: int) -> np.ndarray:
-    if len(points) <= size:
-        return points
-    return points[np.linspace(0, len(points) - 1, size).round().astype(np.int64)]
+def subsample(values: np.ndarray) -> np.ndarray:
+    """Return the fit's points of a set: at most ``POINTS`` rows of ``values`` [n,...], evenly.
 
-
-def _percentiles(values: np.ndarray, lengths: np.ndarray, percents: tuple[float, float]
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two percentiles [M,K,2] of values [M,K,2,P] over the first ``lengths`` [M] of P.
-
-    Nearest rank on the sorted values (NaN padding sorts last).
+    More than P rows: the P positions of ``linspace(0, n - 1, P)``, rounded. A caller may
+    subsample a set (or its index array) before handing it over: the fit is the same.
     """
-    ordered = np.sort(values, axis=3)
-    last = np.maximum(lengths - 1, 0)[:, None, None, None]
-    out = []
-    for percent in percents:
-        rank = np.round(percent / 100.0 * last).astype(np.int64)
-        out.append(np.take_along_axis(ordered, rank, axis=3)[..., 0])
-    return out[0], out[1]
+    n = len(values)
+    if n <= POINTS:
+        return values
+    index = (_RAMP * ((n - 1) / (POINTS - 1))).round().astype(np.int64)
+    index[-1] = n - 1
+    return values[index]
+
+
+def _padded(points: list[np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Points [M,P,3] float64 (P = ``POINTS``), their counts [M], the edge percentiles' ranks.
+
+    Each set's first ``lengths`` [M] rows are its points (``subsample``), the rest NaN.
+    The ranks [M] (low, high) are the nearest ranks of ``EDGE_PERCENT`` and its complement
+    among a set's sorted values (NaN padding sorts last; a set without points: rank 0, a
+    NaN).
+    """
+    count = len(points)
+    xyz = np.full((count, POINTS, 3), np.nan)
+    lengths = np.empty(count, np.int64)
+    low_rank = np.empty(count, np.int64)
+    high_rank = np.empty(count, np.int64)
+    for i, cloud in enumerate(points):
+        cloud = subsample(cloud)
+        n = len(cloud)
+        xyz[i, :n] = cloud
+        lengths[i] = n
+        last = max(n - 1, 0)  # Python's round: half to even, as numpy's
+        low_rank[i] = round(EDGE_PERCENT / 100.0 * last)
+        high_rank[i] = round((100.0 - EDGE_PERCENT) / 100.0 * last)
+    return xyz, lengths, low_rank, high_rank
+
+
+def _nan_to_zero(values: np.ndarray) -> np.ndarray:
+    """``values`` with NaN replaced by 0 (cheaper than ``np.nan_to_num`` on small arrays)."""
+    return np.where(np.isnan(values), 0.0, values)

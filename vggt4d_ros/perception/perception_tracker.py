@@ -33,6 +33,8 @@ import torch.nn.functional as nnf
 
 from vggt4d_ros.motion.graphs import GraphedFunction
 from vggt4d_ros.perception.batch import batch_from_tensors
+from vggt4d_ros.perception import box_fit
+from vggt4d_ros.perception.box_fit import Footprints
 from vggt4d_ros.perception.batch import FrameBatch
 from vggt4d_ros.perception.batch import stack_tensors
 from vggt4d_ros.perception.config import PerceptionConfig
@@ -49,6 +51,7 @@ from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.occupancy import OccupancyGrids
 from vggt4d_ros.perception.occupancy import OccupancyMapper
 from vggt4d_ros.perception.rig_merge import merge_views
+from vggt4d_ros.perception.tracker import footprints
 from vggt4d_ros.perception.tracker import Track
 from vggt4d_ros.perception.tracker import Tracker
 
@@ -238,7 +241,10 @@ class PerceptionTracker:
         if cfg.tracker.enabled and not labels.converged:
             self.stats.unconverged += 1
         clock.lap('host')
-        for first, last in _steps(run):
+        steps = _steps(run)
+        prepared = {} if found is None else self._prepared(
+            found, xyz, [first for first, last in steps if last - first == 1])
+        for first, last in steps:
             stamp_ns = run[first].step_ns
             self.stats.steps += 1
             for f in range(first, last):
@@ -248,7 +254,7 @@ class PerceptionTracker:
                 self.stats.empty_frames += count == 0
             if last - first == 1:  # one camera: the frame is the step
                 ids = [np.zeros(int(counts[first]), np.int32) if found is None
-                       else self._track(stamp_ns, found[first], xyz[first])]
+                       else self._track(stamp_ns, found[first], *prepared.get(first, ()))]
             else:
                 ids = self._track_rig(stamp_ns, run[first:last],
                                       None if found is None else found[first:last],
@@ -261,15 +267,46 @@ class PerceptionTracker:
             out.stamp_ns = stamp_ns
         clock.lap('tracker')
 
-    def _track(self, stamp_ns: int, found, xyz: np.ndarray) -> np.ndarray:
-        """Track one frame's instances (points xyz [>=N,3]); each point's object id [N] int32."""
+    def _prepared(self, found, xyz: np.ndarray, frames: list[int]) -> dict[int, tuple]:
+        """Return the tracker's inputs of one-camera frames: instances' points and fits.
+
+        ``xyz`` [F,>=N_f,3]: each frame's points; ``frames``: the frames to prepare. Returns
+        frame -> (points: one [n_i,3] array per instance, or None when the tracker needs
+        none (no motion registration); footprint fits or None). The footprints of all the
+        frames' instances come from one call (``box_fit`` costs less per detection in a
+        batch; the fits are the same) on the fit's subsample of each instance's points.
+        """
+        cfg = self.config.tracker
+        if not cfg.needs_points:
+            return {}
+        points = {}
+        for f in frames:
+            labels = found[f].point_labels
+            if cfg.motion_registration:  # all of each instance's points
+                points[f] = [xyz[f, :len(labels)][labels == inst.label]
+                             for inst in found[f].instances]
+            else:  # the box fit's subsample only: no copy of the whole instance
+                points[f] = [xyz[f, box_fit.subsample(np.flatnonzero(labels == inst.label))]
+                             for inst in found[f].instances]
+        if cfg.centre_model != 'box_fit':
+            return {f: (points[f], None) for f in frames}
+        instances = [inst for f in frames for inst in found[f].instances]
+        fits = (footprints(instances, [p for f in frames for p in points[f]])
+                if instances else None)
+        out, start = {}, 0
+        for f in frames:
+            end = start + len(points[f])
+            out[f] = (points[f] if cfg.motion_registration else None,
+                      None if fits is None else fits.take(slice(start, end)))
+            start = end
+        return out
+
+    def _track(self, stamp_ns: int, found, points: list[np.ndarray] | None = None,
+               fits: Footprints | None = None) -> np.ndarray:
+        """Track one frame's instances (their points, fits: ``_prepared``); point ids [N] int32."""
         self.stats.small_parts += found.small_parts
         self.stats.excess_parts += found.excess_parts
-        points = None
-        if self.config.tracker.needs_points:
-            labels = found.point_labels
-            points = [xyz[:len(labels)][labels == inst.label] for inst in found.instances]
-        ids = self.tracker.update(stamp_ns, found.instances, points)
+        ids = self.tracker.update(stamp_ns, found.instances, points, fits)
         labels = found.point_labels
         if ids is None or not len(found.instances):
             return np.zeros(len(labels), np.int32)

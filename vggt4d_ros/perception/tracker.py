@@ -167,11 +167,14 @@ class Tracker:
         return len(self._tracks)
 
     def update(self, stamp_ns: int, instances: list[Instance],
-               points: list[np.ndarray] | None = None) -> np.ndarray | None:
+               points: list[np.ndarray] | None = None,
+               fits: box_fit.Footprints | None = None) -> np.ndarray | None:
         """Process one frame's instances (and their points [n_i,3], output frame, if known).
 
         ``points`` are needed by ``motion_registration`` and the 'box_fit' centre model
-        (without them: each detection's surface centre).
+        (without them: each detection's surface centre). ``fits``: the instances' footprint
+        fits (``footprints``) when the caller made them already (one batched fit for several
+        frames costs less per detection); None: fitted here from ``points``.
 
         Returns:
             [M] int64 public track id per instance (0: not a confirmed track), or None when
@@ -191,7 +194,10 @@ class Tracker:
                                                       cfg.process_noise)
         self._stamp_ns = stamp_ns
         rows, cols = self._associate(instances)
-        self._update_matched(rows, cols, instances, stamp_ns, points)
+        if (fits is None and points is not None and cfg.centre_model == 'box_fit'
+                and len(instances)):
+            fits = footprints(instances, points)
+        self._update_matched(rows, cols, instances, stamp_ns, points, fits)
         if cfg.planar_motion:  # objects on the ground: no vertical motion by model
             tracks.state[:, 2, 1:] = 0.0
         detected = np.zeros(len(tracks), bool)
@@ -203,7 +209,8 @@ class Tracker:
         track_of = np.full(len(instances), -1, np.int64)
         track_of[cols] = rows
         born = self._birth([instances[i] for i in new_tracks], stamp_ns,
-                           None if points is None else [points[i] for i in new_tracks])
+                           None if points is None else [points[i] for i in new_tracks],
+                           None if fits is None else fits.take(new_tracks))
         track_of[new_tracks[:born]] = np.arange(len(self._tracks) - born, len(self._tracks))
         self._confirm()
         ids = np.where(track_of >= 0, self._tracks.ids[np.maximum(track_of, 0)], 0)
@@ -262,7 +269,8 @@ class Tracker:
         return rows[ok], cols[ok]
 
     def _update_matched(self, rows: np.ndarray, cols: np.ndarray, instances: list[Instance],
-                        stamp_ns: int, points: list[np.ndarray] | None) -> None:
+                        stamp_ns: int, points: list[np.ndarray] | None,
+                        fits: box_fit.Footprints | None) -> None:
         if not len(rows):
             return
         cfg = self.config
@@ -274,10 +282,9 @@ class Tracker:
         growth = 1.0 + cfg.size_change_noise * change.max(axis=1)
         measured = self._average_shape(rows, [instances[c] for c in cols], 1.0 / growth ** 2)
         sigma = self._sigma([instances[c] for c in cols]) * growth
-        if cfg.centre_model == 'box_fit' and points is not None:
+        if cfg.centre_model == 'box_fit' and fits is not None:
             measured, boxed = self._box_centres(rows, [instances[c] for c in cols],
-                                                [points[c] for c in cols], measured,
-                                                1.0 / growth ** 2)
+                                                fits.take(cols), measured, 1.0 / growth ** 2)
             sigma[boxed] *= cfg.box_fit_noise_factor
         if cfg.motion_registration and points is not None:
             measured, registered = self._register(rows, [points[c] for c in cols], measured)
@@ -328,13 +335,13 @@ class Tracker:
         return centres
 
     def _box_centres(self, rows: np.ndarray, instances: list[Instance],
-                     points: list[np.ndarray], measured: np.ndarray, weight: np.ndarray
+                     fit: box_fit.Footprints, measured: np.ndarray, weight: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Centres [M,3]: ``measured`` with x-y from the footprint rectangles of box-like tracks.
 
-        Each detection's footprint (points [n_i,3], output frame) gets a rectangle
-        (``box_fit``); the track's box-likeness averages whether they hug one. The fit's two
-        axes are matched to the track's remembered sides by heading continuity (the first
+        Each detection's footprint has a rectangle (``fit``, M of them: ``box_fit``); the
+        track's box-likeness averages whether they hug one. The fit's two axes are matched
+        to the track's remembered sides by heading continuity (the first
         fit: the longer extent first); each side's memory is a weighted running mean over
         ``shape_average_hits`` detections of the extents that are not below
         ``_SIDE_FLOOR`` of it (a detection shows less of the body, never more, but for a
@@ -344,9 +351,6 @@ class Tracker:
         detections [M] bool got the box centre.
         """
         tracks = self._tracks
-        rays = np.stack([np.full(3, np.nan) if inst.push_direction is None
-                         else inst.push_direction for inst in instances])
-        fit = box_fit.fit_footprints(points, rays)
         ok = fit.ok
         tracks.boxness[rows[ok]] += _BOXNESS_RATE * (fit.box_like[ok]
                                                      - tracks.boxness[rows[ok]])
@@ -424,8 +428,11 @@ class Tracker:
         return np.maximum(cfg.measurement_noise * ranges, cfg.min_measurement_noise)
 
     def _birth(self, instances: list[Instance], stamp_ns: int,
-               points: list[np.ndarray] | None) -> int:
-        """Start tentative tracks (largest instances first: they come sorted); return count."""
+               points: list[np.ndarray] | None, fits: box_fit.Footprints | None) -> int:
+        """Start tentative tracks (largest instances first: they come sorted); return count.
+
+        ``fits``: the instances' footprint fits (the 'box_fit' centre model), or None.
+        """
         room = self.config.max_tracks - len(self._tracks)
         if len(instances) > room:
             self.stats.full += len(instances) - max(room, 0)
@@ -460,9 +467,9 @@ class Tracker:
             sides_n=np.zeros(count, np.int64), boxness=np.full(count, 0.5),
             offset=np.zeros((count, 3)),
         ))
-        if self.config.centre_model == 'box_fit' and points is not None:
+        if self.config.centre_model == 'box_fit' and fits is not None:
             new = np.arange(len(self._tracks) - count, len(self._tracks))
-            centres = self._box_centres(new, instances, points[:count], centres,
+            centres = self._box_centres(new, instances, fits.take(slice(0, count)), centres,
                                         np.ones(count))[0]
             self._tracks.state[new, :, 0] = centres
             self._tracks.anchor[new] = centres
@@ -507,3 +514,14 @@ def _box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
     union = area(first)[:, None] + area(second)[None, :] - inter
     return inter / np.maximum(union, 1.0)
+
+
+def footprints(instances: list[Instance], points: list[np.ndarray]) -> box_fit.Footprints:
+    """Footprint rectangles of M detections: their points [n_i,3] and viewing rays.
+
+    The fits of detections are independent of each other: a caller may fit several frames'
+    detections in one call (cheaper per detection) and hand each frame its part.
+    """
+    rays = np.stack([np.full(3, np.nan) if inst.push_direction is None
+                     else inst.push_direction for inst in instances])
+    return box_fit.fit_footprints(points, rays)

@@ -88,9 +88,12 @@ ALL_ON_SIDE = ('heads1', 'prepare', 'cluster')
 HEADS_ON_MAIN = ('prepare', 'cluster')  # heads compiled with CUDA graphs
 
 
-@pytest.mark.parametrize('stages', [ALL_ON_SIDE, HEADS_ON_MAIN])
-def test_overlapped_flow_queues_the_side_work_around_pass_two(model, monkeypatch, stages):
-    """The two-stream order and hand-overs, run on the CPU's one stream: same results."""
+def _recorded_run(model, monkeypatch, stages: tuple[str, ...], config: PipelineConfig):
+    """Run a window with ``stages`` on a recording side stream; check it equals the serial one.
+
+    Returns:
+        ``(result, recorder, op_log)``.
+    """
     images = _images(5, 2)
     serial = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
     recorder = _Recorder()
@@ -98,8 +101,15 @@ def test_overlapped_flow_queues_the_side_work_around_pass_two(model, monkeypatch
     monkeypatch.setattr(VGGT4DPipeline, '_streams', lambda self, on_side: recorder)
     log = _OpLog()
     with log:
-        overlapped = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
+        overlapped = VGGT4DPipeline(model, config).run_tensor(images, list(range(5)))
     _assert_same(serial, overlapped)
+    return overlapped, recorder, log
+
+
+@pytest.mark.parametrize('stages', [ALL_ON_SIDE, HEADS_ON_MAIN])
+def test_overlapped_flow_queues_the_side_work_around_pass_two(model, monkeypatch, stages):
+    """The two-stream order and hand-overs, run on the CPU's one stream: same results."""
+    overlapped, recorder, log = _recorded_run(model, monkeypatch, stages, PipelineConfig())
     # Issue order on the host: the outlier removal right after the heads (it needs nothing
     # else), the clusters (one host read) after every launch of pass 2, the refinement after
     # the join.
@@ -120,16 +130,8 @@ def test_overlapped_flow_queues_the_side_work_around_pass_two(model, monkeypatch
 
 def test_side_work_after_the_coarse_stage(model, monkeypatch):
     """``overlap_start='coarse'``: heads and outlier removal queued after the coarse stage."""
-    images = _images(5, 2)
-    serial = VGGT4DPipeline(model, PipelineConfig()).run_tensor(images, list(range(5)))
-    recorder = _Recorder()
-    monkeypatch.setattr(VGGT4DPipeline, 'side_stages', lambda self, frames: ALL_ON_SIDE)
-    monkeypatch.setattr(VGGT4DPipeline, '_streams', lambda self, on_side: recorder)
-    log = _OpLog()
-    with log:
-        overlapped = VGGT4DPipeline(model, PipelineConfig(overlap_start='coarse')).run_tensor(
-            images, list(range(5)))
-    _assert_same(serial, overlapped)
+    overlapped, recorder, log = _recorded_run(model, monkeypatch, ALL_ON_SIDE,
+                                              PipelineConfig(overlap_start='coarse'))
     assert list(overlapped.timings)[:len(SERIAL_ORDER)] == [
         'pass1', 'cues', 'coarse', 'heads1', 'prepare', 'pass2', 'cluster', 'refine']
     assert log.reads('heads1') == 0 and log.reads('prepare') == 0

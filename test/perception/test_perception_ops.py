@@ -54,12 +54,16 @@ def counted():
     return count_windows(outputs[1:], config), len(windows)
 
 
+def _assert_within_budget(counter, windows: int, stage: str, ops: int) -> None:
+    per_window = counter.stages[stage].scaled(windows)
+    assert per_window['ops'] <= ops, counter.stages[stage].by_op.most_common(20)
+    assert per_window['syncs'] <= SYNCS[stage], counter.stages[stage].sync_sites
+
+
 @pytest.mark.parametrize('stage', sorted(OPS))
 def test_stage_stays_within_its_op_and_sync_budget(counted, stage):
     counter, windows = counted
-    per_window = counter.stages[stage].scaled(windows)
-    assert per_window['ops'] <= OPS[stage], counter.stages[stage].by_op.most_common(20)
-    assert per_window['syncs'] <= SYNCS[stage], counter.stages[stage].sync_sites
+    _assert_within_budget(counter, windows, stage, OPS[stage])
 
 
 @pytest.fixture(scope='module')
@@ -73,9 +77,7 @@ def counted_graphs():
 @pytest.mark.parametrize('stage', sorted(GRAPH_OPS))
 def test_graphed_stage_stays_within_its_op_budget(counted_graphs, stage):
     counter, windows = counted_graphs
-    per_window = counter.stages[stage].scaled(windows)
-    assert per_window['ops'] <= GRAPH_OPS[stage], counter.stages[stage].by_op.most_common(20)
-    assert per_window['syncs'] <= SYNCS[stage], counter.stages[stage].sync_sites
+    _assert_within_budget(counter, windows, stage, GRAPH_OPS[stage])
     assert counter.stages[stage].by_op['graph replay'] == (windows if stage != 'grid' else 0)
 
 

@@ -196,17 +196,18 @@ class StreamHandoff:
 
         At the end the stage's stream is synchronised: the handed-over tensors (allocated on
         the worker's stream) are freed after the job, and their blocks may go to the worker's
-        next window only once nothing here still reads them.
+        next window only once nothing here still reads them. Without an event nothing was
+        handed over (the outputs run in line on the worker): the block runs on the current
+        stream, as it does on the CPU.
         """
-        if device.type != 'cuda':
+        if device.type != 'cuda' or event is None:
             yield
             return
         stream = self._streams.get(device)
         if stream is None:
             stream = self._streams[device] = torch.cuda.Stream(device)
         with torch.cuda.stream(stream):
-            if event is not None:
-                stream.wait_event(event)
+            stream.wait_event(event)
             try:
                 yield
             finally:

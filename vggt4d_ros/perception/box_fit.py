@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vggt4d_ros.perception import registration
+
 #: Points per detection (evenly subsampled).
 POINTS = 256
 #: Fewest points for a fit.
@@ -54,7 +56,6 @@ TOP_BAND = 0.15
 #: Largest mean edge distance (fraction of the larger extent) of a box-like footprint.
 BOX_CLOSENESS = 0.06
 
-_RAMP = np.arange(POINTS, dtype=np.float64)
 _ANGLES = np.arange(HEADINGS) * (0.5 * np.pi / HEADINGS)
 _AXES = np.stack([np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1),
                   np.stack([-np.sin(_ANGLES), np.cos(_ANGLES)], axis=1)], axis=1)  # [K,2,2]
@@ -211,25 +212,12 @@ def _refined_heading(xy: np.ndarray, faces: np.ndarray, coarse: np.ndarray) -> n
     return np.where(enough, heading, coarse)
 
 
-def subsample(values: np.ndarray) -> np.ndarray:
-    """Return the fit's points of a set: at most ``POINTS`` rows of ``values`` [n,...], evenly.
-
-    More than P rows: the P positions of ``linspace(0, n - 1, P)``, rounded. A caller may
-    subsample a set (or its index array) before handing it over: the fit is the same.
-    """
-    n = len(values)
-    if n <= POINTS:
-        return values
-    index = (_RAMP * ((n - 1) / (POINTS - 1))).round().astype(np.int64)
-    index[-1] = n - 1
-    return values[index]
-
-
 def _padded(points: list[np.ndarray]
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Points [M,P,3] float64 (P = ``POINTS``), their counts [M], the edge percentiles' ranks.
 
-    Each set's first ``lengths`` [M] rows are its points (``subsample``), the rest NaN.
+    Each set's first ``lengths`` [M] rows are its points (``registration.subsample``), the
+    rest NaN.
     The ranks [M] (low, high) are the nearest ranks of ``EDGE_PERCENT`` and its complement
     among a set's sorted values (NaN padding sorts last; a set without points: rank 0, a
     NaN).
@@ -240,7 +228,7 @@ def _padded(points: list[np.ndarray]
     low_rank = np.empty(count, np.int64)
     high_rank = np.empty(count, np.int64)
     for i, cloud in enumerate(points):
-        cloud = subsample(cloud)
+        cloud = registration.subsample(cloud, POINTS)
         n = len(cloud)
         xyz[i, :n] = cloud
         lengths[i] = n

@@ -50,6 +50,7 @@ from vggt4d_ros.perception.instances import unpack
 from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.occupancy import OccupancyGrids
 from vggt4d_ros.perception.occupancy import OccupancyMapper
+from vggt4d_ros.perception import registration
 from vggt4d_ros.perception.rig_merge import merge_views
 from vggt4d_ros.perception.tracker import footprints
 from vggt4d_ros.perception.tracker import Track
@@ -286,7 +287,8 @@ class PerceptionTracker:
                 points[f] = [xyz[f, :len(labels)][labels == inst.label]
                              for inst in found[f].instances]
             else:  # the box fit's subsample only: no copy of the whole instance
-                points[f] = [xyz[f, box_fit.subsample(np.flatnonzero(labels == inst.label))]
+                points[f] = [xyz[f, registration.subsample(
+                    np.flatnonzero(labels == inst.label), box_fit.POINTS)]
                              for inst in found[f].instances]
         if cfg.centre_model != 'box_fit':
             return {f: (points[f], None) for f in frames}

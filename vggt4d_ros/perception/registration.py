@@ -64,7 +64,12 @@ class Registration:
 
 
 def subsample(points: np.ndarray, max_points: int) -> np.ndarray:
-    """At most ``max_points`` of points [N,3], evenly spaced over their order (deterministic)."""
+    """At most ``max_points`` rows of ``points`` [N,...], evenly spaced over their order.
+
+    Deterministic: the rounded positions of ``linspace(0, N - 1, max_points)``. Also what the
+    box fit takes of a detection (``box_fit.POINTS``); a caller may subsample an index array
+    and gather with it.
+    """
     if len(points) <= max_points:
         return points
     return points[np.linspace(0, len(points) - 1, max_points).round().astype(np.int64)]

@@ -565,8 +565,7 @@ class Vggt4dNode(LifecycleNode):
                     # SIGINT/SIGTERM shut the context down while a window was in flight: its
                     # publishers are gone. Nothing went wrong with the data; stop quietly.
                     break
-                self.counters.worker_errors += 1
-                self.last_error = traceback.format_exc(limit=3).strip().splitlines()[-1]
+                self._count_failed_window()
                 self.get_logger().error(f'window failed: {traceback.format_exc()}',
                                         throttle_duration_sec=5.0)
         if (self._flush_on_stop and self._engine is not None and self._outputs is not None
@@ -590,9 +589,16 @@ class Vggt4dNode(LifecycleNode):
                 # SIGINT/SIGTERM shut the context down under a window's publishing (as in
                 # _work): nothing went wrong with the data.
                 return
-            self.counters.worker_errors += 1
-            self.last_error = traceback.format_exc(limit=3).strip().splitlines()[-1]
+            self._count_failed_window()
             self.get_logger().error(f'window failed: {traceback.format_exc()}')
+
+    def _count_failed_window(self) -> None:
+        """Count the exception being handled as a failed window and keep its last line.
+
+        The callers log it themselves: rclpy binds a log call's throttle to its call site.
+        """
+        self.counters.worker_errors += 1
+        self.last_error = traceback.format_exc(limit=3).strip().splitlines()[-1]
 
     def _process(self, batch: list[QueuedFrame]) -> None:
         """Offer the frames (oldest first) and run the windows that are ready.
@@ -661,18 +667,9 @@ class Vggt4dNode(LifecycleNode):
             'mode': self.mode,
             'input_rate_hz': f'{counters.input_rate.rate_hz():.2f}',
             'output_rate_hz': f'{counters.output_rate.rate_hz():.2f}',
-            'latency_p50_ms': f'{counters.latency.percentile(50) * 1e3:.1f}',
-            'latency_p95_ms': f'{counters.latency.percentile(95) * 1e3:.1f}',
-            'input_delay_p50_ms': f'{counters.input_delay.percentile(50) * 1e3:.1f}',
-            'input_delay_p95_ms': f'{counters.input_delay.percentile(95) * 1e3:.1f}',
-            'input_wait_p50_ms': f'{counters.input_wait.percentile(50) * 1e3:.1f}',
-            'input_wait_p95_ms': f'{counters.input_wait.percentile(95) * 1e3:.1f}',
-            'window_time_p50_ms': f'{counters.window_time.percentile(50) * 1e3:.1f}',
-            'window_time_p95_ms': f'{counters.window_time.percentile(95) * 1e3:.1f}',
-            'publish_time_p50_ms': f'{counters.publish_time.percentile(50) * 1e3:.1f}',
-            'publish_time_p95_ms': f'{counters.publish_time.percentile(95) * 1e3:.1f}',
-            **_p50_p95('perception_time', counters.perception_time),
-            **_p50_p95('stage_wait', counters.stage_wait),
+            **{key: value for name in ('latency', 'input_delay', 'input_wait', 'window_time',
+                                       'publish_time', 'perception_time', 'stage_wait')
+               for key, value in _p50_p95(name, getattr(counters, name)).items()},
             # A copy first: the output thread may add a kind meanwhile.
             **{key: value for kind, meter in sorted(dict(counters.publish_kinds).items())
                for key, value in _p50_p95(f'publish_{kind}', meter).items()},

@@ -352,25 +352,18 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
             'latency p95 ms': f'{percentile_ms(latencies, 95):.0f}',
             'latency max ms': f'{max(latencies) * 1e3:.0f}' if latencies else 'nan',
             f'latency p50 / p95 ms, last {NODE_SAMPLE} masks': p50_p95(latencies),
-            'node latency p50 / p95 ms (arrival to mask)': (
-                f'{values.get("latency_p50_ms", "?")} / {values.get("latency_p95_ms", "?")}'),
+            'node latency p50 / p95 ms (arrival to mask)': _node_p50_p95(values, 'latency'),
             f'split p50 / p95 ms (last {NODE_SAMPLE}): peer publish() call': p50_p95(
                 publish_calls),
-            'split: stamp -> node image callback (node)': (
-                f'{values.get("input_delay_p50_ms", "?")} / '
-                f'{values.get("input_delay_p95_ms", "?")}'),
-            'split: of that, DDS receive -> node callback': (
-                f'{values.get("input_wait_p50_ms", "?")} / '
-                f'{values.get("input_wait_p95_ms", "?")}'),
+            'split: stamp -> node image callback (node)': _node_p50_p95(values, 'input_delay'),
+            'split: of that, DDS receive -> node callback': _node_p50_p95(values, 'input_wait'),
             'split: stamp -> mask DDS publish': p50_p95(timing.node_side),
             'split: mask transit (publish -> peer DDS receive)': p50_p95(timing.transit),
             'split: peer DDS receive -> peer callback': p50_p95(timing.peer_wait),
             'node window time p50 ms (worker: VGGT4D + mapper, + perception in line)': values.get(
                 'window_time_p50_ms', '?'),
             'node window time p95 ms': values.get('window_time_p95_ms', '?'),
-            'node publish time p50 / p95 ms per window': (
-                f'{values.get("publish_time_p50_ms", "?")} / '
-                f'{values.get("publish_time_p95_ms", "?")}'),
+            'node publish time p50 / p95 ms per window': _node_p50_p95(values, 'publish_time'),
             'node perception time p50 / p95 ms per window': _node_p50_p95(
                 values, 'perception_time'),
             'node worker wait for the output thread p50 / p95 ms': _node_p50_p95(

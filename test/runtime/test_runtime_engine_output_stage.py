@@ -95,11 +95,14 @@ def perception_content(output) -> tuple:
     return p.stamp_ns, clouds, tracks, grids
 
 
-def assert_same(a, b) -> None:
+def assert_same(a, b, exact: bool = True) -> None:
+    """Equal structure and values; floats bit for bit, or within rounding if not ``exact``."""
     if isinstance(a, (list, tuple)):
         assert type(a) is type(b) and len(a) == len(b)
         for x, y in zip(a, b):
-            assert_same(x, y)
+            assert_same(x, y, exact)
+    elif isinstance(a, np.ndarray) and not exact and np.issubdtype(a.dtype, np.floating):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     elif isinstance(a, np.ndarray):
         np.testing.assert_array_equal(a, b)
     else:
@@ -319,6 +322,10 @@ def test_pipeline_windows_back_to_back_give_the_in_line_perception(device):
             engine.close()
         results.append(sink.outputs)
     assert len(results[0]) == len(results[1]) >= 2
+    # CUDA adds floats with atomics (index_add_, scatter sums) in an order that changes from
+    # run to run: two runs of the same engine differ in the last bits there (seen on an H100,
+    # docs/performance.md section 13). A stream race would give other data, not rounding.
+    exact = device == 'cpu'
     for staged, in_line in zip(results[1], results[0]):
-        assert_same(perception_content(staged), perception_content(in_line))
+        assert_same(perception_content(staged), perception_content(in_line), exact)
         assert_same([f.mask for f in staged.frames], [f.mask for f in in_line.frames])

@@ -15,6 +15,7 @@ second pass with ``sync_timings`` (each stage waits for the device). Prints a ma
     python -m vggt4d_ros.tools.bench_perception --windows 20
     python -m vggt4d_ros.tools.bench_perception --device cuda   # the torch path on the GPU
     python -m vggt4d_ros.tools.bench_perception --device cuda --no-cuda-graphs  # all eager
+    python -m vggt4d_ros.tools.bench_perception --only 'all outputs (grid stride 8)'
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='where the window results live')
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=17)
+    parser.add_argument('--only', action='append', default=[], metavar='TEXT',
+                        help='time only the settings whose label contains TEXT (repeatable)')
     parser.add_argument('--no-cuda-graphs', action='store_true',
                         help='run every stage eagerly on CUDA (perception.cuda_graphs off)')
     return parser.parse_args(argv)
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
           + ' | tracks |')
     print('|---|---|---|---|---|---|' + '---|' * len(STAGES) + '---|')
     for label, config in _settings(scale).items():
+        if args.only and not any(text in label for text in args.only):
+            continue
         config = replace(config, cuda_graphs=not args.no_cuda_graphs)
         if args.device.startswith('cuda'):
             _time(outputs, config, args.device)  # warm-up: kernels, allocator

@@ -16,6 +16,7 @@ second pass with ``sync_timings`` (each stage waits for the device). Prints a ma
     python -m vggt4d_ros.tools.bench_perception --device cuda   # the torch path on the GPU
     python -m vggt4d_ros.tools.bench_perception --device cuda --no-cuda-graphs  # all eager
     python -m vggt4d_ros.tools.bench_perception --only 'all outputs (grid stride 8)'
+    python -m vggt4d_ros.tools.bench_perception --blobs 60   # many short-lived objects
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='where the window results live')
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=17)
+    parser.add_argument('--blobs', type=int, default=0, metavar='N',
+                        help="replace each frame's dynamic mask by N random discs (3-12 px "
+                             'radius, new places every window): the worst case of a node '
+                             'with random weights, hundreds of short-lived objects')
     parser.add_argument('--only', action='append', default=[], metavar='TEXT',
                         help='time only the settings whose label contains TEXT (repeatable)')
     parser.add_argument('--no-cuda-graphs', action='store_true',
@@ -76,9 +81,29 @@ def _windows(args: argparse.Namespace) -> tuple[list[EngineOutput], float]:
         stamp = int(round(i * 1e9 / args.fps))
         outputs.extend(engine.push(backend.camera_image(stamp), stamp))
     outputs.extend(engine.flush())
-    for out in outputs:
+    for index, out in enumerate(outputs):
+        if args.blobs:
+            out.result.refined_masks = _blob_masks(out.result.refined_masks.shape, args.blobs,
+                                                   args.seed + index)
         out.result = out.result.to(args.device)
     return outputs, backend.window_scales[0]
+
+
+def _masks_label(blobs: int) -> str:
+    return f'{blobs} random discs per frame' if blobs else "the scene's objects"
+
+
+def _blob_masks(shape: torch.Size, count: int, seed: int) -> torch.Tensor:
+    """[S,h,w] bool: ``count`` discs of 3-12 px radius at random places in every frame."""
+    frames, height, width = shape
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:height, :width]
+    masks = np.zeros(shape, bool)
+    for mask in masks:
+        for y, x, r in zip(rng.integers(0, height, count), rng.integers(0, width, count),
+                           rng.integers(3, 13, count)):
+            mask |= (rows - y) ** 2 + (cols - x) ** 2 <= r * r
+    return torch.from_numpy(masks)
 
 
 def _settings(scale: float) -> dict[str, PerceptionConfig]:
@@ -147,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             else platform.processor() or platform.machine())
     print(f'# bench_perception: {len(outputs)} windows of {args.window_size} frames '
           f'({args.stride} new) at {args.height}x{args.width}, device {args.device} ({name}), '
+          f'dynamic masks: {_masks_label(args.blobs)}, '
           f'{args.threads} torch thread(s), torch {torch.__version__}, CUDA graphs '
           f'{"off" if args.no_cuda_graphs else "on (CUDA only)"}')
     print()

@@ -11,7 +11,10 @@ pixels, parts below ``min_pixels`` and parts beyond the ``max_instances`` larges
 Connected components run on the device as label propagation with hooking and pointer
 jumping (every pixel points at a pixel of its component with a smaller index; neighbours
 hook their roots together; pointers are shortcut twice per iteration), so a blob converges
-in a few iterations (within 8 on the benchmark's scenes), not its diameter. Labels are
+in a few iterations (within 8 on the benchmark's scenes), not its diameter. Replayed from a
+CUDA graph, the labelling runs on whole rows of a bucket count around the dynamic pixels
+with a fixed step count and a convergence flag on the device (``label_bucket``), resumed
+eagerly in the rare case it did not converge (``resume_bucket``): the same labels. Labels are
 ordered by size, ties by the first pixel in raster order (as ``scipy.ndimage.label``
 numbers parts). Measurements are segment reductions (scatter, sort) over the frame's points,
 one row per (frame, label).

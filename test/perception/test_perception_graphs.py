@@ -1,6 +1,6 @@
 # Copyright 2026 vggt4d_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""The CUDA graphs (points + grid; the instance measurements) give the eager results.
+"""The CUDA graphs (points + grid; the instances: labels, measurements) give the eager results.
 
 On CUDA (skipped elsewhere): a tracker with ``cuda_graphs`` and one without run the
 benchmark's synthetic windows, a first window of 8 new frames then windows of 4 (a second
@@ -11,7 +11,10 @@ from run to run, eager or replayed). The captured functions must not sync
 (``torch.cuda.set_sync_debug_mode('error')`` around the recorded functions' warm-up runs and
 captures; a sync in a capture fails it, which ``GraphedFunction.failed`` shows). On
 the CPU: the graph-ready function is pure (static inputs -> outputs, the state only through
-its arguments) and the tracker's results do not depend on the switch (bit for bit).
+its arguments), the tracker's results do not depend on the switch (bit for bit), and the
+graphs' path run eagerly on the CPU (the instances' bucketed labelling with its device-side
+convergence flag, resumed on the host when the fixed steps do not converge) gives the eager
+path's results bit for bit, unconverged counts included.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import pytest
 import torch
 
 from vggt4d_ros.perception.batch import stack_frames
+from vggt4d_ros.perception.config import InstanceConfig
+from vggt4d_ros.perception import instances
 from vggt4d_ros.perception.observation import observations_from_window
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
 from vggt4d_ros.tools import bench_perception
@@ -104,7 +109,7 @@ def test_graph_replay_equals_eager_bit_for_bit_without_a_sync(setting):
     eager = _run(PerceptionTracker(replace(config, cuda_graphs=False)), outputs)
     tracker = PerceptionTracker(config)
     graphs = {}
-    for name in ('_graphed', '_graphed_measure'):
+    for name in ('_graphed', '_graphed_instances'):
         graphs[name] = graphed = getattr(tracker, name)
         # The recorded function, in its eager warm-up and its capture (the recording's own
         # torch.cuda.synchronize and the replays' device copies are not the function's).
@@ -113,7 +118,7 @@ def test_graph_replay_equals_eager_bit_for_bit_without_a_sync(setting):
     for name, graphed in graphs.items():
         assert not graphed.failed, name
     assert graphs['_graphed'].captures >= 2  # 8 new frames, then 4: one recording each
-    assert graphs['_graphed_measure'].captures >= 2
+    assert graphs['_graphed_instances'].captures >= 2
     _assert_equal(eager, replayed, rounding=True)
 
 
@@ -148,3 +153,25 @@ def test_results_do_not_depend_on_the_switch_on_the_cpu(setting):
     on = _run(PerceptionTracker(config), outputs)
     off = _run(PerceptionTracker(replace(config, cuda_graphs=False)), outputs)
     _assert_equal(on, off)
+
+
+@pytest.mark.parametrize('fixed, bound', [(None, 64), (1, 64), (1, 1), (3, 5)])
+def test_graphs_path_on_the_cpu_equals_the_eager_path(monkeypatch, fixed, bound):
+    """The graphs' path run eagerly: bucketed labelling, flag in the download, resumed.
+
+    1 or 3 fixed steps do not converge on these scenes (resumed, or cut off by the bound).
+    """
+    if fixed is not None:
+        monkeypatch.setattr(instances, '_FIXED_STEPS', fixed)
+    outputs, scale = _windows('cpu', windows=5)
+    config = bench_perception._settings(scale)['cloud + tracks (grids off)']
+    config = replace(config, instances=InstanceConfig(max_label_iterations=bound))
+    graphed = PerceptionTracker(config)
+    graphed._graph_device_types += ('cpu',)
+    calls = []
+    resumed = graphed._resumed
+    graphed._resumed = lambda *args: calls.append(1) or resumed(*args)
+    eager = _run(PerceptionTracker(replace(config, cuda_graphs=False)), outputs)
+    _assert_equal(eager, _run(graphed, outputs))
+    assert bool(calls) == (fixed is not None)
+    assert graphed.stats.unconverged == (len(outputs) if bound == 1 else 0)

@@ -8,21 +8,32 @@ both crop choices are run here on the CPU and must give the same label images, p
 dropped-part counts and convergence flag, equal to the numpy reference (scipy). The label
 propagation is checked step by step against the previous implementation's update (hook,
 then two pointer jumps; written out below), so a labelling cut off by the iteration bound is
-also unchanged, and its host syncs are counted.
+also unchanged, and its host syncs are counted. The graph-ready labelling (``label_bucket``:
+rows of a bucket count, a fixed number of steps, the convergence flag on the device,
+``resume_bucket`` for the rest) gives ``label_image``'s labels, on the CPU here and replayed
+from a CUDA graph on CUDA (bit for bit).
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
 import torch
 
 import numpy_reference as ref
+from vggt4d_ros.motion.graphs import GraphedFunction
 from vggt4d_ros.perception.config import InstanceConfig
 from vggt4d_ros.perception import instances
 from vggt4d_ros.perception.instances import _FIXED_STEPS
+from vggt4d_ros.perception.instances import bucket_constants
 from vggt4d_ros.perception.instances import connected_components
+from vggt4d_ros.perception.instances import find_bucket
+from vggt4d_ros.perception.instances import label_bucket
 from vggt4d_ros.perception.instances import label_image
+from vggt4d_ros.perception.instances import Labels
+from vggt4d_ros.perception.instances import resume_bucket
 from vggt4d_ros.tools.op_count import OpCounter
 
 
@@ -50,8 +61,8 @@ def _frames(seed: int, frames: int = 3, height: int = 37, width: int = 53
 
 
 def _fields(labels) -> tuple:
-    return (labels.labels.numpy(), labels.pixels.numpy(), labels.small.numpy(),
-            labels.excess.numpy(), labels.converged)
+    return (labels.labels.cpu().numpy(), labels.pixels.cpu().numpy(),
+            labels.small.cpu().numpy(), labels.excess.cpu().numpy(), labels.converged)
 
 
 CONFIGS = [InstanceConfig(), InstanceConfig(min_pixels=1, max_instances=3),
@@ -168,3 +179,131 @@ def test_checks_after_the_fixed_steps_come_every_few_and_at_the_bound(
     assert done == converged
     assert counter.stages['spiral'].syncs == checks
     assert counter.stages['spiral'].by_op['scatter_reduce'] == steps
+
+
+# -- the graph-ready labelling: rows of a bucket count, fixed steps, resumed when needed ----
+
+def _bucketed(mask: torch.Tensor, depth: torch.Tensor, config: InstanceConfig,
+              label=None) -> tuple[Labels, bool]:
+    """The tracker's graphed labelling: ``label`` on the bucket, resumed if not converged.
+
+    ``label(mask, depth, consts=...)``: ``label_bucket`` with ``config`` (default) or a graph
+    of it. Returns the labels and whether the fixed steps converged (the device's flag).
+    """
+    label = label or functools.partial(label_bucket, config=config)
+    bucket = find_bucket(mask)
+    labels, pixels, dropped, converged, state = label(
+        mask, depth, consts=bucket_constants(len(mask), bucket, mask.device))
+    if bool(converged):
+        return Labels(labels, pixels, dropped, True), True
+    resumed = resume_bucket(mask, depth, config, bucket, state)
+    return (Labels(labels, pixels, dropped, False) if resumed is None else resumed), False
+
+
+def _placed(seed: int, frames: int = 3, height: int = 100, width: int = 70
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_frames``'s content in a random box of larger frames, often flush with an edge."""
+    rng = np.random.default_rng(1000 + seed)
+    rows, cols = rng.integers(3, height + 1), rng.integers(3, width + 1)
+    top = rng.choice([0, height - rows, rng.integers(0, height - rows + 1)])
+    left = rng.choice([0, width - cols, rng.integers(0, width - cols + 1)])
+    inner, inner_depth = _frames(seed, frames, int(rows), int(cols))
+    mask = torch.zeros((frames, height, width), dtype=torch.bool)
+    depth = torch.from_numpy(rng.uniform(1.0, 4.0, (frames, height, width)).astype(np.float32))
+    mask[:, top: top + rows, left: left + cols] = inner
+    depth[:, top: top + rows, left: left + cols] = inner_depth
+    return mask, depth
+
+
+def _edge_cases() -> list[torch.Tensor]:
+    """Masks [2,50,20]: none, one pixel at each end, 32 and 33 rows, every row."""
+    cases = []
+    for rows in [(), (0,), (49,), (3, 34), (17, 50), (0, 50), (5, 37), (40, 41, 42)]:
+        mask = torch.zeros((2, 50, 20), dtype=torch.bool)
+        for row in rows:
+            mask[1, min(row, 49), (3 * row) % 20] = True
+        if len(rows) >= 2:
+            mask[0, rows[0]: rows[-1], 4:9] = True  # a column of every row between
+        cases.append(mask)
+    return cases
+
+
+@pytest.mark.parametrize('config', CONFIGS + [InstanceConfig(max_label_iterations=3)])
+@pytest.mark.parametrize('seed', range(10))
+def test_bucketed_labelling_equals_label_image(seed, config, path):
+    mask, depth = _placed(seed)
+    expected = label_image(mask, depth, config)
+    got, _ = _bucketed(mask, depth, config)
+    for a, b in zip(_fields(expected), _fields(got)):
+        np.testing.assert_array_equal(a, b)
+    bucket = find_bucket(mask)
+    rows = torch.nonzero(mask.any(dim=2).any(dim=0)).flatten().tolist() or [0]
+    assert 0 <= bucket.top <= rows[0] and rows[-1] < bucket.top + bucket.height <= 100
+    assert bucket.height in (32, 64, 96, 100) and bucket.width == 70
+
+
+@pytest.mark.parametrize('case', range(len(_edge_cases())))
+def test_bucketed_labelling_at_the_frame_edges_and_without_a_pixel(case, path):
+    mask = _edge_cases()[case]
+    depth = torch.full(mask.shape, 2.0)
+    config = InstanceConfig(min_pixels=1)
+    expected = label_image(mask, depth, config)
+    got, converged = _bucketed(mask, depth, config)
+    assert converged
+    for a, b in zip(_fields(expected), _fields(got)):
+        np.testing.assert_array_equal(a, b)
+    if not mask.any():
+        assert find_bucket(mask) == instances.Bucket(0, 32, 20) and not got.pixels.any()
+
+
+@pytest.mark.parametrize('bound', [1, 2, 3, 5, 6, 7, 64])
+def test_slow_labelling_resumes_after_the_fixed_steps_as_label_image_runs_it(
+        monkeypatch, path, bound):
+    """2 fixed steps: the spiral (4 steps and a check) goes on eagerly, or is cut off."""
+    monkeypatch.setattr(instances, '_FIXED_STEPS', 2)
+    mask = torch.zeros((2, 90, 50), dtype=torch.bool)
+    mask[0, 45:85, 5:45] = _spiral()[0]
+    mask[1, 50:90, 10:50] = _spiral()[0].flip(0)
+    depth = torch.full(mask.shape, 2.0)
+    config = InstanceConfig(min_pixels=1, max_label_iterations=bound)
+    expected = label_image(mask, depth, config)
+    got, converged = _bucketed(mask, depth, config)
+    assert not converged  # the graph's steps did not do it
+    assert got.converged == expected.converged == (bound >= 5)
+    for a, b in zip(_fields(expected), _fields(got)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_graph_ready_labelling_does_not_sync_and_finding_the_bucket_once(path):
+    mask, depth = _placed(3)
+    with OpCounter() as counter:
+        bucket = find_bucket(mask)
+        counter.lap('bucket')
+        consts = bucket_constants(len(mask), bucket, mask.device)
+        counter.lap('constants')
+        label_bucket(mask, depth, InstanceConfig(), consts)
+        counter.lap('labels')
+    assert counter.stages['bucket'].syncs == 1
+    assert counter.stages['labels'].syncs == 0
+    assert counter.stages['labels'].by_op['scatter_reduce'] == _FIXED_STEPS
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('fixed', [_FIXED_STEPS, 2])
+def test_graphed_labelling_equals_the_eager_one_bit_for_bit_on_cuda(monkeypatch, fixed):
+    """Replayed from CUDA graphs (one per bucket), resumed where needed: label_image's labels."""
+    monkeypatch.setattr(instances, '_FIXED_STEPS', fixed)
+    masks = [_placed(seed, 4, 392, 518) for seed in range(8)]
+    spiral = torch.zeros((4, 392, 518), dtype=torch.bool)
+    spiral[2, 300:340, 100:140] = _spiral()[0]
+    masks += [(spiral, torch.full(spiral.shape, 2.0)), (torch.zeros_like(spiral), masks[0][1])]
+    for config in CONFIGS:
+        graphed = GraphedFunction(functools.partial(label_bucket, config=config),
+                                  max_graphs=8, clone_outputs=False)
+        for mask, depth in masks * 2:  # recorded, then replayed
+            mask, depth = mask.cuda(), depth.cuda()
+            expected = label_image(mask, depth, config)
+            got, _ = _bucketed(mask, depth, config, graphed)
+            for a, b in zip(_fields(expected), _fields(got)):
+                np.testing.assert_array_equal(a, b)
+        assert not graphed.failed and graphed.captures >= 2

@@ -11,7 +11,10 @@ pixels, parts below ``min_pixels`` and parts beyond the ``max_instances`` larges
 Connected components run on the device as label propagation with hooking and pointer
 jumping (every pixel points at a pixel of its component with a smaller index; neighbours
 hook their roots together; pointers are shortcut twice per iteration), so a blob converges
-in a few iterations (within 8 on the benchmark's scenes), not its diameter. Labels are
+in a few iterations (within 8 on the benchmark's scenes), not its diameter. Replayed from a
+CUDA graph, the labelling runs on whole rows of a bucket count around the dynamic pixels
+with a fixed step count and a convergence flag on the device (``label_bucket``), resumed
+eagerly in the rare case it did not converge (``resume_bucket``): the same labels. Labels are
 ordered by size, ties by the first pixel in raster order (as ``scipy.ndimage.label``
 numbers parts). Measurements are segment reductions (scatter, sort) over the frame's points,
 one row per (frame, label).
@@ -26,6 +29,7 @@ import functools
 import numpy as np
 import torch
 
+from vggt4d_ros.motion.graphs import bucket_size
 from vggt4d_ros.perception.config import InstanceConfig
 from vggt4d_ros.perception.dynamic_points import BatchPoints
 from vggt4d_ros.perception.dynamic_points import rigid_apply
@@ -43,6 +47,11 @@ _CHECK_EVERY = 4
 #: 16.0 against 9.2-9.9 ms): a whole frame moves ~150 MB per propagation step, more than
 #: the sync and the extra launches the box costs.
 CPU_PATH_DEVICE_TYPES: tuple[str, ...] = ('cpu', 'cuda')
+#: The graph-ready labelling's rows (``Bucket``) are a count of ``bucket_size``'s ladder of
+#: this step and ratio (32, 64, ..., 256, 320, 384, ...; at most 25 % padding), cut to the
+#: frame: a few graphs cover every window while the objects move.
+_BUCKET_STEP = 32
+_BUCKET_RATIO = 1.25
 
 
 @dataclass
@@ -261,23 +270,51 @@ def _propagate(inside: torch.Tensor, consts: _LabelConstants, max_steps: int
     at it (hooking); then pointers are shortcut twice. Labels only decrease and stay in the
     part, so the fixpoint (nothing changes in a step) is unique: every pixel at its part's
     first pixel, however often it is checked. ``_FIXED_STEPS`` run before the first check
-    (one host sync), then one check every ``_CHECK_EVERY`` steps and at ``max_steps``.
+    (one host sync), then one check every ``_CHECK_EVERY`` steps and at ``max_steps``
+    (``_resume``).
     """
-    sink = consts.size
-    state = torch.where(inside, consts.own, sink)
-    # Pixels off the mask read only the sink: their label stays the sink.
-    neighbours = torch.where(inside, consts.neighbours, sink)
-    done, check = 0, min(_FIXED_STEPS, max_steps)
+    return _resume(_first_labels(inside, consts), _masked_neighbours(inside, consts), 0,
+                   max_steps)
+
+
+def _first_labels(inside: torch.Tensor, consts: _LabelConstants) -> torch.Tensor:
+    """[P+1] every mask pixel its own label, the sink elsewhere (``_propagate``'s start)."""
+    return torch.where(inside, consts.own, consts.size)
+
+
+def _masked_neighbours(inside: torch.Tensor, consts: _LabelConstants) -> torch.Tensor:
+    """[5,P+1] ``consts.neighbours`` of mask pixels; pixels off the mask read only the sink.
+
+    So a label off the mask stays the sink.
+    """
+    return torch.where(inside, consts.neighbours, consts.size)
+
+
+def _resume(state: torch.Tensor, neighbours: torch.Tensor, done: int, max_steps: int
+            ) -> tuple[torch.Tensor, bool]:
+    """``_propagate`` from ``state`` after ``done`` steps (0, or a failed check there).
+
+    The checks come where they come from the start: after ``_FIXED_STEPS``, then every
+    ``_CHECK_EVERY`` and at ``max_steps`` (one host sync each), so a labelling resumed after
+    the fixed steps (``resume_bucket``) is the one run in one go, converged or cut off.
+    """
+    check = min(_FIXED_STEPS if done == 0 else done + _CHECK_EVERY, max_steps)
     while True:
-        for _ in range(check - done - 1):
-            state = _step(state, neighbours)
-        previous, state = state, _step(state, neighbours)
+        state, previous = _advance(state, neighbours, check - done)
         done = check
         if torch.equal(state, previous):
             return state, True
         if done >= max_steps:
             return state, False
         check = min(done + _CHECK_EVERY, max_steps)
+
+
+def _advance(state: torch.Tensor, neighbours: torch.Tensor, steps: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` >= 1 propagation steps: (the last state, the one before it)."""
+    for _ in range(steps - 1):
+        state = _step(state, neighbours)
+    return _step(state, neighbours), state
 
 
 def _step(state: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
@@ -327,7 +364,7 @@ def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceCon
     With ``crop`` (default: on ``CPU_PATH_DEVICE_TYPES``) the work is on the box around every
     frame's dynamic pixels (objects cover a small part of a frame; one host sync to cut
     it); without, on the whole frames (a fixed op count, no sync but the convergence
-    check). Both give the same labels.
+    check). Both give the same labels. (``label_bucket`` is the graph-ready form.)
     """
     if crop is None:
         crop = selected.device.type in CPU_PATH_DEVICE_TYPES
@@ -335,30 +372,157 @@ def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceCon
     count = min(config.max_instances, height * width)
     if not crop:
         return _labels(selected, depth, config, count)
-    device = selected.device
-    labels = torch.zeros(selected.shape, dtype=torch.int64, device=device)
-    spans = torch.cat([selected.any(dim=2).any(dim=0), selected.any(dim=1).any(dim=0)])
-    spans = np.nonzero(spans.cpu().numpy())[0]
-    if not len(spans):
-        return Labels(labels, torch.zeros((frames, count), dtype=torch.int64, device=device),
-                      torch.zeros((frames, 2), dtype=torch.int64, device=device), True)
-    rows, cols = spans[spans < height], spans[spans >= height] - height
-    box = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    box = _dynamic_box(selected)
+    if box is None:
+        return _no_labels(selected.shape, count, selected.device)
+    labels = torch.zeros(selected.shape, dtype=torch.int64, device=selected.device)
     cropped = _labels(selected[box], depth[box], config, count)
     labels[box] = cropped.labels
     return replace(cropped, labels=labels)
+
+
+def _dynamic_box(selected: torch.Tensor) -> tuple[slice, slice, slice] | None:
+    """Index of the box around every frame's dynamic pixels ``selected`` [F,h,w] (None: none).
+
+    One host sync (the rows and columns that hold one).
+    """
+    height = selected.shape[1]
+    spans = torch.cat([selected.any(dim=2).any(dim=0), selected.any(dim=1).any(dim=0)])
+    spans = np.nonzero(spans.cpu().numpy())[0]
+    if not len(spans):
+        return None
+    rows, cols = spans[spans < height], spans[spans >= height] - height
+    return (slice(None), slice(int(rows[0]), int(rows[-1]) + 1),
+            slice(int(cols[0]), int(cols[-1]) + 1))
+
+
+def _no_labels(shape: torch.Size, count: int, device: torch.device) -> Labels:
+    """The labels of frames [F,h,w] without a dynamic pixel (``count`` labels per frame)."""
+    return Labels(torch.zeros(shape, dtype=torch.int64, device=device),
+                  torch.zeros((shape[0], count), dtype=torch.int64, device=device),
+                  torch.zeros((shape[0], 2), dtype=torch.int64, device=device), True)
 
 
 def _labels(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig,
             count: int) -> Labels:
     """``label_image`` on the given frames [F,h,w] (``count`` labels per frame)."""
     consts = _label_constants(*selected.shape, selected.device)
-    inside = torch.cat([selected.reshape(-1), consts.no])
-    # At a depth jump the far pixel leaves the mask: the objects fall apart.
-    keep = inside & ~_far_side_of_jumps(inside, depth, consts, config.depth_break)
+    keep = _kept_pixels(selected, depth, consts, config.depth_break)
     state, converged = _propagate(keep, consts, config.max_label_iterations)
     labels, pixels, dropped = _rank_parts(state, consts, selected.shape, config.min_pixels,
                                           count)
+    return Labels(labels, pixels, dropped, converged)
+
+
+def _kept_pixels(selected: torch.Tensor, depth: torch.Tensor, consts: _LabelConstants,
+                 ratio: float) -> torch.Tensor:
+    """[P+1] bool the pixels labelled: ``selected`` [F,h,w] but the far side of depth jumps.
+
+    At a depth jump the far pixel leaves the mask: the objects fall apart.
+    """
+    inside = torch.cat([selected.reshape(-1), consts.no])
+    return inside & ~_far_side_of_jumps(inside, depth, consts, ratio)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Where ``label_bucket`` labels a batch's frames: rows of a bucket count (host side).
+
+    ``height`` rows (``_BUCKET_STEP``, ``_BUCKET_RATIO``; at most the frame's) from ``top``,
+    every column (``width``: the frame's): the rows of every frame's dynamic pixels, more
+    below, moved up where they would leave the frame. The pixels this adds to their box are
+    no dynamic pixels, so the labels are the box's. Whole rows, not a box of two bucketed
+    sides: the benchmark's boxes change width from window to window (96 to 384 columns
+    over 11 windows), which would record a graph for most windows; their rows take 3
+    buckets. Without a dynamic pixel: the smallest bucket at row 0.
+    """
+
+    top: int
+    height: int
+    width: int
+
+    @property
+    def index(self) -> tuple[slice, slice]:
+        """The rows in [F,h,w] frames."""
+        return (slice(None), slice(self.top, self.top + self.height))
+
+
+def find_bucket(selected: torch.Tensor) -> Bucket:
+    """The ``Bucket`` of the dynamic pixels ``selected`` [F,h,w] (one host sync: their box)."""
+    height, width = selected.shape[1:]
+    box = _dynamic_box(selected)
+    rows = slice(0, 1) if box is None else box[1]
+    size = min(bucket_size(rows.stop - rows.start, _BUCKET_STEP, _BUCKET_RATIO), height)
+    return Bucket(min(rows.start, height - size), size, width)
+
+
+def bucket_constants(frames: int, bucket: Bucket, device: torch.device) -> _LabelConstants:
+    """The labelling constants of F frames of a bucket (``label_bucket``'s ``consts``)."""
+    return _label_constants(frames, bucket.height, bucket.width, device)
+
+
+def label_bucket(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig,
+                 consts: _LabelConstants) -> tuple[torch.Tensor, ...]:
+    """``label_image`` on the bucket ``consts`` is made for: graph-ready (no sync).
+
+    The bucket's first row (``find_bucket``) is found again on the device, the fixed steps
+    run (``_FIXED_STEPS``, at most ``max_label_iterations``) and whether the last changed
+    nothing is kept on the device, for the host to read with the results.
+
+    Args:
+        selected: [F,h,w] bool dynamic pixels.
+        depth: [F,h,w] depth.
+        config: the labelling's settings.
+        consts: ``bucket_constants`` of F frames and the bucket ([F,bh,w] frames).
+
+    Returns:
+        labels [F,h,w] int64, pixels [F,K] int64, dropped [F,2] int64 (``Labels``), converged
+        [] bool (the last step changed nothing: the labels are ``label_image``'s converged
+        ones) and the bucket's labels after the fixed steps [F bh w + 1] int64 (for
+        ``resume_bucket`` when not converged).
+
+    """
+    frames, height, width = selected.shape
+    rows = consts.size // (frames * width)
+    # argmax: the first row with a dynamic pixel (0 with none).
+    top = torch.clamp(selected.any(dim=2).any(dim=0).int().argmax(), max=height - rows)
+    window = consts.pixel_index[: rows * width] + top * width  # [bh w] in each frame
+    shape = (frames, rows, width)
+    inside = selected.flatten(1).index_select(1, window).view(shape)
+    keep = _kept_pixels(inside, depth.flatten(1).index_select(1, window).view(shape), consts,
+                        config.depth_break)
+    state, previous = _advance(_first_labels(keep, consts), _masked_neighbours(keep, consts),
+                               min(_FIXED_STEPS, config.max_label_iterations))
+    count = min(config.max_instances, height * width)
+    labels, pixels, dropped = _rank_parts(state, consts, shape, config.min_pixels, count)
+    full = torch.zeros((frames, height * width), dtype=torch.int64, device=selected.device)
+    full.index_copy_(1, window, labels.view(frames, -1))
+    return full.view(selected.shape), pixels, dropped, (state == previous).all(), state
+
+
+def resume_bucket(selected: torch.Tensor, depth: torch.Tensor, config: InstanceConfig,
+                  bucket: Bucket, state: torch.Tensor) -> Labels | None:
+    """``label_image``'s labels from ``label_bucket``'s ``state`` when it did not converge.
+
+    The propagation goes on from the fixed steps with the checks where ``label_image`` has
+    them (the fixpoint is unique; cut off by ``max_label_iterations``, the same steps ran);
+    None when the fixed steps were all ``max_label_iterations`` allows (then ``label_bucket``'s
+    labels are the cut-off ones). Eager, with its host syncs: for the rare slow labelling.
+    """
+    steps = min(_FIXED_STEPS, config.max_label_iterations)
+    if steps >= config.max_label_iterations:
+        return None
+    box = bucket.index
+    consts = bucket_constants(len(selected), bucket, selected.device)
+    keep = _kept_pixels(selected[box], depth[box], consts, config.depth_break)
+    state, converged = _resume(state, _masked_neighbours(keep, consts), steps,
+                               config.max_label_iterations)
+    frames, height, width = selected.shape
+    count = min(config.max_instances, height * width)
+    cropped, pixels, dropped = _rank_parts(state, consts, selected[box].shape,
+                                           config.min_pixels, count)
+    labels = torch.zeros(selected.shape, dtype=torch.int64, device=selected.device)
+    labels[box] = cropped
     return Labels(labels, pixels, dropped, converged)
 
 

@@ -16,8 +16,8 @@ The pixel stages (points, instances, grid rasterising) run as torch ops on the d
 frames, over all frames of a call at once (frames of one segment, shape and device); the
 results come to the host in a few transfers per call; the tracker (a handful of objects:
 Kalman filter, optimal assignment) runs on the host in numpy, frame by frame. On CUDA the
-points + grid stages and the instance measurements replay from CUDA graphs
-(``PerceptionConfig.cuda_graphs``; docs/perception.md).
+points + grid stages and the instances (labelling on a bucket-sized window, measurements)
+replay from CUDA graphs (``PerceptionConfig.cuda_graphs``; docs/perception.md).
 """
 
 from __future__ import annotations
@@ -41,11 +41,16 @@ from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.perception.dynamic_points import BatchPoints
 from vggt4d_ros.perception.dynamic_points import dynamic_points
 from vggt4d_ros.perception.dynamic_points import unproject
+from vggt4d_ros.perception.instances import Bucket
+from vggt4d_ros.perception.instances import bucket_constants
+from vggt4d_ros.perception.instances import find_bucket
 from vggt4d_ros.perception.instances import InstanceStats
+from vggt4d_ros.perception.instances import label_bucket
 from vggt4d_ros.perception.instances import label_image
 from vggt4d_ros.perception.instances import Labels
 from vggt4d_ros.perception.instances import measure_instances
 from vggt4d_ros.perception.instances import pack
+from vggt4d_ros.perception.instances import resume_bucket
 from vggt4d_ros.perception.instances import unpack
 from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.occupancy import OccupancyGrids
@@ -141,9 +146,14 @@ class PerceptionTracker:
         # The pixel stages as one CUDA graph per (frame count, image size, device); the
         # tracker's configuration is fixed, the grid state is passed through (in place).
         self._graphed = GraphedFunction(self._pixel_stages, max_graphs=4, clone_outputs=False)
-        # The measurements (after the labelling's syncs): one more graph of fixed shapes.
-        self._graphed_measure = GraphedFunction(self._measure, max_graphs=4,
-                                                clone_outputs=False)
+        # The instances: labelling on a window of a bucket size around the dynamic pixels
+        # (its place and size: one host sync) and the measurements, one graph per (frame
+        # count, image size, bucket, device): the bucket's constants are a static argument,
+        # so the graph's key holds them while the graph lives.
+        self._graphed_instances = GraphedFunction(self._instances, max_graphs=4,
+                                                  clone_outputs=False)
+        # Where the CUDA graphs replay (tools/op_count.py adds the CPU to count that path).
+        self._graph_device_types: tuple[str, ...] = ('cuda',)
 
     @torch.inference_mode()
     def reset(self) -> None:
@@ -210,7 +220,7 @@ class PerceptionTracker:
         if self.grid is not None:
             self.grid.begin_batch([obs.step_ns for obs in run], device)
         state = () if self.grid is None else self.grid.state
-        graphs = cfg.cuda_graphs and device.type == 'cuda'
+        graphs = cfg.cuda_graphs and device.type in self._graph_device_types
         if graphs:
             results = self._graphed(*tensors, *state)
             clock.lap('points')  # points and grid: one replay
@@ -221,23 +231,33 @@ class PerceptionTracker:
         if self.grid is not None:
             self.grid.state = results[_POINT_FIELDS + 1:]
         if cfg.tracker.enabled:
-            labels = label_image(points.selected, tensors[0], cfg.instances)
-            measure = self._graphed_measure if graphs else self._measure
-            measured = InstanceStats(*measure(
-                points.index, points.used, points.camera, points.output, labels.labels,
-                labels.pixels, output_from_camera))
+            if graphs:
+                bucket = find_bucket(points.selected)
+                labels, measured, converged, label_state = self._graphed_bucket(
+                    points, tensors[0], output_from_camera, bucket)
+            else:
+                labels = label_image(points.selected, tensors[0], cfg.instances)
+                measured = InstanceStats(*self._measure(
+                    points.index, points.used, points.camera, points.output, labels.labels,
+                    labels.pixels, output_from_camera))
             clock.lap('instances')
         counts = points.host_count
         used = int(counts.max())
         # One copy to the host: points (as the cloud's float32), colours, point labels and
-        # the packed measurements.
+        # the packed measurements (and the graphed labelling's convergence flag).
         parts = [points.output[:, :used].float(), points.rgb[:, :used]]
         if cfg.tracker.enabled:
             parts += [measured.point_labels[:, :used].int(), pack(measured, labels)]
+            if graphs:
+                parts.append(converged)
         host = _download(parts)
         xyz, rgb = host[0], host[1]
         found = None
         if cfg.tracker.enabled:
+            if graphs and not host[4]:  # rare: more steps than the graph's (eager, syncs)
+                labels, measured, host[2:4] = self._resumed(
+                    points, tensors[0], output_from_camera, bucket, label_state, labels,
+                    measured, used)
             found = unpack(host[3], host[2], counts)
         if cfg.tracker.enabled and not labels.converged:
             self.stats.unconverged += 1
@@ -379,10 +399,62 @@ class PerceptionTracker:
             lap('grid')
         return fields + state
 
+    def _graphed_bucket(self, points: BatchPoints, depth: torch.Tensor,
+                        output_from_camera: torch.Tensor, bucket: Bucket
+                        ) -> tuple[Labels, InstanceStats, torch.Tensor, torch.Tensor]:
+        """The instances from the graph of ``bucket`` (``_instances``): no sync.
+
+        Returns the labels (``converged`` still to be read from the flag), the measurements,
+        the flag ([] bool: the fixed steps converged) and the labelling's state after them
+        (``label_bucket``).
+        """
+        consts = bucket_constants(len(depth), bucket, depth.device)
+        table, pixels, point_labels, labels, dropped, converged, state = (
+            self._graphed_instances(points.selected, depth, points.index, points.used,
+                                    points.camera, points.output, output_from_camera,
+                                    consts=consts))
+        return (Labels(labels, pixels, dropped, True),
+                InstanceStats(table, pixels, point_labels), converged, state)
+
+    def _resumed(self, points: BatchPoints, depth: torch.Tensor,
+                 output_from_camera: torch.Tensor, bucket: Bucket, state: torch.Tensor,
+                 labels: Labels, measured: InstanceStats, used: int
+                 ) -> tuple[Labels, InstanceStats, list[np.ndarray]]:
+        """The instances of a graphed labelling that did not converge in the fixed steps.
+
+        Eager from the graph's state (``resume_bucket``: ``label_image``'s labels, cut off
+        where it cuts off), measured again; returns the labels, the measurements and the
+        host's point labels and packed measurements (one more copy).
+        """
+        resumed = resume_bucket(points.selected, depth, self.config.instances, bucket, state)
+        if resumed is None:  # cut off by the bound after the fixed steps: the graph's labels
+            resumed = Labels(labels.labels, labels.pixels, labels.dropped, False)
+        else:
+            measured = InstanceStats(*self._measure(
+                points.index, points.used, points.camera, points.output, resumed.labels,
+                resumed.pixels, output_from_camera))
+        host = _download([measured.point_labels[:, :used].int(), pack(measured, resumed)])
+        return resumed, measured, host
+
+    def _instances(self, selected: torch.Tensor, depth: torch.Tensor, index: torch.Tensor,
+                   used: torch.Tensor, camera: torch.Tensor, output: torch.Tensor,
+                   output_from_camera: torch.Tensor, consts) -> tuple[torch.Tensor, ...]:
+        """Labelling on a bucket and measurements: what a CUDA graph records (no sync).
+
+        Arguments: the ``BatchPoints`` fields of those names (``selected`` [F,h,w]), the
+        frames' depth [F,h,w] and output_from_camera [F,4,4]; ``consts``: the bucket's
+        (``label_bucket``). Returns the ``InstanceStats`` fields (table, pixels,
+        point_labels), then ``label_bucket``'s labels, dropped, converged flag and state.
+        """
+        labels, pixels, dropped, converged, state = label_bucket(
+            selected, depth, self.config.instances, consts)
+        stats = self._measure(index, used, camera, output, labels, pixels, output_from_camera)
+        return (*stats, labels, dropped, converged, state)
+
     def _measure(self, index: torch.Tensor, used: torch.Tensor, camera: torch.Tensor,
                  output: torch.Tensor, labels: torch.Tensor, pixels: torch.Tensor,
                  output_from_camera: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``measure_instances`` on the tensors it reads: what a CUDA graph records.
+        """``measure_instances`` on the tensors it reads (part of the instances' CUDA graph).
 
         Fixed shapes, no sync. Arguments: the ``BatchPoints`` and ``Labels`` fields of those
         names and the frames' output_from_camera [F,4,4]; returns the ``InstanceStats``
@@ -430,7 +502,7 @@ def _strided_pixels(shape: tuple[int, int], stride: int, device: torch.device
 
 
 _NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.int64: np.int64,
-                 torch.int32: np.int32, torch.uint8: np.uint8}
+                 torch.int32: np.int32, torch.uint8: np.uint8, torch.bool: np.bool_}
 
 
 def _download(tensors: list[torch.Tensor]) -> list[np.ndarray]:

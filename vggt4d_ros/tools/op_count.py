@@ -267,9 +267,10 @@ def count_windows(outputs, config, graphs: bool = False) -> OpCounter:
         outputs: engine outputs (``EngineOutput``: ``result``, ``update``) of the windows;
             the first warms up (not counted).
         config: the ``PerceptionConfig``.
-        graphs: on the CPU, count the pixel stages and the instance measurements as CUDA
-            launches them from graphs
-            (``_GraphReplay``; on CUDA ``config.cuda_graphs`` decides and the count is real).
+        graphs: on the CPU, count the path CUDA takes with graphs: the pixel stages and the
+            instances (bucketed labelling and measurements) booked as CUDA launches them from
+            graphs (``_GraphReplay``; on CUDA ``config.cuda_graphs`` decides and the count is
+            real).
 
     """
     from vggt4d_ros.perception.perception_tracker import PerceptionTracker
@@ -289,11 +290,11 @@ class _GraphReplay:
         self._fn = fn
         self._static: list[torch.Tensor] = []
 
-    def __call__(self, *tensors: torch.Tensor, lap=None) -> tuple:
+    def __call__(self, *tensors: torch.Tensor, **static: object) -> tuple:
         copies = sum(not any(t is s for s in self._static) for t in tensors)
         counter = self._counter
         outer, counter._pending = counter._pending, Counts()
-        outputs = self._fn(*tensors)
+        outputs = self._fn(*tensors, **static)
         inner, counter._pending = counter._pending, outer
         outer.ops += copies + 1
         outer.kernels += copies + 1
@@ -301,24 +302,24 @@ class _GraphReplay:
         outer.syncs += inner.syncs
         outer.sync_sites.update(inner.sync_sites)
         self._static = [o for o in outputs if any(o is t for t in tensors)]
-        if lap is not None:
-            lap('points')
         return outputs
 
 
 def _count(tracker, outputs, graphs: bool = False) -> OpCounter:
     from vggt4d_ros.perception.observation import observations_from_window
+    cuda = outputs[0].result.depth.device.type == 'cuda'
+    if graphs and not cuda:  # the graphs' path (each replay booked as CUDA launches it below)
+        tracker._graph_device_types += ('cpu',)
     # Warm-up: what is made once per configuration (grid constants, caches) is not counted.
     tracker.update(observations_from_window(outputs[0].result, outputs[0].update))
-    cuda = outputs[0].result.depth.device.type == 'cuda'
     with OpCounter() as counter, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         if cuda:  # CUDA's own account of the syncs, to check the counter's
             torch.cuda.set_sync_debug_mode('warn')
         tracker.stage_listener = counter.lap
         if graphs and not cuda:
-            tracker._pixel_stages = _GraphReplay(counter, tracker._pixel_stages)
-            tracker._measure = _GraphReplay(counter, tracker._measure)
+            tracker._graphed = _GraphReplay(counter, tracker._graphed.fn)
+            tracker._graphed_instances = _GraphReplay(counter, tracker._graphed_instances.fn)
         try:
             for out in outputs[1:]:
                 frames = observations_from_window(out.result, out.update)
@@ -352,16 +353,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--top', type=int, default=0, help='list the N most frequent ops')
     parser.add_argument('--sites', action='store_true', help='list where the syncs are')
     parser.add_argument('--graphs', action='store_true',
-                        help='on the CPU, count the points and grid stages and the instance '
-                        'measurements as CUDA replays them from graphs (on CUDA the '
-                        'configuration decides: default on)')
+                        help='on the CPU, count the points and grid stages and the instances '
+                        '(bucketed labelling, measurements) as CUDA replays them from graphs '
+                        '(on CUDA the configuration decides: default on)')
     args = parser.parse_args(argv)
     bench_args = bench_perception._parse(['--windows', str(args.windows + 2),
                                           '--device', args.device])
     torch.set_num_threads(1)
     outputs, scale = bench_perception._windows(bench_args)
     outputs = outputs[1:]  # the first window has 8 new frames; count the steady state
-    graphs = ', points + grid and measurements as CUDA-graph replays' if args.graphs else ''
+    graphs = ', points + grid and instances as CUDA-graph replays' if args.graphs else ''
     print(f'# op_count: {len(outputs) - 1} windows of {bench_args.window_size} frames '
           f'({bench_args.stride} new), device {args.device}, torch {torch.__version__}; '
           f'per window{graphs}')

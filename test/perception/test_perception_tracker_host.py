@@ -460,7 +460,8 @@ def test_footprint_fits_give_the_reference_bits():
     # Batches that grow and shrink (the fit's buffers are reused), padded sets, sets without
     # points or too few, and detections without a viewing ray.
     rng = np.random.default_rng(5)
-    for size in (8, 1, 12, 3, 8, 20, 2):  # (no empty batch: the fit is not called then)
+    # (No empty batch: the fit is not called then; 40: above the kept buffers.)
+    for size in (8, 1, 12, 3, 8, 40, 20, 2):
         clouds = []
         for _ in range(size):
             kind = rng.integers(0, 4)

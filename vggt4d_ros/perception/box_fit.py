@@ -69,14 +69,18 @@ class _Scratch(threading.local):
     the allocator maps anew, and its first touch page-faults: on the 2-core machine the fit of
     a window's 8 detections took 5.6 ms with fresh temporaries and 2.7 ms with the allocator
     keeping its memory (``MALLOC_MMAP_THRESHOLD_``), the elementwise passes 5x faster. The
-    buffers only grow (at most the largest batch's size); no fit returns a view of them.
+    buffers only grow, up to ``_KEPT_DETECTIONS`` detections' worth (0.4 MB a detection;
+    a larger batch gets fresh arrays); no fit returns a view of them.
     """
 
     def __init__(self) -> None:
         self.buffers: dict[str, np.ndarray] = {}
 
     def take(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """An uninitialised float64 array of ``shape`` (C order) in the buffer ``name``."""
+        """An uninitialised float64 array of ``shape`` (C order; shape[0]: detections), in the
+        buffer ``name`` unless the batch is larger than the kept buffers."""
+        if shape[0] > _KEPT_DETECTIONS:
+            return np.empty(shape)
         need = int(np.prod(shape))
         buffer = self.buffers.get(name)
         if buffer is None or len(buffer) < need:
@@ -84,6 +88,9 @@ class _Scratch(threading.local):
         return buffer[:need].reshape(shape)
 
 
+#: Largest batch whose temporaries are kept (13 MB; a window of 4 frames with 2-8 objects:
+#: 8-32 detections).
+_KEPT_DETECTIONS = 32
 _SCRATCH = _Scratch()
 
 

@@ -19,14 +19,21 @@ from math import factorial
 import numpy as np
 
 
-def predict(state: np.ndarray, cov: np.ndarray, dt: np.ndarray, noise: float
+def predict(state: np.ndarray, cov: np.ndarray, dt: np.ndarray | float, noise: float
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Advance states [T,3,k] and covariances [T,k,k] by dt [T] seconds (dt >= 0)."""
-    dt = np.maximum(np.asarray(dt, dtype=np.float64), 0.0)
+    """Advance states [T,3,k] and covariances [T,k,k] by dt [T] seconds (dt >= 0).
+
+    ``dt`` may be one float for every track (the tracker's case: no per-track checks).
+    """
     order = state.shape[2]
-    if len(dt) and (dt == dt[0]).all():  # one step for all tracks (the tracker's case)
-        one, spread = _step_matrices(float(dt[0]), order, noise)
-        transition = np.broadcast_to(one, (len(dt), order, order))
+    if np.ndim(dt) == 0:
+        uniform = max(float(dt), 0.0)
+    else:
+        dt = np.maximum(np.asarray(dt, dtype=np.float64), 0.0)
+        uniform = float(dt[0]) if len(dt) and (dt == dt[0]).all() else None
+    if uniform is not None:  # one step for all tracks: its matrices are made once
+        one, spread = _step_matrices(uniform, order, noise)
+        transition = np.broadcast_to(one, (len(state), order, order))
     else:
         transition, spread = _matrices(dt, order, noise)
     out = np.einsum('tij,taj->tai', transition, state)

@@ -144,6 +144,52 @@ class _Tracks:
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
 
 
+@dataclass
+class _Detections:
+    """One frame's instances (M of them) as arrays, gathered once per ``Tracker.update``.
+
+    The steps read these instead of the Instance objects (each step gathered its own fields
+    again: about 20 Python-level gathers per frame). Attributes: the ``Instance`` fields of
+    those names: ``centre`` [M,3], ``size`` [M,3], ``box`` [M,4] float64, ``view`` [M] int64,
+    ``range`` [M], ``push`` [M] float64, ``top`` [M] float64; ``direction`` [M,3] the viewing
+    rays (NaN rows: none), ``shaped`` [M] bool: a viewing ray and a finite top (the shape
+    averages apply).
+    """
+
+    centre: np.ndarray
+    size: np.ndarray
+    box: np.ndarray
+    view: np.ndarray
+    range: np.ndarray
+    push: np.ndarray
+    top: np.ndarray
+    direction: np.ndarray
+    shaped: np.ndarray
+
+    @staticmethod
+    def of(instances: list[Instance]) -> '_Detections':
+        """Gather the fields of ``instances`` (at least one)."""
+        no_ray = np.full(3, np.nan)
+        top = np.array([inst.top for inst in instances], dtype=np.float64)
+        has_ray = np.array([inst.push_direction is not None for inst in instances], bool)
+        return _Detections(
+            centre=np.array([inst.centre for inst in instances]),
+            size=np.array([inst.size for inst in instances]),
+            box=np.array([inst.box for inst in instances], dtype=np.float64),
+            view=np.array([inst.view for inst in instances], dtype=np.int64),
+            range=np.array([inst.range for inst in instances]),
+            push=np.array([inst.push for inst in instances], dtype=np.float64),
+            top=top,
+            direction=np.array([no_ray if inst.push_direction is None else inst.push_direction
+                                for inst in instances]),
+            shaped=has_ray & np.isfinite(top))
+
+    def take(self, index: np.ndarray | slice) -> '_Detections':
+        """Return the detections ``index`` (an index array or a slice)."""
+        return _Detections(**{name: getattr(self, name)[index]
+                              for name in self.__dataclass_fields__})
+
+
 class Tracker:
     """Tracks objects over frames; call :meth:`update` once per frame in stamp order."""
 
@@ -189,15 +235,15 @@ class Tracker:
         self.stats.frames += 1
         self._frame += 1
         if len(tracks):
-            dt = np.full(len(tracks), (stamp_ns - self._stamp_ns) * 1e-9)
-            tracks.state, tracks.cov = kalman.predict(tracks.state, tracks.cov, dt,
-                                                      cfg.process_noise)
+            tracks.state, tracks.cov = kalman.predict(
+                tracks.state, tracks.cov, (stamp_ns - self._stamp_ns) * 1e-9, cfg.process_noise)
         self._stamp_ns = stamp_ns
-        rows, cols = self._associate(instances)
+        found = _Detections.of(instances) if instances else None
+        rows, cols = self._associate(found)
         if (fits is None and points is not None and cfg.centre_model == 'box_fit'
                 and len(instances)):
             fits = footprints(instances, points)
-        self._update_matched(rows, cols, instances, stamp_ns, points, fits)
+        self._update_matched(rows, cols, found, stamp_ns, points, fits)
         if cfg.planar_motion:  # objects on the ground: no vertical motion by model
             tracks.state[:, 2, 1:] = 0.0
         detected = np.zeros(len(tracks), bool)
@@ -208,9 +254,10 @@ class Tracker:
         new_tracks = np.flatnonzero(unmatched)
         track_of = np.full(len(instances), -1, np.int64)
         track_of[cols] = rows
-        born = self._birth([instances[i] for i in new_tracks], stamp_ns,
-                           None if points is None else [points[i] for i in new_tracks],
-                           None if fits is None else fits.take(new_tracks))
+        born = 0 if not len(new_tracks) else self._birth(
+            found.take(new_tracks), stamp_ns,
+            None if points is None else [points[i] for i in new_tracks],
+            None if fits is None else fits.take(new_tracks))
         track_of[new_tracks[:born]] = np.arange(len(self._tracks) - born, len(self._tracks))
         self._confirm()
         ids = np.where(track_of >= 0, self._tracks.ids[np.maximum(track_of, 0)], 0)
@@ -244,61 +291,64 @@ class Tracker:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _associate(self, instances: list[Instance]) -> tuple[np.ndarray, np.ndarray]:
+    def _associate(self, found: _Detections | None) -> tuple[np.ndarray, np.ndarray]:
         """Globally optimal gated assignment: (track rows, instance columns)."""
         tracks = self._tracks
-        if not len(tracks) or not instances:
+        if not len(tracks) or found is None:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         cfg = self.config
-        centres = np.stack([inst.centre for inst in instances])
         predicted = tracks.state[:, :, 0] - tracks.offset
-        distance = np.linalg.norm(predicted[:, None, :] - centres[None, :, :], axis=2)
+        difference = predicted[:, None, :] - found.centre[None, :, :]
+        # np.linalg.norm's own sum for a vector norm along an axis, without its checks.
+        distance = np.sqrt(np.add.reduce(difference * difference, axis=2))
         gate = cfg.gate_distance + 3.0 * np.sqrt(np.maximum(tracks.cov[:, 0, 0], 0.0))
-        boxes = np.array([inst.box for inst in instances], dtype=np.float64)
-        overlap = _box_iou(tracks.box, boxes)
-        overlap[tracks.box_frame != self._frame - 1] = 0.0
-        # Image boxes of different cameras of a rig do not compare.
-        views = np.array([inst.view for inst in instances], dtype=np.int64)
-        overlap[tracks.box_view[:, None] != views[None, :]] = 0.0
+        overlap = _box_iou(tracks.box, found.box)
+        # Only last frame's boxes compare, and image boxes of different cameras of a rig not.
+        overlap[(tracks.box_frame != self._frame - 1)[:, None]
+                | (tracks.box_view[:, None] != found.view[None, :])] = 0.0
         cost = distance / gate[:, None] - cfg.mask_overlap_weight * overlap
         allowed = distance <= gate[:, None]
         cost = np.where(allowed, cost, _NO_MATCH)
         rows, cols = linear_sum_assignment(cost)
         ok = allowed[rows, cols]
-        self.stats.assignments += int(ok.sum())
-        return rows[ok], cols[ok]
+        rows, cols = rows[ok], cols[ok]
+        self.stats.assignments += len(rows)
+        return rows, cols
 
-    def _update_matched(self, rows: np.ndarray, cols: np.ndarray, instances: list[Instance],
+    def _update_matched(self, rows: np.ndarray, cols: np.ndarray, found: _Detections | None,
                         stamp_ns: int, points: list[np.ndarray] | None,
                         fits: box_fit.Footprints | None) -> None:
         if not len(rows):
             return
         cfg = self.config
         tracks = self._tracks
-        sizes = np.stack([instances[c].size for c in cols])
+        matched = found.take(cols)
+        sizes = matched.size
+        known = tracks.size[rows]
         # A detection whose extent differs from the track's (part of the object hidden, or
         # two objects merged) has a displaced centre: trust it less.
-        change = np.abs(sizes - tracks.size[rows]) / np.maximum(tracks.size[rows], 1e-9)
+        change = np.abs(sizes - known) / np.maximum(known, 1e-9)
         growth = 1.0 + cfg.size_change_noise * change.max(axis=1)
-        measured = self._average_shape(rows, [instances[c] for c in cols], 1.0 / growth ** 2)
-        sigma = self._sigma([instances[c] for c in cols]) * growth
+        weight = 1.0 / growth ** 2
+        measured = self._average_shape(rows, matched, weight)
+        sigma = self._sigma(matched.range) * growth
         if cfg.centre_model == 'box_fit' and fits is not None:
-            measured, boxed = self._box_centres(rows, [instances[c] for c in cols],
-                                                fits.take(cols), measured, 1.0 / growth ** 2)
+            measured, boxed = self._box_centres(rows, matched.centre, fits.take(cols), measured,
+                                                weight)
             sigma[boxed] *= cfg.box_fit_noise_factor
         if cfg.motion_registration and points is not None:
             measured, registered = self._register(rows, [points[c] for c in cols], measured)
             sigma[registered] *= cfg.registration_noise_factor
         tracks.state[rows], tracks.cov[rows] = kalman.update(
             tracks.state[rows], tracks.cov[rows], measured, sigma)
-        tracks.size[rows] += cfg.size_rate * (sizes - tracks.size[rows])
+        tracks.size[rows] = known + cfg.size_rate * (sizes - known)
         tracks.hits[rows] += 1
         tracks.seen_ns[rows] = stamp_ns
-        tracks.box[rows] = np.array([instances[c].box for c in cols], dtype=np.float64)
+        tracks.box[rows] = matched.box
         tracks.box_frame[rows] = self._frame
-        tracks.box_view[rows] = [instances[c].view for c in cols]
+        tracks.box_view[rows] = matched.view
 
-    def _average_shape(self, rows: np.ndarray, instances: list[Instance], weight: np.ndarray
+    def _average_shape(self, rows: np.ndarray, found: _Detections, weight: np.ndarray
                        ) -> np.ndarray:
         """Centres [M,3] of matched detections with their shape terms replaced by averages.
 
@@ -313,15 +363,12 @@ class Tracker:
         noise growth squared, as its weight in the filter).
         """
         tracks = self._tracks
-        centres = np.stack([inst.centre for inst in instances])
-        has = np.array([inst.push_direction is not None and np.isfinite(inst.top)
-                        for inst in instances], bool)
+        centres = found.centre.copy()
+        has = found.shaped
         if not has.any():
             return centres
         rows = rows[has]
-        push = np.array([inst.push for inst in instances])[has]
-        top = np.array([inst.top for inst in instances])[has]
-        direction = np.stack([instances[i].push_direction for i in np.nonzero(has)[0]])
+        push, top, direction = found.push[has], found.top[has], found.direction[has]
         tracks.shapes[rows] += 1
         # Weighted running mean (the track's earlier detections weigh 1 each, at most
         # shape_average_hits - 1 of them): 1 = each frame's own values.
@@ -334,7 +381,7 @@ class Tracker:
         centres[has] = pushed
         return centres
 
-    def _box_centres(self, rows: np.ndarray, instances: list[Instance],
+    def _box_centres(self, rows: np.ndarray, own: np.ndarray,
                      fit: box_fit.Footprints, measured: np.ndarray, weight: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Centres [M,3]: ``measured`` with x-y from the footprint rectangles of box-like tracks.
@@ -347,36 +394,42 @@ class Tracker:
         ``_SIDE_FLOOR`` of it (a detection shows less of the body, never more, but for a
         merge: ``weight`` [M] as in ``_average_shape``). Box-like tracks take the camera-side
         edges moved away by half the remembered sides; the others, and fits without enough
-        points or a viewing ray, keep ``measured`` [M,3] (counted). Also returns which
-        detections [M] bool got the box centre.
+        points or a viewing ray, keep ``measured`` [M,3] (counted). ``own`` [M,3]: the
+        detections' own centres. Also returns which detections [M] bool got the box centre.
         """
         tracks = self._tracks
         ok = fit.ok
-        tracks.boxness[rows[ok]] += _BOXNESS_RATE * (fit.box_like[ok]
-                                                     - tracks.boxness[rows[ok]])
+        learn = fit.box_like
+        boxness = tracks.boxness[rows]
+        boxness[ok] += _BOXNESS_RATE * (learn[ok] - boxness[ok])
+        tracks.boxness[rows] = boxness
         # Whether the fit's first axis is the track's first side (headings mod pi).
-        known = np.isfinite(tracks.heading[rows])
-        turn = np.angle(np.exp(2j * (fit.heading - np.nan_to_num(tracks.heading[rows])))) / 2
+        heading = tracks.heading[rows]
+        known = np.isfinite(heading)
+        # np.angle(np.exp(...)) / 2, without np.angle's wrapper and np.nan_to_num's (heading:
+        # NaN or finite).
+        turned = np.exp(2j * (fit.heading - np.where(known, heading, 0.0)))
+        turn = np.arctan2(turned.imag, turned.real) / 2
         same = np.where(known, np.abs(turn) <= 0.25 * np.pi, fit.extent[:, 0] >= fit.extent[:, 1])
         seen = np.where(same[:, None], fit.extent, fit.extent[:, ::-1])  # the track's order
-        learn = fit.box_like
         sides = tracks.sides[rows]
         counted = (seen >= _SIDE_FLOOR * sides) & learn[:, None]
-        tracks.sides_n[rows[learn]] += 1
-        earlier = np.clip(tracks.sides_n[rows], 1, self.config.shape_average_hits) - 1
+        sides_n = tracks.sides_n[rows] + learn
+        tracks.sides_n[rows] = sides_n
+        earlier = np.minimum(np.maximum(sides_n, 1), self.config.shape_average_hits) - 1
         rate = np.where(sides > 0, (weight / (earlier + weight))[:, None], 1.0) * counted
-        tracks.sides[rows] = sides + rate * (seen - sides)
+        sides = sides + rate * (seen - sides)
+        tracks.sides[rows] = sides
         tracks.heading[rows[learn]] = np.mod(
             fit.heading + np.where(same, 0.0, 0.5 * np.pi), np.pi)[learn]
-        use = ok & (tracks.boxness[rows] >= 0.5) & (tracks.sides[rows] > 0).all(axis=1)
-        sides = tracks.sides[rows]
+        use = ok & (boxness >= 0.5) & (sides > 0).all(axis=1)
         centres = box_fit.box_centres(fit, np.where(same[:, None], sides, sides[:, ::-1]))
         out = measured.copy()
         out[use, :2] = centres[use]
-        own = np.stack([inst.centre for inst in instances])
         tracks.offset[rows] = np.where(use[:, None], out - own, 0.0)
-        self.stats.box_fits += int(use.sum())
-        self.stats.box_fallbacks += int((~use).sum())
+        boxed = int(np.count_nonzero(use))
+        self.stats.box_fits += boxed
+        self.stats.box_fallbacks += len(use) - boxed
         return out, use
 
     def _register(self, rows: np.ndarray, points: list[np.ndarray], measured: np.ndarray
@@ -422,46 +475,43 @@ class Tracker:
         tracks.cloud[rows], tracks.cloud_count[rows] = cloud, count
         return out, ~fresh
 
-    def _sigma(self, instances: list[Instance]) -> np.ndarray:
+    def _sigma(self, ranges: np.ndarray) -> np.ndarray:
+        """Measurement standard deviations [M] of detections at camera distances [M]."""
         cfg = self.config
-        ranges = np.array([inst.range for inst in instances])
         return np.maximum(cfg.measurement_noise * ranges, cfg.min_measurement_noise)
 
-    def _birth(self, instances: list[Instance], stamp_ns: int,
+    def _birth(self, found: _Detections, stamp_ns: int,
                points: list[np.ndarray] | None, fits: box_fit.Footprints | None) -> int:
         """Start tentative tracks (largest instances first: they come sorted); return count.
 
-        ``fits``: the instances' footprint fits (the 'box_fit' centre model), or None.
+        ``found``: the new tracks' detections; ``fits``: their footprint fits (the 'box_fit'
+        centre model), or None.
         """
         room = self.config.max_tracks - len(self._tracks)
-        if len(instances) > room:
-            self.stats.full += len(instances) - max(room, 0)
-            instances = instances[: max(room, 0)]
-        if not instances:
+        count = len(found.centre)
+        if count > room:
+            self.stats.full += count - max(room, 0)
+            count = max(room, 0)
+            found = found.take(slice(0, count))
+        if not count:
             return 0
-        count = len(instances)
-        centres = np.stack([inst.centre for inst in instances])
+        centres = found.centre.copy()
         size = self._tracks.cloud.shape[1]
         keep = points is not None and self.config.motion_registration
         cloud, cloud_count = registration.padded(
             [registration.subsample(p, size) for p in points[:count]] if keep
             else [np.zeros((0, 3))] * count, size)
         priors = (_INITIAL_VELOCITY_SIGMA, _INITIAL_ACCEL_SIGMA)[:self.config.order - 1]
-        state, cov = kalman.initial(centres, self._sigma(instances), priors)
+        state, cov = kalman.initial(centres, self._sigma(found.range), priors)
         self._tracks.append(_Tracks(
             state=state, cov=cov, ids=np.zeros(count, np.int64), hits=np.ones(count, np.int64),
             first_ns=np.full(count, stamp_ns, np.int64),
             seen_ns=np.full(count, stamp_ns, np.int64),
-            size=np.stack([inst.size for inst in instances]),
-            confidence=np.full(count, self.config.confidence_rate),
-            box=np.array([inst.box for inst in instances], dtype=np.float64),
-            box_frame=np.full(count, self._frame, np.int64),
-            box_view=np.array([inst.view for inst in instances], dtype=np.int64),
-            push=np.array([inst.push for inst in instances], dtype=np.float64),
-            below_top=np.array([inst.top - inst.centre[2] if np.isfinite(inst.top) else 0.0
-                                for inst in instances], dtype=np.float64),
-            shapes=np.array([inst.push_direction is not None and np.isfinite(inst.top)
-                             for inst in instances], dtype=np.int64),
+            size=found.size, confidence=np.full(count, self.config.confidence_rate),
+            box=found.box, box_frame=np.full(count, self._frame, np.int64),
+            box_view=found.view, push=found.push,
+            below_top=np.where(np.isfinite(found.top), found.top - found.centre[:, 2], 0.0),
+            shapes=found.shaped.astype(np.int64),
             cloud=cloud, cloud_count=cloud_count, anchor=centres.copy(), centre=centres.copy(),
             heading=np.full(count, np.nan), sides=np.zeros((count, 2)),
             sides_n=np.zeros(count, np.int64), boxness=np.full(count, 0.5),
@@ -469,7 +519,7 @@ class Tracker:
         ))
         if self.config.centre_model == 'box_fit' and fits is not None:
             new = np.arange(len(self._tracks) - count, len(self._tracks))
-            centres = self._box_centres(new, instances, fits.take(slice(0, count)), centres,
+            centres = self._box_centres(new, found.centre, fits.take(slice(0, count)), centres,
                                         np.ones(count))[0]
             self._tracks.state[new, :, 0] = centres
             self._tracks.anchor[new] = centres
@@ -503,14 +553,14 @@ def _empty_tracks(config: TrackerConfig) -> _Tracks:
 
 def _box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Compute the IoU [A,B] of inclusive pixel boxes (row0, col0, row1, col1) [A,4] and [B,4]."""
-    top = np.maximum(first[:, None, 0], second[None, :, 0])
-    left = np.maximum(first[:, None, 1], second[None, :, 1])
-    bottom = np.minimum(first[:, None, 2], second[None, :, 2])
-    right = np.minimum(first[:, None, 3], second[None, :, 3])
-    inter = np.clip(bottom - top + 1, 0, None) * np.clip(right - left + 1, 0, None)
+    low = np.maximum(first[:, None, :2], second[None, :, :2])  # [A,B,2] (top, left)
+    high = np.minimum(first[:, None, 2:], second[None, :, 2:])  # (bottom, right)
+    overlap = np.maximum(high - low + 1, 0)
+    inter = overlap[..., 0] * overlap[..., 1]
 
     def area(box: np.ndarray) -> np.ndarray:
-        return (box[:, 2] - box[:, 0] + 1) * (box[:, 3] - box[:, 1] + 1)
+        sides = box[:, 2:] - box[:, :2] + 1
+        return sides[:, 0] * sides[:, 1]
 
     union = area(first)[:, None] + area(second)[None, :] - inter
     return inter / np.maximum(union, 1.0)

@@ -174,3 +174,31 @@ def test_a_sphere_track_keeps_the_surface_centre():
         results[model] = (tracker.tracks()[0].position, tracker.stats.box_fits)
     assert results['box_fit'][1] == 0
     np.testing.assert_array_equal(results['box_fit'][0], results['surface'][0])
+
+
+def test_fits_are_bounded_to_the_largest_detections_of_a_frame():
+    # A frame cut into many parts (a random-weight network's masks): only the
+    # ``box_fit_max_per_frame`` largest (labels 1..N) are fitted, each exactly as alone; the
+    # others' fits are not ok, so they keep the surface centre, and the tracker counts them.
+    from dataclasses import replace
+
+    from vggt4d_ros.perception.tracker import footprints
+
+    rng = np.random.default_rng(5)
+    clouds = [_box_points(np.array([0.5 + 0.9 * k, 0.4, 0.3]), 0.2 * k, rng) for k in range(5)]
+    instances = [replace(_instance(cloud), label=label)
+                 for label, cloud in zip((2, 5, 1, 4, 3), clouds)]
+    every = footprints(instances, clouds)
+    bounded = footprints(instances, clouds, max_per_frame=2)
+    assert every.ok.all()
+    assert bounded.ok.tolist() == [True, False, True, False, False]
+    for name in ('heading', 'near', 'away', 'extent', 'closeness'):
+        assert np.array_equal(getattr(bounded, name)[[0, 2]], getattr(every, name)[[0, 2]])
+    none = footprints(instances[1:2], clouds[1:2], max_per_frame=2)
+    assert not none.ok.any() and len(none.heading) == 1
+    tracker = Tracker(TrackerConfig(box_fit_max_per_frame=2))
+    tracker.update(0, instances, clouds)
+    assert tracker.stats.box_skipped == 3
+    default = Tracker(TrackerConfig())  # 8 fits per frame: all five
+    default.update(0, instances, clouds)
+    assert default.stats.box_skipped == 0

@@ -241,6 +241,7 @@ def test_static_scene_gives_empty_clouds_and_no_tracks(peer, start_node):
     values = counters()
     assert values['perception_empty_frames'] == values['perception_frames']
     assert values['tracks_confirmed'] == '0'
+    assert values['perception_detections'] == '0' and values['tracks_box_skipped'] == '0'
     stop_cleanly(node)
 
 

@@ -122,6 +122,17 @@ class Footprints:
                           away=self.away[index], extent=self.extent[index],
                           closeness=self.closeness[index], ok=self.ok[index])
 
+    @classmethod
+    def scattered(cls, fits: Footprints | None, index: np.ndarray, count: int) -> Footprints:
+        """Return ``count`` fits: ``fits`` at rows ``index``, the others not ok (zeros)."""
+        out = cls(heading=np.zeros(count), near=np.zeros((count, 2)),
+                  away=np.ones((count, 2)), extent=np.zeros((count, 2)),
+                  closeness=np.zeros(count), ok=np.zeros(count, bool))
+        if fits is not None:
+            for name in ('heading', 'near', 'away', 'extent', 'closeness', 'ok'):
+                getattr(out, name)[index] = getattr(fits, name)
+        return out
+
     def axes(self) -> np.ndarray:
         """Return the unit axes of each rectangle as rows [M,2,2]."""
         return _axes(self.heading)

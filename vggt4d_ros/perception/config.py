@@ -172,6 +172,10 @@ class TrackerConfig:
             surface path's either way.
         box_fit_noise_factor: measurement noise of a box-fit centre, as a multiple of the
             detection's (``measurement_noise``, set for the surface centre).
+        box_fit_max_per_frame: footprint fits per frame (a rig step: per step) for the
+            largest detections; the others take the surface centre (counted:
+            ``TrackerStats.box_skipped``). Bounds the fits' host time, ~0.3 ms per detection
+            (docs/performance.md section 13), when a frame falls apart into many parts.
 
     """
 
@@ -249,6 +253,10 @@ class TrackerConfig:
     box_fit_noise_factor: float = field(default=0.7, metadata=_meta(
         "Measurement noise of a box-fit centre, as a multiple of a detection's.",
         (0.01, 100.0)))
+    box_fit_max_per_frame: int = field(default=8, metadata=_meta(
+        'Footprint fits per frame, for the largest detections; the others take the surface '
+        'centre (bounds the host time when a frame falls apart into many parts).',
+        (1, 100000)))
 
     @property
     def needs_points(self) -> bool:

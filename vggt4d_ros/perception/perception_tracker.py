@@ -122,6 +122,7 @@ class PerceptionStats:
     small_parts: int = 0
     excess_parts: int = 0
     points: int = 0
+    detections: int = 0
     unconverged: int = 0
 
 
@@ -313,7 +314,8 @@ class PerceptionTracker:
         if cfg.centre_model != 'box_fit':
             return {f: (points[f], None) for f in frames}
         instances = [inst for f in frames for inst in found[f].instances]
-        fits = (footprints(instances, [p for f in frames for p in points[f]])
+        fits = (footprints(instances, [p for f in frames for p in points[f]],
+                           cfg.box_fit_max_per_frame)
                 if instances else None)
         out, start = {}, 0
         for f in frames:
@@ -328,6 +330,7 @@ class PerceptionTracker:
         """Track one frame's instances (their points, fits: ``_prepared``); point ids [N] int32."""
         self.stats.small_parts += found.small_parts
         self.stats.excess_parts += found.excess_parts
+        self.stats.detections += len(found.instances)
         ids = self.tracker.update(stamp_ns, found.instances, points, fits)
         labels = found.point_labels
         if ids is None or not len(found.instances):
@@ -351,6 +354,7 @@ class PerceptionTracker:
         for obs, frame in zip(step, found):
             self.stats.small_parts += frame.small_parts
             self.stats.excess_parts += frame.excess_parts
+            self.stats.detections += len(frame.instances)
             for instance in frame.instances:
                 instance.view = obs.view
         merged, lookups = merge_views(found, self.config.tracker)

@@ -95,6 +95,7 @@ class TrackerStats:
     registration_fallbacks: int = 0
     box_fits: int = 0
     box_fallbacks: int = 0
+    box_skipped: int = 0
 
 
 @dataclass
@@ -242,7 +243,10 @@ class Tracker:
         rows, cols = self._associate(found)
         if (fits is None and points is not None and cfg.centre_model == 'box_fit'
                 and len(instances)):
-            fits = footprints(instances, points)
+            fits = footprints(instances, points, cfg.box_fit_max_per_frame)
+        if fits is not None:  # the same bound where the caller fitted (``footprints``)
+            self.stats.box_skipped += sum(inst.label > cfg.box_fit_max_per_frame
+                                          for inst in instances)
         self._update_matched(rows, cols, found, stamp_ns, points, fits)
         if cfg.planar_motion:  # objects on the ground: no vertical motion by model
             tracks.state[:, 2, 1:] = 0.0
@@ -566,12 +570,20 @@ def _box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1.0)
 
 
-def footprints(instances: list[Instance], points: list[np.ndarray]) -> box_fit.Footprints:
+def footprints(instances: list[Instance], points: list[np.ndarray],
+               max_per_frame: int | None = None) -> box_fit.Footprints:
     """Footprint rectangles of M detections: their points [n_i,3] and viewing rays.
 
     The fits of detections are independent of each other: a caller may fit several frames'
-    detections in one call (cheaper per detection) and hand each frame its part.
+    detections in one call (cheaper per detection) and hand each frame its part. With
+    ``max_per_frame`` only detections of label (a frame's size rank, 1 = largest) at most
+    that are fitted; the others' fits are not ok (the surface centre is used).
     """
     rays = np.stack([np.full(3, np.nan) if inst.push_direction is None
                      else inst.push_direction for inst in instances])
-    return box_fit.fit_footprints(points, rays)
+    if max_per_frame is None or all(inst.label <= max_per_frame for inst in instances):
+        return box_fit.fit_footprints(points, rays)
+    index = np.flatnonzero([inst.label <= max_per_frame for inst in instances])
+    fits = (box_fit.fit_footprints([points[i] for i in index], rays[index])
+            if len(index) else None)
+    return box_fit.Footprints.scattered(fits, index, len(instances))

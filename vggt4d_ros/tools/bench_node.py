@@ -215,6 +215,14 @@ class MaskTiming:
             self.peer_wait.append((now_ns - received_ns) * 1e-9)
 
 
+def _per_frame(values: dict[str, str], name: str) -> str:
+    """A perception counter of the node's diagnostics per perceived frame ('-': none)."""
+    frames = int(values.get('perception_frames', '0') or 0)
+    if name not in values or not frames:
+        return '-'
+    return f'{int(values[name]) / frames:.1f}'
+
+
 def _node_p50_p95(values: dict[str, str], name: str) -> str:
     """'p50 / p95' of a node diagnostics pair ``<name>_p50_ms``, ``<name>_p95_ms``."""
     return f'{values.get(f"{name}_p50_ms", "?")} / {values.get(f"{name}_p95_ms", "?")}'
@@ -368,6 +376,9 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
                 values, 'perception_time'),
             'node worker wait for the output thread p50 / p95 ms': _node_p50_p95(
                 values, 'stage_wait'),
+            'node detections per frame / tracks confirmed (perception counters)': (
+                _per_frame(values, 'perception_detections') + ' / '
+                + values.get('tracks_confirmed', '-')),
             **{f'node publish {kind} p50 / p95 ms per window': _node_p50_p95(
                 values, f'publish_{kind}') for kind in _publish_kinds(values)},
             'masks / frames sent': f'{len(latencies)} / {sent * args.cameras}',

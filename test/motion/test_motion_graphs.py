@@ -17,6 +17,7 @@ from vggt4d_ros.motion.coarse import CoarseConfig
 from vggt4d_ros.geometry.image_transform import plan_resize
 from vggt4d_ros.motion.graphs import bucket_ladder
 from vggt4d_ros.motion.graphs import bucket_size
+from vggt4d_ros.motion.graphs import _Recorded
 from vggt4d_ros.motion.graphs import GraphedFunction
 from vggt4d_ros.motion.kmeans import _sample_proportional
 from vggt4d_ros.motion.kmeans import kmeans
@@ -197,3 +198,43 @@ def test_recorded_refinement_graphs_serve_live_windows_without_recording():
     uniforms = seed_uniforms(km.clusters, 4, km.seed).cuda()
     eager = kmeans(points, km, valid, uniforms, dynamic=True)[0]
     assert torch.equal(labels, eager)
+
+
+class _FlakyCapture(GraphedFunction):
+    """Captures that fail ``flaky`` times, then 'record' (eager outputs stand in for a replay)."""
+
+    def __init__(self, fn, flaky: int, **kwargs) -> None:
+        super().__init__(fn, **kwargs)
+        self.flaky = flaky
+
+    @staticmethod
+    def _on_cuda(tensors) -> bool:
+        return True  # take the recording path on the CPU
+
+    def _record(self, tensors, static):
+        if self.flaky:
+            self.flaky -= 1
+            raise RuntimeError('operation not permitted when stream is capturing (simulated)')
+        return _Recorded(graph=_FakeGraph(), inputs=[t.clone() for t in tensors],
+                         outputs=tuple(self.fn(*tensors, **static)))
+
+
+class _FakeGraph:
+    def replay(self) -> None:
+        pass
+
+
+def test_a_failed_capture_runs_eagerly_and_is_tried_again_up_to_a_bound():
+    def double(x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (2 * x,)
+
+    graphed = _FlakyCapture(double, flaky=1)
+    x = torch.arange(3.0)
+    assert torch.equal(graphed(x)[0], 2 * x)  # the failed capture's call: eager, right
+    assert graphed.capture_failures == 1 and not graphed.failed and not graphed._graphs
+    graphed(x)  # tried again: recorded
+    assert len(graphed._graphs) == 1 and graphed.capture_failures == 1
+    never = _FlakyCapture(double, flaky=10, max_failures=3)
+    for _ in range(5):
+        assert torch.equal(never(x)[0], 2 * x)
+    assert never.failed and never.capture_failures == 3  # given up: no more attempts

@@ -52,21 +52,35 @@ class GraphedFunction:
             state that ``fn`` updates in place and returns can be passed back as is: an
             argument that already is the graph's input tensor is not copied.
 
-    On the CPU, or after a capture failed once, ``fn`` runs eagerly.
+    On the CPU ``fn`` runs eagerly. A call whose capture fails runs eagerly (same results);
+    a later call tries again, up to ``max_failures`` failed captures, after which every call
+    runs eagerly (``failed``). One H100 run saw the instances graph's first capture fail after
+    other CUDA tests in the same process and succeed in a fresh one (docs/performance.md
+    section 13): a transient failure must not cost the rest of the process its graphs.
     """
 
     def __init__(self, fn: Callable[..., tuple], max_graphs: int = 4,
-                 clone_outputs: bool = True) -> None:
+                 clone_outputs: bool = True, max_failures: int = 3) -> None:
         self.fn = fn
         self.max_graphs = max_graphs
         self.clone_outputs = clone_outputs
+        self.max_failures = max_failures
         self._graphs: OrderedDict[GraphKey, _Recorded] = OrderedDict()
-        self.failed = False
+        self.capture_failures = 0
         self.captures = 0
+
+    @property
+    def failed(self) -> bool:
+        """Whether captures failed ``max_failures`` times: every call now runs eagerly."""
+        return self.capture_failures >= self.max_failures
 
     def clear(self) -> None:
         """Drop every recorded graph (and with it its memory pool)."""
         self._graphs.clear()
+
+    @staticmethod
+    def _on_cuda(tensors: Sequence[torch.Tensor]) -> bool:
+        return tensors[0].is_cuda
 
     @staticmethod
     def _key(tensors: Sequence[torch.Tensor]) -> GraphKey:
@@ -77,17 +91,20 @@ class GraphedFunction:
 
         ``static`` holds hashable non-tensor arguments; they are part of the graph's key.
         """
-        if self.failed or not tensors[0].is_cuda:
+        if self.failed or not self._on_cuda(tensors):
             return tuple(self.fn(*tensors, **static))
         key = (self._key(tensors), tuple(sorted(static.items())))
         recorded = self._graphs.get(key)
         if recorded is None:
             try:
                 recorded = self._record(tensors, static)
-            except RuntimeError as error:  # an op that cannot be captured: stay eager
-                LOG.warning('CUDA graph capture of %s failed (%s); running eagerly',
-                            getattr(self.fn, '__name__', self.fn), error)
-                self.failed = True
+            except RuntimeError as error:  # an op that cannot be captured: this call eager
+                self.capture_failures += 1
+                LOG.warning('CUDA graph capture of %s failed (%s); running eagerly (%s)',
+                            getattr(self.fn, '__name__', self.fn), error,
+                            'from now on' if self.failed else
+                            f'this call; failure {self.capture_failures} of '
+                            f'{self.max_failures}')
                 return tuple(self.fn(*tensors, **static))
             self._graphs[key] = recorded
             while len(self._graphs) > self.max_graphs:

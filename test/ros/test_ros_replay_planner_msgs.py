@@ -74,3 +74,20 @@ def test_cloud_and_grids_are_identical():
     assert set(node) == set(replay)
     for name in node:
         _same_bytes(node[name], replay[name])
+
+
+def test_pooled_markers_are_the_fresh_markers_window_after_window():
+    """The node reuses its Marker objects: each window's bytes are still the fresh message's.
+
+    Windows with more, then fewer tracks, then other kinds at the same pool slots (the pool's
+    markers carried other ids, kinds, points and texts before) and none.
+    """
+    pool = node_msgs.MarkerPool()
+    header = header_at(STAMP, FRAME)
+    many = [_track(k, (0.1 * k, -0.2 * k, 0.3), (0.0, 0.1 * k, 0.0)) for k in range(1, 6)]
+    for tracks in (many, TRACKS, TRACKS[1:], [], many[::-1], TRACKS):
+        pooled = node_msgs.markers_msg(header, tracks, pool=pool)
+        assert len(pooled.markers) == 1 + 3 * len(tracks)
+        assert pooled == node_msgs.markers_msg(header, tracks)  # every field (rclpy __eq__)
+        # The wire bytes (rclpy leaves alignment padding unset: compared normalised).
+        _same_bytes(pooled, replay_msgs.markers_msg(tracks, STAMP, FRAME))

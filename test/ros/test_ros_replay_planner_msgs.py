@@ -76,18 +76,25 @@ def test_cloud_and_grids_are_identical():
         _same_bytes(node[name], replay[name])
 
 
-def test_pooled_markers_are_the_fresh_markers_window_after_window():
-    """The node reuses its Marker objects: each window's bytes are still the fresh message's.
+def test_pooled_track_messages_are_the_fresh_ones_window_after_window():
+    """The node reuses its track messages' objects: each window's message is still the fresh one.
 
     Windows with more, then fewer tracks, then other kinds at the same pool slots (the pool's
     markers carried other ids, kinds, points and texts before) and none.
     """
-    pool = node_msgs.MarkerPool()
+    pytest.importorskip('vision_msgs.msg')
+    pytest.importorskip('nav2_dynamic_msgs.msg')
+    pool = node_msgs.MessagePool()
     header = header_at(STAMP, FRAME)
-    many = [_track(k, (0.1 * k, -0.2 * k, 0.3), (0.0, 0.1 * k, 0.0)) for k in range(1, 6)]
+    many = [_track(k, (0.1 * k, -0.2 * k, 0.3), (0.0, 0.1 * k, 0.0), (0.1 * k, 0.2, 0.3))
+            for k in range(1, 6)]
+    builders = ((node_msgs.markers_msg, replay_msgs.markers_msg),
+                (node_msgs.detections_msg, replay_msgs.detections_msg),
+                (node_msgs.obstacles_msg, replay_msgs.obstacles_msg))
     for tracks in (many, TRACKS, TRACKS[1:], [], many[::-1], TRACKS):
-        pooled = node_msgs.markers_msg(header, tracks, pool=pool)
-        assert len(pooled.markers) == 1 + 3 * len(tracks)
-        assert pooled == node_msgs.markers_msg(header, tracks)  # every field (rclpy __eq__)
-        # The wire bytes (rclpy leaves alignment padding unset: compared normalised).
-        _same_bytes(pooled, replay_msgs.markers_msg(tracks, STAMP, FRAME))
+        for node_build, replay_build in builders:
+            pooled = node_build(header, tracks, pool=pool)
+            assert pooled == node_build(header, tracks)  # every field (rclpy __eq__)
+            # The wire bytes (rclpy leaves alignment padding unset: compared normalised).
+            _same_bytes(pooled, replay_build(tracks, STAMP, FRAME))
+        assert len(pooled.obstacles) == len(tracks)

@@ -123,47 +123,51 @@ def obstacle_array_type() -> type:
     return _nav2_dynamic_msgs().ObstacleArray
 
 
-def _pose(position: np.ndarray) -> Pose:
-    pose = Pose()
+def _set_pose(pose: Pose, position: np.ndarray) -> None:
+    """Set ``pose`` in place: ``position`` [3], orientation identity."""
     pose.position.x, pose.position.y, pose.position.z = (float(v) for v in position)
-    pose.orientation.w = 1.0
-    return pose
+    orientation = pose.orientation
+    orientation.x, orientation.y, orientation.z, orientation.w = 0.0, 0.0, 0.0, 1.0
 
 
-def detections_msg(header: Header, tracks: list[Track]):
+def detections_msg(header: Header, tracks: list[Track], pool: MessagePool | None = None):
     """vision_msgs/Detection3DArray: one detection per track, id = track id.
 
     Boxes are axis-aligned in the header frame (orientation identity); the single hypothesis
     is class ``message_content.DYNAMIC_CLASS`` with the track's confidence as score and its
     position variance on the pose covariance diagonal (x, y, z; rotations 0: not estimated).
+    With ``pool`` the detection objects are the pool's (the same message as without).
     """
     vision = _vision_msgs()
     out = vision.Detection3DArray()
     out.header = header
-    for track in tracks:
-        detection = vision.Detection3D()
+    detections = _messages(vision.Detection3D, len(tracks), pool)
+    results = _messages(vision.ObjectHypothesisWithPose, len(tracks), pool)
+    for track, detection, result in zip(tracks, detections, results):
         detection.header = header
         detection.id = str(track.track_id)
-        detection.bbox.center = _pose(track.position)
+        _set_pose(detection.bbox.center, track.position)
         detection.bbox.size.x, detection.bbox.size.y, detection.bbox.size.z = (
             float(v) for v in track.size)
-        result = vision.ObjectHypothesisWithPose()
         result.hypothesis.class_id = content.DYNAMIC_CLASS
         result.hypothesis.score = float(track.confidence)
-        result.pose.pose = _pose(track.position)
+        _set_pose(result.pose.pose, track.position)
         result.pose.covariance = content.diagonal_covariance(track.position_var, 6)
         detection.results = [result]
-        out.detections.append(detection)
+    out.detections = detections
     return out
 
 
-def obstacles_msg(header: Header, tracks: list[Track]):
-    """nav2_dynamic_msgs/ObstacleArray: centre, velocity, size, uuid (``track_uuid``)."""
+def obstacles_msg(header: Header, tracks: list[Track], pool: MessagePool | None = None):
+    """nav2_dynamic_msgs/ObstacleArray: centre, velocity, size, uuid (``track_uuid``).
+
+    With ``pool`` the obstacle objects are the pool's (the same message as without).
+    """
     nav2 = _nav2_dynamic_msgs()
     out = nav2.ObstacleArray()
     out.header = header
-    for track in tracks:
-        obstacle = nav2.Obstacle()
+    obstacles = _messages(nav2.Obstacle, len(tracks), pool)
+    for track, obstacle in zip(tracks, obstacles):
         obstacle.uuid.uuid = np.frombuffer(content.track_uuid(track.track_id), np.uint8).copy()
         obstacle.score = float(track.confidence)
         obstacle.position.x, obstacle.position.y, obstacle.position.z = (
@@ -177,30 +181,36 @@ def obstacles_msg(header: Header, tracks: list[Track]):
     return out
 
 
-class MarkerPool:
-    """Marker messages reused from one ``markers_msg`` call to the next.
+class MessagePool:
+    """Track messages (markers, detections, obstacles) reused from one window to the next.
 
     A fresh ``Marker()`` builds a dozen nested messages (header, pose, texture, mesh file...):
     ~0.15 ms each, 18.7 ms for 50 tracks' 151 markers on the 2-core machine, the largest part
     of the node's publishing when a random-weight network makes ~50 tracks
     (docs/performance.md section 13). A publisher serialises its message inside
-    ``publish``, so the same objects can carry the next window's markers; every field a
-    marker may differ in is set on every use. Not for messages kept after publishing.
+    ``publish``, so the same objects can carry the next window's tracks: the builders set
+    every field a message may differ in on every use. Not for messages kept after publishing.
     """
 
     def __init__(self) -> None:
-        self._markers: list[Marker] = []
+        self._free: dict[type, list] = {}
 
-    def take(self, count: int) -> list[Marker]:
-        """Return ``count`` markers (the pool grows to the largest count asked)."""
-        while len(self._markers) < count:
-            self._markers.append(Marker())
-        return self._markers[:count]
+    def take(self, kind: type, count: int) -> list:
+        """Return ``count`` messages of type ``kind`` (its list grows to the largest count)."""
+        free = self._free.setdefault(kind, [])
+        while len(free) < count:
+            free.append(kind())
+        return free[:count]
+
+
+def _messages(kind: type, count: int, pool: MessagePool | None) -> list:
+    """``count`` messages of ``kind``: the pool's, or fresh ones."""
+    return pool.take(kind, count) if pool is not None else [kind() for _ in range(count)]
 
 
 def markers_msg(header: Header, tracks: list[Track],
                 namespace: str = content.MARKER_NAMESPACE,
-                pool: MarkerPool | None = None) -> MarkerArray:
+                pool: MessagePool | None = None) -> MarkerArray:
     """Build RViz markers: DELETEALL first, then ``message_content.track_markers``.
 
     Per track a CUBE, a velocity ARROW and its id (TEXT_VIEW_FACING); marker ids 3 * track id
@@ -208,8 +218,7 @@ def markers_msg(header: Header, tracks: list[Track],
     message as without).
     """
     specs = content.track_markers(tracks)
-    markers = pool.take(len(specs) + 1) if pool is not None else [
-        Marker() for _ in range(len(specs) + 1)]
+    markers = _messages(Marker, len(specs) + 1, pool)
     clear = markers[0]
     _set_marker(clear, header, namespace, 0, Marker.ARROW, (0.0, 0.0, 0.0), 0.0)
     clear.action = Marker.DELETEALL
@@ -232,10 +241,7 @@ def _set_marker(marker: Marker, header: Header, namespace: str, marker_id: int, 
     marker.id = int(marker_id)
     marker.type = kind
     marker.action = Marker.ADD
-    marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = (
-        float(v) for v in position)
-    orientation = marker.pose.orientation
-    orientation.x, orientation.y, orientation.z, orientation.w = 0.0, 0.0, 0.0, 1.0
+    _set_pose(marker.pose, position)
     marker.scale.x, marker.scale.y, marker.scale.z = (float(v) for v in scale)
     marker.color.r, marker.color.g, marker.color.b = colour
     marker.color.a = float(alpha)

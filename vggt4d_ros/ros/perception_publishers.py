@@ -113,8 +113,8 @@ class PerceptionPublisher:
                  monotonic=None, tf: NodeTf | None = None) -> None:
         self._node = node
         self._params = params
-        # ~/track_markers' Marker objects, reused window after window (publish serialises).
-        self._marker_pool = pm.MarkerPool()
+        # The track messages' objects, reused window after window (publish serialises).
+        self._pool = pm.MessagePool()
         # First: without TF this raises before any publisher exists.
         self._tf = _ObstacleFrame(node, tf, params.obstacle_frame) \
             if params.obstacle_frame else None
@@ -215,15 +215,12 @@ class PerceptionPublisher:
         header = header_at(stamp_ns, frame)
         for kind, publisher, build in (('detections', self.detections_pub, pm.detections_msg),
                                        ('obstacles', self.obstacles_pub, pm.obstacles_msg),
-                                       ('markers', self.markers_pub, self._markers_msg)):
+                                       ('markers', self.markers_pub, pm.markers_msg)):
             if _subscribed(publisher):
                 tic = time.perf_counter()
-                publisher.publish(build(header, tracks))
+                publisher.publish(build(header, tracks, pool=self._pool))
                 self._lap(kind, tic)
         self.counters.track_messages += 1
-
-    def _markers_msg(self, header, tracks: list[Track]) -> MarkerArray:
-        return pm.markers_msg(header, tracks, pool=self._marker_pool)
 
     def _in_obstacle_frame(self, world: str, stamp_ns: int) -> tuple[str, np.ndarray | None]:
         """(frame of the object outputs, [4,4] frame <- world), or a None transform (no TF yet)."""

@@ -142,6 +142,7 @@ def test_hundreds_of_tiny_blobs_make_no_instances_and_are_counted():
     out = tracker.update([_obs(mask, 2.0, stamp_ns=MS)])
     assert len(out.clouds[0].points) == 352 and not out.clouds[0].object_ids.any()
     assert tracker.tracker.live_tracks == 0 and tracker.stats.small_parts == 352
+    assert tracker.stats.detections == 0
 
 
 def test_connected_components_of_long_thin_and_nested_shapes():
@@ -419,3 +420,6 @@ def test_bounded_memory_over_many_frames(frames, grid):
     if grid:
         assert tracker.grid.state_bytes == grid_bytes
     assert tracker.stats.frames == frames and tracker.tracker.stats.births > frames // 100
+    # Every detection is assigned to a track or starts one (or finds the track table full).
+    stats = tracker.tracker.stats
+    assert tracker.stats.detections >= stats.assignments + stats.births > 0

@@ -77,8 +77,10 @@ class _Scratch(threading.local):
         self.buffers: dict[str, np.ndarray] = {}
 
     def take(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """An uninitialised float64 array of ``shape`` (C order; shape[0]: detections), in the
-        buffer ``name`` unless the batch is larger than the kept buffers."""
+        """Return an uninitialised float64 array of ``shape`` (C order; [0]: detections).
+
+        It lives in the buffer ``name`` unless the batch is larger than the kept buffers.
+        """
         if shape[0] > _KEPT_DETECTIONS:
             return np.empty(shape)
         need = int(np.prod(shape))

@@ -311,7 +311,7 @@ def _resume(state: torch.Tensor, neighbours: torch.Tensor, done: int, max_steps:
 
 def _advance(state: torch.Tensor, neighbours: torch.Tensor, steps: int
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``steps`` >= 1 propagation steps: (the last state, the one before it)."""
+    """Run ``steps`` >= 1 propagation steps: (the last state, the one before it)."""
     for _ in range(steps - 1):
         state = _step(state, neighbours)
     return _step(state, neighbours), state
@@ -397,7 +397,7 @@ def _dynamic_box(selected: torch.Tensor) -> tuple[slice, slice, slice] | None:
 
 
 def _no_labels(shape: torch.Size, count: int, device: torch.device) -> Labels:
-    """The labels of frames [F,h,w] without a dynamic pixel (``count`` labels per frame)."""
+    """Return the labels of frames [F,h,w] with no dynamic pixel (``count`` per frame)."""
     return Labels(torch.zeros(shape, dtype=torch.int64, device=device),
                   torch.zeros((shape[0], count), dtype=torch.int64, device=device),
                   torch.zeros((shape[0], 2), dtype=torch.int64, device=device), True)
@@ -448,7 +448,7 @@ class Bucket:
 
 
 def find_bucket(selected: torch.Tensor) -> Bucket:
-    """The ``Bucket`` of the dynamic pixels ``selected`` [F,h,w] (one host sync: their box)."""
+    """Return the ``Bucket`` of the dynamic pixels ``selected`` [F,h,w] (one host sync)."""
     height, width = selected.shape[1:]
     box = _dynamic_box(selected)
     rows = slice(0, 1) if box is None else box[1]
@@ -457,7 +457,7 @@ def find_bucket(selected: torch.Tensor) -> Bucket:
 
 
 def bucket_constants(frames: int, bucket: Bucket, device: torch.device) -> _LabelConstants:
-    """The labelling constants of F frames of a bucket (``label_bucket``'s ``consts``)."""
+    """Return the labelling constants of F frames of a bucket (``label_bucket``'s)."""
     return _label_constants(frames, bucket.height, bucket.width, device)
 
 

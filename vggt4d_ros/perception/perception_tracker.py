@@ -406,7 +406,7 @@ class PerceptionTracker:
     def _graphed_bucket(self, points: BatchPoints, depth: torch.Tensor,
                         output_from_camera: torch.Tensor, bucket: Bucket
                         ) -> tuple[Labels, InstanceStats, torch.Tensor, torch.Tensor]:
-        """The instances from the graph of ``bucket`` (``_instances``): no sync.
+        """Return the instances from the graph of ``bucket`` (``_instances``): no sync.
 
         Returns the labels (``converged`` still to be read from the flag), the measurements,
         the flag ([] bool: the fixed steps converged) and the labelling's state after them
@@ -424,7 +424,7 @@ class PerceptionTracker:
                  output_from_camera: torch.Tensor, bucket: Bucket, state: torch.Tensor,
                  labels: Labels, measured: InstanceStats, used: int
                  ) -> tuple[Labels, InstanceStats, list[np.ndarray]]:
-        """The instances of a graphed labelling that did not converge in the fixed steps.
+        """Return the instances of a graphed labelling not converged in the fixed steps.
 
         Eager from the graph's state (``resume_bucket``: ``label_image``'s labels, cut off
         where it cuts off), measured again; returns the labels, the measurements and the

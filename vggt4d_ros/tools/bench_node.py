@@ -216,7 +216,7 @@ class MaskTiming:
 
 
 def _per_frame(values: dict[str, str], name: str) -> str:
-    """A perception counter of the node's diagnostics per perceived frame ('-': none)."""
+    """Return a counter of the node's diagnostics per perceived frame ('-': none)."""
     frames = int(values.get('perception_frames', '0') or 0)
     if name not in values or not frames:
         return '-'

@@ -22,7 +22,7 @@ replay from CUDA graphs (``PerceptionConfig.cuda_graphs``; docs/perception.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import functools
 import time
 from typing import Callable
@@ -256,9 +256,11 @@ class PerceptionTracker:
         found = None
         if cfg.tracker.enabled:
             if graphs and not host[4]:  # rare: more steps than the graph's (eager, syncs)
-                labels, measured, host[2:4] = self._resumed(
+                labels, measured, again = self._resumed(
                     points, tensors[0], output_from_camera, bucket, label_state, labels,
                     measured, used)
+                if again is not None:
+                    host[2:4] = again
             found = unpack(host[3], host[2], counts)
         if cfg.tracker.enabled and not labels.converged:
             self.stats.unconverged += 1
@@ -423,20 +425,20 @@ class PerceptionTracker:
     def _resumed(self, points: BatchPoints, depth: torch.Tensor,
                  output_from_camera: torch.Tensor, bucket: Bucket, state: torch.Tensor,
                  labels: Labels, measured: InstanceStats, used: int
-                 ) -> tuple[Labels, InstanceStats, list[np.ndarray]]:
+                 ) -> tuple[Labels, InstanceStats, list[np.ndarray] | None]:
         """Return the instances of a graphed labelling not converged in the fixed steps.
 
         Eager from the graph's state (``resume_bucket``: ``label_image``'s labels, cut off
         where it cuts off), measured again; returns the labels, the measurements and the
-        host's point labels and packed measurements (one more copy).
+        host's point labels and packed measurements (one more copy), None when the graph's
+        labels stand (cut off after the fixed steps: the first copy holds them).
         """
         resumed = resume_bucket(points.selected, depth, self.config.instances, bucket, state)
         if resumed is None:  # cut off by the bound after the fixed steps: the graph's labels
-            resumed = Labels(labels.labels, labels.pixels, labels.dropped, False)
-        else:
-            measured = InstanceStats(*self._measure(
-                points.index, points.used, points.camera, points.output, resumed.labels,
-                resumed.pixels, output_from_camera))
+            return replace(labels, converged=False), measured, None
+        measured = InstanceStats(*self._measure(
+            points.index, points.used, points.camera, points.output, resumed.labels,
+            resumed.pixels, output_from_camera))
         host = _download([measured.point_labels[:, :used].int(), pack(measured, resumed)])
         return resumed, measured, host
 

@@ -369,7 +369,7 @@ def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceCon
     if crop is None:
         crop = selected.device.type in CPU_PATH_DEVICE_TYPES
     frames, height, width = selected.shape
-    count = min(config.max_instances, height * width)
+    count = _label_count(config, height, width)
     if not crop:
         return _labels(selected, depth, config, count)
     box = _dynamic_box(selected)
@@ -379,6 +379,11 @@ def label_image(selected: torch.Tensor, depth: torch.Tensor, config: InstanceCon
     cropped = _labels(selected[box], depth[box], config, count)
     labels[box] = cropped.labels
     return replace(cropped, labels=labels)
+
+
+def _label_count(config: InstanceConfig, height: int, width: int) -> int:
+    """Labels per frame of h x w pixels: ``max_instances``, at most one a pixel."""
+    return min(config.max_instances, height * width)
 
 
 def _dynamic_box(selected: torch.Tensor) -> tuple[slice, slice, slice] | None:
@@ -493,7 +498,7 @@ def label_bucket(selected: torch.Tensor, depth: torch.Tensor, config: InstanceCo
                         config.depth_break)
     state, previous = _advance(_first_labels(keep, consts), _masked_neighbours(keep, consts),
                                min(_FIXED_STEPS, config.max_label_iterations))
-    count = min(config.max_instances, height * width)
+    count = _label_count(config, height, width)
     labels, pixels, dropped = _rank_parts(state, consts, shape, config.min_pixels, count)
     full = torch.zeros((frames, height * width), dtype=torch.int64, device=selected.device)
     full.index_copy_(1, window, labels.view(frames, -1))
@@ -518,7 +523,7 @@ def resume_bucket(selected: torch.Tensor, depth: torch.Tensor, config: InstanceC
     state, converged = _resume(state, _masked_neighbours(keep, consts), steps,
                                config.max_label_iterations)
     frames, height, width = selected.shape
-    count = min(config.max_instances, height * width)
+    count = _label_count(config, height, width)
     cropped, pixels, dropped = _rank_parts(state, consts, selected[box].shape,
                                            config.min_pixels, count)
     labels = torch.zeros(selected.shape, dtype=torch.int64, device=selected.device)

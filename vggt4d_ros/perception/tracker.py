@@ -581,9 +581,11 @@ def footprints(instances: list[Instance], points: list[np.ndarray],
     """
     rays = np.stack([np.full(3, np.nan) if inst.push_direction is None
                      else inst.push_direction for inst in instances])
-    if max_per_frame is None or all(inst.label <= max_per_frame for inst in instances):
+    chosen = np.array([max_per_frame is None or inst.label <= max_per_frame
+                       for inst in instances], bool)
+    if chosen.all():
         return box_fit.fit_footprints(points, rays)
-    index = np.flatnonzero([inst.label <= max_per_frame for inst in instances])
+    index = np.flatnonzero(chosen)
     fits = (box_fit.fit_footprints([points[i] for i in index], rays[index])
             if len(index) else None)
     return box_fit.Footprints.scattered(fits, index, len(instances))

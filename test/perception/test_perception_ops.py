@@ -22,6 +22,7 @@ from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.dynamic_points import thin_evenly
 from vggt4d_ros.perception.occupancy import _GridConstants
 from vggt4d_ros.perception.perception_tracker import _download
+from vggt4d_ros.perception.perception_tracker import PerceptionTracker
 from vggt4d_ros.tools import bench_perception
 from vggt4d_ros.tools.op_count import count_windows
 from vggt4d_ros.tools.op_count import OpCounter
@@ -213,3 +214,13 @@ def test_download_returns_every_part_at_its_width_from_one_copy():
         assert array.dtype == part.numpy().dtype and array.shape == tuple(part.shape)
         np.testing.assert_array_equal(array, part.numpy())
         assert array.base is not None  # a view of the one buffer, no copy per part
+
+
+def test_bench_profile_reports_the_torch_ops_and_the_host_functions():
+    args = bench_perception._parse(['--windows', '3', '--height', '120', '--width', '160'])
+    outputs, scale = bench_perception._windows(args)
+    config = bench_perception._settings(scale)['cloud + tracks (grids off)']
+    report = bench_perception._profile(outputs[1:], PerceptionTracker(config), 'cpu', 5)
+    assert 'aten::' in report  # the torch profiler's table
+    assert 'Ordered by: internal time' in report  # cProfile's, the host's Python functions
+    assert 'device kernels' not in report  # only on CUDA

@@ -17,12 +17,20 @@ second pass with ``sync_timings`` (each stage waits for the device). Prints a ma
     python -m vggt4d_ros.tools.bench_perception --device cuda --no-cuda-graphs  # all eager
     python -m vggt4d_ros.tools.bench_perception --only 'all outputs (grid stride 8)'
     python -m vggt4d_ros.tools.bench_perception --blobs 60   # many short-lived objects
+    python -m vggt4d_ros.tools.bench_perception --device cuda --only 'cloud only' --profile 15
+
+``--profile N`` adds, per setting, one more pass under ``torch.profiler`` (device kernels per
+window: count and summed time, against the pass's wall time: how busy the GPU is) and under
+``cProfile`` (the host's Python functions), each with its N largest rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 from dataclasses import replace
+import io
+import pstats
 import platform
 import time
 
@@ -61,6 +69,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                              'with random weights, hundreds of short-lived objects')
     parser.add_argument('--only', action='append', default=[], metavar='TEXT',
                         help='time only the settings whose label contains TEXT (repeatable)')
+    parser.add_argument('--profile', type=int, default=0, metavar='N',
+                        help='after the timed pass, profile one more pass (torch.profiler and '
+                             'cProfile) and print the N largest rows of each')
     parser.add_argument('--no-cuda-graphs', action='store_true',
                         help='run every stage eagerly on CUDA (perception.cuda_graphs off)')
     return parser.parse_args(argv)
@@ -163,6 +174,49 @@ def _stages(outputs: list[EngineOutput], config: PerceptionConfig) -> dict[str, 
     return {k: v * 1e3 / len(outputs) for k, v in stages.items()}
 
 
+def _profile(outputs: list[EngineOutput], tracker: PerceptionTracker, device: str,
+             rows: int) -> str:
+    """Return a report of one more pass: device kernels per window and the host's hot spots.
+
+    The kernels (``torch.profiler``, CUDA only; replays of CUDA graphs included) give how
+    busy the GPU is next to the pass's wall time; ``cProfile`` gives the host's Python
+    functions (numpy calls included), which the torch profiler does not see.
+    """
+    from torch.profiler import profile
+    from torch.profiler import ProfilerActivity
+
+    cuda = device.startswith('cuda')
+    lines = []
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    tracker.reset()
+    tic = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for out in outputs:
+            tracker.update(observations_from_window(out.result, out.update))
+        if cuda:
+            torch.cuda.synchronize()
+    wall = (time.perf_counter() - tic) * 1e3 / len(outputs)
+    sort = 'self_cpu_time_total'
+    if cuda:
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        busy = sum(e.time_range.elapsed_us() for e in kernels) * 1e-3 / len(outputs)
+        lines.append(f'device kernels per window: {len(kernels) / len(outputs):.0f}, '
+                     f'{busy:.2f} ms summed, against {wall:.2f} ms wall per window '
+                     '(profiled pass)')
+        sort = 'self_device_time_total'
+    lines.append(prof.key_averages().table(sort_by=sort, row_limit=rows))
+    tracker.reset()
+    host = cProfile.Profile()
+    host.enable()
+    for out in outputs:
+        tracker.update(observations_from_window(out.result, out.update))
+    host.disable()
+    text = io.StringIO()
+    pstats.Stats(host, stream=text).sort_stats('tottime').print_stats(rows)
+    lines.append(text.getvalue())
+    return '\n'.join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     torch.set_num_threads(args.threads)
@@ -179,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     print('| setting | p50 ms | p95 ms | max ms | GPU p50 | copy | ' + ' | '.join(STAGES)
           + ' | tracks |')
     print('|---|---|---|---|---|---|' + '---|' * len(STAGES) + '---|')
+    profiles = []
     for label, config in _settings(scale).items():
         if args.only and not any(text in label for text in args.only):
             continue
@@ -193,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         split = ' | '.join(f'{stages[k]:.2f}' for k in ('copy',) + STAGES)
         print(f'| {label} | {np.percentile(totals, 50):.2f} | {np.percentile(totals, 95):.2f} '
               f'| {totals.max():.2f} | {np.median(gpu):.2f} | {split} | {tracks} |')
+        if args.profile:
+            profiles.append(f'## {label}\n\n```\n'
+                            f'{_profile(outputs, tracker, args.device, args.profile)}```\n')
+    for text in profiles:
+        print()
+        print(text)
     return 0
 
 

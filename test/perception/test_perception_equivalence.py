@@ -20,6 +20,7 @@ from vggt4d_ros.perception.config import DynamicPointsConfig
 from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.config import InstanceConfig
 from vggt4d_ros.perception.config import PerceptionConfig
+from vggt4d_ros.perception import instances
 from vggt4d_ros.perception.dynamic_points import dynamic_points
 from vggt4d_ros.perception.instances import append_footprints
 from vggt4d_ros.perception.instances import InstanceStats
@@ -135,12 +136,15 @@ def test_points_labels_and_instances_equal_the_reference(seed, device):
             assert got.top == pytest.approx(want.top, abs=1e-12)
 
 
+@pytest.mark.parametrize('compact', [True, False])
 @pytest.mark.parametrize('device', DEVICES)
-def test_instance_footprints_equal_the_host_fit_of_their_points(device):
+def test_instance_footprints_equal_the_host_fit_of_their_points(device, compact, monkeypatch):
     # The instances stage fits each frame's first labels on the device (append_footprints);
     # the host's fit (tracker.footprints) of the same float64 points gives the same fits to
     # float rounding (atol 1e-9 m and rad), ok and away alike; with a bound below the
-    # labels, the others are not ok.
+    # labels, the others are not ok. Whether only the labels with points are fitted
+    # (``compact``: the CPU's way) or all (the graph's) changes nothing.
+    monkeypatch.setattr(instances, 'COMPACT_FIT_DEVICE_TYPES', (device,) if compact else ())
     rng = np.random.default_rng(3)
     config = _config()
     frames = [_frame(rng, k, (k + 1) * 66 * MS, device) for k in range(4)]

@@ -50,6 +50,13 @@ _CHECK_EVERY = 4
 #: 16.0 against 9.2-9.9 ms): a whole frame moves ~150 MB per propagation step, more than
 #: the sync and the extra launches the box costs.
 CPU_PATH_DEVICE_TYPES: tuple[str, ...] = ('cpu', 'cuda')
+#: Device types whose footprint fits (``append_footprints``) skip the labels without points
+#: (one host read of which): the CPU pays per element, not per launch. A window's 4 new frames
+#: have 8 labels each to fit (``box_fit_max_per_frame``), 2 of them with points on the
+#: benchmark's scene: all 32 cost the CPU's instances stage 14 ms more per window, the 8
+#: about 4 ms (one core of the 2-core machine). Elsewhere (CUDA: replayed from the graph)
+#: every label, fixed shapes.
+COMPACT_FIT_DEVICE_TYPES: tuple[str, ...] = ('cpu',)
 #: The graph-ready labelling's rows (``Bucket``) are a count of ``bucket_size``'s ladder of
 #: this step and ratio (32, 64, ..., 256, 320, 384, ...; at most 25 % padding), cut to the
 #: frame: a few graphs cover every window while the objects move.
@@ -732,7 +739,8 @@ def append_footprints(table: torch.Tensor, point_labels: torch.Tensor, used: tor
     largest) are fitted (``box_fit.fit_padded``) on their points' subsample
     (``box_fit.label_subsample``) with the measured viewing rays (the push direction
     columns); the other rows are not ok (zeros, away +1: ``Footprints.scattered``). Fixed
-    shapes, no host sync: part of the instances' CUDA graph.
+    shapes, no host sync: part of the instances' CUDA graph. On ``COMPACT_FIT_DEVICE_TYPES``
+    only the labels with points are fitted (the rest are never instances).
 
     Args:
         table: [F,K,17] float64 (``InstanceStats.table``).
@@ -746,12 +754,27 @@ def append_footprints(table: torch.Tensor, point_labels: torch.Tensor, used: tor
     frames, labels = table.shape[:2]
     count = min(count, labels)
     xyz, lengths = box_fit.label_subsample(point_labels, used, output, count)
-    fit = box_fit.fit_padded(xyz.flatten(0, 1), lengths.flatten(),
-                             table[:, :count, 13:16].reshape(-1, 3))
-    fitted = box_fit.fit_columns(fit).view(frames, count, box_fit.COLUMNS)
-    rest = table.new_zeros((frames, labels - count, box_fit.COLUMNS))
-    rest[:, :, 3:5] = 1.0  # away: +1, as Footprints.scattered's
-    return torch.cat([table, torch.cat([fitted, rest], dim=1)], dim=2)
+    xyz, lengths = xyz.flatten(0, 1), lengths.flatten()
+    rays = table[:, :count, 13:16].reshape(-1, 3)
+    if table.device.type in COMPACT_FIT_DEVICE_TYPES:
+        # Only the labels with points (an index read on the host); the others as not fitted.
+        rows = torch.nonzero(lengths).flatten()
+        fitted = _not_fitted(table, frames * count)
+        fitted.index_copy_(0, rows, box_fit.fit_columns(
+            box_fit.fit_padded(xyz[rows], lengths[rows], rays[rows])))
+    else:
+        fitted = box_fit.fit_columns(box_fit.fit_padded(xyz, lengths, rays))
+    rest = _not_fitted(table, frames * (labels - count))
+    columns = torch.cat([fitted.view(frames, count, box_fit.COLUMNS),
+                         rest.view(frames, labels - count, box_fit.COLUMNS)], dim=1)
+    return torch.cat([table, columns], dim=2)
+
+
+def _not_fitted(table: torch.Tensor, count: int) -> torch.Tensor:
+    """[count, ``box_fit.COLUMNS``] rows of no fit: not ok, zeros, away +1 (``scattered``)."""
+    rows = table.new_zeros((count, box_fit.COLUMNS))
+    rows[:, 3:5] = 1.0
+    return rows
 
 
 #: Columns of ``measure_instances``' table.

@@ -54,7 +54,7 @@ CPU_PATH_DEVICE_TYPES: tuple[str, ...] = ('cpu', 'cuda')
 #: (one host read of which): the CPU pays per element, not per launch. A window's 4 new frames
 #: have 8 labels each to fit (``box_fit_max_per_frame``), 2 of them with points on the
 #: benchmark's scene: all 32 cost the CPU's instances stage 14 ms more per window, the 8
-#: about 4 ms (one core of the 2-core machine). Elsewhere (CUDA: replayed from the graph)
+#: 4.5-6 ms (one core of the 2-core machine). Elsewhere (CUDA: replayed from the graph)
 #: every label, fixed shapes.
 COMPACT_FIT_DEVICE_TYPES: tuple[str, ...] = ('cpu',)
 #: The graph-ready labelling's rows (``Bucket``) are a count of ``bucket_size``'s ladder of

@@ -302,3 +302,26 @@ def test_packed_rows_carry_the_fits():
         assert (frame.small_parts, frame.excess_parts) == tuple(dropped[f].tolist())
     assert found[0].footprints.ok[2:].tolist() == [False, False]  # labels 4 and 5: not fitted
     assert found[0].footprints.away[2:].tolist() == [[1.0, 1.0]] * 2
+
+
+def test_the_padding_nan_sign_does_not_matter():
+    # Arithmetic may flip a NaN's sign (a negation does), and topk has ordered NaN by sign on
+    # CUDA: the fit takes the padding as +-inf, so -NaN padding gives the same fit, to the
+    # bit; a set without points has NaN edges (numpy's sort: rank 0 is the padding).
+    rng = np.random.default_rng(9)
+    clouds = [_box_points(np.array([0.5, 0.4, 0.3]), 0.3, rng)[:150],
+              _sphere_points(np.array([-0.8, 1.0, 0.35]), 0.35, rng)[:40], np.zeros((0, 3))]
+    xyz = np.full((3, box_fit.POINTS, 3), np.nan)
+    for i, cloud in enumerate(clouds):
+        xyz[i, :len(cloud)] = cloud
+    lengths = torch.tensor([len(c) for c in clouds])
+    rays = torch.from_numpy(np.concatenate([_rays(clouds[:2]), [[1.0, 0.0, 0.0]]]))
+    flipped = np.where(np.isnan(xyz), np.copysign(np.nan, -1.0), xyz)
+    assert np.signbit(flipped[0, -1]).all() and not np.signbit(xyz[0, -1]).any()
+    positive = box_fit.fit_padded(torch.from_numpy(xyz), lengths, rays)
+    negative = box_fit.fit_padded(torch.from_numpy(flipped), lengths, rays)
+    for a, b in zip(positive, negative):
+        assert torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
+    heading, near, away, extent, closeness, ok = positive
+    assert ok.tolist() == [True, True, False]
+    assert torch.isnan(near[2]).all() and torch.isnan(extent[2]).all()

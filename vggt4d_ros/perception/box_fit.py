@@ -310,13 +310,15 @@ def _away(dot: torch.Tensor) -> torch.Tensor:
     return 2.0 * (dot > 0).to(dot.dtype) - 1.0
 
 
-def _edge_ranks(lengths: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _edge_ranks(lengths: torch.Tensor, size: int
+                ) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
     """Return the edges' ranks of sets of ``lengths`` [M] values (padded to ``size``).
 
     Returns the nearest rank [M] of ``EDGE_PERCENT`` among a set's values sorted up, that of
-    its complement among them sorted DOWN (a set without points: rank 0, a NaN) and how many
-    of the smallest (largest) values hold every set's rank (``_edges``). The ranks up are
-    Python's ``round`` of the same float64 products, half to even (``torch.round``).
+    its complement among them sorted DOWN, how many of the smallest (largest) values hold
+    every set's rank (``_edges``) and which sets [M] have no points (their edges: NaN, as
+    numpy's sort puts NaN padding at rank 0). The ranks up are Python's ``round`` of the same
+    float64 products, half to even (``torch.round``).
     """
     last = (lengths - 1).clamp(min=0)
     low = torch.round(EDGE_PERCENT / 100.0 * last.double()).long()
@@ -324,30 +326,33 @@ def _edge_ranks(lengths: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.T
     # The complement's rank from the top: at most the low rank of the largest set, + 1 for
     # its rounding.
     depth = min(size, round(EDGE_PERCENT / 100.0 * max(size - 1, 0)) + 2)
-    return low, last - high, depth
+    return low, last - high, depth, lengths < 1
 
 
 def _edges(values: torch.Tensor, low_rank: torch.Tensor, top_rank: torch.Tensor,
-           depth: int) -> tuple[torch.Tensor, torch.Tensor]:
+           depth: int, empty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the edge values [M,...] of ``values`` [M,...,P] (NaN padded) at each set's ranks.
 
-    ``low_rank`` [M] counts from the smallest, ``top_rank`` [M] from the largest
-    (``_edge_ranks``): the value numpy's sort puts at the nearest rank of each percentile
-    (NaN sorts last: above every value, in ``topk`` too). Only the ``depth`` smallest and
-    largest values are ordered (two partial selections): a whole sort of the search's
-    [M,K,2,P] projections cost 4.1 ms per 8 sets on one core of the 2-core machine, these
-    1.3 ms.
+    ``low_rank`` [M] counts from the smallest, ``top_rank`` [M] from the largest, ``empty``
+    [M] sets without points (``_edge_ranks``): the values numpy's sort puts at the nearest
+    ranks of the percentiles (NaN padding last). The padding takes part as +-inf: ``topk``'s
+    order of NaN has differed with the NaN's sign on CUDA (pytorch issue 117617), and a
+    negated NaN is one. Only the ``depth`` smallest and largest values are ordered (two
+    partial selections): a whole sort of the search's [M,K,2,P] projections cost 4.1 ms per
+    8 sets on one core of the 2-core machine, these 1.3 ms.
     """
-    low = _ranked(torch.topk(values, depth, dim=-1, largest=False, sorted=False).values,
-                  low_rank)
-    high = _ranked(torch.topk(-values, depth, dim=-1, largest=False, sorted=False).values,
-                   top_rank)
-    return low, -high
+    padding = torch.isnan(values)
+    low = _ranked(torch.topk(torch.where(padding, math.inf, values), depth, dim=-1,
+                             largest=False, sorted=False).values, low_rank, False)
+    high = _ranked(torch.topk(torch.where(padding, -math.inf, values), depth, dim=-1,
+                              largest=True, sorted=False).values, top_rank, True)
+    empty = empty.view(-1, *([1] * (low.dim() - 1)))
+    return torch.where(empty, math.nan, low), torch.where(empty, math.nan, high)
 
 
-def _ranked(smallest: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
-    """Values [M,...] at each set's ``rank`` [M] among ``smallest`` [M,...,D] (unordered)."""
-    ordered = torch.sort(smallest, dim=-1).values
+def _ranked(selected: torch.Tensor, rank: torch.Tensor, descending: bool) -> torch.Tensor:
+    """Values [M,...] at each set's ``rank`` [M] among ``selected`` [M,...,D] (unordered)."""
+    ordered = torch.sort(selected, dim=-1, descending=descending).values
     index = rank.view(-1, *([1] * (ordered.dim() - 1))).expand(*ordered.shape[:-1], 1)
     return ordered.gather(-1, index)[..., 0]
 

@@ -170,7 +170,7 @@ def fit_padded(xyz: torch.Tensor, lengths: torch.Tensor, rays: torch.Tensor
     ``EDGE_PERCENT`` and its complement among a set's sorted values (``_edge_ranks``,
     ``_edges``).
     """
-    count, size = xyz.shape[:2]
+    size = xyz.shape[1]
     ranks = _edge_ranks(lengths, size)
     x, y, z = xyz.unbind(dim=2)  # [M,P] each
     ray_xy = _nan_to_zero(rays[:, :2])

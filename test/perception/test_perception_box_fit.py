@@ -11,10 +11,13 @@ turns and shows one face, where the surface centre slides by centimetres.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from vggt4d_ros.perception import box_fit
 from vggt4d_ros.perception.config import TrackerConfig
+from vggt4d_ros.perception import instances
 from vggt4d_ros.perception.instances import Instance
+from vggt4d_ros.perception import registration
 from vggt4d_ros.perception.tracker import Tracker
 
 HALF = np.array([0.35, 0.22, 0.3])
@@ -202,3 +205,123 @@ def test_fits_are_bounded_to_the_largest_detections_of_a_frame():
     default = Tracker(TrackerConfig())  # 8 fits per frame: all five
     default.update(0, instances, clouds)
     assert default.stats.box_skipped == 0
+
+
+def test_label_subsample_picks_what_registration_subsample_picks():
+    # Random label images (in slot order, unused slots at the end): labels without points,
+    # with fewer than, exactly and more than POINTS points (1000), and labels beyond the
+    # fitted count; each fitted label's padded points are those of
+    # registration.subsample(np.flatnonzero(labels == k), POINTS), index for index.
+    rng = np.random.default_rng(7)
+    wanted = {1: 1000, 2: 0, 3: box_fit.POINTS, 4: 1, 5: 37, 6: box_fit.POINTS + 1, 7: 600}
+    frames, slots, count = 3, 3000, 6
+    labels = np.zeros((frames, slots), np.int64)
+    used = np.zeros((frames, slots), bool)
+    for f in range(frames):
+        members = np.concatenate([np.full(n if f == 0 else int(rng.integers(0, 700)), k)
+                                  for k, n in wanted.items()] + [np.zeros(300, np.int64)])
+        members = rng.permutation(members)
+        labels[f, :len(members)] = members
+        used[f, :len(members)] = True
+    labels[0, -1] = 1  # a label on an unused slot: not a point
+    output = rng.standard_normal((frames, slots, 3))
+    xyz, lengths = box_fit.label_subsample(torch.from_numpy(labels), torch.from_numpy(used),
+                                           torch.from_numpy(output), count)
+    assert xyz.shape == (frames, count, box_fit.POINTS, 3) and lengths.shape == (frames, count)
+    for f in range(frames):
+        for k in range(1, count + 1):
+            index = registration.subsample(np.flatnonzero((labels[f] == k) & used[f]),
+                                           box_fit.POINTS)
+            n = len(index)
+            assert lengths[f, k - 1] == n, (f, k)
+            np.testing.assert_array_equal(xyz[f, k - 1, :n].numpy(), output[f, index])
+            assert torch.isnan(xyz[f, k - 1, n:]).all()
+    assert lengths[0].tolist() == [256, 0, 256, 1, 37, 256]
+
+
+def test_the_fit_has_fixed_shapes_and_reads_no_value_on_the_host():
+    # On the meta device a tensor has no values: an .item(), a nonzero, a boolean index or a
+    # Python branch on a value fails there. So the fit and the subsample record into a CUDA
+    # graph (the instances stage's) as they run here.
+    meta = torch.device('meta')
+    fit = box_fit.fit_padded(torch.empty(12, box_fit.POINTS, 3, dtype=torch.float64,
+                                         device=meta),
+                             torch.empty(12, dtype=torch.int64, device=meta),
+                             torch.empty(12, 3, dtype=torch.float64, device=meta))
+    assert [tuple(v.shape) for v in fit] == [(12,), (12, 2), (12, 2), (12, 2), (12,), (12,)]
+    xyz, lengths = box_fit.label_subsample(
+        torch.empty(4, 900, dtype=torch.int64, device=meta),
+        torch.empty(4, 900, dtype=torch.bool, device=meta),
+        torch.empty(4, 900, 3, dtype=torch.float64, device=meta), 3)
+    assert xyz.shape == (4, 3, box_fit.POINTS, 3) and lengths.shape == (4, 3)
+    # The instances stage's part (the graph's way: every label, no compaction).
+    assert 'meta' not in instances.COMPACT_FIT_DEVICE_TYPES
+    table = instances.append_footprints(
+        torch.empty(4, 5, 17, dtype=torch.float64, device=meta),
+        torch.empty(4, 900, dtype=torch.int64, device=meta),
+        torch.empty(4, 900, dtype=torch.bool, device=meta),
+        torch.empty(4, 900, 3, dtype=torch.float64, device=meta), 3)
+    assert table.shape == (4, 5, 17 + box_fit.COLUMNS)
+
+
+def test_packed_rows_carry_the_fits():
+    # pack -> unpack: each measured instance gets its row's fit; labels beyond the fitted
+    # ones are not ok (as Footprints.scattered).
+    rng = np.random.default_rng(8)
+    frames, labels, fitted = 2, 5, 3
+    table = torch.from_numpy(rng.standard_normal((frames, labels, 17)))
+    table[:, :, 0] = torch.tensor([[1.0, 0.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0, 0.0]])
+    columns = box_fit.fit_columns(tuple(torch.from_numpy(v) for v in (
+        rng.standard_normal(frames * fitted), rng.standard_normal((frames * fitted, 2)),
+        np.sign(rng.standard_normal((frames * fitted, 2))),
+        rng.standard_normal((frames * fitted, 2)), rng.random(frames * fitted),
+        rng.random(frames * fitted) < 0.5)))
+    rest = torch.zeros(frames, labels - fitted, box_fit.COLUMNS, dtype=torch.float64)
+    rest[:, :, 3:5] = 1.0
+    fits = torch.cat([columns.view(frames, fitted, -1), rest], dim=1)
+    stats = instances.InstanceStats(torch.cat([table, fits], dim=2),
+                                    torch.arange(frames * labels).view(frames, labels),
+                                    torch.zeros(frames, 4, dtype=torch.int64))
+    assert stats.fitted
+    dropped = torch.tensor([[1, 2], [3, 4]])
+    found = instances.to_host(stats, instances.Labels(None, stats.pixels, dropped, True),
+                              np.array([4, 4]))
+    plain = instances.to_host(instances.InstanceStats(table, stats.pixels, stats.point_labels),
+                              instances.Labels(None, stats.pixels, dropped, True),
+                              np.array([4, 4]))
+    for f, frame in enumerate(found):
+        assert frame.footprints is not None and plain[f].footprints is None
+        rows = [inst.label - 1 for inst in frame.instances]
+        assert rows == [inst.label - 1 for inst in plain[f].instances]
+        assert rows == np.flatnonzero(table[f, :, 0].numpy() > 0.5).tolist()
+        want = box_fit.Footprints.from_columns(fits[f, rows].numpy())
+        for name in box_fit.Footprints.__dataclass_fields__:
+            assert np.array_equal(getattr(frame.footprints, name), getattr(want, name)), name
+        for got, same in zip(frame.instances, plain[f].instances):
+            assert got.centre.tolist() == same.centre.tolist() and got.top == same.top
+        assert (frame.small_parts, frame.excess_parts) == tuple(dropped[f].tolist())
+    assert found[0].footprints.ok[2:].tolist() == [False, False]  # labels 4 and 5: not fitted
+    assert found[0].footprints.away[2:].tolist() == [[1.0, 1.0]] * 2
+
+
+def test_the_padding_nan_sign_does_not_matter():
+    # Arithmetic may flip a NaN's sign (a negation does), and topk has ordered NaN by sign on
+    # CUDA: the fit takes the padding as +-inf, so -NaN padding gives the same fit, to the
+    # bit; a set without points has NaN edges (numpy's sort: rank 0 is the padding).
+    rng = np.random.default_rng(9)
+    clouds = [_box_points(np.array([0.5, 0.4, 0.3]), 0.3, rng)[:150],
+              _sphere_points(np.array([-0.8, 1.0, 0.35]), 0.35, rng)[:40], np.zeros((0, 3))]
+    xyz = np.full((3, box_fit.POINTS, 3), np.nan)
+    for i, cloud in enumerate(clouds):
+        xyz[i, :len(cloud)] = cloud
+    lengths = torch.tensor([len(c) for c in clouds])
+    rays = torch.from_numpy(np.concatenate([_rays(clouds[:2]), [[1.0, 0.0, 0.0]]]))
+    flipped = np.where(np.isnan(xyz), np.copysign(np.nan, -1.0), xyz)
+    assert np.signbit(flipped[0, -1]).all() and not np.signbit(xyz[0, -1]).any()
+    positive = box_fit.fit_padded(torch.from_numpy(xyz), lengths, rays)
+    negative = box_fit.fit_padded(torch.from_numpy(flipped), lengths, rays)
+    for a, b in zip(positive, negative):
+        assert torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
+    heading, near, away, extent, closeness, ok = positive
+    assert ok.tolist() == [True, True, False]
+    assert torch.isnan(near[2]).all() and torch.isnan(extent[2]).all()

@@ -20,12 +20,16 @@ from vggt4d_ros.perception.config import DynamicPointsConfig
 from vggt4d_ros.perception.config import GridConfig
 from vggt4d_ros.perception.config import InstanceConfig
 from vggt4d_ros.perception.config import PerceptionConfig
+from vggt4d_ros.perception import instances
 from vggt4d_ros.perception.dynamic_points import dynamic_points
+from vggt4d_ros.perception.instances import append_footprints
+from vggt4d_ros.perception.instances import InstanceStats
 from vggt4d_ros.perception.instances import label_image
 from vggt4d_ros.perception.instances import measure_instances
 from vggt4d_ros.perception.instances import to_host
 from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.perception_tracker import PerceptionTracker
+from vggt4d_ros.perception.tracker import footprints
 from vggt4d_ros.perception.tracker import Tracker
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
@@ -132,6 +136,50 @@ def test_points_labels_and_instances_equal_the_reference(seed, device):
             assert got.top == pytest.approx(want.top, abs=1e-12)
 
 
+@pytest.mark.parametrize('compact', [True, False])
+@pytest.mark.parametrize('device', DEVICES)
+def test_instance_footprints_equal_the_host_fit_of_their_points(device, compact, monkeypatch):
+    # The instances stage fits each frame's first labels on the device (append_footprints);
+    # the host's fit (tracker.footprints) of the same float64 points gives the same fits to
+    # float rounding (atol 1e-9 m and rad), ok and away alike; with a bound below the
+    # labels, the others are not ok. Whether only the labels with points are fitted
+    # (``compact``: the CPU's way) or all (the graph's) changes nothing.
+    monkeypatch.setattr(instances, 'COMPACT_FIT_DEVICE_TYPES', (device,) if compact else ())
+    rng = np.random.default_rng(3)
+    config = _config()
+    frames = [_frame(rng, k, (k + 1) * 66 * MS, device) for k in range(4)]
+    batch = stack_frames(frames, config.output_from_world)
+    points = dynamic_points(batch, config.points)
+    labels = label_image(points.selected, batch.depth, config.instances)
+    stats = measure_instances(points, labels, batch.output_from_camera,
+                              config.tracker.depth_completion)
+    xyz = points.output.cpu().numpy()
+    fitted = skipped = 0
+    for bound in (8, 2):
+        table = append_footprints(stats.table, stats.point_labels, points.used, points.output,
+                                  bound)
+        found = to_host(InstanceStats(table, stats.pixels, stats.point_labels), labels,
+                        points.host_count)
+        for f, frame in enumerate(found):
+            assert len(frame.footprints.ok) == len(frame.instances)
+            if not frame.instances:
+                continue
+            point_labels = frame.point_labels
+            want = footprints(frame.instances,
+                              [xyz[f, :len(point_labels)][point_labels == inst.label]
+                               for inst in frame.instances], bound)
+            got = frame.footprints
+            assert np.array_equal(got.ok, want.ok) and np.array_equal(got.away, want.away)
+            for name in ('heading', 'near', 'extent', 'closeness'):
+                np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=0,
+                                           atol=1e-9, err_msg=name)
+            fitted += int(got.ok.sum())
+            beyond = np.array([inst.label > bound for inst in frame.instances])
+            assert not got.ok[beyond].any()
+            skipped += int(beyond.sum())
+    assert fitted >= 8 and skipped >= 2, (fitted, skipped)  # the cases are exercised
+
+
 @pytest.mark.parametrize('device', DEVICES)
 def test_sequence_clouds_tracks_and_grids_equal_the_reference(device):
     rng = np.random.default_rng(5)
@@ -146,8 +194,9 @@ def test_sequence_clouds_tracks_and_grids_equal_the_reference(device):
         for cloud, obs in zip(out.clouds, frames[4 * window: 4 * window + 4]):
             frame, threshold, points, labels, instances, point_labels = _reference_frame(
                 obs, config)
-            # Each instance's points as the tracker gets them (float32 on the host: box fit).
-            xyz = points.output.astype(np.float32)
+            # Each instance's points as the box fit gets them (float64: fitted on the device,
+            # in the instances stage).
+            xyz = points.output
             ids = tracker.update(obs.stamp_ns, instances,
                                  [xyz[point_labels == inst.label] for inst in instances])
             object_ids = np.zeros(len(points), np.int32)

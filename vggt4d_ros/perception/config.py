@@ -174,8 +174,10 @@ class TrackerConfig:
             detection's (``measurement_noise``, set for the surface centre).
         box_fit_max_per_frame: footprint fits per frame (a rig step: per step) for the
             largest detections; the others take the surface centre (counted:
-            ``TrackerStats.box_skipped``). Bounds the fits' host time, ~0.3 ms per detection
-            (docs/performance.md section 13), when a frame falls apart into many parts.
+            ``TrackerStats.box_skipped``). Bounds the fits' work when a frame falls apart
+            into many parts: the instances stage's (it fits the first this many labels of
+            every frame, on the device) and the host's for a rig step (~0.3 ms per
+            detection, docs/performance.md section 13).
 
     """
 
@@ -255,7 +257,8 @@ class TrackerConfig:
         (0.01, 100.0)))
     box_fit_max_per_frame: int = field(default=8, metadata=_meta(
         'Footprint fits per frame, for the largest detections; the others take the surface '
-        'centre (bounds the host time when a frame falls apart into many parts).',
+        "centre (bounds the fits' work, on the device per frame and on the host per rig "
+        'step, when a frame falls apart into many parts).',
         (1, 100000)))
 
     @property

@@ -17,7 +17,8 @@ with a fixed step count and a convergence flag on the device (``label_bucket``),
 eagerly in the rare case it did not converge (``resume_bucket``): the same labels. Labels are
 ordered by size, ties by the first pixel in raster order (as ``scipy.ndimage.label``
 numbers parts). Measurements are segment reductions (scatter, sort) over the frame's points,
-one row per (frame, label).
+one row per (frame, label); with the 'box_fit' centre model each row also holds the
+footprint fit of the label's points (``append_footprints``, ``box_fit``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import numpy as np
 import torch
 
 from vggt4d_ros.motion.graphs import bucket_size
+from vggt4d_ros.perception import box_fit
+from vggt4d_ros.perception.box_fit import Footprints
 from vggt4d_ros.perception.config import InstanceConfig
 from vggt4d_ros.perception.dynamic_points import BatchPoints
 from vggt4d_ros.perception.dynamic_points import rigid_apply
@@ -47,6 +50,13 @@ _CHECK_EVERY = 4
 #: 16.0 against 9.2-9.9 ms): a whole frame moves ~150 MB per propagation step, more than
 #: the sync and the extra launches the box costs.
 CPU_PATH_DEVICE_TYPES: tuple[str, ...] = ('cpu', 'cuda')
+#: Device types whose footprint fits (``append_footprints``) skip the labels without points
+#: (one host read of which): the CPU pays per element, not per launch. A window's 4 new frames
+#: have 8 labels each to fit (``box_fit_max_per_frame``), 2 of them with points on the
+#: benchmark's scene: all 32 cost the CPU's instances stage 14 ms more per window, the 8
+#: 4.5-6 ms (one core of the 2-core machine). Elsewhere (CUDA: replayed from the graph)
+#: every label, fixed shapes.
+COMPACT_FIT_DEVICE_TYPES: tuple[str, ...] = ('cpu',)
 #: The graph-ready labelling's rows (``Bucket``) are a count of ``bucket_size``'s ladder of
 #: this step and ratio (32, 64, ..., 256, 320, 384, ...; at most 25 % padding), cut to the
 #: frame: a few graphs cover every window while the objects move.
@@ -99,6 +109,9 @@ class FrameInstances:
         point_labels: [N] int32 label of each point of the frame (0 = no instance).
         small_parts: connected parts dropped for being below ``min_pixels``.
         excess_parts: parts dropped beyond ``max_instances``.
+        footprints: the instances' footprint fits (rows in instance order; an instance
+            whose label is beyond the fitted ones: not ok), or None (not fitted on the
+            device: ``append_footprints``).
 
     """
 
@@ -106,6 +119,7 @@ class FrameInstances:
     point_labels: np.ndarray
     small_parts: int = 0
     excess_parts: int = 0
+    footprints: Footprints | None = None
 
 
 @dataclass
@@ -148,7 +162,8 @@ class InstanceStats:
             inclusive, centre [3] (output frame), size [3], range (camera distance of the
             centre), push (``Instance.push``), push direction [3] (the unit viewing ray,
             ``Instance.push_direction``), top (98th percentile of the points' output z,
-            ``Instance.top``). The properties read its columns.
+            ``Instance.top``); [F,K,26] with the footprint fit's 9 columns appended
+            (``append_footprints``). The properties read its columns.
         pixels: [F,K] int64 pixel count.
         point_labels: [F,L] int64 label of each point slot (0 = none or not measurable).
 
@@ -197,6 +212,11 @@ class InstanceStats:
     def top(self) -> torch.Tensor:
         """[F,K] float64 98th percentile of the points' output z (``Instance.top``)."""
         return self.table[:, :, 16]
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the table holds the footprint fits (``append_footprints``)."""
+        return self.table.shape[2] > _MEASURED
 
 
 class _LabelConstants:
@@ -711,37 +731,94 @@ def _segment_percentiles(values: torch.Tensor, segment: torch.Tensor, members: t
     return (first + (second - first) * frac).permute(1, 2, 0)
 
 
-#: Values per instance in ``pack``'s rows.
-_PACKED = 18
+def append_footprints(table: torch.Tensor, point_labels: torch.Tensor, used: torch.Tensor,
+                      output: torch.Tensor, count: int) -> torch.Tensor:
+    """``measure_instances``' table [F,K,17] with each label's footprint fit: [F,K,26].
+
+    The first ``count`` labels of every frame (at most K; labels rank parts by size, 1 = the
+    largest) are fitted (``box_fit.fit_padded``) on their points' subsample
+    (``box_fit.label_subsample``) with the measured viewing rays (the push direction
+    columns); the other rows are not ok (zeros, away +1: ``Footprints.scattered``). Fixed
+    shapes, no host sync: part of the instances' CUDA graph. On ``COMPACT_FIT_DEVICE_TYPES``
+    only the labels with points are fitted (the rest are never instances).
+
+    Args:
+        table: [F,K,17] float64 (``InstanceStats.table``).
+        point_labels: [F,N] int64 label of each point slot (``InstanceStats.point_labels``:
+            0 for labels not measured).
+        used: [F,N] bool slots holding a point.
+        output: [F,N,3] float64 the points (output frame).
+        count: labels fitted per frame.
+
+    """
+    frames, labels = table.shape[:2]
+    count = min(count, labels)
+    xyz, lengths = box_fit.label_subsample(point_labels, used, output, count)
+    xyz, lengths = xyz.flatten(0, 1), lengths.flatten()
+    rays = table[:, :count, 13:16].reshape(-1, 3)
+    if table.device.type in COMPACT_FIT_DEVICE_TYPES:
+        # Only the labels with points (an index read on the host); the others as not fitted.
+        rows = torch.nonzero(lengths).flatten()
+        fitted = _not_fitted(table, frames * count)
+        fitted.index_copy_(0, rows, box_fit.fit_columns(
+            box_fit.fit_padded(xyz[rows], lengths[rows], rays[rows])))
+    else:
+        fitted = box_fit.fit_columns(box_fit.fit_padded(xyz, lengths, rays))
+    rest = _not_fitted(table, frames * (labels - count))
+    columns = torch.cat([fitted.view(frames, count, box_fit.COLUMNS),
+                         rest.view(frames, labels - count, box_fit.COLUMNS)], dim=1)
+    return torch.cat([table, columns], dim=2)
+
+
+def _not_fitted(table: torch.Tensor, count: int) -> torch.Tensor:
+    """[count, ``box_fit.COLUMNS``] rows of no fit: not ok, zeros, away +1 (``scattered``)."""
+    rows = table.new_zeros((count, box_fit.COLUMNS))
+    rows[:, 3:5] = 1.0
+    return rows
+
+
+#: Columns of ``measure_instances``' table.
+_MEASURED = 17
+#: Values per instance in ``pack``'s rows (and the footprint fit's when fitted).
+_PACKED = _MEASURED + 1
 
 
 def pack(stats: InstanceStats, labels: Labels) -> torch.Tensor:
-    """[F, 18 K + 2] float64: the measurements and the dropped-part counts (for one copy)."""
+    """[F, W K + 2] float64: the measurements and the dropped-part counts (for one copy).
+
+    W = 18 values per label: the table's with the pixel count second; 27 with the footprint
+    fits (``InstanceStats.fitted``: their 9 columns last).
+    """
     packed = torch.cat([stats.table[:, :, :1], stats.pixels[:, :, None].double(),
                         stats.table[:, :, 1:]], dim=2)
     return torch.cat([packed.flatten(1), labels.dropped.double()], dim=1)
 
 
-def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray
-           ) -> list[FrameInstances]:
-    """Per-frame instances from ``pack``'s rows [F, 18 K + 2] on the host.
+def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray,
+           fitted: bool = False) -> list[FrameInstances]:
+    """Per-frame instances from ``pack``'s rows [F, W K + 2] on the host.
 
-    ``point_labels`` [F, >= max count]: each point slot's label; ``counts`` [F]: used slots.
+    ``point_labels`` [F, >= max count]: each point slot's label; ``counts`` [F]: used slots;
+    ``fitted``: the rows hold the footprint fits (W = 27; ``FrameInstances.footprints``).
     """
     frames = len(packed)
-    fields = packed[:, :-2].reshape(frames, -1, _PACKED)
+    width = _PACKED + box_fit.COLUMNS if fitted else _PACKED
+    fields = packed[:, :-2].reshape(frames, -1, width)
     out = []
     for f in range(frames):
         instances = []
-        for k in np.flatnonzero(fields[f, :, 0] > 0.5).tolist():  # the measured rows only
+        measured = np.flatnonzero(fields[f, :, 0] > 0.5)  # the measured rows only
+        for k in measured.tolist():
             row = fields[f, k]
             value = row.tolist()  # Python floats at once, not one numpy scalar each
             instances.append(Instance(
                 k + 1, int(value[1]), tuple(int(v) for v in value[2:6]), row[6:9].copy(),
                 row[9:12].copy(), value[12], push=value[13], push_direction=row[14:17].copy(),
                 top=value[17]))
+        footprints = (Footprints.from_columns(fields[f, measured, _PACKED:]) if fitted
+                      else None)
         out.append(FrameInstances(instances, point_labels[f, : counts[f]].astype(np.int32),
-                                  int(packed[f, -2]), int(packed[f, -1])))
+                                  int(packed[f, -2]), int(packed[f, -1]), footprints))
     return out
 
 
@@ -750,4 +827,4 @@ def to_host(stats: InstanceStats, labels: Labels, counts: np.ndarray
     """Copy the measurements to the host as per-frame instances (``counts`` [F] used slots)."""
     used = int(counts.max()) if len(counts) else 0
     return unpack(pack(stats, labels).cpu().numpy(),
-                  stats.point_labels[:, :used].cpu().numpy(), counts)
+                  stats.point_labels[:, :used].cpu().numpy(), counts, stats.fitted)

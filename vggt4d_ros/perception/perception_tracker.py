@@ -16,7 +16,8 @@ The pixel stages (points, instances, grid rasterising) run as torch ops on the d
 frames, over all frames of a call at once (frames of one segment, shape and device); the
 results come to the host in a few transfers per call; the tracker (a handful of objects:
 Kalman filter, optimal assignment) runs on the host in numpy, frame by frame. On CUDA the
-points + grid stages and the instances (labelling on a bucket-sized window, measurements)
+points + grid stages and the instances (labelling on a bucket-sized window, measurements and,
+with the 'box_fit' centre model, the footprint fits of each frame's largest instances)
 replay from CUDA graphs (``PerceptionConfig.cuda_graphs``; docs/perception.md).
 """
 
@@ -33,7 +34,6 @@ import torch.nn.functional as nnf
 
 from vggt4d_ros.motion.graphs import GraphedFunction
 from vggt4d_ros.perception.batch import batch_from_tensors
-from vggt4d_ros.perception import box_fit
 from vggt4d_ros.perception.box_fit import Footprints
 from vggt4d_ros.perception.batch import FrameBatch
 from vggt4d_ros.perception.batch import stack_tensors
@@ -41,6 +41,7 @@ from vggt4d_ros.perception.config import PerceptionConfig
 from vggt4d_ros.perception.dynamic_points import BatchPoints
 from vggt4d_ros.perception.dynamic_points import dynamic_points
 from vggt4d_ros.perception.dynamic_points import unproject
+from vggt4d_ros.perception.instances import append_footprints
 from vggt4d_ros.perception.instances import Bucket
 from vggt4d_ros.perception.instances import bucket_constants
 from vggt4d_ros.perception.instances import find_bucket
@@ -55,9 +56,7 @@ from vggt4d_ros.perception.instances import unpack
 from vggt4d_ros.perception.observation import FrameObservation
 from vggt4d_ros.perception.occupancy import OccupancyGrids
 from vggt4d_ros.perception.occupancy import OccupancyMapper
-from vggt4d_ros.perception import registration
 from vggt4d_ros.perception.rig_merge import merge_views
-from vggt4d_ros.perception.tracker import footprints
 from vggt4d_ros.perception.tracker import Track
 from vggt4d_ros.perception.tracker import Tracker
 
@@ -261,7 +260,7 @@ class PerceptionTracker:
                     measured, used)
                 if again is not None:
                     host[2:4] = again
-            found = unpack(host[3], host[2], counts)
+            found = unpack(host[3], host[2], counts, measured.fitted)
         if cfg.tracker.enabled and not labels.converged:
             self.stats.unconverged += 1
         clock.lap('host')
@@ -296,35 +295,21 @@ class PerceptionTracker:
 
         ``xyz`` [F,>=N_f,3]: each frame's points; ``frames``: the frames to prepare. Returns
         frame -> (points: one [n_i,3] array per instance, or None when the tracker needs
-        none (no motion registration); footprint fits or None). The footprints of all the
-        frames' instances come from one call (``box_fit`` costs less per detection in a
-        batch; the fits are the same) on the fit's subsample of each instance's points.
+        none (no motion registration); footprint fits or None). The fits come from the
+        instances stage (``FrameInstances.footprints``, fitted on the device: the host
+        gathers no points for them).
         """
         cfg = self.config.tracker
         if not cfg.needs_points:
             return {}
-        points = {}
+        out = {}
         for f in frames:
-            labels = found[f].point_labels
+            points = None
             if cfg.motion_registration:  # all of each instance's points
-                points[f] = [xyz[f, :len(labels)][labels == inst.label]
-                             for inst in found[f].instances]
-            else:  # the box fit's subsample only: no copy of the whole instance
-                points[f] = [xyz[f, registration.subsample(
-                    np.flatnonzero(labels == inst.label), box_fit.POINTS)]
-                             for inst in found[f].instances]
-        if cfg.centre_model != 'box_fit':
-            return {f: (points[f], None) for f in frames}
-        instances = [inst for f in frames for inst in found[f].instances]
-        fits = (footprints(instances, [p for f in frames for p in points[f]],
-                           cfg.box_fit_max_per_frame)
-                if instances else None)
-        out, start = {}, 0
-        for f in frames:
-            end = start + len(points[f])
-            out[f] = (points[f] if cfg.motion_registration else None,
-                      None if fits is None else fits.take(slice(start, end)))
-            start = end
+                labels = found[f].point_labels
+                points = [xyz[f, :len(labels)][labels == inst.label]
+                          for inst in found[f].instances]
+            out[f] = (points, found[f].footprints)
         return out
 
     def _track(self, stamp_ns: int, found, points: list[np.ndarray] | None = None,
@@ -464,13 +449,21 @@ class PerceptionTracker:
 
         Fixed shapes, no sync. Arguments: the ``BatchPoints`` and ``Labels`` fields of those
         names and the frames' output_from_camera [F,4,4]; returns the ``InstanceStats``
-        fields (table, pixels, point_labels).
+        fields (table, pixels, point_labels). With the 'box_fit' centre model the table holds
+        the footprint fits of each frame's first ``box_fit_max_per_frame`` labels
+        (``append_footprints``; labels beyond: not ok, counted by the tracker as
+        ``box_skipped``); other centre models do not fit.
         """
+        cfg = self.config.tracker
         # Only the fields measure_instances reads are set.
         points = BatchPoints(None, None, index, None, used, camera, output, None)
         stats = measure_instances(points, Labels(labels, pixels, None, True), output_from_camera,
-                                  self.config.tracker.depth_completion)
-        return stats.table, stats.pixels, stats.point_labels
+                                  cfg.depth_completion)
+        table = stats.table
+        if cfg.centre_model == 'box_fit':
+            table = append_footprints(table, stats.point_labels, used, output,
+                                      cfg.box_fit_max_per_frame)
+        return table, stats.pixels, stats.point_labels
 
     def _static_points(self, batch: FrameBatch, points: BatchPoints
                        ) -> tuple[torch.Tensor, torch.Tensor]:

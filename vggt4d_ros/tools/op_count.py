@@ -260,8 +260,10 @@ STAGE_ORDER = ('copy', 'points', 'instances', 'grid', 'host', 'tracker')
 def count_windows(outputs, config, graphs: bool = False) -> OpCounter:
     """Count ``observations_from_window`` ('copy') + ``PerceptionTracker.update`` per stage.
 
-    The CPU and CUDA take the same code paths (``instances.CPU_PATH_DEVICE_TYPES``), so a
-    count on the CPU is CUDA's without CUDA graphs (``config.cuda_graphs`` off).
+    The CPU and CUDA take the same code paths (``instances.CPU_PATH_DEVICE_TYPES``; the
+    footprint fits of every label, as CUDA: ``instances.COMPACT_FIT_DEVICE_TYPES`` is
+    emptied while counting), so a count on the CPU is CUDA's without CUDA graphs
+    (``config.cuda_graphs`` off).
 
     Args:
         outputs: engine outputs (``EngineOutput``: ``result``, ``update``) of the windows;
@@ -273,8 +275,13 @@ def count_windows(outputs, config, graphs: bool = False) -> OpCounter:
             real).
 
     """
+    from vggt4d_ros.perception import instances
     from vggt4d_ros.perception.perception_tracker import PerceptionTracker
-    return _count(PerceptionTracker(config), outputs, graphs)
+    compact, instances.COMPACT_FIT_DEVICE_TYPES = instances.COMPACT_FIT_DEVICE_TYPES, ()
+    try:
+        return _count(PerceptionTracker(config), outputs, graphs)
+    finally:
+        instances.COMPACT_FIT_DEVICE_TYPES = compact
 
 
 class _GraphReplay:

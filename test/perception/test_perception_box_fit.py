@@ -257,8 +257,9 @@ def test_the_fit_has_fixed_shapes_and_reads_no_value_on_the_host():
     # The instances stage's part (the graph's way: every label, no compaction).
     assert 'meta' not in instances.COMPACT_FIT_DEVICE_TYPES
     table = instances.append_footprints(
-        torch.empty(4, 5, 17, dtype=torch.float64, device=meta),
-        torch.empty(4, 900, dtype=torch.int64, device=meta),
+        instances.InstanceStats(torch.empty(4, 5, 17, dtype=torch.float64, device=meta),
+                                torch.empty(4, 5, dtype=torch.int64, device=meta),
+                                torch.empty(4, 900, dtype=torch.int64, device=meta)),
         torch.empty(4, 900, dtype=torch.bool, device=meta),
         torch.empty(4, 900, 3, dtype=torch.float64, device=meta), 3)
     assert table.shape == (4, 5, 17 + box_fit.COLUMNS)

@@ -156,8 +156,7 @@ def test_instance_footprints_equal_the_host_fit_of_their_points(device, compact,
     xyz = points.output.cpu().numpy()
     fitted = skipped = 0
     for bound in (8, 2):
-        table = append_footprints(stats.table, stats.point_labels, points.used, points.output,
-                                  bound)
+        table = append_footprints(stats, points.used, points.output, bound)
         found = to_host(InstanceStats(table, stats.pixels, stats.point_labels), labels,
                         points.host_count)
         for f, frame in enumerate(found):

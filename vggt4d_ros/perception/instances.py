@@ -731,8 +731,8 @@ def _segment_percentiles(values: torch.Tensor, segment: torch.Tensor, members: t
     return (first + (second - first) * frac).permute(1, 2, 0)
 
 
-def append_footprints(table: torch.Tensor, point_labels: torch.Tensor, used: torch.Tensor,
-                      output: torch.Tensor, count: int) -> torch.Tensor:
+def append_footprints(stats: InstanceStats, used: torch.Tensor, output: torch.Tensor,
+                      count: int) -> torch.Tensor:
     """``measure_instances``' table [F,K,17] with each label's footprint fit: [F,K,26].
 
     The first ``count`` labels of every frame (at most K; labels rank parts by size, 1 = the
@@ -743,19 +743,19 @@ def append_footprints(table: torch.Tensor, point_labels: torch.Tensor, used: tor
     only the labels with points are fitted (the rest are never instances).
 
     Args:
-        table: [F,K,17] float64 (``InstanceStats.table``).
-        point_labels: [F,N] int64 label of each point slot (``InstanceStats.point_labels``:
-            0 for labels not measured).
+        stats: ``measure_instances``' measurements: its table [F,K,17] float64 (the rays:
+            ``push_direction``) and point labels [F,N] int64 (0 for labels not measured).
         used: [F,N] bool slots holding a point.
         output: [F,N,3] float64 the points (output frame).
         count: labels fitted per frame.
 
     """
+    table = stats.table
     frames, labels = table.shape[:2]
     count = min(count, labels)
-    xyz, lengths = box_fit.label_subsample(point_labels, used, output, count)
+    xyz, lengths = box_fit.label_subsample(stats.point_labels, used, output, count)
     xyz, lengths = xyz.flatten(0, 1), lengths.flatten()
-    rays = table[:, :count, 13:16].reshape(-1, 3)
+    rays = stats.push_direction[:, :count].reshape(-1, 3)
     if table.device.type in COMPACT_FIT_DEVICE_TYPES:
         # Only the labels with points (an index read on the host); the others as not fitted.
         rows = torch.nonzero(lengths).flatten()

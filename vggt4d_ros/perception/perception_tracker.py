@@ -461,8 +461,7 @@ class PerceptionTracker:
                                   cfg.depth_completion)
         table = stats.table
         if cfg.centre_model == 'box_fit':
-            table = append_footprints(table, stats.point_labels, used, output,
-                                      cfg.box_fit_max_per_frame)
+            table = append_footprints(stats, used, output, cfg.box_fit_max_per_frame)
         return table, stats.pixels, stats.point_labels
 
     def _static_points(self, batch: FrameBatch, points: BatchPoints

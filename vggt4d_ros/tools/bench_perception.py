@@ -174,6 +174,12 @@ def _stages(outputs: list[EngineOutput], config: PerceptionConfig) -> dict[str, 
     return {k: v * 1e3 / len(outputs) for k, v in stages.items()}
 
 
+def _one_pass(outputs: list[EngineOutput], tracker: PerceptionTracker) -> None:
+    """Run every window through ``tracker`` once (untimed; the profiled passes)."""
+    for out in outputs:
+        tracker.update(observations_from_window(out.result, out.update))
+
+
 def _profile(outputs: list[EngineOutput], tracker: PerceptionTracker, device: str,
              rows: int) -> str:
     """Return a report of one more pass: device kernels per window and the host's hot spots.
@@ -191,8 +197,7 @@ def _profile(outputs: list[EngineOutput], tracker: PerceptionTracker, device: st
     tracker.reset()
     tic = time.perf_counter()
     with profile(activities=activities) as prof:
-        for out in outputs:
-            tracker.update(observations_from_window(out.result, out.update))
+        _one_pass(outputs, tracker)
         if cuda:
             torch.cuda.synchronize()
     wall = (time.perf_counter() - tic) * 1e3 / len(outputs)
@@ -208,8 +213,7 @@ def _profile(outputs: list[EngineOutput], tracker: PerceptionTracker, device: st
     tracker.reset()
     host = cProfile.Profile()
     host.enable()
-    for out in outputs:
-        tracker.update(observations_from_window(out.result, out.update))
+    _one_pass(outputs, tracker)
     host.disable()
     text = io.StringIO()
     pstats.Stats(host, stream=text).sort_stats('tottime').print_stats(rows)

@@ -108,19 +108,19 @@ def thin_evenly(selected: torch.Tensor, limit: int
     """
     rows, size = selected.shape
     slots = min(limit, size)
-    rank = torch.cumsum(selected, dim=1) - 1  # rank of each selected entry in its row
-    total = rank[:, -1] + 1
-    # by_rank[f, r]: position of row f's entry of rank r (column P: a dump).
-    position = torch.arange(size, device=selected.device).expand(rows, size)
-    by_rank = torch.zeros((rows, size + 1), dtype=torch.int64, device=selected.device)
-    by_rank.scatter_(1, torch.where(selected, rank, size), position)
+    # Entries up to and including each position; int32 (a frame has far fewer than 2**31
+    # pixels) halves the scan's traffic (int64, 0.31 ms a window on an H100: section 14).
+    running = torch.cumsum(selected, dim=1, dtype=torch.int32)
+    total = running[:, -1].long()
     # Slot j takes rank round(j * step) (rounding half-to-even, as numpy's); step 1 keeps all.
     step = torch.where(total > slots, (total - 1).double() / max(slots - 1, 1), 1.0)
     slot = torch.arange(slots, device=selected.device)
-    taken = torch.round(slot * step[:, None]).long()
+    taken = torch.round(slot * step[:, None]).int()
     count = torch.clamp(total, max=slots)
     used = slot < count[:, None]
-    return torch.where(used, by_rank.gather(1, taken), 0), count, used
+    # The entry of rank r is the first position with more than r entries up to it.
+    position = torch.searchsorted(running, taken, right=True)
+    return torch.where(used, position, 0), count, used
 
 
 def unproject(batch: FrameBatch, index: torch.Tensor, pixel: torch.Tensor | None = None

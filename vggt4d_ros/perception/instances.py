@@ -42,6 +42,8 @@ from vggt4d_ros.perception.dynamic_points import rigid_apply
 _FIXED_STEPS = 8
 #: After a failed check, the next comes this many steps later (one host sync each).
 _CHECK_EVERY = 4
+#: Row of a pixel itself in its 5 neighbours (up, left, self, right, down).
+_SELF = 2
 #: Device types that take the CPU's path: labelling on the box around the dynamic pixels (one
 #: host sync to cut it: the CPU pays per pixel, not per launch) with the gathers and minima
 #: its kernels vectorise. Elsewhere whole frames, no sync but the convergence check, fewest
@@ -229,13 +231,14 @@ class _LabelConstants:
         size: P.
         own: [P+1] int64 every index itself (a pixel's first label); pixel_index: its
             first P (a view).
-        neighbours: [5,P+1] int64 a pixel's 4 neighbours and itself (up, left, self,
-            right, down), the sink past a frame's border; the sink's are all sink (rows:
-            a [P+1] mask broadcasts over them).
+        neighbours: [5,P+1] int64 a pixel's 4 neighbours and itself (up, left, self
+            (row ``_SELF``), right, down), the sink past a frame's border; the sink's are
+            all sink (rows: a [P+1] mask broadcasts over them).
         ones: [P+1] int64 ones (pixel counts).
         reverse: [h w] int64 h w - 1 - position in the frame (ties: first pixel first).
         frame_base: [F,1] int64 the first index of each frame.
         no: [1] bool False (the sink is no mask pixel).
+        self_row: [5,1] bool True in row ``_SELF`` (a pixel itself among its neighbours).
 
     """
 
@@ -249,13 +252,15 @@ class _LabelConstants:
         around = self.neighbours[:, :size].view(5, frames, height, width)
         around[0, :, 1:] = index[:, :-1]
         around[1, :, :, 1:] = index[:, :, :-1]
-        around[2] = index
+        around[_SELF] = index
         around[3, :, :, :-1] = index[:, :, 1:]
         around[4, :, :-1] = index[:, 1:]
         self.ones = torch.ones_like(self.own)
         self.reverse = torch.arange(pixels - 1, -1, -1, device=device)
         self.frame_base = pixels * torch.arange(frames, device=device)[:, None]
         self.no = torch.zeros(1, dtype=torch.bool, device=device)
+        self.self_row = torch.zeros((5, 1), dtype=torch.bool, device=device)
+        self.self_row[_SELF] = True
 
 
 @functools.lru_cache(maxsize=4)
@@ -305,9 +310,10 @@ def _first_labels(inside: torch.Tensor, consts: _LabelConstants) -> torch.Tensor
 def _masked_neighbours(inside: torch.Tensor, consts: _LabelConstants) -> torch.Tensor:
     """[5,P+1] ``consts.neighbours`` of mask pixels; pixels off the mask read only the sink.
 
-    So a label off the mask stays the sink.
+    Every pixel keeps itself (row ``_SELF``): off the mask that is a sink label too, so a
+    label off the mask stays the sink, and ``_step`` has each pixel's own index there.
     """
-    return torch.where(inside, consts.neighbours, consts.size)
+    return torch.where(inside | consts.self_row, consts.neighbours, consts.size)
 
 
 def _resume(state: torch.Tensor, neighbours: torch.Tensor, done: int, max_steps: int
@@ -338,9 +344,18 @@ def _advance(state: torch.Tensor, neighbours: torch.Tensor, steps: int
 
 
 def _step(state: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
-    """One propagation step on the [P+1] labels (``_propagate``): five ops."""
+    """One propagation step on the [P+1] labels (``_propagate``): seven ops.
+
+    Only a pixel with a smaller label around it (``low`` below its own) offers ``low`` to
+    its root; every other pixel offers its ``low`` to itself, which changes nothing (a
+    label never exceeds its index, so ``low[p] <= p``). The result is the hooking over all
+    pixels, but the atomic minima no longer pile up on one address: every background pixel
+    pointed at the sink, and a settled part's pixels at its root (an H100 spent 143 us a
+    step there, 31 % of the window's device time: docs/performance.md section 14).
+    """
     low = _neighbour_min(state, neighbours)
-    hooked = low.scatter_reduce(0, state, low, 'amin')
+    target = torch.where(low < state, state, neighbours[_SELF])
+    hooked = low.scatter_reduce(0, target, low, 'amin')
     half = hooked.index_select(0, hooked)
     return half.index_select(0, half)
 
@@ -570,7 +585,10 @@ def _rank_parts(state: torch.Tensor, consts: _LabelConstants, shape: torch.Size,
     """
     frames, total = shape[0], consts.size
     pixels = total // frames
-    sizes = torch.zeros_like(state).index_add_(0, state, consts.ones)
+    # Background pixels count into their own slot, not all into the sink's (one contended
+    # address on a GPU, like ``_step``'s hooking); a background slot is never a part root.
+    counted = torch.where(state == total, consts.own, state)
+    sizes = torch.zeros_like(state).index_add_(0, counted, consts.ones)
     roots = state[:total]
     sizes = torch.where(roots == consts.pixel_index, sizes[:total], 0).view(frames, pixels)
     # Largest first, ties by first pixel: one unique integer key per part root (-1: none).

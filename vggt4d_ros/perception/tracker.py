@@ -255,7 +255,7 @@ class Tracker:
         tracks.confidence += cfg.confidence_rate * (detected - tracks.confidence)
         unmatched = np.ones(len(instances), bool)  # setdiff1d's result, without its sort
         unmatched[cols] = False
-        new_tracks = np.flatnonzero(unmatched)
+        new_tracks = unmatched.nonzero()[0]  # np.flatnonzero without its ravel (~1 us)
         track_of = np.full(len(instances), -1, np.int64)
         track_of[cols] = rows
         born = 0 if not len(new_tracks) else self._birth(
@@ -369,7 +369,7 @@ class Tracker:
         tracks = self._tracks
         centres = found.centre.copy()
         has = found.shaped
-        if not has.any():
+        if not np.count_nonzero(has):  # .any() costs ~4x as much on a few elements
             return centres
         rows = rows[has]
         push, top, direction = found.push[has], found.top[has], found.direction[has]
@@ -405,8 +405,9 @@ class Tracker:
         ok = fit.ok
         learn = fit.box_like
         boxness = tracks.boxness[rows]
-        boxness[ok] += _BOXNESS_RATE * (learn[ok] - boxness[ok])
-        tracks.boxness[rows] = boxness
+        if np.count_nonzero(ok):
+            boxness[ok] += _BOXNESS_RATE * (learn[ok] - boxness[ok])
+            tracks.boxness[rows] = boxness
         # Whether the fit's first axis is the track's first side (headings mod pi).
         heading = tracks.heading[rows]
         known = np.isfinite(heading)
@@ -424,16 +425,20 @@ class Tracker:
         rate = np.where(sides > 0, (weight / (earlier + weight))[:, None], 1.0) * counted
         sides = sides + rate * (seen - sides)
         tracks.sides[rows] = sides
-        tracks.heading[rows[learn]] = np.mod(
-            fit.heading + np.where(same, 0.0, 0.5 * np.pi), np.pi)[learn]
+        if np.count_nonzero(learn):
+            tracks.heading[rows[learn]] = np.mod(
+                fit.heading + np.where(same, 0.0, 0.5 * np.pi), np.pi)[learn]
         use = ok & (boxness >= 0.5) & (sides > 0).all(axis=1)
+        boxed = int(np.count_nonzero(use))
+        self.stats.box_fits += boxed
+        self.stats.box_fallbacks += len(use) - boxed
+        if not boxed:  # most detections (not box-like, or no fit): ~15 numpy calls fewer
+            tracks.offset[rows] = 0.0
+            return measured.copy(), use
         centres = box_fit.box_centres(fit, np.where(same[:, None], sides, sides[:, ::-1]))
         out = measured.copy()
         out[use, :2] = centres[use]
         tracks.offset[rows] = np.where(use[:, None], out - own, 0.0)
-        boxed = int(np.count_nonzero(use))
-        self.stats.box_fits += boxed
-        self.stats.box_fallbacks += len(use) - boxed
         return out, use
 
     def _register(self, rows: np.ndarray, points: list[np.ndarray], measured: np.ndarray
@@ -544,8 +549,9 @@ class Tracker:
         limit = np.where(tracks.ids > 0, self.config.max_miss_s,
                          self.config.tentative_max_miss_s)
         alive = missed <= limit
-        self.stats.deaths += int((~alive).sum())
-        if not alive.all():
+        deaths = len(alive) - np.count_nonzero(alive)
+        if deaths:
+            self.stats.deaths += deaths
             tracks.keep(alive)
 
 

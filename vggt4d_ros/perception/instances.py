@@ -831,7 +831,7 @@ def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray,
         # its numbers Python floats from one tolist (~10 us less per window than a copy per
         # array and a tolist per row).
         rows = fields[f, measured]
-        instances = [Instance(k + 1, int(value[1]), tuple(int(v) for v in value[2:6]),
+        instances = [Instance(k + 1, int(value[1]), tuple(map(int, value[2:6])),
                               row[6:9], row[9:12], value[12], push=value[13],
                               push_direction=row[14:17], top=value[17])
                      for k, row, value in zip(measured.tolist(), rows, rows.tolist())]

@@ -36,6 +36,7 @@ from vggt4d_ros.perception.tracker import _Tracks
 from vggt4d_ros.perception.tracker import footprints
 from vggt4d_ros.perception.tracker import Tracker
 from vggt4d_ros.perception import registration
+from vggt4d_ros.perception import tracker
 from scipy.optimize import linear_sum_assignment
 
 
@@ -584,3 +585,17 @@ def test_one_step_for_every_track_predicts_as_the_array_of_steps():
             new = kalman.predict(state, cov, dt, 2.0)
             old = _reference_predict(state, cov, np.full(4, dt), 2.0)
             assert _same(new[0], old[0]) and _same(new[1], old[1])
+
+
+def test_box_iou_on_python_floats_gives_the_array_bits():
+    rng = np.random.default_rng(7)
+    for tracks, found in ((1, 1), (2, 2), (3, 3), (1, 9), (4, 4), (0, 3)):
+        first = rng.integers(0, 200, (tracks, 4)).astype(np.float64)
+        second = rng.integers(0, 200, (found, 4)).astype(np.float64)
+        first[:, 2:] += rng.integers(0, 60, (tracks, 2))
+        second[:, 2:] += rng.integers(0, 60, (found, 2))
+        second[:1] = first[:1] if tracks and found else second[:1]  # an IoU of 1
+        expected = _reference_box_iou(first, second)
+        assert _same(tracker._box_iou_pairs(first, second), expected)
+        assert _same(tracker._box_iou_arrays(first, second), expected)
+        assert _same(tracker._box_iou(first, second), expected)

@@ -822,21 +822,22 @@ def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray,
     frames = len(packed)
     width = _PACKED + box_fit.COLUMNS if fitted else _PACKED
     fields = packed[:, :-2].reshape(frames, -1, width)
+    measured_slots = fields[:, :, 0] > 0.5  # the measured rows only
+    dropped = packed[:, -2:].tolist()
     out = []
     for f in range(frames):
-        instances = []
-        measured = np.flatnonzero(fields[f, :, 0] > 0.5)  # the measured rows only
-        for k in measured.tolist():
-            row = fields[f, k]
-            value = row.tolist()  # Python floats at once, not one numpy scalar each
-            instances.append(Instance(
-                k + 1, int(value[1]), tuple(int(v) for v in value[2:6]), row[6:9].copy(),
-                row[9:12].copy(), value[12], push=value[13], push_direction=row[14:17].copy(),
-                top=value[17]))
-        footprints = (Footprints.from_columns(fields[f, measured, _PACKED:]) if fitted
-                      else None)
+        measured = measured_slots[f].nonzero()[0]
+        # One gather per frame (a copy): each instance's arrays are views of its row, and
+        # its numbers Python floats from one tolist (~10 us less per window than a copy per
+        # array and a tolist per row).
+        rows = fields[f, measured]
+        instances = [Instance(k + 1, int(value[1]), tuple(map(int, value[2:6])),
+                              row[6:9], row[9:12], value[12], push=value[13],
+                              push_direction=row[14:17], top=value[17])
+                     for k, row, value in zip(measured.tolist(), rows, rows.tolist())]
+        footprints = Footprints.from_columns(rows[:, _PACKED:]) if fitted else None
         out.append(FrameInstances(instances, point_labels[f, : counts[f]].astype(np.int32),
-                                  int(packed[f, -2]), int(packed[f, -1]), footprints))
+                                  int(dropped[f][0]), int(dropped[f][1]), footprints))
     return out
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as nnf
 
 from vggt4d_ros.perception.batch import FrameBatch
 from vggt4d_ros.perception.config import DynamicPointsConfig
@@ -90,6 +91,29 @@ def valid_depth(batch: FrameBatch, threshold: torch.Tensor, max_depth: float) ->
     return trusted & (scaled <= max_depth)
 
 
+#: Entries per block of ``running_count``'s first scan.
+_SCAN_BLOCK = 1024
+
+
+def running_count(selected: torch.Tensor) -> torch.Tensor:
+    """[R,P] int32 True entries of each row of ``selected`` [R,P] bool up to each position.
+
+    In two levels: within blocks of ``_SCAN_BLOCK`` entries, then over the blocks' totals.
+    One scan along rows of 518 x 392 pixels runs a row per thread block, so a window's 8 rows
+    kept 8 blocks of an H100 busy for 0.28 ms (int32; 0.31 ms int64: docs/performance.md
+    section 15); blocks give every row hundreds of short scans. int32: a frame has far fewer
+    than 2**31 pixels.
+    """
+    rows, size = selected.shape
+    blocks = -(-size // _SCAN_BLOCK)
+    padded = nnf.pad(selected.to(torch.int32), (0, blocks * _SCAN_BLOCK - size))
+    within = torch.cumsum(padded.view(rows, blocks, _SCAN_BLOCK), dim=2, dtype=torch.int32)
+    totals = within[:, :, -1]
+    before = torch.cumsum(totals, dim=1, dtype=torch.int32) - totals  # [R,blocks]
+    # Contiguous for the binary searches (a copy only where padding was cut off).
+    return (within + before[:, :, None]).view(rows, -1)[:, :size].contiguous()
+
+
 def thin_evenly(selected: torch.Tensor, limit: int
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Keep at most ``limit`` of each row's True entries, evenly spread and deterministic.
@@ -108,9 +132,7 @@ def thin_evenly(selected: torch.Tensor, limit: int
     """
     rows, size = selected.shape
     slots = min(limit, size)
-    # Entries up to and including each position; int32 (a frame has far fewer than 2**31
-    # pixels) halves the scan's traffic (int64, 0.31 ms a window on an H100: section 14).
-    running = torch.cumsum(selected, dim=1, dtype=torch.int32)
+    running = running_count(selected)
     total = running[:, -1].long()
     # Slot j takes rank round(j * step) (rounding half-to-even, as numpy's); step 1 keeps all.
     step = torch.where(total > slots, (total - 1).double() / max(slots - 1, 1), 1.0)

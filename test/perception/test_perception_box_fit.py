@@ -326,3 +326,28 @@ def test_the_padding_nan_sign_does_not_matter():
     heading, near, away, extent, closeness, ok = positive
     assert ok.tolist() == [True, True, False]
     assert torch.isnan(near[2]).all() and torch.isnan(extent[2]).all()
+
+
+def test_a_fit_without_an_extent_leaves_the_remembered_sides():
+    # A fit that is not ok may carry NaN extents (a label without points, fitted on the
+    # device): nothing is learned from it, so the track's sides stay and the next fits centre it.
+    rng = np.random.default_rng(11)
+    tracker = Tracker(TrackerConfig(centre_model='box_fit'))
+    centre = np.array([0.5, 0.4, 0.3])
+
+    def frame(k: int, fits: box_fit.Footprints | None = None) -> None:
+        points = _box_points(centre, 0.1, rng)
+        tracker.update(int(round(k * 1e9 / 15.0)), [_instance(points)], [points], fits)
+
+    for k in range(6):
+        frame(k)
+    empty = box_fit.Footprints(heading=np.full(1, np.nan), near=np.full((1, 2), np.nan),
+                               away=np.ones((1, 2)), extent=np.full((1, 2), np.nan),
+                               closeness=np.full(1, np.nan), ok=np.zeros(1, bool))
+    frame(6, empty)
+    before = (tracker.stats.box_fits, tracker.stats.box_fallbacks)
+    for k in range(7, 12):
+        frame(k)
+    assert (tracker.stats.box_fits - before[0], tracker.stats.box_fallbacks - before[1]) == (5, 0)
+    (track,) = tracker.tracks()
+    assert np.linalg.norm(track.position[:2] - centre[:2]) < 0.035

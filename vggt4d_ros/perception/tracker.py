@@ -443,7 +443,9 @@ class Tracker:
         tracks.sides_n[rows] = sides_n
         earlier = np.minimum(np.maximum(sides_n, 1), self.config.shape_average_hits) - 1
         rate = np.where(sides > 0, (weight / (earlier + weight))[:, None], 1.0) * counted
-        sides = sides + rate * (seen - sides)
+        # Only counted extents move a side: a rate of 0 times a NaN extent (a fit that is not
+        # ok may have one) would wipe the memory out for good.
+        sides = np.where(counted, sides + rate * (seen - sides), sides)
         tracks.sides[rows] = sides
         if np.count_nonzero(learn):
             tracks.heading[rows[learn]] = np.mod(

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -274,6 +277,8 @@ def test_track_death_reentry_and_reset():
         stamp += 100 * MS
         tracker.update(stamp, [])
     assert tracker.tracks() == [] and tracker.live_tracks == 0 and tracker.stats.deaths == 1
+    # The counters are Python ints: the replay writes them to metrics.json.
+    json.dumps(dataclasses.asdict(tracker.stats))
     for _ in range(3):
         stamp += 100 * MS
         ids = tracker.update(stamp, [_instance([0.0, 0.0, 0.0])])

@@ -593,7 +593,7 @@ class Tracker:
         limit = np.where(tracks.ids > 0, self.config.max_miss_s,
                          self.config.tentative_max_miss_s)
         alive = missed <= limit
-        deaths = len(alive) - np.count_nonzero(alive)
+        deaths = len(alive) - int(np.count_nonzero(alive))  # a Python int for the JSON stats
         if deaths:
             self.stats.deaths += deaths
             tracks.keep(alive)

@@ -219,6 +219,16 @@ def fit_columns(fit: tuple[torch.Tensor, ...]) -> torch.Tensor:
                       ok[:, None].double()], dim=1)
 
 
+def unfitted_columns(count: int, like: torch.Tensor) -> torch.Tensor:
+    """[count, ``COLUMNS``] rows of no fit, as ``fit_columns``' (``like``'s dtype and device).
+
+    Not ok, zeros, away +1: ``Footprints.scattered``'s rows of the detections not fitted.
+    """
+    rows = like.new_zeros((count, COLUMNS))
+    rows[:, 3:5] = 1.0  # away
+    return rows
+
+
 def label_subsample(point_labels: torch.Tensor, used: torch.Tensor, output: torch.Tensor,
                     count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each frame's labels 1..``count``: their points' fit subsample, padded (no host sync).

@@ -777,22 +777,15 @@ def append_footprints(stats: InstanceStats, used: torch.Tensor, output: torch.Te
     if table.device.type in COMPACT_FIT_DEVICE_TYPES:
         # Only the labels with points (an index read on the host); the others as not fitted.
         rows = torch.nonzero(lengths).flatten()
-        fitted = _not_fitted(table, frames * count)
+        fitted = box_fit.unfitted_columns(frames * count, table)
         fitted.index_copy_(0, rows, box_fit.fit_columns(
             box_fit.fit_padded(xyz[rows], lengths[rows], rays[rows])))
     else:
         fitted = box_fit.fit_columns(box_fit.fit_padded(xyz, lengths, rays))
-    rest = _not_fitted(table, frames * (labels - count))
+    rest = box_fit.unfitted_columns(frames * (labels - count), table)
     columns = torch.cat([fitted.view(frames, count, box_fit.COLUMNS),
                          rest.view(frames, labels - count, box_fit.COLUMNS)], dim=1)
     return torch.cat([table, columns], dim=2)
-
-
-def _not_fitted(table: torch.Tensor, count: int) -> torch.Tensor:
-    """[count, ``box_fit.COLUMNS``] rows of no fit: not ok, zeros, away +1 (``scattered``)."""
-    rows = table.new_zeros((count, box_fit.COLUMNS))
-    rows[:, 3:5] = 1.0
-    return rows
 
 
 #: Columns of ``measure_instances``' table.

@@ -270,10 +270,7 @@ class Tracker:
             ids = self._tracks.ids[track_of]
         else:
             ids = np.where(track_of >= 0, self._tracks.ids[np.maximum(track_of, 0)], 0)
-        # Every track seen now (missed 0) outlives limits >= 0: no expiry check (~4 us).
-        if len(rows) < len(detected) or not (cfg.max_miss_s >= 0
-                                             and cfg.tentative_max_miss_s >= 0):
-            self._expire(stamp_ns)
+        self._expire(stamp_ns, every_seen=len(rows) == len(detected))
         return ids
 
     def tracks(self) -> list[Track]:
@@ -587,11 +584,18 @@ class Tracker:
             self._next_id += 1
         self.stats.confirmed += len(ready)
 
-    def _expire(self, stamp_ns: int) -> None:
+    def _expire(self, stamp_ns: int, every_seen: bool = False) -> None:
+        """Delete the tracks missed for longer than their limit.
+
+        ``every_seen``: every track was detected at ``stamp_ns`` (missed 0), so none outlives
+        a limit >= 0 and there is nothing to check (~4 us a frame).
+        """
+        cfg = self.config
+        if every_seen and cfg.max_miss_s >= 0 and cfg.tentative_max_miss_s >= 0:
+            return
         tracks = self._tracks
         missed = (stamp_ns - tracks.seen_ns) * 1e-9
-        limit = np.where(tracks.ids > 0, self.config.max_miss_s,
-                         self.config.tentative_max_miss_s)
+        limit = np.where(tracks.ids > 0, cfg.max_miss_s, cfg.tentative_max_miss_s)
         alive = missed <= limit
         deaths = len(alive) - int(np.count_nonzero(alive))  # a Python int for the JSON stats
         if deaths:
@@ -623,11 +627,12 @@ def _box_iou_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     are ``_box_iou_arrays``'; on a few pairs (the usual frame: 2 x 2 in 5 us, not 13) the
     array calls' overhead is larger than the work.
     """
-    areas = [(b2 - b0 + 1) * (b3 - b1 + 1) for b0, b1, b2, b3 in second.tolist()]
+    boxes = second.tolist()
+    areas = [(b2 - b0 + 1) * (b3 - b1 + 1) for b0, b1, b2, b3 in boxes]
     out = []
     for t0, t1, t2, t3 in first.tolist():
         area = (t2 - t0 + 1) * (t3 - t1 + 1)
-        for (s0, s1, s2, s3), other in zip(second.tolist(), areas):
+        for (s0, s1, s2, s3), other in zip(boxes, areas):
             inter = (max(min(t2, s2) - max(t0, s0) + 1, 0.0)
                      * max(min(t3, s3) - max(t1, s1) + 1, 0.0))
             out.append(inter / max(area + other - inter, 1.0))

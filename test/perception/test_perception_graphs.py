@@ -142,8 +142,14 @@ def test_graph_ready_function_is_pure():
         assert torch.equal(before, after)
     for first, second in zip(*runs):
         assert first.dtype == second.dtype and torch.equal(first, second)
-    assert len(runs[0]) == 11 + len(held)
+    # The point fields, output_from_camera, the grids' values, the state.
+    assert len(runs[0]) == 12 + len(held)
     assert runs[0][-1].sum() > 0  # the grid's counters moved: the state was advanced
+    # The values are the grids of the new state at the batch's last stamp (what ``grids``
+    # reads out after the batch).
+    tracker.grid.state = tuple(t.clone() for t in runs[0][-len(held):])
+    assert torch.equal(runs[0][11], tracker.grid.values(tracker.grid.state, frames[-1].step_ns))
+    assert (runs[0][11] != 0).any()
 
 
 @pytest.mark.parametrize('setting', SETTINGS)

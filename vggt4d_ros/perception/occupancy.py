@@ -204,25 +204,38 @@ class OccupancyMapper:
 
     @torch.inference_mode()  # the state is updated in place: always in this mode
     def grids(self) -> OccupancyGrids:
-        """Return the current static, dynamic and combined grids: one copy to the host.
+        """Return the current static, dynamic and combined grids: one copy to the host."""
+        return self.wrap(self.values(self.state, self._stamp_ns).cpu().numpy())
 
-        Each grid's state per cell is a code (0 unknown, 1 free, 2 occupied); one lookup of
-        the pair (static, dynamic) gives all three grids' values.
+    def values(self, state: tuple[torch.Tensor, ...],
+               stamp_ns: int | torch.Tensor | None) -> torch.Tensor:
+        """[3, height, width] int8: the static, dynamic and combined grid of ``state``.
+
+        ``stamp_ns``: the latest frame's stamp (an int, or a [] int64 tensor on the state's
+        device), None before any frame. Graph-ready (no sync, no upload once ``begin_batch``
+        made the constants): ``PerceptionTracker`` computes it inside the pixel stages' graph
+        so the grids reach the host with the window's one copy. Each grid's state per cell is
+        a code (0 unknown, 1 free, 2 occupied); one lookup of the pair (static, dynamic)
+        gives all three grids' values.
         """
         cfg = self.config
-        consts = self._constants(self._level.device)
-        code = self._seen * ((self._level >= cfg.occupied_level) + 1) * 3
-        if self._stamp_ns is not None:
+        level, seen, observed_ns, dynamic_ns = state[:4]
+        consts = self._constants(level.device)
+        code = seen * ((level >= cfg.occupied_level) + 1) * 3
+        if stamp_ns is not None:
             # Integer stamps: t <= decay  <=>  t <= floor(decay) (no float rounding of ns).
             decay_ns = math.floor(cfg.dynamic_decay_s * 1e9)
-            recent = (self._observed_ns >= 0) & (self._stamp_ns - self._observed_ns <= decay_ns)
-            code += recent * ((self._dynamic_ns == self._observed_ns) + 1)
-        grids = consts.grid_values.index_select(1, code).view(
-            3, cfg.height, cfg.width).cpu().numpy()
+            recent = (observed_ns >= 0) & (stamp_ns - observed_ns <= decay_ns)
+            code += recent * ((dynamic_ns == observed_ns) + 1)
+        return consts.grid_values.index_select(1, code).view(3, cfg.height, cfg.width)
+
+    def wrap(self, values: np.ndarray) -> OccupancyGrids:
+        """Return the grids of ``values`` ([3, height, width] int8 on the host: ``values``)."""
+        cfg = self.config
         return OccupancyGrids(
             stamp_ns=int(self._stamp_ns or 0), resolution=cfg.resolution,
             origin_xy=tuple(cfg.origin_xy), ground_z=cfg.ground_z,
-            static=grids[0], dynamic=grids[1], combined=grids[2])
+            static=values[0], dynamic=values[1], combined=values[2])
 
     # -- cells ------------------------------------------------------------------------------
 

@@ -143,6 +143,8 @@ class PerceptionTracker:
         self.stage_listener: Callable[[str], None] | None = None
         self._segment: int | None = None
         self._stamp_ns: int | None = None
+        # The grids after the last processed frames, copied out with their window's results.
+        self._grids: OccupancyGrids | None = None
         # The pixel stages as one CUDA graph per (frame count, image size, device); the
         # tracker's configuration is fixed, the grid state is passed through (in place).
         self._graphed = GraphedFunction(self._pixel_stages, max_graphs=4, clone_outputs=False)
@@ -162,6 +164,7 @@ class PerceptionTracker:
         if self.grid is not None:
             self.grid.reset()
         self._stamp_ns = None
+        self._grids = None
         self.stats.resets += 1
 
     @torch.inference_mode()  # no autograd bookkeeping: a smaller cost per launched op
@@ -195,8 +198,9 @@ class PerceptionTracker:
         if out.stamp_ns is not None:
             out.tracks = self.tracker.tracks() if self.config.tracker.enabled else []
             if self.grid is not None:
+                # The grids came with the last run's one copy (``_pixel_stages``).
                 clock = _Clock(timings, torch.device('cpu'), False, self.stage_listener)
-                out.grids = self.grid.grids()
+                out.grids = self._grids if self._grids is not None else self.grid.grids()
                 clock.lap('grid')
         out.timings = timings
         return out
@@ -229,7 +233,8 @@ class PerceptionTracker:
         points = BatchPoints(*results[:_POINT_FIELDS])
         output_from_camera = results[_POINT_FIELDS]
         if self.grid is not None:
-            self.grid.state = results[_POINT_FIELDS + 1:]
+            grid_values = results[_POINT_FIELDS + 1]
+            self.grid.state = results[_POINT_FIELDS + 2:]
         if cfg.tracker.enabled:
             if graphs:
                 bucket = find_bucket(points.selected)
@@ -250,7 +255,12 @@ class PerceptionTracker:
             parts += [measured.point_labels[:, :used].int(), pack(measured, labels)]
             if graphs:
                 parts.append(converged)
+        if self.grid is not None:
+            parts.append(grid_values)
         host = _download(parts)
+        if self.grid is not None:
+            # A copy: the buffer also holds the cloud, which the grids should not keep alive.
+            self._grids = self.grid.wrap(host[-1].copy())
         xyz, rgb = host[0], host[1]
         found = None
         if cfg.tracker.enabled:
@@ -373,7 +383,9 @@ class PerceptionTracker:
 
         Returns:
             The ``BatchPoints`` fields in order (``_POINT_FIELDS``), the batch's
-            output_from_camera [F,4,4], then the grid's new state.
+            output_from_camera [F,4,4], then (grid on) the grids after the batch
+            ([3,height,width] int8, ``OccupancyMapper.values``: copied out with the results,
+            no separate read-out and sync) and the grid's new state.
         """
         batch = batch_from_tensors(*tensors[:_BATCH_TENSORS])
         points = dynamic_points(batch, self.config.points)
@@ -388,9 +400,10 @@ class PerceptionTracker:
         state = self.grid.advance(tensors[_BATCH_TENSORS:], batch.output_from_camera[:, :3, 3],
                                   static, static_ok, points.output, points.used,
                                   batch.steps_ns)
+        values = self.grid.values(state, batch.steps_ns[-1])
         if lap is not None:
             lap('grid')
-        return fields + state
+        return fields + (values,) + state
 
     def _graphed_bucket(self, points: BatchPoints, depth: torch.Tensor,
                         output_from_camera: torch.Tensor, bucket: Bucket
@@ -502,7 +515,8 @@ def _strided_pixels(shape: tuple[int, int], stride: int, device: torch.device
 
 
 _NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.int64: np.int64,
-                 torch.int32: np.int32, torch.uint8: np.uint8, torch.bool: np.bool_}
+                 torch.int32: np.int32, torch.uint8: np.uint8, torch.int8: np.int8,
+                 torch.bool: np.bool_}
 
 
 def _download(tensors: list[torch.Tensor]) -> list[np.ndarray]:

@@ -22,11 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from vggt4d_ros.perception import box_fit
 from vggt4d_ros.perception import kalman
 from vggt4d_ros.perception.config import TrackerConfig
+from vggt4d_ros.perception.instances import Detections
 from vggt4d_ros.perception.instances import Instance
+from vggt4d_ros.perception.instances import InstanceStats
+from vggt4d_ros.perception.instances import Labels
+from vggt4d_ros.perception.instances import to_host
 from vggt4d_ros.perception.tracker import _BOXNESS_RATE
 from vggt4d_ros.perception.tracker import _INITIAL_ACCEL_SIGMA
 from vggt4d_ros.perception.tracker import _INITIAL_VELOCITY_SIGMA
@@ -599,3 +604,27 @@ def test_box_iou_on_python_floats_gives_the_array_bits():
         assert _same(tracker._box_iou_pairs(first, second), expected)
         assert _same(tracker._box_iou_arrays(first, second), expected)
         assert _same(tracker._box_iou(first, second), expected)
+
+
+def test_unpacked_detections_are_the_instances_gathered():
+    # unpack hands the tracker column slices of its rows (Detections.from_rows); they must be
+    # the arrays Detections.of gathers from the frame's instances, to the bit.
+    rng = np.random.default_rng(9)
+    frames, labels = 3, 6
+    table = torch.from_numpy(rng.standard_normal((frames, labels, 17)))
+    table[:, :, 0] = torch.from_numpy((rng.random((frames, labels)) < 0.6).astype(np.float64))
+    table[:, :, 1:5] = torch.from_numpy(rng.integers(0, 500, (frames, labels, 4)).astype(float))
+    table[0, 1, 16] = float('nan')  # no top: not shaped
+    stats = InstanceStats(table, torch.arange(frames * labels).view(frames, labels),
+                          torch.zeros(frames, 4, dtype=torch.int64))
+    found = to_host(stats, Labels(None, stats.pixels, torch.zeros(frames, 2), True),
+                    np.array([4, 4, 4]))
+    for frame in found:
+        if not frame.instances:
+            assert frame.detections is None
+            continue
+        want = Detections.of(frame.instances)
+        for name in Detections.__dataclass_fields__:
+            assert _same(getattr(frame.detections, name), getattr(want, name)), name
+    assert any(frame.detections is not None and not frame.detections.shaped.all()
+               for frame in found)

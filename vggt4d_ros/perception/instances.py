@@ -114,6 +114,8 @@ class FrameInstances:
         footprints: the instances' footprint fits (rows in instance order; an instance
             whose label is beyond the fitted ones: not ok), or None (not fitted on the
             device: ``append_footprints``).
+        detections: the instances' fields as arrays (``unpack``'s: column slices of its
+            rows, for the tracker), or None (the tracker gathers them from ``instances``).
 
     """
 
@@ -122,6 +124,79 @@ class FrameInstances:
     small_parts: int = 0
     excess_parts: int = 0
     footprints: Footprints | None = None
+    detections: Detections | None = None
+
+
+#: The viewing ray of a detection without one (``Detections.direction``), made once.
+_NO_RAY = np.full(3, np.nan)
+_NO_RAY.flags.writeable = False
+
+
+@dataclass
+class Detections:
+    """One frame's instances (M >= 1 of them) as arrays: what the tracker reads.
+
+    Gathered once per frame (``of``; the tracker's steps gathered each field again from the
+    Instance objects: about 20 Python-level gathers per frame), or column slices of
+    ``unpack``'s rows (``from_rows``: no gathering at all). Attributes: the ``Instance``
+    fields of those names: ``label`` [M] int64, ``centre`` [M,3], ``size`` [M,3], ``box``
+    [M,4] float64, ``view`` [M] int64, ``range`` [M], ``push`` [M] float64, ``top`` [M]
+    float64; ``direction`` [M,3] the viewing rays (NaN rows: none), ``shaped`` [M] bool: a
+    viewing ray and a finite top (the tracker's shape averages apply). Read only: the
+    arrays may be views of the rows that the Instance objects view too.
+    """
+
+    label: np.ndarray
+    centre: np.ndarray
+    size: np.ndarray
+    box: np.ndarray
+    view: np.ndarray
+    range: np.ndarray
+    push: np.ndarray
+    top: np.ndarray
+    direction: np.ndarray
+    shaped: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    @staticmethod
+    def of(instances: list[Instance]) -> Detections:
+        """Gather the fields of ``instances`` (at least one)."""
+        no_ray = _NO_RAY
+        top = np.array([inst.top for inst in instances], dtype=np.float64)
+        has_ray = np.array([inst.push_direction is not None for inst in instances], bool)
+        return Detections(
+            label=np.array([inst.label for inst in instances], dtype=np.int64),
+            centre=np.array([inst.centre for inst in instances]),
+            size=np.array([inst.size for inst in instances]),
+            box=np.array([inst.box for inst in instances], dtype=np.float64),
+            view=np.array([inst.view for inst in instances], dtype=np.int64),
+            range=np.array([inst.range for inst in instances]),
+            push=np.array([inst.push for inst in instances], dtype=np.float64),
+            top=top,
+            direction=np.array([no_ray if inst.push_direction is None else inst.push_direction
+                                for inst in instances]),
+            shaped=has_ray & np.isfinite(top))
+
+    @staticmethod
+    def from_rows(label: np.ndarray, rows: np.ndarray) -> Detections:
+        """Return column slices of ``pack``'s rows [M, W] of labels [M] int64.
+
+        Camera view 0, as ``unpack``'s instances; every row has a viewing ray. The values
+        are those ``of`` gathers from the rows' instances, to the bit (the box columns hold
+        whole numbers).
+        """
+        top = rows[:, _TOP]
+        return Detections(
+            label=label, centre=rows[:, _CENTRE], size=rows[:, _SIZE], box=rows[:, _BOX],
+            view=np.zeros(len(label), np.int64), range=rows[:, _RANGE], push=rows[:, _PUSH],
+            top=top, direction=rows[:, _RAY], shaped=np.isfinite(top))
+
+    def take(self, index: np.ndarray | slice) -> Detections:
+        """Return the detections ``index`` (an index array or a slice)."""
+        return Detections(**{name: getattr(self, name)[index]
+                             for name in self.__dataclass_fields__})
 
 
 @dataclass
@@ -792,6 +867,9 @@ def append_footprints(stats: InstanceStats, used: torch.Tensor, output: torch.Te
 _MEASURED = 17
 #: Values per instance in ``pack``'s rows (and the footprint fit's when fitted).
 _PACKED = _MEASURED + 1
+#: Columns of ``pack``'s rows (``InstanceStats.table``'s, the pixel count second).
+_PIXELS, _BOX, _CENTRE, _SIZE = 1, slice(2, 6), slice(6, 9), slice(9, 12)
+_RANGE, _PUSH, _RAY, _TOP = 12, 13, slice(14, 17), 17
 
 
 def pack(stats: InstanceStats, labels: Labels) -> torch.Tensor:
@@ -824,13 +902,17 @@ def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray,
         # its numbers Python floats from one tolist (~10 us less per window than a copy per
         # array and a tolist per row).
         rows = fields[f, measured]
-        instances = [Instance(k + 1, int(value[1]), tuple(map(int, value[2:6])),
-                              row[6:9], row[9:12], value[12], push=value[13],
-                              push_direction=row[14:17], top=value[17])
+        instances = [Instance(k + 1, int(value[_PIXELS]), tuple(map(int, value[_BOX])),
+                              row[_CENTRE], row[_SIZE], value[_RANGE], push=value[_PUSH],
+                              push_direction=row[_RAY], top=value[_TOP])
                      for k, row, value in zip(measured.tolist(), rows, rows.tolist())]
         footprints = Footprints.from_columns(rows[:, _PACKED:]) if fitted else None
+        # The tracker reads these column slices: ~2.5 us here saves it ~7 us per frame of
+        # gathering from the instances (benchmark scene, 2-core machine).
+        detections = Detections.from_rows(measured + 1, rows) if len(rows) else None
         out.append(FrameInstances(instances, point_labels[f, : counts[f]].astype(np.int32),
-                                  int(dropped[f][0]), int(dropped[f][1]), footprints))
+                                  int(dropped[f][0]), int(dropped[f][1]), footprints,
+                                  detections))
     return out
 
 

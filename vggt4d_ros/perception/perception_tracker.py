@@ -328,7 +328,9 @@ class PerceptionTracker:
         self.stats.small_parts += found.small_parts
         self.stats.excess_parts += found.excess_parts
         self.stats.detections += len(found.instances)
-        ids = self.tracker.update(stamp_ns, found.instances, points, fits)
+        ids = self.tracker.update(
+            stamp_ns, found.instances if found.detections is None else found.detections,
+            points, fits)
         labels = found.point_labels
         if ids is None or not len(found.instances):
             return np.zeros(len(labels), np.int32)
@@ -356,6 +358,8 @@ class PerceptionTracker:
             self.stats.detections += len(frame.instances)
             for instance in frame.instances:
                 instance.view = obs.view
+            if frame.detections is not None:  # the arrays say what the instances say
+                frame.detections.view[:] = obs.view
         merged, lookups = merge_views(found, self.config.tracker)
         merged_labels = []
         for frame, lookup in zip(found, lookups):

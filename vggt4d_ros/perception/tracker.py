@@ -32,13 +32,11 @@ from scipy.optimize import linear_sum_assignment
 from vggt4d_ros.perception import box_fit
 from vggt4d_ros.perception import kalman
 from vggt4d_ros.perception.config import TrackerConfig
+from vggt4d_ros.perception.instances import Detections
 from vggt4d_ros.perception.instances import Instance
 from vggt4d_ros.perception import registration
 
 _NO_MATCH = 1e6
-#: The viewing ray of a detection without one (``_Detections.direction``), made once.
-_NO_RAY = np.full(3, np.nan)
-_NO_RAY.flags.writeable = False
 #: Velocity standard deviation of a new track (units/s): it starts at rest, unsure.
 _INITIAL_VELOCITY_SIGMA = 2.0
 #: Acceleration standard deviation of a new track (units/s^2), constant-acceleration model.
@@ -148,52 +146,6 @@ class _Tracks:
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
 
 
-@dataclass
-class _Detections:
-    """One frame's instances (M of them) as arrays, gathered once per ``Tracker.update``.
-
-    The steps read these instead of the Instance objects (each step gathered its own fields
-    again: about 20 Python-level gathers per frame). Attributes: the ``Instance`` fields of
-    those names: ``centre`` [M,3], ``size`` [M,3], ``box`` [M,4] float64, ``view`` [M] int64,
-    ``range`` [M], ``push`` [M] float64, ``top`` [M] float64; ``direction`` [M,3] the viewing
-    rays (NaN rows: none), ``shaped`` [M] bool: a viewing ray and a finite top (the shape
-    averages apply).
-    """
-
-    centre: np.ndarray
-    size: np.ndarray
-    box: np.ndarray
-    view: np.ndarray
-    range: np.ndarray
-    push: np.ndarray
-    top: np.ndarray
-    direction: np.ndarray
-    shaped: np.ndarray
-
-    @staticmethod
-    def of(instances: list[Instance]) -> '_Detections':
-        """Gather the fields of ``instances`` (at least one)."""
-        no_ray = _NO_RAY
-        top = np.array([inst.top for inst in instances], dtype=np.float64)
-        has_ray = np.array([inst.push_direction is not None for inst in instances], bool)
-        return _Detections(
-            centre=np.array([inst.centre for inst in instances]),
-            size=np.array([inst.size for inst in instances]),
-            box=np.array([inst.box for inst in instances], dtype=np.float64),
-            view=np.array([inst.view for inst in instances], dtype=np.int64),
-            range=np.array([inst.range for inst in instances]),
-            push=np.array([inst.push for inst in instances], dtype=np.float64),
-            top=top,
-            direction=np.array([no_ray if inst.push_direction is None else inst.push_direction
-                                for inst in instances]),
-            shaped=has_ray & np.isfinite(top))
-
-    def take(self, index: np.ndarray | slice) -> '_Detections':
-        """Return the detections ``index`` (an index array or a slice)."""
-        return _Detections(**{name: getattr(self, name)[index]
-                              for name in self.__dataclass_fields__})
-
-
 class Tracker:
     """Tracks objects over frames; call :meth:`update` once per frame in stamp order."""
 
@@ -216,11 +168,13 @@ class Tracker:
         """Tracks held (tentative and confirmed): bounded by ``max_tracks``."""
         return len(self._tracks)
 
-    def update(self, stamp_ns: int, instances: list[Instance],
+    def update(self, stamp_ns: int, instances: list[Instance] | Detections,
                points: list[np.ndarray] | None = None,
                fits: box_fit.Footprints | None = None) -> np.ndarray | None:
         """Process one frame's instances (and their points [n_i,3], output frame, if known).
 
+        ``instances``: the Instance objects or their fields as arrays (``Detections``, e.g.
+        ``FrameInstances.detections``: nothing to gather here).
         ``points`` are needed by ``motion_registration`` and the 'box_fit' centre model
         (without them: each detection's surface centre). ``fits``: the instances' footprint
         fits (``footprints``) when the caller made them already (one batched fit for several
@@ -242,21 +196,21 @@ class Tracker:
             tracks.state, tracks.cov = kalman.predict(
                 tracks.state, tracks.cov, (stamp_ns - self._stamp_ns) * 1e-9, cfg.process_noise)
         self._stamp_ns = stamp_ns
-        found = _Detections.of(instances) if instances else None
+        found = _gathered(instances)
+        count = 0 if found is None else len(found)
         rows, cols = self._associate(found)
-        if (fits is None and points is not None and cfg.centre_model == 'box_fit'
-                and len(instances)):
-            fits = footprints(instances, points, cfg.box_fit_max_per_frame)
-        if fits is not None:  # the same bound where the caller fitted (``footprints``)
-            self.stats.box_skipped += sum(inst.label > cfg.box_fit_max_per_frame
-                                          for inst in instances)
+        if fits is None and points is not None and cfg.centre_model == 'box_fit' and count:
+            fits = footprints(found, points, cfg.box_fit_max_per_frame)
+        if fits is not None and count:  # the same bound where the caller fitted
+            self.stats.box_skipped += int(np.count_nonzero(  # a Python int for the JSON stats
+                found.label > cfg.box_fit_max_per_frame))
         self._update_matched(rows, cols, found, stamp_ns, points, fits)
         if cfg.planar_motion:  # objects on the ground: no vertical motion by model
             tracks.state[:, 2, 1:] = 0.0
         detected = np.zeros(len(tracks), bool)
         detected[rows] = True
         tracks.confidence += cfg.confidence_rate * (detected - tracks.confidence)
-        track_of = np.full(len(instances), -1, np.int64)
+        track_of = np.full(count, -1, np.int64)
         track_of[cols] = rows
         new_tracks = (track_of < 0).nonzero()[0]  # the unmatched (np.flatnonzero: ~1 us more)
         born = 0 if not len(new_tracks) else self._birth(
@@ -300,7 +254,7 @@ class Tracker:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _associate(self, found: _Detections | None) -> tuple[np.ndarray, np.ndarray]:
+    def _associate(self, found: Detections | None) -> tuple[np.ndarray, np.ndarray]:
         """Globally optimal gated assignment: (track rows, instance columns)."""
         tracks = self._tracks
         if not len(tracks) or found is None:
@@ -325,7 +279,7 @@ class Tracker:
         self.stats.assignments += len(rows)
         return rows, cols
 
-    def _update_matched(self, rows: np.ndarray, cols: np.ndarray, found: _Detections | None,
+    def _update_matched(self, rows: np.ndarray, cols: np.ndarray, found: Detections | None,
                         stamp_ns: int, points: list[np.ndarray] | None,
                         fits: box_fit.Footprints | None) -> None:
         if not len(rows):
@@ -364,7 +318,7 @@ class Tracker:
         tracks.box_frame[rows] = self._frame
         tracks.box_view[rows] = matched.view
 
-    def _average_shape(self, rows: np.ndarray, found: _Detections, weight: np.ndarray
+    def _average_shape(self, rows: np.ndarray, found: Detections, weight: np.ndarray
                        ) -> np.ndarray:
         """Centres [M,3] of matched detections with their shape terms replaced by averages.
 
@@ -530,7 +484,7 @@ class Tracker:
         cfg = self.config
         return np.maximum(cfg.measurement_noise * ranges, cfg.min_measurement_noise)
 
-    def _birth(self, found: _Detections, stamp_ns: int,
+    def _birth(self, found: Detections, stamp_ns: int,
                points: list[np.ndarray] | None, fits: box_fit.Footprints | None) -> int:
         """Start tentative tracks (largest instances first: they come sorted); return count.
 
@@ -654,22 +608,30 @@ def _box_iou_arrays(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1.0)
 
 
-def footprints(instances: list[Instance], points: list[np.ndarray],
+def footprints(instances: list[Instance] | Detections, points: list[np.ndarray],
                max_per_frame: int | None = None) -> box_fit.Footprints:
-    """Footprint rectangles of M detections: their points [n_i,3] and viewing rays.
+    """Footprint rectangles of M >= 1 detections: their points [n_i,3] and viewing rays.
 
     The fits of detections are independent of each other: a caller may fit several frames'
     detections in one call (cheaper per detection) and hand each frame its part. With
     ``max_per_frame`` only detections of label (a frame's size rank, 1 = largest) at most
     that are fitted; the others' fits are not ok (the surface centre is used).
     """
-    rays = np.stack([np.full(3, np.nan) if inst.push_direction is None
-                     else inst.push_direction for inst in instances])
-    chosen = np.array([max_per_frame is None or inst.label <= max_per_frame
-                       for inst in instances], bool)
+    found = _gathered(instances)
+    rays = found.direction
+    if max_per_frame is None:
+        return box_fit.fit_footprints(points, rays)
+    chosen = found.label <= max_per_frame
     if chosen.all():
         return box_fit.fit_footprints(points, rays)
     index = np.flatnonzero(chosen)
     fits = (box_fit.fit_footprints([points[i] for i in index], rays[index])
             if len(index) else None)
-    return box_fit.Footprints.scattered(fits, index, len(instances))
+    return box_fit.Footprints.scattered(fits, index, len(found))
+
+
+def _gathered(instances: list[Instance] | Detections) -> Detections | None:
+    """Return a frame's instances as arrays (gathered from Instance objects), None for none."""
+    if isinstance(instances, Detections):
+        return instances if len(instances) else None
+    return Detections.of(instances) if instances else None

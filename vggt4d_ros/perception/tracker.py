@@ -292,33 +292,37 @@ class Tracker:
         matched = found if in_order else found.take(cols)
         if fits is not None and not in_order:
             fits = fits.take(cols)
+        # Every track matched (linear_sum_assignment gives the rows ascending): the tracks'
+        # fields as views, written back in place, not fancy-indexed copies (~25 gathers and
+        # scatters: ~8 us per frame less on the 2-core machine).
+        at = slice(None) if len(rows) == len(tracks) else rows
         sizes = matched.size
-        known = tracks.size[rows]
+        known = tracks.size[at]
         # A detection whose extent differs from the track's (part of the object hidden, or
         # two objects merged) has a displaced centre: trust it less.
         change = np.abs(sizes - known) / np.maximum(known, 1e-9)
         # np.maximum.reduce: .max(axis=1) without its Python wrapper (~1 us).
         growth = 1.0 + cfg.size_change_noise * np.maximum.reduce(change, axis=1)
         weight = 1.0 / growth ** 2
-        measured = self._average_shape(rows, matched, weight)
+        measured = self._average_shape(at, matched, weight)
         sigma = self._sigma(matched.range) * growth
         if cfg.centre_model == 'box_fit' and fits is not None:
-            measured, boxed = self._box_centres(rows, matched.centre, fits, measured, weight)
+            measured, boxed = self._box_centres(at, matched.centre, fits, measured, weight)
             if np.count_nonzero(boxed):  # the masked update costs ~1.5 us also when empty
                 sigma[boxed] *= cfg.box_fit_noise_factor
         if cfg.motion_registration and points is not None:
             measured, registered = self._register(rows, [points[c] for c in cols], measured)
             sigma[registered] *= cfg.registration_noise_factor
-        tracks.state[rows], tracks.cov[rows] = kalman.update(
-            tracks.state[rows], tracks.cov[rows], measured, sigma)
-        tracks.size[rows] = known + cfg.size_rate * (sizes - known)
-        tracks.hits[rows] += 1
-        tracks.seen_ns[rows] = stamp_ns
-        tracks.box[rows] = matched.box
-        tracks.box_frame[rows] = self._frame
-        tracks.box_view[rows] = matched.view
+        tracks.state[at], tracks.cov[at] = kalman.update(
+            tracks.state[at], tracks.cov[at], measured, sigma)
+        tracks.size[at] = known + cfg.size_rate * (sizes - known)
+        tracks.hits[at] += 1
+        tracks.seen_ns[at] = stamp_ns
+        tracks.box[at] = matched.box
+        tracks.box_frame[at] = self._frame
+        tracks.box_view[at] = matched.view
 
-    def _average_shape(self, rows: np.ndarray, found: Detections, weight: np.ndarray
+    def _average_shape(self, rows: np.ndarray | slice, found: Detections, weight: np.ndarray
                        ) -> np.ndarray:
         """Centres [M,3] of matched detections with their shape terms replaced by averages.
 
@@ -330,7 +334,8 @@ class Tracker:
         top of the visible points (the top stays put while the faces change). ``weight`` [M]
         in (0, 1]: a detection whose size differs from the track's (partly hidden, or merged
         with a neighbour) shows another shape and moves the averages less (the inverse of its
-        noise growth squared, as its weight in the filter).
+        noise growth squared, as its weight in the filter). ``rows``: the tracks' rows [M]
+        int64, or slice(None): every track, in order.
         """
         tracks = self._tracks
         has = found.shaped
@@ -339,7 +344,7 @@ class Tracker:
             return found.centre.copy()
         centre, push, top, direction = found.centre, found.push, found.top, found.direction
         if count < len(has):  # only the detections with a ray and a top average (rare)
-            rows, weight = rows[has], weight[has]
+            rows, weight = _subset(rows, has), weight[has]
             centre, push, top, direction = centre[has], push[has], top[has], direction[has]
         # Each average gathered once and written back once (~10 numpy calls fewer than
         # updating in place at ``rows``).
@@ -363,7 +368,7 @@ class Tracker:
         centres[has] = pushed
         return centres
 
-    def _box_centres(self, rows: np.ndarray, own: np.ndarray,
+    def _box_centres(self, rows: np.ndarray | slice, own: np.ndarray,
                      fit: box_fit.Footprints, measured: np.ndarray, weight: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Centres [M,3]: ``measured`` with x-y from the footprint rectangles of box-like tracks.
@@ -377,7 +382,8 @@ class Tracker:
         merge: ``weight`` [M] as in ``_average_shape``). Box-like tracks take the camera-side
         edges moved away by half the remembered sides; the others, and fits without enough
         points or a viewing ray, keep ``measured`` [M,3] (counted). ``own`` [M,3]: the
-        detections' own centres. Also returns which detections [M] bool got the box centre.
+        detections' own centres; ``rows`` as in ``_average_shape``. Also returns which
+        detections [M] bool got the box centre.
         """
         tracks = self._tracks
         ok = fit.ok
@@ -399,7 +405,7 @@ class Tracker:
         sides = np.where(counted, sides + rate * (seen - sides), sides)
         tracks.sides[rows] = sides
         if np.count_nonzero(learn):
-            tracks.heading[rows[learn]] = np.mod(
+            tracks.heading[_subset(rows, learn)] = np.mod(
                 fit.heading + np.where(same, 0.0, 0.5 * np.pi), np.pi)[learn]
         use = ok & (boxness >= 0.5) & np.logical_and.reduce(sides > 0, axis=1)  # .all: ~1 us more
         boxed = int(np.count_nonzero(use))
@@ -555,6 +561,15 @@ class Tracker:
         if deaths:
             self.stats.deaths += deaths
             tracks.keep(alive)
+
+
+def _subset(rows: np.ndarray | slice, mask: np.ndarray) -> np.ndarray:
+    """Return the track rows where ``mask`` [M] bool is set, as an index.
+
+    ``rows``: the tracks' rows [M] int64, or slice(None) for every track in order (then the
+    mask itself indexes them).
+    """
+    return mask if isinstance(rows, slice) else rows[mask]
 
 
 def _empty_tracks(config: TrackerConfig) -> _Tracks:

@@ -506,6 +506,26 @@ def test_tracker_gives_the_reference_bits(name):
     assert _same(new.update(stamp, [], [], None), old.update(stamp, [], [], None))  # old stamp
 
 
+def test_frames_without_a_box_like_fit_give_the_reference_bits():
+    # Every third frame's fits hug no rectangle (boxes seen badly): box-like tracks keep their
+    # box centres without learning sides that frame (Tracker._box_centres' shortcut).
+    config = CONFIGS['box_fit']
+    shortcut_boxes = 0
+    for seed in (0, 1, 2):
+        new, old = Tracker(config), _ReferenceTracker(config)
+        for k, (stamp, instances, points) in enumerate(_frames(seed)):
+            fits = footprints(instances, points) if instances else None
+            if fits is not None and k % 3 == 2:
+                fits.closeness = np.maximum(fits.closeness, 2.0 * box_fit.BOX_CLOSENESS)
+            boxed = new.stats.box_fits
+            ids = new.update(stamp, instances, points, fits)
+            assert _same(ids, old.update(stamp, instances, points, fits))
+            _assert_same_state(new, old)
+            if fits is not None and not fits.box_like.any():
+                shortcut_boxes += new.stats.box_fits - boxed
+    assert shortcut_boxes > 0
+
+
 #: Largest difference of the torch fit from the numpy reference (m, rad; the closeness is a
 #: fraction: ``_CLOSENESS_TOLERANCE``): float rounding (sums in another order).
 _TOLERANCE = 1e-9

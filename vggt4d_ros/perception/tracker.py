@@ -392,6 +392,36 @@ class Tracker:
         if np.count_nonzero(ok):
             boxness = np.where(ok, boxness + _BOXNESS_RATE * (learn - boxness), boxness)
             tracks.boxness[rows] = boxness
+        # No box-like footprint (most of the benchmark scene's frames): the sides and headings
+        # stay as they are, ~25 numpy calls (~8 us per frame, 2-core machine) fewer.
+        if np.count_nonzero(learn):
+            same, sides = self._learn_sides(rows, fit, learn, weight)
+        else:
+            same, sides = None, tracks.sides[rows]
+        use = ok & (boxness >= 0.5) & np.logical_and.reduce(sides > 0, axis=1)  # .all: ~1 us more
+        boxed = int(np.count_nonzero(use))
+        self.stats.box_fits += boxed
+        self.stats.box_fallbacks += len(use) - boxed
+        if not boxed:  # most detections (not box-like, or no fit): ~15 numpy calls fewer
+            tracks.offset[rows] = 0.0
+            return measured.copy(), use
+        if same is None:  # the headings did not change
+            same = self._same_axes(tracks.heading[rows], fit)
+        centres = box_fit.box_centres(fit, np.where(same[:, None], sides, sides[:, ::-1]))
+        out = measured.copy()
+        out[use, :2] = centres[use]
+        tracks.offset[rows] = np.where(use[:, None], out - own, 0.0)
+        return out, use
+
+    def _learn_sides(self, rows: np.ndarray | slice, fit: box_fit.Footprints,
+                     learn: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Average the box-like (``learn`` [M] bool) fits' extents into their tracks' sides.
+
+        ``_box_centres``' side memory; ``rows`` as there. Returns whether each fit's first
+        axis is its track's first side [M] bool (before this fit's heading is remembered) and
+        the tracks' sides [M,2] after the update.
+        """
+        tracks = self._tracks
         same = self._same_axes(tracks.heading[rows], fit)
         seen = np.where(same[:, None], fit.extent, fit.extent[:, ::-1])  # the track's order
         sides = tracks.sides[rows]
@@ -404,21 +434,9 @@ class Tracker:
         # ok may have one) would wipe the memory out for good.
         sides = np.where(counted, sides + rate * (seen - sides), sides)
         tracks.sides[rows] = sides
-        if np.count_nonzero(learn):
-            tracks.heading[_subset(rows, learn)] = np.mod(
-                fit.heading + np.where(same, 0.0, 0.5 * np.pi), np.pi)[learn]
-        use = ok & (boxness >= 0.5) & np.logical_and.reduce(sides > 0, axis=1)  # .all: ~1 us more
-        boxed = int(np.count_nonzero(use))
-        self.stats.box_fits += boxed
-        self.stats.box_fallbacks += len(use) - boxed
-        if not boxed:  # most detections (not box-like, or no fit): ~15 numpy calls fewer
-            tracks.offset[rows] = 0.0
-            return measured.copy(), use
-        centres = box_fit.box_centres(fit, np.where(same[:, None], sides, sides[:, ::-1]))
-        out = measured.copy()
-        out[use, :2] = centres[use]
-        tracks.offset[rows] = np.where(use[:, None], out - own, 0.0)
-        return out, use
+        tracks.heading[_subset(rows, learn)] = np.mod(
+            fit.heading + np.where(same, 0.0, 0.5 * np.pi), np.pi)[learn]
+        return same, sides
 
     @staticmethod
     def _same_axes(heading: np.ndarray, fit: box_fit.Footprints) -> np.ndarray:

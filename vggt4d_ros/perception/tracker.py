@@ -204,27 +204,22 @@ class Tracker:
         if fits is not None and count:  # the same bound where the caller fitted
             self.stats.box_skipped += int(np.count_nonzero(  # a Python int for the JSON stats
                 found.label > cfg.box_fit_max_per_frame))
-        self._update_matched(rows, cols, found, stamp_ns, points, fits)
+        # Every instance matched, in order (the usual frame): the detections need no
+        # reordering and none starts a track.
+        in_order = len(cols) == count and cols.tolist() == list(range(count))
+        self._update_matched(rows, cols, found, stamp_ns, points, fits, in_order)
         if cfg.planar_motion:  # objects on the ground: no vertical motion by model
             tracks.state[:, 2, 1:] = 0.0
-        detected = np.zeros(len(tracks), bool)
-        detected[rows] = True
+        every_seen = len(rows) == len(tracks)
+        # Every track seen: the detection mask's 1.0 (its bools' cast) without the mask.
+        detected = 1.0 if every_seen else _mask(rows, len(tracks))
         tracks.confidence += cfg.confidence_rate * (detected - tracks.confidence)
-        track_of = np.full(count, -1, np.int64)
-        track_of[cols] = rows
-        new_tracks = (track_of < 0).nonzero()[0]  # the unmatched (np.flatnonzero: ~1 us more)
-        born = 0 if not len(new_tracks) else self._birth(
-            found.take(new_tracks), stamp_ns,
-            None if points is None else [points[i] for i in new_tracks],
-            None if fits is None else fits.take(new_tracks))
-        if born:
-            track_of[new_tracks[:born]] = np.arange(len(self._tracks) - born, len(self._tracks))
-        self._confirm()
-        if born == len(new_tracks):  # every instance has a track (3 numpy calls fewer)
-            ids = self._tracks.ids[track_of]
+        if in_order:  # ~3 us per frame less than _start_tracks' bookkeeping (2-core machine)
+            self._confirm()
+            ids = tracks.ids[rows]
         else:
-            ids = np.where(track_of >= 0, self._tracks.ids[np.maximum(track_of, 0)], 0)
-        self._expire(stamp_ns, every_seen=len(rows) == len(detected))
+            ids = self._start_tracks(found, rows, cols, stamp_ns, points, fits)
+        self._expire(stamp_ns, every_seen)
         return ids
 
     def tracks(self) -> list[Track]:
@@ -281,14 +276,17 @@ class Tracker:
 
     def _update_matched(self, rows: np.ndarray, cols: np.ndarray, found: Detections | None,
                         stamp_ns: int, points: list[np.ndarray] | None,
-                        fits: box_fit.Footprints | None) -> None:
+                        fits: box_fit.Footprints | None, in_order: bool) -> None:
+        """Update the tracks ``rows`` [K] with their detections ``cols`` [K] (``update``'s).
+
+        ``in_order``: ``cols`` is every detection in order.
+        """
         if not len(rows):
             return
         cfg = self.config
         tracks = self._tracks
         # Every instance matched in order (the usual frame): the detections as they are, not
         # copies (~15 numpy calls fewer with the fits); the steps only read them.
-        in_order = len(cols) == len(found.centre) and cols.tolist() == list(range(len(cols)))
         matched = found if in_order else found.take(cols)
         if fits is not None and not in_order:
             fits = fits.take(cols)
@@ -554,8 +552,31 @@ class Tracker:
         self.stats.births += count
         return count
 
+    def _start_tracks(self, found: Detections | None, rows: np.ndarray, cols: np.ndarray,
+                      stamp_ns: int, points: list[np.ndarray] | None,
+                      fits: box_fit.Footprints | None) -> np.ndarray:
+        """Start tracks for the detections not matched; return ``update``'s ids [M].
+
+        ``rows`` [K], ``cols`` [K]: the matched tracks and detections (``_associate``).
+        """
+        track_of = np.full(0 if found is None else len(found), -1, np.int64)
+        track_of[cols] = rows
+        new_tracks = (track_of < 0).nonzero()[0]  # the unmatched (np.flatnonzero: ~1 us more)
+        born = 0 if not len(new_tracks) else self._birth(
+            found.take(new_tracks), stamp_ns,
+            None if points is None else [points[i] for i in new_tracks],
+            None if fits is None else fits.take(new_tracks))
+        if born:
+            track_of[new_tracks[:born]] = np.arange(len(self._tracks) - born, len(self._tracks))
+        self._confirm()
+        if born == len(new_tracks):  # every instance has a track (3 numpy calls fewer)
+            return self._tracks.ids[track_of]
+        return np.where(track_of >= 0, self._tracks.ids[np.maximum(track_of, 0)], 0)
+
     def _confirm(self) -> None:
         tracks = self._tracks
+        if np.count_nonzero(tracks.ids) == len(tracks):  # none tentative: ~2 us less
+            return
         ready = np.nonzero((tracks.ids == 0) & (tracks.hits >= self.config.confirm_hits))[0]
         for index in ready:  # in birth order: older tracks get the smaller ids
             tracks.ids[index] = self._next_id
@@ -579,6 +600,13 @@ class Tracker:
         if deaths:
             self.stats.deaths += deaths
             tracks.keep(alive)
+
+
+def _mask(rows: np.ndarray, count: int) -> np.ndarray:
+    """Return a [count] bool mask set at ``rows``."""
+    mask = np.zeros(count, bool)
+    mask[rows] = True
+    return mask
 
 
 def _subset(rows: np.ndarray | slice, mask: np.ndarray) -> np.ndarray:

@@ -109,10 +109,13 @@ class Footprints:
 
     @classmethod
     def from_columns(cls, rows: np.ndarray) -> Footprints:
-        """Return the fits of ``fit_columns``' rows [M, ``COLUMNS``] (copies)."""
-        return cls(heading=rows[:, 0].copy(), near=rows[:, 1:3].copy(),
-                   away=rows[:, 3:5].copy(), extent=rows[:, 5:7].copy(),
-                   closeness=rows[:, 7].copy(), ok=rows[:, 8] > 0.5)
+        """Return the fits of ``fit_columns``' rows [M, ``COLUMNS``] (views of them).
+
+        Views, not copies: ~2 us per frame less in ``unpack`` (2-core machine), whose rows
+        are one frame's own gather; the tracker only reads the fits.
+        """
+        return cls(heading=rows[:, 0], near=rows[:, 1:3], away=rows[:, 3:5],
+                   extent=rows[:, 5:7], closeness=rows[:, 7], ok=rows[:, 8] > 0.5)
 
     def axes(self) -> np.ndarray:
         """Return the unit axes of each rectangle as rows [M,2,2]."""

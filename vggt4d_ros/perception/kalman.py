@@ -38,7 +38,7 @@ def predict(state: np.ndarray, cov: np.ndarray, dt: np.ndarray | float, noise: f
     else:
         transition, spread = _matrices(dt, order, noise)
     out = np.einsum('tij,taj->tai', transition, state)
-    new = transition @ cov @ np.transpose(transition, (0, 2, 1))
+    new = transition @ cov @ transition.transpose(0, 2, 1)
     new += spread
     return out, new
 
@@ -72,7 +72,7 @@ def update(state: np.ndarray, cov: np.ndarray, measured: np.ndarray, sigma: np.n
     out = state + residual[:, :, None] * gain[:, None, :]
     # Joseph-free form is fine here: the gain is optimal and the state is small.
     new = cov - gain[:, :, None] * cov[:, None, 0, :]
-    new = 0.5 * (new + np.transpose(new, (0, 2, 1)))
+    new = 0.5 * (new + new.transpose(0, 2, 1))  # the method: no np.transpose wrapper (~1 us)
     return out, new
 
 

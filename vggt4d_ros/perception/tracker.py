@@ -204,9 +204,9 @@ class Tracker:
         if fits is not None and count:  # the same bound where the caller fitted
             self.stats.box_skipped += int(np.count_nonzero(  # a Python int for the JSON stats
                 found.label > cfg.box_fit_max_per_frame))
-        # Every instance matched, in order (the usual frame): the detections need no
-        # reordering and none starts a track.
-        in_order = len(cols) == count and cols.tolist() == list(range(count))
+        # Every instance matched (the usual frame; ``cols`` ascending): the detections need
+        # no reordering and none starts a track.
+        in_order = len(cols) == count
         self._update_matched(rows, cols, found, stamp_ns, points, fits, in_order)
         if cfg.planar_motion:  # objects on the ground: no vertical motion by model
             tracks.state[:, 2, 1:] = 0.0
@@ -250,7 +250,7 @@ class Tracker:
     # -- steps ------------------------------------------------------------------------------
 
     def _associate(self, found: Detections | None) -> tuple[np.ndarray, np.ndarray]:
-        """Globally optimal gated assignment: (track rows, instance columns)."""
+        """Globally optimal gated assignment: (track rows, instance columns), by column."""
         tracks = self._tracks
         if not len(tracks) or found is None:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -272,6 +272,13 @@ class Tracker:
         if np.count_nonzero(ok) < len(ok):  # a pair beyond the gate (the optimum had to)
             rows, cols = rows[ok], cols[ok]
         self.stats.assignments += len(rows)
+        # The pairs in detection order: a frame whose every detection matched takes them
+        # as they are, whichever track each matched (a third of the benchmark scene's frames
+        # swap two: ~4 us per frame less than reordering the detections and fits).
+        matched = cols.tolist()
+        if matched != sorted(matched):
+            order = np.argsort(cols)
+            rows, cols = rows[order], cols[order]
         return rows, cols
 
     def _update_matched(self, rows: np.ndarray, cols: np.ndarray, found: Detections | None,
@@ -290,10 +297,10 @@ class Tracker:
         matched = found if in_order else found.take(cols)
         if fits is not None and not in_order:
             fits = fits.take(cols)
-        # Every track matched (linear_sum_assignment gives the rows ascending): the tracks'
-        # fields as views, written back in place, not fancy-indexed copies (~25 gathers and
-        # scatters: ~8 us per frame less on the 2-core machine).
-        at = slice(None) if len(rows) == len(tracks) else rows
+        # Every track matched, in row order: the tracks' fields as views, written back in
+        # place, not fancy-indexed copies (~25 gathers and scatters: ~8 us per frame less on
+        # the 2-core machine).
+        at = slice(None) if rows.tolist() == list(range(len(tracks))) else rows
         sizes = matched.size
         known = tracks.size[at]
         # A detection whose extent differs from the track's (part of the object hidden, or

@@ -648,3 +648,44 @@ def test_unpacked_detections_are_the_instances_gathered():
             assert _same(getattr(frame.detections, name), getattr(want, name)), name
     assert any(frame.detections is not None and not frame.detections.shaped.all()
                for frame in found)
+
+
+def test_unpacked_instances_are_made_once_when_first_read():
+    rng = np.random.default_rng(4)
+    table = torch.from_numpy(rng.standard_normal((1, 3, 17)))
+    table[:, :, 0] = 1.0  # every label measured
+    table[:, :, 1:5] = torch.from_numpy(rng.integers(0, 500, (1, 3, 4)).astype(float))
+    stats = InstanceStats(table, torch.arange(3).view(1, 3), torch.zeros(1, 4, dtype=torch.int64))
+    (frame,) = to_host(stats, Labels(None, stats.pixels, torch.zeros(1, 2), True), np.array([4]))
+    assert len(frame.instances) == 3 and frame.instances._made is None  # the count: no objects
+    first = list(frame.instances)
+    first[0].view = 2  # a rig merge sets each instance's camera: it must stay set
+    assert [inst.label for inst in frame.instances] == [1, 2, 3]
+    assert frame.instances[0] is first[0] and frame.instances[0].view == 2
+    assert _same(frame.instances[1].centre, frame.detections.centre[1])
+    assert frame.instances[2].box == tuple(int(v) for v in frame.detections.box[2])
+
+
+def test_one_camera_tracking_makes_no_instance_objects(monkeypatch):
+    # The one-camera tracker reads unpack's columns (Detections) and counts: a frame of ~27
+    # parts made 27 Instance objects before (a random-weight network's masks).
+    from vggt4d_ros.perception import perception_tracker
+    from vggt4d_ros.perception.observation import observations_from_window
+    from vggt4d_ros.tools import bench_perception
+    args = bench_perception._parse(['--windows', '3', '--height', '120', '--width', '160'])
+    outputs, scale = bench_perception._windows(args)
+    unpacked, unpack = [], perception_tracker.unpack
+
+    def kept(*unpack_args, **kwargs):
+        frames = unpack(*unpack_args, **kwargs)
+        unpacked.extend(frames)
+        return frames
+
+    monkeypatch.setattr(perception_tracker, 'unpack', kept)
+    config = bench_perception._settings(scale)['all outputs (grid stride 8)']
+    tracked = perception_tracker.PerceptionTracker(config)
+    for out in outputs:
+        tracked.update(observations_from_window(out.result, out.update))
+    assert sum(len(frame.instances) for frame in unpacked) >= 2 * len(unpacked)  # objects seen
+    assert tracked.tracker.tracks()  # and tracked
+    assert all(frame.instances._made is None for frame in unpacked)

@@ -23,6 +23,7 @@ footprint fit of the label's points (``append_footprints``, ``box_fit``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
 import functools
@@ -107,7 +108,8 @@ class FrameInstances:
     """Instances of one frame, the label of each point and what was left out (host side).
 
     Attributes:
-        instances: at most ``max_instances`` objects, largest first.
+        instances: at most ``max_instances`` objects, largest first (a list, or
+            ``unpack``'s ``RowInstances``: made when first read).
         point_labels: [N] int32 label of each point of the frame (0 = no instance).
         small_parts: connected parts dropped for being below ``min_pixels``.
         excess_parts: parts dropped beyond ``max_instances``.
@@ -119,7 +121,7 @@ class FrameInstances:
 
     """
 
-    instances: list[Instance]
+    instances: Sequence[Instance]
     point_labels: np.ndarray
     small_parts: int = 0
     excess_parts: int = 0
@@ -898,22 +900,58 @@ def unpack(packed: np.ndarray, point_labels: np.ndarray, counts: np.ndarray,
     out = []
     for f in range(frames):
         measured = measured_slots[f].nonzero()[0]
-        # One gather per frame (a copy): each instance's arrays are views of its row, and
-        # its numbers Python floats from one tolist (~10 us less per window than a copy per
-        # array and a tolist per row).
+        # One gather per frame (a copy): the detections' columns and the instances' arrays
+        # are views of it.
         rows = fields[f, measured]
-        instances = [Instance(k + 1, int(value[_PIXELS]), tuple(map(int, value[_BOX])),
-                              row[_CENTRE], row[_SIZE], value[_RANGE], push=value[_PUSH],
-                              push_direction=row[_RAY], top=value[_TOP])
-                     for k, row, value in zip(measured.tolist(), rows, rows.tolist())]
+        labels = measured + 1
         footprints = Footprints.from_columns(rows[:, _PACKED:]) if fitted else None
         # The tracker reads these column slices: ~2.5 us here saves it ~7 us per frame of
         # gathering from the instances (benchmark scene, 2-core machine).
-        detections = Detections.from_rows(measured + 1, rows) if len(rows) else None
-        out.append(FrameInstances(instances, point_labels[f, : counts[f]].astype(np.int32),
+        detections = Detections.from_rows(labels, rows) if len(rows) else None
+        out.append(FrameInstances(RowInstances(labels, rows),
+                                  point_labels[f, : counts[f]].astype(np.int32),
                                   int(dropped[f][0]), int(dropped[f][1]), footprints,
                                   detections))
     return out
+
+
+class RowInstances(Sequence):
+    """A frame's ``Instance`` objects, made from ``pack``'s rows when first read (``unpack``).
+
+    The one-camera tracker reads the rows' columns (``FrameInstances.detections``) and the
+    count only, so on its path no object is made; a rig merge, the motion registration or a
+    caller that reads the instances gets them, made once (their arrays views of the rows).
+    A frame of ~27 parts (a random-weight network's masks) made 27 objects per frame.
+    """
+
+    def __init__(self, labels: np.ndarray, rows: np.ndarray) -> None:
+        """``labels`` [M] int64 of ``rows`` [M, W] (``pack``'s, one frame's gather)."""
+        self._labels = labels
+        self._rows = rows
+        self._made: list[Instance] | None = None
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __getitem__(self, index):
+        return self._instances()[index]
+
+    def __iter__(self):
+        return iter(self._instances())
+
+    def __repr__(self) -> str:
+        return repr(self._instances())
+
+    def _instances(self) -> list[Instance]:
+        if self._made is None:
+            # Each instance's numbers Python floats from one tolist of the rows (~10 us less
+            # per window than a tolist per row).
+            rows = self._rows
+            self._made = [Instance(k, int(value[_PIXELS]), tuple(map(int, value[_BOX])),
+                                   row[_CENTRE], row[_SIZE], value[_RANGE], push=value[_PUSH],
+                                   push_direction=row[_RAY], top=value[_TOP])
+                          for k, row, value in zip(self._labels.tolist(), rows, rows.tolist())]
+        return self._made
 
 
 def to_host(stats: InstanceStats, labels: Labels, counts: np.ndarray

@@ -338,8 +338,9 @@ class PerceptionTracker:
         # instance label, onto which ``take`` clips any larger label (point labels are >= 0).
         # No scan of the labels for their maximum, and take is ~2x as fast as indexing
         # (~10 us less per frame of 10k points).
-        instance_labels = [inst.label for inst in found.instances]
-        by_label = np.zeros(max(instance_labels) + 2, np.int32)
+        instance_labels = (found.detections.label if found.detections is not None
+                           else np.array([inst.label for inst in found.instances], np.int64))
+        by_label = np.zeros(int(instance_labels.max()) + 2, np.int32)
         by_label[instance_labels] = ids
         return by_label.take(labels, mode='clip')
 

@@ -72,6 +72,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='after the timed pass, profile one more pass (torch.profiler and '
                              'cProfile) and print the N largest rows of each')
+    parser.add_argument('--split-passes', type=int, default=1, metavar='N',
+                        help='the stage columns: median of N synced passes (the first of '
+                             'which records the CUDA graphs)')
     parser.add_argument('--no-cuda-graphs', action='store_true',
                         help='run every stage eagerly on CUDA (perception.cuda_graphs off)')
     return parser.parse_args(argv)
@@ -161,17 +164,27 @@ def _time(outputs: list[EngineOutput], tracker: PerceptionTracker, device: str
     return np.array(totals) * 1e3, np.array(gpu), tracks
 
 
-def _stages(outputs: list[EngineOutput], config: PerceptionConfig) -> dict[str, float]:
-    """Mean ms per window of each stage (the device waited for at every stage boundary)."""
+def _stages(outputs: list[EngineOutput], config: PerceptionConfig, passes: int = 1
+            ) -> dict[str, float]:
+    """Ms per window of each stage (the device waited for at every stage boundary).
+
+    Each stage's mean over the windows of a pass, the median over ``passes`` passes: one
+    tracker, reset between passes, so only the first records CUDA graphs, and the host
+    stages (a fraction of a ms) are steadier than one pass's mean on a busy machine.
+    """
     tracker = PerceptionTracker(config, sync_timings=True)
-    stages = dict.fromkeys(('copy',) + STAGES, 0.0)
-    for out in outputs:
-        tic = time.perf_counter()
-        frames = observations_from_window(out.result, out.update)
-        stages['copy'] += time.perf_counter() - tic
-        for name, seconds in tracker.update(frames).timings.items():
-            stages[name] += seconds
-    return {k: v * 1e3 / len(outputs) for k, v in stages.items()}
+    means = []
+    for _ in range(passes):
+        tracker.reset()
+        stages = dict.fromkeys(('copy',) + STAGES, 0.0)
+        for out in outputs:
+            tic = time.perf_counter()
+            frames = observations_from_window(out.result, out.update)
+            stages['copy'] += time.perf_counter() - tic
+            for name, seconds in tracker.update(frames).timings.items():
+                stages[name] += seconds
+        means.append({k: v * 1e3 / len(outputs) for k, v in stages.items()})
+    return {k: float(np.median([mean[k] for mean in means])) for k in means[0]}
 
 
 def _one_pass(outputs: list[EngineOutput], tracker: PerceptionTracker) -> None:
@@ -248,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             # ~10 ms each, once in a node's life), so the timed pass is the steady state.
             _time(outputs, tracker, args.device)
         totals, gpu, tracks = _time(outputs, tracker, args.device)
-        stages = _stages(outputs, config)
+        stages = _stages(outputs, config, args.split_passes)
         split = ' | '.join(f'{stages[k]:.2f}' for k in ('copy',) + STAGES)
         print(f'| {label} | {np.percentile(totals, 50):.2f} | {np.percentile(totals, 95):.2f} '
               f'| {totals.max():.2f} | {np.median(gpu):.2f} | {split} | {tracks} |')

@@ -230,7 +230,7 @@ class OccupancyMapper:
         return consts.grid_values.index_select(1, code).view(3, cfg.height, cfg.width)
 
     def wrap(self, values: np.ndarray) -> OccupancyGrids:
-        """Return the grids of ``values`` ([3, height, width] int8 on the host: ``values``)."""
+        """Return the grids of a host copy of ``values``' output ([3, height, width] int8)."""
         cfg = self.config
         return OccupancyGrids(
             stamp_ns=int(self._stamp_ns or 0), resolution=cfg.resolution,

@@ -187,3 +187,27 @@ def test_obstacle_frame_through_the_node_tf_buffer(peer, tf_backend):
     tf.release()
     assert not tf.active and tf.diagnostics()['tf.buffer'] == ''
     publisher.destroy()
+
+
+def test_track_messages_as_bytes_and_as_messages_arrive_alike(peer):
+    """The bytes path (``track_cdr``) and the message path give subscribers the same messages."""
+    from vision_msgs.msg import Detection3DArray
+    publisher = pp.PerceptionPublisher(peer.node, PerceptionTopicParams(), PerceptionConfig())
+    assert publisher.raw_kinds == {'detections', 'obstacles', 'markers'}
+    name = peer.node.get_fully_qualified_name()
+    received = {kind: peer.collect(msg_type, f'{name}/{topic}', RELIABLE)
+                for kind, msg_type, topic in (('detections', Detection3DArray, 'detections'),
+                                              ('obstacles', ObstacleArray, 'obstacles'),
+                                              ('markers', MarkerArray, 'track_markers'))}
+    assert peer.spin_until(lambda: all(pub.get_subscription_count() for pub in (
+        publisher.detections_pub, publisher.obstacles_pub, publisher.markers_pub)), 30)
+    tracks = [track(4), track(123456)]
+    publisher.publish(output(10, tracks), MAP)
+    publisher.raw_kinds = frozenset()  # as on a ROS whose layouts differ
+    publisher.publish(output(10, tracks), MAP)
+    assert peer.spin_until(lambda: all(len(msgs) == 2 for msgs in received.values()), 30)
+    for kind, (as_bytes, as_message) in received.items():
+        assert as_bytes == as_message, kind
+    assert [d.id for d in received['detections'][0].detections] == ['4', '123456']
+    assert len(received['markers'][0].markers) == 7
+    publisher.destroy()

@@ -16,6 +16,10 @@ window's masks went out. Topics (all in the node's world frame,
 * ``~/obstacles``: nav2_dynamic_msgs/ObstacleArray, per window;
 * ``~/track_markers``: visualization_msgs/MarkerArray, per window.
 
+The track messages (detections, obstacles, markers) go out as CDR bytes written by
+``track_cdr`` where the running ROS has the Jazzy layouts (``raw_kinds``), else as
+``perception_msgs``' message objects: the same messages on the wire.
+
 The others are reliable, volatile, depth 10. Every message carries an image stamp: a cloud its
 frame's, the others the window's newest processed frame's (a rig: the step's stamp, i.e. its
 reference camera's; the world frame is the reference camera's convention). Only the latched
@@ -58,6 +62,7 @@ from vggt4d_ros.ros import perception_msgs as pm
 from vggt4d_ros.ros.perception_params import PerceptionTopicParams
 from vggt4d_ros.ros.tf_buffer import NodeTf
 from vggt4d_ros.ros.tf_buffer import TfLookupError
+from vggt4d_ros.ros import track_cdr
 
 #: Message kinds timed in ``PerceptionPublisher.last_seconds``.
 PUBLISH_KINDS = ('dynamic_cloud', 'grids', 'detections', 'obstacles', 'markers')
@@ -139,6 +144,24 @@ class PerceptionPublisher:
                                                    pm.obstacle_array_type, '~/obstacles')
         self.markers_pub = self._create(tracks and params.publish_track_markers,
                                         MarkerArray, '~/track_markers', FRAME_QOS)
+        #: Track message kinds published as bytes written by ``track_cdr``; the others (a
+        #: layout that differs from Jazzy's) as ``perception_msgs``' messages.
+        self.raw_kinds = self._raw_kinds()
+
+    def _raw_kinds(self) -> frozenset[str]:
+        raw = set()
+        for kind, publisher in (('detections', self.detections_pub),
+                                ('obstacles', self.obstacles_pub),
+                                ('markers', self.markers_pub)):
+            if publisher is None:
+                continue
+            problem = track_cdr.raw_publishing_problem(publisher.msg_type)
+            if problem:
+                self._node.get_logger().info(
+                    f'{publisher.topic_name}: built as messages, not bytes ({problem})')
+            else:
+                raw.add(kind)
+        return frozenset(raw)
 
     def _create_optional(self, enabled: bool, type_of, topic: str):
         """Create a publisher of a generated message package (a warning when it is missing)."""
@@ -213,12 +236,15 @@ class PerceptionPublisher:
         if frame != world:
             tracks = [_moved_track(track, moved) for track in tracks]
         header = header_at(stamp_ns, frame)
-        for kind, publisher, build in (('detections', self.detections_pub, pm.detections_msg),
-                                       ('obstacles', self.obstacles_pub, pm.obstacles_msg),
-                                       ('markers', self.markers_pub, pm.markers_msg)):
+        for kind, publisher in (('detections', self.detections_pub),
+                                ('obstacles', self.obstacles_pub),
+                                ('markers', self.markers_pub)):
             if _subscribed(publisher):
                 tic = time.perf_counter()
-                publisher.publish(build(header, tracks, pool=self._pool))
+                if kind in self.raw_kinds:
+                    publisher.publish(_TRACK_CDR[kind](stamp_ns, frame, tracks))
+                else:
+                    publisher.publish(_TRACK_MSGS[kind](header, tracks, pool=self._pool))
                 self._lap(kind, tic)
         self.counters.track_messages += 1
 
@@ -230,6 +256,13 @@ class PerceptionPublisher:
         if transform is None:
             self.counters.tf_failures += 1
         return self._tf.frame, transform
+
+
+#: The track messages' two builders: bytes (``track_cdr``) and messages (``perception_msgs``).
+_TRACK_CDR = {'detections': track_cdr.detections_cdr, 'obstacles': track_cdr.obstacles_cdr,
+              'markers': track_cdr.markers_cdr}
+_TRACK_MSGS = {'detections': pm.detections_msg, 'obstacles': pm.obstacles_msg,
+               'markers': pm.markers_msg}
 
 
 def _subscribed(publisher) -> bool:

@@ -211,3 +211,38 @@ def test_track_messages_as_bytes_and_as_messages_arrive_alike(peer):
     assert [d.id for d in received['detections'][0].detections] == ['4', '123456']
     assert len(received['markers'][0].markers) == 7
     publisher.destroy()
+
+
+class _NoBytes:
+    """A publisher whose ``publish`` refuses bytes (an rclpy without serialised publishing)."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.topic_name = real.topic_name
+        self.refused = 0
+
+    def get_subscription_count(self) -> int:
+        return self.real.get_subscription_count()
+
+    def publish(self, msg) -> None:
+        if isinstance(msg, bytes):
+            self.refused += 1
+            raise TypeError('Expected MarkerArray, got bytes')
+        self.real.publish(msg)
+
+
+def test_a_publisher_refusing_bytes_gets_messages_and_nothing_is_lost(peer):
+    publisher = pp.PerceptionPublisher(peer.node, PerceptionTopicParams(), PerceptionConfig())
+    name = peer.node.get_fully_qualified_name()
+    markers = peer.collect(MarkerArray, f'{name}/track_markers', RELIABLE)
+    obstacles = peer.collect(ObstacleArray, f'{name}/obstacles', RELIABLE)
+    assert peer.spin_until(lambda: publisher.markers_pub.get_subscription_count()
+                           and publisher.obstacles_pub.get_subscription_count(), 30)
+    refusing = publisher.markers_pub = _NoBytes(publisher.markers_pub)
+    for stamp in (1, 2):
+        publisher.publish(output(stamp, [track(5)]), MAP)
+    assert peer.spin_until(lambda: len(markers) == 2 and len(obstacles) == 2, 30)
+    assert refusing.refused == 1  # tried once, then messages
+    assert publisher.raw_kinds == {'detections', 'obstacles'}
+    assert [[m.id for m in msg.markers] for msg in markers] == [[0, 15, 16, 17]] * 2
+    publisher.destroy()

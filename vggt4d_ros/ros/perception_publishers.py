@@ -241,12 +241,24 @@ class PerceptionPublisher:
                                 ('markers', self.markers_pub)):
             if _subscribed(publisher):
                 tic = time.perf_counter()
-                if kind in self.raw_kinds:
-                    publisher.publish(_TRACK_CDR[kind](stamp_ns, frame, tracks))
-                else:
+                if not (kind in self.raw_kinds
+                        and self._published_raw(kind, publisher, stamp_ns, frame, tracks)):
                     publisher.publish(_TRACK_MSGS[kind](header, tracks, pool=self._pool))
                 self._lap(kind, tic)
         self.counters.track_messages += 1
+
+    def _published_raw(self, kind: str, publisher, stamp_ns: int, frame: str,
+                       tracks: list[Track]) -> bool:
+        """Publish ``track_cdr``'s bytes; False (and messages from now on) if refused."""
+        try:
+            publisher.publish(_TRACK_CDR[kind](stamp_ns, frame, tracks))
+        except TypeError as error:  # an rclpy whose publish takes message objects only
+            self.raw_kinds = self.raw_kinds - {kind}
+            self._node.get_logger().warning(
+                f'{publisher.topic_name}: publishing bytes failed ({error}); built as '
+                'messages from now on')
+            return False
+        return True
 
     def _in_obstacle_frame(self, world: str, stamp_ns: int) -> tuple[str, np.ndarray | None]:
         """(frame of the object outputs, [4,4] frame <- world), or a None transform (no TF yet)."""

@@ -28,6 +28,7 @@ row off $ROOT --param perception.enabled:=false
 row planner_new1 $ROOT --planner-subscribers
 row planner_old $ROOT/.gpu/old/tree --planner-subscribers
 row planner_new2 $ROOT --planner-subscribers
+row planner_gil02 $ROOT --planner-subscribers --param gil_switch_interval_ms:=0.2
 step "track msgs"; $PY -m vggt4d_ros.tools.bench_track_msgs --tracks 5 --tracks 27 --tracks 50 > $R/track_msgs.txt 2>&1
 PERC=(--device cuda --only 'all outputs (grid stride 8)' --only surface --windows 41)
 for i in 1 2; do

@@ -146,6 +146,12 @@ class MetricInfo:
         measured: this window's hint in metres per raw map unit (nan without a hint).
         rescaled: factor this window applied to everything already in the segment (map,
             trajectory) when the outputs first became metric; 1.0 otherwise.
+        change: the similarity (global frame) by which this window's scale differs from the
+            previous window's, None when it does not: ``Sim3(rescaled)`` when the outputs
+            first became metric (the whole segment was scaled by it), else the fused scale's
+            correction applied to this window's frames, a scaling about the newest overlap
+            camera (the chain stays continuous there; the map already stored keeps its
+            place). State kept in the previous scale (the planner outputs' tracks) follows it.
 
     """
 
@@ -154,6 +160,7 @@ class MetricInfo:
     raw_scale: float = 1.0
     measured: float = float('nan')
     rescaled: float = 1.0
+    change: Sim3 | None = None
 
 
 class ScaleFusion(Protocol):
@@ -220,6 +227,11 @@ class MapUpdate:
     timings: dict[str, float] = field(default_factory=dict)
     metric: MetricInfo = field(default_factory=MetricInfo)
     views: list[int] = field(default_factory=list)
+
+    @property
+    def segment_rescaled(self) -> bool:
+        """Whether this window scaled everything the segment held (the outputs became metric)."""
+        return self.metric.rescaled != 1.0
 
 
 #: A frame's identity across windows: (view, stamp ns).
@@ -552,6 +564,7 @@ class Mapper:
         if self._metric is None:
             if not fresh:  # a fresh window starts a new segment: nothing earlier to rescale
                 info.rescaled = fused
+                info.change = Sim3(fused)
                 self._rescale_segment(fused)
             transform = Sim3(fused) @ transform
         else:
@@ -560,7 +573,9 @@ class Mapper:
             anchor = samples.cam_to_window[overlap[-1] if overlap else 0][:3, 3]
             pivot = transform.apply(anchor)
             # Scale about the newest overlap camera: the chain stays continuous there.
-            transform = Sim3(factor, np.eye(3), (1.0 - factor) * pivot) @ transform
+            correction = Sim3(factor, np.eye(3), (1.0 - factor) * pivot)
+            transform = correction @ transform
+            info.change = correction if factor != 1.0 else None
         self._metric = fused
         info.metric = True
         info.metres_per_map_unit = fused

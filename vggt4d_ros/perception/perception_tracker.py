@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
+from vggt4d_ros.geometry.sim3 import Sim3
 from vggt4d_ros.motion.graphs import GraphedFunction
 from vggt4d_ros.perception.batch import batch_from_tensors
 from vggt4d_ros.perception.box_fit import Footprints
@@ -117,6 +118,7 @@ class PerceptionStats:
     steps: int = 0
     skipped: int = 0
     resets: int = 0
+    rescales: int = 0
     empty_frames: int = 0
     small_parts: int = 0
     excess_parts: int = 0
@@ -166,6 +168,30 @@ class PerceptionTracker:
         self._stamp_ns = None
         self._grids = None
         self.stats.resets += 1
+
+    @torch.inference_mode()
+    def rescale(self, change: Sim3, whole_segment: bool = False) -> None:
+        """Follow a change of the map's scale (``mapping.MetricInfo.change``, global frame).
+
+        ``change`` is a scaling about a fixed point (no rotation). The tracks move with it
+        (``Tracker.rescale`` in the output frame), so the next detections, which come in the
+        new scale, meet them where they are. ``whole_segment``: the mapper scaled everything
+        it held (the outputs just became metric, ``MetricInfo.rescaled``): the grids restart,
+        their cells hold evidence in the old units. Smaller corrections, which the mapper
+        applies to new frames only, leave the grids as the mapper leaves its map.
+        """
+        factor = change.scale
+        if not np.allclose(change.rotation, np.eye(3), atol=1e-9):
+            raise ValueError('a change of scale has no rotation')
+        if factor == 1.0:
+            return
+        pivot = change.translation / (1.0 - factor)  # its fixed point, global frame
+        output_from_world = self.config.output_from_world
+        self.tracker.rescale(factor, output_from_world[:3, :3] @ pivot + output_from_world[:3, 3])
+        if whole_segment and self.grid is not None:
+            self.grid.reset()
+            self._grids = None
+        self.stats.rescales += 1
 
     @torch.inference_mode()  # no autograd bookkeeping: a smaller cost per launched op
     def update(self, frames: list[FrameObservation]) -> PerceptionOutput:

@@ -97,6 +97,7 @@ class TrackerStats:
     box_fits: int = 0
     box_fallbacks: int = 0
     box_skipped: int = 0
+    rescales: int = 0
 
 
 @dataclass
@@ -162,6 +163,38 @@ class Tracker:
         self._tracks = _empty_tracks(self.config)
         self._stamp_ns = None
         self.stats.resets += 1
+
+    def rescale(self, factor: float, pivot: np.ndarray) -> None:
+        """Re-express the tracks after the map's scale changed: ``x -> pivot + f (x - pivot)``.
+
+        The map's scale changes when it first becomes metric (everything scaled by the fused
+        metres per unit) and when the fusion corrects it (``mapping.MetricInfo.change``). The
+        next detections come in the new scale, so the tracks must too: unmoved, the first
+        change leaves them coasting in the old units beside new tracks of the same objects,
+        and a correction of 1 % reads as a jump of 1 % of the distance from the pivot, which
+        the filter takes for motion. Positions (state, remembered points, anchors, centres)
+        move about ``pivot`` [3] (output frame); velocities, accelerations, sizes and the
+        remembered lengths scale by ``factor`` (f); variances by its square. Image boxes, ids,
+        ages and counts stay.
+        """
+        if not factor > 0.0:
+            raise ValueError(f'scale factor must be positive, got {factor}')
+        tracks = self._tracks
+        pivot = np.asarray(pivot, dtype=np.float64).reshape(3)
+
+        def moved(points: np.ndarray) -> np.ndarray:
+            return pivot + factor * (points - pivot)
+
+        tracks.state[:, :, 0] = moved(tracks.state[:, :, 0])
+        tracks.state[:, :, 1:] *= factor
+        tracks.cov *= factor * factor
+        tracks.cloud = moved(tracks.cloud)  # padding moves too: never read past the count
+        tracks.anchor = moved(tracks.anchor)
+        tracks.centre = moved(tracks.centre)
+        for lengths in (tracks.size, tracks.push, tracks.below_top, tracks.sides,
+                        tracks.offset):
+            lengths *= factor
+        self.stats.rescales += 1
 
     @property
     def live_tracks(self) -> int:

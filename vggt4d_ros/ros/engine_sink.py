@@ -178,11 +178,13 @@ class NodeSink:
     def static_map_due(self, update: MapUpdate) -> bool:
         """Whether the engine snapshots the static map with this window (worker thread).
 
-        Due after ``map_period_s``, on a map reset and with :attr:`force_map` (final flush).
+        Due after ``map_period_s``, on a map reset, when the map was rescaled (it became
+        metric) and with :attr:`force_map` (final flush).
         """
         now = time.monotonic()
-        due = now - self._last_map_s >= self._params.map_period_s
-        if not self._params.publish_static_map or not (due or update.reset or self.force_map):
+        due = (now - self._last_map_s >= self._params.map_period_s or update.reset
+               or update.segment_rescaled or self.force_map)
+        if not self._params.publish_static_map or not due:
             return False
         self._last_map_s = now
         return True
@@ -262,7 +264,9 @@ class NodeSink:
             # ran in the old one: publish from the next window on.
             changed = align_output_frame(self._perception, convention)
             if outputs.perception is not None and not changed:
-                outputs.perception.publish(output.perception, convention, update.reset)
+                # A rescaled map restarted the grids (as a reset does): publish them now.
+                outputs.perception.publish(output.perception, convention,
+                                           update.reset or update.segment_rescaled)
                 kinds.update(outputs.perception.last_seconds)
         seconds = time.perf_counter() - start
         for kind, spent in kinds.items():

@@ -734,7 +734,8 @@ def _perception_stats(engine: PerceptionEngine) -> dict[str, int]:
         return {}
     stats, tracks = engine.perception.stats, engine.perception.tracker.stats
     return {'perception_frames': stats.frames, 'perception_empty_frames': stats.empty_frames,
-            'perception_resets': stats.resets, 'perception_small_parts': stats.small_parts,
+            'perception_resets': stats.resets, 'perception_rescales': stats.rescales,
+            'perception_small_parts': stats.small_parts,
             'perception_excess_parts': stats.excess_parts,
             'perception_detections': stats.detections, 'tracks_confirmed': tracks.confirmed,
             'tracks_full': tracks.full, 'tracks_box_skipped': tracks.box_skipped}

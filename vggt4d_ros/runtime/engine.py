@@ -352,6 +352,9 @@ class PerceptionEngine:
         if self.perception is None:
             return None
         tic = time.perf_counter()
+        change = update.metric.change
+        if change is not None and not update.reset:  # the tracks follow the map's scale
+            self.perception.rescale(change, whole_segment=update.segment_rescaled)
         output = self.perception.update(observations_from_window(result, update))
         timings['perception'] = time.perf_counter() - tic
         return output

@@ -299,7 +299,7 @@ class FoxgloveView:
             self._log('/vggt4d/window_cloud', _point_cloud(
                 msg, stamp_ns, world, frames.points_to_world(update.points_xyz),
                 update.points_rgb))
-        self._send_static_map(msg, stamp_ns, frames, update.reset)
+        self._send_static_map(msg, stamp_ns, frames, update.reset or update.segment_rescaled)
         if output.perception is not None:
             self._send_perception(output, world)
 

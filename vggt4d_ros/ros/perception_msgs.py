@@ -35,7 +35,8 @@ from vggt4d_ros.ros.conversions import unpack_rgb
 #: The dynamic cloud's PointFields (layout from ``message_content.DYNAMIC_CLOUD_FIELDS``).
 DYNAMIC_CLOUD_FIELDS = [PointField(name=name, offset=offset, datatype=datatype, count=1)
                         for name, offset, datatype in content.DYNAMIC_CLOUD_FIELDS]
-_MARKER_KINDS = {'cube': Marker.CUBE, 'arrow': Marker.ARROW, 'text': Marker.TEXT_VIEW_FACING}
+#: Marker type of each ``message_content.TrackMarker`` kind.
+MARKER_TYPES = {'cube': Marker.CUBE, 'arrow': Marker.ARROW, 'text': Marker.TEXT_VIEW_FACING}
 _ORIGIN = np.zeros(3)
 
 
@@ -223,7 +224,7 @@ def markers_msg(header: Header, tracks: list[Track],
     _set_marker(clear, header, namespace, 0, Marker.ARROW, (0.0, 0.0, 0.0), 0.0)
     clear.action = Marker.DELETEALL
     for spec, marker in zip(specs, markers[1:]):
-        _set_marker(marker, header, namespace, spec.marker_id, _MARKER_KINDS[spec.kind],
+        _set_marker(marker, header, namespace, spec.marker_id, MARKER_TYPES[spec.kind],
                     spec.colour, spec.alpha, spec.position, spec.scale, spec.points,
                     spec.text)
     out = MarkerArray()

@@ -148,11 +148,14 @@ class PerceptionPublisher:
         #: layout that differs from Jazzy's) as ``perception_msgs``' messages.
         self.raw_kinds = self._raw_kinds()
 
+    def _track_publishers(self) -> tuple[tuple[str, object], ...]:
+        """(kind, publisher or None) of the three track messages, in publishing order."""
+        return (('detections', self.detections_pub), ('obstacles', self.obstacles_pub),
+                ('markers', self.markers_pub))
+
     def _raw_kinds(self) -> frozenset[str]:
         raw = set()
-        for kind, publisher in (('detections', self.detections_pub),
-                                ('obstacles', self.obstacles_pub),
-                                ('markers', self.markers_pub)):
+        for kind, publisher in self._track_publishers():
             if publisher is None:
                 continue
             problem = track_cdr.raw_publishing_problem(publisher.msg_type)
@@ -227,8 +230,7 @@ class PerceptionPublisher:
         self.counters.grids += 1
 
     def _publish_tracks(self, tracks: list[Track], stamp_ns: int, world: str) -> None:
-        publishers = (self.detections_pub, self.obstacles_pub, self.markers_pub)
-        if not any(_subscribed(pub) for pub in publishers):
+        if not any(_subscribed(pub) for _, pub in self._track_publishers()):
             return
         frame, moved = self._in_obstacle_frame(world, stamp_ns)
         if moved is None:
@@ -236,9 +238,7 @@ class PerceptionPublisher:
         if frame != world:
             tracks = [_moved_track(track, moved) for track in tracks]
         header = header_at(stamp_ns, frame)
-        for kind, publisher in (('detections', self.detections_pub),
-                                ('obstacles', self.obstacles_pub),
-                                ('markers', self.markers_pub)):
+        for kind, publisher in self._track_publishers():
             if _subscribed(publisher):
                 tic = time.perf_counter()
                 if not (kind in self.raw_kinds

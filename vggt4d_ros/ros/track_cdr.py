@@ -28,9 +28,11 @@ import struct
 from typing import Callable, Sequence
 
 import numpy as np
+from visualization_msgs.msg import Marker
 
 from vggt4d_ros.perception import message_content as content
 from vggt4d_ros.perception.tracker import Track
+from vggt4d_ros.ros.perception_msgs import MARKER_TYPES
 
 _ENCAPSULATION = b'\x00\x01\x00\x00'
 _U32 = struct.Struct('<I')
@@ -43,11 +45,10 @@ _MARKER_BODY = struct.Struct('<10d4fiI?')
 _DETECTION_BODY = struct.Struct('<54d')
 # position, velocity, size, position covariance (9), velocity covariance (9).
 _OBSTACLE_BODY = struct.Struct('<27d')
-_MARKER_TYPES = {'cube': 1, 'arrow': 0, 'text': 9}  # visualization_msgs/Marker constants
-_ADD, _DELETEALL = 0, 3
 _IDENTITY = (0.0, 0.0, 0.0, 1.0)
-_COVARIANCE_DIAGONAL_6 = (0, 7, 14)
-_COVARIANCE_DIAGONAL_3 = (0, 4, 8)
+# Where ``message_content.diagonal_covariance`` puts the variance (row-major 6x6 and 3x3).
+_COVARIANCE_DIAGONAL_6 = tuple(np.flatnonzero(content.diagonal_covariance(1.0, 6)).tolist())
+_COVARIANCE_DIAGONAL_3 = tuple(np.flatnonzero(content.diagonal_covariance(1.0, 3)).tolist())
 
 #: The field lists (``get_fields_and_field_types``) the writers below encode, per type.
 LAYOUTS = {
@@ -200,10 +201,11 @@ def markers_cdr(stamp_ns: int, frame_id: str, tracks: Sequence[Track],
                                      writer.string(namespace)))
     writer = CdrWriter()
     writer.u32(len(specs) + 1)
-    _marker(writer, prefix, 0, 0, _DELETEALL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0),
+    _marker(writer, prefix, 0, Marker.ARROW, Marker.DELETEALL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0),
             (0.0, 0.0, 0.0), 0.0, (), '')
     for spec in specs:
-        _marker(writer, prefix, spec.marker_id, _MARKER_TYPES[spec.kind], _ADD, spec.position,
+        _marker(writer, prefix, spec.marker_id, MARKER_TYPES[spec.kind], Marker.ADD,
+                spec.position,
                 spec.scale, spec.colour, spec.alpha, spec.points, spec.text)
     return writer.bytes()
 
